@@ -1,0 +1,36 @@
+# Two commands do everything on a fresh machine (see README):
+#   make demo   set up, then run the main job
+#   make test   set up, then run the default test suite
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test test-slow setup data clean
+
+demo: setup data
+	$(BIN)/tf-lottery $(ARGS)
+
+test: setup
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+test-slow: setup
+	$(BIN)/python -m pytest -q -m slow $(PYTEST_ARGS)
+
+setup: $(STAMP)
+
+# Reinstalls when the package definition changes.
+$(STAMP): setup.cfg pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e ".[test]"
+	touch $(STAMP)
+
+# Fashion-MNIST from Debian (installs offline from the package mirror); skipped when present.
+data:
+	@test -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist; } || \
+	  echo "warning: could not install dataset-fashion-mnist (needs root and apt); see README"
+
+clean:
+	rm -rf $(VENV) *.egg-info

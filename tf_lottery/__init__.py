@@ -1,0 +1,12 @@
+"""tf_lottery: layer lottery tickets at initialization, in Keras 3.
+
+Example:
+    >>> import tf_lottery as tl
+    >>> model = tl.models.cifar_resnet(depth=32, num_classes=10, seed=0)
+    >>> ticket = tl.surgery.remove_blocks(model, ["stage1_block2"])
+"""
+
+from tf_lottery import cost, models, surgery
+
+__version__ = "0.1.0"
+__all__ = ["cost", "models", "surgery", "__version__"]

@@ -1,0 +1,63 @@
+"""``describe``: a table of a model's residual blocks with their cost, and totals."""
+
+from __future__ import annotations
+
+from tf_lottery import cost, models, surgery
+from tf_lottery.config import Config
+from tf_lottery.experiments.registry import EXPERIMENTS
+from tf_lottery.tables import markdown_table
+
+
+def block_table(model) -> tuple[list, list]:
+    """Rows (name, stage, removable, params, FLOPs, % of FLOPs) for each block of ``model``.
+
+    Returns:
+        ``(headers, rows)`` for :func:`tf_lottery.tables.markdown_table`.
+    """
+    total = cost.flops(model)
+    rows = []
+    for block in surgery.find_blocks(model):
+        layers = [model.get_layer(n) for n in block.layers]
+        block_flops = sum(cost.layer_flops(layer) for layer in layers)
+        rows.append([
+            block.name,
+            block.stage,
+            "yes" if block.removable else "no",
+            sum(layer.count_params() for layer in layers),
+            block_flops,
+            f"{100 * block_flops / total:.3f}",
+        ])
+    return ["block", "stage", "removable", "params", "FLOPs", "% FLOPs"], rows
+
+
+@EXPERIMENTS.register("describe")
+def describe(config: Config) -> dict:
+    """Prints the block table and totals of the configured model; returns the totals.
+
+    Example:
+        $ tf-lottery --experiment=describe --depth=56
+    """
+    model = models.get(config.model)(**config.model_kwargs())
+    headers, rows = block_table(model)
+    totals = cost.summary(model, config.memory_batch_size)
+    totals.update(
+        blocks=len(rows),
+        removable=sum(r[2] == "yes" for r in rows),
+        max_removable=surgery.max_removable(model),
+    )
+    print(f"{model.name}: {config.num_classes} classes, input {config.input_shape}, shortcut {config.shortcut}")
+    print(markdown_table(headers, rows, align="lrlrrr"))
+    print(markdown_table(
+        ["total", "value"],
+        [
+            ["params", f"{totals['params']:,}"],
+            ["FLOPs", f"{totals['flops']:,}"],
+            ["conv filters", f"{totals['filters']:,}"],
+            [f"memory (batch {config.memory_batch_size})", f"{totals['memory_bytes'] / 2**20:,.1f} MiB"],
+            ["blocks", totals["blocks"]],
+            ["removable blocks", totals["removable"]],
+            ["most removable (2 per stage kept)", totals["max_removable"]],
+        ],
+        align="lr",
+    ))
+    return totals

@@ -1,0 +1,291 @@
+"""The CIFAR ResNet family of He et al. (2016), in the template the paper used.
+
+Stem: 3x3 conv (16 filters), BN, ReLU. Three stages of ``n`` basic blocks with 16/32/64
+filters (depth = 6n + 2). Block: conv3x3, BN, ReLU, conv3x3, BN, Add, ReLU. The first
+block of stages 2 and 3 has stride 2 and, on its shortcut, a 1x1 stride-2 projection
+conv without BN ("option B", the paper authors' template) or a zero-padded identity
+("option A"). All convs: ``padding="same"``, he_normal, L2 1e-4, with bias. Head:
+global average pooling and a Dense classifier.
+
+Every layer is named from its place (``stage2_block3_conv1`` ...) and gets an
+initializer seed derived from the model seed *and its name*, so a block keeps the same
+initial weights θ0 whichever other blocks are removed: a ticket rebuilt from its spec
+with the same seed is bit-identical to one cut out of the dense model.
+
+The classifier outputs **logits** by default: the losses use ``from_logits=True``
+(numerically stable), GraSP divides logits by a temperature, and KL-based criteria
+apply the softmax themselves. ``output="softmax"`` is available for users who want
+probabilities from the exported graph.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import zlib
+from typing import Iterable, Optional, Sequence
+
+import keras
+from keras import layers
+
+from tf_lottery.registry import Registry
+
+MODELS: Registry = Registry("model")
+
+SHORTCUTS = ("projection", "zero_pad")
+OUTPUTS = ("logits", "softmax")
+
+# Attribute under which a built model keeps its lineage (see tf_lottery.surgery.lineage).
+LINEAGE_ATTR = "_tf_lottery_lineage"
+
+
+@dataclasses.dataclass(frozen=True)
+class CifarResNetSpec:
+    """Everything that defines a CIFAR ResNet, JSON-serialisable.
+
+    Attributes:
+        blocks_per_stage: Basic blocks in each stage, e.g. (5, 5, 5) for ResNet32.
+        base_filters: Filters of the stem and stage 1; stage s has base * 2**(s-1).
+        width_multiplier: Scales ``base_filters`` (rounded, at least 1).
+        shortcut: "projection" (1x1 stride-2 conv, option B) or "zero_pad" (option A).
+        input_shape: (height, width, channels) of one image.
+        num_classes: Classifier outputs.
+        output: "logits" or "softmax".
+        weight_decay: L2 factor on every conv kernel.
+        seed: Seed of every initializer (combined with the layer name).
+    """
+
+    blocks_per_stage: tuple = (5, 5, 5)
+    base_filters: int = 16
+    width_multiplier: float = 1.0
+    shortcut: str = "projection"
+    input_shape: tuple = (32, 32, 3)
+    num_classes: int = 10
+    output: str = "logits"
+    weight_decay: float = 1e-4
+    seed: int = 0
+
+    def __post_init__(self):
+        object.__setattr__(self, "blocks_per_stage", tuple(int(n) for n in self.blocks_per_stage))
+        object.__setattr__(self, "input_shape", tuple(int(d) for d in self.input_shape))
+        if not self.blocks_per_stage or any(n < 1 for n in self.blocks_per_stage):
+            raise ValueError(
+                f"blocks_per_stage must be a non-empty list of integers >= 1; got {self.blocks_per_stage}"
+            )
+        if self.shortcut not in SHORTCUTS:
+            raise ValueError(f"shortcut must be one of {SHORTCUTS}; got {self.shortcut!r}")
+        if self.output not in OUTPUTS:
+            raise ValueError(f"output must be one of {OUTPUTS}; got {self.output!r}")
+        if len(self.input_shape) != 3 or any(d < 1 for d in self.input_shape):
+            raise ValueError(f"input_shape must be (height, width, channels) >= 1; got {self.input_shape}")
+        if self.num_classes < 1:
+            raise ValueError(f"num_classes must be >= 1; got {self.num_classes}")
+        if self.width_multiplier <= 0 or self.base_filters < 1:
+            raise ValueError(
+                f"width_multiplier must be > 0 and base_filters >= 1; got "
+                f"{self.width_multiplier} and {self.base_filters}"
+            )
+
+    @property
+    def depth(self) -> int:
+        """Conv + dense layers on the main path: 2 per block, plus stem and classifier."""
+        return 2 * sum(self.blocks_per_stage) + 2
+
+    def stage_filters(self) -> list[int]:
+        """Filters of each stage, doubling from stage to stage."""
+        base = max(1, round(self.base_filters * self.width_multiplier))
+        return [base * 2**s for s in range(len(self.blocks_per_stage))]
+
+    def block_names(self) -> list[str]:
+        """Names of all blocks of the dense network, in order."""
+        return [
+            block_name(stage, block)
+            for stage, count in enumerate(self.blocks_per_stage, start=1)
+            for block in range(1, count + 1)
+        ]
+
+    def to_dict(self) -> dict:
+        """Returns a JSON-ready dict (tuples become lists)."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "CifarResNetSpec":
+        """Inverse of :meth:`to_dict`.
+
+        Raises:
+            ValueError: naming any key that is not a spec field.
+        """
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - fields)
+        if unknown:
+            raise ValueError(f"unknown spec keys {unknown}; valid keys: {sorted(fields)}")
+        return cls(**values)
+
+
+def block_name(stage: int, block: int) -> str:
+    """The name of block ``block`` of stage ``stage`` (both from 1)."""
+    return f"stage{stage}_block{block}"
+
+
+def depth_to_blocks(depth: int, num_stages: int = 3) -> tuple:
+    """Blocks per stage of a CIFAR ResNet of depth 6n + 2.
+
+    Raises:
+        ValueError: if ``depth`` is not of the form 6n + 2 with n >= 1.
+    """
+    per_stage_layers = 2 * num_stages
+    if not isinstance(depth, int) or depth < per_stage_layers + 2 or (depth - 2) % per_stage_layers:
+        raise ValueError(
+            f"depth must be 6n+2 with n >= 1 (8, 14, 20, 32, 44, 56, 110, ...); got {depth!r}"
+        )
+    return (((depth - 2) // per_stage_layers),) * num_stages
+
+
+def model_name(spec: CifarResNetSpec, removed_blocks: Iterable[str] = ()) -> str:
+    """``resnet{depth}`` for a dense network, ``resnet{depth}_minus{p}`` for a ticket."""
+    p = len(set(removed_blocks))
+    return f"resnet{spec.depth}" + (f"_minus{p}" if p else "")
+
+
+def _seed_for(seed: int, name: str) -> int:
+    """A per-layer seed that depends only on the model seed and the layer name."""
+    return zlib.crc32(f"{seed}/{name}".encode()) & 0x7FFFFFFF
+
+
+def build(spec: CifarResNetSpec, removed_blocks: Iterable[str] = ()) -> keras.Model:
+    """Builds the network described by ``spec`` without ``removed_blocks``.
+
+    The kept blocks keep their dense names and (same seed) their dense θ0.
+
+    Args:
+        spec: The architecture.
+        removed_blocks: Names of blocks to leave out. Only blocks that are not the first
+            of their stage may be left out (the first one changes shape or, in stage 1,
+            is the paper's ineligible first block).
+
+    Returns:
+        An uncompiled functional ``keras.Model`` with input named ``image``.
+
+    Raises:
+        ValueError: for an unknown block name or the first block of a stage.
+    """
+    removed = set(removed_blocks)
+    all_blocks = spec.block_names()
+    unknown = sorted(removed - set(all_blocks))
+    if unknown:
+        raise ValueError(f"unknown blocks {unknown}; blocks of this spec: {all_blocks}")
+    first_blocks = sorted(n for n in removed if n.endswith("_block1"))
+    if first_blocks:
+        raise ValueError(f"the first block of a stage cannot be removed: {first_blocks}")
+
+    def conv(filters, kernel, stride, name):
+        return layers.Conv2D(
+            filters,
+            kernel,
+            strides=stride,
+            padding="same",
+            use_bias=True,
+            kernel_initializer=keras.initializers.HeNormal(seed=_seed_for(spec.seed, name)),
+            kernel_regularizer=keras.regularizers.L2(spec.weight_decay) if spec.weight_decay else None,
+            name=name,
+        )
+
+    def bn(name):
+        return layers.BatchNormalization(name=name)
+
+    inputs = keras.Input(shape=spec.input_shape, name="image")
+    x = conv(spec.stage_filters()[0], 3, 1, "stem_conv")(inputs)
+    x = bn("stem_bn")(x)
+    x = layers.ReLU(name="stem_relu")(x)
+
+    for stage, (count, filters) in enumerate(zip(spec.blocks_per_stage, spec.stage_filters()), start=1):
+        for block in range(1, count + 1):
+            name = block_name(stage, block)
+            if name in removed:
+                continue
+            downsample = stage > 1 and block == 1
+            stride = 2 if downsample else 1
+            y = conv(filters, 3, stride, f"{name}_conv1")(x)
+            y = bn(f"{name}_bn1")(y)
+            y = layers.ReLU(name=f"{name}_relu1")(y)
+            y = conv(filters, 3, 1, f"{name}_conv2")(y)
+            y = bn(f"{name}_bn2")(y)
+            shortcut = x
+            if downsample and spec.shortcut == "projection":
+                shortcut = conv(filters, 1, 2, f"{name}_proj")(x)
+            elif downsample:
+                # Option A: subsample, then pad the new channels with zeros. Built from
+                # stock layers only, so the graph exports and loads with no custom objects.
+                shortcut = layers.AveragePooling2D(1, strides=2, padding="same", name=f"{name}_subsample")(x)
+                zeros = layers.Rescaling(0.0, name=f"{name}_zeros")(shortcut)
+                shortcut = layers.Concatenate(name=f"{name}_pad")([shortcut, zeros])
+            y = layers.Add(name=f"{name}_add")([shortcut, y])
+            x = layers.ReLU(name=f"{name}_out")(y)
+
+    x = layers.GlobalAveragePooling2D(name="pool")(x)
+    outputs = layers.Dense(
+        spec.num_classes,
+        activation="softmax" if spec.output == "softmax" else None,
+        kernel_initializer=keras.initializers.HeNormal(seed=_seed_for(spec.seed, "logits")),
+        name="logits",
+    )(x)
+    model = keras.Model(inputs, outputs, name=model_name(spec, removed))
+    setattr(
+        model,
+        LINEAGE_ATTR,
+        {"builder": "cifar_resnet", "spec": spec.to_dict(), "removed": [n for n in all_blocks if n in removed]},
+    )
+    return model
+
+
+@MODELS.register("cifar_resnet")
+def cifar_resnet(
+    depth: Optional[int] = 32,
+    num_classes: int = 10,
+    input_shape: Sequence[int] = (32, 32, 3),
+    seed: int = 0,
+    *,
+    blocks_per_stage: Optional[Sequence[int]] = None,
+    width_multiplier: float = 1.0,
+    shortcut: str = "projection",
+    output: str = "logits",
+    weight_decay: float = 1e-4,
+    removed_blocks: Iterable[str] = (),
+) -> keras.Model:
+    """Builds a CIFAR ResNet (paper template) with named blocks.
+
+    Args:
+        depth: 6n + 2 (20, 32, 44, 56, 110, ...); ignored when ``blocks_per_stage`` is given.
+        num_classes: Classifier outputs.
+        input_shape: (height, width, channels), e.g. (28, 28, 1) for Fashion-MNIST.
+        seed: Same seed, bit-identical initial weights.
+        blocks_per_stage: Explicit blocks per stage, e.g. (3, 4, 6).
+        width_multiplier: Scales the 16/32/64 filters.
+        shortcut: "projection" (paper) or "zero_pad" (option A).
+        output: "logits" (library default) or "softmax".
+        weight_decay: L2 on conv kernels (paper: 1e-4).
+        removed_blocks: Blocks to leave out (see :func:`build`).
+
+    Returns:
+        A functional ``keras.Model`` named ``resnet{depth}``.
+
+    Raises:
+        ValueError: for an impossible depth or any invalid option.
+
+    Example:
+        >>> model = cifar_resnet(depth=32, num_classes=10, input_shape=(32, 32, 3), seed=0)
+        >>> model.count_params()
+        470218
+    """
+    if blocks_per_stage is None:
+        blocks_per_stage = depth_to_blocks(depth)
+    spec = CifarResNetSpec(
+        blocks_per_stage=tuple(blocks_per_stage),
+        width_multiplier=width_multiplier,
+        shortcut=shortcut,
+        input_shape=tuple(input_shape),
+        num_classes=num_classes,
+        output=output,
+        weight_decay=weight_decay,
+        seed=seed,
+    )
+    return build(spec, removed_blocks)

@@ -1,0 +1,80 @@
+"""The one registry idiom of tf_lottery: a dict, a ``register`` decorator and ``get``.
+
+Models, datasets, criteria, baselines and experiments each keep a :class:`Registry`.
+An unknown name is an error that lists every valid name, so a typo in a flag or a
+flagfile tells the user what they could have written.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Dict, Generic, Iterator, TypeVar
+
+T = TypeVar("T")
+
+
+class UnknownNameError(KeyError, ValueError):
+    """An unknown registry name; the message lists the valid names.
+
+    It is a ``KeyError`` (a failed look-up) and a ``ValueError`` (a bad value from a
+    flag), and prints its message without the quotes ``KeyError`` adds.
+    """
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class Registry(Generic[T]):
+    """A named collection of entries filled with a decorator.
+
+    Args:
+        kind: What the entries are ("model", "criterion", ...); used in errors.
+
+    Example:
+        >>> criteria = Registry("criterion")
+        >>> @criteria.register("random")
+        ... def random_scores(model, data=None):
+        ...     ...
+        >>> criteria.get("random") is random_scores
+        True
+    """
+
+    def __init__(self, kind: str):
+        self.kind = kind
+        self._entries: Dict[str, T] = {}
+
+    def register(self, name: str) -> Callable[[T], T]:
+        """Returns a decorator that stores its argument under ``name``.
+
+        Raises:
+            ValueError: if ``name`` is already registered.
+        """
+
+        def decorator(entry: T) -> T:
+            if name in self._entries:
+                raise ValueError(f"{self.kind} {name!r} is already registered")
+            self._entries[name] = entry
+            return entry
+
+        return decorator
+
+    def get(self, name: str) -> T:
+        """Returns the entry registered as ``name``.
+
+        Raises:
+            UnknownNameError: naming the unknown value and every valid name.
+        """
+        try:
+            return self._entries[name]
+        except KeyError:
+            valid = ", ".join(sorted(self._entries)) or "(none registered)"
+            raise UnknownNameError(f"unknown {self.kind} {name!r}; valid names: {valid}") from None
+
+    def names(self) -> list[str]:
+        """Returns the registered names, sorted."""
+        return sorted(self._entries)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
