@@ -6,7 +6,8 @@ Example:
     >>> ticket = tl.surgery.remove_blocks(model, ["stage1_block2"])
 """
 
-from tf_lottery import cost, models, surgery
+from tf_lottery import cost, criteria, models, surgery
+from tf_lottery.tickets import TicketResult, find_ticket
 
 __version__ = "0.1.0"
-__all__ = ["cost", "models", "surgery", "__version__"]
+__all__ = ["TicketResult", "cost", "criteria", "find_ticket", "models", "surgery", "__version__"]

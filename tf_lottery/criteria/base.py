@@ -1,0 +1,213 @@
+"""What every block criterion shares: the registry, data handling, aggregation, a pure forward.
+
+A criterion is a :class:`Criterion`: a callable ``(model, data, **options) -> {block: score}``
+plus its convention: ``prune_first="low"`` (the lowest scores are removed first, the usual
+"least important") or ``"high"`` (GraSP: a high score means removing the weights *raises*
+the gradient norm, so those go first). Scores are given for every block of the model;
+selection (``tf_lottery.tickets``) considers only the removable ones.
+
+Criteria never change the model: forward passes go through ``model.stateless_call``, so
+BatchNorm statistics and weights stay exactly θ0 (tested bit for bit).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, Dict, Optional, Tuple
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tf_lottery import surgery
+from tf_lottery.registry import Registry
+
+CRITERIA: Registry = Registry("criterion")
+
+AGGREGATIONS = ("sum", "mean")
+
+
+@dataclasses.dataclass(frozen=True)
+class Criterion:
+    """A registered block criterion.
+
+    Attributes:
+        name: Registry name.
+        fn: ``(model, data, **options) -> {block name: score}``.
+        prune_first: "low" or "high": which end of the ranking is removed first.
+        needs: "labelled_batch", "images" or "nothing".
+        when: "init", "trained" or "any": the regime it was designed for.
+        summary: One line for listings.
+    """
+
+    name: str
+    fn: Callable
+    prune_first: str
+    needs: str
+    when: str
+    summary: str
+
+    def __call__(self, model: keras.Model, data=None, **options) -> Dict[str, float]:
+        if self.needs != "nothing" and data is None:
+            raise ValueError(f"criterion {self.name!r} needs data ({self.needs.replace('_', ' ')}); got data=None")
+        return self.fn(model, data, **options)
+
+    def removal_key(self, score: float) -> float:
+        """Sort key: smaller means removed earlier."""
+        return score if self.prune_first == "low" else -score
+
+
+def register(name: str, *, prune_first: str, needs: str, when: str, summary: str):
+    """Decorator registering a scoring function as a :class:`Criterion`."""
+    if prune_first not in ("low", "high"):
+        raise ValueError(f"prune_first must be 'low' or 'high'; got {prune_first!r}")
+
+    def decorator(fn):
+        CRITERIA.register(name)(Criterion(name, fn, prune_first, needs, when, summary))
+        return fn
+
+    return decorator
+
+
+# --- data ---------------------------------------------------------------------------------
+
+def as_batch(data, need_labels: bool = True) -> Tuple[tf.Tensor, Optional[tf.Tensor]]:
+    """Turns ``(images, labels)`` (arrays, one-hot or integer labels) into float images and int labels.
+
+    Raises:
+        ValueError: for a missing label array, mismatched lengths or an empty batch.
+    """
+    if isinstance(data, (tuple, list)) and len(data) == 2:
+        images, labels = data
+    elif need_labels:
+        raise ValueError("this criterion needs a labelled batch: data=(images, labels)")
+    else:
+        images, labels = data, None
+    images = tf.convert_to_tensor(np.asarray(images, dtype="float32"))
+    if images.shape[0] == 0:
+        raise ValueError("the scoring batch is empty")
+    if labels is not None:
+        labels = np.asarray(labels)
+        if labels.ndim == 2:
+            labels = labels.argmax(axis=1)
+        if labels.shape[0] != images.shape[0]:
+            raise ValueError(f"{images.shape[0]} images but {labels.shape[0]} labels")
+        labels = tf.convert_to_tensor(labels.astype("int64"))
+    return images, labels
+
+
+def class_balanced_batch(images, labels, per_class: int = 10, seed: int = 0):
+    """Picks ``per_class`` examples of every class (GraSP's default scoring batch: 10 per class).
+
+    Args:
+        images: Array of images.
+        labels: Integer or one-hot labels.
+        per_class: Examples per class (classes with fewer give all they have).
+        seed: Seed of the pick.
+
+    Returns:
+        ``(images, labels)`` arrays, classes in ascending order.
+
+    Example:
+        >>> x, y = class_balanced_batch(train_x, train_y, per_class=10)
+    """
+    labels = np.asarray(labels)
+    if labels.ndim == 2:
+        labels = labels.argmax(axis=1)
+    rng = np.random.default_rng(seed)
+    picks = []
+    for cls in np.unique(labels):
+        where = np.flatnonzero(labels == cls)
+        picks.append(np.sort(rng.choice(where, size=min(per_class, where.size), replace=False)))
+    index = np.concatenate(picks)
+    return np.asarray(images)[index], labels[index]
+
+
+# --- forward, loss and weights ------------------------------------------------------------
+
+def outputs_probabilities(model: keras.Model) -> bool:
+    """Whether the model ends in a softmax (else its outputs are logits)."""
+    return model.layers[-1].get_config().get("activation") == "softmax"
+
+
+def logits_of(model: keras.Model, outputs: tf.Tensor) -> tf.Tensor:
+    """Logits from the model outputs (log of probabilities for a softmax model)."""
+    return tf.math.log(tf.clip_by_value(outputs, 1e-12, 1.0)) if outputs_probabilities(model) else outputs
+
+
+def forward(model: keras.Model, images, params=None, training: bool = True) -> tf.Tensor:
+    """A pure forward pass: no weight or BatchNorm statistic of ``model`` changes.
+
+    Args:
+        model: The network.
+        images: A batch.
+        params: Replacement values for ``model.trainable_variables`` (tensors to
+            differentiate through), or None for the current values.
+        training: BatchNorm in training mode (batch statistics), as in the original
+            SNIP/GraSP code, which scores a freshly built network in train mode.
+    """
+    if params is None:
+        params = [v.value for v in model.trainable_variables]
+    non_trainable = [v.value for v in model.non_trainable_variables]
+    outputs, _ = model.stateless_call(params, non_trainable, images, training=training)
+    return outputs
+
+
+def cross_entropy(model: keras.Model, outputs: tf.Tensor, labels: tf.Tensor, temperature: float = 1.0) -> tf.Tensor:
+    """Mean cross-entropy of the batch, on logits divided by ``temperature``."""
+    logits = logits_of(model, outputs) / temperature
+    return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits))
+
+
+def prunable_kernels(model: keras.Model) -> Dict[str, int]:
+    """``{layer name: index in model.trainable_variables}`` of every Conv2D and Dense kernel.
+
+    The weights SNIP, GraSP and SynFlow score, as in their original code (no biases, no BN).
+    """
+    index = {id(v): i for i, v in enumerate(model.trainable_variables)}
+    return {
+        layer.name: index[id(layer.kernel)]
+        for layer in model.layers
+        if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense)) and id(layer.kernel) in index
+    }
+
+
+# --- aggregation --------------------------------------------------------------------------
+
+def block_conv_layers(model: keras.Model) -> Dict[str, list]:
+    """``{block name: names of the Conv2D layers of its residual branch}``.
+
+    A projection shortcut is not part of the residual branch that removal deletes, so it
+    is left out.
+    """
+    result = {}
+    for block in surgery.find_blocks(model):
+        result[block.name] = [
+            name for name in block.layers
+            if isinstance(model.get_layer(name), keras.layers.Conv2D) and not name.endswith("_proj")
+        ]
+    return result
+
+
+def aggregate(model: keras.Model, weight_scores: Dict[str, np.ndarray], reduce: str = "sum") -> Dict[str, float]:
+    """Block score from per-weight scores: the sum or the mean over the block's conv kernels.
+
+    Raises:
+        ValueError: for an unknown ``reduce``.
+    """
+    if reduce not in AGGREGATIONS:
+        raise ValueError(f"aggregation must be one of {AGGREGATIONS}; got {reduce!r}")
+    scores = {}
+    for block, convs in block_conv_layers(model).items():
+        values = np.concatenate([np.ravel(weight_scores[name]) for name in convs]).astype("float64")
+        scores[block] = float(values.sum() if reduce == "sum" else values.mean())
+    return scores
+
+
+def per_filter(weight_scores: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+    """Per-filter scores of conv layers: the sum over each output channel's kernel."""
+    return {
+        name: np.asarray(values, dtype="float64").reshape(-1, values.shape[-1]).sum(axis=0)
+        for name, values in weight_scores.items()
+        if np.ndim(values) == 4
+    }

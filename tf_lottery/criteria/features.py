@@ -1,0 +1,26 @@
+"""Block outputs on a batch of images: what the after-training criteria look at."""
+
+from __future__ import annotations
+
+from typing import Dict
+
+import keras
+import numpy as np
+
+from tf_lottery import surgery
+
+
+def block_outputs(model: keras.Model, images, batch_size: int = 256) -> Dict[str, np.ndarray]:
+    """``{block name: its output (post-add ReLU) on images}``, in inference mode.
+
+    Args:
+        model: The (trained) network.
+        images: Array of images.
+        batch_size: Images per forward pass.
+    """
+    found = surgery.find_blocks(model)
+    probe = keras.Model(model.input, [model.get_layer(b.output_layer).output for b in found])
+    outputs = probe.predict(np.asarray(images, dtype="float32"), batch_size=batch_size, verbose=0)
+    if len(found) == 1:
+        outputs = [outputs]
+    return {b.name: out for b, out in zip(found, outputs)}

@@ -1,0 +1,43 @@
+"""SNIP: connection sensitivity, |w * dL/dw| on one labelled batch at initialization.
+
+Lee, Ajanthan and Torr, "SNIP: Single-shot Network Pruning based on Connection
+Sensitivity", ICLR 2019. The saliency of a weight is the magnitude of the loss change
+from removing it, to first order: ``|∂L/∂c| = |w ⊙ g|`` at c = 1. A block's score is the
+sum (default) or mean of its conv weights' saliencies; low = unimportant.
+"""
+
+from __future__ import annotations
+
+from typing import Dict
+
+import numpy as np
+import tensorflow as tf
+
+from tf_lottery.criteria import base
+
+
+def snip_weight_scores(model, data) -> Dict[str, np.ndarray]:
+    """Per-weight SNIP saliency ``|w * dL/dw|`` of every conv and dense kernel.
+
+    Args:
+        model: The network (unchanged by this call).
+        data: ``(images, labels)``.
+
+    Returns:
+        ``{layer name: array shaped like its kernel}``.
+    """
+    images, labels = base.as_batch(data)
+    kernels = base.prunable_kernels(model)
+    params = [tf.convert_to_tensor(v.value) for v in model.trainable_variables]
+    with tf.GradientTape() as tape:
+        tape.watch(params)
+        loss = base.cross_entropy(model, base.forward(model, images, params), labels)
+    grads = tape.gradient(loss, params)
+    return {name: np.abs((params[i] * grads[i]).numpy()) for name, i in kernels.items()}
+
+
+@base.register("snip", prune_first="low", needs="labelled_batch", when="init",
+               summary="|w * dL/dw| (Lee et al. 2019)")
+def snip(model, data, aggregation: str = "sum") -> Dict[str, float]:
+    """Block scores from SNIP saliencies (see module docstring)."""
+    return base.aggregate(model, snip_weight_scores(model, data), aggregation)
