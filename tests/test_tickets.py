@@ -1,0 +1,93 @@
+import numpy as np
+import pytest
+
+import tf_lottery as tl
+from tf_lottery import surgery, tickets
+
+
+@pytest.fixture(scope="module")
+def resnet20():
+    return tl.models.cifar_resnet(20, seed=0)
+
+
+def test_global_ranking_skips_ineligible_blocks_and_respects_the_floor(resnet20):
+    # stage1_block1 (not removable) has the lowest score, then all of stage 1: the floor
+    # of 2 per stage lets only one stage-1 block go, then the ranking moves on.
+    scores = {name: float(i) for i, name in enumerate(surgery.blocks(resnet20))}
+    scores["stage3_block3"] = 1.5
+    picked = tickets.select(resnet20, scores, 3)
+    assert picked == ["stage1_block2", "stage3_block3", "stage2_block2"]
+    assert tickets.select(resnet20, scores, 2, prune_first="high") == ["stage3_block2", "stage2_block3"]
+    assert tickets.select(resnet20, scores, 3, min_blocks_per_stage=1)[:2] == ["stage1_block2", "stage3_block3"]
+
+
+def test_ties_break_by_graph_order(resnet20):
+    scores = dict.fromkeys(surgery.blocks(resnet20), 1.0)
+    assert tickets.select(resnet20, scores, 3) == ["stage1_block2", "stage2_block2", "stage3_block2"]
+
+
+@pytest.mark.parametrize("schedule", ["oneshot", "iterative"])
+@pytest.mark.parametrize("criterion", ["random", "magnitude", "synflow"])
+def test_find_ticket_respects_eligibility_and_floor(schedule, criterion):
+    model = tl.models.cifar_resnet(32, seed=1)
+    result = tl.find_ticket(model, criterion, num_blocks=9, schedule=schedule)
+    assert len(result.removed) == len(set(result.removed)) == 9
+    assert set(result.removed) <= set(surgery.removable_blocks(model))
+    kept = surgery.blocks(result.model)
+    for stage in (1, 2, 3):
+        assert sum(b.startswith(f"stage{stage}_") for b in kept) == 2
+    assert len(result.rounds) == (9 if schedule == "iterative" else 1)
+    assert surgery.lineage(result.model)["removed"] == sorted(result.removed, key=surgery.blocks(model).index)
+
+
+def test_iterative_rescoring_sees_the_rebuilt_ticket():
+    model = tl.models.cifar_resnet(32, seed=2)
+    batch = (np.random.default_rng(0).standard_normal((20, 32, 32, 3)).astype("float32"), np.arange(20) % 10)
+    result = tl.find_ticket(model, "snip", num_blocks=3, data=batch, schedule="iterative")
+    assert [len(r) for r in result.rounds] == [15, 14, 13]
+    for round_scores, victim in zip(result.rounds, result.removed):
+        assert victim in round_scores
+    assert result.removed[0] not in result.rounds[1]
+    oneshot = tl.find_ticket(model, "snip", num_blocks=1, data=batch)
+    assert oneshot.removed == result.removed[:1]
+
+
+def test_oneshot_ticket_equals_remove_blocks_of_its_choice():
+    model = tl.models.cifar_resnet(20, seed=4)
+    result = tl.find_ticket(model, "random", num_blocks=2, seed=7)
+    direct = surgery.remove_blocks(model, result.removed)
+    for a, b in zip(result.model.get_weights(), direct.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_prune_first_override():
+    model = tl.models.cifar_resnet(20, seed=0)
+    low = tl.find_ticket(model, "random", num_blocks=1, seed=3)
+    high = tl.find_ticket(model, "random", num_blocks=1, seed=3, prune_first="high")
+    scores = low.scores
+    removable = surgery.removable_blocks(model)
+    assert low.removed == [min(removable, key=scores.get)]
+    assert high.removed == [max(removable, key=scores.get)]
+
+
+def test_fraction_of_removable_blocks():
+    model = tl.models.cifar_resnet(56)
+    assert tickets.resolve_count(model, None, 0.5) == 12
+    assert tickets.resolve_count(model, None, 0.0) == 0
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(num_blocks=10), "cannot remove 10 blocks: at most 9 can be removed from resnet32 with min_blocks_per_stage=2"),
+        (dict(num_blocks=None), "give exactly one of num_blocks and fraction"),
+        (dict(num_blocks=2, fraction=0.5), "give exactly one of num_blocks and fraction"),
+        (dict(fraction=1.5), r"fraction must be in \[0, 1\]; got 1.5"),
+        (dict(num_blocks=-1), "num_blocks must be >= 0; got -1"),
+        (dict(num_blocks=1, schedule="greedy"), "schedule must be one of"),
+        (dict(num_blocks=1, prune_first="middle"), "prune_first must be 'low' or 'high'"),
+    ],
+)
+def test_refusals(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        tl.find_ticket(tl.models.cifar_resnet(32), "random", **kwargs)
