@@ -2,29 +2,29 @@
 
 Luo and Wu, "Neural Network Pruning with Residual-Connections and Limited-Data" (CURL),
 CVPR 2020, at block level as in the paper's Table 1: the block's residual branch is
-silenced (its last BN's gamma and beta set to zero, so the block passes its input
-through, exactly what removing it does in inference mode), and the score is the mean
+silenced (its last BN's gamma and beta replaced by zeros, so in inference mode the block
+passes its input through, exactly what removing it does), and the score is the mean
 ``KL(p || q)`` between the softmax outputs p of the intact model and q of the silenced
-one. The weights are restored afterwards. Low = unimportant.
+one. Silencing happens in a pure forward pass with replaced values: the model's own
+weights are never touched. Low = unimportant.
 """
 
 from __future__ import annotations
 
 from typing import Dict
 
+import keras
 import numpy as np
+import tensorflow as tf
 
 from tf_lottery import surgery
 from tf_lottery.criteria import base
 
 
-def _probabilities(model, images, batch_size):
-    outputs = model.predict(images, batch_size=batch_size, verbose=0).astype("float64")
-    if base.outputs_probabilities(model):
-        return np.clip(outputs, 1e-12, 1.0)
-    outputs -= outputs.max(axis=1, keepdims=True)
-    exp = np.exp(outputs)
-    return exp / exp.sum(axis=1, keepdims=True)
+def _log_probabilities(forward, images, params, batch_size):
+    parts = [forward(params, images[start:start + batch_size]).numpy()
+             for start in range(0, images.shape[0], batch_size)]
+    return np.concatenate(parts)
 
 
 @base.register("kl", prune_first="low", needs="images", when="trained",
@@ -32,16 +32,24 @@ def _probabilities(model, images, batch_size):
 def kl(model, data, batch_size: int = 256) -> Dict[str, float]:
     """Block scores from the KL divergence of silencing each block (see module docstring)."""
     images, _ = base.as_batch(data, need_labels=False)
-    images = images.numpy()
-    p = _probabilities(model, images, batch_size)
+    values = [tf.convert_to_tensor(v.value) for v in model.trainable_variables]
+    index = {id(v): i for i, v in enumerate(model.trainable_variables)}
+
+    @tf.function(reduce_retracing=True)
+    def forward(params, batch):  # traced once, then reused for every silenced block
+        outputs = base.forward(model, batch, params, training=False)
+        return tf.nn.log_softmax(tf.cast(base.logits_of(model, outputs), tf.float64))
+
+    log_p = _log_probabilities(forward, images, values, batch_size)
     scores = {}
     for block in surgery.find_blocks(model):
-        saved = {name: model.get_layer(name).get_weights() for name in block.layers}
-        try:
-            surgery.silence_blocks(model, [block.name])
-            q = _probabilities(model, images, batch_size)
-        finally:
-            for name, values in saved.items():
-                model.get_layer(name).set_weights(values)
-        scores[block.name] = float(np.mean(np.sum(p * (np.log(p) - np.log(np.clip(q, 1e-12, 1.0))), axis=1)))
+        norms = [model.get_layer(n) for n in block.layers
+                 if isinstance(model.get_layer(n), keras.layers.BatchNormalization)]
+        if not norms:
+            raise ValueError(f"block {block.name!r} has no BatchNormalization to silence")
+        silenced = list(values)
+        for variable in (norms[-1].gamma, norms[-1].beta):
+            silenced[index[id(variable)]] = tf.zeros_like(variable.value)
+        log_q = _log_probabilities(forward, images, silenced, batch_size)
+        scores[block.name] = float(np.mean(np.sum(np.exp(log_p) * (log_p - log_q), axis=1)))
     return scores
