@@ -45,3 +45,19 @@ def test_bad_input_exits_nonzero_with_a_clear_message(args, message):
     result = _run(*args)
     assert result.returncode != 0
     assert message in result.stderr + result.stdout
+
+
+def test_criteria_benchmark_script_writes_its_numbers(tmp_path):
+    import json
+
+    script = os.path.join(os.path.dirname(__file__), "..", "scripts", "benchmark_criteria.py")
+    result = subprocess.run(
+        [sys.executable, script, "--depth=8", "--examples=20", "--repeats=1", "--criteria=snip,random",
+         f"--out={tmp_path}"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    saved = json.loads((tmp_path / "criteria_resnet8.json").read_text())
+    assert set(saved["results"]) == {"snip", "random"}
+    assert all(r["median_s"] > 0 for r in saved["results"].values())
+    assert "| snip " in result.stdout

@@ -148,7 +148,7 @@ def test_same_seed_same_ticket(batch):
         np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.parametrize("name", ["snip", "synflow", "magnitude"])
+@pytest.mark.parametrize("name", ["snip", "synflow", "magnitude", "magnitude_stage"])
 def test_a_block_with_zero_weights_comes_first(name, batch):
     model = tl.models.cifar_resnet(20, seed=0)
     for conv in ("conv1", "conv2"):
