@@ -189,7 +189,7 @@ def block_conv_layers(model: keras.Model) -> Dict[str, list]:
     return result
 
 
-def aggregate(model: keras.Model, weight_scores: Dict[str, np.ndarray], reduce: str = "sum") -> Dict[str, float]:
+def aggregate(model: keras.Model, weight_scores: Dict[str, np.ndarray], reduce: str = "mean") -> Dict[str, float]:
     """Block score from per-weight scores: the sum or the mean over the block's conv kernels.
 
     Raises:

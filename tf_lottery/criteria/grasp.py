@@ -6,11 +6,16 @@ Flow", ICLR 2020. ``g`` is the gradient of the loss on logits divided by a tempe
 nested gradient tapes: ``H g = ∇_θ (∇_θ L · stop_gradient(g))``.
 
 To first order, removing weights θ_S changes the squared gradient norm by
-``-2 θ_S · (H g)_S = 2 Σ_S score``: a *high* block sum means that removing the block
+``-2 θ_S · (H g)_S = 2 Σ_S score``: a *high* score means that removing the weights
 *raises* the gradient norm, so GraSP removes the highest scores first
-(``prune_first="high"``). The sum is the default aggregation because it is that
-predicted change; ``scripts/criteria_agreement.py`` measures how well each choice of
-aggregation and direction agrees with the real effect of removing each block.
+(``prune_first="high"``).
+
+The block score is the **mean** over the block's conv weights by default. The sum is the
+first-order prediction, but removing a whole block is far beyond first order, and
+``scripts/criteria_agreement.py`` measured (untrained ResNet-32, Fashion-MNIST, 10
+examples per class, 5 seeds) that the mean ranks blocks in the order of the real change
+of the gradient norm when each block is removed (Spearman +0.47 ± 0.09, positive for
+every seed) while the sum does not (-0.32 ± 0.29).
 
 Differences to the original code: one batch instead of two halves (identical in
 expectation; BN statistics are then those of the whole batch) and the classifier is not
@@ -66,6 +71,6 @@ def grasp_weight_scores(model, data, temperature: float = 200.0) -> Dict[str, np
 
 @base.register("grasp", prune_first="high", needs="labelled_batch", when="init",
                summary="-theta * (H g), T=200 (Wang et al. 2020)")
-def grasp(model, data, aggregation: str = "sum", temperature: float = 200.0) -> Dict[str, float]:
+def grasp(model, data, aggregation: str = "mean", temperature: float = 200.0) -> Dict[str, float]:
     """Block scores from GraSP (see module docstring); the highest go first."""
     return base.aggregate(model, grasp_weight_scores(model, data, temperature), aggregation)

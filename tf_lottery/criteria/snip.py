@@ -3,7 +3,10 @@
 Lee, Ajanthan and Torr, "SNIP: Single-shot Network Pruning based on Connection
 Sensitivity", ICLR 2019. The saliency of a weight is the magnitude of the loss change
 from removing it, to first order: ``|∂L/∂c| = |w ⊙ g|`` at c = 1. A block's score is the
-sum (default) or mean of its conv weights' saliencies; low = unimportant.
+mean (default) or sum of its conv weights' saliencies; low = unimportant. Neither
+aggregation ranks blocks in the order of the real loss change of removing them
+(``scripts/criteria_agreement.py``); the mean is the default, as for GraSP and as in the
+paper authors' layer criteria.
 """
 
 from __future__ import annotations
@@ -38,6 +41,6 @@ def snip_weight_scores(model, data) -> Dict[str, np.ndarray]:
 
 @base.register("snip", prune_first="low", needs="labelled_batch", when="init",
                summary="|w * dL/dw| (Lee et al. 2019)")
-def snip(model, data, aggregation: str = "sum") -> Dict[str, float]:
+def snip(model, data, aggregation: str = "mean") -> Dict[str, float]:
     """Block scores from SNIP saliencies (see module docstring)."""
     return base.aggregate(model, snip_weight_scores(model, data), aggregation)

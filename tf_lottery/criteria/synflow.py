@@ -5,7 +5,7 @@ iteratively conserving synaptic flow", NeurIPS 2020. Every weight is replaced by
 absolute value, an all-ones image goes through the network (BatchNorm in inference mode,
 as in the original), and R is the sum of the outputs. The product of many positive
 layers overflows float32 in deep ResNets, so the pass runs in float64 (the original does
-the same). Low = unimportant.
+the same). The block score is the mean over its conv weights (or the sum). Low = unimportant.
 """
 
 from __future__ import annotations
@@ -57,6 +57,6 @@ def synflow_weight_scores(model, data=None) -> Dict[str, np.ndarray]:
 
 @base.register("synflow", prune_first="low", needs="nothing", when="init",
                summary="theta * dR/dtheta, all-ones input, |theta| (Tanaka et al. 2020)")
-def synflow(model, data=None, aggregation: str = "sum") -> Dict[str, float]:
+def synflow(model, data=None, aggregation: str = "mean") -> Dict[str, float]:
     """Block scores from SynFlow (see module docstring)."""
     return base.aggregate(model, synflow_weight_scores(model), aggregation)

@@ -1,5 +1,18 @@
-"""Datasets. For now: reading IDX files (Fashion-MNIST as Debian ships it)."""
+"""Datasets (a registry) and their ``tf.data`` pipelines.
 
-from tf_lottery.data.idx import DEFAULT_FASHION_MNIST_DIR, load_fashion_mnist, read_idx
+Example:
+    >>> data = tl.data.prepare(tl.data.DataOptions("fashion_mnist", train_size=10000))
+    >>> data.train_pipeline(batch_size=128)
+"""
 
-__all__ = ["DEFAULT_FASHION_MNIST_DIR", "load_fashion_mnist", "read_idx"]
+from tf_lottery.data.datasets import (
+    DATASETS, DatasetInfo, DatasetUnavailable, get, load_tfds, synthetic_arrays,
+)
+from tf_lottery.data.idx import DEFAULT_FASHION_MNIST_DIR, IdxError, load_fashion_mnist, read_idx
+from tf_lottery.data.pipeline import DataOptions, PreparedData, prepare
+
+__all__ = [
+    "DATASETS", "DEFAULT_FASHION_MNIST_DIR", "DataOptions", "DatasetInfo", "DatasetUnavailable",
+    "IdxError", "PreparedData", "get", "load_fashion_mnist", "load_tfds", "prepare", "read_idx",
+    "synthetic_arrays",
+]

@@ -1,0 +1,135 @@
+"""The dataset registry: where images come from, as numpy arrays, before any preprocessing.
+
+Each entry is a :class:`DatasetInfo` whose loader returns ``{"train": (x, y), "test": (x, y)}``
+with uint8 (or float) images of shape (N, H, W, C) and integer labels.
+
+* ``fashion_mnist``: the gzipped IDX files Debian's ``dataset-fashion-mnist`` installs
+  (``/usr/share/datasets/fashion-mnist`` or ``data_dir``), else tfds when ``download``.
+* ``cifar10``, ``cifar100``: tfds. Offline, ``tfds.load`` retries for minutes, so the data
+  must already be prepared in ``data_dir`` unless ``download=True``; otherwise a clear
+  error says how to get it, at once.
+* ``synthetic``: seeded random images whose class shifts the mean of a channel, so a
+  network can learn it (tests and smoke runs).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Callable, Dict, Optional, Tuple
+
+import numpy as np
+
+from tf_lottery.data.idx import DEFAULT_FASHION_MNIST_DIR, load_fashion_mnist
+from tf_lottery.registry import Registry
+
+DATASETS: Registry = Registry("dataset")
+
+Arrays = Tuple[np.ndarray, np.ndarray]
+
+
+class DatasetUnavailable(RuntimeError):
+    """The dataset is not on this machine (and downloading was not allowed)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetInfo:
+    """A registered dataset.
+
+    Attributes:
+        name: Registry name.
+        input_shape: Shape of one image.
+        num_classes: Number of labels.
+        loader: ``(data_dir, download, seed) -> {"train": (x, y), "test": (x, y)}``.
+        source: One line on where the data comes from.
+    """
+
+    name: str
+    input_shape: tuple
+    num_classes: int
+    loader: Callable
+    source: str
+
+    def load(self, data_dir: Optional[str] = None, download: bool = False, seed: int = 0) -> Dict[str, Arrays]:
+        return self.loader(data_dir, download, seed)
+
+
+def register(name, input_shape, num_classes, source):
+    def decorator(loader):
+        DATASETS.register(name)(DatasetInfo(name, tuple(input_shape), num_classes, loader, source))
+        return loader
+    return decorator
+
+
+def get(name: str) -> DatasetInfo:
+    """Returns the registered dataset ``name`` (the error lists the valid names)."""
+    return DATASETS.get(name)
+
+
+def load_tfds(name: str, data_dir: Optional[str], download: bool) -> Dict[str, Arrays]:
+    """Loads a tfds dataset's train and test splits as numpy arrays, failing fast when absent.
+
+    Raises:
+        DatasetUnavailable: when the data is not prepared in ``data_dir`` and ``download``
+            is False, or when downloading fails.
+    """
+    import tensorflow_datasets as tfds
+
+    builder = tfds.builder(name, data_dir=data_dir)
+    if not builder.is_prepared() and not download:
+        raise DatasetUnavailable(
+            f"dataset {name!r} is not prepared in {builder.data_dir!r} and downloading is off. On a machine "
+            f"with internet run once `python -c \"import tensorflow_datasets as tfds; tfds.load('{name}')\"` "
+            "(or pass --download), or point --data_dir at a folder that holds it."
+        )
+    try:
+        splits = tfds.load(name, split=["train", "test"], as_supervised=True, batch_size=-1,
+                           data_dir=data_dir, download=download)
+    except Exception as error:  # tfds raises many kinds; all mean "not available here"
+        raise DatasetUnavailable(f"could not load {name!r} with tfds: {error}") from error
+    train, test = (tuple(np.asarray(a) for a in tfds.as_numpy(s)) for s in splits)
+    return {"train": train, "test": test}
+
+
+@register("fashion_mnist", (28, 28, 1), 10, "Debian dataset-fashion-mnist IDX files, else tfds")
+def _fashion_mnist(data_dir, download, seed):
+    folder = data_dir or DEFAULT_FASHION_MNIST_DIR
+    if os.path.exists(os.path.join(folder, "train-images-idx3-ubyte.gz")) or not download:
+        train, test = load_fashion_mnist(folder)
+        return {"train": train, "test": test}
+    return load_tfds("fashion_mnist", data_dir, download)
+
+
+@register("cifar10", (32, 32, 3), 10, "tfds cifar10")
+def _cifar10(data_dir, download, seed):
+    return load_tfds("cifar10", data_dir, download)
+
+
+@register("cifar100", (32, 32, 3), 100, "tfds cifar100")
+def _cifar100(data_dir, download, seed):
+    return load_tfds("cifar100", data_dir, download)
+
+
+def synthetic_arrays(num_train: int = 512, num_test: int = 128, input_shape=(16, 16, 3),
+                     num_classes: int = 4, seed: int = 0) -> Dict[str, Arrays]:
+    """Learnable random uint8 images: class c brightens channel c % C by a fixed amount.
+
+    Example:
+        >>> synthetic_arrays(num_train=8)["train"][0].shape
+        (8, 16, 16, 3)
+    """
+    rng = np.random.default_rng(seed)
+
+    def make(n):
+        labels = rng.integers(0, num_classes, n)
+        images = rng.normal(100, 30, (n, *input_shape))
+        for c in range(num_classes):
+            images[labels == c, ..., c % input_shape[-1]] += 40 * (1 + c // input_shape[-1])
+        return np.clip(images, 0, 255).astype("uint8"), labels.astype("int64")
+
+    return {"train": make(num_train), "test": make(num_test)}
+
+
+@register("synthetic", (16, 16, 3), 4, "seeded random images (tests and smoke runs)")
+def _synthetic(data_dir, download, seed):
+    return synthetic_arrays(seed=seed)

@@ -1,0 +1,89 @@
+"""Exporting tickets: a SavedModel for TF pipelines, a ``.keras`` file, and metadata.
+
+``save_ticket(result, path)`` writes, atomically (a temporary folder, then a rename):
+
+* ``saved_model/``: ``model.export`` with a ``serving_default`` signature whose input is
+  named ``image`` (output ``output_0``); loads with ``tf.saved_model.load`` in a process
+  that has TensorFlow and not tf_lottery, and gives the same outputs;
+* ``model.keras``: loads with ``keras.models.load_model`` in safe mode, no custom objects
+  (every layer is a stock Keras layer, physical removal leaves no masks);
+* ``metadata.json``: lineage (architecture spec and removed blocks), criterion, scores,
+  and whatever the caller adds (seed, config hash, metrics).
+
+An existing export is never overwritten unless ``overwrite=True``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from typing import Optional
+
+import keras
+
+from tf_lottery import surgery
+from tf_lottery.io import write_json_atomic
+
+
+def save_model(model: keras.Model, path: str, metadata: Optional[dict] = None, overwrite: bool = False) -> str:
+    """Exports ``model`` to ``path`` (see the module docstring).
+
+    Args:
+        model: Any functional model from tf_lottery (dense or ticket).
+        path: Export folder; must not exist unless ``overwrite``.
+        metadata: Extra JSON-ready fields for ``metadata.json``.
+        overwrite: Replace an existing export.
+
+    Returns:
+        ``path``.
+
+    Raises:
+        FileExistsError: if ``path`` exists and ``overwrite`` is False.
+
+    Example:
+        >>> save_model(ticket, "exports/ticket")
+    """
+    path = os.path.abspath(path)
+    if os.path.exists(path) and not overwrite:
+        raise FileExistsError(f"{path} exists; pass overwrite=True (CLI: --overwrite_export) to replace it")
+    parent = os.path.dirname(path)
+    os.makedirs(parent, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.", dir=parent)
+    try:
+        model.export(os.path.join(staging, "saved_model"), format="tf_saved_model", verbose=False)
+        model.save(os.path.join(staging, "model.keras"))
+        payload = {
+            "model_name": model.name,
+            "lineage": surgery.lineage(model),
+            "input": {"name": model.inputs[0].name, "shape": list(model.inputs[0].shape[1:])},
+            "serving_signature": "serving_default",
+            "params": int(model.count_params()),
+            **(metadata or {}),
+        }
+        write_json_atomic(os.path.join(staging, "metadata.json"), payload)
+        if os.path.exists(path):
+            old = path + ".old"
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(path, old)
+            os.replace(staging, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(staging, path)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return path
+
+
+def save_ticket(result, path: str, metadata: Optional[dict] = None, overwrite: bool = False) -> str:
+    """Exports a :class:`~tf_lottery.tickets.TicketResult` (or a model) with its provenance.
+
+    Example:
+        >>> result = tl.find_ticket(model, "grasp", num_blocks=3, data=(x, y))
+        >>> tl.export.save_ticket(result, "exports/ticket")
+    """
+    if isinstance(result, keras.Model):
+        return save_model(result, path, metadata, overwrite)
+    extra = {"ticket": result.to_dict(), **(metadata or {})}
+    return save_model(result.model, path, extra, overwrite)

@@ -1,0 +1,219 @@
+"""The training recipe and its callbacks.
+
+Default recipe: the paper group's CIFAR recipe (paper.md §2.3; the paper itself gives
+none): SGD, learning rate 0.01, momentum 0.9, Nesterov, batch 128, 200 epochs, the
+learning rate divided by 10 at epochs 100 and 150; weight decay is the L2 1e-4 on every
+conv kernel that the model carries. Lengths are strings, ``"160ep"`` (epochs) or
+``"500it"`` (optimizer steps), as in open_lth.
+
+Callbacks: a progress bar (``verbose=1`` at a terminal, one line per epoch in logs), CSV
+history, optional TensorBoard, ``BackupAndRestore`` (a run killed midway resumes where it
+stopped when started again), ``TerminateOnNaN`` turned into :class:`TrainingDiverged`,
+and a timer (wall time per epoch and in total, images per second).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import math
+import os
+import re
+import sys
+import time
+from typing import List, Optional, Tuple
+
+import keras
+import numpy as np
+
+from tf_lottery.criteria.base import outputs_probabilities
+
+_LENGTH = re.compile(r"^\s*(\d+)\s*(ep|it)\s*$")
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+def parse_length(text: str) -> Tuple[int, str]:
+    """``"160ep"`` -> (160, "ep"); ``"500it"`` -> (500, "it").
+
+    Raises:
+        ValueError: for anything else, naming the accepted forms.
+    """
+    match = _LENGTH.match(str(text))
+    if not match or int(match.group(1)) < 1:
+        raise ValueError(f"a length is a positive count with 'ep' (epochs) or 'it' (steps), e.g. 160ep or 500it; got {text!r}")
+    return int(match.group(1)), match.group(2)
+
+
+def to_steps(text: str, steps_per_epoch: int) -> int:
+    """Optimizer steps of a length string."""
+    count, unit = parse_length(text)
+    return count * steps_per_epoch if unit == "ep" else count
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """How to train.
+
+    Attributes:
+        length: "200ep" or "N it".
+        batch_size: Images per step.
+        learning_rate: Initial learning rate.
+        momentum: SGD momentum.
+        nesterov: Nesterov momentum.
+        lr_drops: Lengths at which the learning rate is multiplied by ``lr_drop_factor``.
+        lr_drop_factor: The factor (0.1 divides by 10).
+    """
+
+    length: str = "200ep"
+    batch_size: int = 128
+    learning_rate: float = 0.01
+    momentum: float = 0.9
+    nesterov: bool = True
+    lr_drops: tuple = ("100ep", "150ep")
+    lr_drop_factor: float = 0.1
+
+    def __post_init__(self):
+        parse_length(self.length)
+        for drop in self.lr_drops:
+            parse_length(drop)
+        if self.batch_size < 1 or self.learning_rate <= 0:
+            raise ValueError(f"batch_size must be >= 1 and learning_rate > 0; got {self.batch_size}, {self.learning_rate}")
+        object.__setattr__(self, "lr_drops", tuple(self.lr_drops))
+
+    def schedule(self, steps_per_epoch: int):
+        """The learning rate per optimizer step (piecewise constant)."""
+        boundaries = sorted(to_steps(d, steps_per_epoch) for d in self.lr_drops)
+        if not boundaries:
+            return self.learning_rate
+        values = [self.learning_rate * self.lr_drop_factor**i for i in range(len(boundaries) + 1)]
+        return keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
+
+    def optimizer(self, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+        return keras.optimizers.SGD(self.schedule(steps_per_epoch), momentum=self.momentum, nesterov=self.nesterov)
+
+    def plan(self, steps_per_epoch: int) -> Tuple[int, int]:
+        """``(epochs, steps per epoch)`` for ``fit``: whole epochs, or for an 'it' length
+        epochs of at most one pass over the data whose steps add up to the length."""
+        total = to_steps(self.length, steps_per_epoch)
+        per_epoch = min(steps_per_epoch, total)
+        return math.ceil(total / per_epoch), per_epoch
+
+
+class Timer(keras.callbacks.Callback):
+    """Wall time of every epoch and of the whole ``fit``, and images per second."""
+
+    def __init__(self, batch_size: int, steps_per_epoch: int):
+        super().__init__()
+        self.batch_size, self.steps_per_epoch = batch_size, steps_per_epoch
+        self.epoch_seconds: List[float] = []
+        self.total_seconds = 0.0
+
+    def on_train_begin(self, logs=None):
+        self._fit_start = time.perf_counter()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epoch_seconds.append(time.perf_counter() - self._epoch_start)
+
+    def on_train_end(self, logs=None):
+        self.total_seconds = time.perf_counter() - self._fit_start
+
+    def summary(self) -> dict:
+        """Timing figures; images/s leaves out the first epoch (tracing) when there are more."""
+        steady = self.epoch_seconds[1:] or self.epoch_seconds
+        images = self.batch_size * self.steps_per_epoch * len(steady)
+        return {
+            "train_seconds": self.total_seconds,
+            "epoch_seconds": list(self.epoch_seconds),
+            "epochs_timed": len(self.epoch_seconds),
+            "images_per_second": images / sum(steady) if steady and sum(steady) > 0 else None,
+            "images_per_second_note": "over the epochs after the first (the first includes tracing)"
+            if len(self.epoch_seconds) > 1 else "single epoch, includes tracing",
+        }
+
+
+def compile_model(model: keras.Model, recipe: Recipe, steps_per_epoch: int) -> None:
+    """Compiles with the recipe's optimizer, cross-entropy on logits (or probabilities) and accuracy."""
+    model.compile(
+        optimizer=recipe.optimizer(steps_per_epoch),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=not outputs_probabilities(model)),
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+    )
+
+
+def read_history(path: str) -> dict:
+    """The CSV history as ``{column: [values]}`` (epochs in order, resumed runs included)."""
+    if not os.path.exists(path):
+        return {}
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    return {key: [float(r[key]) for r in rows] for key in (rows[0] if rows else {})}
+
+
+def fit(model: keras.Model, data, recipe: Recipe, workdir: str, name: str,
+        verbose: Optional[int] = None, tensorboard: bool = False) -> dict:
+    """Trains ``model`` by ``recipe`` on ``data`` (a :class:`~tf_lottery.data.PreparedData`).
+
+    Files in ``workdir``: ``history_{name}.csv`` and, while training, ``backup_{name}/``
+    (``BackupAndRestore``: rerunning resumes at the last finished epoch; removed at the end).
+
+    Args:
+        model: An uncompiled model.
+        data: Prepared data; its "val" split, when not empty, is evaluated every epoch.
+        recipe: The recipe.
+        workdir: Run folder.
+        name: "dense" or "ticket": names the files.
+        verbose: Keras verbosity (default: progress bar at a terminal, else a line per epoch).
+        tensorboard: Also write TensorBoard logs to ``workdir/tensorboard/{name}``.
+
+    Returns:
+        ``{"history": {...}, "timing": {...}, "steps": int, "epochs": int}``.
+
+    Raises:
+        TrainingDiverged: if the loss became NaN or infinite.
+        ValueError: if the training split is smaller than one batch.
+    """
+    train_size = len(data.splits["train"][1])
+    steps_per_epoch = train_size // recipe.batch_size
+    if steps_per_epoch < 1:
+        raise ValueError(f"the training split ({train_size}) is smaller than one batch ({recipe.batch_size})")
+    epochs, per_epoch = recipe.plan(steps_per_epoch)
+    os.makedirs(workdir, exist_ok=True)
+    compile_model(model, recipe, steps_per_epoch)
+    timer = Timer(recipe.batch_size, per_epoch)
+    history_path = os.path.join(workdir, f"history_{name}.csv")
+    callbacks = [
+        keras.callbacks.BackupAndRestore(os.path.join(workdir, f"backup_{name}"), delete_checkpoint=True),
+        keras.callbacks.CSVLogger(history_path, append=True),
+        keras.callbacks.TerminateOnNaN(),
+        timer,
+    ]
+    if tensorboard:
+        callbacks.append(keras.callbacks.TensorBoard(os.path.join(workdir, "tensorboard", name)))
+    has_val = len(data.splits["val"][1]) > 0
+    model.fit(
+        data.train_pipeline(recipe.batch_size),
+        epochs=epochs,
+        steps_per_epoch=per_epoch,
+        validation_data=data.eval_pipeline("val", 256) if has_val else None,
+        callbacks=callbacks,
+        shuffle=False,  # the pipeline shuffles, seeded
+        verbose=(1 if sys.stdout.isatty() else 2) if verbose is None else verbose,
+    )
+    history = read_history(history_path)
+    losses = history.get("loss", [])
+    if not losses or not np.all(np.isfinite(losses)):
+        raise TrainingDiverged(f"{name}: the training loss became NaN or infinite (history: {losses[-3:]}); "
+                               "lower the learning rate or check the data")
+    return {"history": history, "timing": timer.summary(), "steps": epochs * per_epoch, "epochs": epochs}
+
+
+def evaluate(model: keras.Model, data, split: str = "test", batch_size: int = 256) -> dict:
+    """Loss and accuracy of a compiled model on a split."""
+    loss, accuracy = model.evaluate(data.eval_pipeline(split, batch_size), verbose=0)
+    return {"loss": float(loss), "accuracy": float(accuracy), "examples": int(len(data.splits[split][1]))}
