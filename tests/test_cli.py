@@ -13,7 +13,7 @@ def _run(*args):
 
 
 def test_describe_resnet56():
-    result = _run("--experiment=describe", "--depth=56")
+    result = _run("--experiment=describe", "--depth=56", "--dataset=cifar10")
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "| stage3_block9 |     3 | yes       |  74368 | 4718592 |   3.752 |" in out
@@ -34,17 +34,48 @@ def test_describe_from_a_flagfile(tmp_path):
     "args, message",
     [
         (["--depth=33"], "depth must be 6n+2 with n >= 1"),
-        (["--experiment=nope"], "unknown experiment 'nope'; valid names: describe"),
+        (["--experiment=nope"], "unknown experiment 'nope'; valid names: describe, init_ticket"),
+        (["--criterion=grsp"], "unknown criterion 'grsp'; valid names:"),
+        (["--dataset=mnits"], "unknown dataset 'mnits'"),
+        (["--length=10epochs"], "e.g. 160ep or 500it"),
+        (["--carbon_country=France"], "carbon_country must be an ISO 3166 alpha-3 code"),
         (["--shortcut=option_c"], "shortcut"),
         (["--no_such_flag=1"], "no_such_flag"),
         (["--blocks_per_stage=3,x,3"], "--blocks_per_stage takes comma-separated integers"),
         (["stray"], "unexpected arguments"),
     ],
 )
-def test_bad_input_exits_nonzero_with_a_clear_message(args, message):
-    result = _run(*args)
+def test_bad_input_exits_nonzero_with_a_clear_message(args, message, tmp_path):
+    result = _run(*args, f"--runs_dir={tmp_path}")
     assert result.returncode != 0
     assert message in result.stderr + result.stdout
+    assert not os.listdir(tmp_path)  # nothing written
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--dataset=synthetic", "--train_size=0", "--val_size=0", "--num_blocks=4"],
+         "cannot remove 4 blocks: at most 3 can be removed from resnet20 with min_blocks_per_stage=2"),
+        (["--dataset=cifar10", "--data_dir={tmp}/nothing"], "'cifar10' is not available in"),
+        (["--dataset=fashion_mnist", "--data_dir={tmp}/nothing"], "apt-get install dataset-fashion-mnist"),
+    ],
+)
+def test_impossible_runs_fail_before_writing(args, message, tmp_path):
+    runs = tmp_path / "runs"
+    result = _run(*[a.format(tmp=tmp_path) for a in args], f"--runs_dir={runs}")
+    assert result.returncode == 2
+    assert "tf-lottery: error: " in result.stderr and message in result.stderr
+    assert not runs.exists()
+
+
+def test_a_complete_run_from_the_command_line(tmp_path):
+    result = _run("--dataset=synthetic", "--val_size=64", "--train_size=0", "--length=1ep", "--batch_size=64",
+                  "--num_blocks=1", "--latency_batch_sizes=1,4", f"--runs_dir={tmp_path}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "| test accuracy (%)" in result.stdout and "| FLOPs " in result.stdout
+    (folder,) = os.listdir(tmp_path)
+    assert os.path.exists(tmp_path / folder / "export" / "ticket" / "saved_model" / "saved_model.pb")
 
 
 def test_criteria_benchmark_script_writes_its_numbers(tmp_path):

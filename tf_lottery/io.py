@@ -21,6 +21,9 @@ def write_text_atomic(path: str, text: str) -> None:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(handle.name, 0o666 & ~umask)  # tempfile creates 0600; give the usual mode
         os.replace(handle.name, path)
     except BaseException:
         if os.path.exists(handle.name):

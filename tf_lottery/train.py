@@ -85,7 +85,9 @@ class Recipe:
 
     def schedule(self, steps_per_epoch: int):
         """The learning rate per optimizer step (piecewise constant)."""
-        boundaries = sorted(to_steps(d, steps_per_epoch) for d in self.lr_drops)
+        # PiecewiseConstantDecay keeps the old value at step == boundary; the optimizer asks
+        # with the count of steps done, so a drop "at epoch 100" starts at step 100 * spe.
+        boundaries = sorted(to_steps(d, steps_per_epoch) - 1 for d in self.lr_drops)
         if not boundaries:
             return self.learning_rate
         values = [self.learning_rate * self.lr_drop_factor**i for i in range(len(boundaries) + 1)]
@@ -156,7 +158,7 @@ def read_history(path: str) -> dict:
 
 
 def fit(model: keras.Model, data, recipe: Recipe, workdir: str, name: str,
-        verbose: Optional[int] = None, tensorboard: bool = False) -> dict:
+        verbose: Optional[int] = None, tensorboard: bool = False, extra_callbacks=()) -> dict:
     """Trains ``model`` by ``recipe`` on ``data`` (a :class:`~tf_lottery.data.PreparedData`).
 
     Files in ``workdir``: ``history_{name}.csv`` and, while training, ``backup_{name}/``
@@ -170,6 +172,7 @@ def fit(model: keras.Model, data, recipe: Recipe, workdir: str, name: str,
         name: "dense" or "ticket": names the files.
         verbose: Keras verbosity (default: progress bar at a terminal, else a line per epoch).
         tensorboard: Also write TensorBoard logs to ``workdir/tensorboard/{name}``.
+        extra_callbacks: More Keras callbacks, run after the built-in ones.
 
     Returns:
         ``{"history": {...}, "timing": {...}, "steps": int, "epochs": int}``.
@@ -195,6 +198,7 @@ def fit(model: keras.Model, data, recipe: Recipe, workdir: str, name: str,
     ]
     if tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(os.path.join(workdir, "tensorboard", name)))
+    callbacks.extend(extra_callbacks)
     has_val = len(data.splits["val"][1]) > 0
     model.fit(
         data.train_pipeline(recipe.batch_size),

@@ -69,25 +69,28 @@ def get(name: str) -> DatasetInfo:
 def load_tfds(name: str, data_dir: Optional[str], download: bool) -> Dict[str, Arrays]:
     """Loads a tfds dataset's train and test splits as numpy arrays, failing fast when absent.
 
+    With ``download=False`` tfds answers at once when the data is not prepared (with
+    ``download=True`` and no internet it would retry for minutes).
+
     Raises:
-        DatasetUnavailable: when the data is not prepared in ``data_dir`` and ``download``
-            is False, or when downloading fails.
+        DatasetUnavailable: naming the dataset, the folder and how to get the data.
     """
     import tensorflow_datasets as tfds
 
-    builder = tfds.builder(name, data_dir=data_dir)
-    if not builder.is_prepared() and not download:
-        raise DatasetUnavailable(
-            f"dataset {name!r} is not prepared in {builder.data_dir!r} and downloading is off. On a machine "
-            f"with internet run once `python -c \"import tensorflow_datasets as tfds; tfds.load('{name}')\"` "
-            "(or pass --download), or point --data_dir at a folder that holds it."
-        )
     try:
-        splits = tfds.load(name, split=["train", "test"], as_supervised=True, batch_size=-1,
-                           data_dir=data_dir, download=download)
-    except Exception as error:  # tfds raises many kinds; all mean "not available here"
-        raise DatasetUnavailable(f"could not load {name!r} with tfds: {error}") from error
-    train, test = (tuple(np.asarray(a) for a in tfds.as_numpy(s)) for s in splits)
+        splits = tfds.load(name, split=["train", "test"], as_supervised=True, data_dir=data_dir, download=download)
+    except Exception as error:  # tfds raises AssertionError, ConnectionError, ...: all mean "not here"
+        where = data_dir or "~/tensorflow_datasets"
+        hint = ("pass --download on a machine with internet, or point --data_dir at a folder where tfds "
+                "prepared it" if not download else "check the internet connection or --data_dir")
+        raise DatasetUnavailable(f"dataset {name!r} is not available in {where}: {hint} "
+                                 f"(tfds said: {str(error).splitlines()[0][:200]})") from error
+
+    def to_arrays(split):
+        images, labels = zip(*tfds.as_numpy(split.batch(10_000)))
+        return np.concatenate(images), np.concatenate(labels).astype("int64")
+
+    train, test = (to_arrays(s) for s in splits)
     return {"train": train, "test": test}
 
 

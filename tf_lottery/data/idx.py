@@ -78,7 +78,7 @@ def load_fashion_mnist(folder: str = DEFAULT_FASHION_MNIST_DIR) -> Tuple[Tuple[n
     if missing:
         raise FileNotFoundError(
             f"Fashion-MNIST not found in {folder} (missing {', '.join(os.path.basename(m) for m in missing)}); "
-            "install it with `apt-get install dataset-fashion-mnist` or point the data folder at the IDX files"
+            "install it with `apt-get install dataset-fashion-mnist` or point --data_dir at a folder with the IDX files"
         )
     splits = []
     for split in ("train", "t10k"):

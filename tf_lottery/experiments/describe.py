@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tf_lottery import cost, models, surgery
+from tf_lottery import cost, data, models, surgery
 from tf_lottery.config import Config
 from tf_lottery.experiments.registry import EXPERIMENTS
 from tf_lottery.tables import markdown_table
@@ -35,9 +35,10 @@ def describe(config: Config) -> dict:
     """Prints the block table and totals of the configured model; returns the totals.
 
     Example:
-        $ tf-lottery --experiment=describe --depth=56
+        $ tf-lottery --experiment=describe --depth=56 --dataset=cifar10
     """
-    model = models.get(config.model)(**config.model_kwargs())
+    info = data.get(config.dataset)  # only its shapes: nothing is loaded
+    model = models.get(config.model)(**config.model_kwargs(info.input_shape, info.num_classes))
     headers, rows = block_table(model)
     totals = cost.summary(model, config.memory_batch_size)
     totals.update(
@@ -45,7 +46,8 @@ def describe(config: Config) -> dict:
         removable=sum(r[2] == "yes" for r in rows),
         max_removable=surgery.max_removable(model),
     )
-    print(f"{model.name}: {config.num_classes} classes, input {config.input_shape}, shortcut {config.shortcut}")
+    print(f"{model.name}: {model.output.shape[-1]} classes, input {tuple(model.input.shape[1:])}, "
+          f"shortcut {config.shortcut}")
     print(markdown_table(headers, rows, align="lrlrrr"))
     print(markdown_table(
         ["total", "value"],

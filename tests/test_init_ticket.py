@@ -1,0 +1,97 @@
+import json
+import os
+
+import numpy as np
+import pytest
+
+import tf_lottery as tl
+from tf_lottery import experiments, train
+from tf_lottery.config import Config
+
+FILES = {
+    "config.json", "scores.json", "scores.png", "history_dense.csv", "history_ticket.csv", "curves.png",
+    "train_dense.json", "train_ticket.json", "dense_final.weights.h5", "ticket_final.weights.h5",
+    "result.json", "summary.md", "export",
+}
+
+
+def _config(tmp_path, **changes):
+    values = dict(dataset="synthetic", train_size=None, val_size=64, depth=20, criterion="grasp", num_blocks=2,
+                  length="1ep", batch_size=64, learning_rate=0.05, lr_drops=(), runs_dir=str(tmp_path),
+                  latency_batch_sizes=(1, 8), memory_batch_size=8)
+    values.update(changes)
+    return Config(**values)
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    config = _config(tmp_path_factory.mktemp("runs"))
+    return config, experiments.get("init_ticket")(config)
+
+
+def test_the_run_record_is_complete(finished):
+    config, result = finished
+    folder = result["run_folder"]
+    assert folder.endswith(f"init_ticket-{config.digest()}")
+    assert FILES <= set(os.listdir(folder))
+    assert not [n for n in os.listdir(folder) if n.endswith(".tmp") or n.startswith(".")]
+    assert json.load(open(os.path.join(folder, "config.json"))) == json.loads(config.to_json())
+    assert "test accuracy (%)" in open(os.path.join(folder, "summary.md")).read()
+    assert set(os.listdir(os.path.join(folder, "export"))) == {"dense", "ticket"}
+
+
+def test_the_numbers_mean_what_they_say(finished):
+    config, result = finished
+    dense, ticket, diff = result["dense"], result["ticket"], result["comparison"]
+    assert len(ticket["removed"]) == 2 and dense["blocks"] - ticket["blocks"] == 2
+    assert diff["accuracy_pp"] == pytest.approx(100 * (ticket["test"]["accuracy"] - dense["test"]["accuracy"]))
+    assert diff["winning_ticket"] == (diff["accuracy_pp"] >= 0)
+    assert ticket["flops"] == dense["flops"] - 2 * 4_718_592 // 4  # 16x16 images: a quarter of 32x32 FLOPs
+    assert diff["flops_reduction_pct"] == pytest.approx(100 * (1 - ticket["flops"] / dense["flops"]))
+    assert diff["training_speedup_x"] == pytest.approx(
+        dense["train"]["timing"]["train_seconds"] / ticket["train"]["timing"]["train_seconds"])
+    assert set(dense["latency"]) == {"1", "8"}
+    for side in (dense, ticket):
+        energy = side["energy"]
+        assert energy["status"] in ("ok", "unavailable")
+        if energy["status"] == "ok":
+            assert energy["co2_kg"] > 0
+    assert result["measured_vs_estimated"]["energy, CO2"].startswith(("measured", "estimated"))
+
+
+def test_the_ticket_started_from_the_dense_theta0(finished):
+    """The ticket's scores were taken at θ0 and its removed blocks are the selection's."""
+    config, result = finished
+    scores = json.load(open(os.path.join(result["run_folder"], "scores.json")))
+    assert scores["ticket"]["removed"] == result["ticket"]["removed"]
+    dense = tl.models.cifar_resnet(20, input_shape=(16, 16, 3), num_classes=4, seed=config.seed)
+    x, y = tl.criteria.class_balanced_batch(*tl.data.prepare(config.data_options()).splits["train"], per_class=10)
+    again = tl.find_ticket(dense, "grasp", num_blocks=2, data=(x, y))
+    assert again.removed == scores["ticket"]["removed"]
+
+
+def test_a_finished_config_is_not_run_again(finished, monkeypatch):
+    config, result = finished
+    monkeypatch.setattr(train, "fit", lambda *a, **k: pytest.fail("trained again"))
+    assert experiments.get("init_ticket")(config) == json.loads(json.dumps(result))
+
+
+def test_an_interrupted_run_resumes_without_redoing_finished_stages(tmp_path, monkeypatch):
+    config = _config(tmp_path, num_blocks=1, export=False)
+    first = experiments.get("init_ticket")(config)
+    folder = first["run_folder"]
+    for name in ("result.json", "train_ticket.json", "ticket_final.weights.h5", "history_ticket.csv", "summary.md"):
+        os.remove(os.path.join(folder, name))  # as if killed while training the ticket
+    trained = []
+    real_fit = train.fit
+    monkeypatch.setattr(train, "fit", lambda model, *a, **k: trained.append(model.name) or real_fit(model, *a, **k))
+    second = experiments.get("init_ticket")(config)
+    assert trained == ["resnet20_minus1"]
+    assert second["dense"]["test"] == first["dense"]["test"]  # the dense weights were reloaded
+    assert second["ticket"]["removed"] == first["ticket"]["removed"]
+
+
+def test_a_different_config_gets_its_own_folder(tmp_path):
+    a, b = _config(tmp_path), _config(tmp_path, seed=1)
+    assert a.digest() != b.digest()
+    assert Config.from_dict(json.loads(a.to_json())) == a

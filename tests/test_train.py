@@ -1,0 +1,83 @@
+import keras
+import numpy as np
+import pytest
+
+import tf_lottery as tl
+from tf_lottery import data, train
+
+
+@pytest.fixture(scope="module")
+def small_data():
+    return data.prepare(data.DataOptions("synthetic", train_size=256, val_size=64, test_size=64, seed=0))
+
+
+@pytest.mark.parametrize("text, expected", [("160ep", (160, "ep")), ("500it", (500, "it")), (" 3 ep", (3, "ep"))])
+def test_parse_length(text, expected):
+    assert train.parse_length(text) == expected
+
+
+@pytest.mark.parametrize("text", ["160", "0ep", "3epochs", "-2it", "ep"])
+def test_bad_length_names_the_forms(text):
+    with pytest.raises(ValueError, match="e.g. 160ep or 500it"):
+        train.parse_length(text)
+
+
+def test_paper_recipe_defaults_and_schedule():
+    recipe = train.Recipe()
+    assert (recipe.length, recipe.batch_size, recipe.learning_rate, recipe.momentum, recipe.nesterov) == (
+        "200ep", 128, 0.01, 0.9, True)
+    schedule = recipe.schedule(steps_per_epoch=390)
+    for step, lr in [(0, 0.01), (100 * 390 - 1, 0.01), (100 * 390, 0.001), (150 * 390, 0.0001)]:
+        assert float(schedule(step)) == pytest.approx(lr)
+    assert train.Recipe(length="500it").plan(390) == (2, 390)
+    assert train.Recipe(length="100it").plan(390) == (1, 100)
+    assert train.Recipe(length="3ep").plan(390) == (3, 390)
+
+
+def test_fit_trains_logs_and_times(tmp_path, small_data):
+    keras.utils.set_random_seed(0)
+    model = tl.models.cifar_resnet(8, input_shape=(16, 16, 3), num_classes=4)
+    result = train.fit(model, small_data, train.Recipe(length="3ep", batch_size=32, learning_rate=0.05,
+                                                       lr_drops=("2ep",)), str(tmp_path), "dense", verbose=0)
+    history = result["history"]
+    assert history["epoch"] == [0, 1, 2] and len(history["val_accuracy"]) == 3
+    assert history["loss"][-1] < history["loss"][0]
+    timing = result["timing"]
+    assert len(timing["epoch_seconds"]) == 3 and timing["train_seconds"] >= sum(timing["epoch_seconds"])
+    assert timing["images_per_second"] == pytest.approx(32 * 8 * 2 / sum(timing["epoch_seconds"][1:]))
+    assert result["steps"] == 24
+    assert not (tmp_path / "backup_dense").exists()  # deleted once training finished
+    evaluation = train.evaluate(model, small_data)
+    assert 0 <= evaluation["accuracy"] <= 1 and evaluation["examples"] == 64
+
+
+class _Kill(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == 1:
+            raise KeyboardInterrupt("killed")
+
+
+def test_a_killed_training_resumes_where_it_stopped(tmp_path, small_data):
+    recipe = train.Recipe(length="4ep", batch_size=32, learning_rate=0.05, lr_drops=())
+    model = tl.models.cifar_resnet(8, input_shape=(16, 16, 3), num_classes=4)
+    with pytest.raises(KeyboardInterrupt):
+        train.fit(model, small_data, recipe, str(tmp_path), "dense", verbose=0, extra_callbacks=[_Kill()])
+    assert (tmp_path / "backup_dense").exists()
+    fresh = tl.models.cifar_resnet(8, input_shape=(16, 16, 3), num_classes=4)
+    result = train.fit(fresh, small_data, recipe, str(tmp_path), "dense", verbose=0)
+    assert result["history"]["epoch"] == [0, 1, 2, 3]  # epochs 0-1 not trained again
+    assert len(result["timing"]["epoch_seconds"]) == 2
+    assert int(fresh.optimizer.iterations.numpy()) == 4 * 8
+
+
+def test_divergence_is_a_clear_error(tmp_path, small_data):
+    model = tl.models.cifar_resnet(8, input_shape=(16, 16, 3), num_classes=4)
+    with pytest.raises(train.TrainingDiverged, match="NaN or infinite"):
+        train.fit(model, small_data, train.Recipe(length="2ep", batch_size=32, learning_rate=1e12, lr_drops=()),
+                  str(tmp_path), "dense", verbose=0)
+
+
+def test_training_split_smaller_than_a_batch(tmp_path, small_data):
+    with pytest.raises(ValueError, match="smaller than one batch"):
+        train.fit(tl.models.cifar_resnet(8, input_shape=(16, 16, 3), num_classes=4), small_data,
+                  train.Recipe(length="1ep", batch_size=1024), str(tmp_path), "dense", verbose=0)
