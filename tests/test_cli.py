@@ -92,3 +92,20 @@ def test_criteria_benchmark_script_writes_its_numbers(tmp_path):
     assert set(saved["results"]) == {"snip", "random"}
     assert all(r["median_s"] > 0 for r in saved["results"].values())
     assert "| snip " in result.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.exists("/usr/share/datasets/fashion-mnist"), reason="dataset-fashion-mnist not installed")
+def test_the_quick_demo(tmp_path):
+    """`tf-lottery` with no flags but the output folder: the README's demo (about 4 minutes)."""
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
+    result = subprocess.run([sys.executable, "-m", "tf_lottery.cli", f"--runs_dir={tmp_path}"],
+                            capture_output=True, text=True, env=env, timeout=1200)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (folder,) = os.listdir(tmp_path)
+    import json
+
+    saved = json.loads((tmp_path / folder / "result.json").read_text())
+    assert saved["data"] == {"train": 15000, "val": 1000, "test": 10000, "input_shape": [28, 28, 1]}
+    assert saved["dense"]["test"]["accuracy"] > 0.6 and saved["ticket"]["test"]["accuracy"] > 0.6
+    assert len(saved["ticket"]["removed"]) == 2
