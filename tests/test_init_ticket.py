@@ -94,4 +94,5 @@ def test_an_interrupted_run_resumes_without_redoing_finished_stages(tmp_path, mo
 def test_a_different_config_gets_its_own_folder(tmp_path):
     a, b = _config(tmp_path), _config(tmp_path, seed=1)
     assert a.digest() != b.digest()
+    assert _config(tmp_path / "elsewhere").digest() == a.digest()
     assert Config.from_dict(json.loads(a.to_json())) == a

@@ -144,5 +144,9 @@ class Config:
         return cls(**values)
 
     def digest(self) -> str:
-        """A short hash of the config: the key of its run folder."""
-        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
+        """A short hash of the config: the key of its run folder.
+
+        ``runs_dir`` is left out: where the folder lives is not what the run is.
+        """
+        identity = {k: v for k, v in self.to_dict().items() if k != "runs_dir"}
+        return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]

@@ -200,6 +200,7 @@ def fit(model: keras.Model, data, recipe: Recipe, workdir: str, name: str,
         callbacks.append(keras.callbacks.TensorBoard(os.path.join(workdir, "tensorboard", name)))
     callbacks.extend(extra_callbacks)
     has_val = len(data.splits["val"][1]) > 0
+    call_start = time.perf_counter()
     model.fit(
         data.train_pipeline(recipe.batch_size),
         epochs=epochs,
@@ -209,12 +210,14 @@ def fit(model: keras.Model, data, recipe: Recipe, workdir: str, name: str,
         shuffle=False,  # the pipeline shuffles, seeded
         verbose=(1 if sys.stdout.isatty() else 2) if verbose is None else verbose,
     )
+    fit_call_seconds = time.perf_counter() - call_start
     history = read_history(history_path)
     losses = history.get("loss", [])
     if not losses or not np.all(np.isfinite(losses)):
         raise TrainingDiverged(f"{name}: the training loss became NaN or infinite (history: {losses[-3:]}); "
                                "lower the learning rate or check the data")
-    return {"history": history, "timing": timer.summary(), "steps": epochs * per_epoch, "epochs": epochs}
+    timing = {**timer.summary(), "fit_call_seconds": fit_call_seconds}
+    return {"history": history, "timing": timing, "steps": epochs * per_epoch, "epochs": epochs}
 
 
 def evaluate(model: keras.Model, data, split: str = "test", batch_size: int = 256) -> dict:
