@@ -6,8 +6,11 @@ Example:
     >>> ticket = tl.surgery.remove_blocks(model, ["stage1_block2"])
 """
 
-from tf_lottery import cost, criteria, models, surgery
+from tf_lottery import carbon, cost, criteria, data, export, models, surgery, tickets, train
 from tf_lottery.tickets import TicketResult, find_ticket
 
 __version__ = "0.1.0"
-__all__ = ["TicketResult", "cost", "criteria", "find_ticket", "models", "surgery", "__version__"]
+__all__ = [
+    "TicketResult", "carbon", "cost", "criteria", "data", "export", "find_ticket", "models", "surgery",
+    "tickets", "train", "__version__",
+]

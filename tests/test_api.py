@@ -1,0 +1,10 @@
+"""The README's public API is reachable from `import tf_lottery as tl` alone."""
+
+import tf_lottery as tl
+
+
+def test_public_modules_and_entry_points():
+    for name in ("models", "surgery", "cost", "criteria", "tickets", "data", "train", "carbon", "export"):
+        assert hasattr(tl, name), name
+    assert callable(tl.find_ticket) and callable(tl.export.save_ticket) and callable(tl.data.prepare)
+    assert callable(tl.train.fit) and callable(tl.carbon.track) and callable(tl.models.cifar_resnet)
