@@ -34,7 +34,7 @@ def test_describe_from_a_flagfile(tmp_path):
     "args, message",
     [
         (["--depth=33"], "depth must be 6n+2 with n >= 1"),
-        (["--experiment=nope"], "unknown experiment 'nope'; valid names: describe, init_ticket"),
+        (["--experiment=nope"], "unknown experiment 'nope'; valid names: describe, init_ticket, lottery"),
         (["--criterion=grsp"], "unknown criterion 'grsp'; valid names:"),
         (["--dataset=mnits"], "unknown dataset 'mnits'"),
         (["--length=10epochs"], "e.g. 160ep or 500it"),

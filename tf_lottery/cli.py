@@ -49,6 +49,10 @@ flags.DEFINE_integer("min_blocks_per_stage", _D.min_blocks_per_stage, "Blocks ea
 flags.DEFINE_enum("aggregation", None, ["sum", "mean"], "Per-weight to block score (default: the criterion's).")
 flags.DEFINE_enum("prune_first", None, ["low", "high"], "Override the criterion's direction.")
 flags.DEFINE_integer("score_per_class", _D.score_per_class, "Scoring examples per class.", lower_bound=1)
+flags.DEFINE_enum("rewind", _D.rewind, ["weights", "lr", "reinit"],
+                  "lottery: rewind the kept layers' weights to epoch i, keep the trained weights and replay "
+                  "the schedule from epoch i, or re-initialize at random.")
+flags.DEFINE_integer("rewind_epoch", _D.rewind_epoch, "lottery: the rewind epoch i.", lower_bound=0)
 # Training
 flags.DEFINE_string("length", _D.length, "Training length: 200ep (epochs) or 5000it (steps).")
 flags.DEFINE_integer("batch_size", _D.batch_size, "Batch size.", lower_bound=1)

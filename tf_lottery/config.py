@@ -19,6 +19,7 @@ from tf_lottery.data.pipeline import DataOptions
 from tf_lottery.models.cifar_resnet import depth_to_blocks
 from tf_lottery.train import Recipe, parse_length
 
+REWINDS = ("weights", "lr", "reinit")
 _TUPLES = ("blocks_per_stage", "input_shape", "lr_drops", "latency_batch_sizes")
 
 
@@ -30,7 +31,7 @@ class Config:
     input_shape and num_classes (None: from the dataset). Data: dataset, data_dir,
     download, train_size, val_size, test_size, mean_subtraction, crop, flip. Ticket:
     criterion, num_blocks, fraction, schedule, min_blocks_per_stage, aggregation,
-    prune_first, score_per_class. Training: length, batch_size, learning_rate, momentum,
+    prune_first, score_per_class; rewind, rewind_epoch (``lottery`` only). Training: length, batch_size, learning_rate, momentum,
     nesterov, lr_drops, lr_drop_factor, weight_decay. Output: runs_dir, export,
     carbon_country, latency_batch_sizes, memory_batch_size, tensorboard.
     """
@@ -63,6 +64,8 @@ class Config:
     aggregation: Optional[str] = None
     prune_first: Optional[str] = None
     score_per_class: int = 10
+    rewind: str = "weights"
+    rewind_epoch: int = 0
 
     length: str = "3ep"
     batch_size: int = 128
@@ -88,6 +91,8 @@ class Config:
         if self.blocks_per_stage is None:
             depth_to_blocks(self.depth)  # fails early with the valid form
         self.recipe()  # validates lengths and rates
+        if self.rewind not in REWINDS:
+            raise ValueError(f"rewind must be one of {REWINDS}; got {self.rewind!r}")
         if self.score_per_class < 1:
             raise ValueError(f"score_per_class must be >= 1; got {self.score_per_class}")
         if len(self.carbon_country) != 3 or not self.carbon_country.isalpha():

@@ -96,6 +96,28 @@ class Recipe:
     def optimizer(self, steps_per_epoch: int) -> keras.optimizers.Optimizer:
         return keras.optimizers.SGD(self.schedule(steps_per_epoch), momentum=self.momentum, nesterov=self.nesterov)
 
+    def resumed_at(self, epoch: int) -> "Recipe":
+        """The rest of this recipe from epoch ``epoch`` on: its length less ``epoch`` epochs and
+        the learning-rate schedule as it stands at that epoch (drops already passed applied).
+
+        Raises:
+            ValueError: if a length is given in steps, or ``epoch`` is not inside the length.
+        """
+        lengths = [parse_length(self.length)] + [parse_length(d) for d in self.lr_drops]
+        if any(unit != "ep" for _, unit in lengths):
+            raise ValueError(f"resuming at an epoch needs lengths in epochs; got {self.length} and {self.lr_drops}")
+        total = lengths[0][0]
+        if not 0 <= epoch < total:
+            raise ValueError(f"the rewind epoch must be in [0, {total - 1}] for a {self.length} recipe; got {epoch}")
+        drops = [count for count, _ in lengths[1:]]
+        passed = sum(d <= epoch for d in drops)
+        return dataclasses.replace(
+            self,
+            length=f"{total - epoch}ep",
+            learning_rate=self.learning_rate * self.lr_drop_factor**passed,
+            lr_drops=tuple(f"{d - epoch}ep" for d in drops if d > epoch),
+        )
+
     def plan(self, steps_per_epoch: int) -> Tuple[int, int]:
         """``(epochs, steps per epoch)`` for ``fit``: whole epochs, or for an 'it' length
         epochs of at most one pass over the data whose steps add up to the length."""
@@ -137,6 +159,23 @@ class Timer(keras.callbacks.Callback):
             "images_per_second_note": "over the epochs after the first (the first includes tracing)"
             if len(self.epoch_seconds) > 1 else "single epoch, includes tracing",
         }
+
+
+class SaveWeightsAt(keras.callbacks.Callback):
+    """Saves the weights after the given epochs (θ_i: the weights after i epochs).
+
+    Args:
+        epochs: Epoch counts i >= 1 (θ0 is saved before training by the caller).
+        save: ``save(model, i)``, e.g. writing ``theta_{i}.weights.h5`` atomically.
+    """
+
+    def __init__(self, epochs, save):
+        super().__init__()
+        self.epochs, self.save = set(epochs), save
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch + 1 in self.epochs:
+            self.save(self.model, epoch + 1)
 
 
 def compile_model(model: keras.Model, recipe: Recipe, steps_per_epoch: int) -> None:

@@ -30,18 +30,21 @@ from tf_lottery.tables import markdown_table
 from tf_lottery.tickets import find_ticket, resolve_count
 
 
-def _log(message: str) -> None:
+def log(message: str) -> None:
     print(f"[tf-lottery {time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-def _score(config: Config, run: RunFolder, dense, data) -> dict:
-    """Scores the dense model at θ0 and picks the blocks; cached in scores.json."""
+def score_blocks(config: Config, run: RunFolder, dense, data) -> dict:
+    """Scores the dense model (θ0 here, trained weights for ``lottery``) and picks the blocks.
+
+    Cached in scores.json, so a resumed run removes the same blocks.
+    """
     cached = run.read_json("scores.json")
     if cached is not None:
-        _log(f"scores found in {run.file('scores.json')}: removing {cached['ticket']['removed']}")
+        log(f"scores found in {run.file('scores.json')}: removing {cached['ticket']['removed']}")
         return cached
     x, y = criteria.class_balanced_batch(*data.splits["train"], per_class=config.score_per_class, seed=config.seed)
-    _log(f"scoring {len(surgery.blocks(dense))} blocks with {config.criterion} on {len(y)} examples")
+    log(f"scoring {len(surgery.blocks(dense))} blocks with {config.criterion} on {len(y)} examples")
     with carbon.track("scoring", run.path, config.carbon_country) as energy:
         start = time.perf_counter()
         result = find_ticket(dense, config.criterion, config.num_blocks, config.fraction, (x, y),
@@ -54,24 +57,36 @@ def _score(config: Config, run: RunFolder, dense, data) -> dict:
     return payload
 
 
-def _train(config: Config, run: RunFolder, model, data, name: str) -> dict:
-    """Trains one model (or loads it when a previous run finished it); returns its record."""
+def train_or_load(config: Config, run: RunFolder, model, data, name: str, recipe=None, callbacks=()) -> dict:
+    """Trains one model (or loads it when a previous run finished it); returns its record.
+
+    Args:
+        config: The run's config.
+        run: The run folder.
+        model: The model to train.
+        data: Prepared data.
+        name: "dense" or "ticket": names the files.
+        recipe: The recipe (default: the config's).
+        callbacks: Extra Keras callbacks.
+    """
+    recipe = recipe or config.recipe()
     record = run.read_json(f"train_{name}.json")
     if record is not None and run.exists(f"{name}_final.weights.h5"):
-        _log(f"{name}: already trained, loading {run.file(f'{name}_final.weights.h5')}")
+        log(f"{name}: already trained, loading {run.file(f'{name}_final.weights.h5')}")
         model.load_weights(run.file(f"{name}_final.weights.h5"))
-        train.compile_model(model, config.recipe(), 1)
+        train.compile_model(model, recipe, 1)
         return record
-    _log(f"{name}: training {model.name} ({model.count_params():,} params) for {config.length}")
+    log(f"{name}: training {model.name} ({model.count_params():,} params) for {recipe.length}")
     with carbon.track(name, run.path, config.carbon_country) as energy:
-        fitted = train.fit(model, data, config.recipe(), run.path, name, tensorboard=config.tensorboard)
+        fitted = train.fit(model, data, recipe, run.path, name, tensorboard=config.tensorboard,
+                           extra_callbacks=callbacks)
     record = {"train": {k: fitted[k] for k in ("timing", "steps", "epochs")}, "energy": energy}
     run.save_weights(model, f"{name}_final.weights.h5")
     run.write_json(f"train_{name}.json", record)
     return record
 
 
-def _measure(config: Config, model, data, trained: dict) -> dict:
+def measure(config: Config, model, data, trained: dict) -> dict:
     """Accuracy and every cost of one trained model."""
     return {
         "model_name": model.name,
@@ -153,44 +168,56 @@ def summary_table(result: dict) -> str:
     return markdown_table(["", "dense", "ticket", "change"], rows, align="lrrl")
 
 
-@EXPERIMENTS.register("init_ticket")
-def init_ticket(config: Config) -> dict:
-    """Runs Algorithm 2 (see the module docstring) and returns result.json's content.
-
-    Example:
-        $ tf-lottery                                   # the quick demo
-        $ tf-lottery --flagfile=flags/cifar10_resnet56_grasp.cfg --num_blocks=12
-    """
-    run = RunFolder(config)
+def already_done(run: RunFolder):
+    """result.json of a finished run (printing its summary), or None."""
     done = run.read_json("result.json")
     if done is not None:
-        _log(f"this config already ran: {run.path} (delete the folder to run it again)")
+        log(f"this config already ran: {run.path} (delete the folder to run it again)")
         print(summary_table(done))
-        return done
+    return done
+
+
+def set_up(config: Config, run: RunFolder):
+    """Loads the data, builds the dense θ0, checks p, creates the run folder.
+
+    Returns:
+        ``(data, dense)``.
+    """
     keras.utils.set_random_seed(config.seed)
-    _log(f"loading {config.dataset}")
+    log(f"loading {config.dataset}")
     data = prepare(config.data_options())
-    builder = models.get(config.model)
-    dense = builder(**config.model_kwargs(data.input_shape, data.num_classes))
+    dense = models.get(config.model)(**config.model_kwargs(data.input_shape, data.num_classes))
     resolve_count(dense, config.num_blocks, config.fraction, config.min_blocks_per_stage)  # fail before writing
     run.start()
-    _log(f"run folder {run.path}")
-    scored = _score(config, run, dense, data)
-    ticket = surgery.remove_blocks(dense, scored["ticket"]["removed"], config.min_blocks_per_stage)
+    log(f"run folder {run.path}")
+    return data, dense
+
+
+def plot_scores(config: Config, run: RunFolder, dense, scored: dict) -> None:
     found = {b.name: b for b in surgery.find_blocks(dense)}
     plots.block_scores(scored["ticket"]["scores"], {n: b.stage for n, b in found.items()},
                        [n for n, b in found.items() if b.removable], scored["ticket"]["removed"],
                        config.criterion, scored["ticket"]["prune_first"], run.file("scores.png"))
 
-    sides = {}
-    for name, model in (("dense", dense), ("ticket", ticket)):
-        keras.utils.set_random_seed(config.seed)  # same data order and augmentation for both
-        trained = _train(config, run, model, data, name)
-        sides[name] = {**_measure(config, model, data, trained), "blocks": len(surgery.blocks(model))}
+
+def record_run(config: Config, run: RunFolder, data, models_: dict, trained: dict, scored: dict,
+               extra: dict = None) -> dict:
+    """Measures both trained models, writes curves, result.json, summary.md and exports.
+
+    Args:
+        models_: ``{"dense": model, "ticket": model}``, trained.
+        trained: Their training records (from :func:`train_or_load`).
+        scored: The scoring record (from :func:`score_blocks`).
+        extra: More fields for result.json.
+
+    Returns:
+        result.json's content.
+    """
+    sides = {name: {**measure(config, model, data, trained[name]), "blocks": len(surgery.blocks(model))}
+             for name, model in models_.items()}
     sides["ticket"]["removed"] = scored["ticket"]["removed"]
     plots.learning_curves({n: train.read_history(run.file(f"history_{n}.csv")) for n in sides},
                           run.file("curves.png"))
-
     result = {
         "config_hash": config.digest(),
         "run_folder": run.path,
@@ -208,19 +235,43 @@ def init_ticket(config: Config) -> dict:
             "params, FLOPs, memory": "computed from the graph (memory: the formula in tf_lottery.cost.memory)",
             "energy, CO2": sides["dense"]["energy"].get("mode", "unavailable"),
         },
+        **(extra or {}),
     }
     if config.export:
-        meta = {"config_hash": config.digest(), "criterion": config.criterion, "seed": config.seed}
-        for name, model in (("dense", dense), ("ticket", ticket)):
-            path = run.file(f"export/{name}")
+        meta = {"config_hash": config.digest(), "criterion": config.criterion, "seed": config.seed, **(extra or {})}
+        for name, model in models_.items():
             if not run.exists(f"export/{name}"):
-                extra = {"ticket": scored["ticket"]} if name == "ticket" else {}
-                export.save_model(model, path, {**meta, **extra,
-                                                "metrics": {"test_accuracy": sides[name]["test"]["accuracy"]}})
-        result["exports"] = {"dense": run.file("export/dense"), "ticket": run.file("export/ticket")}
+                more = {"ticket": scored["ticket"]} if name == "ticket" else {}
+                export.save_model(model, run.file(f"export/{name}"),
+                                  {**meta, **more, "metrics": {"test_accuracy": sides[name]["test"]["accuracy"]}})
+        result["exports"] = {name: run.file(f"export/{name}") for name in models_}
     table = summary_table(result)
     run.write_text("summary.md", f"# {config.experiment} {config.digest()}\n\n{table}")
     run.write_json("result.json", result)
-    _log(f"done: {run.path}")
+    log(f"done: {run.path}")
     print(table)
     return result
+
+
+@EXPERIMENTS.register("init_ticket")
+def init_ticket(config: Config) -> dict:
+    """Runs Algorithm 2 (see the module docstring) and returns result.json's content.
+
+    Example:
+        $ tf-lottery                                   # the quick demo
+        $ tf-lottery --flagfile=flags/cifar10_resnet56_grasp.cfg --num_blocks=12
+    """
+    run = RunFolder(config)
+    done = already_done(run)
+    if done is not None:
+        return done
+    data, dense = set_up(config, run)
+    scored = score_blocks(config, run, dense, data)
+    ticket = surgery.remove_blocks(dense, scored["ticket"]["removed"], config.min_blocks_per_stage)
+    plot_scores(config, run, dense, scored)
+    models_ = {"dense": dense, "ticket": ticket}
+    trained = {}
+    for name, model in models_.items():
+        keras.utils.set_random_seed(config.seed)  # same data order and augmentation for both
+        trained[name] = train_or_load(config, run, model, data, name)
+    return record_run(config, run, data, models_, trained, scored)
