@@ -194,6 +194,7 @@ def set_up(config: Config, run: RunFolder):
 
 
 def plot_scores(config: Config, run: RunFolder, dense, scored: dict) -> None:
+    """Writes scores.png: every block's score by stage, the removed ones marked."""
     found = {b.name: b for b in surgery.find_blocks(dense)}
     plots.block_scores(scored["ticket"]["scores"], {n: b.stage for n, b in found.items()},
                        [n for n, b in found.items() if b.removable], scored["ticket"]["removed"],
