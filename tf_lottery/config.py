@@ -17,7 +17,7 @@ from typing import Optional
 
 from tf_lottery.data.pipeline import DataOptions
 from tf_lottery.models.cifar_resnet import depth_to_blocks
-from tf_lottery.train import Recipe, parse_length
+from tf_lottery.train import Recipe
 
 REWINDS = ("weights", "lr", "reinit")
 _TUPLES = ("blocks_per_stage", "input_shape", "lr_drops", "latency_batch_sizes")
@@ -102,8 +102,7 @@ class Config:
                 raise ValueError(f"latency batch sizes must be >= 1; got {self.latency_batch_sizes}")
 
     def recipe(self) -> Recipe:
-        """The training recipe of this config."""
-        parse_length(self.length)
+        """The training recipe of this config (validates lengths and rates)."""
         return Recipe(self.length, self.batch_size, self.learning_rate, self.momentum, self.nesterov,
                       self.lr_drops, self.lr_drop_factor)
 

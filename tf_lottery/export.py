@@ -46,7 +46,7 @@ def save_model(model: keras.Model, path: str, metadata: Optional[dict] = None, o
     """
     path = os.path.abspath(path)
     if os.path.exists(path) and not overwrite:
-        raise FileExistsError(f"{path} exists; pass overwrite=True (CLI: --overwrite_export) to replace it")
+        raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
     parent = os.path.dirname(path)
     os.makedirs(parent, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.", dir=parent)

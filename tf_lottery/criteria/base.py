@@ -52,10 +52,6 @@ class Criterion:
             raise ValueError(f"criterion {self.name!r} needs data ({self.needs.replace('_', ' ')}); got data=None")
         return self.fn(model, data, **options)
 
-    def removal_key(self, score: float) -> float:
-        """Sort key: smaller means removed earlier."""
-        return score if self.prune_first == "low" else -score
-
 
 def register(name: str, *, prune_first: str, needs: str, when: str, summary: str):
     """Decorator registering a scoring function as a :class:`Criterion`."""

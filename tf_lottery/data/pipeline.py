@@ -72,7 +72,7 @@ class PreparedData:
     def train_pipeline(self, batch_size: int, augment: bool = True) -> tf.data.Dataset:
         """Shuffled, augmented, batched, repeated training batches (seeded)."""
         images, labels = self.splits["train"]
-        ds = tf.data.Dataset.from_tensor_slices((images, labels)).cache()
+        ds = tf.data.Dataset.from_tensor_slices((images, labels))  # already in memory: no cache()
         ds = ds.shuffle(len(labels), seed=self.options.seed, reshuffle_each_iteration=True).repeat()
         if augment and (self.options.crop or self.options.flip):
             ds = ds.map(self._augmenter(), num_parallel_calls=tf.data.AUTOTUNE)
@@ -85,7 +85,6 @@ class PreparedData:
 
     def _augmenter(self):
         crop, flip, seed = self.options.crop, self.options.flip, self.options.seed
-        height, width, _ = self.input_shape
 
         def augment(image, label):
             if crop:

@@ -133,8 +133,13 @@ def compare(dense: dict, ticket: dict) -> dict:
     }
 
 
-def _fmt(value, spec="{:,.2f}", unit=""):
-    return "unavailable" if value is None else spec.format(value) + unit
+def _fmt(value, spec="{:,.2f}"):
+    return "unavailable" if value is None else spec.format(value)
+
+
+def _change(reduction_pct):
+    """A reduction in % as a signed change: 28.6 -> "-28.60 %", -3.2 -> "+3.20 %"."""
+    return "unavailable" if reduction_pct is None else f"{-reduction_pct:+.2f} %"
 
 
 def summary_table(result: dict) -> str:
@@ -150,10 +155,10 @@ def summary_table(result: dict) -> str:
         ["test accuracy (%)", f"{100 * dense['test']['accuracy']:.2f}", f"{100 * ticket['test']['accuracy']:.2f}",
          f"{diff['accuracy_pp']:+.2f} pp ({'winning ticket' if diff['winning_ticket'] else 'not a winning ticket'})"],
         ["blocks", dense["blocks"], ticket["blocks"], f"-{dense['blocks'] - ticket['blocks']}"],
-        ["params", f"{dense['params']:,}", f"{ticket['params']:,}", f"-{_fmt(diff['params_reduction_pct'])} %"],
-        ["FLOPs", f"{dense['flops']:,}", f"{ticket['flops']:,}", f"-{_fmt(diff['flops_reduction_pct'])} %"],
+        ["params", f"{dense['params']:,}", f"{ticket['params']:,}", _change(diff['params_reduction_pct'])],
+        ["FLOPs", f"{dense['flops']:,}", f"{ticket['flops']:,}", _change(diff['flops_reduction_pct'])],
         [f"memory, batch {dense['memory_batch_size']} (MiB)", f"{dense['memory_bytes'] / 2**20:,.1f}",
-         f"{ticket['memory_bytes'] / 2**20:,.1f}", f"-{_fmt(diff['memory_reduction_pct'])} %"],
+         f"{ticket['memory_bytes'] / 2**20:,.1f}", _change(diff['memory_reduction_pct'])],
         [f"latency, batch {biggest} (ms, measured)", f"{1000 * dense['latency'][biggest]['median_s']:.1f}",
          f"{1000 * ticket['latency'][biggest]['median_s']:.1f}", f"{diff[f'latency_speedup_x_batch{biggest}']:.2f}x"],
         ["training time (s, measured)", f"{dense['train']['timing']['train_seconds']:.1f}",
@@ -161,9 +166,9 @@ def summary_table(result: dict) -> str:
         ["training images/s (measured)", _fmt(dense["train"]["timing"]["images_per_second"], "{:,.0f}"),
          _fmt(ticket["train"]["timing"]["images_per_second"], "{:,.0f}"), f"{_fmt(diff['images_per_second_ratio_x'])}x"],
         ["training energy (Wh, estimated)" if "estimated" in dense["energy"].get("mode", "") else "training energy (Wh)",
-         energy(dense, "energy_kwh", 1000), energy(ticket, "energy_kwh", 1000), f"-{_fmt(diff['energy_reduction_pct'])} %"],
+         energy(dense, "energy_kwh", 1000), energy(ticket, "energy_kwh", 1000), _change(diff['energy_reduction_pct'])],
         [f"training CO2 (g, {dense['energy'].get('country', '?')} grid)", energy(dense, "co2_kg", 1000),
-         energy(ticket, "co2_kg", 1000), f"-{_fmt(diff['co2_reduction_pct'])} %"],
+         energy(ticket, "co2_kg", 1000), _change(diff['co2_reduction_pct'])],
     ]
     return markdown_table(["", "dense", "ticket", "change"], rows, align="lrrl")
 
