@@ -5,6 +5,7 @@ Examples:
     tf-lottery --flagfile=flags/quickstart.cfg
     tf-lottery --flagfile=flags/cifar10_resnet56_grasp.cfg --num_blocks=12
     tf-lottery --experiment=describe --depth=56 --dataset=cifar10
+    tf-lottery --flagfile=flags/fashion_mnist_table2_resnet32.cfg      # a sweep: Table 2's shape
 """
 
 from __future__ import annotations
@@ -53,6 +54,17 @@ flags.DEFINE_enum("rewind", _D.rewind, ["weights", "lr", "reinit"],
                   "lottery: rewind the kept layers' weights to epoch i, keep the trained weights and replay "
                   "the schedule from epoch i, or re-initialize at random.")
 flags.DEFINE_integer("rewind_epoch", _D.rewind_epoch, "lottery: the rewind epoch i.", lower_bound=0)
+flags.DEFINE_list("keep_epochs", [], "Epochs after which the dense run keeps its weights θ_i (lottery adds "
+                  "--rewind_epoch); runs of the same seed share the dense run only with the same list.")
+# Sweep
+flags.DEFINE_enum("sweep_experiment", _D.sweep_experiment, ["init_ticket", "lottery"],
+                  "sweep: the experiment of each point.")
+flags.DEFINE_list("sweep_num_blocks", [], "sweep: the values of p, e.g. 1,2,3,4,5 (empty: --num_blocks).")
+flags.DEFINE_list("sweep_criteria", [], "sweep: the criteria, e.g. snip,grasp (empty: --criterion).")
+flags.DEFINE_list("sweep_seeds", [], "sweep: the seeds, e.g. 0,1,2 (empty: --seed).")
+flags.DEFINE_list("sweep_rewinds", [], "sweep (lottery): the rewind modes, e.g. weights,lr (empty: --rewind).")
+flags.DEFINE_list("sweep_rewind_epochs", [], "sweep (lottery): the rewind epochs, e.g. 0,25,50,75 "
+                  "(empty: --rewind_epoch).")
 # Training
 flags.DEFINE_string("length", _D.length, "Training length: 200ep (epochs) or 5000it (steps).")
 flags.DEFINE_integer("batch_size", _D.batch_size, "Batch size.", lower_bound=1)
@@ -71,7 +83,9 @@ flags.DEFINE_integer("memory_batch_size", _D.memory_batch_size, "Batch size of t
 flags.DEFINE_bool("tensorboard", _D.tensorboard, "Write TensorBoard logs.")
 
 FLAGS = flags.FLAGS
-_INT_LISTS = ("blocks_per_stage", "input_shape", "latency_batch_sizes")
+_INT_LISTS = ("blocks_per_stage", "input_shape", "latency_batch_sizes", "keep_epochs", "sweep_num_blocks",
+              "sweep_seeds", "sweep_rewind_epochs")
+_NAME_LISTS = ("sweep_criteria", "sweep_rewinds")
 _ZERO_MEANS_ALL = ("train_size", "test_size")
 
 
@@ -94,6 +108,8 @@ def config_from_flags() -> Config:
     values = {}
     for field in Config.__dataclass_fields__:
         value = _int_list(field) if field in _INT_LISTS else FLAGS[field].value
+        if field in _NAME_LISTS:
+            value = tuple(value)
         if field in _ZERO_MEANS_ALL and value == 0:
             value = None
         values[field] = value
@@ -104,6 +120,8 @@ def config_from_flags() -> Config:
         for registry, name in ((experiments.EXPERIMENTS, "experiment"), (data.DATASETS, "dataset"),
                                (criteria.CRITERIA, "criterion")):
             registry.get(values[name])
+        for name in values["sweep_criteria"]:
+            criteria.CRITERIA.get(name)
         return Config(**values)
     except (ValueError, UnknownNameError) as error:
         raise app.UsageError(str(error)) from None

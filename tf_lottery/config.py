@@ -20,7 +20,14 @@ from tf_lottery.models.cifar_resnet import depth_to_blocks
 from tf_lottery.train import Recipe
 
 REWINDS = ("weights", "lr", "reinit")
-_TUPLES = ("blocks_per_stage", "input_shape", "lr_drops", "latency_batch_sizes")
+SWEEPABLE = ("init_ticket", "lottery")
+_TUPLES = ("blocks_per_stage", "input_shape", "lr_drops", "latency_batch_sizes", "keep_epochs",
+           "sweep_num_blocks", "sweep_criteria", "sweep_seeds", "sweep_rewinds", "sweep_rewind_epochs")
+# The fields only a ticket reads; the shared dense run of a config ignores them.
+TICKET_FIELDS = ("criterion", "num_blocks", "fraction", "schedule", "min_blocks_per_stage", "aggregation",
+                 "prune_first", "score_per_class", "rewind", "rewind_epoch")
+SWEEP_FIELDS = ("sweep_experiment", "sweep_num_blocks", "sweep_criteria", "sweep_seeds", "sweep_rewinds",
+                "sweep_rewind_epochs")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,7 +38,10 @@ class Config:
     input_shape and num_classes (None: from the dataset). Data: dataset, data_dir,
     download, train_size, val_size, test_size, mean_subtraction, crop, flip. Ticket:
     criterion, num_blocks, fraction, schedule, min_blocks_per_stage, aggregation,
-    prune_first, score_per_class; rewind, rewind_epoch (``lottery`` only). Training: length, batch_size, learning_rate, momentum,
+    prune_first, score_per_class; rewind, rewind_epoch (``lottery`` only), keep_epochs
+    (dense epochs whose weights are kept). Sweep (``sweep`` only): sweep_experiment and the
+    lists sweep_num_blocks, sweep_criteria, sweep_seeds, sweep_rewinds, sweep_rewind_epochs
+    (empty: the single value of the matching field). Training: length, batch_size, learning_rate, momentum,
     nesterov, lr_drops, lr_drop_factor, weight_decay. Output: runs_dir, export,
     carbon_country, latency_batch_sizes, memory_batch_size, tensorboard.
     """
@@ -66,6 +76,14 @@ class Config:
     score_per_class: int = 10
     rewind: str = "weights"
     rewind_epoch: int = 0
+    keep_epochs: tuple = ()
+
+    sweep_experiment: str = "init_ticket"
+    sweep_num_blocks: tuple = ()
+    sweep_criteria: tuple = ()
+    sweep_seeds: tuple = ()
+    sweep_rewinds: tuple = ()
+    sweep_rewind_epochs: tuple = ()
 
     length: str = "3ep"
     batch_size: int = 128
@@ -93,6 +111,17 @@ class Config:
         self.recipe()  # validates lengths and rates
         if self.rewind not in REWINDS:
             raise ValueError(f"rewind must be one of {REWINDS}; got {self.rewind!r}")
+        if self.sweep_experiment not in SWEEPABLE:
+            raise ValueError(f"sweep_experiment must be one of {SWEEPABLE}; got {self.sweep_experiment!r}")
+        for rewind in self.sweep_rewinds:
+            if rewind not in REWINDS:
+                raise ValueError(f"sweep_rewinds must be among {REWINDS}; got {self.sweep_rewinds}")
+        for name in ("keep_epochs", "sweep_num_blocks", "sweep_seeds", "sweep_rewind_epochs"):
+            values = getattr(self, name)
+            if any(v < 0 for v in values) or len(set(values)) != len(values):
+                raise ValueError(f"{name} takes distinct integers >= 0; got {list(values)}")
+        if len(set(self.sweep_criteria)) != len(self.sweep_criteria):
+            raise ValueError(f"sweep_criteria lists a criterion twice: {list(self.sweep_criteria)}")
         if self.score_per_class < 1:
             raise ValueError(f"score_per_class must be >= 1; got {self.score_per_class}")
         if len(self.carbon_country) != 3 or not self.carbon_country.isalpha():

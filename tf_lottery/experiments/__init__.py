@@ -5,7 +5,7 @@ its results. The CLI picks one with ``--experiment=NAME``.
 """
 
 from tf_lottery.experiments.registry import EXPERIMENTS
-from tf_lottery.experiments import describe, init_ticket, lottery  # noqa: F401  (importing registers them)
+from tf_lottery.experiments import dense, describe, init_ticket, lottery, sweep  # noqa: F401  (importing registers them)
 
 
 def get(name: str):

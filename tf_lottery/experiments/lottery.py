@@ -1,7 +1,8 @@
 """``lottery``: the paper's Algorithm 1, layer tickets of a *trained* network with rewinding.
 
 1. Train the dense network for n epochs from θ0, keeping θ_i, its weights after
-   ``rewind_epoch`` = i epochs (θ0 itself when i = 0).
+   ``rewind_epoch`` = i epochs (θ0 itself when i = 0), in the dense run folder shared by
+   every run of the seed (:mod:`tf_lottery.experiments.dense`; ``keep_epochs`` keeps more).
 2. Score the trained network's blocks with ``criterion`` (the paper's Table 1 uses the
    after-training criteria hrank, expectabs, pls, kl, and random) and remove p blocks.
 3. Give the ticket its starting weights, by ``rewind``:
@@ -23,21 +24,17 @@ from __future__ import annotations
 
 import keras
 
-from tf_lottery import models, surgery, train
+from tf_lottery import models, surgery
 from tf_lottery.config import Config
-from tf_lottery.experiments.init_ticket import (
+from tf_lottery.experiments.dense import theta_file, train_dense
+from tf_lottery.experiments.registry import EXPERIMENTS
+from tf_lottery.experiments.stages import (
     already_done, log, plot_scores, record_run, score_blocks, set_up, train_or_load,
 )
-from tf_lottery.experiments.registry import EXPERIMENTS
 from tf_lottery.runs import RunFolder
 
 
-def rewind_file(epoch: int) -> str:
-    """File name of θ_epoch in the run folder."""
-    return f"theta_{epoch}.weights.h5"
-
-
-def rewound_ticket(config: Config, run: RunFolder, trained_dense, removed, input_shape, num_classes):
+def rewound_ticket(config: Config, dense_run: RunFolder, trained_dense, removed, input_shape, num_classes):
     """The ticket with its starting weights for ``config.rewind`` (see the module docstring).
 
     Returns:
@@ -51,7 +48,7 @@ def rewound_ticket(config: Config, run: RunFolder, trained_dense, removed, input
     if config.rewind == "lr":
         return surgery.remove_blocks(trained_dense, removed, config.min_blocks_per_stage), recipe
     rewound = builder(**config.model_kwargs(input_shape, num_classes))
-    rewound.load_weights(run.file(rewind_file(config.rewind_epoch)))
+    rewound.load_weights(dense_run.file(theta_file(config.rewind_epoch)))
     return surgery.remove_blocks(rewound, removed, config.min_blocks_per_stage), recipe
 
 
@@ -71,21 +68,16 @@ def lottery(config: Config) -> dict:
     if done is not None:
         return done
     data, dense = set_up(config, run)
-    if not run.exists(rewind_file(0)):
-        run.save_weights(dense, rewind_file(0))
-
-    keras.utils.set_random_seed(config.seed)
-    save_at = train.SaveWeightsAt([config.rewind_epoch], lambda model, i: run.save_weights(model, rewind_file(i)))
-    trained = {"dense": train_or_load(config, run, dense, data, "dense", callbacks=[save_at])}
+    dense_record, dense_run = train_dense(config, data, dense)  # keeps θ_i in the dense run folder
     scored = score_blocks(config, run, dense, data)
     plot_scores(config, run, dense, scored)
 
-    ticket, recipe = rewound_ticket(config, run, dense, scored["ticket"]["removed"], data.input_shape,
+    ticket, recipe = rewound_ticket(config, dense_run, dense, scored["ticket"]["removed"], data.input_shape,
                                     data.num_classes)
     log(f"ticket: rewind={config.rewind}, epoch {config.rewind_epoch}, trains {recipe.length} "
         f"from learning rate {recipe.learning_rate:g}")
     keras.utils.set_random_seed(config.seed)
-    trained["ticket"] = train_or_load(config, run, ticket, data, "ticket", recipe=recipe)
+    trained = train_or_load(config, run, ticket, data, "ticket", recipe=recipe)
     rewind = {"rewind": {"mode": config.rewind, "epoch": config.rewind_epoch, "ticket_recipe": {
         "length": recipe.length, "learning_rate": recipe.learning_rate, "lr_drops": list(recipe.lr_drops)}}}
-    return record_run(config, run, data, {"dense": dense, "ticket": ticket}, trained, scored, rewind)
+    return record_run(config, run, data, ticket, trained, scored, dense_record, dense_run, rewind)

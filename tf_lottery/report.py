@@ -1,0 +1,174 @@
+"""Sweep reports: the paper's tables in their shape, with mean ± std over seeds, and plots.
+
+* Table 1 shape (``lottery`` sweeps): criterion (x rewind mode) by rewind epoch θ_i,
+  accuracy difference to dense in percentage points.
+* Table 2 shape (``init_ticket`` sweeps): p by criterion, the same differences.
+* Table 4 shape (every sweep): FLOPs, params, memory and CO2 reductions (% less than
+  dense), the measured training speed-up and the speed-up FLOPs alone would imply.
+
+Cells are ``mean ± std`` over seeds (sample std, n - 1; a single seed shows the mean
+only). The paper reports single runs, so its numbers are one draw from such a spread.
+In Tables 1 and 2 the best cell of a row is **bold**, and a mean >= 0 is a winning
+ticket on average (the paper's "(+)").
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+from typing import Iterable, Optional
+
+from tf_lottery import plots
+from tf_lottery.config import Config
+from tf_lottery.io import write_text_atomic
+from tf_lottery.tables import markdown_table
+
+_COMPARED = ("accuracy_pp", "flops_reduction_pct", "params_reduction_pct", "memory_reduction_pct",
+             "co2_reduction_pct", "energy_reduction_pct", "training_speedup_x", "flops_implied_speedup_x")
+
+
+def row(point: Config, result: dict) -> dict:
+    """One flat row of a sweep's results from a run's config and result.json."""
+    return {
+        "seed": point.seed,
+        "criterion": point.criterion,
+        "p": len(result["ticket"]["removed"]),
+        "experiment": point.experiment,
+        "rewind": point.rewind if point.experiment == "lottery" else None,
+        "rewind_epoch": point.rewind_epoch if point.experiment == "lottery" else None,
+        "dense_accuracy": result["dense"]["test"]["accuracy"],
+        "ticket_accuracy": result["ticket"]["test"]["accuracy"],
+        "dense_flops": result["dense"]["flops"],
+        "ticket_flops": result["ticket"]["flops"],
+        "dense_train_seconds": result["dense"]["train"]["timing"]["train_seconds"],
+        "ticket_train_seconds": result["ticket"]["train"]["timing"]["train_seconds"],
+        **{key: result["comparison"][key] for key in _COMPARED},
+        "run_folder": result["run_folder"],
+        "dense_run_folder": result.get("dense_run_folder"),
+    }
+
+
+def mean_std(values: Iterable[Optional[float]]) -> tuple[Optional[float], Optional[float], int]:
+    """``(mean, sample std or None, n)`` of the values; None values (unavailable) are left out.
+
+    Example:
+        >>> mean_std([1.0, 2.0, 3.0])
+        (2.0, 1.0, 3)
+    """
+    known = [v for v in values if v is not None]
+    if not known:
+        return None, None, 0
+    return statistics.fmean(known), statistics.stdev(known) if len(known) > 1 else None, len(known)
+
+
+def cell(values, spec: str = "{:+.2f}", bold: bool = False, suffix: str = "") -> str:
+    """``mean ± std`` of ``values`` formatted with ``spec`` ("unavailable" when none is known)."""
+    mean, std, _ = mean_std(values)
+    if mean is None:
+        return "unavailable"
+    text = spec.format(mean) + (" ± " + spec.format(std).lstrip("+") if std is not None else "") + suffix
+    return f"**{text}**" if bold else text
+
+
+def _group(rows, *keys) -> dict:
+    groups = {}
+    for r in rows:
+        groups.setdefault(tuple(r[k] for k in keys), []).append(r)
+    return groups
+
+
+def _ordered(rows, key) -> list:
+    return list(dict.fromkeys(r[key] for r in rows))
+
+
+def _natural(values: tuple) -> tuple:
+    """Sort key: numbers by value, before names by text."""
+    return tuple((0, v, "") if isinstance(v, (int, float)) else (1, 0, str(v)) for v in values)
+
+
+def _difference_table(rows, row_keys, column_key, column_label) -> str:
+    """Rows x columns of accuracy differences (pp) in sweep order, the best mean of each row in bold."""
+    columns = _ordered(rows, column_key)
+    groups = _group(rows, *row_keys, column_key)
+    body = []
+    for head in sorted(dict.fromkeys(tuple(r[k] for k in row_keys) for r in rows), key=_natural):
+        values = {c: [r["accuracy_pp"] for r in groups.get(head + (c,), [])] for c in columns}
+        means = {c: mean_std(v)[0] for c, v in values.items()}
+        best = max((m for m in means.values() if m is not None), default=None)
+        body.append([*head, *[cell(values[c], bold=len(columns) > 1 and means[c] == best) if values[c] else ""
+                              for c in columns]])
+    headers = [*row_keys, *[column_label(c) for c in columns]]
+    return markdown_table(headers, body, align="l" * len(row_keys) + "r" * len(columns))
+
+
+def table1(rows) -> str:
+    """Table 1 shape: after-training criterion (x rewind mode) by rewind epoch θ_i, pp vs dense."""
+    keys = ("criterion", "rewind") if len(_ordered(rows, "rewind")) > 1 else ("criterion",)
+    return _difference_table(rows, keys, "rewind_epoch", lambda epoch: f"θ_{epoch}")
+
+
+def table2(rows) -> str:
+    """Table 2 shape: p by criterion at initialization, pp vs dense."""
+    return _difference_table(rows, ("p",), "criterion", lambda name: name)
+
+
+def table4(rows) -> str:
+    """Table 4 shape: reductions (% less than dense) and speed-ups (x), mean ± std over seeds."""
+    keys = ["criterion", "p"] + (["rewind", "rewind_epoch"] if rows and rows[0]["experiment"] == "lottery" else [])
+    body = []
+    for head, group in _group(rows, *keys).items():
+        def col(key, spec="{:.2f}", suffix=""):
+            return cell([r[key] for r in group], spec, suffix=suffix)
+        body.append([*head, col("flops_reduction_pct"), col("params_reduction_pct"), col("memory_reduction_pct"),
+                     col("co2_reduction_pct"), col("training_speedup_x", suffix="x"),
+                     col("flops_implied_speedup_x", suffix="x"), col("accuracy_pp", "{:+.2f}"), len(group)])
+    headers = [*keys, "FLOPs ↓ %", "params ↓ %", "memory ↓ %", "CO2 ↓ %", "training speed-up (measured)",
+               "FLOPs-implied speed-up", "accuracy (pp)", "seeds"]
+    return markdown_table(headers, body, align="l" * len(keys) + "r" * 8)
+
+
+def dense_table(rows) -> str:
+    """The dense runs: test accuracy and training time per seed."""
+    body = []
+    for (seed,), group in _group(rows, "seed").items():
+        first = group[0]
+        body.append([seed, f"{100 * first['dense_accuracy']:.2f}", f"{first['dense_train_seconds']:.0f}",
+                     first["dense_run_folder"] or ""])
+    accuracies = [100 * group[0]["dense_accuracy"] for group in _group(rows, "seed").values()]
+    body.append(["mean ± std", cell(accuracies, "{:.2f}"), "", f"{len(accuracies)} seeds"])
+    return markdown_table(["seed", "test accuracy (%)", "training time (s)", "dense run folder"], body, align="lrrl")
+
+
+def write(config: Config, rows: list, folder: str) -> str:
+    """Writes report.md and the plots of a sweep into ``folder``; returns the report's text."""
+    lottery = rows[0]["experiment"] == "lottery"
+    x_key = "rewind_epoch" if lottery and len(_ordered(rows, "p")) == 1 else "p"
+    plots.accuracy_difference(rows, x_key, os.path.join(folder, "accuracy_difference.png"))
+    plots.accuracy_vs_flops(rows, os.path.join(folder, "accuracy_vs_flops.png"))
+    plots.speedup_vs_flops_implied(rows, os.path.join(folder, "speedup.png"))
+    seeds = _ordered(rows, "seed")
+    setup = (f"{config.dataset}, ResNet-{config.depth}, {config.length} at learning rate {config.learning_rate:g} "
+             f"(drops at {', '.join(config.lr_drops) or 'none'}), train size {config.train_size or 'all'}, "
+             f"seeds {', '.join(map(str, seeds))}, {len(rows)} runs")
+    energy = "unavailable" if not any(r["co2_reduction_pct"] is not None for r in rows) else "codecarbon"
+    parts = [
+        f"# Sweep {os.path.basename(folder)}", "", setup, "",
+        "Accuracy differences are ticket minus dense test accuracy in percentage points, mean ± std over "
+        "seeds (each seed's ticket against the dense run of the same seed); **bold**: the best of its row.", "",
+        "## Dense runs", "", dense_table(rows), "",
+    ]
+    if lottery:
+        parts += ["## Table 1 shape: after-training criteria by rewind epoch (pp vs dense)", "", table1(rows), ""]
+    else:
+        parts += ["## Table 2 shape: tickets at initialization (pp vs dense)", "", table2(rows), ""]
+    parts += [
+        "## Table 4 shape: efficiency (% less than dense; speed-up in x)", "", table4(rows), "",
+        f"Training speed-up = dense training time / ticket training time, measured (wall clock, "
+        f"same recipe); CO2 from {energy} (see each run's result.json for its mode). FLOPs, params and "
+        "memory are computed from the graph.", "",
+        "![accuracy difference](accuracy_difference.png)", "![accuracy vs FLOPs](accuracy_vs_flops.png)",
+        "![speed-up](speedup.png)", "",
+    ]
+    text = "\n".join(parts)
+    write_text_atomic(os.path.join(folder, "report.md"), text)
+    return text
