@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import os
 
@@ -7,11 +8,15 @@ import pytest
 import tf_lottery as tl
 from tf_lottery import experiments, train
 from tf_lottery.config import Config
+from tf_lottery.experiments.dense import dense_config
 
 FILES = {
-    "config.json", "scores.json", "scores.png", "history_dense.csv", "history_ticket.csv", "curves.png",
-    "train_dense.json", "train_ticket.json", "dense_final.weights.h5", "ticket_final.weights.h5",
-    "result.json", "summary.md", "export",
+    "config.json", "scores.json", "scores.png", "history_ticket.csv", "curves.png", "train_ticket.json",
+    "ticket_final.weights.h5", "result.json", "summary.md", "export",
+}
+DENSE_FILES = {
+    "config.json", "theta_0.weights.h5", "history_dense.csv", "train_dense.json", "dense_final.weights.h5",
+    "dense.json", "export",
 }
 
 
@@ -37,7 +42,12 @@ def test_the_run_record_is_complete(finished):
     assert not [n for n in os.listdir(folder) if n.endswith(".tmp") or n.startswith(".")]
     assert json.load(open(os.path.join(folder, "config.json"))) == json.loads(config.to_json())
     assert "test accuracy (%)" in open(os.path.join(folder, "summary.md")).read()
-    assert set(os.listdir(os.path.join(folder, "export"))) == {"dense", "ticket"}
+    assert set(os.listdir(os.path.join(folder, "export"))) == {"ticket"}
+    dense_folder = result["dense_run_folder"]
+    assert dense_folder == os.path.join(config.runs_dir, f"dense-{dense_config(config).digest()}")
+    assert DENSE_FILES <= set(os.listdir(dense_folder))
+    assert set(os.listdir(os.path.join(dense_folder, "export"))) == {"dense"}
+    assert result["exports"]["dense"] == os.path.join(dense_folder, "export", "dense")
 
 
 def test_the_numbers_mean_what_they_say(finished):
@@ -96,3 +106,24 @@ def test_a_different_config_gets_its_own_folder(tmp_path):
     assert a.digest() != b.digest()
     assert _config(tmp_path / "elsewhere").digest() == a.digest()
     assert Config.from_dict(json.loads(a.to_json())) == a
+
+
+def test_a_second_criterion_reuses_the_dense_run_of_its_seed(finished, monkeypatch):
+    config, result = finished
+    trained = []
+    real_fit = train.fit
+    monkeypatch.setattr(train, "fit", lambda model, *a, **k: trained.append(model.name) or real_fit(model, *a, **k))
+    snip = experiments.get("init_ticket")(dataclasses.replace(config, criterion="snip", num_blocks=1, export=False))
+    assert trained == ["resnet20_minus1"]  # only the ticket
+    assert snip["dense_run_folder"] == result["dense_run_folder"]
+    assert snip["dense"] == json.loads(json.dumps(result["dense"]))
+
+
+def test_the_dense_run_ignores_ticket_fields_and_keeps_rewind_epochs():
+    base = Config()
+    assert dense_config(base) == dense_config(Config(criterion="snip", num_blocks=3, prune_first="low", export=False))
+    assert dense_config(base) != dense_config(Config(seed=1))
+    assert dense_config(base) != dense_config(Config(depth=32))
+    lottery = dense_config(Config(experiment="lottery", rewind_epoch=2, keep_epochs=(1,)))
+    assert lottery.keep_epochs == (1, 2) and lottery.experiment == "dense"
+    assert dense_config(Config(experiment="lottery", rewind_epoch=0)) == dense_config(base)  # θ0 is always kept
