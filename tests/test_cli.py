@@ -34,7 +34,7 @@ def test_describe_from_a_flagfile(tmp_path):
     "args, message",
     [
         (["--depth=33"], "depth must be 6n+2 with n >= 1"),
-        (["--experiment=nope"], "unknown experiment 'nope'; valid names: describe, init_ticket, lottery"),
+        (["--experiment=nope"], "unknown experiment 'nope'; valid names: dense, describe, init_ticket, lottery, sweep"),
         (["--criterion=grsp"], "unknown criterion 'grsp'; valid names:"),
         (["--dataset=mnits"], "unknown dataset 'mnits'"),
         (["--length=10epochs"], "e.g. 160ep or 500it"),
@@ -43,6 +43,10 @@ def test_describe_from_a_flagfile(tmp_path):
         (["--no_such_flag=1"], "no_such_flag"),
         (["--blocks_per_stage=3,x,3"], "--blocks_per_stage takes comma-separated integers"),
         (["stray"], "unexpected arguments"),
+        (["--experiment=sweep", "--sweep_criteria=snip,grasq"], "unknown criterion 'grasq'"),
+        (["--experiment=sweep", "--sweep_seeds=0,x"], "--sweep_seeds takes comma-separated integers; got 0,x"),
+        (["--experiment=sweep", "--sweep_num_blocks=1,1"], "sweep_num_blocks takes distinct integers >= 0"),
+        (["--experiment=sweep", "--sweep_rewinds=weights,rewound"], "sweep_rewinds must be among"),
     ],
 )
 def test_bad_input_exits_nonzero_with_a_clear_message(args, message, tmp_path):
@@ -57,6 +61,12 @@ def test_bad_input_exits_nonzero_with_a_clear_message(args, message, tmp_path):
     [
         (["--dataset=synthetic", "--train_size=0", "--val_size=0", "--num_blocks=4"],
          "cannot remove 4 blocks: at most 3 can be removed from resnet20 with min_blocks_per_stage=2"),
+        (["--experiment=sweep", "--dataset=synthetic", "--train_size=0", "--val_size=0", "--sweep_num_blocks=1,2,4"],
+         "cannot remove 4 blocks: at most 3 can be removed"),
+        (["--experiment=sweep", "--dataset=synthetic", "--sweep_rewind_epochs=0,1"],
+         "sweep_rewinds and sweep_rewind_epochs need --sweep_experiment=lottery"),
+        (["--experiment=sweep", "--sweep_experiment=lottery", "--dataset=synthetic", "--sweep_rewind_epochs=0,3"],
+         "rewind epoch must be in [0, 2] for a 3ep recipe; got 3"),
         (["--dataset=cifar10", "--data_dir={tmp}/nothing"], "'cifar10' is not available in"),
         (["--dataset=fashion_mnist", "--data_dir={tmp}/nothing"], "apt-get install dataset-fashion-mnist"),
     ],
@@ -74,8 +84,22 @@ def test_a_complete_run_from_the_command_line(tmp_path):
                   "--num_blocks=1", "--latency_batch_sizes=1,4", f"--runs_dir={tmp_path}")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "| test accuracy (%)" in result.stdout and "| FLOPs " in result.stdout
-    (folder,) = os.listdir(tmp_path)
+    (folder,) = [n for n in os.listdir(tmp_path) if n.startswith("init_ticket-")]
     assert os.path.exists(tmp_path / folder / "export" / "ticket" / "saved_model" / "saved_model.pb")
+    (dense,) = [n for n in os.listdir(tmp_path) if n.startswith("dense-")]
+    assert os.path.exists(tmp_path / dense / "export" / "dense" / "saved_model" / "saved_model.pb")
+
+
+FLAGFILES = sorted(os.listdir(os.path.join(os.path.dirname(__file__), "..", "flags")))
+
+
+@pytest.mark.parametrize("name", FLAGFILES)
+def test_every_shipped_flagfile_is_valid(name):
+    """Each flagfile parses into a valid config (checked by describing its model, which needs no data)."""
+    path = os.path.join(os.path.dirname(__file__), "..", "flags", name)
+    result = _run(f"--flagfile={path}", "--experiment=describe", "--data_dir=/nonexistent")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "| removable blocks" in result.stdout
 
 
 def test_criteria_benchmark_script_writes_its_numbers(tmp_path):
@@ -102,7 +126,7 @@ def test_the_quick_demo(tmp_path):
     result = subprocess.run([sys.executable, "-m", "tf_lottery.cli", f"--runs_dir={tmp_path}"],
                             capture_output=True, text=True, env=env, timeout=1200)
     assert result.returncode == 0, result.stderr[-3000:]
-    (folder,) = os.listdir(tmp_path)
+    (folder,) = [n for n in os.listdir(tmp_path) if n.startswith("init_ticket-")]
     import json
 
     saved = json.loads((tmp_path / folder / "result.json").read_text())

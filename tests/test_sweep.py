@@ -161,3 +161,35 @@ def test_report_writes_its_plots(tmp_path):
     for name in ("report.md", "accuracy_difference.png", "accuracy_vs_flops.png", "speedup.png"):
         assert os.path.getsize(tmp_path / name) > 1000
     assert not [n for n in os.listdir(tmp_path) if n.startswith(".")]
+
+
+def _flagfile_config(name):
+    from tf_lottery import cli
+
+    cli.FLAGS.unparse_flags()
+    try:
+        cli.FLAGS(["tf-lottery", f"--flagfile={os.path.join(os.path.dirname(__file__), '..', 'flags', name)}"])
+        return cli.config_from_flags()
+    finally:
+        cli.FLAGS.unparse_flags()
+
+
+@pytest.mark.parametrize("prefix", ["cifar10", "fashion_mnist"])
+def test_the_table_flagfiles_are_feasible_and_table_4_reuses_table_2(prefix):
+    from tf_lottery import data, models
+    from tf_lottery.tickets import resolve_count
+
+    runs = {}
+    for table, expected in [("table1_resnet32", "lottery"), ("table2_resnet32", "init_ticket"),
+                            ("table4_resnet32", "init_ticket"), ("table4_resnet56", "init_ticket")]:
+        config = _flagfile_config(f"{prefix}_{table}.cfg")
+        assert config.experiment == "sweep" and config.sweep_experiment == expected
+        runs[table] = points(config)
+        info = data.get(config.dataset)
+        model = models.get(config.model)(**config.model_kwargs(info.input_shape, info.num_classes))
+        for count in {r.num_blocks for r in runs[table]}:
+            resolve_count(model, count, None, config.min_blocks_per_stage)
+    assert {(r.num_blocks, r.criterion) for r in runs["table2_resnet32"]} == {
+        (p, c) for p in range(1, 6) for c in ("snip", "grasp")}
+    assert {r.criterion for r in runs["table1_resnet32"]} == {"hrank", "expectabs", "pls", "random", "kl"}
+    assert {r.digest() for r in runs["table4_resnet32"]} <= {r.digest() for r in runs["table2_resnet32"]}
