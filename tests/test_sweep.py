@@ -134,6 +134,7 @@ def test_cells_are_mean_and_sample_std():
     assert report.mean_std([0.5, -0.1]) == (pytest.approx(0.2), pytest.approx(0.42426, abs=1e-5), 2)
     assert report.cell([0.5, -0.1]) == "+0.20 ± 0.42"
     assert report.cell([1.25]) == "+1.25"
+    assert report.cell([0.3, 0.3]) == "+0.30"
     assert report.cell([None, None]) == "unavailable"
 
 
@@ -150,8 +151,9 @@ def test_table_4_reports_reductions_and_speedups():
     text = report.table4(ROWS)
     snip_p2 = next(line for line in text.splitlines() if line.startswith("| snip") and "| 2 " in line)
     cells = [c.strip() for c in snip_p2.split("|")[1:-1]]
-    assert cells == ["snip", "2", "20.00 ± 0.00", "5.00 ± 0.00", "7.00 ± 0.00", "unavailable", "1.30 ± 0.00x",
-                     "1.25 ± 0.00x", "-1.50 ± 0.71", "2"]
+    assert cells == ["snip", "2", "20.00", "5.00", "7.00", "unavailable", "1.30x", "1.25x", "-1.50 ± 0.71", "2"]
+    grasp_p1 = next(line for line in text.splitlines() if line.startswith("| grasp") and "| 1 " in line)
+    assert "1.10 ± 0.14x" in grasp_p1 and "20.00" in grasp_p1
 
 
 def test_report_writes_its_plots(tmp_path):

@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 import os
+import statistics
 from typing import Dict, List
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -62,54 +64,56 @@ def _by_criterion(rows):
     return groups
 
 
+def _scatter_by_criterion(axis, rows: List[dict], x_of, y_of) -> None:
+    for label, group in _by_criterion(rows).items():
+        shown = [r for r in group if y_of(r) is not None]
+        axis.scatter([x_of(r) for r in shown], [y_of(r) for r in shown], label=label, alpha=0.8)
+
+
+def _finish(fig, axis, path: str) -> None:
+    axis.grid(alpha=0.3)
+    axis.legend()
+    _save(fig, path)
+
+
 def accuracy_difference(rows: List[dict], x_key: str, path: str) -> None:
     """Ticket minus dense accuracy (pp) against ``x_key`` (p or rewind_epoch), one line per
-    criterion: the mean over seeds with a ±1 std bar, every seed as a dot."""
+    criterion: the mean over seeds with a ±1 std bar (sample std), every seed as a dot."""
     fig, axis = plt.subplots(figsize=(6.4, 4))
     for label, group in _by_criterion(rows).items():
         xs = sorted({r[x_key] for r in group})
         values = [[r["accuracy_pp"] for r in group if r[x_key] == x] for x in xs]
-        means = [sum(v) / len(v) for v in values]
-        stds = [(sum((a - m) ** 2 for a in v) / (len(v) - 1)) ** 0.5 if len(v) > 1 else 0.0
-                for v, m in zip(values, means)]
-        line = axis.errorbar(xs, means, yerr=stds, marker="o", capsize=3, label=label)
+        stds = [statistics.stdev(v) if len(v) > 1 else 0.0 for v in values]
+        line = axis.errorbar(xs, [statistics.fmean(v) for v in values], yerr=stds, marker="o", capsize=3,
+                             label=label)
         axis.scatter([r[x_key] for r in group], [r["accuracy_pp"] for r in group], s=10, alpha=0.4,
                      color=line[0].get_color())
     axis.axhline(0.0, color="black", linewidth=0.8)
+    axis.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     axis.set(xlabel="blocks removed p" if x_key == "p" else "rewind epoch i",
              ylabel="ticket − dense test accuracy (pp)", title="accuracy difference (≥ 0: winning ticket)")
-    axis.grid(alpha=0.3)
-    axis.legend()
-    _save(fig, path)
+    _finish(fig, axis, path)
 
 
 def accuracy_vs_flops(rows: List[dict], path: str) -> None:
     """Test accuracy against FLOPs: every ticket by criterion, the dense runs in black."""
     fig, axis = plt.subplots(figsize=(6.4, 4))
-    for label, group in _by_criterion(rows).items():
-        axis.scatter([r["ticket_flops"] / 1e6 for r in group], [100 * r["ticket_accuracy"] for r in group],
-                     label=label, alpha=0.8)
+    _scatter_by_criterion(axis, rows, lambda r: r["ticket_flops"] / 1e6, lambda r: 100 * r["ticket_accuracy"])
     dense = {r["seed"]: r for r in rows}.values()
     axis.scatter([r["dense_flops"] / 1e6 for r in dense], [100 * r["dense_accuracy"] for r in dense],
                  color="black", marker="s", label="dense")
     axis.set(xlabel="FLOPs per image (M)", ylabel="test accuracy (%)", title="accuracy vs FLOPs")
-    axis.grid(alpha=0.3)
-    axis.legend()
-    _save(fig, path)
+    _finish(fig, axis, path)
 
 
 def speedup_vs_flops_implied(rows: List[dict], path: str) -> None:
     """Measured training speed-up against the speed-up FLOPs imply (dense/ticket FLOPs); y = x dashed."""
     fig, axis = plt.subplots(figsize=(5.4, 4.4))
-    for label, group in _by_criterion(rows).items():
-        measured = [r for r in group if r["training_speedup_x"] is not None]
-        axis.scatter([r["flops_implied_speedup_x"] for r in measured], [r["training_speedup_x"] for r in measured],
-                     label=label, alpha=0.8)
-    top = max([1.0] + [max(r["flops_implied_speedup_x"], r["training_speedup_x"] or 0) for r in rows]) * 1.05
+    _scatter_by_criterion(axis, rows, lambda r: r["flops_implied_speedup_x"], lambda r: r["training_speedup_x"])
+    measured = [r["training_speedup_x"] for r in rows if r["training_speedup_x"] is not None]
+    top = 1.05 * max([1.0] + measured + [r["flops_implied_speedup_x"] for r in rows])
+    bottom = 0.95 * min([1.0] + measured)
     axis.plot([1, top], [1, top], linestyle="--", color="grey", label="y = x")
     axis.set(xlabel="FLOPs-implied speed-up (x)", ylabel="measured training speed-up (x)",
-             title="training speed-up", xlim=(0.95, top), ylim=(0.95 * min([1.0] + [r["training_speedup_x"] or 1
-                                                                                   for r in rows]), top))
-    axis.grid(alpha=0.3)
-    axis.legend()
-    _save(fig, path)
+             title="training speed-up", xlim=(0.95, top), ylim=(bottom, top))
+    _finish(fig, axis, path)

@@ -62,11 +62,19 @@ def mean_std(values: Iterable[Optional[float]]) -> tuple[Optional[float], Option
 
 
 def cell(values, spec: str = "{:+.2f}", bold: bool = False, suffix: str = "") -> str:
-    """``mean ± std`` of ``values`` formatted with ``spec`` ("unavailable" when none is known)."""
+    """``mean ± std`` of ``values`` formatted with ``spec``: the mean alone for one value or
+    equal values (FLOPs of one p), "unavailable" when none is known.
+
+    Example:
+        >>> cell([0.5, -0.1]), cell([20.0, 20.0], "{:.2f}")
+        ('+0.20 ± 0.42', '20.00')
+    """
+    values = list(values)
     mean, std, _ = mean_std(values)
     if mean is None:
         return "unavailable"
-    text = spec.format(mean) + (" ± " + spec.format(std).lstrip("+") if std is not None else "") + suffix
+    spread = std is not None and len(set(v for v in values if v is not None)) > 1  # equal values: no "± 0.00"
+    text = spec.format(mean) + (" ± " + spec.format(std).lstrip("+") if spread else "") + suffix
     return f"**{text}**" if bold else text
 
 
