@@ -127,3 +127,10 @@ def test_the_dense_run_ignores_ticket_fields_and_keeps_rewind_epochs():
     lottery = dense_config(Config(experiment="lottery", rewind_epoch=2, keep_epochs=(1,)))
     assert lottery.keep_epochs == (1, 2) and lottery.experiment == "dense"
     assert dense_config(Config(experiment="lottery", rewind_epoch=0)) == dense_config(base)  # θ0 is always kept
+
+
+def test_the_dense_experiment_finds_the_shared_dense_run(finished, monkeypatch):
+    config, result = finished
+    monkeypatch.setattr(train, "fit", lambda *a, **k: pytest.fail("trained again"))
+    record = experiments.get("dense")(dataclasses.replace(config, experiment="dense", criterion="kl"))
+    assert record == json.loads(json.dumps(result["dense"]))
