@@ -176,22 +176,31 @@ def _flagfile_config(name):
         cli.FLAGS.unparse_flags()
 
 
-@pytest.mark.parametrize("prefix", ["cifar10", "fashion_mnist"])
-def test_the_table_flagfiles_are_feasible_and_table_4_reuses_table_2(prefix):
+@pytest.mark.parametrize("name", sorted(os.listdir(os.path.join(os.path.dirname(__file__), "..", "flags"))))
+def test_every_shipped_flagfile_is_valid_and_feasible(name):
+    """Each flagfile parses into a valid config whose every p can be removed from its model."""
     from tf_lottery import data, models
     from tf_lottery.tickets import resolve_count
 
+    config = _flagfile_config(name)
+    info = data.get(config.dataset)  # shapes only: nothing is loaded
+    model = models.get(config.model)(**config.model_kwargs(info.input_shape, info.num_classes))
+    runs = points(config) if config.experiment == "sweep" else [config]
+    for run in runs:
+        resolve_count(model, run.num_blocks, run.fraction, run.min_blocks_per_stage)
+
+
+@pytest.mark.parametrize("prefix", ["cifar10", "fashion_mnist"])
+def test_the_table_flagfiles_match_the_paper_and_table_4_reuses_table_2(prefix):
     runs = {}
     for table, expected in [("table1_resnet32", "lottery"), ("table2_resnet32", "init_ticket"),
                             ("table4_resnet32", "init_ticket"), ("table4_resnet56", "init_ticket")]:
         config = _flagfile_config(f"{prefix}_{table}.cfg")
         assert config.experiment == "sweep" and config.sweep_experiment == expected
+        assert config.depth == int(table[-2:])
         runs[table] = points(config)
-        info = data.get(config.dataset)
-        model = models.get(config.model)(**config.model_kwargs(info.input_shape, info.num_classes))
-        for count in {r.num_blocks for r in runs[table]}:
-            resolve_count(model, count, None, config.min_blocks_per_stage)
     assert {(r.num_blocks, r.criterion) for r in runs["table2_resnet32"]} == {
         (p, c) for p in range(1, 6) for c in ("snip", "grasp")}
     assert {r.criterion for r in runs["table1_resnet32"]} == {"hrank", "expectabs", "pls", "random", "kl"}
+    assert {r.num_blocks for r in runs["table4_resnet56"]} == {3, 4, 5, 12}
     assert {r.digest() for r in runs["table4_resnet32"]} <= {r.digest() for r in runs["table2_resnet32"]}
