@@ -4,7 +4,8 @@
   accuracy difference to dense in percentage points.
 * Table 2 shape (``init_ticket`` sweeps): p by criterion, the same differences.
 * Table 4 shape (every sweep): FLOPs, params, memory and CO2 reductions (% less than
-  dense), the measured training speed-up and the speed-up FLOPs alone would imply.
+  dense), the measured training speed-up (time ratio) and images/s ratio, and the speed-up
+  FLOPs alone would imply.
 
 Cells are ``mean ± std`` over seeds (sample std, n - 1; a single seed shows the mean
 only). The paper reports single runs, so its numbers are one draw from such a spread.
@@ -24,7 +25,8 @@ from tf_lottery.io import write_text_atomic
 from tf_lottery.tables import markdown_table
 
 _COMPARED = ("accuracy_pp", "flops_reduction_pct", "params_reduction_pct", "memory_reduction_pct",
-             "co2_reduction_pct", "energy_reduction_pct", "training_speedup_x", "flops_implied_speedup_x")
+             "co2_reduction_pct", "energy_reduction_pct", "training_speedup_x", "images_per_second_ratio_x",
+             "flops_implied_speedup_x")
 
 
 def row(point: Config, result: dict) -> dict:
@@ -89,17 +91,12 @@ def _ordered(rows, key) -> list:
     return list(dict.fromkeys(r[key] for r in rows))
 
 
-def _natural(values: tuple) -> tuple:
-    """Sort key: numbers by value, before names by text."""
-    return tuple((0, v, "") if isinstance(v, (int, float)) else (1, 0, str(v)) for v in values)
-
-
 def _difference_table(rows, row_keys, column_key, column_label) -> str:
-    """Rows x columns of accuracy differences (pp) in sweep order, the best mean of each row in bold."""
+    """Rows x columns of accuracy differences (pp), both in sweep order; the best mean of a row in bold."""
     columns = _ordered(rows, column_key)
     groups = _group(rows, *row_keys, column_key)
     body = []
-    for head in sorted(dict.fromkeys(tuple(r[k] for k in row_keys) for r in rows), key=_natural):
+    for head in dict.fromkeys(tuple(r[k] for k in row_keys) for r in rows):
         values = {c: [r["accuracy_pp"] for r in groups.get(head + (c,), [])] for c in columns}
         means = {c: mean_std(v)[0] for c, v in values.items()}
         best = max((m for m in means.values() if m is not None), default=None)
@@ -129,10 +126,11 @@ def table4(rows) -> str:
             return cell([r[key] for r in group], spec, suffix=suffix)
         body.append([*head, col("flops_reduction_pct"), col("params_reduction_pct"), col("memory_reduction_pct"),
                      col("co2_reduction_pct"), col("training_speedup_x", suffix="x"),
-                     col("flops_implied_speedup_x", suffix="x"), col("accuracy_pp", "{:+.2f}"), len(group)])
+                     col("images_per_second_ratio_x", suffix="x"), col("flops_implied_speedup_x", suffix="x"),
+                     col("accuracy_pp", "{:+.2f}"), len(group)])
     headers = [*keys, "FLOPs ↓ %", "params ↓ %", "memory ↓ %", "CO2 ↓ %", "training speed-up (measured)",
-               "FLOPs-implied speed-up", "accuracy (pp)", "seeds"]
-    return markdown_table(headers, body, align="l" * len(keys) + "r" * 8)
+               "images/s ratio (measured)", "FLOPs-implied speed-up", "accuracy (pp)", "seeds"]
+    return markdown_table(headers, body, align="l" * len(keys) + "r" * 9)
 
 
 def dense_table(rows) -> str:
@@ -143,7 +141,8 @@ def dense_table(rows) -> str:
         body.append([seed, f"{100 * first['dense_accuracy']:.2f}", f"{first['dense_train_seconds']:.0f}",
                      first["dense_run_folder"] or ""])
     accuracies = [100 * group[0]["dense_accuracy"] for group in _group(rows, "seed").values()]
-    body.append(["mean ± std", cell(accuracies, "{:.2f}"), "", f"{len(accuracies)} seeds"])
+    body.append(["mean ± std", cell(accuracies, "{:.2f}"), "",
+                 f"{len(accuracies)} seed{'s' if len(accuracies) > 1 else ''}"])
     return markdown_table(["seed", "test accuracy (%)", "training time (s)", "dense run folder"], body, align="lrrl")
 
 
@@ -171,9 +170,11 @@ def write(config: Config, rows: list, folder: str) -> str:
         parts += ["## Table 2 shape: tickets at initialization (pp vs dense)", "", table2(rows), ""]
     parts += [
         "## Table 4 shape: efficiency (% less than dense; speed-up in x)", "", table4(rows), "",
-        f"Training speed-up = dense training time / ticket training time, measured (wall clock, "
-        f"same recipe); CO2 from {energy} (see each run's result.json for its mode). FLOPs, params and "
-        "memory are computed from the graph.", "",
+        f"Training speed-up = dense training time / ticket training time, measured (wall clock, whole "
+        f"`fit`){'; a rewound ticket trains n - i epochs, so its time ratio includes the shorter schedule' if lottery else ''}. "
+        "Images/s ratio = ticket / dense training throughput after the first epoch: the per-step gain alone. "
+        f"CO2 from {energy} (see each run's result.json for its mode). FLOPs, params and memory are computed "
+        "from the graph.", "",
         "![accuracy difference](accuracy_difference.png)", "![accuracy vs FLOPs](accuracy_vs_flops.png)",
         "![speed-up](speedup.png)", "",
     ]
