@@ -41,9 +41,9 @@ class Config:
     prune_first, score_per_class; rewind, rewind_epoch (``lottery`` only), keep_epochs
     (dense epochs whose weights are kept). Sweep (``sweep`` only): sweep_experiment and the
     lists sweep_num_blocks, sweep_criteria, sweep_seeds, sweep_rewinds, sweep_rewind_epochs
-    (empty: the single value of the matching field). Training: length, batch_size, learning_rate, momentum,
-    nesterov, lr_drops, lr_drop_factor, weight_decay. Output: runs_dir, export,
-    carbon_country, latency_batch_sizes, memory_batch_size, tensorboard.
+    (empty: the single value of the matching field). Training: length, batch_size,
+    learning_rate, momentum, nesterov, lr_drops, lr_drop_factor, weight_decay. Output:
+    runs_dir, export, carbon_country, latency_batch_sizes, memory_batch_size, tensorboard.
     """
 
     experiment: str = "init_ticket"
