@@ -61,7 +61,7 @@ def points(config: Config) -> list[Config]:
 
 def check(config: Config, runs: list[Config]) -> None:
     """Fails before anything runs when a point is impossible (an unknown criterion, too large a p,
-    a rewind epoch past the end)."""
+    a rewind epoch past the end, a missing dataset: it is loaded once here for that reason)."""
     for run in runs:
         criteria.get(run.criterion)
         run.recipe().resumed_at(run.rewind_epoch if run.experiment == "lottery" else 0)
