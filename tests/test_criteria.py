@@ -120,7 +120,7 @@ def test_same_model_and_data_give_identical_scores_and_leave_the_model_alone(nam
     before = [w.copy() for w in model.get_weights()]
     first = criteria.get(name)(model, batch)
     second = criteria.get(name)(model, batch)
-    assert first == second
+    assert second == pytest.approx(first, rel=1e-5, abs=1e-9)  # float32 kernels need not be bit-stable
     assert set(first) == set(surgery.blocks(model))
     assert all(np.isfinite(v) for v in first.values())
     for a, b in zip(before, model.get_weights()):
@@ -134,8 +134,13 @@ def test_scores_do_not_depend_on_the_order_of_the_examples(name, batch):
     order = np.random.default_rng(5).permutation(len(labels))
     a = criteria.get(name)(model, batch)
     b = criteria.get(name)(model, (images[order], labels[order]))
+    # Summing 40 float32 terms in another order moves a score by up to ~1e-4 relative where the
+    # terms cancel (measured: 1.6e-4); a real order dependence (scoring half the batch, per-example
+    # statistics) moves it by percent. 1e-3 relative, with an absolute floor scaled to the largest
+    # score for scores near zero, separates the two under any reduction order.
+    floor = 1e-6 * max(abs(v) for v in a.values())
     for block in a:
-        assert b[block] == pytest.approx(a[block], rel=1e-4, abs=1e-9)
+        assert b[block] == pytest.approx(a[block], rel=1e-3, abs=floor)
 
 
 def test_same_seed_same_ticket(batch):
@@ -143,7 +148,7 @@ def test_same_seed_same_ticket(batch):
         tl.find_ticket(tl.models.cifar_resnet(20, seed=3), "grasp", num_blocks=2, data=batch) for _ in range(2)
     ]
     assert results[0].removed == results[1].removed
-    assert results[0].scores == results[1].scores
+    assert results[1].scores == pytest.approx(results[0].scores, rel=1e-5)
     for a, b in zip(results[0].model.get_weights(), results[1].model.get_weights()):
         np.testing.assert_array_equal(a, b)
 
@@ -201,7 +206,7 @@ def test_random_is_seeded_and_per_block():
 
 def test_aggregation_sum_and_mean(batch):
     model = tl.models.cifar_resnet(14, seed=0)
-    weights = criteria.weight_scores("snip", model, batch)
+    weights = snip_weight_scores(model, batch)
     total = criteria.get("snip")(model, batch, aggregation="sum")
     mean = criteria.get("snip")(model, batch, aggregation="mean")
     convs = ["stage2_block2_conv1", "stage2_block2_conv2"]
@@ -214,16 +219,47 @@ def test_aggregation_sum_and_mean(batch):
         criteria.get("snip")(model, batch, aggregation="max")
 
 
-def test_per_filter_scores_are_reachable(batch):
-    model = tl.models.cifar_resnet(14, seed=0)
-    filters = criteria.filter_scores("grasp", model, batch)
-    weights = criteria.weight_scores("grasp", model, batch)
-    assert filters["stage3_block2_conv1"].shape == (64,)
-    np.testing.assert_allclose(
-        filters["stage3_block2_conv1"], weights["stage3_block2_conv1"].astype("float64").sum(axis=(0, 1, 2)), rtol=1e-6
-    )
-    with pytest.raises(ValueError, match="has no per-weight scores"):
-        criteria.weight_scores("kl", model, batch)
+def test_a_projection_shortcut_is_left_out_whatever_its_name(batch):
+    """Block branches come from the graph: a shortcut conv named like keras.applications' is still left out."""
+    inputs = keras.Input((8, 8, 4))
+    stem = keras.layers.Conv2D(4, 3, padding="same", name="stem")(inputs)
+    x = stem
+    for block, (filters, stride) in enumerate([(4, 1), (8, 2), (8, 1)], start=1):
+        y = keras.layers.Conv2D(filters, 3, strides=stride, padding="same", name=f"conv{block}_1_conv")(x)
+        y = keras.layers.BatchNormalization(name=f"conv{block}_1_bn")(y)
+        shortcut = x if (filters, stride) == (x.shape[-1], 1) else keras.layers.Conv2D(
+            filters, 1, strides=stride, name=f"conv{block}_0_conv")(x)
+        x = keras.layers.Activation("relu", name=f"conv{block}_out")(keras.layers.Add(name=f"conv{block}_add")([shortcut, y]))
+    logits = keras.layers.Dense(3, name="head")(keras.layers.GlobalAveragePooling2D()(x))
+    model = keras.Model(inputs, logits)
+    found = {b.name: b for b in surgery.find_blocks(model)}
+    assert found["conv2"].shortcut == ("conv2_0_conv",)
+    assert found["conv2"].branch == ("conv2_1_conv", "conv2_1_bn")
+    assert found["conv3"].shortcut == () and found["conv3"].removable
+    images, labels = np.random.default_rng(0).standard_normal((6, 8, 8, 4)).astype("float32"), np.arange(6) % 3
+    weights = snip_weight_scores(model, (images, labels))
+    total = criteria.get("snip")(model, (images, labels), aggregation="sum")
+    assert total["conv2"] == pytest.approx(weights["conv2_1_conv"].sum(), rel=1e-6)
+
+
+def test_criterion_options_are_checked_against_the_criterion(batch):
+    model = tl.models.cifar_resnet(8)
+    with pytest.raises(ValueError, match="criterion 'hrank' takes no option 'aggregation'; its options: batch_size"):
+        criteria.get("hrank")(model, batch, aggregation="mean")
+    with pytest.raises(ValueError, match="criterion 'snip' takes no option 'temperature'; its options: aggregation"):
+        criteria.get("snip").run_options(seed=0, temperature=2.0)
+    assert criteria.get("random").run_options(seed=4, aggregation=None) == {"seed": 4}
+    assert criteria.get("grasp").run_options(seed=4, aggregation="sum") == {"aggregation": "sum"}
+
+
+def test_every_seed_of_a_sweep_draws_its_own_random_ticket():
+    """Table 1's random row: the run's seed reaches the criterion, so seeds remove different blocks."""
+    model = tl.models.cifar_resnet(32, seed=0)
+    removed = []
+    for seed in range(5):
+        options = criteria.get("random").run_options(seed=seed)
+        removed.append(tuple(tl.find_ticket(model, "random", num_blocks=3, **options).removed))
+    assert len(set(removed)) == 5
 
 
 def test_criterion_conventions_and_errors(batch):

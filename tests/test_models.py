@@ -116,6 +116,8 @@ def test_spec_round_trip():
 
 
 def test_model_registry_lists_valid_names():
-    assert tl.models.get("cifar_resnet") is tl.models.cifar_resnet
+    builder = tl.models.get("cifar_resnet")
+    assert builder.fn is tl.models.cifar_resnet and builder(depth=20).count_params() == 274_442
+    assert builder.settings is tl.models.CifarResNetSettings
     with pytest.raises(KeyError, match="valid names: cifar_resnet"):
         tl.models.get("resnet_imagenet")

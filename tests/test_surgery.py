@@ -198,3 +198,33 @@ def test_transfer_weights_refuses_mismatches():
     with pytest.raises(ValueError, match="has no namesake"):
         surgery.transfer_weights(small, deeper)
     assert "stage1_block4_conv1" not in surgery.transfer_weights(small, deeper, strict=False)
+
+
+def _preactivation_resnet(last="conv"):
+    """BN-ReLU-conv blocks whose branch ends in a biased conv (or, for ``last="relu"``, a ReLU)."""
+    inputs = keras.Input((32, 32, 3))
+    x = keras.layers.Conv2D(8, 3, padding="same", name="stem")(inputs)
+    for i in range(3):
+        y = keras.layers.BatchNormalization(name=f"b{i}_bn")(x)
+        y = keras.layers.ReLU(name=f"b{i}_relu")(y)
+        y = keras.layers.Conv2D(8, 3, padding="same", name=f"b{i}_conv")(y)
+        if last == "relu":
+            y = keras.layers.ReLU(name=f"b{i}_last")(y)
+        x = keras.layers.Add(name=f"b{i}_add")([x, y])
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, keras.layers.Dense(3, name="head")(x))
+
+
+def test_a_preactivation_branch_is_silenced_by_its_last_conv(images):
+    model = _preactivation_resnet()
+    block = {b.name: b for b in surgery.find_blocks(model)}["b1"]
+    assert block.branch == ("b1_bn", "b1_relu", "b1_conv") and block.output_layer == "b1_add"
+    ticket = surgery.remove_blocks(model, ["b1"], min_blocks_per_stage=1)
+    surgery.silence_blocks(model, ["b1"])
+    assert not model.get_layer("b1_conv").bias.numpy().any() and not model.get_layer("b1_conv").kernel.numpy().any()
+    np.testing.assert_allclose(ticket(images, training=False), model(images, training=False), rtol=1e-5, atol=1e-6)
+
+
+def test_a_branch_that_cannot_be_silenced_is_refused_by_name():
+    with pytest.raises(ValueError, match="cannot silence block 'b1': its branch ends in ReLU 'b1_last'"):
+        surgery.silence_blocks(_preactivation_resnet(last="relu"), ["b1"])

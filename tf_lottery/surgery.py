@@ -4,13 +4,16 @@ A *block* is found from the graph, never from positions in the layer list: every
 two-input ``Add`` layer closes one. Its *input* is the latest tensor both ``Add``
 inputs descend from; its layers are everything between that input and the ``Add``,
 plus a lone activation that directly follows the ``Add`` (the post-add ReLU of a
-basic block). Its name is the ``Add`` layer's name without the ``_add`` suffix, so
-``stage2_block3_add`` closes the block ``stage2_block3``.
+basic block). The layers on each side of the ``Add`` are its *branch* (the residual
+function, the side that removal deletes and criteria score) and its *shortcut* (empty
+for an identity shortcut; a projection conv or a zero-padding path otherwise). Its name
+is the ``Add`` layer's name without the ``_add`` suffix, so ``stage2_block3_add``
+closes the block ``stage2_block3``.
 
 A block is *removable* when its shortcut is the identity (one ``Add`` input is the
 block input itself), its output shape equals its input shape, and its input is the
-output of another block. That excludes, as the paper does, the first block of the
-network and the downsampling first block of each later stage (paper.md §1.5).
+output of another block. That excludes, as the paper does (its Appendix A.1), the first
+block of the network and the downsampling first block of each later stage.
 
 Removing blocks builds a new, smaller functional model (physical removal, never a
 mask) in which each removed block's output is replaced by its input, and copies every
@@ -20,15 +23,14 @@ kept layer's weights by name: bit-identical, so a ticket cut at initialization i
 
 from __future__ import annotations
 
-import copy
 import dataclasses
-import json
 import re
 from typing import Dict, Iterable, List, Optional, Sequence
 
 import keras
 
-from tf_lottery.models.cifar_resnet import LINEAGE_ATTR, CifarResNetSpec, build, model_name
+from tf_lottery.models.lineage import extend as extend_lineage
+from tf_lottery.models.lineage import lineage, lineage_json, rebuild, ticket_name
 
 _STAGE_RE = re.compile(r"stage(\d+)")
 
@@ -41,6 +43,9 @@ class Block:
         name: Block name (the ``Add`` layer's name without ``_add``).
         stage: Stage number, from the name (``stage2_...``) or else by output shape.
         layers: Names of the block's layers, in graph order.
+        branch: Names of the residual branch's layers (from the block input to the
+            ``Add``), in graph order: what removal deletes and criteria score.
+        shortcut: Names of the shortcut's layers (empty for the identity).
         input_layer: Name of the layer producing the block's input.
         add_layer: Name of the ``Add`` layer.
         output_layer: Name of the layer producing the block's output.
@@ -54,6 +59,8 @@ class Block:
     name: str
     stage: int
     layers: tuple
+    branch: tuple
+    shortcut: tuple
     input_layer: str
     add_layer: str
     output_layer: str
@@ -141,11 +148,19 @@ def find_blocks(model: keras.Model) -> List[Block]:
             body = body | {output_layer}
         parents = producers[layer.name]
         identity = parents.index(input_layer) if input_layer in parents else None
+        inside = _ancestors(input_layer, producers, cache)
+        sides = [_ancestors(p, producers, cache) - inside for p in parents]
+        # The shortcut is the identity side, else the side with fewer layers (a projection
+        # conv, or a zero-padding path), ties broken by fewer weights.
+        branch_side = 1 - identity if identity is not None else max(
+            (0, 1), key=lambda i: (len(sides[i]), sum(model.get_layer(n).count_params() for n in sides[i])))
         name = layer.name[: -len("_add")] if layer.name.endswith("_add") else layer.name
         found.append(
             dict(
                 name=name,
                 layers=tuple(sorted(body, key=order.__getitem__)),
+                branch=tuple(sorted(sides[branch_side], key=order.__getitem__)),
+                shortcut=tuple(sorted(sides[1 - branch_side], key=order.__getitem__)),
                 input_layer=input_layer,
                 add_layer=layer.name,
                 output_layer=output_layer,
@@ -327,85 +342,60 @@ def remove_blocks(model: keras.Model, names: Sequence[str], min_blocks_per_stage
         return layer.__class__.from_config(layer.get_config())
 
     ticket = keras.models.clone_model(model, input_tensors=inputs, clone_function=clone, call_function=call)
+    removed = [b.name for b in victims]
     origin = lineage(model)
-    if origin is not None:
-        spec = CifarResNetSpec.from_dict(origin["spec"])
-        removed = set(origin["removed"]) | set(names)
-        origin["removed"] = [n for n in spec.block_names() if n in removed]
-        name = model_name(spec, origin["removed"])
-    else:
-        name = f"{model.name}_ticket"
+    count = len(origin["removed"]) + len(removed) if origin is not None else None
+    name = ticket_name(model.name, count) if origin is not None else f"{model.name}_ticket"
     ticket = keras.Model(ticket.input, ticket.output, name=name)
     transfer_weights(model, ticket)
-    if origin is not None:
-        setattr(ticket, LINEAGE_ATTR, origin)
+    extend_lineage(model, ticket, removed)
     return ticket
 
 
-def lineage(model: keras.Model) -> Optional[dict]:
-    """Where a model comes from: ``{"builder", "spec", "removed"}``, or None if unknown.
-
-    Models built by :mod:`tf_lottery.models` carry it, and every ticket cut from them
-    extends it, so a ticket can be rebuilt from JSON (:func:`rebuild`).
-    """
-    origin = getattr(model, LINEAGE_ATTR, None)
-    return copy.deepcopy(dict(origin)) if origin is not None else None
+# lineage, lineage_json and rebuild live in tf_lottery.models; imported above, they stay
+# reachable as tl.surgery.lineage etc., where tf_lottery 0.1 had them.
+__all__ = [
+    "Block", "blocks", "check_removal", "find_blocks", "lineage", "lineage_json", "max_removable", "rebuild",
+    "remove_blocks", "removable_blocks", "silence_blocks", "silencing_variables", "transfer_weights",
+]
 
 
-def lineage_json(model: keras.Model) -> str:
-    """:func:`lineage` as a JSON string.
+def silencing_variables(model: keras.Model, block: Block) -> list:
+    """The variables that, set to zero, make ``block``'s residual branch output exactly 0.
 
-    Raises:
-        ValueError: if ``model`` carries no lineage.
-    """
-    origin = lineage(model)
-    if origin is None:
-        raise ValueError(f"model {model.name!r} has no tf_lottery lineage (not built by tf_lottery.models)")
-    return json.dumps(origin, sort_keys=True)
-
-
-def rebuild(origin, weights_from: Optional[keras.Model] = None) -> keras.Model:
-    """Builds a model from its lineage and, optionally, copies weights into it by name.
-
-    Args:
-        origin: A lineage dict or its JSON string.
-        weights_from: A model whose layers' weights are copied into the rebuilt one.
-
-    Returns:
-        The rebuilt ``keras.Model`` (with the spec's seed, so θ0 without ``weights_from``).
+    A branch ending in BatchNormalization is silenced by its gamma and beta; one ending in
+    a conv or dense layer (a pre-activation block) by its kernel and bias. In inference
+    mode a silenced block with an identity shortcut passes its input through (after its
+    post-add activation, which leaves a non-negative input as it is): what removing it does.
 
     Raises:
-        ValueError: for an unknown builder or spec.
+        ValueError: naming the block and its last branch layer when that layer is neither.
     """
-    if isinstance(origin, str):
-        origin = json.loads(origin)
-    if origin.get("builder") != "cifar_resnet":
-        raise ValueError(f"unknown builder {origin.get('builder')!r}; valid builders: ['cifar_resnet']")
-    model = build(CifarResNetSpec.from_dict(origin["spec"]), origin.get("removed", ()))
-    if weights_from is not None:
-        transfer_weights(weights_from, model)
-    return model
+    if not block.branch:
+        raise ValueError(f"block {block.name!r} has no residual branch to silence")
+    last = model.get_layer(block.branch[-1])
+    if isinstance(last, keras.layers.BatchNormalization) and last.scale and last.center:
+        return [last.gamma, last.beta]
+    if isinstance(last, (keras.layers.Conv2D, keras.layers.Dense)):
+        return [last.kernel] + ([last.bias] if last.use_bias else [])
+    raise ValueError(
+        f"cannot silence block {block.name!r}: its branch ends in {type(last).__name__} {last.name!r}; "
+        "silencing needs a last BatchNormalization with scale and center, or a conv or dense layer"
+    )
 
 
 def silence_blocks(model: keras.Model, names: Iterable[str]) -> None:
-    """Zeroes the residual branch of blocks in place: their last BN's gamma and beta.
-
-    In inference mode such a block passes its (non-negative, post-ReLU) input through
-    unchanged, which is what removing it does.
+    """Zeroes the residual branch of blocks in place (see :func:`silencing_variables`).
 
     Raises:
-        ValueError: for an unknown block or a block whose branch does not end in BN.
+        ValueError: for an unknown block or a branch that cannot be silenced.
+
+    Example:
+        >>> silence_blocks(dense, ["stage1_block2"])   # dense now computes what the ticket does
     """
     by_name = {b.name: b for b in find_blocks(model)}
     for name in names:
         if name not in by_name:
             raise ValueError(f"unknown block {name!r}; blocks: {list(by_name)}")
-        branch = [
-            model.get_layer(n) for n in by_name[name].layers
-            if isinstance(model.get_layer(n), keras.layers.BatchNormalization)
-        ]
-        if not branch:
-            raise ValueError(f"block {name!r} has no BatchNormalization to silence")
-        last_bn = branch[-1]
-        last_bn.gamma.assign(keras.ops.zeros_like(last_bn.gamma))
-        last_bn.beta.assign(keras.ops.zeros_like(last_bn.beta))
+        for variable in silencing_variables(model, by_name[name]):
+            variable.assign(keras.ops.zeros_like(variable))

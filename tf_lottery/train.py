@@ -26,7 +26,7 @@ from typing import List, Optional, Tuple
 import keras
 import numpy as np
 
-from tf_lottery.criteria.base import outputs_probabilities
+from tf_lottery.models.heads import outputs_probabilities
 
 _LENGTH = re.compile(r"^\s*(\d+)\s*(ep|it)\s*$")
 

@@ -11,19 +11,8 @@ from tf_lottery.criteria import (  # noqa: F401  (importing registers each crite
     expectabs, grasp, hrank, kl, magnitude, pls, random_blocks, snip, synflow,
 )
 from tf_lottery.criteria.base import (
-    AGGREGATIONS, CRITERIA, Criterion, aggregate, as_batch, class_balanced_batch, per_filter,
+    AGGREGATIONS, CRITERIA, Criterion, aggregate, as_batch, class_balanced_batch,
 )
-from tf_lottery.criteria.grasp import grasp_weight_scores
-from tf_lottery.criteria.magnitude import magnitude_weight_scores
-from tf_lottery.criteria.snip import snip_weight_scores
-from tf_lottery.criteria.synflow import synflow_weight_scores
-
-_WEIGHT_SCORES = {
-    "snip": snip_weight_scores,
-    "grasp": grasp_weight_scores,
-    "synflow": synflow_weight_scores,
-    "magnitude": magnitude_weight_scores,
-}
 
 
 def get(name: str) -> Criterion:
@@ -40,23 +29,4 @@ def names() -> list:
     return CRITERIA.names()
 
 
-def weight_scores(name: str, model, data=None, **options):
-    """Per-weight scores ``{layer: array}`` of a saliency criterion (snip, grasp, synflow, magnitude).
-
-    Raises:
-        ValueError: for a criterion that has no per-weight scores.
-    """
-    if name not in _WEIGHT_SCORES:
-        raise ValueError(f"criterion {name!r} has no per-weight scores; valid: {sorted(_WEIGHT_SCORES)}")
-    return _WEIGHT_SCORES[name](model, data, **options)
-
-
-def filter_scores(name: str, model, data=None, **options):
-    """Per-filter scores ``{conv layer: vector over output channels}`` (for filter pruning)."""
-    return per_filter(weight_scores(name, model, data, **options))
-
-
-__all__ = [
-    "AGGREGATIONS", "CRITERIA", "Criterion", "aggregate", "as_batch", "class_balanced_batch",
-    "filter_scores", "get", "names", "per_filter", "weight_scores",
-]
+__all__ = ["AGGREGATIONS", "CRITERIA", "Criterion", "aggregate", "as_batch", "class_balanced_batch", "get", "names"]

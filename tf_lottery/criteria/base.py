@@ -13,6 +13,7 @@ BatchNorm statistics and weights stay exactly θ0 (tested bit for bit).
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from typing import Callable, Dict, Optional, Tuple
 
 import keras
@@ -20,6 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf_lottery import surgery
+from tf_lottery.models.heads import outputs_probabilities
 from tf_lottery.registry import Registry
 
 CRITERIA: Registry = Registry("criterion")
@@ -47,9 +49,46 @@ class Criterion:
     when: str
     summary: str
 
+    def options(self) -> Dict[str, object]:
+        """The criterion's own options and their defaults, e.g. ``{"aggregation": "mean"}``."""
+        parameters = list(inspect.signature(self.fn).parameters.values())[2:]  # after (model, data)
+        return {p.name: p.default for p in parameters}
+
+    def check_options(self, options: Dict[str, object]) -> None:
+        """Refuses options this criterion does not take.
+
+        Raises:
+            ValueError: naming the option, the criterion and the options it takes.
+
+        Example:
+            >>> get("hrank").check_options({"aggregation": "mean"})
+            Traceback (most recent call last):
+            ValueError: criterion 'hrank' takes no option 'aggregation'; its options: batch_size
+        """
+        unknown = sorted(set(options) - set(self.options()))
+        if unknown:
+            takes = ", ".join(self.options()) or "none"
+            raise ValueError(f"criterion {self.name!r} takes no option {unknown[0]!r}; its options: {takes}")
+        if "aggregation" in options and options["aggregation"] not in AGGREGATIONS:
+            raise ValueError(f"aggregation must be one of {AGGREGATIONS}; got {options['aggregation']!r}")
+
+    def run_options(self, seed: int, **chosen) -> Dict[str, object]:
+        """The options a run passes: the ``chosen`` ones (None values left out), checked, plus the
+        run's ``seed`` for a criterion that takes one (``random``).
+
+        Raises:
+            ValueError: for a chosen option the criterion does not take.
+        """
+        options = {k: v for k, v in chosen.items() if v is not None}
+        self.check_options(options)
+        if "seed" in self.options():
+            options["seed"] = seed
+        return options
+
     def __call__(self, model: keras.Model, data=None, **options) -> Dict[str, float]:
         if self.needs != "nothing" and data is None:
             raise ValueError(f"criterion {self.name!r} needs data ({self.needs.replace('_', ' ')}); got data=None")
+        self.check_options(options)
         return self.fn(model, data, **options)
 
 
@@ -121,11 +160,6 @@ def class_balanced_batch(images, labels, per_class: int = 10, seed: int = 0):
 
 # --- forward, loss and weights ------------------------------------------------------------
 
-def outputs_probabilities(model: keras.Model) -> bool:
-    """Whether the model ends in a softmax (else its outputs are logits)."""
-    return model.layers[-1].get_config().get("activation") == "softmax"
-
-
 def logits_of(model: keras.Model, outputs: tf.Tensor) -> tf.Tensor:
     """Logits from the model outputs (log of probabilities for a softmax model)."""
     return tf.math.log(tf.clip_by_value(outputs, 1e-12, 1.0)) if outputs_probabilities(model) else outputs
@@ -171,18 +205,16 @@ def prunable_kernels(model: keras.Model) -> Dict[str, int]:
 # --- aggregation --------------------------------------------------------------------------
 
 def block_conv_layers(model: keras.Model) -> Dict[str, list]:
-    """``{block name: names of the Conv2D layers of its residual branch}``.
+    """``{block name: names of the conv layers of its residual branch}``.
 
-    A projection shortcut is not part of the residual branch that removal deletes, so it
+    The branch comes from the graph (:attr:`tf_lottery.surgery.Block.branch`): a
+    projection shortcut, whatever its name, is not part of what removal deletes, so it
     is left out.
     """
-    result = {}
-    for block in surgery.find_blocks(model):
-        result[block.name] = [
-            name for name in block.layers
-            if isinstance(model.get_layer(name), keras.layers.Conv2D) and not name.endswith("_proj")
-        ]
-    return result
+    return {
+        block.name: [name for name in block.branch if isinstance(model.get_layer(name), keras.layers.Conv2D)]
+        for block in surgery.find_blocks(model)
+    }
 
 
 def aggregate(model: keras.Model, weight_scores: Dict[str, np.ndarray], reduce: str = "mean") -> Dict[str, float]:
@@ -198,12 +230,3 @@ def aggregate(model: keras.Model, weight_scores: Dict[str, np.ndarray], reduce: 
         values = np.concatenate([np.ravel(weight_scores[name]) for name in convs]).astype("float64")
         scores[block] = float(values.sum() if reduce == "sum" else values.mean())
     return scores
-
-
-def per_filter(weight_scores: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
-    """Per-filter scores of conv layers: the sum over each output channel's kernel."""
-    return {
-        name: np.asarray(values, dtype="float64").reshape(-1, values.shape[-1]).sum(axis=0)
-        for name, values in weight_scores.items()
-        if np.ndim(values) == 4
-    }

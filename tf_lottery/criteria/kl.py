@@ -2,7 +2,8 @@
 
 Luo and Wu, "Neural Network Pruning with Residual-Connections and Limited-Data" (CURL),
 CVPR 2020, at block level as in the paper's Table 1: the block's residual branch is
-silenced (its last BN's gamma and beta replaced by zeros, so in inference mode the block
+silenced (the variables :func:`tf_lottery.surgery.silencing_variables` names, its last
+BN's gamma and beta in a basic block, replaced by zeros, so in inference mode the block
 passes its input through, exactly what removing it does), and the score is the mean
 ``KL(p || q)`` between the softmax outputs p of the intact model and q of the silenced
 one. Silencing happens in a pure forward pass with replaced values: the model's own
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 from typing import Dict
 
-import keras
 import numpy as np
 import tensorflow as tf
 
@@ -43,12 +43,8 @@ def kl(model, data, batch_size: int = 256) -> Dict[str, float]:
     log_p = _log_probabilities(forward, images, values, batch_size)
     scores = {}
     for block in surgery.find_blocks(model):
-        norms = [model.get_layer(n) for n in block.layers
-                 if isinstance(model.get_layer(n), keras.layers.BatchNormalization)]
-        if not norms:
-            raise ValueError(f"block {block.name!r} has no BatchNormalization to silence")
         silenced = list(values)
-        for variable in (norms[-1].gamma, norms[-1].beta):
+        for variable in surgery.silencing_variables(model, block):
             silenced[index[id(variable)]] = tf.zeros_like(variable.value)
         log_q = _log_probabilities(forward, images, silenced, batch_size)
         scores[block.name] = float(np.mean(np.sum(np.exp(log_p) * (log_p - log_q), axis=1)))

@@ -1,17 +1,24 @@
-"""Model builders, registered in :data:`MODELS` (``tl.models.get("cifar_resnet")``)."""
+"""Model builders (a registry), the one ``build`` from a config, and lineage.
 
-from tf_lottery.models.cifar_resnet import (
-    MODELS,
+Example:
+    >>> model = tl.models.cifar_resnet(depth=32, num_classes=10, seed=0)
+    >>> dense = tl.models.build(config.model, data, seed=config.seed)
+    >>> again = tl.models.rebuild(tl.models.lineage_json(model))
+"""
+
+from tf_lottery.models.registry import MODELS, ModelBuilder, build, get, names, register_builder
+from tf_lottery.models.cifar_resnet import (  # noqa: E402  (importing registers the builder)
+    CifarResNetSettings,
     CifarResNetSpec,
-    build,
+    build_from_spec as cifar_resnet_from_spec,
     cifar_resnet,
     depth_to_blocks,
 )
+from tf_lottery.models.heads import outputs_probabilities
+from tf_lottery.models.lineage import lineage, lineage_json, rebuild
 
-
-def get(name: str):
-    """Returns the model builder registered as ``name`` (error lists the valid names)."""
-    return MODELS.get(name)
-
-
-__all__ = ["MODELS", "CifarResNetSpec", "build", "cifar_resnet", "depth_to_blocks", "get"]
+__all__ = [
+    "MODELS", "CifarResNetSettings", "CifarResNetSpec", "ModelBuilder", "build", "cifar_resnet", "cifar_resnet_from_spec",
+    "depth_to_blocks", "get", "lineage", "lineage_json", "names", "outputs_probabilities", "rebuild",
+    "register_builder",
+]

@@ -27,15 +27,12 @@ from typing import Iterable, Optional, Sequence
 import keras
 from keras import layers
 
-from tf_lottery.registry import Registry
-
-MODELS: Registry = Registry("model")
+from tf_lottery import options
+from tf_lottery.models.lineage import attach as attach_lineage
+from tf_lottery.models.registry import register_builder
 
 SHORTCUTS = ("projection", "zero_pad")
 OUTPUTS = ("logits", "softmax")
-
-# Attribute under which a built model keeps its lineage (see tf_lottery.surgery.lineage).
-LINEAGE_ATTR = "_tf_lottery_lineage"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -151,7 +148,7 @@ def _seed_for(seed: int, name: str) -> int:
     return zlib.crc32(f"{seed}/{name}".encode()) & 0x7FFFFFFF
 
 
-def build(spec: CifarResNetSpec, removed_blocks: Iterable[str] = ()) -> keras.Model:
+def build_from_spec(spec: CifarResNetSpec, removed_blocks: Iterable[str] = ()) -> keras.Model:
     """Builds the network described by ``spec`` without ``removed_blocks``.
 
     The kept blocks keep their dense names and (same seed) their dense θ0.
@@ -229,15 +226,53 @@ def build(spec: CifarResNetSpec, removed_blocks: Iterable[str] = ()) -> keras.Mo
         name="logits",
     )(x)
     model = keras.Model(inputs, outputs, name=model_name(spec, removed))
-    setattr(
-        model,
-        LINEAGE_ATTR,
-        {"builder": "cifar_resnet", "spec": spec.to_dict(), "removed": [n for n in all_blocks if n in removed]},
-    )
-    return model
+    return attach_lineage(model, "cifar_resnet", spec.to_dict(), removed)
 
 
-@MODELS.register("cifar_resnet")
+@dataclasses.dataclass(frozen=True)
+class CifarResNetSettings:
+    """The ``cifar_resnet`` builder's own settings (each one a flag).
+
+    Example:
+        >>> CifarResNetSettings(depth=56).blocks()
+        (9, 9, 9)
+    """
+
+    depth: int = options.integer(20, "ResNet depth, 6n+2 (20, 32, 44, 56, 110, ...).")
+    blocks_per_stage: Optional[tuple] = options.integers(None, "Blocks per stage, e.g. 3,4,6; overrides --depth.",
+                                                          lower_bound=1)
+    width_multiplier: float = options.real(1.0, "Scales the 16/32/64 filters.")
+    shortcut: str = options.choice("projection", SHORTCUTS,
+                                   "Downsampling shortcut: 1x1 projection conv (paper) or zero-padded identity "
+                                   "(option A).")
+
+    def __post_init__(self):
+        options.normalise(self)
+        options.check_options(self)
+        self.blocks()  # fails early with the valid form
+        if self.width_multiplier <= 0:
+            raise ValueError(f"width_multiplier must be > 0; got {self.width_multiplier}")
+
+    def blocks(self) -> tuple:
+        """Blocks per stage: ``blocks_per_stage``, else from ``depth``.
+
+        Raises:
+            ValueError: for a depth that is not 6n + 2.
+        """
+        return self.blocks_per_stage if self.blocks_per_stage is not None else depth_to_blocks(self.depth)
+
+
+def _from_settings(settings: CifarResNetSettings, input_shape, num_classes, seed, weight_decay) -> keras.Model:
+    return cifar_resnet(settings.depth, num_classes, input_shape, seed, blocks_per_stage=settings.blocks_per_stage,
+                        width_multiplier=settings.width_multiplier, shortcut=settings.shortcut,
+                        weight_decay=weight_decay)
+
+
+def _from_spec(spec: dict, removed) -> keras.Model:
+    return build_from_spec(CifarResNetSpec.from_dict(spec), removed)
+
+
+@register_builder("cifar_resnet", settings=CifarResNetSettings, from_settings=_from_settings, from_spec=_from_spec)
 def cifar_resnet(
     depth: Optional[int] = 32,
     num_classes: int = 10,
@@ -263,7 +298,7 @@ def cifar_resnet(
         shortcut: "projection" (paper) or "zero_pad" (option A).
         output: "logits" (library default) or "softmax".
         weight_decay: L2 on conv kernels (paper: 1e-4).
-        removed_blocks: Blocks to leave out (see :func:`build`).
+        removed_blocks: Blocks to leave out (see :func:`build_from_spec`).
 
     Returns:
         A functional ``keras.Model`` named ``resnet{depth}``.
@@ -288,4 +323,4 @@ def cifar_resnet(
         weight_decay=weight_decay,
         seed=seed,
     )
-    return build(spec, removed_blocks)
+    return build_from_spec(spec, removed_blocks)

@@ -1,0 +1,75 @@
+"""Times block removal (``tl.surgery.remove_blocks``) on a deep ResNet and saves the numbers.
+
+The default case is the one a sweep pays for at every point: ResNet-110 with 10 of its
+51 removable blocks removed (every fifth, so all three stages lose blocks). One untimed
+call first, then ``--repeats`` timed calls; the median is reported, with the time of the
+parts (finding the blocks, reading the lineage) measured on their own. Results go to
+``benchmarks/results/surgery_resnet<depth>.json`` (written atomically) and are printed.
+
+    python scripts/benchmark_surgery.py --depth=110 --num_blocks=10 --repeats=5
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import time
+
+from absl import app, flags
+
+import tf_lottery as tl
+from tf_lottery.io import write_json_atomic
+from tf_lottery.tables import markdown_table
+
+_DEPTH = flags.DEFINE_integer("depth", 110, "ResNet depth.")
+_NUM_BLOCKS = flags.DEFINE_integer("num_blocks", 10, "Blocks removed.", lower_bound=1)
+_REPEATS = flags.DEFINE_integer("repeats", 5, "Timed calls.", lower_bound=1)
+_OUT = flags.DEFINE_string("out", "benchmarks/results", "Output folder.")
+
+
+def _median_seconds(fn, repeats: int) -> tuple[float, list]:
+    fn()  # untimed: first-call costs
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), times
+
+
+def main(argv):
+    del argv
+    model = tl.models.cifar_resnet(_DEPTH.value, seed=0)
+    removable = tl.surgery.removable_blocks(model)
+    names = removable[::5][: _NUM_BLOCKS.value]
+    if len(names) < _NUM_BLOCKS.value:
+        raise app.UsageError(f"--num_blocks={_NUM_BLOCKS.value}: at most {len(names)} every-fifth blocks here")
+    parts = {
+        "remove_blocks": lambda: tl.surgery.remove_blocks(model, names),
+        "find_blocks": lambda: tl.surgery.find_blocks(model),
+        "lineage": lambda: tl.models.lineage(model),
+    }
+    results, rows = {}, []
+    for part, fn in parts.items():
+        median, times = _median_seconds(fn, _REPEATS.value)
+        results[part] = {"median_s": median, "runs_s": times}
+        rows.append([part, f"{1000 * median:.1f}", f"{1000 * min(times):.1f}", f"{1000 * max(times):.1f}"])
+    payload = {
+        "model": model.name,
+        "layers": len(model.layers),
+        "removed": names,
+        "repeats": _REPEATS.value,
+        "target_s": 1.0,
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+        "results": results,
+    }
+    path = os.path.join(_OUT.value, f"surgery_{model.name}.json")
+    write_json_atomic(path, payload)
+    print(f"{model.name} ({len(model.layers)} layers), {len(names)} blocks removed, {_REPEATS.value} timed calls")
+    print(markdown_table(["part", "median (ms)", "min (ms)", "max (ms)"], rows, align="lrrr"))
+    print(f"saved {path}")
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,116 @@
+"""The model registry and the one place a model is built from a config.
+
+A builder registers a :class:`ModelBuilder`: its public function (``tl.models.cifar_resnet``),
+a frozen dataclass of its own settings (each field a flag, see :mod:`tf_lottery.options`),
+and how to build from those settings or from the JSON spec its models carry in their
+lineage (:mod:`tf_lottery.models.lineage`).
+
+Example:
+    >>> builder = MODELS.get("cifar_resnet")
+    >>> model = builder(depth=20)              # the public function
+    >>> model = build(config.model, data, seed=0, weight_decay=1e-4)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, Iterable, Optional
+
+import keras
+
+from tf_lottery.registry import Registry
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelBuilder:
+    """A registered model builder.
+
+    Attributes:
+        name: Registry name (the ``--model`` flag's value).
+        fn: The public builder function; calling the entry calls it.
+        settings: Frozen dataclass of the builder's own settings (declared options).
+        from_settings: ``(settings, input_shape, num_classes, seed, weight_decay) -> model``.
+        from_spec: ``(spec dict, removed block names) -> model``: the model a lineage
+            describes (see ``lineage.rebuild``). A builder that cannot leave blocks out
+            itself builds the dense model and cuts it with
+            :func:`tf_lottery.surgery.remove_blocks`.
+    """
+
+    name: str
+    fn: Callable
+    settings: type
+    from_settings: Callable
+    from_spec: Callable
+
+    def __call__(self, *args, **kwargs) -> keras.Model:
+        return self.fn(*args, **kwargs)
+
+
+MODELS: Registry = Registry("model")
+
+
+def register_builder(name: str, *, settings: type, from_settings: Callable, from_spec: Callable):
+    """Decorator registering a public builder function as a :class:`ModelBuilder`."""
+
+    def decorator(fn):
+        MODELS.register(name)(ModelBuilder(name, fn, settings, from_settings, from_spec))
+        return fn
+
+    return decorator
+
+
+def get(name: str) -> ModelBuilder:
+    """Returns the builder registered as ``name`` (the error lists the valid names).
+
+    Example:
+        >>> tl.models.get("cifar_resnet")(depth=32).count_params()
+        470218
+    """
+    return MODELS.get(name)
+
+
+def build(model_config, data, seed: int = 0, weight_decay: float = 0.0) -> keras.Model:
+    """Builds the model a config's model section describes: the only place runs build one.
+
+    Args:
+        model_config: A :class:`tf_lottery.config.ModelConfig` (type, settings, optional
+            input shape and class count).
+        data: Anything with ``input_shape`` and ``num_classes`` (prepared data or a
+            registered dataset's info): the defaults for the shape and the class count.
+        seed: Seed of the initial weights θ0.
+        weight_decay: L2 factor the builder puts on its kernels.
+
+    Returns:
+        An uncompiled functional ``keras.Model`` carrying its lineage.
+
+    Raises:
+        UnknownNameError: for an unregistered model type (listing the valid ones).
+        ValueError: for settings the builder refuses.
+
+    Example:
+        >>> dense = build(config.model, data, seed=config.seed, weight_decay=config.training.weight_decay)
+    """
+    builder = MODELS.get(model_config.type)
+    input_shape = tuple(model_config.input_shape or data.input_shape)
+    num_classes = model_config.num_classes or data.num_classes
+    return builder.from_settings(model_config.settings, input_shape, num_classes, seed, weight_decay)
+
+
+def names() -> list[str]:
+    """Registered model types."""
+    return MODELS.names()
+
+
+def natural_key(name: str) -> tuple:
+    """Sort key that compares digit runs as numbers: ``stage1_block2 < stage1_block10``."""
+    import re
+
+    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name))
+
+
+def ordered(names_: Iterable[str], order: Optional[list] = None) -> list:
+    """``names_`` without repeats, in ``order`` when given, else in natural order."""
+    unique = set(names_)
+    if order is not None:
+        return [n for n in order if n in unique] + sorted(unique - set(order), key=natural_key)
+    return sorted(unique, key=natural_key)
