@@ -6,11 +6,14 @@ Example:
     >>> ticket = tl.surgery.remove_blocks(model, ["stage1_block2"])
 """
 
-from tf_lottery import carbon, cost, criteria, data, export, models, surgery, tickets, train
+from tf_lottery import (
+    carbon, config, cost, criteria, data, evals, export, methods, models, records, surgery, tickets, train,
+)
+from tf_lottery.config import Config
 from tf_lottery.tickets import TicketResult, find_ticket
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 __all__ = [
-    "TicketResult", "carbon", "cost", "criteria", "data", "export", "find_ticket", "models", "surgery",
-    "tickets", "train", "__version__",
+    "Config", "TicketResult", "carbon", "config", "cost", "criteria", "data", "evals", "export", "find_ticket",
+    "methods", "models", "records", "surgery", "tickets", "train", "__version__",
 ]

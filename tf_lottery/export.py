@@ -16,14 +16,12 @@ An existing export is never overwritten unless ``overwrite=True``.
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from typing import Optional
 
 import keras
 
-from tf_lottery import surgery
-from tf_lottery.io import write_json_atomic
+from tf_lottery.io import atomic_path, write_json_atomic
+from tf_lottery.models.lineage import lineage
 
 
 def save_model(model: keras.Model, path: str, metadata: Optional[dict] = None, overwrite: bool = False) -> str:
@@ -47,32 +45,18 @@ def save_model(model: keras.Model, path: str, metadata: Optional[dict] = None, o
     path = os.path.abspath(path)
     if os.path.exists(path) and not overwrite:
         raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
-    parent = os.path.dirname(path)
-    os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.", dir=parent)
-    try:
+    with atomic_path(path, folder=True) as staging:
         model.export(os.path.join(staging, "saved_model"), format="tf_saved_model", verbose=False)
         model.save(os.path.join(staging, "model.keras"))
         payload = {
             "model_name": model.name,
-            "lineage": surgery.lineage(model),
+            "lineage": lineage(model),
             "input": {"name": model.inputs[0].name, "shape": list(model.inputs[0].shape[1:])},
             "serving_signature": "serving_default",
             "params": int(model.count_params()),
             **(metadata or {}),
         }
         write_json_atomic(os.path.join(staging, "metadata.json"), payload)
-        if os.path.exists(path):
-            old = path + ".old"
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(path, old)
-            os.replace(staging, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(staging, path)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return path
 
 

@@ -1,34 +1,66 @@
-"""Atomic file writes: a killed process never leaves a half-written file behind."""
+"""Atomic writes: a killed process never leaves a half-written file or folder behind.
+
+Everything tf_lottery writes (JSON, text, weights, plots, exports) goes through
+:func:`atomic_path`: the writer writes to a temporary name in the same folder, which is
+renamed over the target only once the writer has finished.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import tempfile
+import shutil
+import uuid
+from typing import Iterator
+
+
+@contextlib.contextmanager
+def atomic_path(path: str, folder: bool = False) -> Iterator[str]:
+    """Yields a temporary path beside ``path``; on success it replaces ``path``, on error it goes.
+
+    The temporary name ends with ``path``'s own name, so writers that read the ending
+    (``.weights.h5`` for Keras, ``.png`` for matplotlib) accept it.
+
+    Args:
+        path: The file (or, with ``folder=True``, the folder) to write.
+        folder: Whether ``path`` is a folder (an existing one is replaced whole).
+
+    Example:
+        >>> with atomic_path("runs/x/theta_0.weights.h5") as temporary:
+        ...     model.save_weights(temporary)
+    """
+    parent, name = os.path.split(os.path.abspath(path))
+    os.makedirs(parent, exist_ok=True)
+    temporary = os.path.join(parent, f".tmp-{uuid.uuid4().hex[:8]}-{name}")
+    try:
+        yield temporary
+        if folder and os.path.exists(path):
+            old = os.path.join(parent, f".old-{uuid.uuid4().hex[:8]}-{name}")
+            os.replace(path, old)
+            os.replace(temporary, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(temporary, path)
+    except BaseException:
+        if os.path.isdir(temporary):
+            shutil.rmtree(temporary, ignore_errors=True)
+        elif os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
 
 
 def write_text_atomic(path: str, text: str) -> None:
-    """Writes ``text`` to ``path`` through a temporary file in the same folder, then renames.
+    """Writes ``text`` to ``path`` atomically (flushed to disk before the rename).
 
     Example:
         >>> write_text_atomic("runs/x/summary.md", "# done\\n")
     """
-    folder = os.path.dirname(path) or "."
-    os.makedirs(folder, exist_ok=True)
-    handle = tempfile.NamedTemporaryFile("w", dir=folder, delete=False, prefix=".", suffix=".tmp")
-    try:
-        with handle:
+    with atomic_path(path) as temporary:
+        with open(temporary, "w") as handle:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(handle.name, 0o666 & ~umask)  # tempfile creates 0600; give the usual mode
-        os.replace(handle.name, path)
-    except BaseException:
-        if os.path.exists(handle.name):
-            os.unlink(handle.name)
-        raise
 
 
 def write_json_atomic(path: str, payload) -> None:

@@ -23,7 +23,7 @@ from typing import Callable, Iterable, Optional, Sequence, Union
 
 KINDS = ("text", "integer", "real", "boolean", "choice", "integers", "names")
 
-Choices = Union[Sequence[str], Callable[[], Sequence[str]], None]
+Choices = Union[Sequence[str], object, Callable[[], object], None]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,8 +37,9 @@ class Option:
             ``choices``, a comma-separated list of ints, or of strings.
         help: One line for ``--helpfull``.
         default: The field's default.
-        choices: Allowed values (a sequence, or a callable returning one, for values
-            that come from a registry filled later); None: any.
+        choices: Allowed values: a sequence, a :class:`~tf_lottery.registry.Registry`
+            (its error lists the valid names), or a callable returning either, for a
+            registry that cannot be imported where the option is declared; None: any.
         lower_bound: Smallest allowed number (integers) or list element.
         zero_means_none: On the command line, 0 stands for None ("all").
     """
@@ -52,11 +53,17 @@ class Option:
     lower_bound: Optional[float] = None
     zero_means_none: bool = False
 
-    def allowed(self) -> Optional[list]:
-        """The allowed values, resolved (None: any)."""
-        if self.choices is None:
-            return None
-        return list(self.choices() if callable(self.choices) else self.choices)
+    def allowed(self):
+        """The allowed values, resolved: a list, a registry, or None (any)."""
+        from tf_lottery.registry import Registry
+
+        choices = self.choices() if callable(self.choices) and not isinstance(self.choices, Registry) else self.choices
+        return choices if choices is None or isinstance(choices, Registry) else list(choices)
+
+    def names(self) -> Optional[list]:
+        """The allowed values as a list (a registry's names), or None (any)."""
+        allowed = self.allowed()
+        return allowed if allowed is None or isinstance(allowed, list) else allowed.names()
 
     def check(self, value) -> None:
         """Checks ``value`` against the allowed values and the lower bound.
@@ -66,10 +73,14 @@ class Option:
         """
         if value is None:
             return
+        from tf_lottery.registry import Registry
+
         values = value if self.kind in ("integers", "names") else (value,)
         allowed = self.allowed()
         for item in values:
-            if allowed is not None and item not in allowed:
+            if isinstance(allowed, Registry):
+                allowed.get(item)  # UnknownNameError: "unknown criterion 'x'; valid names: ..."
+            elif allowed is not None and item not in allowed:
                 raise ValueError(f"{self.name} must be {'among' if self.kind == 'names' else 'one of'} "
                                  f"{', '.join(map(str, allowed))}; got {value!r}")
             if self.lower_bound is not None and item < self.lower_bound:

@@ -10,17 +10,17 @@ from typing import Dict, List
 import matplotlib
 import matplotlib.ticker
 
+from tf_lottery.io import atomic_path
+from tf_lottery.records import SweepRow
+
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 
 def _save(fig, path: str) -> None:
-    # Write to a temporary name, then rename: no half-written PNG after a kill.
-    folder, name = os.path.split(path)
-    temporary = os.path.join(folder, f".{name}.tmp.png")
-    fig.savefig(temporary, dpi=110, bbox_inches="tight")
+    with atomic_path(path) as temporary:  # no half-written PNG after a kill
+        fig.savefig(temporary, dpi=110, bbox_inches="tight", format="png")
     plt.close(fig)
-    os.replace(temporary, path)
 
 
 def learning_curves(histories: Dict[str, dict], path: str) -> None:
@@ -59,12 +59,12 @@ def block_scores(scores: Dict[str, float], stages: Dict[str, int], removable: Li
 def _by_criterion(rows):
     groups = {}
     for r in rows:
-        label = r["criterion"] if r.get("rewind") is None else f"{r['criterion']} ({r['rewind']})"
+        label = r.criterion if r.rewind is None else f"{r.criterion} ({r.rewind})"
         groups.setdefault(label, []).append(r)
     return groups
 
 
-def _scatter_by_criterion(axis, rows: List[dict], x_of, y_of) -> None:
+def _scatter_by_criterion(axis, rows: List[SweepRow], x_of, y_of) -> None:
     for label, group in _by_criterion(rows).items():
         shown = [r for r in group if y_of(r) is not None]
         axis.scatter([x_of(r) for r in shown], [y_of(r) for r in shown], label=label, alpha=0.8)
@@ -76,17 +76,17 @@ def _finish(fig, axis, path: str) -> None:
     _save(fig, path)
 
 
-def accuracy_difference(rows: List[dict], x_key: str, path: str) -> None:
+def accuracy_difference(rows: List[SweepRow], x_key: str, path: str) -> None:
     """Ticket minus dense accuracy (pp) against ``x_key`` (p or rewind_epoch), one line per
     criterion: the mean over seeds with a ±1 std bar (sample std), every seed as a dot."""
     fig, axis = plt.subplots(figsize=(6.4, 4))
     for label, group in _by_criterion(rows).items():
-        xs = sorted({r[x_key] for r in group})
-        values = [[r["accuracy_pp"] for r in group if r[x_key] == x] for x in xs]
+        xs = sorted({getattr(r, x_key) for r in group})
+        values = [[r.accuracy_pp for r in group if getattr(r, x_key) == x] for x in xs]
         stds = [statistics.stdev(v) if len(v) > 1 else 0.0 for v in values]
         line = axis.errorbar(xs, [statistics.fmean(v) for v in values], yerr=stds, marker="o", capsize=3,
                              label=label)
-        axis.scatter([r[x_key] for r in group], [r["accuracy_pp"] for r in group], s=10, alpha=0.4,
+        axis.scatter([getattr(r, x_key) for r in group], [r.accuracy_pp for r in group], s=10, alpha=0.4,
                      color=line[0].get_color())
     axis.axhline(0.0, color="black", linewidth=0.8)
     axis.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
@@ -95,23 +95,23 @@ def accuracy_difference(rows: List[dict], x_key: str, path: str) -> None:
     _finish(fig, axis, path)
 
 
-def accuracy_vs_flops(rows: List[dict], path: str) -> None:
+def accuracy_vs_flops(rows: List[SweepRow], path: str) -> None:
     """Test accuracy against FLOPs: every ticket by criterion, the dense runs in black."""
     fig, axis = plt.subplots(figsize=(6.4, 4))
-    _scatter_by_criterion(axis, rows, lambda r: r["ticket_flops"] / 1e6, lambda r: 100 * r["ticket_accuracy"])
-    dense = {r["seed"]: r for r in rows}.values()
-    axis.scatter([r["dense_flops"] / 1e6 for r in dense], [100 * r["dense_accuracy"] for r in dense],
+    _scatter_by_criterion(axis, rows, lambda r: r.ticket_flops / 1e6, lambda r: 100 * r.ticket_accuracy)
+    dense = {r.seed: r for r in rows}.values()
+    axis.scatter([r.dense_flops / 1e6 for r in dense], [100 * r.dense_accuracy for r in dense],
                  color="black", marker="s", label="dense")
     axis.set(xlabel="FLOPs per image (M)", ylabel="test accuracy (%)", title="accuracy vs FLOPs")
     _finish(fig, axis, path)
 
 
-def speedup_vs_flops_implied(rows: List[dict], path: str) -> None:
+def speedup_vs_flops_implied(rows: List[SweepRow], path: str) -> None:
     """Measured training speed-up against the speed-up FLOPs imply (dense/ticket FLOPs); y = x dashed."""
     fig, axis = plt.subplots(figsize=(5.4, 4.4))
-    _scatter_by_criterion(axis, rows, lambda r: r["flops_implied_speedup_x"], lambda r: r["training_speedup_x"])
-    measured = [r["training_speedup_x"] for r in rows if r["training_speedup_x"] is not None]
-    top = 1.05 * max([1.0] + measured + [r["flops_implied_speedup_x"] for r in rows])
+    _scatter_by_criterion(axis, rows, lambda r: r.flops_implied_speedup_x, lambda r: r.training_speedup_x)
+    measured = [r.training_speedup_x for r in rows if r.training_speedup_x is not None]
+    top = 1.05 * max([1.0] + measured + [r.flops_implied_speedup_x for r in rows])
     bottom = 0.95 * min([1.0] + measured)
     axis.plot([1, top], [1, top], linestyle="--", color="grey", label="y = x")
     axis.set(xlabel="FLOPs-implied speed-up (x)", ylabel="measured training speed-up (x)",

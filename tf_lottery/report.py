@@ -1,4 +1,7 @@
-"""Sweep reports: the paper's tables in their shape, with mean ± std over seeds, and plots.
+"""Reports: a run's comparison table, and a sweep's paper tables with mean ± std over seeds.
+
+* The run table (:func:`run_table`): dense versus ticket, printed at the end of a run and
+  saved as ``summary.md``.
 
 * Table 1 shape (``lottery`` sweeps): criterion (x rewind mode) by rewind epoch θ_i,
   accuracy difference to dense in percentage points.
@@ -17,37 +20,70 @@ from __future__ import annotations
 
 import os
 import statistics
-from typing import Iterable, Optional
+from typing import Iterable, List, Optional
 
 from tf_lottery import plots
 from tf_lottery.config import Config
 from tf_lottery.io import write_text_atomic
+from tf_lottery.records import ModelRecord, RunRecord, SweepRow
 from tf_lottery.tables import markdown_table
 
-_COMPARED = ("accuracy_pp", "flops_reduction_pct", "params_reduction_pct", "memory_reduction_pct",
-             "co2_reduction_pct", "energy_reduction_pct", "training_speedup_x", "images_per_second_ratio_x",
-             "flops_implied_speedup_x")
+
+def _fmt(value, spec="{:,.2f}"):
+    return "unavailable" if value is None else spec.format(value)
 
 
-def row(point: Config, result: dict) -> dict:
-    """One flat row of a sweep's results from a run's config and result.json."""
-    return {
-        "seed": point.seed,
-        "criterion": point.criterion,
-        "p": len(result["ticket"]["removed"]),
-        "experiment": point.experiment,
-        "rewind": point.rewind if point.experiment == "lottery" else None,
-        "rewind_epoch": point.rewind_epoch if point.experiment == "lottery" else None,
-        "dense_accuracy": result["dense"]["test"]["accuracy"],
-        "ticket_accuracy": result["ticket"]["test"]["accuracy"],
-        "dense_flops": result["dense"]["flops"],
-        "ticket_flops": result["ticket"]["flops"],
-        "dense_train_seconds": result["dense"]["train"]["timing"]["train_seconds"],
-        "ticket_train_seconds": result["ticket"]["train"]["timing"]["train_seconds"],
-        **{key: result["comparison"][key] for key in _COMPARED},
-        "run_folder": result["run_folder"],
-        "dense_run_folder": result.get("dense_run_folder"),
-    }
+def _change(reduction_pct):
+    """A reduction in % as a signed change: 28.6 -> "-28.60 %", -3.2 -> "+3.20 %"."""
+    return "unavailable" if reduction_pct is None else f"{-reduction_pct:+.2f} %"
+
+
+def _energy(side: ModelRecord, key: str) -> str:
+    value = side.energy.value(key)
+    return _fmt(None if value is None else 1000 * value, "{:,.3f}")
+
+
+def _percent(accuracy) -> str:
+    return _fmt(None if accuracy is None else 100 * accuracy, "{:.2f}")
+
+
+def run_table(result: RunRecord) -> str:
+    """Dense versus ticket as a Markdown table (printed at the end of a run and saved).
+
+    Example:
+        >>> print(run_table(RunRecord.from_dict(json.load(open("runs/init_ticket-.../result.json")))))
+    """
+    dense, ticket, diff = result.dense, result.ticket, result.comparison
+    batch = diff.latency_batch_size
+    verdict = ("" if diff.winning_ticket is None
+               else f" ({'winning ticket' if diff.winning_ticket else 'not a winning ticket'})")
+
+    def latency(side):
+        return _fmt(None if batch is None else 1000 * side.latency[str(batch)]["median_s"], "{:.1f}")
+
+    def count(side, key):
+        return _fmt(side.cost(key), "{:,}")
+
+    memory = [None if s.cost("memory_bytes") is None else s.cost("memory_bytes") / 2**20 for s in (dense, ticket)]
+    rows = [
+        ["test accuracy (%)", _percent(dense.accuracy), _percent(ticket.accuracy),
+         f"{_fmt(diff.accuracy_pp, '{:+.2f}')} pp{verdict}"],
+        ["blocks", dense.blocks, ticket.blocks, f"-{dense.blocks - ticket.blocks}"],
+        ["params", count(dense, "params"), count(ticket, "params"), _change(diff.params_reduction_pct)],
+        ["FLOPs", count(dense, "flops"), count(ticket, "flops"), _change(diff.flops_reduction_pct)],
+        [f"memory, batch {dense.cost('memory_batch_size')} (MiB)", _fmt(memory[0], "{:,.1f}"),
+         _fmt(memory[1], "{:,.1f}"), _change(diff.memory_reduction_pct)],
+        [f"latency, batch {batch} (ms, measured)", latency(dense), latency(ticket), f"{_fmt(diff.latency_speedup_x)}x"],
+        ["training time (s, measured)", f"{dense.train_seconds:.1f}", f"{ticket.train_seconds:.1f}",
+         f"{_fmt(diff.training_speedup_x)}x speed-up"],
+        ["training images/s (measured)", _fmt(dense.images_per_second, "{:,.0f}"),
+         _fmt(ticket.images_per_second, "{:,.0f}"), f"{_fmt(diff.images_per_second_ratio_x)}x"],
+        ["training energy (Wh, estimated)" if dense.energy.estimated else "training energy (Wh)",
+         _energy(dense, "energy_kwh"), _energy(ticket, "energy_kwh"), _change(diff.energy_reduction_pct)],
+        [f"training CO2 (g, {dense.energy.country or '?'} grid)", _energy(dense, "co2_kg"), _energy(ticket, "co2_kg"),
+         _change(diff.co2_reduction_pct)],
+    ]
+    return markdown_table(["", "dense", "ticket", "change"], rows, align="lrrl")
 
 
 def mean_std(values: Iterable[Optional[float]]) -> tuple[Optional[float], Optional[float], int]:
@@ -83,12 +119,12 @@ def cell(values, spec: str = "{:+.2f}", bold: bool = False, suffix: str = "") ->
 def _group(rows, *keys) -> dict:
     groups = {}
     for r in rows:
-        groups.setdefault(tuple(r[k] for k in keys), []).append(r)
+        groups.setdefault(tuple(getattr(r, k) for k in keys), []).append(r)
     return groups
 
 
 def _ordered(rows, key) -> list:
-    return list(dict.fromkeys(r[key] for r in rows))
+    return list(dict.fromkeys(getattr(r, key) for r in rows))
 
 
 def _difference_table(rows, row_keys, column_key, column_label) -> str:
@@ -96,8 +132,8 @@ def _difference_table(rows, row_keys, column_key, column_label) -> str:
     columns = _ordered(rows, column_key)
     groups = _group(rows, *row_keys, column_key)
     body = []
-    for head in dict.fromkeys(tuple(r[k] for k in row_keys) for r in rows):
-        values = {c: [r["accuracy_pp"] for r in groups.get(head + (c,), [])] for c in columns}
+    for head in dict.fromkeys(tuple(getattr(r, k) for k in row_keys) for r in rows):
+        values = {c: [r.accuracy_pp for r in groups.get(head + (c,), [])] for c in columns}
         means = {c: mean_std(v)[0] for c, v in values.items()}
         best = max((m for m in means.values() if m is not None), default=None)
         body.append([*head, *[cell(values[c], bold=len(columns) > 1 and means[c] == best) if values[c] else ""
@@ -119,11 +155,11 @@ def table2(rows) -> str:
 
 def table4(rows) -> str:
     """Table 4 shape: reductions (% less than dense) and speed-ups (x), mean ± std over seeds."""
-    keys = ["criterion", "p"] + (["rewind", "rewind_epoch"] if rows and rows[0]["experiment"] == "lottery" else [])
+    keys = ["criterion", "p"] + (["rewind", "rewind_epoch"] if rows and rows[0].rewinds else [])
     body = []
     for head, group in _group(rows, *keys).items():
         def col(key, spec="{:.2f}", suffix=""):
-            return cell([r[key] for r in group], spec, suffix=suffix)
+            return cell([getattr(r, key) for r in group], spec, suffix=suffix)
         body.append([*head, col("flops_reduction_pct"), col("params_reduction_pct"), col("memory_reduction_pct"),
                      col("co2_reduction_pct"), col("training_speedup_x", suffix="x"),
                      col("images_per_second_ratio_x", suffix="x"), col("flops_implied_speedup_x", suffix="x"),
@@ -138,26 +174,29 @@ def dense_table(rows) -> str:
     body = []
     for (seed,), group in _group(rows, "seed").items():
         first = group[0]
-        body.append([seed, f"{100 * first['dense_accuracy']:.2f}", f"{first['dense_train_seconds']:.0f}",
-                     first["dense_run_folder"] or ""])
-    accuracies = [100 * group[0]["dense_accuracy"] for group in _group(rows, "seed").values()]
+        body.append([seed, _percent(first.dense_accuracy), f"{first.dense_train_seconds:.0f}",
+                     first.dense_run_folder or ""])
+    accuracies = [None if g[0].dense_accuracy is None else 100 * g[0].dense_accuracy
+                  for g in _group(rows, "seed").values()]
     body.append(["mean ± std", cell(accuracies, "{:.2f}"), "",
                  f"{len(accuracies)} seed{'s' if len(accuracies) > 1 else ''}"])
     return markdown_table(["seed", "test accuracy (%)", "training time (s)", "dense run folder"], body, align="lrrl")
 
 
-def write(config: Config, rows: list, folder: str) -> str:
+def write(config: Config, rows: List[SweepRow], folder: str) -> str:
     """Writes report.md and the plots of a sweep into ``folder``; returns the report's text."""
-    lottery = rows[0]["experiment"] == "lottery"
+    lottery = rows[0].rewinds
     x_key = "rewind_epoch" if lottery and len(_ordered(rows, "p")) == 1 else "p"
     plots.accuracy_difference(rows, x_key, os.path.join(folder, "accuracy_difference.png"))
     plots.accuracy_vs_flops(rows, os.path.join(folder, "accuracy_vs_flops.png"))
     plots.speedup_vs_flops_implied(rows, os.path.join(folder, "speedup.png"))
     seeds = _ordered(rows, "seed")
-    setup = (f"{config.dataset}, ResNet-{config.depth}, {config.length} at learning rate {config.learning_rate:g} "
-             f"(drops at {', '.join(config.lr_drops) or 'none'}), train size {config.train_size or 'all'}, "
+    training = config.training
+    setup = (f"{config.data.dataset}, {_model_label(config)}, {training.length} at learning rate "
+             f"{training.learning_rate:g} (drops at {', '.join(training.lr_drops) or 'none'}), "
+             f"train size {config.data.train_size or 'all'}, "
              f"seeds {', '.join(map(str, seeds))}, {len(rows)} runs")
-    energy = "unavailable" if not any(r["co2_reduction_pct"] is not None for r in rows) else "codecarbon"
+    energy = "unavailable" if not any(r.co2_reduction_pct is not None for r in rows) else "codecarbon"
     parts = [
         f"# Sweep {os.path.basename(folder)}", "", setup, "",
         "Accuracy differences are ticket minus dense test accuracy in percentage points, mean ± std over "
@@ -181,3 +220,9 @@ def write(config: Config, rows: list, folder: str) -> str:
     text = "\n".join(parts)
     write_text_atomic(os.path.join(folder, "report.md"), text)
     return text
+
+
+def _model_label(config: Config) -> str:
+    """``ResNet-32`` for a CIFAR ResNet, else the model type."""
+    depth = getattr(config.model.settings, "depth", None)
+    return f"ResNet-{depth}" if config.model.type == "cifar_resnet" and depth else config.model.type

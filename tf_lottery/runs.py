@@ -1,8 +1,11 @@
-"""Run folders: keyed by a hash of the config, so a rerun resumes and a sweep never overwrites.
+"""Run folders: keyed by a hash of the config's identity, so a rerun resumes and a sweep never
+overwrites.
 
-``runs/<experiment>-<hash>/`` holds ``config.json`` and everything the run produced.
-Each stage of an experiment leaves a file when it is done (written atomically); a rerun
-of the same config finds them and skips the stages already done.
+``runs/<experiment>-<hash>/`` holds ``config.json`` and everything the run produced. The
+hash covers the sections the run's *scope* takes (:meth:`tf_lottery.config.Config.identity`):
+where output goes, what is exported or measured never changes it. Each stage of an
+experiment leaves a file when it is done (written atomically); a rerun of the same config
+finds them and skips the stages already done.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import os
 from typing import Optional
 
 from tf_lottery.config import Config
-from tf_lottery.io import write_json_atomic, write_text_atomic
+from tf_lottery.io import atomic_path, write_json_atomic, write_text_atomic
 
 
 class RunFolder:
@@ -20,22 +23,24 @@ class RunFolder:
 
     Args:
         config: The run's config.
+        scope: Its identity scope: "dense", "ticket" or "sweep".
 
     Raises:
-        ValueError: if the folder holds a different config (a hash collision or a hand edit).
+        ValueError: if the folder holds a config of another identity (a hash collision or a hand edit).
 
     Example:
-        >>> run = RunFolder(config)
+        >>> run = RunFolder(config, "ticket")
         >>> run.start()
         >>> run.path
         'runs/init_ticket-3f2a9c1b7d4e'
     """
 
-    def __init__(self, config: Config):
-        self.config = config
-        self.path = os.path.join(config.runs_dir, f"{config.experiment}-{config.digest()}")
+    def __init__(self, config: Config, scope: str):
+        self.config, self.scope = config, scope
+        self.digest = config.digest(scope)
+        self.path = os.path.join(config.runtime.runs_dir, f"{config.experiment}-{self.digest}")
         saved = self.read_json("config.json")
-        if saved is not None and saved != json.loads(config.to_json()):
+        if saved is not None and Config.from_dict(saved).identity(scope) != config.identity(scope):
             raise ValueError(f"{self.path}/config.json holds a different config; move the folder away")
 
     def start(self) -> None:
@@ -64,7 +69,6 @@ class RunFolder:
         write_text_atomic(self.file(name), text)
 
     def save_weights(self, model, name: str) -> None:
-        """Saves weights atomically (Keras needs the ``.weights.h5`` ending, so the temporary has it too)."""
-        temporary = self.file(f".{name}.tmp.weights.h5")
-        model.save_weights(temporary)
-        os.replace(temporary, self.file(name))
+        """Saves weights atomically (``name`` ends in ``.weights.h5``, as Keras requires)."""
+        with atomic_path(self.file(name)) as temporary:
+            model.save_weights(temporary)

@@ -1,16 +1,18 @@
 """Experiments, registered in :data:`EXPERIMENTS`; each takes a :class:`~tf_lottery.config.Config`.
 
-An experiment is a function ``(config) -> dict`` that prints its own report and returns
-its results. The CLI picks one with ``--experiment=NAME``.
+An experiment is an :class:`~tf_lottery.experiments.registry.Experiment`: a function
+``(config) -> record`` that prints its own report, with what it is declared beside it
+(its run folder's identity scope, whether a sweep can run it, whether it rewinds).
+The CLI picks one with ``--experiment=NAME``.
 """
 
-from tf_lottery.experiments.registry import EXPERIMENTS
-from tf_lottery.experiments import dense, describe, init_ticket, lottery, sweep  # noqa: F401  (importing registers them)
+from tf_lottery.experiments.registry import EXPERIMENTS, Experiment, register
+from tf_lottery.experiments import dense, describe, init_ticket, lottery, sweep  # noqa: F401,E402  (registers them)
 
 
-def get(name: str):
+def get(name: str) -> Experiment:
     """Returns the experiment registered as ``name`` (error lists the valid names)."""
     return EXPERIMENTS.get(name)
 
 
-__all__ = ["EXPERIMENTS", "get"]
+__all__ = ["EXPERIMENTS", "Experiment", "get", "register"]

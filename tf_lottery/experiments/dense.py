@@ -1,13 +1,15 @@
 """The dense run: one trained dense network per seed, shared by every ticket made from it.
 
-A ticket's config decides its dense network only through the model, data, training and
-output fields; criterion, p, rewinding and sweep lists do not change it. So the dense run
-lives in its own folder, ``runs/dense-<hash>``, keyed by :func:`dense_config`: the second
-criterion, the fifth p or a later sweep of the same seed finds it trained and loads it.
+A ticket's config decides its dense network only through its ``"dense"`` identity (seed,
+model, data, training; see :meth:`tf_lottery.config.Config.identity`); the method, the
+sweep lists, what is measured and where output goes do not change it. So the dense run
+lives in its own folder, ``runs/dense-<hash>``: the second criterion, the fifth p or a
+later sweep of the same seed finds it trained and loads it.
 
 The folder holds θ0 (``theta_0.weights.h5``), the weights after each kept epoch
-(``keep_epochs`` plus a ``lottery`` run's rewind epoch), the trained weights, the history,
-the measured record (``dense.json``: accuracy, costs, latency, time, energy) and the export.
+(``keep_epochs`` plus the rewind epoch of an experiment that rewinds), the trained
+weights, the history, the measured record (``dense.json``: accuracy, costs, latency,
+time, energy; each evaluation also cached under ``evals/dense/``) and the export.
 Two processes must not train the same dense run at once (nothing locks the folder).
 """
 
@@ -18,9 +20,11 @@ import dataclasses
 import keras
 
 from tf_lottery import export, train
-from tf_lottery.config import SWEEP_FIELDS, TICKET_FIELDS, Config
-from tf_lottery.experiments.stages import log, measure, set_up, train_or_load
-from tf_lottery.experiments.registry import EXPERIMENTS
+from tf_lottery.config import Config, MethodConfig, SweepConfig
+from tf_lottery.experiments.registry import EXPERIMENTS, register
+from tf_lottery.experiments.stages import has_evals, measure, set_up, train_or_load
+from tf_lottery.log import log
+from tf_lottery.records import ModelRecord
 from tf_lottery.runs import RunFolder
 
 
@@ -30,27 +34,26 @@ def theta_file(epoch: int) -> str:
 
 
 def dense_config(config: Config) -> Config:
-    """The config of ``config``'s dense run: ticket and sweep fields reset to their defaults.
+    """The config of ``config``'s dense run: experiment "dense", method and sweep at their defaults.
 
-    ``keep_epochs`` becomes the sorted union of the config's and, for ``lottery``, its
-    rewind epoch; 0 is dropped since θ0 is always kept. ``export`` is reset too: whether
-    to export is the caller's choice, not part of what the dense run is.
+    ``keep_epochs`` becomes the sorted union of the config's and, for an experiment that
+    rewinds (``lottery``), its rewind epoch; 0 is dropped since θ0 is always kept.
 
     Example:
-        >>> a = dense_config(Config(criterion="snip", num_blocks=3))
-        >>> a == dense_config(Config(criterion="grasp", num_blocks=1))
+        >>> a = dense_config(Config.create(criterion="snip", num_blocks=3))
+        >>> a == dense_config(Config.create(criterion="grasp", num_blocks=1))
         True
     """
-    defaults = Config()
-    keep = set(config.keep_epochs)
-    if config.experiment == "lottery":
-        keep.add(config.rewind_epoch)
+    keep = set(config.training.keep_epochs)
+    if EXPERIMENTS.get(config.experiment).rewinds:
+        keep.add(config.method.rewind_epoch)
     keep.discard(0)
-    reset = {name: getattr(defaults, name) for name in TICKET_FIELDS + SWEEP_FIELDS + ("export",)}
-    return dataclasses.replace(config, experiment="dense", keep_epochs=tuple(sorted(keep)), **reset)
+    training = dataclasses.replace(config.training, keep_epochs=tuple(sorted(keep)))
+    return dataclasses.replace(config, experiment="dense", training=training, method=MethodConfig(),
+                               sweep=SweepConfig())
 
 
-def train_dense(config: Config, data, model) -> tuple[dict, RunFolder]:
+def train_dense(config: Config, data, model) -> tuple[ModelRecord, RunFolder]:
     """Trains ``model`` (the dense θ0 of ``config``) in its shared folder, or loads it.
 
     Args:
@@ -65,35 +68,36 @@ def train_dense(config: Config, data, model) -> tuple[dict, RunFolder]:
         ValueError: if a kept epoch is not within the training length.
     """
     own = dense_config(config)
-    recipe = own.recipe()
-    for epoch in own.keep_epochs:
+    recipe = own.training.recipe()
+    for epoch in own.training.keep_epochs:
         recipe.resumed_at(epoch)  # names a kept epoch past the end
-    run = RunFolder(own)
+    run = RunFolder(own, "dense")
     run.start()
     if not run.exists(theta_file(0)):
         run.save_weights(model, theta_file(0))
     keras.utils.set_random_seed(config.seed)  # the same data order for every ticket of the seed
-    save_at = train.SaveWeightsAt(own.keep_epochs, lambda m, i: run.save_weights(m, theta_file(i)))
-    trained = train_or_load(own, run, model, data, "dense", callbacks=[save_at])
-    record = run.read_json("dense.json")
-    if record is None:
-        record = measure(own, model, data, trained)
-        run.write_json("dense.json", record)
-    if config.export and not run.exists("export/dense"):
+    save_at = train.SaveWeightsAt(own.training.keep_epochs, lambda m, i: run.save_weights(m, theta_file(i)))
+    training = train_or_load(own, run, model, data, "dense", callbacks=[save_at])
+    saved = run.read_json("dense.json")
+    record = ModelRecord.from_dict(saved) if saved is not None else None
+    if record is None or not has_evals(record, config):
+        record = measure(config, run, "dense", model, data, training)
+        run.write_json("dense.json", record.to_dict())
+    if config.runtime.export and not run.exists("export/dense"):
         export.save_model(model, run.file("export/dense"), {
-            "config_hash": own.digest(), "seed": own.seed,
-            "metrics": {"test_accuracy": record["test"]["accuracy"]}})
-    log(f"dense: {100 * record['test']['accuracy']:.2f} % test accuracy ({run.path})")
+            "config_hash": run.digest, "seed": own.seed, "metrics": {"test_accuracy": record.accuracy}})
+    log(f"dense: {100 * record.accuracy:.2f} % test accuracy ({run.path})" if record.accuracy is not None
+        else f"dense: trained ({run.path})")
     return record, run
 
 
-@EXPERIMENTS.register("dense")
-def dense(config: Config) -> dict:
+@register("dense", scope="dense")
+def dense(config: Config) -> ModelRecord:
     """Trains (or finds) the dense run of ``config`` alone; returns its measured record.
 
     Example:
         $ tf-lottery --experiment=dense --depth=32 --keep_epochs=25,50,75
     """
-    data, model = set_up(config, RunFolder(dense_config(config)), check_removal=False)
+    data, model = set_up(config, RunFolder(dense_config(config), "dense"), check_method=False)
     record, _ = train_dense(config, data, model)
     return record

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from tf_lottery import cost, data, models, surgery
+from tf_lottery import cost, data, surgery
 from tf_lottery.config import Config
-from tf_lottery.experiments.registry import EXPERIMENTS
+from tf_lottery.experiments.registry import register
+from tf_lottery.experiments.stages import dense_model
 from tf_lottery.tables import markdown_table
 
 
@@ -30,24 +31,25 @@ def block_table(model) -> tuple[list, list]:
     return ["block", "stage", "removable", "params", "FLOPs", "% FLOPs"], rows
 
 
-@EXPERIMENTS.register("describe")
+@register("describe", scope=None)
 def describe(config: Config) -> dict:
     """Prints the block table and totals of the configured model; returns the totals.
 
     Example:
         $ tf-lottery --experiment=describe --depth=56 --dataset=cifar10
     """
-    info = data.get(config.dataset)  # only its shapes: nothing is loaded
-    model = models.get(config.model)(**config.model_kwargs(info.input_shape, info.num_classes))
+    info = data.get(config.data.dataset)  # only its shapes: nothing is loaded
+    model = dense_model(config, info)
     headers, rows = block_table(model)
-    totals = cost.summary(model, config.memory_batch_size)
+    memory_batch = config.evaluation.memory_batch_size
+    totals = cost.summary(model, memory_batch)
     totals.update(
         blocks=len(rows),
         removable=sum(r[2] == "yes" for r in rows),
-        max_removable=surgery.max_removable(model),
+        max_removable=surgery.max_removable(model, config.method.min_blocks_per_stage),
     )
     print(f"{model.name}: {model.output.shape[-1]} classes, input {tuple(model.input.shape[1:])}, "
-          f"shortcut {config.shortcut}")
+          f"shortcut {getattr(config.model.settings, 'shortcut', 'n/a')}")
     print(markdown_table(headers, rows, align="lrlrrr"))
     print(markdown_table(
         ["total", "value"],
@@ -55,10 +57,10 @@ def describe(config: Config) -> dict:
             ["params", f"{totals['params']:,}"],
             ["FLOPs", f"{totals['flops']:,}"],
             ["conv filters", f"{totals['filters']:,}"],
-            [f"memory (batch {config.memory_batch_size})", f"{totals['memory_bytes'] / 2**20:,.1f} MiB"],
+            [f"memory (batch {memory_batch})", f"{totals['memory_bytes'] / 2**20:,.1f} MiB"],
             ["blocks", totals["blocks"]],
             ["removable blocks", totals["removable"]],
-            ["most removable (2 per stage kept)", totals["max_removable"]],
+            [f"most removable ({config.method.min_blocks_per_stage} per stage kept)", totals["max_removable"]],
         ],
         align="lr",
     ))

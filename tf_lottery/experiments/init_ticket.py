@@ -5,10 +5,10 @@
    (``score_per_class`` examples of each class; GraSP's default is 10) and remove
    p blocks (``num_blocks`` or ``fraction``): the ticket inherits θ0.
 3. Train dense and ticket with the same recipe from the same θ0, each inside its own
-   timer and codecarbon tracker; evaluate both on the test split. The dense network is
+   timer and codecarbon tracker; evaluate both (``--evals``). The dense network is
    trained once per seed in its shared run folder (:mod:`tf_lottery.experiments.dense`).
-4. Compare accuracy (percentage points; a winning ticket has ξ = 0, Eq. 1), params,
-   FLOPs, memory, measured latency, training time and images/s, energy and CO2.
+4. Compare accuracy (percentage points; a winning ticket has ξ = 0, the paper's Eq. 1),
+   params, FLOPs, memory, measured latency, training time and images/s, energy and CO2.
 5. Write the run record (config.json, scores.json, history CSVs, result.json,
    emissions.csv, plots, summary.md) and export the ticket (the dense export is in the
    dense run folder).
@@ -24,30 +24,29 @@ import keras
 from tf_lottery import surgery
 from tf_lottery.config import Config
 from tf_lottery.experiments.dense import train_dense
-from tf_lottery.experiments.registry import EXPERIMENTS
-from tf_lottery.experiments.stages import (
-    already_done, plot_scores, record_run, score_blocks, set_up, train_or_load,
-)
+from tf_lottery.experiments.registry import register
+from tf_lottery.experiments.stages import already_done, make_ticket, plot_scores, record_run, set_up, train_or_load
+from tf_lottery.records import RunRecord
 from tf_lottery.runs import RunFolder
 
 
-@EXPERIMENTS.register("init_ticket")
-def init_ticket(config: Config) -> dict:
-    """Runs Algorithm 2 (see the module docstring) and returns result.json's content.
+@register("init_ticket", scope="ticket", sweepable=True)
+def init_ticket(config: Config) -> RunRecord:
+    """Runs Algorithm 2 (see the module docstring) and returns the run record (result.json).
 
     Example:
         $ tf-lottery                                   # the quick demo
         $ tf-lottery --flagfile=flags/cifar10_resnet56_grasp.cfg --num_blocks=12
     """
-    run = RunFolder(config)
-    done = already_done(run)
+    run = RunFolder(config, "ticket")
+    done = already_done(config, run)
     if done is not None:
         return done
     data, dense = set_up(config, run)
-    scored = score_blocks(config, run, dense, data)
-    ticket = surgery.remove_blocks(dense, scored["ticket"]["removed"], config.min_blocks_per_stage)
-    plot_scores(config, run, dense, scored)
+    scoring = make_ticket(config, run, dense, data)
+    ticket = surgery.remove_blocks(dense, scoring.ticket.removed, config.method.min_blocks_per_stage)
+    plot_scores(config, run, dense, scoring)
     dense_record, dense_run = train_dense(config, data, dense)
     keras.utils.set_random_seed(config.seed)  # the dense run's data order and augmentation
-    trained = train_or_load(config, run, ticket, data, "ticket")
-    return record_run(config, run, data, ticket, trained, scored, dense_record, dense_run)
+    training = train_or_load(config, run, ticket, data, "ticket")
+    return record_run(config, run, data, ticket, training, scoring, dense_record, dense_run)

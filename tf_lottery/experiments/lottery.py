@@ -16,45 +16,47 @@
      the full n epochs.
 4. Compare with the dense network, record and export as ``init_ticket`` does.
 
-The paper does not state the density p of its Table 1 (paper.md §1.3): ``num_blocks``
-is a flag, default 2 like the quick demo, and the Table 1 flagfiles will state theirs.
+The paper does not state the density p of its Table 1: ``num_blocks`` is a flag, default
+2 like the quick demo, and the Table 1 flagfiles choose p = 3.
 """
 
 from __future__ import annotations
 
 import keras
 
-from tf_lottery import models, surgery
+from tf_lottery import surgery
 from tf_lottery.config import Config
 from tf_lottery.experiments.dense import theta_file, train_dense
-from tf_lottery.experiments.registry import EXPERIMENTS
+from tf_lottery.experiments.registry import register
 from tf_lottery.experiments.stages import (
-    already_done, log, plot_scores, record_run, score_blocks, set_up, train_or_load,
+    already_done, dense_model, make_ticket, plot_scores, record_run, set_up, train_or_load,
 )
+from tf_lottery.log import log
+from tf_lottery.records import Rewind, RunRecord
 from tf_lottery.runs import RunFolder
 
 
-def rewound_ticket(config: Config, dense_run: RunFolder, trained_dense, removed, input_shape, num_classes):
-    """The ticket with its starting weights for ``config.rewind`` (see the module docstring).
+def rewound_ticket(config: Config, dense_run: RunFolder, trained_dense, removed, data):
+    """The ticket with its starting weights for ``config.method.rewind`` (see the module docstring).
 
     Returns:
         ``(ticket, recipe)``: the untrained ticket and the recipe it trains with.
     """
-    builder = models.get(config.model)
-    if config.rewind == "reinit":
-        fresh = builder(**{**config.model_kwargs(input_shape, num_classes), "seed": config.seed + 1})
-        return surgery.remove_blocks(fresh, removed, config.min_blocks_per_stage), config.recipe()
-    recipe = config.recipe().resumed_at(config.rewind_epoch)
-    if config.rewind == "lr":
-        return surgery.remove_blocks(trained_dense, removed, config.min_blocks_per_stage), recipe
-    rewound = builder(**config.model_kwargs(input_shape, num_classes))
-    rewound.load_weights(dense_run.file(theta_file(config.rewind_epoch)))
-    return surgery.remove_blocks(rewound, removed, config.min_blocks_per_stage), recipe
+    method, floor = config.method, config.method.min_blocks_per_stage
+    if method.rewind == "reinit":
+        fresh = dense_model(config, data, seed=config.seed + 1)
+        return surgery.remove_blocks(fresh, removed, floor), config.training.recipe()
+    recipe = config.training.recipe().resumed_at(method.rewind_epoch)
+    if method.rewind == "lr":
+        return surgery.remove_blocks(trained_dense, removed, floor), recipe
+    rewound = dense_model(config, data)
+    rewound.load_weights(dense_run.file(theta_file(method.rewind_epoch)))
+    return surgery.remove_blocks(rewound, removed, floor), recipe
 
 
-@EXPERIMENTS.register("lottery")
-def lottery(config: Config) -> dict:
-    """Runs Algorithm 1 (see the module docstring) and returns result.json's content.
+@register("lottery", scope="ticket", sweepable=True, rewinds=True)
+def lottery(config: Config) -> RunRecord:
+    """Runs Algorithm 1 (see the module docstring) and returns the run record (result.json).
 
     Raises:
         ValueError: for a rewind epoch outside the training length or lengths in steps.
@@ -62,22 +64,22 @@ def lottery(config: Config) -> dict:
     Example:
         $ tf-lottery --experiment=lottery --criterion=kl --rewind=weights --rewind_epoch=1
     """
-    config.recipe().resumed_at(config.rewind_epoch)  # fail before anything is written
-    run = RunFolder(config)
-    done = already_done(run)
+    method = config.method
+    config.training.recipe().resumed_at(method.rewind_epoch)  # fail before anything is written
+    run = RunFolder(config, "ticket")
+    done = already_done(config, run)
     if done is not None:
         return done
     data, dense = set_up(config, run)
     dense_record, dense_run = train_dense(config, data, dense)  # keeps θ_i in the dense run folder
-    scored = score_blocks(config, run, dense, data)
-    plot_scores(config, run, dense, scored)
+    scoring = make_ticket(config, run, dense, data)
+    plot_scores(config, run, dense, scoring)
 
-    ticket, recipe = rewound_ticket(config, dense_run, dense, scored["ticket"]["removed"], data.input_shape,
-                                    data.num_classes)
-    log(f"ticket: rewind={config.rewind}, epoch {config.rewind_epoch}, trains {recipe.length} "
+    ticket, recipe = rewound_ticket(config, dense_run, dense, scoring.ticket.removed, data)
+    log(f"ticket: rewind={method.rewind}, epoch {method.rewind_epoch}, trains {recipe.length} "
         f"from learning rate {recipe.learning_rate:g}")
     keras.utils.set_random_seed(config.seed)
-    trained = train_or_load(config, run, ticket, data, "ticket", recipe=recipe)
-    rewind = {"rewind": {"mode": config.rewind, "epoch": config.rewind_epoch, "ticket_recipe": {
-        "length": recipe.length, "learning_rate": recipe.learning_rate, "lr_drops": list(recipe.lr_drops)}}}
-    return record_run(config, run, data, ticket, trained, scored, dense_record, dense_run, rewind)
+    training = train_or_load(config, run, ticket, data, "ticket", recipe=recipe)
+    rewind = Rewind(method.rewind, method.rewind_epoch, {
+        "length": recipe.length, "learning_rate": recipe.learning_rate, "lr_drops": list(recipe.lr_drops)})
+    return record_run(config, run, data, ticket, training, scoring, dense_record, dense_run, rewind)

@@ -1,52 +1,83 @@
-"""The stages experiments are made of: each reads and leaves files in a run folder.
+"""The stages experiments are made of; each reads and leaves files in a run folder.
 
 ``init_ticket``, ``lottery``, ``dense`` and ``sweep`` compose these: set up data and θ0,
-score the blocks, train (or load) a model, measure it, compare ticket with dense, and
-write the run record. Every stage leaves a file when done, so a rerun skips it.
+make the ticket (a registered method), train (or load) a model, measure it (registered
+evaluations, each cached), and write the run record. Every stage leaves a file when
+done, so a rerun skips it. This module only orchestrates: comparing lives in
+:mod:`tf_lottery.records`, tables in :mod:`tf_lottery.report`, plots in
+:mod:`tf_lottery.plots`, measuring in :mod:`tf_lottery.evals`, logging in :mod:`tf_lottery.log`.
 """
 
 from __future__ import annotations
 
 import time
+from typing import Optional
 
 import keras
 
-from tf_lottery import carbon, cost, criteria, export, models, plots, surgery, train
+from tf_lottery import carbon, criteria, evals, export, methods, models, plots, report, surgery, train
 from tf_lottery.config import Config
 from tf_lottery.data import prepare
+from tf_lottery.log import log
+from tf_lottery.records import (
+    Comparison, Energy, ModelRecord, Rewind, RunRecord, ScoringRecord, TicketRecord, Timing, TrainingRecord,
+)
 from tf_lottery.runs import RunFolder
-from tf_lottery.tables import markdown_table
-from tf_lottery.tickets import find_ticket, resolve_count
 
 
-def log(message: str) -> None:
-    print(f"[tf-lottery {time.strftime('%H:%M:%S')}] {message}", flush=True)
+def dense_model(config: Config, data, seed: Optional[int] = None) -> keras.Model:
+    """The dense network of ``config`` at initialization (θ0 of ``seed``, default the config's)."""
+    return models.build(config.model, data, seed=config.seed if seed is None else seed,
+                        weight_decay=config.training.weight_decay)
 
 
-def score_blocks(config: Config, run: RunFolder, dense, data) -> dict:
-    """Scores the dense model (θ0 here, trained weights for ``lottery``) and picks the blocks.
+def set_up(config: Config, run: RunFolder, check_method: bool = True):
+    """Loads the data, builds the dense θ0, checks the method can apply, creates the run folder.
+
+    Args:
+        check_method: Whether to check the ticket method against the model (not for a dense run).
+
+    Returns:
+        ``(data, dense)``.
+
+    Raises:
+        ValueError: when the method cannot apply (e.g. too many blocks), before anything is written.
+    """
+    keras.utils.set_random_seed(config.seed)
+    log(f"loading {config.data.dataset}")
+    data = prepare(config.data_options())
+    dense = dense_model(config, data)
+    if check_method:  # fail before anything is written
+        methods.get(config.method.type).check(dense, config.method)
+    run.start()
+    log(f"run folder {run.path}")
+    return data, dense
+
+
+def make_ticket(config: Config, run: RunFolder, dense, data) -> ScoringRecord:
+    """Scores the dense model (θ0 here, trained weights for ``lottery``) and picks what to remove.
 
     Cached in scores.json, so a resumed run removes the same blocks.
     """
     cached = run.read_json("scores.json")
     if cached is not None:
-        log(f"scores found in {run.file('scores.json')}: removing {cached['ticket']['removed']}")
-        return cached
-    x, y = criteria.class_balanced_batch(*data.splits["train"], per_class=config.score_per_class, seed=config.seed)
-    log(f"scoring {len(surgery.blocks(dense))} blocks with {config.criterion} on {len(y)} examples")
-    with carbon.track("scoring", run.path, config.carbon_country) as energy:
+        scoring = ScoringRecord.from_dict(cached)
+        log(f"scores found in {run.file('scores.json')}: removing {scoring.ticket.removed}")
+        return scoring
+    method = config.method
+    x, y = criteria.class_balanced_batch(*data.splits["train"], per_class=method.score_per_class, seed=config.seed)
+    log(f"scoring {len(surgery.blocks(dense))} blocks with {method.criterion} on {len(y)} examples")
+    with carbon.track("scoring", run.path, config.runtime.carbon_country) as energy:
         start = time.perf_counter()
-        result = find_ticket(dense, config.criterion, config.num_blocks, config.fraction, (x, y),
-                             config.schedule, config.min_blocks_per_stage, config.prune_first,
-                             **config.criterion_options())
+        result = methods.get(method.type)(dense, (x, y), method, config.seed)
         seconds = time.perf_counter() - start
-    payload = {"ticket": result.to_dict(), "scoring_seconds": seconds, "scoring_examples": int(len(y)),
-               "energy": energy}
-    run.write_json("scores.json", payload)
-    return payload
+    scoring = ScoringRecord(TicketRecord.from_dict(result.to_dict()), seconds, int(len(y)), Energy.from_dict(energy))
+    run.write_json("scores.json", scoring.to_dict())
+    return scoring
 
 
-def train_or_load(config: Config, run: RunFolder, model, data, name: str, recipe=None, callbacks=()) -> dict:
+def train_or_load(config: Config, run: RunFolder, model, data, name: str, recipe=None,
+                  callbacks=()) -> TrainingRecord:
     """Trains one model (or loads it when a previous run finished it); returns its record.
 
     Args:
@@ -58,198 +89,96 @@ def train_or_load(config: Config, run: RunFolder, model, data, name: str, recipe
         recipe: The recipe (default: the config's).
         callbacks: Extra Keras callbacks.
     """
-    recipe = recipe or config.recipe()
+    recipe = recipe or config.training.recipe()
     record = run.read_json(f"train_{name}.json")
     if record is not None and run.exists(f"{name}_final.weights.h5"):
         log(f"{name}: already trained, loading {run.file(f'{name}_final.weights.h5')}")
         model.load_weights(run.file(f"{name}_final.weights.h5"))
         train.compile_model(model, recipe, 1)
-        return record
+        return TrainingRecord.from_dict(record)
     log(f"{name}: training {model.name} ({model.count_params():,} params) for {recipe.length}")
-    with carbon.track(name, run.path, config.carbon_country) as energy:
-        fitted = train.fit(model, data, recipe, run.path, name, tensorboard=config.tensorboard,
+    with carbon.track(name, run.path, config.runtime.carbon_country) as energy:
+        fitted = train.fit(model, data, recipe, run.path, name, tensorboard=config.runtime.tensorboard,
                            extra_callbacks=callbacks)
-    record = {"train": {k: fitted[k] for k in ("timing", "steps", "epochs")}, "energy": energy}
+    record = TrainingRecord(Timing(**fitted["timing"]), fitted["steps"], fitted["epochs"], Energy.from_dict(energy))
     run.save_weights(model, f"{name}_final.weights.h5")
-    run.write_json(f"train_{name}.json", record)
+    run.write_json(f"train_{name}.json", record.to_dict())
     return record
 
 
-def measure(config: Config, model, data, trained: dict) -> dict:
-    """Accuracy and every cost of one trained model."""
-    return {
-        "model_name": model.name,
-        "blocks": len(surgery.blocks(model)),
-        "test": train.evaluate(model, data),
-        **cost.summary(model, config.memory_batch_size),
-        "latency": {str(k): v for k, v in cost.latency(model, config.latency_batch_sizes).items()},
-        **trained,
-    }
+def measure(config: Config, run: RunFolder, name: str, model, data, training: TrainingRecord,
+            removed=None) -> ModelRecord:
+    """Runs the configured evaluations on a trained model (each cached in ``run``) into its record."""
+    results = evals.run_cached(model, data, config.evaluation, run, name, log)
+    return ModelRecord(model.name, len(surgery.blocks(model)), training, results, removed)
 
 
-def _percent_less(dense, ticket):
-    if dense is None or ticket is None:
-        return None
-    return cost.reduction(dense, ticket)
+def has_evals(record: ModelRecord, config: Config) -> bool:
+    """Whether ``record`` holds every evaluation ``config`` asks for."""
+    return set(config.evaluation.evals) <= set(record.evals)
 
 
-def compare(dense: dict, ticket: dict) -> dict:
-    """Ticket versus dense: accuracy in percentage points, reductions in %, speed-up in x.
-
-    Energy figures are None ("unavailable") when either tracker failed.
-    """
-    def energy(side, key):
-        record = side["energy"]
-        return record.get(key) if record.get("status") == "ok" else None
-
-    accuracy_pp = 100.0 * (ticket["test"]["accuracy"] - dense["test"]["accuracy"])
-    dense_time = dense["train"]["timing"]["train_seconds"]
-    ticket_time = ticket["train"]["timing"]["train_seconds"]
-    dense_ips = dense["train"]["timing"]["images_per_second"]
-    ticket_ips = ticket["train"]["timing"]["images_per_second"]
-    biggest = str(max(int(k) for k in dense["latency"]))
-    return {
-        "accuracy_pp": accuracy_pp,
-        "winning_ticket": accuracy_pp >= 0.0,
-        "params_reduction_pct": _percent_less(dense["params"], ticket["params"]),
-        "flops_reduction_pct": _percent_less(dense["flops"], ticket["flops"]),
-        "memory_reduction_pct": _percent_less(dense["memory_bytes"], ticket["memory_bytes"]),
-        "training_speedup_x": dense_time / ticket_time if ticket_time else None,
-        "images_per_second_ratio_x": ticket_ips / dense_ips if dense_ips and ticket_ips else None,
-        "flops_implied_speedup_x": dense["flops"] / ticket["flops"],
-        f"latency_speedup_x_batch{biggest}": dense["latency"][biggest]["median_s"] / ticket["latency"][biggest]["median_s"],
-        "energy_reduction_pct": _percent_less(energy(dense, "energy_kwh"), energy(ticket, "energy_kwh")),
-        "co2_reduction_pct": _percent_less(energy(dense, "co2_kg"), energy(ticket, "co2_kg")),
-    }
-
-
-def _fmt(value, spec="{:,.2f}"):
-    return "unavailable" if value is None else spec.format(value)
-
-
-def _change(reduction_pct):
-    """A reduction in % as a signed change: 28.6 -> "-28.60 %", -3.2 -> "+3.20 %"."""
-    return "unavailable" if reduction_pct is None else f"{-reduction_pct:+.2f} %"
-
-
-def summary_table(result: dict) -> str:
-    """The comparison as a Markdown table (printed at the end of the run and saved)."""
-    dense, ticket, diff = result["dense"], result["ticket"], result["comparison"]
-    biggest = str(max(int(k) for k in dense["latency"]))
-
-    def energy(side, key, scale):
-        record = side["energy"]
-        return _fmt(record[key] * scale, "{:,.3f}") if record.get("status") == "ok" else "unavailable"
-
-    rows = [
-        ["test accuracy (%)", f"{100 * dense['test']['accuracy']:.2f}", f"{100 * ticket['test']['accuracy']:.2f}",
-         f"{diff['accuracy_pp']:+.2f} pp ({'winning ticket' if diff['winning_ticket'] else 'not a winning ticket'})"],
-        ["blocks", dense["blocks"], ticket["blocks"], f"-{dense['blocks'] - ticket['blocks']}"],
-        ["params", f"{dense['params']:,}", f"{ticket['params']:,}", _change(diff['params_reduction_pct'])],
-        ["FLOPs", f"{dense['flops']:,}", f"{ticket['flops']:,}", _change(diff['flops_reduction_pct'])],
-        [f"memory, batch {dense['memory_batch_size']} (MiB)", f"{dense['memory_bytes'] / 2**20:,.1f}",
-         f"{ticket['memory_bytes'] / 2**20:,.1f}", _change(diff['memory_reduction_pct'])],
-        [f"latency, batch {biggest} (ms, measured)", f"{1000 * dense['latency'][biggest]['median_s']:.1f}",
-         f"{1000 * ticket['latency'][biggest]['median_s']:.1f}", f"{diff[f'latency_speedup_x_batch{biggest}']:.2f}x"],
-        ["training time (s, measured)", f"{dense['train']['timing']['train_seconds']:.1f}",
-         f"{ticket['train']['timing']['train_seconds']:.1f}", f"{_fmt(diff['training_speedup_x'])}x speed-up"],
-        ["training images/s (measured)", _fmt(dense["train"]["timing"]["images_per_second"], "{:,.0f}"),
-         _fmt(ticket["train"]["timing"]["images_per_second"], "{:,.0f}"), f"{_fmt(diff['images_per_second_ratio_x'])}x"],
-        ["training energy (Wh, estimated)" if "estimated" in dense["energy"].get("mode", "") else "training energy (Wh)",
-         energy(dense, "energy_kwh", 1000), energy(ticket, "energy_kwh", 1000), _change(diff['energy_reduction_pct'])],
-        [f"training CO2 (g, {dense['energy'].get('country', '?')} grid)", energy(dense, "co2_kg", 1000),
-         energy(ticket, "co2_kg", 1000), _change(diff['co2_reduction_pct'])],
-    ]
-    return markdown_table(["", "dense", "ticket", "change"], rows, align="lrrl")
-
-
-def already_done(run: RunFolder):
-    """result.json of a finished run (printing its summary), or None."""
+def already_done(config: Config, run: RunFolder) -> Optional[RunRecord]:
+    """The record of a finished run that holds every requested evaluation (printing its table), or None."""
     done = run.read_json("result.json")
-    if done is not None:
-        log(f"this config already ran: {run.path} (delete the folder to run it again)")
-        print(summary_table(done))
-    return done
+    if done is None:
+        return None
+    record = RunRecord.from_dict(done)
+    if not (has_evals(record.dense, config) and has_evals(record.ticket, config)):
+        log(f"{run.path} ran before; measuring the evaluations it lacks")
+        return None
+    log(f"this config already ran: {run.path} (delete the folder to run it again)")
+    print(report.run_table(record))
+    return record
 
 
-def set_up(config: Config, run: RunFolder, check_removal: bool = True):
-    """Loads the data, builds the dense θ0, checks p, creates the run folder.
-
-    Args:
-        check_removal: Whether to check that p blocks can be removed (not for a dense run).
-
-    Returns:
-        ``(data, dense)``.
-    """
-    keras.utils.set_random_seed(config.seed)
-    log(f"loading {config.dataset}")
-    data = prepare(config.data_options())
-    dense = models.get(config.model)(**config.model_kwargs(data.input_shape, data.num_classes))
-    if check_removal:  # fail before anything is written
-        resolve_count(dense, config.num_blocks, config.fraction, config.min_blocks_per_stage)
-    run.start()
-    log(f"run folder {run.path}")
-    return data, dense
-
-
-def plot_scores(config: Config, run: RunFolder, dense, scored: dict) -> None:
+def plot_scores(config: Config, run: RunFolder, dense, scoring: ScoringRecord) -> None:
     """Writes scores.png: every block's score by stage, the removed ones marked."""
     found = {b.name: b for b in surgery.find_blocks(dense)}
-    plots.block_scores(scored["ticket"]["scores"], {n: b.stage for n, b in found.items()},
-                       [n for n, b in found.items() if b.removable], scored["ticket"]["removed"],
-                       config.criterion, scored["ticket"]["prune_first"], run.file("scores.png"))
+    plots.block_scores(scoring.ticket.scores, {n: b.stage for n, b in found.items()},
+                       [n for n, b in found.items() if b.removable], scoring.ticket.removed,
+                       config.method.criterion, scoring.ticket.prune_first, run.file("scores.png"))
 
 
-def record_run(config: Config, run: RunFolder, data, ticket, trained: dict, scored: dict,
-               dense: dict, dense_run: RunFolder, extra: dict = None) -> dict:
+def record_run(config: Config, run: RunFolder, data, ticket, training: TrainingRecord, scoring: ScoringRecord,
+               dense: ModelRecord, dense_run: RunFolder, rewind: Optional[Rewind] = None) -> RunRecord:
     """Measures the trained ticket, compares it with the dense record and writes the run record.
 
-    Writes curves.png, result.json, summary.md and (``config.export``) the ticket's export.
+    Writes curves.png, result.json, summary.md and (``--export``) the ticket's export.
 
     Args:
         ticket: The trained ticket.
-        trained: Its training record (from :func:`train_or_load`).
-        scored: The scoring record (from :func:`score_blocks`).
+        training: Its training record (from :func:`train_or_load`).
+        scoring: The scoring record (from :func:`make_ticket`).
         dense: The measured dense record (``dense.json`` of the dense run).
         dense_run: The dense run's folder.
-        extra: More fields for result.json.
+        rewind: For ``lottery``: how the ticket started.
 
     Returns:
-        result.json's content.
+        The :class:`~tf_lottery.records.RunRecord` written to result.json.
     """
-    sides = {"dense": dense, "ticket": {**measure(config, ticket, data, trained), "removed": scored["ticket"]["removed"]}}
+    measured = measure(config, run, "ticket", ticket, data, training, scoring.ticket.removed)
     plots.learning_curves({"dense": train.read_history(dense_run.file("history_dense.csv")),
                            "ticket": train.read_history(run.file("history_ticket.csv"))}, run.file("curves.png"))
-    result = {
-        "config_hash": config.digest(),
-        "run_folder": run.path,
-        "dense_run_folder": dense_run.path,
-        "data": {"train": len(data.splits["train"][1]), "val": len(data.splits["val"][1]),
-                 "test": len(data.splits["test"][1]), "input_shape": list(data.input_shape)},
-        "scoring": {k: scored[k] for k in ("scoring_seconds", "scoring_examples", "energy")},
-        "dense": sides["dense"],
-        "ticket": sides["ticket"],
-        "comparison": compare(sides["dense"], sides["ticket"]),
-        "units": {"accuracy": "fraction", "accuracy_pp": "percentage points", "memory_bytes": "bytes",
-                  "latency": "seconds per batch (median)", "train_seconds": "seconds (wall, measured)",
-                  "energy_kwh": "kWh", "co2_kg": "kg CO2eq", "*_pct": "% less than dense", "*_x": "ratio"},
-        "measured_vs_estimated": {
-            "accuracy, latency, training time, images/s": "measured on this machine",
-            "params, FLOPs, memory": "computed from the graph (memory: the formula in tf_lottery.cost.memory)",
-            "energy, CO2": sides["dense"]["energy"].get("mode", "unavailable"),
-        },
-        **(extra or {}),
-    }
-    if config.export:
+    exports = None
+    if config.runtime.export:
         if not run.exists("export/ticket"):
-            meta = {"config_hash": config.digest(), "criterion": config.criterion, "seed": config.seed,
-                    "ticket": scored["ticket"], "metrics": {"test_accuracy": sides["ticket"]["test"]["accuracy"]},
-                    **(extra or {})}
+            meta = {"config_hash": run.digest, "criterion": config.method.criterion, "seed": config.seed,
+                    "ticket": scoring.ticket.to_dict(), "metrics": {"test_accuracy": measured.accuracy},
+                    **({"rewind": rewind.to_dict()} if rewind else {})}
             export.save_model(ticket, run.file("export/ticket"), meta)
-        result["exports"] = {"dense": dense_run.file("export/dense"), "ticket": run.file("export/ticket")}
-    table = summary_table(result)
-    run.write_text("summary.md", f"# {config.experiment} {config.digest()}\n\n{table}")
-    run.write_json("result.json", result)
+        exports = {"dense": dense_run.file("export/dense"), "ticket": run.file("export/ticket")}
+    splits = data.splits
+    result = RunRecord(
+        config_hash=run.digest, run_folder=run.path, dense_run_folder=dense_run.path,
+        data={"train": len(splits["train"][1]), "val": len(splits["val"][1]), "test": len(splits["test"][1]),
+              "input_shape": list(data.input_shape)},
+        scoring=scoring, dense=dense, ticket=measured, comparison=Comparison.between(dense, measured),
+        rewind=rewind, exports=exports,
+    )
+    table = report.run_table(result)
+    run.write_text("summary.md", f"# {config.experiment} {run.digest}\n\n{table}")
+    run.write_json("result.json", result.to_dict())
     log(f"done: {run.path}")
     print(table)
     return result

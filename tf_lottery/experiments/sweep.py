@@ -18,81 +18,90 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+from typing import List
 
-from tf_lottery import criteria, models, report
-from tf_lottery.config import SWEEP_FIELDS, Config
+from tf_lottery import methods, report
+from tf_lottery.config import Config, SweepConfig
 from tf_lottery.data import prepare
-from tf_lottery.experiments.registry import EXPERIMENTS
-from tf_lottery.experiments.stages import log
+from tf_lottery.experiments.registry import EXPERIMENTS, register
+from tf_lottery.experiments.stages import dense_model
+from tf_lottery.log import log
+from tf_lottery.records import SweepRow
 from tf_lottery.runs import RunFolder
-from tf_lottery.tickets import resolve_count
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepResult:
+    """What a sweep returns: its folder, one row per point, and the report's text."""
+
+    run_folder: str
+    rows: List[SweepRow]
+    report: str
 
 
 def points(config: Config) -> list[Config]:
     """The configs of the sweep's runs, seed-major.
 
     Raises:
-        ValueError: for a rewind list given to an ``init_ticket`` sweep.
+        ValueError: for a rewind list given to a sweep of an experiment that does not rewind.
 
     Example:
-        >>> len(points(Config(experiment="sweep", sweep_num_blocks=(1, 2, 3),
-        ...                   sweep_criteria=("snip", "grasp"), sweep_seeds=(0, 1))))
+        >>> len(points(Config.create(experiment="sweep", sweep_num_blocks=(1, 2, 3),
+        ...                          sweep_criteria=("snip", "grasp"), sweep_seeds=(0, 1))))
         12
     """
-    lottery = config.sweep_experiment == "lottery"
-    if not lottery and (config.sweep_rewinds or config.sweep_rewind_epochs):
-        raise ValueError("sweep_rewinds and sweep_rewind_epochs need --sweep_experiment=lottery")
-    seeds = config.sweep_seeds or (config.seed,)
-    counts = config.sweep_num_blocks or (config.num_blocks,)
-    names = config.sweep_criteria or (config.criterion,)
-    rewinds = config.sweep_rewinds or (config.rewind,)
-    epochs = config.sweep_rewind_epochs or (config.rewind_epoch,)
-    keep = set(config.keep_epochs) | (set(epochs) if lottery else set())
+    sweep, method = config.sweep, config.method
+    rewinds = EXPERIMENTS.get(sweep.sweep_experiment).rewinds
+    if not rewinds and (sweep.sweep_rewinds or sweep.sweep_rewind_epochs):
+        raise ValueError(f"sweep_rewinds and sweep_rewind_epochs need --sweep_experiment=lottery "
+                         f"(an experiment that rewinds); got {sweep.sweep_experiment}")
+    seeds = sweep.sweep_seeds or (config.seed,)
+    counts = sweep.sweep_num_blocks or (method.num_blocks,)
+    names = sweep.sweep_criteria or (method.criterion,)
+    modes = sweep.sweep_rewinds or (method.rewind,)
+    epochs = sweep.sweep_rewind_epochs or (method.rewind_epoch,)
+    keep = set(config.training.keep_epochs) | (set(epochs) if rewinds else set())
     keep.discard(0)
-    reset = {name: getattr(Config(), name) for name in SWEEP_FIELDS}
-    fraction = config.fraction if not config.sweep_num_blocks else None
+    fraction = method.fraction if not sweep.sweep_num_blocks else None
+    base = dataclasses.replace(config, experiment=sweep.sweep_experiment, sweep=SweepConfig())
     return [
-        dataclasses.replace(config, **reset, experiment=config.sweep_experiment, seed=seed, num_blocks=count,
-                            fraction=fraction, criterion=name, rewind=rewind, rewind_epoch=epoch,
-                            keep_epochs=tuple(sorted(keep)))
-        for seed, count, name, rewind, epoch in itertools.product(seeds, counts, names, rewinds, epochs)
+        base.replace(seed=seed, num_blocks=count, fraction=fraction, criterion=name, rewind=mode, rewind_epoch=epoch,
+                     keep_epochs=tuple(sorted(keep)))
+        for seed, count, name, mode, epoch in itertools.product(seeds, counts, names, modes, epochs)
     ]
 
 
 def check(config: Config, runs: list[Config]) -> None:
-    """Fails before anything runs when a point is impossible (an unknown criterion, too large a p,
-    a rewind epoch past the end, a missing dataset: it is loaded once here for that reason)."""
+    """Fails before anything runs when a point is impossible (too large a p, a rewind epoch past
+    the end, a missing dataset: it is loaded once here for that reason)."""
     for run in runs:
-        criteria.get(run.criterion)
-        run.recipe().resumed_at(run.rewind_epoch if run.experiment == "lottery" else 0)
+        run.training.recipe().resumed_at(run.method.rewind_epoch if EXPERIMENTS.get(run.experiment).rewinds else 0)
     data = prepare(config.data_options())
-    model = models.get(config.model)(**config.model_kwargs(data.input_shape, data.num_classes))
-    for count, fraction in sorted({(r.num_blocks, r.fraction) for r in runs}, key=str):
-        resolve_count(model, count, fraction, config.min_blocks_per_stage)
+    model = dense_model(config, data)
+    for method in {run.method for run in runs}:
+        methods.get(method.type).check(model, method)
 
 
-@EXPERIMENTS.register("sweep")
-def sweep(config: Config) -> dict:
+@register("sweep", scope="sweep")
+def sweep(config: Config) -> SweepResult:
     """Runs every point of the sweep (see the module docstring) and writes the report.
-
-    Returns:
-        ``{"run_folder": ..., "rows": [...], "report": markdown}``.
 
     Example:
         $ tf-lottery --flagfile=flags/fashion_mnist_table2_resnet32.cfg
     """
     runs = points(config)
     check(config, runs)
-    folder = RunFolder(config)
+    folder = RunFolder(config, "sweep")
     folder.start()
     log(f"sweep: {len(runs)} runs, folder {folder.path}")
     rows = []
     for number, point in enumerate(runs, 1):
-        log(f"sweep run {number}/{len(runs)}: seed {point.seed}, p={point.num_blocks}, {point.criterion}"
-            + (f", rewind={point.rewind} to epoch {point.rewind_epoch}" if point.experiment == "lottery" else ""))
-        result = EXPERIMENTS.get(point.experiment)(point)
-        rows.append(report.row(point, result))
-    folder.write_json("results.json", {"config": config.to_dict(), "rows": rows})
+        experiment = EXPERIMENTS.get(point.experiment)
+        method = point.method
+        log(f"sweep run {number}/{len(runs)}: seed {point.seed}, p={method.num_blocks}, {method.criterion}"
+            + (f", rewind={method.rewind} to epoch {method.rewind_epoch}" if experiment.rewinds else ""))
+        rows.append(SweepRow.of(point, experiment(point), experiment.rewinds))
+    folder.write_json("results.json", {"config": config.to_dict(), "rows": [r.to_dict() for r in rows]})
     text = report.write(config, rows, folder.path)
     print(text)
-    return {"run_folder": folder.path, "rows": rows, "report": text}
+    return SweepResult(folder.path, rows, text)

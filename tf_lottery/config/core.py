@@ -1,0 +1,192 @@
+"""The experiment config: one frozen record in sections, the truth of a run.
+
+Flags and flagfiles are parsed into a :class:`Config`; experiments read nothing else.
+Its defaults are the embedded quick demo (``tf-lottery`` with no flags): Fashion-MNIST
+from local files (15,000 training images, flips but no crops, so that three epochs
+suffice), ResNet-20, GraSP at initialization, two blocks removed, three epochs at a
+learning rate of 0.05 divided by 10 after two. The paper's CIFAR-10 setups are flagfiles
+under ``flags/``; the library's own training default (``tf_lottery.train.Recipe``) is the
+paper group's 200-epoch recipe.
+
+Every setting has one *flat name*, its flag (``--depth``, ``--criterion``): ``Config.create``
+and ``Config.replace`` take flat names, and a ``config.json`` written by tf_lottery 0.1
+(one flat dict) loads with ``Config.from_dict``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from typing import Dict, Optional, Tuple
+
+from tf_lottery import options
+from tf_lottery.config.sections import (
+    SECTIONS, DataConfig, EvaluationConfig, MethodConfig, ModelConfig, RuntimeConfig, SweepConfig, TrainingConfig,
+    _models,
+)
+from tf_lottery.options import choice, integer
+
+SCOPES = {"dense": ("dense",), "ticket": ("dense", "ticket"), "sweep": ("dense", "ticket", "sweep")}
+
+
+def _experiments():
+    from tf_lottery.experiments import EXPERIMENTS
+
+    return EXPERIMENTS
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Everything an experiment needs, in sections (see ``tf-lottery --helpfull`` for each flag).
+
+    Attributes:
+        experiment: What to run (a registered experiment).
+        seed: Seed of θ0, the data split and order, and the scoring batch.
+        model, data, training, method, sweep, evaluation, runtime: The sections
+            (:mod:`tf_lottery.config.sections`).
+
+    Example:
+        >>> config = Config.create(depth=32, criterion="snip", num_blocks=3)
+        >>> config.model.settings.depth, config.method.criterion
+        (32, 'snip')
+        >>> config.replace(seed=1).digest("dense") != config.digest("dense")
+        True
+    """
+
+    experiment: str = choice("init_ticket", _experiments, "What to run.")
+    seed: int = integer(0, "Seed of θ0, the data split and order, and the scoring batch.")
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    training: TrainingConfig = dataclasses.field(default_factory=TrainingConfig)
+    method: MethodConfig = dataclasses.field(default_factory=MethodConfig)
+    sweep: SweepConfig = dataclasses.field(default_factory=SweepConfig)
+    evaluation: EvaluationConfig = dataclasses.field(default_factory=EvaluationConfig)
+    runtime: RuntimeConfig = dataclasses.field(default_factory=RuntimeConfig)
+
+    def __post_init__(self):
+        options.check_options(self)
+
+    # --- flat names ----------------------------------------------------------------------
+
+    @staticmethod
+    def layout(model_type: str = "cifar_resnet") -> Dict[str, Tuple[Optional[str], str]]:
+        """``{flat name: (section or None, field)}`` for a model type; the model builder's
+        settings map to ``("model.settings", field)``."""
+        found = {o.name: (None, o.field) for o in options.options_of(Config)}
+        for section, kind in SECTIONS.items():
+            found.update({o.name: (section, o.field) for o in options.options_of(kind)})
+        settings = _models().get(model_type).settings
+        found.update({o.name: ("model.settings", o.field) for o in options.options_of(settings)})
+        return found
+
+    @classmethod
+    def create(cls, **flat) -> "Config":
+        """A config from flat names (the flags' names); the rest keep their defaults.
+
+        Raises:
+            ValueError: naming unknown names, or any invalid value.
+
+        Example:
+            >>> Config.create(dataset="synthetic", depth=20, length="1ep", runs_dir="/tmp/runs")
+        """
+        model_type = flat.get("model", ModelConfig().type)
+        layout = cls.layout(model_type)
+        unknown = sorted(set(flat) - set(layout))
+        if unknown:
+            raise ValueError(f"unknown config keys {unknown} (for --model={model_type})")
+        parts: Dict[Optional[str], dict] = {}
+        for name, value in flat.items():
+            section, field = layout[name]
+            parts.setdefault(section, {})[field] = value
+        sections = {name: kind(**parts.get(name, {})) for name, kind in SECTIONS.items() if name != "model"}
+        settings = _models().get(model_type).settings(**parts.get("model.settings", {}))
+        sections["model"] = ModelConfig(**parts.get("model", {}), settings=settings)
+        return cls(**parts.get(None, {}), **sections)
+
+    def flat(self) -> dict:
+        """Every setting by its flat name (tuples stay tuples)."""
+        values = {}
+        for name, (section, field) in self.layout(self.model.type).items():
+            holder = self if section is None else (self.model.settings if section == "model.settings"
+                                                   else getattr(self, section))
+            values[name] = getattr(holder, field)
+        return values
+
+    def replace(self, **flat) -> "Config":
+        """A copy with some settings changed, by flat name (a new ``model`` drops the old
+        builder's settings).
+
+        Example:
+            >>> Config().replace(criterion="snip", seed=3).method.criterion
+            'snip'
+        """
+        values = self.flat()
+        if "model" in flat and flat["model"] != self.model.type:
+            for name in options.options_of(self.model.settings.__class__):
+                values.pop(name.name)
+        return Config.create(**{**values, **flat})
+
+    # --- JSON and identity ---------------------------------------------------------------
+
+    def to_dict(self) -> dict:
+        """JSON-ready, in sections: ``{"experiment", "seed", "model": {...}, "data": {...}, ...}``."""
+        return {"experiment": self.experiment, "seed": self.seed,
+                **{name: getattr(self, name).to_dict() for name in SECTIONS}}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True, indent=2) + "\n"
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "Config":
+        """Inverse of :meth:`to_dict`; also reads the flat ``config.json`` of tf_lottery 0.1.
+
+        Raises:
+            ValueError: naming unknown keys.
+        """
+        if not isinstance(values.get("model", {}), dict):  # 0.1: one flat dict, "model" a name
+            return cls.create(**values)
+        unknown = sorted(set(values) - {"experiment", "seed", *SECTIONS})
+        if unknown:
+            raise ValueError(f"unknown config keys {unknown}")
+        sections = {name: kind.from_dict(values[name]) for name, kind in SECTIONS.items() if name in values}
+        top = {k: values[k] for k in ("experiment", "seed") if k in values}
+        return cls(**top, **sections)
+
+    def identity(self, scope: str) -> dict:
+        """What a run of ``scope`` is: the seed and the sections whose ``IDENTITY`` the scope takes.
+
+        ``"dense"``: seed, model, data, training. ``"ticket"``: and the method.
+        ``"sweep"``: and the sweep's lists. Evaluation and runtime never enter.
+
+        Raises:
+            ValueError: for an unknown scope.
+        """
+        if scope not in SCOPES:
+            raise ValueError(f"scope must be one of {sorted(SCOPES)}; got {scope!r}")
+        kept = {name: getattr(self, name).to_dict() for name, kind in SECTIONS.items()
+                if kind.IDENTITY in SCOPES[scope]}
+        return {"seed": self.seed, **kept}
+
+    def digest(self, scope: str) -> str:
+        """A short hash of :meth:`identity`: the key of the run folder.
+
+        Example:
+            >>> Config().digest("ticket") == Config().replace(runs_dir="elsewhere", export=False).digest("ticket")
+            True
+        """
+        return hashlib.sha256(json.dumps(self.identity(scope), sort_keys=True).encode()).hexdigest()[:12]
+
+    # --- what the stages read -------------------------------------------------------------
+
+    def data_options(self):
+        """The :class:`tf_lottery.data.DataOptions` of this config (the data section and the seed)."""
+        from tf_lottery.data import DataOptions
+
+        d = self.data
+        return DataOptions(d.dataset, d.data_dir, d.download, d.train_size, d.val_size, d.test_size,
+                           d.mean_subtraction, d.crop, d.flip, self.seed)
+
+    def criterion_options(self) -> dict:
+        """The options the criterion gets (see :meth:`MethodConfig.criterion_options`)."""
+        return self.method.criterion_options(self.seed)

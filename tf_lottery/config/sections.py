@@ -1,0 +1,274 @@
+"""The config's sections: one frozen dataclass per concern, each declaring its flags.
+
+Every field is declared with :mod:`tf_lottery.options` (help, kind, allowed values), so
+the command line is generated from these classes. Each section says whether it enters
+a run's identity (the hash naming its run folder) through ``IDENTITY``:
+
+* ``"dense"``: what the dense network is (model, data, training, and the seed): the
+  key of the shared dense run folder, and part of every other key;
+* ``"ticket"``: how the ticket is made (method): added for a ticket run;
+* ``"sweep"``: the sweep's lists: added for a sweep's own folder;
+* ``None``: what is measured (evaluation: results are cached per evaluation instead)
+  and where and how output goes (runtime): never in a hash.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import ClassVar, Optional
+
+from tf_lottery import options
+from tf_lottery.options import boolean, choice, integer, integers, names, real, text
+from tf_lottery.train import Recipe
+
+REWINDS = ("weights", "lr", "reinit")
+SCHEDULES = ("oneshot", "iterative")
+
+
+def _models():
+    from tf_lottery.models import MODELS
+
+    return MODELS
+
+
+def _datasets():
+    from tf_lottery.data import DATASETS
+
+    return DATASETS
+
+
+def _criteria():
+    from tf_lottery.criteria import CRITERIA
+
+    return CRITERIA
+
+
+def _methods():
+    from tf_lottery.methods import METHODS
+
+    return METHODS
+
+
+def _evaluations():
+    from tf_lottery.evals import EVALS
+
+    return EVALS
+
+
+def _sweepable():
+    from tf_lottery.experiments import EXPERIMENTS
+
+    return [name for name in EXPERIMENTS.names() if EXPERIMENTS.get(name).sweepable]
+
+
+class Section:
+    """What every section shares: validation of its options, JSON round trip."""
+
+    IDENTITY: ClassVar[Optional[str]] = None
+
+    def __post_init__(self):
+        options.normalise(self)
+        options.check_options(self)
+
+    def to_dict(self) -> dict:
+        """JSON-ready values (tuples become lists)."""
+        return {f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v
+                for f in dataclasses.fields(self)}
+
+    @classmethod
+    def from_dict(cls, values: dict):
+        """Inverse of :meth:`to_dict`.
+
+        Raises:
+            ValueError: naming unknown keys and the valid ones.
+        """
+        fields = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(values) - set(fields))
+        if unknown:
+            raise ValueError(f"unknown {cls.__name__} keys {unknown}; valid keys: {fields}")
+        return cls(**values)
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig(Section):
+    """The model: a registered builder (``type``, flag ``--model``) and that builder's own
+    settings (for ``cifar_resnet``: depth, blocks_per_stage, width_multiplier, shortcut).
+
+    Example:
+        >>> ModelConfig("cifar_resnet", settings=tl.models.CifarResNetSettings(depth=56))
+    """
+
+    IDENTITY: ClassVar[str] = "dense"
+
+    type: str = choice("cifar_resnet", _models, "Model builder.", flag="model")
+    input_shape: Optional[tuple] = integers(None, "Image height,width,channels (default: the dataset's).",
+                                            lower_bound=1)
+    num_classes: Optional[int] = integer(None, "Classifier outputs (default: the dataset's).", lower_bound=1)
+    settings: object = None  # the builder's settings dataclass (default: its defaults)
+
+    def __post_init__(self):
+        super().__post_init__()
+        kind = _models().get(self.type).settings
+        if self.settings is None:
+            object.__setattr__(self, "settings", kind())
+        elif not isinstance(self.settings, kind):
+            raise ValueError(f"model {self.type!r} takes {kind.__name__} settings; got {type(self.settings).__name__}")
+
+    def to_dict(self) -> dict:
+        """``{"type", "input_shape", "num_classes", <the builder's settings>...}``."""
+        common = {"type": self.type, "input_shape": list(self.input_shape) if self.input_shape else None,
+                  "num_classes": self.num_classes}
+        settings = {f.name: list(v) if isinstance(v := getattr(self.settings, f.name), tuple) else v
+                    for f in dataclasses.fields(self.settings)}
+        return {**common, **settings}
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "ModelConfig":
+        values = dict(values)
+        kind = values.pop("type", "cifar_resnet")
+        common = {k: values.pop(k) for k in ("input_shape", "num_classes") if k in values}
+        settings_class = _models().get(kind).settings
+        fields = [f.name for f in dataclasses.fields(settings_class)]
+        unknown = sorted(set(values) - set(fields))
+        if unknown:
+            raise ValueError(f"unknown settings {unknown} for model {kind!r}; its settings: {fields}")
+        return cls(kind, settings=settings_class(**values), **common)
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig(Section):
+    """The data: which dataset, how much of it, and its preprocessing and augmentation."""
+
+    IDENTITY: ClassVar[str] = "dense"
+
+    dataset: str = choice("fashion_mnist", _datasets, "Dataset.")
+    data_dir: Optional[str] = text(None, "Where the dataset is (Fashion-MNIST IDX folder or tfds data_dir).")
+    download: bool = boolean(False, "Let tfds download a missing dataset (needs internet).")
+    train_size: Optional[int] = integer(15000, "Training examples (0 = all).", lower_bound=0, zero_means_none=True)
+    val_size: int = integer(1000, "Validation examples held out of the training split.", lower_bound=0)
+    test_size: Optional[int] = integer(None, "Test examples (0 = all).", lower_bound=0, zero_means_none=True)
+    mean_subtraction: bool = boolean(True, "Subtract the per-pixel training mean.")
+    crop: bool = boolean(False, "Pad-4 random crop augmentation.")
+    flip: bool = boolean(True, "Random horizontal flip augmentation.")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingConfig(Section):
+    """The training recipe, and which dense epochs keep their weights θ_i."""
+
+    IDENTITY: ClassVar[str] = "dense"
+
+    length: str = text("3ep", "Training length: 200ep (epochs) or 5000it (steps).")
+    batch_size: int = integer(128, "Batch size.", lower_bound=1)
+    learning_rate: float = real(0.05, "Initial SGD learning rate.")
+    momentum: float = real(0.9, "SGD momentum.")
+    nesterov: bool = boolean(True, "Nesterov momentum.")
+    lr_drops: tuple = names(("2ep",), "Lengths where the learning rate drops, e.g. 100ep,150ep.")
+    lr_drop_factor: float = real(0.1, "Learning-rate factor at each drop.")
+    weight_decay: float = real(1e-4, "L2 factor on conv kernels.", lower_bound=0)
+    keep_epochs: tuple = integers((), "Epochs after which the dense run keeps its weights θ_i (lottery adds "
+                                  "--rewind_epoch); runs of the same seed share the dense run only with the same list.",
+                                  lower_bound=0)
+
+    def __post_init__(self):
+        super().__post_init__()
+        self.recipe()  # validates lengths and rates
+        _distinct("keep_epochs", self.keep_epochs)
+
+    def recipe(self) -> Recipe:
+        """The training recipe (validates lengths and rates)."""
+        return Recipe(self.length, self.batch_size, self.learning_rate, self.momentum, self.nesterov,
+                      self.lr_drops, self.lr_drop_factor)
+
+
+@dataclasses.dataclass(frozen=True)
+class MethodConfig(Section):
+    """How the ticket is made: the method (``--method``; ``blocks`` is the paper's layer
+    tickets), its criterion and count, and for ``lottery`` how it rewinds."""
+
+    IDENTITY: ClassVar[str] = "ticket"
+
+    type: str = choice("blocks", _methods, "How a ticket is made from the dense network.", flag="method")
+    criterion: str = choice("grasp", _criteria, "Block criterion.")
+    num_blocks: Optional[int] = integer(2, "Blocks to remove (the paper's p).", lower_bound=0)
+    fraction: Optional[float] = real(None, "Or: fraction of the removable blocks to remove (overrides --num_blocks).")
+    schedule: str = choice("oneshot", SCHEDULES, "One scoring, or re-score after each removal.")
+    min_blocks_per_stage: int = integer(2, "Blocks each stage keeps.", lower_bound=1)
+    aggregation: Optional[str] = choice(None, ("sum", "mean"), "Per-weight to block score (default: the criterion's).")
+    prune_first: Optional[str] = choice(None, ("low", "high"), "Override the criterion's direction.")
+    score_per_class: int = integer(10, "Scoring examples per class.", lower_bound=1)
+    rewind: str = choice("weights", REWINDS, "lottery: rewind the kept layers' weights to epoch i, keep the trained "
+                         "weights and replay the schedule from epoch i, or re-initialize at random.")
+    rewind_epoch: int = integer(0, "lottery: the rewind epoch i.", lower_bound=0)
+
+    def __post_init__(self):
+        if self.fraction is not None:  # a fraction overrides the count
+            object.__setattr__(self, "num_blocks", None)
+        super().__post_init__()
+        self.criterion_options(seed=0)  # an option the criterion does not take fails here
+
+    def criterion_options(self, seed: int) -> dict:
+        """The options the criterion gets: those set here, checked against it, and the run's seed
+        for a criterion that takes one (``random``).
+
+        Raises:
+            ValueError: naming an option the criterion does not take.
+        """
+        return _criteria().get(self.criterion).run_options(seed, aggregation=self.aggregation)
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepConfig(Section):
+    """The lists a ``sweep`` runs over; an empty list means the single value of its flag."""
+
+    IDENTITY: ClassVar[str] = "sweep"
+
+    sweep_experiment: str = choice("init_ticket", _sweepable, "sweep: the experiment of each point.")
+    sweep_num_blocks: tuple = integers((), "sweep: the values of p, e.g. 1,2,3,4,5 (empty: --num_blocks).")
+    sweep_criteria: tuple = names((), "sweep: the criteria, e.g. snip,grasp (empty: --criterion).", choices=_criteria)
+    sweep_seeds: tuple = integers((), "sweep: the seeds, e.g. 0,1,2 (empty: --seed).")
+    sweep_rewinds: tuple = names((), "sweep (lottery): the rewind modes, e.g. weights,lr (empty: --rewind).",
+                                 choices=REWINDS)
+    sweep_rewind_epochs: tuple = integers((), "sweep (lottery): the rewind epochs, e.g. 0,25,50,75 "
+                                          "(empty: --rewind_epoch).")
+
+    def __post_init__(self):
+        super().__post_init__()
+        for name in ("sweep_num_blocks", "sweep_seeds", "sweep_rewind_epochs"):
+            _distinct(name, getattr(self, name))
+        if len(set(self.sweep_criteria)) != len(self.sweep_criteria):
+            raise ValueError(f"sweep_criteria lists a criterion twice: {list(self.sweep_criteria)}")
+
+
+@dataclasses.dataclass(frozen=True)
+class EvaluationConfig(Section):
+    """What is measured on each trained model (results are cached per evaluation)."""
+
+    evals: tuple = names(("clean", "cost", "latency"), "Evaluations of every trained model.", choices=_evaluations)
+    latency_batch_sizes: tuple = integers((1, 128), "Batch sizes of the latency measurement.", lower_bound=1)
+    memory_batch_size: int = integer(128, "Batch size of the memory estimate.", lower_bound=1)
+
+
+@dataclasses.dataclass(frozen=True)
+class RuntimeConfig(Section):
+    """Where output goes and what is written besides the results."""
+
+    runs_dir: str = text("runs", "Folder of run folders.")
+    export: bool = boolean(True, "Export dense and ticket (SavedModel, .keras, metadata).")
+    carbon_country: str = text("USA", "ISO alpha-3 country of the grid for CO2 (codecarbon).")
+    tensorboard: bool = boolean(False, "Write TensorBoard logs.")
+
+    def __post_init__(self):
+        super().__post_init__()
+        if len(self.carbon_country) != 3 or not self.carbon_country.isalpha():
+            raise ValueError(f"carbon_country must be an ISO 3166 alpha-3 code such as USA or FRA; "
+                             f"got {self.carbon_country!r}")
+
+
+def _distinct(name: str, values: tuple) -> None:
+    if any(v < 0 for v in values) or len(set(values)) != len(values):
+        raise ValueError(f"{name} takes distinct integers >= 0; got {list(values)}")
+
+
+SECTIONS = {"model": ModelConfig, "data": DataConfig, "training": TrainingConfig, "method": MethodConfig,
+            "sweep": SweepConfig, "evaluation": EvaluationConfig, "runtime": RuntimeConfig}

@@ -1,0 +1,26 @@
+"""The standard evaluations: clean test accuracy, cost from the graph, measured latency."""
+
+from __future__ import annotations
+
+from tf_lottery import cost, train
+from tf_lottery.evals import register
+
+
+@register("clean", summary="loss and accuracy on the test split")
+def clean(model, data, evaluation_config) -> dict:
+    """``{"loss", "accuracy", "examples"}`` of the compiled model on the test split."""
+    return train.evaluate(model, data, "test")
+
+
+@register("cost", settings=lambda config: {"memory_batch_size": config.memory_batch_size},
+          summary="params, FLOPs, conv filters and memory, computed from the graph")
+def cost_summary(model, data, evaluation_config) -> dict:
+    """``{"params", "flops", "filters", "memory_bytes", "memory_batch_size"}`` (see :mod:`tf_lottery.cost`)."""
+    return cost.summary(model, evaluation_config.memory_batch_size)
+
+
+@register("latency", settings=lambda config: {"batch_sizes": list(config.latency_batch_sizes)},
+          summary="measured inference seconds per batch (median after warm-up), per batch size")
+def latency(model, data, evaluation_config) -> dict:
+    """``{batch size (str): {"median_s", "min_s", "max_s", "images_per_s", "repeats"}}``."""
+    return {str(k): v for k, v in cost.latency(model, evaluation_config.latency_batch_sizes).items()}

@@ -1,0 +1,62 @@
+"""How a ticket is made from a dense network: one registry of methods.
+
+A method takes the dense model, the scoring data and the config's method section and
+returns a :class:`tf_lottery.tickets.TicketResult` (the ticket and how it was found).
+``blocks`` (the paper's layer tickets: score residual blocks, remove the weakest) is the
+first entry; filter tickets and tfmot weight tickets are the next.
+
+Example:
+    >>> method = tl.methods.get("blocks")
+    >>> method.check(dense, config.method)                   # fails before anything is written
+    >>> result = method(dense, (images, labels), config.method, seed=0)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+from tf_lottery.registry import Registry
+
+METHODS: Registry = Registry("method")
+
+
+@dataclasses.dataclass(frozen=True)
+class Method:
+    """A registered way of making a ticket.
+
+    Attributes:
+        name: Registry name (the ``--method`` flag's value).
+        make: ``(model, data, method_config, seed) -> TicketResult``.
+        check: ``(model, method_config) -> None``: raises ValueError when the method
+            cannot be applied to the model as configured (e.g. too many blocks).
+        summary: One line for listings.
+    """
+
+    name: str
+    make: Callable
+    check: Callable
+    summary: str
+
+    def __call__(self, model, data, method_config, seed: int = 0):
+        return self.make(model, data, method_config, seed)
+
+
+def register(name: str, *, check: Callable, summary: str):
+    """Decorator registering ``make`` as a :class:`Method`."""
+
+    def decorator(make):
+        METHODS.register(name)(Method(name, make, check, summary))
+        return make
+
+    return decorator
+
+
+def get(name: str) -> Method:
+    """Returns the method registered as ``name`` (the error lists the valid names)."""
+    return METHODS.get(name)
+
+
+from tf_lottery.methods import blocks  # noqa: E402,F401  (importing registers the method)
+
+__all__ = ["METHODS", "Method", "get", "register"]
