@@ -1,7 +1,7 @@
 """Measures how well SNIP and GraSP block scores predict the real effect of removing a block.
 
 The paper does not say how per-weight saliencies become a block score, nor GraSP's
-ranking direction (paper.md §1.4). Both criteria are first-order predictions of what
+ranking direction (the paper's Algorithm 2 leaves both open). Both criteria are first-order predictions of what
 removing weights does at initialization:
 
 * SNIP (|w * g|) predicts the size of the loss change, abs(ΔL);

@@ -47,6 +47,12 @@ def test_describe_from_a_flagfile(tmp_path):
         (["--experiment=sweep", "--sweep_seeds=0,x"], "--sweep_seeds takes comma-separated integers; got 0,x"),
         (["--experiment=sweep", "--sweep_num_blocks=1,1"], "sweep_num_blocks takes distinct integers >= 0"),
         (["--experiment=sweep", "--sweep_rewinds=weights,rewound"], "sweep_rewinds must be among"),
+        (["--criterion=hrank", "--aggregation=mean"], "criterion 'hrank' takes no option 'aggregation'"),
+        (["--experiment=lottery", "--criterion=hrank", "--aggregation=mean"],
+         "criterion 'hrank' takes no option 'aggregation'; its options: batch_size"),
+        (["--experiment=sweep", "--sweep_criteria=snip,hrank", "--aggregation=sum"],
+         "criterion 'hrank' takes no option 'aggregation'"),
+        (["--evals=clean,robustness"], "unknown evaluation 'robustness'; valid names: clean, cost, latency"),
     ],
 )
 def test_bad_input_exits_nonzero_with_a_clear_message(args, message, tmp_path):

@@ -33,7 +33,7 @@ def test_table4_flops_column(depth, per_stage, paper_percent):
 
 
 def test_table4_resnet32_p4_anomaly_is_five_blocks():
-    """paper.md §3.4: 34.13 % equals five ResNet32 blocks, not four."""
+    """The paper's Table 4: its 34.13 % equals five ResNet32 blocks, not four."""
     model, four = _ticket(32, (2, 1, 1))
     _, five = _ticket(32, (2, 2, 1))
     assert cost.reduction(cost.flops(model), cost.flops(four)) == pytest.approx(27.30, abs=0.01)

@@ -1,21 +1,22 @@
-import dataclasses
 import json
 import os
+import shutil
 
 import pytest
 
 import tf_lottery as tl
-from tf_lottery import experiments, train
+from tf_lottery import cost, evals, experiments, train
 from tf_lottery.config import Config
 from tf_lottery.experiments.dense import dense_config
+from tf_lottery.records import ModelRecord, RunRecord
 
 FILES = {
     "config.json", "scores.json", "scores.png", "history_ticket.csv", "curves.png", "train_ticket.json",
-    "ticket_final.weights.h5", "result.json", "summary.md", "export",
+    "ticket_final.weights.h5", "result.json", "summary.md", "export", "evals",
 }
 DENSE_FILES = {
     "config.json", "theta_0.weights.h5", "history_dense.csv", "train_dense.json", "dense_final.weights.h5",
-    "dense.json", "export",
+    "dense.json", "export", "evals",
 }
 
 
@@ -24,7 +25,7 @@ def _config(tmp_path, **changes):
                   length="1ep", batch_size=64, learning_rate=0.05, lr_drops=(), runs_dir=str(tmp_path),
                   latency_batch_sizes=(1, 8), memory_batch_size=8)
     values.update(changes)
-    return Config(**values)
+    return Config.create(**values)
 
 
 @pytest.fixture(scope="module")
@@ -35,44 +36,45 @@ def finished(tmp_path_factory):
 
 def test_the_run_record_is_complete(finished):
     config, result = finished
-    folder = result["run_folder"]
-    assert folder.endswith(f"init_ticket-{config.digest()}")
+    folder = result.run_folder
+    assert folder.endswith(f"init_ticket-{config.digest('ticket')}")
     assert FILES <= set(os.listdir(folder))
     assert not [n for n in os.listdir(folder) if n.endswith(".tmp") or n.startswith(".")]
     assert json.load(open(os.path.join(folder, "config.json"))) == json.loads(config.to_json())
     assert "test accuracy (%)" in open(os.path.join(folder, "summary.md")).read()
     assert set(os.listdir(os.path.join(folder, "export"))) == {"ticket"}
-    dense_folder = result["dense_run_folder"]
-    assert dense_folder == os.path.join(config.runs_dir, f"dense-{dense_config(config).digest()}")
+    assert set(os.listdir(os.path.join(folder, "evals", "ticket"))) == {"clean.json", "cost.json", "latency.json"}
+    dense_folder = result.dense_run_folder
+    assert dense_folder == os.path.join(config.runtime.runs_dir, f"dense-{config.digest('dense')}")
     assert DENSE_FILES <= set(os.listdir(dense_folder))
     assert set(os.listdir(os.path.join(dense_folder, "export"))) == {"dense"}
-    assert result["exports"]["dense"] == os.path.join(dense_folder, "export", "dense")
+    assert result.exports["dense"] == os.path.join(dense_folder, "export", "dense")
+    saved = json.load(open(os.path.join(folder, "result.json")))
+    assert RunRecord.from_dict(saved) == result and RunRecord.from_dict(saved).to_dict() == saved
 
 
 def test_the_numbers_mean_what_they_say(finished):
     config, result = finished
-    dense, ticket, diff = result["dense"], result["ticket"], result["comparison"]
-    assert len(ticket["removed"]) == 2 and dense["blocks"] - ticket["blocks"] == 2
-    assert diff["accuracy_pp"] == pytest.approx(100 * (ticket["test"]["accuracy"] - dense["test"]["accuracy"]))
-    assert diff["winning_ticket"] == (diff["accuracy_pp"] >= 0)
-    assert ticket["flops"] == dense["flops"] - 2 * 4_718_592 // 4  # 16x16 images: a quarter of 32x32 FLOPs
-    assert diff["flops_reduction_pct"] == pytest.approx(100 * (1 - ticket["flops"] / dense["flops"]))
-    assert diff["training_speedup_x"] == pytest.approx(
-        dense["train"]["timing"]["train_seconds"] / ticket["train"]["timing"]["train_seconds"])
-    assert set(dense["latency"]) == {"1", "8"}
+    dense, ticket, diff = result.dense, result.ticket, result.comparison
+    assert len(ticket.removed) == 2 and dense.blocks - ticket.blocks == 2
+    assert diff.accuracy_pp == pytest.approx(100 * (ticket.accuracy - dense.accuracy))
+    assert diff.winning_ticket == (diff.accuracy_pp >= 0)
+    assert ticket.flops == dense.flops - 2 * 4_718_592 // 4  # 16x16 images: a quarter of 32x32 FLOPs
+    assert diff.flops_reduction_pct == pytest.approx(100 * (1 - ticket.flops / dense.flops))
+    assert diff.training_speedup_x == pytest.approx(dense.train_seconds / ticket.train_seconds)
+    assert set(dense.latency) == {"1", "8"} and diff.latency_batch_size == 8
     for side in (dense, ticket):
-        energy = side["energy"]
-        assert energy["status"] in ("ok", "unavailable")
-        if energy["status"] == "ok":
-            assert energy["co2_kg"] > 0
-    assert result["measured_vs_estimated"]["energy, CO2"].startswith(("measured", "estimated"))
+        assert side.energy.status in ("ok", "unavailable")
+        if side.energy.ok:
+            assert side.energy.co2_kg > 0
+    assert result.to_dict()["measured_vs_estimated"]["energy, CO2"].startswith(("measured", "estimated"))
 
 
 def test_the_ticket_started_from_the_dense_theta0(finished):
     """The ticket's scores were taken at θ0 and its removed blocks are the selection's."""
     config, result = finished
-    scores = json.load(open(os.path.join(result["run_folder"], "scores.json")))
-    assert scores["ticket"]["removed"] == result["ticket"]["removed"]
+    scores = json.load(open(os.path.join(result.run_folder, "scores.json")))
+    assert scores["ticket"]["removed"] == result.ticket.removed
     dense = tl.models.cifar_resnet(20, input_shape=(16, 16, 3), num_classes=4, seed=config.seed)
     x, y = tl.criteria.class_balanced_batch(*tl.data.prepare(config.data_options()).splits["train"], per_class=10)
     again = tl.find_ticket(dense, "grasp", num_blocks=2, data=(x, y))
@@ -82,29 +84,38 @@ def test_the_ticket_started_from_the_dense_theta0(finished):
 def test_a_finished_config_is_not_run_again(finished, monkeypatch):
     config, result = finished
     monkeypatch.setattr(train, "fit", lambda *a, **k: pytest.fail("trained again"))
-    assert experiments.get("init_ticket")(config) == json.loads(json.dumps(result))
+    assert experiments.get("init_ticket")(config) == result
 
 
 def test_an_interrupted_run_resumes_without_redoing_finished_stages(tmp_path, monkeypatch):
     config = _config(tmp_path, num_blocks=1, export=False)
     first = experiments.get("init_ticket")(config)
-    folder = first["run_folder"]
-    for name in ("result.json", "train_ticket.json", "ticket_final.weights.h5", "history_ticket.csv", "summary.md"):
-        os.remove(os.path.join(folder, name))  # as if killed while training the ticket
+    folder = first.run_folder
+    for name in ("result.json", "train_ticket.json", "ticket_final.weights.h5", "history_ticket.csv", "summary.md",
+                 "evals"):
+        path = os.path.join(folder, name)  # as if killed while training the ticket
+        shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
     trained = []
     real_fit = train.fit
     monkeypatch.setattr(train, "fit", lambda model, *a, **k: trained.append(model.name) or real_fit(model, *a, **k))
     second = experiments.get("init_ticket")(config)
     assert trained == ["resnet20_minus1"]
-    assert second["dense"]["test"] == first["dense"]["test"]  # the dense weights were reloaded
-    assert second["ticket"]["removed"] == first["ticket"]["removed"]
+    assert second.dense.evals["clean"] == first.dense.evals["clean"]  # the dense weights were reloaded
+    assert second.ticket.removed == first.ticket.removed
 
 
 def test_a_different_config_gets_its_own_folder(tmp_path):
     a, b = _config(tmp_path), _config(tmp_path, seed=1)
-    assert a.digest() != b.digest()
-    assert _config(tmp_path / "elsewhere").digest() == a.digest()
+    assert a.digest("ticket") != b.digest("ticket")
     assert Config.from_dict(json.loads(a.to_json())) == a
+    # Where output goes, what is exported, logged or measured is not what the run is.
+    same = a.replace(runs_dir=str(tmp_path / "elsewhere"), export=False, tensorboard=True, carbon_country="FRA",
+                     latency_batch_sizes=(2,), evals=("clean",))
+    assert same.digest("ticket") == a.digest("ticket") and same.digest("dense") == a.digest("dense")
+    # The method is the ticket's identity, not the dense run's.
+    snip = a.replace(criterion="snip")
+    assert snip.digest("dense") == a.digest("dense") and snip.digest("ticket") != a.digest("ticket")
+    assert a.replace(sweep_seeds=(0, 1)).digest("ticket") == a.digest("ticket")
 
 
 def test_a_second_criterion_reuses_the_dense_run_of_its_seed(finished, monkeypatch):
@@ -112,24 +123,46 @@ def test_a_second_criterion_reuses_the_dense_run_of_its_seed(finished, monkeypat
     trained = []
     real_fit = train.fit
     monkeypatch.setattr(train, "fit", lambda model, *a, **k: trained.append(model.name) or real_fit(model, *a, **k))
-    snip = experiments.get("init_ticket")(dataclasses.replace(config, criterion="snip", num_blocks=1, export=False))
+    snip = experiments.get("init_ticket")(config.replace(criterion="snip", num_blocks=1, export=False))
     assert trained == ["resnet20_minus1"]  # only the ticket
-    assert snip["dense_run_folder"] == result["dense_run_folder"]
-    assert snip["dense"] == json.loads(json.dumps(result["dense"]))
+    assert snip.dense_run_folder == result.dense_run_folder
+    assert snip.dense == result.dense
 
 
 def test_the_dense_run_ignores_ticket_fields_and_keeps_rewind_epochs():
     base = Config()
-    assert dense_config(base) == dense_config(Config(criterion="snip", num_blocks=3, prune_first="low", export=False))
-    assert dense_config(base) != dense_config(Config(seed=1))
-    assert dense_config(base) != dense_config(Config(depth=32))
-    lottery = dense_config(Config(experiment="lottery", rewind_epoch=2, keep_epochs=(1,)))
-    assert lottery.keep_epochs == (1, 2) and lottery.experiment == "dense"
-    assert dense_config(Config(experiment="lottery", rewind_epoch=0)) == dense_config(base)  # θ0 is always kept
+    assert dense_config(base) == dense_config(Config.create(criterion="snip", num_blocks=3, prune_first="low"))
+    assert dense_config(base) != dense_config(Config.create(seed=1))
+    assert dense_config(base) != dense_config(Config.create(depth=32))
+    lottery = dense_config(Config.create(experiment="lottery", rewind_epoch=2, keep_epochs=(1,)))
+    assert lottery.training.keep_epochs == (1, 2) and lottery.experiment == "dense"
+    assert dense_config(Config.create(experiment="lottery", rewind_epoch=0)) == dense_config(base)  # θ0 always kept
 
 
 def test_the_dense_experiment_finds_the_shared_dense_run(finished, monkeypatch):
     config, result = finished
     monkeypatch.setattr(train, "fit", lambda *a, **k: pytest.fail("trained again"))
-    record = experiments.get("dense")(dataclasses.replace(config, experiment="dense", criterion="kl"))
-    assert record == json.loads(json.dumps(result["dense"]))
+    record = experiments.get("dense")(config.replace(experiment="dense", criterion="kl"))
+    assert record == result.dense
+
+
+def test_adding_an_evaluation_measures_only_it_and_trains_nothing(finished, monkeypatch):
+    config, result = finished
+    calls = []
+
+    @evals.register("logit_mean", summary="mean logit on the test split (a test evaluation)")
+    def logit_mean(model, data, evaluation_config):
+        calls.append(model.name)
+        return {"mean": float(model.predict(data.splits["test"][0], verbose=0).mean())}
+
+    try:
+        monkeypatch.setattr(train, "fit", lambda *a, **k: pytest.fail("trained again"))
+        monkeypatch.setattr(cost, "latency", lambda *a, **k: pytest.fail("latency measured again"))
+        more = experiments.get("init_ticket")(config.replace(evals=("clean", "cost", "latency", "logit_mean")))
+    finally:
+        evals.EVALS._entries.pop("logit_mean")
+    assert calls == ["resnet20", "resnet20_minus2"]  # dense and ticket, once each
+    assert set(more.ticket.evals) == {"clean", "cost", "latency", "logit_mean"}
+    assert more.ticket.evals["clean"] == result.ticket.evals["clean"] and more.comparison == result.comparison
+    saved = ModelRecord.from_dict(json.load(open(os.path.join(result.dense_run_folder, "dense.json"))))
+    assert "logit_mean" in saved.evals

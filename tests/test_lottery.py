@@ -42,7 +42,7 @@ def _run(tmp_path, monkeypatch, rewind):
         return real_fit(model, data, recipe, workdir, name, **kwargs)
 
     monkeypatch.setattr(train, "fit", spying_fit)
-    config = Config(experiment="lottery", dataset="synthetic", train_size=None, val_size=64, depth=20,
+    config = Config.create(experiment="lottery", dataset="synthetic", train_size=None, val_size=64, depth=20,
                     criterion="expectabs", num_blocks=2, rewind=rewind, rewind_epoch=1, length="2ep",
                     batch_size=64, learning_rate=0.05, lr_drops=("1ep",), runs_dir=str(tmp_path),
                     latency_batch_sizes=(1,), memory_batch_size=8, export=False)
@@ -62,8 +62,8 @@ def test_weight_rewinding_gives_the_kept_layers_their_epoch_i_weights_bit_for_bi
     assert changed > 0  # epoch 1 and epoch 2 differ, so the check above can fail
     recipe = ticket_start["__recipe__"]
     assert (recipe.length, recipe.learning_rate, recipe.lr_drops) == ("1ep", pytest.approx(0.005), ())
-    assert result["rewind"]["mode"] == "weights" and len(result["ticket"]["removed"]) == 2
-    assert result["comparison"]["flops_reduction_pct"] > 0
+    assert result.rewind.mode == "weights" and len(result.ticket.removed) == 2
+    assert result.comparison.flops_reduction_pct > 0
 
 
 def test_learning_rate_rewinding_keeps_the_trained_weights(tmp_path, monkeypatch):
@@ -86,10 +86,10 @@ def test_reinit_starts_from_a_fresh_initialization(tmp_path, monkeypatch):
 
 
 def test_a_rewind_epoch_outside_training_is_refused_before_writing(tmp_path):
-    config = Config(experiment="lottery", dataset="synthetic", train_size=None, val_size=64, length="2ep",
+    config = Config.create(experiment="lottery", dataset="synthetic", train_size=None, val_size=64, length="2ep",
                     lr_drops=(), rewind_epoch=2, runs_dir=str(tmp_path))
     with pytest.raises(ValueError, match=r"rewind epoch must be in \[0, 1\] for a 2ep recipe; got 2"):
         experiments.get("lottery")(config)
     assert not list(tmp_path.iterdir())
     with pytest.raises(ValueError, match="rewind must be one of"):
-        Config(rewind="rewinding")
+        Config.create(rewind="rewinding")

@@ -1,8 +1,12 @@
+import dataclasses
+
+import keras
 import numpy as np
 import pytest
 
 import tf_lottery as tl
-from tf_lottery import cost, surgery
+from tf_lottery import cost, options, surgery
+from tf_lottery.models.lineage import attach
 
 
 @pytest.mark.parametrize(
@@ -121,3 +125,53 @@ def test_model_registry_lists_valid_names():
     assert builder.settings is tl.models.CifarResNetSettings
     with pytest.raises(KeyError, match="valid names: cifar_resnet"):
         tl.models.get("resnet_imagenet")
+
+
+@dataclasses.dataclass(frozen=True)
+class _TinySettings:
+    blocks: int = options.integer(3, "Residual blocks.")
+
+
+def _tiny_dense(spec: dict) -> keras.Model:
+    """A small residual network with its own names; no way to leave blocks out by itself."""
+    inputs = keras.Input(tuple(spec["input_shape"]), name="image")
+    x = keras.layers.Conv2D(4, 3, padding="same", name="stem",
+                            kernel_initializer=keras.initializers.HeNormal(spec["seed"]))(inputs)
+    for i in range(spec["blocks"]):
+        y = keras.layers.Conv2D(4, 3, padding="same", name=f"res{i}_conv",
+                                kernel_initializer=keras.initializers.HeNormal(spec["seed"] + i + 1))(x)
+        y = keras.layers.BatchNormalization(name=f"res{i}_bn")(y)
+        x = keras.layers.ReLU(name=f"res{i}_out")(keras.layers.Add(name=f"res{i}_add")([x, y]))
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    logits = keras.layers.Dense(spec["num_classes"], name="logits",
+                                kernel_initializer=keras.initializers.HeNormal(spec["seed"] + 99))(x)
+    model = keras.Model(inputs, logits, name="tiny")
+    return attach(model, "tiny", spec)
+
+
+def _tiny_from_settings(settings, input_shape, num_classes, seed, weight_decay):
+    return _tiny_dense({"blocks": settings.blocks, "input_shape": list(input_shape), "num_classes": num_classes,
+                        "seed": seed})
+
+
+def _tiny_from_spec(spec, removed):
+    return surgery.remove_blocks(_tiny_dense(spec), list(removed), min_blocks_per_stage=1) if removed else _tiny_dense(spec)
+
+
+def test_lineage_and_rebuild_work_for_any_registered_builder(images):
+    @tl.models.register_builder("tiny", settings=_TinySettings, from_settings=_tiny_from_settings,
+                                from_spec=_tiny_from_spec)
+    def tiny(**kwargs):
+        return _tiny_from_settings(_TinySettings(**kwargs), (32, 32, 3), 10, 0, 0.0)
+
+    try:
+        config = tl.Config.create(model="tiny", blocks=4, input_shape=(32, 32, 3), num_classes=5)
+        dense = tl.models.build(config.model, data=None, seed=7)
+        assert [b.name for b in surgery.find_blocks(dense)] == ["res0", "res1", "res2", "res3"]
+        ticket = surgery.remove_blocks(dense, ["res2"], min_blocks_per_stage=1)
+        ticket = surgery.remove_blocks(ticket, ["res1"], min_blocks_per_stage=1)
+        assert ticket.name == "tiny_minus2" and tl.models.lineage(ticket)["removed"] == ["res1", "res2"]
+        rebuilt = tl.models.rebuild(tl.models.lineage_json(ticket))  # same seed: θ0 of the kept layers
+        np.testing.assert_array_equal(rebuilt(images, training=False), ticket(images, training=False))
+    finally:
+        tl.models.MODELS._entries.pop("tiny")

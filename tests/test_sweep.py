@@ -7,6 +7,7 @@ from tf_lottery import experiments, report, train
 from tf_lottery.config import Config
 from tf_lottery.experiments.dense import dense_config
 from tf_lottery.experiments.sweep import points
+from tf_lottery.records import RunRecord, SweepRow
 
 
 def _config(tmp_path, **changes):
@@ -15,7 +16,7 @@ def _config(tmp_path, **changes):
                   memory_batch_size=8, export=False, sweep_num_blocks=(1,), sweep_criteria=("snip", "grasp"),
                   sweep_seeds=(0, 1))
     values.update(changes)
-    return Config(**values)
+    return Config.create(**values)
 
 
 def _count_trainings(monkeypatch):
@@ -26,32 +27,34 @@ def _count_trainings(monkeypatch):
 
 
 def test_points_are_seed_major_and_share_one_dense_config_per_seed():
-    config = Config(experiment="sweep", sweep_num_blocks=(1, 2, 3), sweep_criteria=("snip", "grasp"),
-                    sweep_seeds=(0, 1))
+    config = Config.create(experiment="sweep", sweep_num_blocks=(1, 2, 3), sweep_criteria=("snip", "grasp"),
+                           sweep_seeds=(0, 1))
     runs = points(config)
-    assert [(r.seed, r.num_blocks, r.criterion) for r in runs[:3]] == [(0, 1, "snip"), (0, 1, "grasp"), (0, 2, "snip")]
-    assert len(runs) == 12 and all(r.experiment == "init_ticket" and not r.sweep_seeds for r in runs)
+    assert [(r.seed, r.method.num_blocks, r.method.criterion) for r in runs[:3]] == [
+        (0, 1, "snip"), (0, 1, "grasp"), (0, 2, "snip")]
+    assert len(runs) == 12 and all(r.experiment == "init_ticket" and not r.sweep.sweep_seeds for r in runs)
     assert len({dense_config(r) for r in runs}) == 2
-    assert len({r.digest() for r in runs}) == 12
+    assert len({r.digest("ticket") for r in runs}) == 12
 
 
 def test_lottery_points_keep_every_rewind_epoch_in_one_dense_run():
-    config = Config(experiment="sweep", sweep_experiment="lottery", length="4ep", lr_drops=(),
-                    sweep_criteria=("kl", "random"), sweep_rewinds=("weights", "lr"), sweep_rewind_epochs=(0, 1, 3))
+    config = Config.create(experiment="sweep", sweep_experiment="lottery", length="4ep", lr_drops=(),
+                           sweep_criteria=("kl", "random"), sweep_rewinds=("weights", "lr"),
+                           sweep_rewind_epochs=(0, 1, 3))
     runs = points(config)
     assert len(runs) == 12
-    assert {dense_config(r).keep_epochs for r in runs} == {(1, 3)}
+    assert {dense_config(r).training.keep_epochs for r in runs} == {(1, 3)}
     with pytest.raises(ValueError, match="need --sweep_experiment=lottery"):
-        points(Config(experiment="sweep", sweep_rewind_epochs=(0, 1)))
+        points(Config.create(experiment="sweep", sweep_rewind_epochs=(0, 1)))
 
 
 def test_bad_sweep_lists_are_refused():
     with pytest.raises(ValueError, match=r"sweep_seeds takes distinct integers >= 0; got \[1, 1\]"):
-        Config(sweep_seeds=(1, 1))
+        Config.create(sweep_seeds=(1, 1))
     with pytest.raises(ValueError, match="sweep_rewinds must be among"):
-        Config(sweep_rewinds=("weights", "rewinding"))
+        Config.create(sweep_rewinds=("weights", "rewinding"))
     with pytest.raises(ValueError, match="sweep_experiment must be one of"):
-        Config(sweep_experiment="sweep")
+        Config.create(sweep_experiment="sweep")
 
 
 def test_an_impossible_point_fails_before_anything_runs(tmp_path):
@@ -76,34 +79,35 @@ def swept(tmp_path_factory):
 def test_each_seed_trains_its_dense_network_once(swept):
     _, result, trained = swept
     assert sorted(trained) == ["resnet20"] * 2 + ["resnet20_minus1"] * 4
-    rows = result["rows"]
-    assert len(rows) == 4 and len({r["dense_run_folder"] for r in rows}) == 2
+    rows = result.rows
+    assert len(rows) == 4 and len({r.dense_run_folder for r in rows}) == 2
     for seed in (0, 1):
-        same_seed = [r for r in rows if r["seed"] == seed]
-        assert len({r["dense_accuracy"] for r in same_seed}) == 1
+        same_seed = [r for r in rows if r.seed == seed]
+        assert len({r.dense_accuracy for r in same_seed}) == 1
 
 
 def test_rows_and_report_agree_with_the_runs(swept):
     config, result, _ = swept
-    folder = result["run_folder"]
+    folder = result.run_folder
     assert {"report.md", "results.json", "accuracy_difference.png", "accuracy_vs_flops.png", "speedup.png"} <= set(
         os.listdir(folder))
-    for row in result["rows"]:
-        run = json.load(open(os.path.join(row["run_folder"], "result.json")))
-        assert row["accuracy_pp"] == pytest.approx(100 * (run["ticket"]["test"]["accuracy"] - run["dense"]["test"]["accuracy"]))
-    snip = [r["accuracy_pp"] for r in result["rows"] if r["criterion"] == "snip"]
+    for row in result.rows:
+        run = RunRecord.from_dict(json.load(open(os.path.join(row.run_folder, "result.json"))))
+        assert row.accuracy_pp == pytest.approx(100 * (run.ticket.accuracy - run.dense.accuracy))
+    snip = [r.accuracy_pp for r in result.rows if r.criterion == "snip"]
     text = open(os.path.join(folder, "report.md")).read()
     assert report.cell(snip) in text and "Table 2 shape" in text and "Table 4 shape" in text
-    assert json.load(open(os.path.join(folder, "results.json")))["rows"] == json.loads(json.dumps(result["rows"]))
+    saved = json.load(open(os.path.join(folder, "results.json")))["rows"]
+    assert [SweepRow.from_dict(r) for r in saved] == result.rows
 
 
 def test_an_interrupted_sweep_resumes_run_by_run(swept, monkeypatch):
     config, result, _ = swept
-    os.remove(os.path.join(result["rows"][-1]["run_folder"], "result.json"))  # the last point was cut short
+    os.remove(os.path.join(result.rows[-1].run_folder, "result.json"))  # the last point was cut short
     trained = _count_trainings(monkeypatch)
     again = experiments.get("sweep")(config)
     assert trained == []  # its ticket had finished training: only measuring and recording were left
-    assert [r["accuracy_pp"] for r in again["rows"]] == [r["accuracy_pp"] for r in result["rows"]]
+    assert [r.accuracy_pp for r in again.rows] == [r.accuracy_pp for r in result.rows]
 
 
 def test_a_lottery_sweep_gives_table_1(tmp_path, monkeypatch):
@@ -112,14 +116,14 @@ def test_a_lottery_sweep_gives_table_1(tmp_path, monkeypatch):
                      sweep_rewind_epochs=(0, 1), length="2ep")
     result = experiments.get("sweep")(config)
     assert trained == ["resnet20", "resnet20_minus1", "resnet20_minus1"]
-    assert [(r["rewind"], r["rewind_epoch"]) for r in result["rows"]] == [("weights", 0), ("weights", 1)]
-    assert "| criterion |" in result["report"] and "θ_0" in result["report"] and "θ_1" in result["report"]
-    dense_folder = result["rows"][0]["dense_run_folder"]
+    assert [(r.rewind, r.rewind_epoch) for r in result.rows] == [("weights", 0), ("weights", 1)]
+    assert "| criterion |" in result.report and "θ_0" in result.report and "θ_1" in result.report
+    dense_folder = result.rows[0].dense_run_folder
     assert {"theta_0.weights.h5", "theta_1.weights.h5"} <= set(os.listdir(dense_folder))
 
 
 ROWS = [  # two seeds, two criteria, p = 1 and 2: hand-made to check the arithmetic
-    dict(seed=s, criterion=c, p=p, experiment="init_ticket", rewind=None, rewind_epoch=None, accuracy_pp=pp,
+    SweepRow(seed=s, criterion=c, p=p, experiment="init_ticket", rewind=None, rewind_epoch=None, accuracy_pp=pp,
          dense_accuracy=0.9 + s / 100, ticket_accuracy=0.9 + s / 100 + pp / 100, dense_flops=100, ticket_flops=100 - 10 * p,
          dense_train_seconds=10.0, ticket_train_seconds=10.0 / x, flops_reduction_pct=10.0 * p, params_reduction_pct=5.0,
          memory_reduction_pct=7.0, co2_reduction_pct=None if c == "snip" else 20.0, energy_reduction_pct=None,
@@ -158,6 +162,7 @@ def test_table_4_reports_reductions_and_speedups():
 
 def test_report_writes_its_plots(tmp_path):
     text = report.write(Config(), ROWS, str(tmp_path))
+    assert "fashion_mnist, ResNet-20, 3ep at learning rate 0.05" in text
     dense_mean = next(line for line in text.splitlines() if line.startswith("| mean ± std"))
     assert [c.strip() for c in dense_mean.split("|")[1:-1]] == ["mean ± std", "90.50 ± 0.71", "", "2 seeds"]
     for name in ("report.md", "accuracy_difference.png", "accuracy_vs_flops.png", "speedup.png"):
@@ -179,15 +184,14 @@ def _flagfile_config(name):
 @pytest.mark.parametrize("name", sorted(os.listdir(os.path.join(os.path.dirname(__file__), "..", "flags"))))
 def test_every_shipped_flagfile_is_valid_and_feasible(name):
     """Each flagfile parses into a valid config whose every p can be removed from its model."""
-    from tf_lottery import data, models
-    from tf_lottery.tickets import resolve_count
+    from tf_lottery import data, methods
+    from tf_lottery.experiments.stages import dense_model
 
     config = _flagfile_config(name)
-    info = data.get(config.dataset)  # shapes only: nothing is loaded
-    model = models.get(config.model)(**config.model_kwargs(info.input_shape, info.num_classes))
+    model = dense_model(config, data.get(config.data.dataset))  # shapes only: nothing is loaded
     runs = points(config) if config.experiment == "sweep" else [config]
     for run in runs:
-        resolve_count(model, run.num_blocks, run.fraction, run.min_blocks_per_stage)
+        methods.get(run.method.type).check(model, run.method)
 
 
 @pytest.mark.parametrize("prefix", ["cifar10", "fashion_mnist"])
@@ -196,11 +200,12 @@ def test_the_table_flagfiles_match_the_paper_and_table_4_reuses_table_2(prefix):
     for table, expected in [("table1_resnet32", "lottery"), ("table2_resnet32", "init_ticket"),
                             ("table4_resnet32", "init_ticket"), ("table4_resnet56", "init_ticket")]:
         config = _flagfile_config(f"{prefix}_{table}.cfg")
-        assert config.experiment == "sweep" and config.sweep_experiment == expected
-        assert config.depth == int(table[-2:])
+        assert config.experiment == "sweep" and config.sweep.sweep_experiment == expected
+        assert config.model.settings.depth == int(table[-2:])
         runs[table] = points(config)
-    assert {(r.num_blocks, r.criterion) for r in runs["table2_resnet32"]} == {
+    assert {(r.method.num_blocks, r.method.criterion) for r in runs["table2_resnet32"]} == {
         (p, c) for p in range(1, 6) for c in ("snip", "grasp")}
-    assert {r.criterion for r in runs["table1_resnet32"]} == {"hrank", "expectabs", "pls", "random", "kl"}
-    assert {r.num_blocks for r in runs["table4_resnet56"]} == {3, 4, 5, 12}
-    assert {r.digest() for r in runs["table4_resnet32"]} <= {r.digest() for r in runs["table2_resnet32"]}
+    assert {r.method.criterion for r in runs["table1_resnet32"]} == {"hrank", "expectabs", "pls", "random", "kl"}
+    assert {r.method.num_blocks for r in runs["table4_resnet56"]} == {3, 4, 5, 12}
+    digests = {r.digest("ticket") for r in runs["table2_resnet32"]}
+    assert {r.digest("ticket") for r in runs["table4_resnet32"]} <= digests

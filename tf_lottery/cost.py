@@ -1,7 +1,7 @@
 """What a network costs: FLOPs (the paper's convention), filters, memory, measured latency.
 
-FLOPs follow the paper authors' framework, which reproduces the paper's Table 4
-(paper.md §2.1, §3.4): a conv costs ``H_out * W_out * C_in * C_out * k_h * k_w`` (per
+FLOPs follow the paper authors' framework (github.com/arturjordao/DeepPruning), which
+reproduces the FLOPs column of the paper's Table 4: a conv costs ``H_out * W_out * C_in * C_out * k_h * k_w`` (per
 group), a dense layer ``in * out``; BatchNorm, activations, Add and pooling cost nothing.
 One multiply-accumulate counts as one FLOP.
 """
@@ -74,7 +74,7 @@ def memory(model: keras.Model, batch_size: int = 128) -> int:
     """Bytes to hold the parameters plus the activations of one batch in a forward pass.
 
     ``memory = bytes_per_value * (batch_size * sum(output elements of every layer) + params)``,
-    the paper authors' formula (paper.md §2.4), with the model's own dtype size. It
+    the paper authors' formula (``memory_usage`` in arturjordao/DeepPruning), with the model's own dtype size. It
     counts every layer's output once (the input layer included), no optimizer state and
     no framework workspace: a comparable model-level figure, not a process measurement.
 

@@ -21,9 +21,11 @@ from __future__ import annotations
 import dataclasses
 from typing import Callable, Iterable, Optional, Sequence, Union
 
+from tf_lottery.registry import Registry
+
 KINDS = ("text", "integer", "real", "boolean", "choice", "integers", "names")
 
-Choices = Union[Sequence[str], object, Callable[[], object], None]
+Choices = Union[Sequence[str], Registry, Callable[[], Union[Sequence[str], Registry]], None]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,8 +57,6 @@ class Option:
 
     def allowed(self):
         """The allowed values, resolved: a list, a registry, or None (any)."""
-        from tf_lottery.registry import Registry
-
         choices = self.choices() if callable(self.choices) and not isinstance(self.choices, Registry) else self.choices
         return choices if choices is None or isinstance(choices, Registry) else list(choices)
 
@@ -73,8 +73,6 @@ class Option:
         """
         if value is None:
             return
-        from tf_lottery.registry import Registry
-
         values = value if self.kind in ("integers", "names") else (value,)
         allowed = self.allowed()
         for item in values:

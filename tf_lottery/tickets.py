@@ -1,6 +1,6 @@
 """Finding a layer ticket: score the blocks, rank them globally, remove the weakest.
 
-Selection follows the paper (paper.md §1.5): the scores of *all* removable blocks are
+Selection follows the paper (its Appendix A.2: "all scores at once"): the scores of *all* removable blocks are
 ranked at once, across stages; blocks are taken in removal order (lowest first, or
 highest for criteria such as GraSP), and a block whose removal would leave its stage
 below ``min_blocks_per_stage`` is skipped in favour of the next one. Ties break by
@@ -21,42 +21,34 @@ import keras
 
 from tf_lottery import criteria as criteria_lib
 from tf_lottery import surgery
+from tf_lottery.records import TicketRecord
 
 SCHEDULES = ("oneshot", "iterative")
 
 
-@dataclasses.dataclass
-class TicketResult:
-    """What :func:`find_ticket` found.
+@dataclasses.dataclass(frozen=True, eq=False)
+class TicketResult(TicketRecord):
+    """What :func:`find_ticket` found: the ticket model and how it was found.
 
     Attributes:
-        model: The ticket: a new model with inherited weights.
         removed: Removed blocks, in removal order.
         scores: Block scores of the dense model (first scoring round).
         rounds: Scores of every round (one for one-shot, one per block for iterative).
         criterion: Criterion name.
         prune_first: "low" or "high", as used.
         schedule: "oneshot" or "iterative".
+        model: The ticket: a new model with inherited weights.
     """
 
-    model: keras.Model
-    removed: List[str]
-    scores: Dict[str, float]
-    rounds: List[Dict[str, float]]
-    criterion: str
-    prune_first: str
-    schedule: str
+    model: keras.Model = None
+
+    def record(self) -> TicketRecord:
+        """How the ticket was found, without the model (what ``scores.json`` keeps)."""
+        return TicketRecord(self.removed, self.scores, self.rounds, self.criterion, self.prune_first, self.schedule)
 
     def to_dict(self) -> dict:
         """JSON-ready summary (no model)."""
-        return {
-            "removed": list(self.removed),
-            "scores": dict(self.scores),
-            "rounds": [dict(r) for r in self.rounds],
-            "criterion": self.criterion,
-            "prune_first": self.prune_first,
-            "schedule": self.schedule,
-        }
+        return self.record().to_dict()
 
 
 def resolve_count(model: keras.Model, num_blocks: Optional[int], fraction: Optional[float],
@@ -186,4 +178,4 @@ def find_ticket(
             victim = select(ticket, rounds[-1], 1, direction, min_blocks_per_stage)[0]
             removed.append(victim)
             ticket = surgery.remove_blocks(ticket, [victim], min_blocks_per_stage)
-    return TicketResult(ticket, removed, rounds[0], rounds, criterion, direction, schedule)
+    return TicketResult(removed, rounds[0], rounds, criterion, direction, schedule, model=ticket)

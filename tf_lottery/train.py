@@ -1,7 +1,7 @@
 """The training recipe and its callbacks.
 
-Default recipe: the paper group's CIFAR recipe (paper.md §2.3; the paper itself gives
-none): SGD, learning rate 0.01, momentum 0.9, Nesterov, batch 128, 200 epochs, the
+Default recipe: the paper group's CIFAR recipe (the README of tuscasp/CKA-Layer-Pruning and
+arturjordao/DepthWisePruning's main.py; the paper itself gives none): SGD, learning rate 0.01, momentum 0.9, Nesterov, batch 128, 200 epochs, the
 learning rate divided by 10 at epochs 100 and 150; weight decay is the L2 1e-4 on every
 conv kernel that the model carries. Lengths are strings, ``"160ep"`` (epochs) or
 ``"500it"`` (optimizer steps), as in open_lth.

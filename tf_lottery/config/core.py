@@ -23,15 +23,15 @@ from typing import Dict, Optional, Tuple
 from tf_lottery import options
 from tf_lottery.config.sections import (
     SECTIONS, DataConfig, EvaluationConfig, MethodConfig, ModelConfig, RuntimeConfig, SweepConfig, TrainingConfig,
-    _models,
 )
+from tf_lottery.models import MODELS
 from tf_lottery.options import choice, integer
 
 SCOPES = {"dense": ("dense",), "ticket": ("dense", "ticket"), "sweep": ("dense", "ticket", "sweep")}
 
 
 def _experiments():
-    from tf_lottery.experiments import EXPERIMENTS
+    from tf_lottery.experiments import EXPERIMENTS  # experiments import this module
 
     return EXPERIMENTS
 
@@ -66,6 +66,8 @@ class Config:
 
     def __post_init__(self):
         options.check_options(self)
+        for name in self.sweep.sweep_criteria:  # each point's criterion takes the method's options
+            dataclasses.replace(self.method, criterion=name)
 
     # --- flat names ----------------------------------------------------------------------
 
@@ -76,7 +78,7 @@ class Config:
         found = {o.name: (None, o.field) for o in options.options_of(Config)}
         for section, kind in SECTIONS.items():
             found.update({o.name: (section, o.field) for o in options.options_of(kind)})
-        settings = _models().get(model_type).settings
+        settings = MODELS.get(model_type).settings
         found.update({o.name: ("model.settings", o.field) for o in options.options_of(settings)})
         return found
 
@@ -100,7 +102,7 @@ class Config:
             section, field = layout[name]
             parts.setdefault(section, {})[field] = value
         sections = {name: kind(**parts.get(name, {})) for name, kind in SECTIONS.items() if name != "model"}
-        settings = _models().get(model_type).settings(**parts.get("model.settings", {}))
+        settings = MODELS.get(model_type).settings(**parts.get("model.settings", {}))
         sections["model"] = ModelConfig(**parts.get("model", {}), settings=settings)
         return cls(**parts.get(None, {}), **sections)
 

@@ -18,6 +18,11 @@ import dataclasses
 from typing import ClassVar, Optional
 
 from tf_lottery import options
+from tf_lottery.criteria import CRITERIA
+from tf_lottery.data import DATASETS
+from tf_lottery.evals import EVALS
+from tf_lottery.methods import METHODS
+from tf_lottery.models import MODELS
 from tf_lottery.options import boolean, choice, integer, integers, names, real, text
 from tf_lottery.train import Recipe
 
@@ -25,40 +30,17 @@ REWINDS = ("weights", "lr", "reinit")
 SCHEDULES = ("oneshot", "iterative")
 
 
-def _models():
-    from tf_lottery.models import MODELS
-
-    return MODELS
-
-
-def _datasets():
-    from tf_lottery.data import DATASETS
-
-    return DATASETS
-
-
-def _criteria():
-    from tf_lottery.criteria import CRITERIA
-
-    return CRITERIA
-
-
-def _methods():
-    from tf_lottery.methods import METHODS
-
-    return METHODS
-
-
-def _evaluations():
-    from tf_lottery.evals import EVALS
-
-    return EVALS
-
-
 def _sweepable():
-    from tf_lottery.experiments import EXPERIMENTS
+    from tf_lottery.experiments import EXPERIMENTS  # experiments import this module
+
 
     return [name for name in EXPERIMENTS.names() if EXPERIMENTS.get(name).sweepable]
+
+
+def _json_ready(instance) -> dict:
+    """A dataclass's fields as a dict, tuples as lists."""
+    values = {f.name: getattr(instance, f.name) for f in dataclasses.fields(instance)}
+    return {name: list(value) if isinstance(value, tuple) else value for name, value in values.items()}
 
 
 class Section:
@@ -72,8 +54,7 @@ class Section:
 
     def to_dict(self) -> dict:
         """JSON-ready values (tuples become lists)."""
-        return {f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v
-                for f in dataclasses.fields(self)}
+        return _json_ready(self)
 
     @classmethod
     def from_dict(cls, values: dict):
@@ -100,7 +81,7 @@ class ModelConfig(Section):
 
     IDENTITY: ClassVar[str] = "dense"
 
-    type: str = choice("cifar_resnet", _models, "Model builder.", flag="model")
+    type: str = choice("cifar_resnet", MODELS, "Model builder.", flag="model")
     input_shape: Optional[tuple] = integers(None, "Image height,width,channels (default: the dataset's).",
                                             lower_bound=1)
     num_classes: Optional[int] = integer(None, "Classifier outputs (default: the dataset's).", lower_bound=1)
@@ -108,7 +89,7 @@ class ModelConfig(Section):
 
     def __post_init__(self):
         super().__post_init__()
-        kind = _models().get(self.type).settings
+        kind = MODELS.get(self.type).settings
         if self.settings is None:
             object.__setattr__(self, "settings", kind())
         elif not isinstance(self.settings, kind):
@@ -118,16 +99,14 @@ class ModelConfig(Section):
         """``{"type", "input_shape", "num_classes", <the builder's settings>...}``."""
         common = {"type": self.type, "input_shape": list(self.input_shape) if self.input_shape else None,
                   "num_classes": self.num_classes}
-        settings = {f.name: list(v) if isinstance(v := getattr(self.settings, f.name), tuple) else v
-                    for f in dataclasses.fields(self.settings)}
-        return {**common, **settings}
+        return {**common, **_json_ready(self.settings)}
 
     @classmethod
     def from_dict(cls, values: dict) -> "ModelConfig":
         values = dict(values)
         kind = values.pop("type", "cifar_resnet")
         common = {k: values.pop(k) for k in ("input_shape", "num_classes") if k in values}
-        settings_class = _models().get(kind).settings
+        settings_class = MODELS.get(kind).settings
         fields = [f.name for f in dataclasses.fields(settings_class)]
         unknown = sorted(set(values) - set(fields))
         if unknown:
@@ -141,7 +120,7 @@ class DataConfig(Section):
 
     IDENTITY: ClassVar[str] = "dense"
 
-    dataset: str = choice("fashion_mnist", _datasets, "Dataset.")
+    dataset: str = choice("fashion_mnist", DATASETS, "Dataset.")
     data_dir: Optional[str] = text(None, "Where the dataset is (Fashion-MNIST IDX folder or tfds data_dir).")
     download: bool = boolean(False, "Let tfds download a missing dataset (needs internet).")
     train_size: Optional[int] = integer(15000, "Training examples (0 = all).", lower_bound=0, zero_means_none=True)
@@ -188,8 +167,8 @@ class MethodConfig(Section):
 
     IDENTITY: ClassVar[str] = "ticket"
 
-    type: str = choice("blocks", _methods, "How a ticket is made from the dense network.", flag="method")
-    criterion: str = choice("grasp", _criteria, "Block criterion.")
+    type: str = choice("blocks", METHODS, "How a ticket is made from the dense network.", flag="method")
+    criterion: str = choice("grasp", CRITERIA, "Block criterion.")
     num_blocks: Optional[int] = integer(2, "Blocks to remove (the paper's p).", lower_bound=0)
     fraction: Optional[float] = real(None, "Or: fraction of the removable blocks to remove (overrides --num_blocks).")
     schedule: str = choice("oneshot", SCHEDULES, "One scoring, or re-score after each removal.")
@@ -214,7 +193,7 @@ class MethodConfig(Section):
         Raises:
             ValueError: naming an option the criterion does not take.
         """
-        return _criteria().get(self.criterion).run_options(seed, aggregation=self.aggregation)
+        return CRITERIA.get(self.criterion).run_options(seed, aggregation=self.aggregation)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -225,7 +204,7 @@ class SweepConfig(Section):
 
     sweep_experiment: str = choice("init_ticket", _sweepable, "sweep: the experiment of each point.")
     sweep_num_blocks: tuple = integers((), "sweep: the values of p, e.g. 1,2,3,4,5 (empty: --num_blocks).")
-    sweep_criteria: tuple = names((), "sweep: the criteria, e.g. snip,grasp (empty: --criterion).", choices=_criteria)
+    sweep_criteria: tuple = names((), "sweep: the criteria, e.g. snip,grasp (empty: --criterion).", choices=CRITERIA)
     sweep_seeds: tuple = integers((), "sweep: the seeds, e.g. 0,1,2 (empty: --seed).")
     sweep_rewinds: tuple = names((), "sweep (lottery): the rewind modes, e.g. weights,lr (empty: --rewind).",
                                  choices=REWINDS)
@@ -244,7 +223,7 @@ class SweepConfig(Section):
 class EvaluationConfig(Section):
     """What is measured on each trained model (results are cached per evaluation)."""
 
-    evals: tuple = names(("clean", "cost", "latency"), "Evaluations of every trained model.", choices=_evaluations)
+    evals: tuple = names(("clean", "cost", "latency"), "Evaluations of every trained model.", choices=EVALS)
     latency_batch_sizes: tuple = integers((1, 128), "Batch sizes of the latency measurement.", lower_bound=1)
     memory_batch_size: int = integer(128, "Batch size of the memory estimate.", lower_bound=1)
 

@@ -1,6 +1,7 @@
 """From arrays to ``tf.data`` pipelines, with the paper group's preprocessing.
 
-Preprocessing (paper.md §2.3): images scaled to [0, 1], then the per-pixel mean of the
+Preprocessing (the paper group's CIFAR code, e.g. ``cifar_resnet_data`` in
+arturjordao/DeepPruning; the paper states none): images scaled to [0, 1], then the per-pixel mean of the
 training split subtracted (``mean_subtraction``). Augmentation in the graph, training
 split only: pad 4 pixels with zeros and crop back at random (``crop``), random
 horizontal flip (``flip``). The training split can give a validation split off its end,

@@ -20,7 +20,7 @@ from tf_lottery.config import Config
 from tf_lottery.data import prepare
 from tf_lottery.log import log
 from tf_lottery.records import (
-    Comparison, Energy, ModelRecord, Rewind, RunRecord, ScoringRecord, TicketRecord, Timing, TrainingRecord,
+    Comparison, Energy, ModelRecord, Rewind, RunRecord, ScoringRecord, Timing, TrainingRecord,
 )
 from tf_lottery.runs import RunFolder
 
@@ -71,7 +71,7 @@ def make_ticket(config: Config, run: RunFolder, dense, data) -> ScoringRecord:
         start = time.perf_counter()
         result = methods.get(method.type)(dense, (x, y), method, config.seed)
         seconds = time.perf_counter() - start
-    scoring = ScoringRecord(TicketRecord.from_dict(result.to_dict()), seconds, int(len(y)), Energy.from_dict(energy))
+    scoring = ScoringRecord(result.record(), seconds, int(len(y)), Energy.from_dict(energy))
     run.write_json("scores.json", scoring.to_dict())
     return scoring
 
