@@ -79,3 +79,12 @@ def test_missing_tfds_dataset_fails_fast_with_how_to_get_it(tmp_path):
 def test_missing_fashion_mnist_folder(tmp_path):
     with pytest.raises(FileNotFoundError, match="apt-get install dataset-fashion-mnist"):
         data.prepare(data.DataOptions("fashion_mnist", data_dir=str(tmp_path)))
+
+
+def test_a_resumed_stream_gets_the_batches_an_unbroken_one_gets():
+    prepared = data.prepare(data.DataOptions("synthetic", crop=True, flip=True, seed=3, val_size=100))
+    unbroken = [x.numpy() for x, _ in prepared.train_pipeline(batch_size=32).take(30)]  # over two passes
+    resumed = [x.numpy() for x, _ in prepared.train_pipeline(batch_size=32, start_step=17).take(13)]
+    for a, b in zip(unbroken[17:], resumed):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(unbroken[0], unbroken[12])  # the second pass is reshuffled (12 batches a pass)

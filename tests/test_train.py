@@ -1,3 +1,4 @@
+import os
 import keras
 import pytest
 
@@ -44,8 +45,10 @@ def test_fit_trains_logs_and_times(tmp_path, small_data):
     timing = result["timing"]
     assert len(timing["epoch_seconds"]) == 3 and timing["train_seconds"] >= sum(timing["epoch_seconds"])
     assert timing["images_per_second"] == pytest.approx(32 * 8 * 2 / sum(timing["epoch_seconds"][1:]))
-    assert result["steps"] == 24
-    assert not (tmp_path / "backup_dense").exists()  # deleted once training finished
+    assert timing["sessions"] == 1 and result["steps"] == 24
+    # The resume state stays until the caller has saved the final weights.
+    assert sorted(os.listdir(tmp_path / "resume_dense")) == ["epoch-2.weights.h5", "epoch-3.weights.h5",
+                                                             "progress.json"]
     evaluation = train.evaluate(model, small_data)
     assert 0 <= evaluation["accuracy"] <= 1 and evaluation["examples"] == 64
 
@@ -61,12 +64,27 @@ def test_a_killed_training_resumes_where_it_stopped(tmp_path, small_data):
     model = tl.models.cifar_resnet(8, input_shape=(16, 16, 3), num_classes=4)
     with pytest.raises(KeyboardInterrupt):
         train.fit(model, small_data, recipe, str(tmp_path), "dense", verbose=0, extra_callbacks=[_Kill()])
-    assert (tmp_path / "backup_dense").exists()
+    assert (tmp_path / "resume_dense" / "epoch-1.weights.h5").exists()  # epoch 1 (0-based) did not finish
     fresh = tl.models.cifar_resnet(8, input_shape=(16, 16, 3), num_classes=4)
     result = train.fit(fresh, small_data, recipe, str(tmp_path), "dense", verbose=0)
-    assert result["history"]["epoch"] == [0, 1, 2, 3]  # epochs 0-1 not trained again
-    assert len(result["timing"]["epoch_seconds"]) == 2
+    assert result["history"]["epoch"] == [0, 1, 2, 3]  # each epoch once; epoch 0 not trained again
+    timing = result["timing"]
+    assert len(timing["epoch_seconds"]) == 4 and timing["sessions"] == 2  # every epoch timed, across sessions
     assert int(fresh.optimizer.iterations.numpy()) == 4 * 8
+
+
+def test_a_checkpoint_that_does_not_load_falls_back_to_the_one_before(tmp_path, small_data):
+    recipe = train.Recipe(length="3ep", batch_size=32, learning_rate=0.05, lr_drops=())
+    model = tl.models.cifar_resnet(8, input_shape=(16, 16, 3), num_classes=4)
+    train.fit(model, small_data, recipe, str(tmp_path), "dense", verbose=0)
+    (tmp_path / "resume_dense" / "epoch-3.weights.h5").write_bytes(b"\x89HDF\r\n" + b"\0" * 90)  # truncated
+    fresh = tl.models.cifar_resnet(8, input_shape=(16, 16, 3), num_classes=4)
+    result = train.fit(fresh, small_data, recipe, str(tmp_path), "dense", verbose=0)
+    assert result["history"]["epoch"] == [0, 1, 2] and result["timing"]["sessions"] == 2  # only epoch 2 again
+    (tmp_path / "resume_dense" / "progress.json").write_text("{not json")
+    again = train.fit(tl.models.cifar_resnet(8, input_shape=(16, 16, 3), num_classes=4), small_data, recipe,
+                      str(tmp_path), "dense", verbose=0)
+    assert again["history"]["epoch"] == [0, 1, 2] and again["timing"]["sessions"] == 1  # from the start
 
 
 def test_divergence_is_a_clear_error(tmp_path, small_data):
@@ -77,6 +95,6 @@ def test_divergence_is_a_clear_error(tmp_path, small_data):
 
 
 def test_training_split_smaller_than_a_batch(tmp_path, small_data):
-    with pytest.raises(ValueError, match="smaller than one batch"):
+    with pytest.raises(ValueError, match=r"smaller than one batch \(--batch_size=1024\)"):
         train.fit(tl.models.cifar_resnet(8, input_shape=(16, 16, 3), num_classes=4), small_data,
                   train.Recipe(length="1ep", batch_size=1024), str(tmp_path), "dense", verbose=0)

@@ -13,12 +13,13 @@ Examples:
 
 from __future__ import annotations
 
+import errno
 import sys
 from typing import Dict, List
 
 from absl import app, flags, logging
 
-from tf_lottery import experiments, models, options
+from tf_lottery import experiments, models, options, runs, train
 from tf_lottery.config import SECTIONS, Config
 from tf_lottery.registry import UnknownNameError
 
@@ -116,6 +117,9 @@ def config_from_flags() -> Config:
     if foreign:
         raise app.UsageError(f"--{foreign[0]} is not a setting of --model={FLAGS['model'].value}; its settings: "
                              f"{', '.join(o.name for o in options.options_of(models.get(FLAGS['model'].value).settings))}")
+    if FLAGS["num_blocks"].present and FLAGS["fraction"].present:
+        raise app.UsageError(f"give --num_blocks or --fraction, not both; got --num_blocks={FLAGS['num_blocks'].value} "
+                             f"and --fraction={FLAGS['fraction'].value}")
     values = {name: _value(OPTIONS[name]) for name in layout}
     try:
         return Config.create(**values)
@@ -130,8 +134,19 @@ def main(argv) -> int:
         logging.set_verbosity(logging.WARNING)  # TensorFlow's INFO lines drown the progress otherwise
     config = config_from_flags()
     try:
+        if experiments.get(config.experiment).scope is not None:
+            runs.check_runs_dir(config.runtime.runs_dir)
+        if config.runtime.deterministic:
+            train.make_deterministic()
         experiments.get(config.experiment)(config)
-    except (ValueError, KeyError, FileNotFoundError, FileExistsError, RuntimeError) as error:
+    except OSError as error:  # a full disk, a read-only folder, a missing file
+        if error.errno == errno.ENOSPC:
+            print(f"tf-lottery: error: no space left on the device ({error.filename or config.runtime.runs_dir}); "
+                  "free some and rerun: finished stages and epochs are kept", file=sys.stderr)
+        else:
+            print(f"tf-lottery: error: {error}", file=sys.stderr)
+        return 2
+    except (ValueError, KeyError, RuntimeError) as error:
         # Bad values found past flag parsing (an impossible p, a missing dataset, ...):
         # one clear line and a non-zero exit. Files already written are complete.
         print(f"tf-lottery: error: {error}", file=sys.stderr)

@@ -10,7 +10,8 @@
 * ``metadata.json``: lineage (architecture spec and removed blocks), criterion, scores,
   and whatever the caller adds (seed, config hash, metrics).
 
-An existing export is never overwritten unless ``overwrite=True``.
+An existing, complete export is never overwritten unless ``overwrite=True``; an empty or
+partial one (only export files, no ``metadata.json``, which is written last) is replaced.
 """
 
 from __future__ import annotations
@@ -20,8 +21,16 @@ from typing import Optional
 
 import keras
 
+from tf_lottery.faults import crash_point
 from tf_lottery.io import atomic_path, write_json_atomic
 from tf_lottery.models.lineage import lineage
+
+
+def is_complete(path: str) -> bool:
+    """Whether ``path`` holds a finished export: ``metadata.json`` is written last, and the folder
+    only takes its name once everything in it is written."""
+    return os.path.exists(os.path.join(path, "metadata.json")) and os.path.exists(
+        os.path.join(path, "saved_model", "saved_model.pb"))
 
 
 def save_model(model: keras.Model, path: str, metadata: Optional[dict] = None, overwrite: bool = False) -> str:
@@ -29,7 +38,7 @@ def save_model(model: keras.Model, path: str, metadata: Optional[dict] = None, o
 
     Args:
         model: Any functional model from tf_lottery (dense or ticket).
-        path: Export folder; must not exist unless ``overwrite``.
+        path: Export folder; must not exist (or be an empty or partial export) unless ``overwrite``.
         metadata: Extra JSON-ready fields for ``metadata.json``.
         overwrite: Replace an existing export.
 
@@ -44,10 +53,13 @@ def save_model(model: keras.Model, path: str, metadata: Optional[dict] = None, o
     """
     path = os.path.abspath(path)
     if os.path.exists(path) and not overwrite:
-        raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
+        ours = os.path.isdir(path) and set(os.listdir(path)) <= {"saved_model", "model.keras", "metadata.json"}
+        if is_complete(path) or not ours:  # a finished export, or something that is not an export
+            raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
     with atomic_path(path, folder=True) as staging:
         model.export(os.path.join(staging, "saved_model"), format="tf_saved_model", verbose=False)
         model.save(os.path.join(staging, "model.keras"))
+        crash_point("export")
         payload = {
             "model_name": model.name,
             "lineage": lineage(model),

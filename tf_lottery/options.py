@@ -19,6 +19,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Callable, Iterable, Optional, Sequence, Union
 
 from tf_lottery.registry import Registry
@@ -73,6 +74,10 @@ class Option:
         """
         if value is None:
             return
+        if self.kind == "real" and not (isinstance(value, (int, float)) and math.isfinite(value)):
+            raise ValueError(f"{self.name} must be a finite number; got {value!r}")
+        if self.kind == "integer" and (isinstance(value, bool) or not isinstance(value, int)):
+            raise ValueError(f"{self.name} must be an integer; got {value!r}")
         values = value if self.kind in ("integers", "names") else (value,)
         allowed = self.allowed()
         for item in values:

@@ -77,7 +77,12 @@ class Energy:
 
 @dataclasses.dataclass(frozen=True)
 class Timing:
-    """Measured training time (see :class:`tf_lottery.train.Timer`)."""
+    """Measured training time of every finished epoch (see :meth:`tf_lottery.resume.EpochCheckpoint.timing`).
+
+    ``sessions`` > 1 means the training was killed and resumed: the times of the finished
+    epochs of every session are summed (the part of an epoch a kill cut short is not);
+    ``fit_call_seconds`` is the last session's ``fit`` call alone.
+    """
 
     train_seconds: float
     epoch_seconds: List[float]
@@ -85,6 +90,7 @@ class Timing:
     images_per_second: Optional[float]
     images_per_second_note: str
     fit_call_seconds: Optional[float] = None
+    sessions: int = 1
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -225,10 +225,13 @@ def check_removal(model: keras.Model, names: Iterable[str], min_blocks_per_stage
     """Validates a removal and returns the blocks to remove, in graph order.
 
     Raises:
+        TypeError: for ``names`` that is a string or holds anything but strings.
         ValueError: for an unknown name, a block that is not removable, a repeated
             name, or a removal that leaves a stage with fewer than
             ``min_blocks_per_stage`` blocks.
     """
+    if isinstance(names, str) or not all(isinstance(n, str) for n in names):
+        raise TypeError(f"names must be a list of block names, e.g. ['stage1_block2']; got {names!r}")
     names = list(names)
     if min_blocks_per_stage < 1:
         raise ValueError(f"min_blocks_per_stage must be >= 1; got {min_blocks_per_stage}")

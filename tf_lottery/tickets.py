@@ -15,6 +15,7 @@ initialization.
 from __future__ import annotations
 
 import dataclasses
+import numbers
 from typing import Dict, List, Optional
 
 import keras
@@ -56,11 +57,16 @@ def resolve_count(model: keras.Model, num_blocks: Optional[int], fraction: Optio
     """How many blocks to remove: ``num_blocks``, or ``fraction`` of the removable blocks.
 
     Raises:
+        TypeError: for a count that is not an integer or a fraction that is not a number.
         ValueError: for neither or both given, a negative count, a fraction outside
             [0, 1], or more blocks than can be removed (naming the maximum).
     """
     if (num_blocks is None) == (fraction is None):
         raise ValueError(f"give exactly one of num_blocks and fraction; got {num_blocks} and {fraction}")
+    if num_blocks is not None and (isinstance(num_blocks, bool) or not isinstance(num_blocks, numbers.Integral)):
+        raise TypeError(f"num_blocks must be an integer; got {num_blocks!r}")
+    if fraction is not None and (isinstance(fraction, bool) or not isinstance(fraction, numbers.Real)):
+        raise TypeError(f"fraction must be a number in [0, 1]; got {fraction!r}")
     if fraction is not None:
         if not 0 <= fraction <= 1:
             raise ValueError(f"fraction must be in [0, 1]; got {fraction}")

@@ -6,10 +6,10 @@ learning rate divided by 10 at epochs 100 and 150; weight decay is the L2 1e-4 o
 conv kernel that the model carries. Lengths are strings, ``"160ep"`` (epochs) or
 ``"500it"`` (optimizer steps), as in open_lth.
 
-Callbacks: a progress bar (``verbose=1`` at a terminal, one line per epoch in logs), CSV
-history, optional TensorBoard, ``BackupAndRestore`` (a run killed midway resumes where it
-stopped when started again), ``TerminateOnNaN`` turned into :class:`TrainingDiverged`,
-and a timer (wall time per epoch and in total, images per second).
+Callbacks: a progress bar (``verbose=1`` at a terminal, one line per epoch in logs),
+optional TensorBoard, ``TerminateOnNaN`` turned into :class:`TrainingDiverged`, and the
+crash-safe epoch checkpoint of :mod:`tf_lottery.resume`, which also times every epoch and
+writes the history CSV (a run killed midway resumes where it stopped when started again).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import keras
 import numpy as np
 
 from tf_lottery.models.heads import outputs_probabilities
+from tf_lottery.resume import EpochCheckpoint
 
 _LENGTH = re.compile(r"^\s*(\d+)\s*(ep|it)\s*$")
 
@@ -79,8 +80,14 @@ class Recipe:
         parse_length(self.length)
         for drop in self.lr_drops:
             parse_length(drop)
-        if self.batch_size < 1 or self.learning_rate <= 0:
-            raise ValueError(f"batch_size must be >= 1 and learning_rate > 0; got {self.batch_size}, {self.learning_rate}")
+        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise ValueError(f"batch_size must be an integer >= 1; got {self.batch_size!r}")
+        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
+            raise ValueError(f"learning_rate must be a finite number > 0; got {self.learning_rate!r}")
+        if not (math.isfinite(self.momentum) and 0 <= self.momentum < 1):
+            raise ValueError(f"momentum must be in [0, 1); got {self.momentum!r}")
+        if not (math.isfinite(self.lr_drop_factor) and self.lr_drop_factor > 0):
+            raise ValueError(f"lr_drop_factor must be a finite number > 0; got {self.lr_drop_factor!r}")
         object.__setattr__(self, "lr_drops", tuple(self.lr_drops))
 
     def schedule(self, steps_per_epoch: int):
@@ -126,41 +133,6 @@ class Recipe:
         return math.ceil(total / per_epoch), per_epoch
 
 
-class Timer(keras.callbacks.Callback):
-    """Wall time of every epoch and of the whole ``fit``, and images per second."""
-
-    def __init__(self, batch_size: int, steps_per_epoch: int):
-        super().__init__()
-        self.batch_size, self.steps_per_epoch = batch_size, steps_per_epoch
-        self.epoch_seconds: List[float] = []
-        self.total_seconds = 0.0
-
-    def on_train_begin(self, logs=None):
-        self._fit_start = time.perf_counter()
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._epoch_start = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.epoch_seconds.append(time.perf_counter() - self._epoch_start)
-
-    def on_train_end(self, logs=None):
-        self.total_seconds = time.perf_counter() - self._fit_start
-
-    def summary(self) -> dict:
-        """Timing figures; images/s leaves out the first epoch (tracing) when there are more."""
-        steady = self.epoch_seconds[1:] or self.epoch_seconds
-        images = self.batch_size * self.steps_per_epoch * len(steady)
-        return {
-            "train_seconds": self.total_seconds,
-            "epoch_seconds": list(self.epoch_seconds),
-            "epochs_timed": len(self.epoch_seconds),
-            "images_per_second": images / sum(steady) if steady and sum(steady) > 0 else None,
-            "images_per_second_note": "over the epochs after the first (the first includes tracing)"
-            if len(self.epoch_seconds) > 1 else "single epoch, includes tracing",
-        }
-
-
 class SaveWeightsAt(keras.callbacks.Callback):
     """Saves the weights after the given epochs (θ_i: the weights after i epochs).
 
@@ -176,6 +148,25 @@ class SaveWeightsAt(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if epoch + 1 in self.epochs:
             self.save(self.model, epoch + 1)
+
+
+def make_deterministic() -> None:
+    """Same command, same weights: TensorFlow op determinism and one thread per op and between ops.
+
+    Call it before TensorFlow runs its first op (the command line does, for ``--deterministic``).
+    Seeds are set per run (``keras.utils.set_random_seed``) as always.
+
+    Raises:
+        RuntimeError: if TensorFlow has already started and its threads cannot change.
+    """
+    import tensorflow as tf
+
+    tf.config.experimental.enable_op_determinism()
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(1)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError as error:
+        raise RuntimeError(f"--deterministic must be set before TensorFlow starts: {error}") from None
 
 
 def compile_model(model: keras.Model, recipe: Recipe, steps_per_epoch: int) -> None:
@@ -196,12 +187,27 @@ def read_history(path: str) -> dict:
     return {key: [float(r[key]) for r in rows] for key in (rows[0] if rows else {})}
 
 
+def check_fits(recipe: Recipe, train_size: int) -> int:
+    """Steps per epoch of ``recipe`` on a training split of ``train_size`` examples.
+
+    Raises:
+        ValueError: if the training split is smaller than one batch.
+    """
+    steps_per_epoch = train_size // recipe.batch_size
+    if steps_per_epoch < 1:
+        raise ValueError(f"the training split ({train_size} examples) is smaller than one batch "
+                         f"(--batch_size={recipe.batch_size}); lower --batch_size or raise --train_size")
+    return steps_per_epoch
+
+
 def fit(model: keras.Model, data, recipe: Recipe, workdir: str, name: str,
         verbose: Optional[int] = None, tensorboard: bool = False, extra_callbacks=()) -> dict:
     """Trains ``model`` by ``recipe`` on ``data`` (a :class:`~tf_lottery.data.PreparedData`).
 
-    Files in ``workdir``: ``history_{name}.csv`` and, while training, ``backup_{name}/``
-    (``BackupAndRestore``: rerunning resumes at the last finished epoch; removed at the end).
+    Files in ``workdir``: ``history_{name}.csv`` (each finished epoch once) and
+    ``resume_{name}/``, the crash-safe training state (:mod:`tf_lottery.resume`): a rerun
+    after a kill resumes at the last finished epoch. The state is left in place; the
+    caller discards it (:func:`tf_lottery.resume.discard`) once the final weights are saved.
 
     Args:
         model: An uncompiled model.
@@ -211,38 +217,34 @@ def fit(model: keras.Model, data, recipe: Recipe, workdir: str, name: str,
         name: "dense" or "ticket": names the files.
         verbose: Keras verbosity (default: progress bar at a terminal, else a line per epoch).
         tensorboard: Also write TensorBoard logs to ``workdir/tensorboard/{name}``.
-        extra_callbacks: More Keras callbacks, run after the built-in ones.
+        extra_callbacks: More Keras callbacks; they run before the epoch's checkpoint, so
+            what they save at the end of an epoch is there whenever the epoch counts as done.
 
     Returns:
-        ``{"history": {...}, "timing": {...}, "steps": int, "epochs": int}``.
+        ``{"history": {...}, "timing": {...}, "steps": int, "epochs": int}``; the timing
+        covers every finished epoch, those of earlier sessions of a resumed run included.
 
     Raises:
         TrainingDiverged: if the loss became NaN or infinite.
         ValueError: if the training split is smaller than one batch.
     """
-    train_size = len(data.splits["train"][1])
-    steps_per_epoch = train_size // recipe.batch_size
-    if steps_per_epoch < 1:
-        raise ValueError(f"the training split ({train_size}) is smaller than one batch ({recipe.batch_size})")
+    steps_per_epoch = check_fits(recipe, len(data.splits["train"][1]))
     epochs, per_epoch = recipe.plan(steps_per_epoch)
     os.makedirs(workdir, exist_ok=True)
     compile_model(model, recipe, steps_per_epoch)
-    timer = Timer(recipe.batch_size, per_epoch)
     history_path = os.path.join(workdir, f"history_{name}.csv")
-    callbacks = [
-        keras.callbacks.BackupAndRestore(os.path.join(workdir, f"backup_{name}"), delete_checkpoint=True),
-        keras.callbacks.CSVLogger(history_path, append=True),
-        keras.callbacks.TerminateOnNaN(),
-        timer,
-    ]
+    checkpoint = EpochCheckpoint(workdir, name, history_path)
+    start = checkpoint.restore(model)
+    callbacks = [keras.callbacks.TerminateOnNaN(), *extra_callbacks]
     if tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(os.path.join(workdir, "tensorboard", name)))
-    callbacks.extend(extra_callbacks)
+    callbacks.append(checkpoint)
     has_val = len(data.splits["val"][1]) > 0
     call_start = time.perf_counter()
     model.fit(
-        data.train_pipeline(recipe.batch_size),
+        data.train_pipeline(recipe.batch_size, start_step=start * per_epoch),  # the batches an unbroken run gets
         epochs=epochs,
+        initial_epoch=start,
         steps_per_epoch=per_epoch,
         validation_data=data.eval_pipeline("val", 256) if has_val else None,
         callbacks=callbacks,
@@ -255,7 +257,7 @@ def fit(model: keras.Model, data, recipe: Recipe, workdir: str, name: str,
     if not losses or not np.all(np.isfinite(losses)):
         raise TrainingDiverged(f"{name}: the training loss became NaN or infinite (history: {losses[-3:]}); "
                                "lower the learning rate or check the data")
-    timing = {**timer.summary(), "fit_call_seconds": fit_call_seconds}
+    timing = {**checkpoint.timing(recipe.batch_size * per_epoch), "fit_call_seconds": fit_call_seconds}
     return {"history": history, "timing": timing, "steps": epochs * per_epoch, "epochs": epochs}
 
 

@@ -24,7 +24,7 @@ from tf_lottery.evals import EVALS
 from tf_lottery.methods import METHODS
 from tf_lottery.models import MODELS
 from tf_lottery.options import boolean, choice, integer, integers, names, real, text
-from tf_lottery.train import Recipe
+from tf_lottery.train import Recipe, parse_length
 
 REWINDS = ("weights", "lr", "reinit")
 SCHEDULES = ("oneshot", "iterative")
@@ -151,8 +151,15 @@ class TrainingConfig(Section):
 
     def __post_init__(self):
         super().__post_init__()
-        self.recipe()  # validates lengths and rates
+        recipe = self.recipe()  # validates lengths and rates
         _distinct("keep_epochs", self.keep_epochs)
+        count, unit = parse_length(self.length)
+        if self.keep_epochs and unit != "ep":
+            raise ValueError(f"keep_epochs needs --length in epochs; got --length={self.length}")
+        late = [k for k in self.keep_epochs if k >= count]
+        if late:
+            raise ValueError(f"keep_epochs must be below the training length ({recipe.length}: 0 to {count - 1}); "
+                             f"got {late[0]}")
 
     def recipe(self) -> Recipe:
         """The training recipe (validates lengths and rates)."""
@@ -236,6 +243,9 @@ class RuntimeConfig(Section):
     export: bool = boolean(True, "Export dense and ticket (SavedModel, .keras, metadata).")
     carbon_country: str = text("USA", "ISO alpha-3 country of the grid for CO2 (codecarbon).")
     tensorboard: bool = boolean(False, "Write TensorBoard logs.")
+    wait_for_lock: bool = boolean(True, "When another process is using a run folder, wait for it (else fail at once).")
+    deterministic: bool = boolean(False, "TensorFlow op determinism and one thread per op: the same command gives "
+                                  "the same weights, bit for bit (slower; see README).")
 
     def __post_init__(self):
         super().__post_init__()

@@ -122,13 +122,29 @@ def as_batch(data, need_labels: bool = True) -> Tuple[tf.Tensor, Optional[tf.Ten
     if images.shape[0] == 0:
         raise ValueError("the scoring batch is empty")
     if labels is not None:
-        labels = np.asarray(labels)
-        if labels.ndim == 2:
-            labels = labels.argmax(axis=1)
+        labels = integer_labels(labels)
         if labels.shape[0] != images.shape[0]:
             raise ValueError(f"{images.shape[0]} images but {labels.shape[0]} labels")
         labels = tf.convert_to_tensor(labels.astype("int64"))
     return images, labels
+
+
+def integer_labels(labels) -> np.ndarray:
+    """Class indices from integer labels or one-hot rows.
+
+    Raises:
+        ValueError: for labels that are not whole numbers >= 0 (never truncated silently).
+    """
+    labels = np.asarray(labels)
+    if labels.ndim == 2:
+        return labels.argmax(axis=1)
+    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.number) or labels.dtype == bool:
+        raise ValueError(f"labels must be class indices (a 1-D array of integers) or one-hot rows; got "
+                         f"shape {labels.shape} of {labels.dtype}")
+    if labels.size and (np.any(labels != np.round(labels)) or labels.min() < 0):
+        raise ValueError(f"labels must be whole numbers >= 0; got values such as {labels[labels != np.round(labels)][:3]}"
+                         if np.any(labels != np.round(labels)) else f"labels must be >= 0; got {labels.min()}")
+    return labels.astype("int64")
 
 
 def class_balanced_batch(images, labels, per_class: int = 10, seed: int = 0):
@@ -146,9 +162,7 @@ def class_balanced_batch(images, labels, per_class: int = 10, seed: int = 0):
     Example:
         >>> x, y = class_balanced_batch(train_x, train_y, per_class=10)
     """
-    labels = np.asarray(labels)
-    if labels.ndim == 2:
-        labels = labels.argmax(axis=1)
+    labels = integer_labels(labels)
     rng = np.random.default_rng(seed)
     picks = []
     for cls in np.unique(labels):

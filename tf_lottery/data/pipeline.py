@@ -70,14 +70,35 @@ class PreparedData:
     def num_classes(self) -> int:
         return int(max(int(y.max()) for _, y in self.splits.values() if len(y)) + 1)
 
-    def train_pipeline(self, batch_size: int, augment: bool = True) -> tf.data.Dataset:
-        """Shuffled, augmented, batched, repeated training batches (seeded)."""
+    def train_pipeline(self, batch_size: int, augment: bool = True, start_step: int = 0) -> tf.data.Dataset:
+        """Shuffled, augmented, batched, endless training batches, from batch ``start_step`` on.
+
+        The example order is a seeded reshuffle of the whole split every pass, and each
+        example's augmentation is seeded by its position in the stream, so the stream is a
+        function of the seed alone: a run resumed after k batches gets exactly the batches
+        an uninterrupted run gets from batch k on.
+
+        Raises:
+            ValueError: if the split is smaller than one batch.
+        """
         images, labels = self.splits["train"]
-        ds = tf.data.Dataset.from_tensor_slices((images, labels))  # already in memory: no cache()
-        ds = ds.shuffle(len(labels), seed=self.options.seed, reshuffle_each_iteration=True).repeat()
-        if augment and (self.options.crop or self.options.flip):
-            ds = ds.map(self._augmenter(), num_parallel_calls=tf.data.AUTOTUNE)
-        return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+        count = len(labels)
+        if count < batch_size:  # an epoch would hold no batch
+            raise ValueError(f"the training split ({count} examples) is smaller than one batch ({batch_size})")
+        images, labels = tf.constant(images), tf.constant(labels)
+        seed = int(self.options.seed)
+        order = tf.data.Dataset.range(count).shuffle(count, seed=seed, reshuffle_each_iteration=True).repeat()
+        stream = tf.data.Dataset.zip(tf.data.Dataset.counter(), order).skip(start_step * batch_size)
+        augmenter = self._augmenter() if augment and (self.options.crop or self.options.flip) else None
+
+        def example(position, index):
+            image, label = tf.gather(images, index), tf.gather(labels, index)
+            if augmenter is not None:
+                image = augmenter(image, tf.stack([tf.constant(seed, tf.int64), position]))
+            return image, label
+
+        stream = stream.map(example, num_parallel_calls=tf.data.AUTOTUNE)
+        return stream.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 
     def eval_pipeline(self, split: str, batch_size: int) -> tf.data.Dataset:
         """Batches of a split in a fixed order, no augmentation."""
@@ -85,15 +106,16 @@ class PreparedData:
         return tf.data.Dataset.from_tensor_slices((images, labels)).batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
     def _augmenter(self):
-        crop, flip, seed = self.options.crop, self.options.flip, self.options.seed
+        """``(image, seed pair) -> image`` with stateless, seeded crop and flip."""
+        crop, flip = self.options.crop, self.options.flip
 
-        def augment(image, label):
+        def augment(image, seed):
             if crop:
                 padded = tf.pad(image, [[4, 4], [4, 4], [0, 0]])
-                image = tf.image.random_crop(padded, tf.shape(image), seed=seed)
+                image = tf.image.stateless_random_crop(padded, tf.shape(image), seed=seed)
             if flip:
-                image = tf.image.random_flip_left_right(image, seed=seed)
-            return image, label
+                image = tf.image.stateless_random_flip_left_right(image, seed=seed + 1)
+            return image
 
         return augment
 

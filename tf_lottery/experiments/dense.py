@@ -72,22 +72,23 @@ def train_dense(config: Config, data, model) -> tuple[ModelRecord, RunFolder]:
     for epoch in own.training.keep_epochs:
         recipe.resumed_at(epoch)  # names a kept epoch past the end
     run = RunFolder(own, "dense")
-    run.start()
-    if not run.exists(theta_file(0)):
-        run.save_weights(model, theta_file(0))
-    keras.utils.set_random_seed(config.seed)  # the same data order for every ticket of the seed
-    save_at = train.SaveWeightsAt(own.training.keep_epochs, lambda m, i: run.save_weights(m, theta_file(i)))
-    training = train_or_load(own, run, model, data, "dense", callbacks=[save_at])
-    saved = run.read_json("dense.json")
-    record = ModelRecord.from_dict(saved) if saved is not None else None
-    if record is None or not has_evals(record, config):
-        record = measure(config, run, "dense", model, data, training)
-        run.write_json("dense.json", record.to_dict())
-    if config.runtime.export and not run.exists("export/dense"):
-        export.save_model(model, run.file("export/dense"), {
-            "config_hash": run.digest, "seed": own.seed, "metrics": {"test_accuracy": record.accuracy}})
-    log(f"dense: {100 * record.accuracy:.2f} % test accuracy ({run.path})" if record.accuracy is not None
-        else f"dense: trained ({run.path})")
+    with run.lock(config.runtime.wait_for_lock):
+        run.start()
+        if not run.exists(theta_file(0)):
+            run.save_weights(model, theta_file(0))
+        keras.utils.set_random_seed(config.seed)  # the same data order for every ticket of the seed
+        save_at = train.SaveWeightsAt(own.training.keep_epochs, lambda m, i: run.save_weights(m, theta_file(i)))
+        training = train_or_load(own, run, model, data, "dense", callbacks=[save_at])
+        saved = run.read_json("dense.json")
+        record = ModelRecord.from_dict(saved) if saved is not None else None
+        if record is None or not has_evals(record, config):
+            record = measure(config, run, "dense", model, data, training)
+            run.write_json("dense.json", record.to_dict())
+        if config.runtime.export and not export.is_complete(run.file("export/dense")):
+            export.save_model(model, run.file("export/dense"), {
+                "config_hash": run.digest, "seed": own.seed, "metrics": {"test_accuracy": record.accuracy}})
+        log(f"dense: {100 * record.accuracy:.2f} % test accuracy ({run.path})" if record.accuracy is not None
+            else f"dense: trained ({run.path})")
     return record, run
 
 
@@ -98,6 +99,6 @@ def dense(config: Config) -> ModelRecord:
     Example:
         $ tf-lottery --experiment=dense --depth=32 --keep_epochs=25,50,75
     """
-    data, model = set_up(config, RunFolder(dense_config(config), "dense"), check_method=False)
+    data, model = set_up(config, check_method=False)
     record, _ = train_dense(config, data, model)
     return record

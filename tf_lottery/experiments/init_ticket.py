@@ -25,7 +25,9 @@ from tf_lottery import surgery
 from tf_lottery.config import Config
 from tf_lottery.experiments.dense import train_dense
 from tf_lottery.experiments.registry import register
-from tf_lottery.experiments.stages import already_done, make_ticket, plot_scores, record_run, set_up, train_or_load
+from tf_lottery.experiments.stages import (
+    already_done, make_ticket, plot_scores, record_run, set_up, started, train_or_load,
+)
 from tf_lottery.records import RunRecord
 from tf_lottery.runs import RunFolder
 
@@ -42,11 +44,14 @@ def init_ticket(config: Config) -> RunRecord:
     done = already_done(config, run)
     if done is not None:
         return done
-    data, dense = set_up(config, run)
-    scoring = make_ticket(config, run, dense, data)
-    ticket = surgery.remove_blocks(dense, scoring.ticket.removed, config.method.min_blocks_per_stage)
-    plot_scores(config, run, dense, scoring)
-    dense_record, dense_run = train_dense(config, data, dense)
-    keras.utils.set_random_seed(config.seed)  # the dense run's data order and augmentation
-    training = train_or_load(config, run, ticket, data, "ticket")
-    return record_run(config, run, data, ticket, training, scoring, dense_record, dense_run)
+    data, dense = set_up(config)  # every check, before the first file is written
+    with started(config, run) as finished:
+        if finished is not None:  # another process finished it while this one waited
+            return finished
+        scoring = make_ticket(config, run, dense, data)
+        ticket = surgery.remove_blocks(dense, scoring.ticket.removed, config.method.min_blocks_per_stage)
+        plot_scores(config, run, dense, scoring)
+        dense_record, dense_run = train_dense(config, data, dense)
+        keras.utils.set_random_seed(config.seed)  # the dense run's data order and augmentation
+        training = train_or_load(config, run, ticket, data, "ticket")
+        return record_run(config, run, data, ticket, training, scoring, dense_record, dense_run)

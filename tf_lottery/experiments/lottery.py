@@ -29,7 +29,7 @@ from tf_lottery.config import Config
 from tf_lottery.experiments.dense import theta_file, train_dense
 from tf_lottery.experiments.registry import register
 from tf_lottery.experiments.stages import (
-    already_done, dense_model, make_ticket, plot_scores, record_run, set_up, train_or_load,
+    already_done, dense_model, make_ticket, plot_scores, record_run, set_up, started, train_or_load,
 )
 from tf_lottery.log import log
 from tf_lottery.records import Rewind, RunRecord
@@ -70,16 +70,19 @@ def lottery(config: Config) -> RunRecord:
     done = already_done(config, run)
     if done is not None:
         return done
-    data, dense = set_up(config, run)
-    dense_record, dense_run = train_dense(config, data, dense)  # keeps θ_i in the dense run folder
-    scoring = make_ticket(config, run, dense, data)
-    plot_scores(config, run, dense, scoring)
+    data, dense = set_up(config)  # every check, before the first file is written
+    with started(config, run) as finished:
+        if finished is not None:  # another process finished it while this one waited
+            return finished
+        dense_record, dense_run = train_dense(config, data, dense)  # keeps θ_i in the dense run folder
+        scoring = make_ticket(config, run, dense, data)
+        plot_scores(config, run, dense, scoring)
 
-    ticket, recipe = rewound_ticket(config, dense_run, dense, scoring.ticket.removed, data)
-    log(f"ticket: rewind={method.rewind}, epoch {method.rewind_epoch}, trains {recipe.length} "
-        f"from learning rate {recipe.learning_rate:g}")
-    keras.utils.set_random_seed(config.seed)
-    training = train_or_load(config, run, ticket, data, "ticket", recipe=recipe)
-    rewind = Rewind(method.rewind, method.rewind_epoch, {
-        "length": recipe.length, "learning_rate": recipe.learning_rate, "lr_drops": list(recipe.lr_drops)})
-    return record_run(config, run, data, ticket, training, scoring, dense_record, dense_run, rewind)
+        ticket, recipe = rewound_ticket(config, dense_run, dense, scoring.ticket.removed, data)
+        log(f"ticket: rewind={method.rewind}, epoch {method.rewind_epoch}, trains {recipe.length} "
+            f"from learning rate {recipe.learning_rate:g}")
+        keras.utils.set_random_seed(config.seed)
+        training = train_or_load(config, run, ticket, data, "ticket", recipe=recipe)
+        rewind = Rewind(method.rewind, method.rewind_epoch, {
+            "length": recipe.length, "learning_rate": recipe.learning_rate, "lr_drops": list(recipe.lr_drops)})
+        return record_run(config, run, data, ticket, training, scoring, dense_record, dense_run, rewind)

@@ -10,14 +10,17 @@ done, so a rerun skips it. This module only orchestrates: comparing lives in
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import time
 from typing import Optional
 
 import keras
 
-from tf_lottery import carbon, criteria, evals, export, methods, models, plots, report, surgery, train
+from tf_lottery import carbon, criteria, evals, export, methods, models, plots, report, resume, surgery, train
 from tf_lottery.config import Config
 from tf_lottery.data import prepare
+from tf_lottery.faults import crash_point
 from tf_lottery.log import log
 from tf_lottery.records import (
     Comparison, Energy, ModelRecord, Rewind, RunRecord, ScoringRecord, Timing, TrainingRecord,
@@ -31,8 +34,9 @@ def dense_model(config: Config, data, seed: Optional[int] = None) -> keras.Model
                         weight_decay=config.training.weight_decay)
 
 
-def set_up(config: Config, run: RunFolder, check_method: bool = True):
-    """Loads the data, builds the dense θ0, checks the method can apply, creates the run folder.
+def set_up(config: Config, check_method: bool = True):
+    """Loads the data, builds the dense θ0 and checks everything that can be checked before a
+    run writes its first file.
 
     Args:
         check_method: Whether to check the ticket method against the model (not for a dense run).
@@ -41,17 +45,48 @@ def set_up(config: Config, run: RunFolder, check_method: bool = True):
         ``(data, dense)``.
 
     Raises:
-        ValueError: when the method cannot apply (e.g. too many blocks), before anything is written.
+        ValueError: for a value the data or the model refuses (too many blocks, a batch larger
+            than the training split, an input shape or class count the data does not have).
     """
     keras.utils.set_random_seed(config.seed)
     log(f"loading {config.data.dataset}")
     data = prepare(config.data_options())
+    check_data(config, data)
     dense = dense_model(config, data)
-    if check_method:  # fail before anything is written
+    if check_method:
         methods.get(config.method.type).check(dense, config.method)
-    run.start()
-    log(f"run folder {run.path}")
     return data, dense
+
+
+def check_data(config: Config, data) -> None:
+    """Checks the config against the prepared data (before anything is written).
+
+    Raises:
+        ValueError: naming the flag, its value and what the data allows.
+    """
+    train.check_fits(config.training.recipe(), len(data.splits["train"][1]))
+    shape = config.model.input_shape
+    if shape is not None and tuple(shape) != tuple(data.input_shape):
+        raise ValueError(f"--input_shape={','.join(map(str, shape))} but {config.data.dataset} images are "
+                         f"{','.join(map(str, data.input_shape))}; leave it out to use the dataset's")
+    classes = config.model.num_classes
+    if classes is not None and classes < data.num_classes:
+        raise ValueError(f"--num_classes={classes} but {config.data.dataset} has labels up to "
+                         f"{data.num_classes - 1}; it needs at least {data.num_classes}")
+
+
+@contextlib.contextmanager
+def started(config: Config, run: RunFolder):
+    """Holds ``run``'s lock and creates the folder: the part of a run that writes.
+
+    Yields the run's record when another process finished it while this one waited, else None.
+    """
+    with run.lock(config.runtime.wait_for_lock):
+        finished = already_done(config, run, quiet=True)
+        if finished is None:
+            run.start()
+            log(f"run folder {run.path}")
+        yield finished
 
 
 def make_ticket(config: Config, run: RunFolder, dense, data) -> ScoringRecord:
@@ -71,6 +106,7 @@ def make_ticket(config: Config, run: RunFolder, dense, data) -> ScoringRecord:
         start = time.perf_counter()
         result = methods.get(method.type)(dense, (x, y), method, config.seed)
         seconds = time.perf_counter() - start
+    crash_point("scoring")
     scoring = ScoringRecord(result.record(), seconds, int(len(y)), Energy.from_dict(energy))
     run.write_json("scores.json", scoring.to_dict())
     return scoring
@@ -95,14 +131,23 @@ def train_or_load(config: Config, run: RunFolder, model, data, name: str, recipe
         log(f"{name}: already trained, loading {run.file(f'{name}_final.weights.h5')}")
         model.load_weights(run.file(f"{name}_final.weights.h5"))
         train.compile_model(model, recipe, 1)
+        resume.discard(run.path, name)  # left by a kill after the record was written
         return TrainingRecord.from_dict(record)
     log(f"{name}: training {model.name} ({model.count_params():,} params) for {recipe.length}")
     with carbon.track(name, run.path, config.runtime.carbon_country) as energy:
         fitted = train.fit(model, data, recipe, run.path, name, tensorboard=config.runtime.tensorboard,
                            extra_callbacks=callbacks)
-    record = TrainingRecord(Timing(**fitted["timing"]), fitted["steps"], fitted["epochs"], Energy.from_dict(energy))
+    crash_point("trained")
+    timing = Timing(**fitted["timing"])
+    energy = Energy.from_dict(energy)
+    if timing.sessions > 1:  # the killed sessions' energy was never reported: the sum cannot be complete
+        energy = dataclasses.replace(energy, status="unavailable", reason=(
+            f"training was interrupted and resumed ({timing.sessions} sessions); codecarbon reports a "
+            "session only when it ends, so the interrupted sessions' energy is missing"))
+    record = TrainingRecord(timing, fitted["steps"], fitted["epochs"], energy)
     run.save_weights(model, f"{name}_final.weights.h5")
     run.write_json(f"train_{name}.json", record.to_dict())
+    resume.discard(run.path, name)  # only now: a kill before this point resumes from the state
     return record
 
 
@@ -118,14 +163,15 @@ def has_evals(record: ModelRecord, config: Config) -> bool:
     return set(config.evaluation.evals) <= set(record.evals)
 
 
-def already_done(config: Config, run: RunFolder) -> Optional[RunRecord]:
+def already_done(config: Config, run: RunFolder, quiet: bool = False) -> Optional[RunRecord]:
     """The record of a finished run that holds every requested evaluation (printing its table), or None."""
     done = run.read_json("result.json")
     if done is None:
         return None
     record = RunRecord.from_dict(done)
     if not (has_evals(record.dense, config) and has_evals(record.ticket, config)):
-        log(f"{run.path} ran before; measuring the evaluations it lacks")
+        if not quiet:
+            log(f"{run.path} ran before; measuring the evaluations it lacks")
         return None
     log(f"this config already ran: {run.path} (delete the folder to run it again)")
     print(report.run_table(record))
@@ -162,7 +208,7 @@ def record_run(config: Config, run: RunFolder, data, ticket, training: TrainingR
                            "ticket": train.read_history(run.file("history_ticket.csv"))}, run.file("curves.png"))
     exports = None
     if config.runtime.export:
-        if not run.exists("export/ticket"):
+        if not export.is_complete(run.file("export/ticket")):
             meta = {"config_hash": run.digest, "criterion": config.method.criterion, "seed": config.seed,
                     "ticket": scoring.ticket.to_dict(), "metrics": {"test_accuracy": measured.accuracy},
                     **({"rewind": rewind.to_dict()} if rewind else {})}

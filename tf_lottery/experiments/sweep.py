@@ -24,7 +24,7 @@ from tf_lottery import methods, report
 from tf_lottery.config import Config, SweepConfig
 from tf_lottery.data import prepare
 from tf_lottery.experiments.registry import EXPERIMENTS, register
-from tf_lottery.experiments.stages import dense_model
+from tf_lottery.experiments.stages import check_data, dense_model
 from tf_lottery.log import log
 from tf_lottery.records import SweepRow
 from tf_lottery.runs import RunFolder
@@ -77,6 +77,7 @@ def check(config: Config, runs: list[Config]) -> None:
     for run in runs:
         run.training.recipe().resumed_at(run.method.rewind_epoch if EXPERIMENTS.get(run.experiment).rewinds else 0)
     data = prepare(config.data_options())
+    check_data(config, data)
     model = dense_model(config, data)
     for method in {run.method for run in runs}:
         methods.get(method.type).check(model, method)
@@ -92,16 +93,17 @@ def sweep(config: Config) -> SweepResult:
     runs = points(config)
     check(config, runs)
     folder = RunFolder(config, "sweep")
-    folder.start()
-    log(f"sweep: {len(runs)} runs, folder {folder.path}")
-    rows = []
-    for number, point in enumerate(runs, 1):
-        experiment = EXPERIMENTS.get(point.experiment)
-        method = point.method
-        log(f"sweep run {number}/{len(runs)}: seed {point.seed}, p={method.num_blocks}, {method.criterion}"
-            + (f", rewind={method.rewind} to epoch {method.rewind_epoch}" if experiment.rewinds else ""))
-        rows.append(SweepRow.of(point, experiment(point), experiment.rewinds))
-    folder.write_json("results.json", {"config": config.to_dict(), "rows": [r.to_dict() for r in rows]})
-    text = report.write(config, rows, folder.path)
+    with folder.lock(config.runtime.wait_for_lock):
+        folder.start()
+        log(f"sweep: {len(runs)} runs, folder {folder.path}")
+        rows = []
+        for number, point in enumerate(runs, 1):
+            experiment = EXPERIMENTS.get(point.experiment)
+            method = point.method
+            log(f"sweep run {number}/{len(runs)}: seed {point.seed}, p={method.num_blocks}, {method.criterion}"
+                + (f", rewind={method.rewind} to epoch {method.rewind_epoch}" if experiment.rewinds else ""))
+            rows.append(SweepRow.of(point, experiment(point), experiment.rewinds))
+        folder.write_json("results.json", {"config": config.to_dict(), "rows": [r.to_dict() for r in rows]})
+        text = report.write(config, rows, folder.path)
     print(text)
     return SweepResult(folder.path, rows, text)
