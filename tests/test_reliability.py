@@ -97,14 +97,19 @@ def test_a_run_killed_at_any_point_finishes_as_if_never_killed(crash_at, unbroke
     rerun = _run(tmp_path)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     record = _assert_same_as_unbroken(tmp_path, unbroken)
-    resumed = crash_at.startswith(("batch", "checkpoint", "trained"))
-    side = "dense" if crash_at in ("batch:10", "checkpoint:2", "trained:1") else "ticket"
-    if resumed:  # the resumed training says so, and its energy cannot be complete
-        timing = record[side]["train"]["timing"]
-        assert timing["sessions"] == 2 or crash_at.startswith("trained")
-        if timing["sessions"] == 2:
+    if crash_at in SESSIONS:  # the resumed training says so, and its energy cannot be complete
+        side, sessions = SESSIONS[crash_at]
+        assert record[side]["train"]["timing"]["sessions"] == sessions
+        if sessions > 1:
             assert record[side]["energy"]["status"] == "unavailable"
             assert "interrupted and resumed" in record[side]["energy"]["reason"]
+
+
+# Which training a kill interrupts, and in how many sessions its epochs were trained: a kill
+# while the first checkpoint is written leaves nothing to resume (1 session), one after the
+# last epoch leaves nothing to train (the epochs all belong to the first session).
+SESSIONS = {"batch:10": ("dense", 2), "checkpoint:2": ("dense", 2), "batch:24": ("ticket", 2),
+            "checkpoint:3": ("ticket", 1), "trained:1": ("dense", 1), "trained:2": ("ticket", 1)}
 
 
 def test_two_processes_on_one_dense_run(tmp_path):
@@ -132,3 +137,26 @@ def test_a_second_process_can_refuse_to_wait(tmp_path):
     assert second.returncode == 2 and "Traceback" not in second.stderr
     assert "is in use by process" in second.stderr and "--nowait_for_lock" in second.stderr
     assert first.returncode == 0
+
+
+def _mount_tmpfs(path, size):
+    path.mkdir(exist_ok=True)
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True)
+    return done.returncode == 0
+
+
+def test_a_full_disk_is_one_clear_line_and_the_rerun_finishes(tmp_path):
+    disk = tmp_path / "disk"
+    if os.geteuid() != 0 or not _mount_tmpfs(disk, "3M"):
+        pytest.skip("needs root and tmpfs mounts to make a small disk")
+    try:
+        full = _run(disk / "runs")
+        assert full.returncode == 2, full.stderr[-2000:]
+        lines = [line for line in full.stderr.splitlines() if line.startswith("tf-lottery: error:")]
+        assert len(lines) == 1 and "no space left on the device" in lines[0] and "Traceback" not in full.stderr
+        subprocess.run(["mount", "-o", "remount,size=300M", str(disk)], check=True)
+        rerun = _run(disk / "runs")
+        assert rerun.returncode == 0, rerun.stderr[-3000:]
+        assert _leftovers(disk / "runs") == []
+    finally:
+        subprocess.run(["umount", str(disk)], capture_output=True)

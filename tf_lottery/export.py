@@ -22,7 +22,7 @@ from typing import Optional
 import keras
 
 from tf_lottery.faults import crash_point
-from tf_lottery.io import atomic_path, write_json_atomic
+from tf_lottery.io import atomic_path, ensure_free_space, state_bytes, write_json_atomic
 from tf_lottery.models.lineage import lineage
 
 
@@ -56,6 +56,7 @@ def save_model(model: keras.Model, path: str, metadata: Optional[dict] = None, o
         ours = os.path.isdir(path) and set(os.listdir(path)) <= {"saved_model", "model.keras", "metadata.json"}
         if is_complete(path) or not ours:  # a finished export, or something that is not an export
             raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
+    ensure_free_space(os.path.dirname(path), 4 * state_bytes(model) + 8 * 2**20)  # SavedModel + .keras + graph
     with atomic_path(path, folder=True) as staging:
         model.export(os.path.join(staging, "saved_model"), format="tf_saved_model", verbose=False)
         model.save(os.path.join(staging, "model.keras"))

@@ -8,11 +8,15 @@ renamed over the target only once the writer has finished.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
 import uuid
 from typing import Iterator
+
+# Room kept free beyond what a write needs: file system metadata, logs, codecarbon's CSV.
+_MARGIN_BYTES = 4 * 2**20
 
 
 @contextlib.contextmanager
@@ -48,6 +52,32 @@ def atomic_path(path: str, folder: bool = False) -> Iterator[str]:
         elif os.path.exists(temporary):
             os.unlink(temporary)
         raise
+
+
+def ensure_free_space(folder: str, needed_bytes: int) -> None:
+    """Fails cleanly before a large write that the disk cannot take.
+
+    HDF5 (under Keras' ``.weights.h5``) crashes the whole process on a full disk instead of
+    raising, so weights and exports check the free space first.
+
+    Raises:
+        OSError: ``ENOSPC``, naming the folder, the bytes needed and the bytes free.
+    """
+    existing = os.path.abspath(folder)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    free = shutil.disk_usage(existing).free
+    if free < needed_bytes + _MARGIN_BYTES:
+        raise OSError(errno.ENOSPC, f"no space left on the device for {folder}: about "
+                      f"{(needed_bytes + _MARGIN_BYTES) / 2**20:.1f} MiB needed, {free / 2**20:.1f} MiB free", folder)
+
+
+def state_bytes(model) -> int:
+    """Bytes of a model's weights and, when compiled, its optimizer's state (what ``save_weights`` writes)."""
+    variables = list(model.variables)
+    if getattr(model, "optimizer", None) is not None:
+        variables += list(model.optimizer.variables)
+    return sum(int(v.numpy().nbytes) for v in variables) + 64 * 2**10
 
 
 def write_text_atomic(path: str, text: str) -> None:

@@ -29,7 +29,7 @@ from typing import List, Optional
 import keras
 
 from tf_lottery.faults import crash_point
-from tf_lottery.io import atomic_path, write_json_atomic, write_text_atomic
+from tf_lottery.io import atomic_path, ensure_free_space, state_bytes, write_json_atomic, write_text_atomic
 from tf_lottery.log import log
 
 _KEPT_CHECKPOINTS = 2
@@ -150,6 +150,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
 
     def _save(self, done: int) -> None:
         os.makedirs(self.folder, exist_ok=True)
+        ensure_free_space(self.folder, state_bytes(self.model))
         with atomic_path(os.path.join(self.folder, f"epoch-{done}.weights.h5")) as temporary:
             self.model.save_weights(temporary)
             crash_point("checkpoint")

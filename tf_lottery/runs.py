@@ -25,7 +25,7 @@ from typing import Iterator, Optional
 import filelock
 
 from tf_lottery.config import Config
-from tf_lottery.io import atomic_path, write_json_atomic, write_text_atomic
+from tf_lottery.io import atomic_path, ensure_free_space, state_bytes, write_json_atomic, write_text_atomic
 from tf_lottery.log import log
 
 
@@ -120,6 +120,7 @@ class RunFolder:
 
     def save_weights(self, model, name: str) -> None:
         """Saves weights atomically (``name`` ends in ``.weights.h5``, as Keras requires)."""
+        ensure_free_space(self.path, state_bytes(model))
         with atomic_path(self.file(name)) as temporary:
             model.save_weights(temporary)
 

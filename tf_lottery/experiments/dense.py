@@ -10,7 +10,8 @@ The folder holds θ0 (``theta_0.weights.h5``), the weights after each kept epoch
 (``keep_epochs`` plus the rewind epoch of an experiment that rewinds), the trained
 weights, the history, the measured record (``dense.json``: accuracy, costs, latency,
 time, energy; each evaluation also cached under ``evals/dense/``) and the export.
-Two processes must not train the same dense run at once (nothing locks the folder).
+The folder is locked while a process works in it: a second run of the same seed waits
+for the dense network and then loads it.
 """
 
 from __future__ import annotations

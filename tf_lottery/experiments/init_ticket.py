@@ -14,7 +14,8 @@
    dense run folder).
 
 Every stage leaves a file; a rerun of the same config skips what is done, and
-``BackupAndRestore`` resumes a training that was killed midway.
+the crash-safe epoch checkpoints of :mod:`tf_lottery.resume` resume a training that was
+killed midway. The run folder is locked while the run works in it.
 """
 
 from __future__ import annotations

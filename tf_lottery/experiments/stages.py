@@ -141,7 +141,8 @@ def train_or_load(config: Config, run: RunFolder, model, data, name: str, recipe
     timing = Timing(**fitted["timing"])
     energy = Energy.from_dict(energy)
     if timing.sessions > 1:  # the killed sessions' energy was never reported: the sum cannot be complete
-        energy = dataclasses.replace(energy, status="unavailable", reason=(
+        energy = dataclasses.replace(energy, status="unavailable", duration_s=None, energy_kwh=None, co2_kg=None,
+                                     cpu_power_w=None, ram_power_w=None, reason=(
             f"training was interrupted and resumed ({timing.sessions} sessions); codecarbon reports a "
             "session only when it ends, so the interrupted sessions' energy is missing"))
     record = TrainingRecord(timing, fitted["steps"], fitted["epochs"], energy)

@@ -1,0 +1,131 @@
+"""A catalogue of bad inputs: each is refused with one line naming what is wrong, before anything is written.
+
+Command-line cases run the real ``tf-lottery`` entry in-process (flags parsed, ``main`` called);
+``tests/test_cli.py`` checks the exit code and the absence of a traceback in real processes.
+API cases call the library and expect ``TypeError`` or ``ValueError``.
+"""
+
+import math
+
+import numpy as np
+import pytest
+from absl import app, flags
+
+import tf_lottery as tl
+from tf_lottery import cli
+
+SYNTHETIC = ["--dataset=synthetic", "--train_size=0", "--val_size=64", "--length=1ep", "--lr_drops="]
+
+
+CASES = [
+    # flags and the config
+    (["--depth=33"], "depth must be 6n+2 with n >= 1"),
+    (["--depth=abc"], "depth"),
+    (["--experiment=nope"], "unknown experiment 'nope'; valid names: dense, describe, init_ticket, lottery, sweep"),
+    (["--criterion=grsp"], "unknown criterion 'grsp'; valid names:"),
+    (["--dataset=mnits"], "unknown dataset 'mnits'"),
+    (["--model=resnet50"], "unknown model 'resnet50'; valid names: cifar_resnet"),
+    (["--method=filters"], "unknown method 'filters'; valid names: blocks"),
+    (["--length=10epochs"], "e.g. 160ep or 500it; got '10epochs'"),
+    (["--length=0ep"], "a length is a positive count"),
+    (["--lr_drops=100"], "a length is a positive count with 'ep' (epochs) or 'it' (steps)"),
+    (["--learning_rate=nan"], "learning_rate must be a finite number; got nan"),
+    (["--learning_rate=inf"], "learning_rate must be a finite number; got inf"),
+    (["--learning_rate=-0.1"], "learning_rate must be a finite number > 0; got -0.1"),
+    (["--momentum=1.5"], "momentum must be in [0, 1); got 1.5"),
+    (["--lr_drop_factor=0"], "lr_drop_factor must be a finite number > 0; got 0.0"),
+    (["--weight_decay=-1"], "weight_decay must be >= 0"),
+    (["--batch_size=0"], "batch_size"),
+    (["--carbon_country=France"], "carbon_country must be an ISO 3166 alpha-3 code"),
+    (["--shortcut=option_c"], "shortcut"),
+    (["--blocks_per_stage=3,x,3"], "--blocks_per_stage takes comma-separated integers; got 3,x,3"),
+    (["--blocks_per_stage=3,0,3"], "blocks_per_stage must be >= 1"),
+    (["--width_multiplier=0"], "width_multiplier must be > 0; got 0.0"),
+    (["--num_classes=0"], "num_classes"),
+    (["--criterion=hrank", "--aggregation=mean"], "criterion 'hrank' takes no option 'aggregation'"),
+    (["--aggregation=max"], "aggregation"),
+    (["--prune_first=middle"], "prune_first"),
+    (["--schedule=twice"], "schedule"),
+    (["--rewind=rewinding"], "rewind"),
+    (["--keep_epochs=5"], "keep_epochs must be below the training length (3ep: 0 to 2); got 5"),
+    (["--keep_epochs=1,1"], "keep_epochs takes distinct integers >= 0; got [1, 1]"),
+    (["--num_blocks=2", "--fraction=0.5"], "give --num_blocks or --fraction, not both"),
+    (["--sweep_seeds=0,x"], "--sweep_seeds takes comma-separated integers; got 0,x"),
+    (["--sweep_num_blocks=1,1"], "sweep_num_blocks takes distinct integers >= 0"),
+    (["--sweep_rewinds=weights,rewound"], "sweep_rewinds must be among weights, lr, reinit"),
+    (["--sweep_experiment=sweep"], "sweep_experiment must be one of init_ticket, lottery"),
+    (["--sweep_criteria=snip,hrank", "--aggregation=sum"], "criterion 'hrank' takes no option 'aggregation'"),
+    (["--evals=clean,robustness"], "unknown evaluation 'robustness'; valid names: clean, cost, latency"),
+    (["--latency_batch_sizes=0"], "latency_batch_sizes must be >= 1"),
+    (["stray"], "unexpected arguments ['stray']"),
+    # values the data or the model refuses: found after loading, still before writing
+    (SYNTHETIC + ["--num_blocks=4"], "cannot remove 4 blocks: at most 3 can be removed from resnet20"),
+    (SYNTHETIC + ["--fraction=1.5"], "fraction must be in [0, 1]; got 1.5"),
+    (SYNTHETIC + ["--batch_size=1000"], "smaller than one batch (--batch_size=1000)"),
+    (SYNTHETIC + ["--train_size=100000"], "train_size must be between 1 and 448; got 100000"),
+    (SYNTHETIC + ["--val_size=600"], "val_size must be between 0 and 511; got 600"),
+    (SYNTHETIC + ["--test_size=100000"], "test_size must be between 1 and 128; got 100000"),
+    (SYNTHETIC + ["--input_shape=28,28,1"], "--input_shape=28,28,1 but synthetic images are 16,16,3"),
+    (SYNTHETIC + ["--num_classes=2"], "--num_classes=2 but synthetic has labels up to 3; it needs at least 4"),
+    (SYNTHETIC + ["--experiment=lottery", "--rewind_epoch=1"], "rewind epoch must be in [0, 0] for a 1ep recipe"),
+    (SYNTHETIC + ["--experiment=sweep", "--sweep_rewind_epochs=0,1"],
+     "sweep_rewinds and sweep_rewind_epochs need --sweep_experiment=lottery"),
+    (["--dataset=cifar10", "--data_dir={tmp}/nothing"], "'cifar10' is not available in"),
+    (["--dataset=fashion_mnist", "--data_dir={tmp}/nothing"], "apt-get install dataset-fashion-mnist"),
+    (["--runs_dir={tmp}/a_file"], "--runs_dir={tmp}/a_file is a file; it must be a folder"),
+    # the API
+    ("api", lambda: tl.find_ticket(tl.models.cifar_resnet(20), "random", num_blocks=1.5), TypeError,
+     "num_blocks must be an integer; got 1.5"),
+    ("api", lambda: tl.find_ticket(tl.models.cifar_resnet(20), "random", fraction="half"), TypeError,
+     "fraction must be a number in [0, 1]; got 'half'"),
+    ("api", lambda: tl.surgery.remove_blocks(tl.models.cifar_resnet(20), "stage1_block2"), TypeError,
+     "names must be a list of block names"),
+    ("api", lambda: tl.criteria.class_balanced_batch(np.zeros((3, 2)), np.array([0.5, 1.0, 2.0])), ValueError,
+     "labels must be whole numbers >= 0"),
+    ("api", lambda: tl.criteria.class_balanced_batch(np.zeros((3, 2)), np.array([0, -1, 2])), ValueError,
+     "labels must be >= 0; got -1"),
+    ("api", lambda: tl.Config.create(deepth=20), ValueError, "unknown config keys ['deepth']"),
+    ("api", lambda: tl.train.Recipe(learning_rate=math.nan), ValueError, "learning_rate must be a finite number > 0"),
+    ("api", lambda: tl.train.Recipe(batch_size=32.5), ValueError, "batch_size must be an integer >= 1; got 32.5"),
+    ("api", lambda: tl.models.cifar_resnet(depth=33), ValueError, "depth must be 6n+2"),
+    ("api", lambda: tl.criteria.get("snip")(tl.models.cifar_resnet(8)), ValueError, "needs data"),
+    ("api", lambda: tl.Config.create(num_blocks=2.5), ValueError, "num_blocks must be an integer; got 2.5"),
+]
+
+
+def _cli(args, runs_dir, capsys):
+    """(exit code, what the user sees on stderr) of one command line, run in-process."""
+    cli.FLAGS.unparse_flags()
+    try:
+        argv = cli.FLAGS(["tf-lottery", f"--runs_dir={runs_dir}", *args])  # later flags win
+        code = cli.main(argv)
+        return code, capsys.readouterr().err
+    except (app.UsageError, flags.Error) as error:  # absl prints it as one line and exits 1
+        return 1, str(error)
+    finally:
+        cli.FLAGS.unparse_flags()
+
+
+def _id(case):
+    return " ".join(case[0]).replace("--", "")[:60] if isinstance(case[0], list) else None
+
+
+@pytest.mark.parametrize("case", CASES, ids=[_id(c) or f"api{i}" for i, c in enumerate(CASES)])
+def test_bad_input_is_refused_with_one_clear_line_before_anything_is_written(case, tmp_path, capsys):
+    if case[0] == "api":
+        _, call, kind, message = case
+        with pytest.raises(kind) as raised:
+            call()
+        assert message in str(raised.value)
+        return
+    args, message = case
+    (tmp_path / "a_file").write_text("not a folder")
+    code, seen = _cli([a.format(tmp=tmp_path) for a in args], tmp_path / "runs", capsys)
+    assert code != 0
+    assert message.format(tmp=tmp_path) in seen, seen
+    assert len(seen.strip().splitlines()) == 1 and "Traceback" not in seen
+    assert not (tmp_path / "runs").exists()  # nothing written
+
+
+def test_the_catalogue_is_large_enough():
+    assert len(CASES) >= 40
