@@ -30,35 +30,26 @@ def test_describe_from_a_flagfile(tmp_path):
     assert "resnet20: 7 classes, input (28, 28, 1)" in result.stdout
 
 
+# The whole catalogue is tests/test_bad_input.py (in-process); these run as real processes to
+# check the exit code and that no traceback reaches the user, one case per kind of refusal.
 @pytest.mark.parametrize(
     "args, message",
     [
         (["--depth=33"], "depth must be 6n+2 with n >= 1"),
         (["--experiment=nope"], "unknown experiment 'nope'; valid names: dense, describe, init_ticket, lottery, sweep"),
-        (["--criterion=grsp"], "unknown criterion 'grsp'; valid names:"),
-        (["--dataset=mnits"], "unknown dataset 'mnits'"),
-        (["--length=10epochs"], "e.g. 160ep or 500it"),
-        (["--carbon_country=France"], "carbon_country must be an ISO 3166 alpha-3 code"),
         (["--shortcut=option_c"], "shortcut"),
         (["--no_such_flag=1"], "no_such_flag"),
         (["--blocks_per_stage=3,x,3"], "--blocks_per_stage takes comma-separated integers"),
         (["stray"], "unexpected arguments"),
-        (["--experiment=sweep", "--sweep_criteria=snip,grasq"], "unknown criterion 'grasq'"),
-        (["--experiment=sweep", "--sweep_seeds=0,x"], "--sweep_seeds takes comma-separated integers; got 0,x"),
-        (["--experiment=sweep", "--sweep_num_blocks=1,1"], "sweep_num_blocks takes distinct integers >= 0"),
-        (["--experiment=sweep", "--sweep_rewinds=weights,rewound"], "sweep_rewinds must be among"),
-        (["--criterion=hrank", "--aggregation=mean"], "criterion 'hrank' takes no option 'aggregation'"),
         (["--experiment=lottery", "--criterion=hrank", "--aggregation=mean"],
          "criterion 'hrank' takes no option 'aggregation'; its options: batch_size"),
-        (["--experiment=sweep", "--sweep_criteria=snip,hrank", "--aggregation=sum"],
-         "criterion 'hrank' takes no option 'aggregation'"),
-        (["--evals=clean,robustness"], "unknown evaluation 'robustness'; valid names: clean, cost, latency"),
+        (["--learning_rate=nan"], "learning_rate must be a finite number; got nan"),
     ],
 )
 def test_bad_input_exits_nonzero_with_a_clear_message(args, message, tmp_path):
     result = _run(*args, f"--runs_dir={tmp_path}")
     assert result.returncode != 0
-    assert message in result.stderr + result.stdout
+    assert message in result.stderr + result.stdout and "Traceback" not in result.stderr
     assert not os.listdir(tmp_path)  # nothing written
 
 
@@ -71,8 +62,6 @@ def test_bad_input_exits_nonzero_with_a_clear_message(args, message, tmp_path):
          "cannot remove 4 blocks: at most 3 can be removed"),
         (["--experiment=sweep", "--dataset=synthetic", "--sweep_rewind_epochs=0,1"],
          "sweep_rewinds and sweep_rewind_epochs need --sweep_experiment=lottery"),
-        (["--experiment=sweep", "--sweep_experiment=lottery", "--dataset=synthetic", "--sweep_rewind_epochs=0,3"],
-         "rewind epoch must be in [0, 2] for a 3ep recipe; got 3"),
         (["--dataset=cifar10", "--data_dir={tmp}/nothing"], "'cifar10' is not available in"),
         (["--dataset=fashion_mnist", "--data_dir={tmp}/nothing"], "apt-get install dataset-fashion-mnist"),
     ],
@@ -81,7 +70,7 @@ def test_impossible_runs_fail_before_writing(args, message, tmp_path):
     runs = tmp_path / "runs"
     result = _run(*[a.format(tmp=tmp_path) for a in args], f"--runs_dir={runs}")
     assert result.returncode == 2
-    assert "tf-lottery: error: " in result.stderr and message in result.stderr
+    assert "tf-lottery: error: " in result.stderr and message in result.stderr and "Traceback" not in result.stderr
     assert not runs.exists()
 
 

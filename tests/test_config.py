@@ -40,17 +40,17 @@ def _parse(*args):
 
 def test_every_flag_of_0_1_is_generated_with_its_default():
     assert FLAGS_OF_0_1 <= set(cli.OPTIONS)
-    assert set(cli.OPTIONS) - FLAGS_OF_0_1 == {"method", "evals"}
+    assert set(cli.OPTIONS) - FLAGS_OF_0_1 == {"method", "evals", "wait_for_lock", "deterministic"}
     assert set(Config().flat()) == set(cli.OPTIONS)
     assert _parse() == Config()  # the flags' defaults are the config's: the quick demo
 
 
 def test_flags_land_in_their_sections():
-    config = _parse("--depth=56", "--criterion=snip", "--fraction=0.5", "--train_size=0", "--keep_epochs=2,4",
+    config = _parse("--depth=56", "--criterion=snip", "--fraction=0.5", "--train_size=0", "--keep_epochs=1,2",
                     "--sweep_seeds=0,1", "--latency_batch_sizes=1,32", "--noexport")
     assert config.model.settings.depth == 56 and config.method.criterion == "snip"
     assert (config.method.fraction, config.method.num_blocks) == (0.5, None)  # a fraction overrides the count
-    assert config.data.train_size is None and config.training.keep_epochs == (2, 4)
+    assert config.data.train_size is None and config.training.keep_epochs == (1, 2)
     assert config.sweep.sweep_seeds == (0, 1) and config.evaluation.latency_batch_sizes == (1, 32)
     assert config.runtime.export is False
 

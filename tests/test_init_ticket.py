@@ -166,3 +166,15 @@ def test_adding_an_evaluation_measures_only_it_and_trains_nothing(finished, monk
     assert more.ticket.evals["clean"] == result.ticket.evals["clean"] and more.comparison == result.comparison
     saved = ModelRecord.from_dict(json.load(open(os.path.join(result.dense_run_folder, "dense.json"))))
     assert "logit_mean" in saved.evals
+
+
+def test_where_the_runs_are_is_not_what_the_run_is(finished, monkeypatch):
+    """A trailing slash, a relative path or a moved runs folder finds the run (it is not 'a different config')."""
+    config, result = finished
+    monkeypatch.setattr(train, "fit", lambda *a, **k: pytest.fail("trained again"))
+    moved = os.path.join(os.path.dirname(config.runtime.runs_dir), "moved")
+    shutil.copytree(config.runtime.runs_dir, moved)
+    monkeypatch.chdir(os.path.dirname(moved))
+    for runs_dir in (config.runtime.runs_dir + "/", "moved"):
+        again = experiments.get("init_ticket")(config.replace(runs_dir=runs_dir, tensorboard=True))
+        assert again.comparison == result.comparison

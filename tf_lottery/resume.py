@@ -91,7 +91,10 @@ class EpochCheckpoint(keras.callbacks.Callback):
             return None
         try:
             with open(path) as handle:
-                return json.load(handle)
+                progress = json.load(handle)
+            if not isinstance(progress, dict):
+                raise ValueError("not a JSON object")
+            return progress
         except (OSError, ValueError) as error:
             log(f"{self.name}: resume state {path} is unreadable ({error}); training from the start")
             return None
@@ -104,12 +107,14 @@ class EpochCheckpoint(keras.callbacks.Callback):
         progress = self._progress()
         if progress is None:
             return 0
-        epochs = progress["epochs"]
-        for done in sorted(progress["checkpoints"], reverse=True):
+        if model.optimizer is not None and not model.optimizer.built:
+            model.optimizer.build(model.trainable_variables)
+        variables = list(model.weights) + (list(model.optimizer.variables) if model.optimizer is not None else [])
+        start = [v.numpy() for v in variables]  # a checkpoint that fails halfway must not leave its half behind
+        epochs = progress.get("epochs", [])
+        for done in sorted(progress.get("checkpoints", []), reverse=True):
             path = os.path.join(self.folder, f"epoch-{done}.weights.h5")
             try:
-                if model.optimizer is not None and not model.optimizer.built:
-                    model.optimizer.build(model.trainable_variables)
                 model.load_weights(path)
             except (OSError, ValueError) as error:
                 log(f"{self.name}: checkpoint {path} does not load ({str(error).splitlines()[0][:120]}); "
@@ -120,6 +125,8 @@ class EpochCheckpoint(keras.callbacks.Callback):
             self._session = max(e["session"] for e in self.epochs) + 1 if self.epochs else 0
             log(f"{self.name}: resuming after epoch {done} from {self.folder}")
             return done
+        for variable, value in zip(variables, start):
+            variable.assign(value)
         log(f"{self.name}: no checkpoint in {self.folder} loads; training from the start")
         self._session = max((e["session"] for e in epochs), default=-1) + 1
         return 0

@@ -68,6 +68,8 @@ class Config:
         options.check_options(self)
         for name in self.sweep.sweep_criteria:  # each point's criterion takes the method's options
             dataclasses.replace(self.method, criterion=name)
+        for epoch in self.sweep.sweep_rewind_epochs:  # each point's rewind epoch is inside the training
+            self.training.recipe().resumed_at(epoch)
 
     # --- flat names ----------------------------------------------------------------------
 
