@@ -58,3 +58,14 @@ def test_an_export_is_not_overwritten_unless_asked(tmp_path, ticket_result):
     export.save_ticket(ticket_result, path, {"again": True}, overwrite=True)
     assert json.loads(open(os.path.join(path, "metadata.json")).read())["again"] is True
     assert sorted(os.listdir(tmp_path)) == ["ticket"]  # no staging or .old folders left
+
+
+def test_what_a_killed_export_left_is_removed_and_a_partial_one_replaced(tmp_path, ticket_result):
+    (tmp_path / ".tmp-1234abcd-ticket" / "saved_model").mkdir(parents=True)  # a staging folder, killed
+    (tmp_path / "ticket").mkdir()  # an empty folder: not a finished export
+    export.save_ticket(ticket_result, str(tmp_path / "ticket"))
+    assert sorted(os.listdir(tmp_path)) == ["ticket"] and export.is_complete(str(tmp_path / "ticket"))
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("not an export")
+    with pytest.raises(FileExistsError, match="overwrite"):
+        export.save_ticket(ticket_result, str(tmp_path / "mine"))  # never replaces what is not an export

@@ -36,6 +36,10 @@ def atomic_path(path: str, folder: bool = False) -> Iterator[str]:
     """
     parent, name = os.path.split(os.path.abspath(path))
     os.makedirs(parent, exist_ok=True)
+    if folder:  # what a killed writer of this folder left: a staging or a replaced copy
+        for stale in os.listdir(parent):
+            if stale.startswith((".tmp-", ".old-")) and stale.endswith(f"-{name}"):
+                shutil.rmtree(os.path.join(parent, stale), ignore_errors=True)
     temporary = os.path.join(parent, f".tmp-{uuid.uuid4().hex[:8]}-{name}")
     try:
         yield temporary

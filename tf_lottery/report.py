@@ -64,6 +64,8 @@ def run_table(result: RunRecord) -> str:
     def count(side, key):
         return _fmt(side.cost(key), "{:,}")
 
+    sessions = {side: record.training.timing.sessions for side, record in (("dense", dense), ("ticket", ticket))}
+    resumed = "".join(f"; {side} resumed, {n} sessions" for side, n in sessions.items() if n > 1)
     memory = [None if s.cost("memory_bytes") is None else s.cost("memory_bytes") / 2**20 for s in (dense, ticket)]
     rows = [
         ["test accuracy (%)", _percent(dense.accuracy), _percent(ticket.accuracy),
@@ -74,7 +76,7 @@ def run_table(result: RunRecord) -> str:
         [f"memory, batch {dense.cost('memory_batch_size')} (MiB)", _fmt(memory[0], "{:,.1f}"),
          _fmt(memory[1], "{:,.1f}"), _change(diff.memory_reduction_pct)],
         [f"latency, batch {batch} (ms, measured)", latency(dense), latency(ticket), f"{_fmt(diff.latency_speedup_x)}x"],
-        ["training time (s, measured)", f"{dense.train_seconds:.1f}", f"{ticket.train_seconds:.1f}",
+        [f"training time (s, measured{resumed})", f"{dense.train_seconds:.1f}", f"{ticket.train_seconds:.1f}",
          f"{_fmt(diff.training_speedup_x)}x speed-up"],
         ["training images/s (measured)", _fmt(dense.images_per_second, "{:,.0f}"),
          _fmt(ticket.images_per_second, "{:,.0f}"), f"{_fmt(diff.images_per_second_ratio_x)}x"],
