@@ -7,7 +7,7 @@ Example:
 """
 
 from tf_lottery import (
-    carbon, config, cost, criteria, data, evals, export, methods, models, records, surgery, tickets, train,
+    carbon, config, cost, criteria, data, evals, export, methods, models, records, resume, surgery, tickets, train,
 )
 from tf_lottery.config import Config
 from tf_lottery.tickets import TicketResult, find_ticket
@@ -15,5 +15,5 @@ from tf_lottery.tickets import TicketResult, find_ticket
 __version__ = "0.2.0"
 __all__ = [
     "Config", "TicketResult", "carbon", "config", "cost", "criteria", "data", "evals", "export", "find_ticket",
-    "methods", "models", "records", "surgery", "tickets", "train", "__version__",
+    "methods", "models", "records", "resume", "surgery", "tickets", "train", "__version__",
 ]
