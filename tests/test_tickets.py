@@ -91,3 +91,18 @@ def test_fraction_of_removable_blocks():
 def test_refusals(kwargs, message):
     with pytest.raises(ValueError, match=message):
         tl.find_ticket(tl.models.cifar_resnet(32), "random", **kwargs)
+
+
+def test_the_blocks_method_makes_the_ticket_and_applies_a_recorded_decision_again():
+    """How a resumed run or a rewound lottery ticket gets its ticket without scoring again."""
+    dense = tl.models.cifar_resnet(20, seed=1)
+    method = tl.methods.get("blocks")
+    settings = tl.Config.create(criterion="magnitude", num_blocks=2).method
+    method.check(dense, settings)
+    result = method(dense, None, settings, seed=0)
+    again = method.apply(dense, result.record(), settings)
+    assert [layer.name for layer in again.layers] == [layer.name for layer in result.model.layers]
+    for a, b in zip(again.get_weights(), result.model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="cannot remove 4 blocks: at most 3"):
+        method.check(dense, tl.Config.create(num_blocks=4).method)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import keras
 
-from tf_lottery import surgery
+from tf_lottery import methods
 from tf_lottery.config import Config
 from tf_lottery.experiments.dense import train_dense
 from tf_lottery.experiments.registry import register
@@ -50,7 +50,7 @@ def init_ticket(config: Config) -> RunRecord:
         if finished is not None:  # another process finished it while this one waited
             return finished
         scoring = make_ticket(config, run, dense, data)
-        ticket = surgery.remove_blocks(dense, scoring.ticket.removed, config.method.min_blocks_per_stage)
+        ticket = methods.get(config.method.type).apply(dense, scoring.ticket, config.method)
         plot_scores(config, run, dense, scoring)
         dense_record, dense_run = train_dense(config, data, dense)
         keras.utils.set_random_seed(config.seed)  # the dense run's data order and augmentation

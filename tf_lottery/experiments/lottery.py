@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import keras
 
-from tf_lottery import surgery
+from tf_lottery import methods
 from tf_lottery.config import Config
 from tf_lottery.experiments.dense import theta_file, train_dense
 from tf_lottery.experiments.registry import register
@@ -36,22 +36,27 @@ from tf_lottery.records import Rewind, RunRecord
 from tf_lottery.runs import RunFolder
 
 
-def rewound_ticket(config: Config, dense_run: RunFolder, trained_dense, removed, data):
+def rewound_ticket(config: Config, dense_run: RunFolder, trained_dense, decision, data):
     """The ticket with its starting weights for ``config.method.rewind`` (see the module docstring).
+
+    Args:
+        decision: What the method chose on the trained network (a ``TicketRecord``); it is
+            applied to the weights the rewind mode starts from.
 
     Returns:
         ``(ticket, recipe)``: the untrained ticket and the recipe it trains with.
     """
-    method, floor = config.method, config.method.min_blocks_per_stage
+    method = config.method
+    apply = methods.get(method.type).apply
     if method.rewind == "reinit":
         fresh = dense_model(config, data, seed=config.seed + 1)
-        return surgery.remove_blocks(fresh, removed, floor), config.training.recipe()
+        return apply(fresh, decision, method), config.training.recipe()
     recipe = config.training.recipe().resumed_at(method.rewind_epoch)
     if method.rewind == "lr":
-        return surgery.remove_blocks(trained_dense, removed, floor), recipe
+        return apply(trained_dense, decision, method), recipe
     rewound = dense_model(config, data)
     rewound.load_weights(dense_run.file(theta_file(method.rewind_epoch)))
-    return surgery.remove_blocks(rewound, removed, floor), recipe
+    return apply(rewound, decision, method), recipe
 
 
 @register("lottery", scope="ticket", sweepable=True, rewinds=True)
@@ -78,7 +83,7 @@ def lottery(config: Config) -> RunRecord:
         scoring = make_ticket(config, run, dense, data)
         plot_scores(config, run, dense, scoring)
 
-        ticket, recipe = rewound_ticket(config, dense_run, dense, scoring.ticket.removed, data)
+        ticket, recipe = rewound_ticket(config, dense_run, dense, scoring.ticket, data)
         log(f"ticket: rewind={method.rewind}, epoch {method.rewind_epoch}, trains {recipe.length} "
             f"from learning rate {recipe.learning_rate:g}")
         keras.utils.set_random_seed(config.seed)

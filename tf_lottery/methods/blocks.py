@@ -6,6 +6,7 @@ A thin adapter from the config's method section to :func:`tf_lottery.tickets.fin
 from __future__ import annotations
 
 from tf_lottery.methods import register
+from tf_lottery.surgery import remove_blocks
 from tf_lottery.tickets import TicketResult, find_ticket, resolve_count
 
 
@@ -14,7 +15,12 @@ def check(model, method) -> None:
     resolve_count(model, method.num_blocks, method.fraction, method.min_blocks_per_stage)
 
 
-@register("blocks", check=check, summary="remove whole residual blocks (the paper's layer tickets)")
+def apply(model, ticket, method):
+    """``model`` without the blocks ``ticket`` (a :class:`~tf_lottery.records.TicketRecord`) removed."""
+    return remove_blocks(model, ticket.removed, method.min_blocks_per_stage)
+
+
+@register("blocks", check=check, apply=apply, summary="remove whole residual blocks (the paper's layer tickets)")
 def blocks(model, data, method, seed: int = 0) -> TicketResult:
     """Scores ``model``'s blocks with ``method.criterion`` and removes ``method.num_blocks`` of them.
 
