@@ -21,7 +21,7 @@ import os
 import re
 import sys
 import time
-from typing import List, Optional, Tuple
+from typing import Optional, Tuple
 
 import keras
 import numpy as np
