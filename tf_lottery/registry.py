@@ -57,6 +57,27 @@ class Registry(Generic[T]):
 
         return decorator
 
+    def entry(self, name: str, make_entry: Callable[[Callable], T]) -> Callable[[Callable], Callable]:
+        """Returns a decorator that stores ``make_entry(fn)`` under ``name`` and gives ``fn`` back.
+
+        How registries whose entries wrap a function with what it declares (a criterion's
+        direction, a method's check) fill themselves.
+
+        Raises:
+            ValueError: if ``name`` is already registered.
+
+        Example:
+            >>> @METHODS.entry("blocks", lambda make: Method("blocks", make, check, apply, "layer tickets"))
+            ... def blocks(model, data, method, seed=0):
+            ...     ...
+        """
+
+        def decorator(fn: Callable) -> Callable:
+            self.register(name)(make_entry(fn))
+            return fn
+
+        return decorator
+
     def get(self, name: str) -> T:
         """Returns the entry registered as ``name``.
 

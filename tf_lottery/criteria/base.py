@@ -97,11 +97,7 @@ def register(name: str, *, prune_first: str, needs: str, when: str, summary: str
     if prune_first not in ("low", "high"):
         raise ValueError(f"prune_first must be 'low' or 'high'; got {prune_first!r}")
 
-    def decorator(fn):
-        CRITERIA.register(name)(Criterion(name, fn, prune_first, needs, when, summary))
-        return fn
-
-    return decorator
+    return CRITERIA.entry(name, lambda fn: Criterion(name, fn, prune_first, needs, when, summary))
 
 
 # --- data ---------------------------------------------------------------------------------

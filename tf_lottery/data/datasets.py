@@ -55,10 +55,8 @@ class DatasetInfo:
 
 
 def register(name, input_shape, num_classes, source):
-    def decorator(loader):
-        DATASETS.register(name)(DatasetInfo(name, tuple(input_shape), num_classes, loader, source))
-        return loader
-    return decorator
+    """Decorator registering a loader as a :class:`DatasetInfo`."""
+    return DATASETS.entry(name, lambda loader: DatasetInfo(name, tuple(input_shape), num_classes, loader, source))
 
 
 def get(name: str) -> DatasetInfo:

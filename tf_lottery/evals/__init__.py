@@ -49,11 +49,7 @@ class Evaluation:
 def register(name: str, *, settings: Callable = lambda config: {}, summary: str):
     """Decorator registering ``fn`` as an :class:`Evaluation`."""
 
-    def decorator(fn):
-        EVALS.register(name)(Evaluation(name, fn, settings, summary))
-        return fn
-
-    return decorator
+    return EVALS.entry(name, lambda fn: Evaluation(name, fn, settings, summary))
 
 
 def get(name: str) -> Evaluation:

@@ -42,8 +42,4 @@ class Experiment:
 def register(name: str, *, scope: Optional[str], sweepable: bool = False, rewinds: bool = False):
     """Decorator registering ``run`` as an :class:`Experiment`."""
 
-    def decorator(run):
-        EXPERIMENTS.register(name)(Experiment(name, run, scope, sweepable, rewinds))
-        return run
-
-    return decorator
+    return EXPERIMENTS.entry(name, lambda run: Experiment(name, run, scope, sweepable, rewinds))

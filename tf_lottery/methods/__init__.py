@@ -52,11 +52,7 @@ class Method:
 def register(name: str, *, check: Callable, apply: Callable, summary: str):
     """Decorator registering ``make`` as a :class:`Method`."""
 
-    def decorator(make):
-        METHODS.register(name)(Method(name, make, check, apply, summary))
-        return make
-
-    return decorator
+    return METHODS.entry(name, lambda make: Method(name, make, check, apply, summary))
 
 
 def get(name: str) -> Method:

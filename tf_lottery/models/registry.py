@@ -52,11 +52,7 @@ MODELS: Registry = Registry("model")
 def register_builder(name: str, *, settings: type, from_settings: Callable, from_spec: Callable):
     """Decorator registering a public builder function as a :class:`ModelBuilder`."""
 
-    def decorator(fn):
-        MODELS.register(name)(ModelBuilder(name, fn, settings, from_settings, from_spec))
-        return fn
-
-    return decorator
+    return MODELS.entry(name, lambda fn: ModelBuilder(name, fn, settings, from_settings, from_spec))
 
 
 def get(name: str) -> ModelBuilder:
