@@ -10,10 +10,16 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import math
 import os
 import shutil
 import uuid
 from typing import Iterator
+
+import numpy as np
+
+# Names atomic_path gives its temporaries: what a killed writer leaves behind.
+_LEFTOVER_PREFIXES = (".tmp-", ".old-")
 
 # Room kept free beyond what a write needs: file system metadata, logs, codecarbon's CSV.
 _MARGIN_BYTES = 4 * 2**20
@@ -38,7 +44,7 @@ def atomic_path(path: str, folder: bool = False) -> Iterator[str]:
     os.makedirs(parent, exist_ok=True)
     if folder:  # what a killed writer of this folder left: a staging or a replaced copy
         for stale in os.listdir(parent):
-            if stale.startswith((".tmp-", ".old-")) and stale.endswith(f"-{name}"):
+            if stale.startswith(_LEFTOVER_PREFIXES) and stale.endswith(f"-{name}"):
                 shutil.rmtree(os.path.join(parent, stale), ignore_errors=True)
     temporary = os.path.join(parent, f".tmp-{uuid.uuid4().hex[:8]}-{name}")
     try:
@@ -56,6 +62,16 @@ def atomic_path(path: str, folder: bool = False) -> Iterator[str]:
         elif os.path.exists(temporary):
             os.unlink(temporary)
         raise
+
+
+def remove_leftovers(folder: str) -> None:
+    """Removes what :func:`atomic_path` leaves when its writer is killed (``.tmp-*``, ``.old-*``),
+    in ``folder`` and its subfolders. Call it only where no other process is writing."""
+    for parent, folders, files in os.walk(folder):
+        for name in folders + files:
+            if name.startswith(_LEFTOVER_PREFIXES):
+                path = os.path.join(parent, name)
+                shutil.rmtree(path, ignore_errors=True) if os.path.isdir(path) else os.remove(path)
 
 
 def ensure_free_space(folder: str, needed_bytes: int) -> None:
@@ -81,7 +97,7 @@ def state_bytes(model) -> int:
     variables = list(model.variables)
     if getattr(model, "optimizer", None) is not None:
         variables += list(model.optimizer.variables)
-    return sum(int(v.numpy().nbytes) for v in variables) + 64 * 2**10
+    return sum(math.prod(v.shape) * np.dtype(v.dtype).itemsize for v in variables) + 64 * 2**10
 
 
 def write_text_atomic(path: str, text: str) -> None:

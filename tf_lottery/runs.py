@@ -18,14 +18,15 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import time
 from typing import Iterator, Optional
 
 import filelock
 
 from tf_lottery.config import Config
-from tf_lottery.io import atomic_path, ensure_free_space, state_bytes, write_json_atomic, write_text_atomic
+from tf_lottery.io import (
+    atomic_path, ensure_free_space, remove_leftovers, state_bytes, write_json_atomic, write_text_atomic,
+)
 from tf_lottery.log import log
 
 
@@ -96,7 +97,7 @@ class RunFolder:
         removes temporaries a killed process left (under the lock, nobody else writes here)."""
         if not self.exists("config.json"):
             write_text_atomic(self.file("config.json"), self.config.to_json())
-        remove_temporaries(self.path)
+        remove_leftovers(self.path)
 
     def file(self, name: str) -> str:
         """Path of a file of the run."""
@@ -131,16 +132,6 @@ def _read(path: str) -> Optional[str]:
             return handle.read().strip()
     except OSError:
         return None
-
-
-def remove_temporaries(folder: str) -> None:
-    """Removes what :func:`tf_lottery.io.atomic_path` leaves when killed (``.tmp-*``, ``.old-*``),
-    in ``folder`` and its subfolders."""
-    for parent, folders, files in os.walk(folder):
-        for name in folders + files:
-            if name.startswith((".tmp-", ".old-")):
-                path = os.path.join(parent, name)
-                shutil.rmtree(path, ignore_errors=True) if os.path.isdir(path) else os.remove(path)
 
 
 def check_runs_dir(path: str) -> None:
