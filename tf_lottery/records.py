@@ -210,9 +210,13 @@ class TicketRecord:
     criterion: str
     prune_first: str
     schedule: str
+    details: Optional[dict] = None  # method-specific: e.g. how a filter ticket's count was matched
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        values = dataclasses.asdict(self)
+        if values["details"] is None:  # the 0.1/0.2 layout of a layer ticket
+            del values["details"]
+        return values
 
     @classmethod
     def from_dict(cls, values: dict) -> "TicketRecord":

@@ -78,16 +78,20 @@ def _model_node(model: keras.Model, layer) -> "keras.src.ops.node.Node":
     raise ValueError(f"layer {layer.name!r} is not called inside model {model.name!r}")
 
 
-def _producers(model: keras.Model) -> Dict[str, List[str]]:
-    """For each layer of ``model``, the names of the layers producing its inputs."""
-    producers = {}
+def producers(model: keras.Model) -> Dict[str, List[str]]:
+    """For each layer of ``model``, the names of the layers producing its inputs.
+
+    Raises:
+        ValueError: for a layer that consumes a multi-output layer (not supported).
+    """
+    found = {}
     for layer in model.layers:
         node = _model_node(model, layer)
         for tensor in node.input_tensors:
             if tensor._keras_history.tensor_index != 0:
                 raise ValueError(f"layer {layer.name!r} consumes a multi-output layer; not supported")
-        producers[layer.name] = [t._keras_history.operation.name for t in node.input_tensors]
-    return producers
+        found[layer.name] = [t._keras_history.operation.name for t in node.input_tensors]
+    return found
 
 
 def _ancestors(name: str, producers: Dict[str, List[str]], cache: Dict[str, frozenset]) -> frozenset:
@@ -124,21 +128,21 @@ def find_blocks(model: keras.Model) -> List[Block]:
         ['stage1_block1', 'stage1_block2']
     """
     _require_functional(model)
-    producers = _producers(model)
+    parents_of = producers(model)
     order = {layer.name: i for i, layer in enumerate(model.layers)}
-    consumers: Dict[str, List[str]] = {name: [] for name in producers}
-    for name, parents in producers.items():
+    consumers: Dict[str, List[str]] = {name: [] for name in parents_of}
+    for name, parents in parents_of.items():
         for parent in parents:
             consumers[parent].append(name)
     cache: Dict[str, frozenset] = {}
 
     found = []
     for layer in model.layers:
-        if not isinstance(layer, keras.layers.Add) or len(producers[layer.name]) != 2:
+        if not isinstance(layer, keras.layers.Add) or len(parents_of[layer.name]) != 2:
             continue
-        left, right = (_ancestors(p, producers, cache) for p in producers[layer.name])
+        left, right = (_ancestors(p, parents_of, cache) for p in parents_of[layer.name])
         input_layer = max(left & right, key=order.__getitem__)
-        body = (_ancestors(layer.name, producers, cache) - _ancestors(input_layer, producers, cache))
+        body = (_ancestors(layer.name, parents_of, cache) - _ancestors(input_layer, parents_of, cache))
         output_layer = layer.name
         followers = consumers[layer.name]
         if len(followers) == 1 and isinstance(
@@ -146,10 +150,10 @@ def find_blocks(model: keras.Model) -> List[Block]:
         ):
             output_layer = followers[0]
             body = body | {output_layer}
-        parents = producers[layer.name]
+        parents = parents_of[layer.name]
         identity = parents.index(input_layer) if input_layer in parents else None
-        inside = _ancestors(input_layer, producers, cache)
-        sides = [_ancestors(p, producers, cache) - inside for p in parents]
+        inside = _ancestors(input_layer, parents_of, cache)
+        sides = [_ancestors(p, parents_of, cache) - inside for p in parents]
         # The shortcut is the identity side, else the side with fewer layers (a projection
         # conv, or a zero-padding path), ties broken by fewer weights.
         branch_side = 1 - identity if identity is not None else max(

@@ -45,7 +45,8 @@ class TicketResult(TicketRecord):
 
     def record(self) -> TicketRecord:
         """How the ticket was found, without the model (what ``scores.json`` keeps)."""
-        return TicketRecord(self.removed, self.scores, self.rounds, self.criterion, self.prune_first, self.schedule)
+        return TicketRecord(self.removed, self.scores, self.rounds, self.criterion, self.prune_first, self.schedule,
+                            self.details)
 
     def to_dict(self) -> dict:
         """JSON-ready summary (no model)."""

@@ -160,7 +160,8 @@ class Config:
     def identity(self, scope: str) -> dict:
         """What a run of ``scope`` is: the seed and the sections whose ``IDENTITY`` the scope takes.
 
-        ``"dense"``: seed, model, data, training. ``"ticket"``: and the method.
+        ``"dense"``: seed, model, data, training. ``"ticket"``: and the method's fields
+        (``MethodConfig.identity``).
         ``"sweep"``: and the sweep's lists. Evaluation and runtime never enter.
 
         Raises:
@@ -170,6 +171,8 @@ class Config:
             raise ValueError(f"scope must be one of {sorted(SCOPES)}; got {scope!r}")
         kept = {name: getattr(self, name).to_dict() for name, kind in SECTIONS.items()
                 if kind.IDENTITY in SCOPES[scope]}
+        if "method" in kept:  # only what the method reads: another method's settings never split runs
+            kept["method"] = self.method.identity()
         return {"seed": self.seed, **kept}
 
     def digest(self, scope: str) -> str:

@@ -21,7 +21,9 @@ from tf_lottery import options
 from tf_lottery.criteria import CRITERIA
 from tf_lottery.data import DATASETS
 from tf_lottery.evals import EVALS
+from tf_lottery.filters import RANKINGS
 from tf_lottery.methods import METHODS
+from tf_lottery.methods.filters import MATCHES
 from tf_lottery.models import MODELS
 from tf_lottery.options import boolean, choice, integer, integers, names, real, text
 from tf_lottery.train import Recipe, parse_length
@@ -185,13 +187,28 @@ class MethodConfig(Section):
     score_per_class: int = integer(10, "Scoring examples per class.", lower_bound=1)
     rewind: str = choice("weights", REWINDS, "lottery: rewind the kept layers' weights to epoch i, keep the trained "
                          "weights and replay the schedule from epoch i, or re-initialize at random.")
-    rewind_epoch: int = integer(0, "lottery: the rewind epoch i.", lower_bound=0)
+    rewind_epoch: int = integer(0, "lottery, imp: the rewind epoch i (θ_i, the weights after i epochs).",
+                                lower_bound=0)
+    match: str = choice("layers", MATCHES, "filters: remove as many filters as the layer ticket with the same p "
+                        "and criterion (the paper's Table 3), or --num_filters.")
+    num_filters: Optional[int] = integer(None, "filters, --match=none: filters to remove.", lower_bound=1)
+    filter_ranking: str = choice("global", RANKINGS, "filters: rank all prunable filters at once, or give each "
+                                 "conv its share first (the paper authors' per-layer rate).")
+    imp_rate: float = real(0.2, "imp: fraction of the remaining conv and dense kernel weights pruned per level.")
+    imp_levels: int = integer(1, "imp: pruning levels (sparsity 1 - (1 - rate)^levels).", lower_bound=1)
 
     def __post_init__(self):
         if self.fraction is not None:  # a fraction overrides the count
             object.__setattr__(self, "num_blocks", None)
         super().__post_init__()
+        if not 0 < self.imp_rate < 1:
+            raise ValueError(f"--imp_rate must be in (0, 1); got {self.imp_rate}")
         self.criterion_options(seed=0)  # an option the criterion does not take fails here
+
+    def identity(self) -> dict:
+        """The fields that name a ticket run: ``--method`` and the fields the method reads."""
+        fields = METHODS.get(self.type).fields
+        return {name: value for name, value in self.to_dict().items() if name == "type" or name in fields}
 
     def criterion_options(self, seed: int) -> dict:
         """The options the criterion gets: those set here, checked against it, and the run's seed

@@ -54,5 +54,6 @@ def init_ticket(config: Config) -> RunRecord:
         plot_scores(config, run, dense, scoring)
         dense_record, dense_run = train_dense(config, data, dense)
         keras.utils.set_random_seed(config.seed)  # the dense run's data order and augmentation
-        training = train_or_load(config, run, ticket, data, "ticket")
+        training = train_or_load(config, run, ticket, data, "ticket",
+                                 fit=methods.get(config.method.type).trainer())
         return record_run(config, run, data, ticket, training, scoring, dense_record, dense_run)

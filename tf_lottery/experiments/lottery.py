@@ -87,7 +87,8 @@ def lottery(config: Config) -> RunRecord:
         log(f"ticket: rewind={method.rewind}, epoch {method.rewind_epoch}, trains {recipe.length} "
             f"from learning rate {recipe.learning_rate:g}")
         keras.utils.set_random_seed(config.seed)
-        training = train_or_load(config, run, ticket, data, "ticket", recipe=recipe)
+        training = train_or_load(config, run, ticket, data, "ticket", recipe=recipe,
+                                 fit=methods.get(config.method.type).trainer())
         rewind = Rewind(method.rewind, method.rewind_epoch, {
             "length": recipe.length, "learning_rate": recipe.learning_rate, "lr_drops": list(recipe.lr_drops)})
         return record_run(config, run, data, ticket, training, scoring, dense_record, dense_run, rewind)

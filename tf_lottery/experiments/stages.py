@@ -113,7 +113,7 @@ def make_ticket(config: Config, run: RunFolder, dense, data) -> ScoringRecord:
 
 
 def train_or_load(config: Config, run: RunFolder, model, data, name: str, recipe=None,
-                  callbacks=()) -> TrainingRecord:
+                  callbacks=(), fit=None) -> TrainingRecord:
     """Trains one model (or loads it when a previous run finished it); returns its record.
 
     Args:
@@ -124,6 +124,8 @@ def train_or_load(config: Config, run: RunFolder, model, data, name: str, recipe
         name: "dense" or "ticket": names the files.
         recipe: The recipe (default: the config's).
         callbacks: Extra Keras callbacks.
+        fit: The training function (default :func:`tf_lottery.train.fit`; a method's
+            ``trainer()`` for tickets that train differently, e.g. under tfmot masks).
     """
     recipe = recipe or config.training.recipe()
     record = run.read_json(f"train_{name}.json")
@@ -135,8 +137,8 @@ def train_or_load(config: Config, run: RunFolder, model, data, name: str, recipe
         return TrainingRecord.from_dict(record)
     log(f"{name}: training {model.name} ({model.count_params():,} params) for {recipe.length}")
     with carbon.track(name, run.path, config.runtime.carbon_country) as energy:
-        fitted = train.fit(model, data, recipe, run.path, name, tensorboard=config.runtime.tensorboard,
-                           extra_callbacks=callbacks)
+        fitted = (fit or train.fit)(model, data, recipe, run.path, name, tensorboard=config.runtime.tensorboard,
+                                    extra_callbacks=callbacks)
     crash_point("trained")
     timing = Timing(**fitted["timing"])
     energy = Energy.from_dict(energy)
@@ -180,8 +182,11 @@ def already_done(config: Config, run: RunFolder, quiet: bool = False) -> Optiona
 
 
 def plot_scores(config: Config, run: RunFolder, dense, scoring: ScoringRecord) -> None:
-    """Writes scores.png: every block's score by stage, the removed ones marked."""
+    """Writes scores.png: every block's score by stage, the removed ones marked (block scores only:
+    the scores of a filter or weight ticket have no such plot)."""
     found = {b.name: b for b in surgery.find_blocks(dense)}
+    if not set(scoring.ticket.scores) <= set(found):
+        return
     plots.block_scores(scoring.ticket.scores, {n: b.stage for n, b in found.items()},
                        [n for n, b in found.items() if b.removable], scoring.ticket.removed,
                        config.method.criterion, scoring.ticket.prune_first, run.file("scores.png"))
@@ -210,7 +215,8 @@ def record_run(config: Config, run: RunFolder, data, ticket, training: TrainingR
     exports = None
     if config.runtime.export:
         if not export.is_complete(run.file("export/ticket")):
-            meta = {"config_hash": run.digest, "criterion": config.method.criterion, "seed": config.seed,
+            meta = {"config_hash": run.digest, "method": config.method.type, "criterion": config.method.criterion,
+                    "seed": config.seed,
                     "ticket": scoring.ticket.to_dict(), "metrics": {"test_accuracy": measured.accuracy},
                     **({"rewind": rewind.to_dict()} if rewind else {})}
             export.save_model(ticket, run.file("export/ticket"), meta)

@@ -5,8 +5,13 @@ returns a :class:`tf_lottery.tickets.TicketResult` (the ticket and how it was fo
 also applies a recorded decision (``scores.json``) to any model of the same architecture,
 which is how a resumed run, or a ``lottery`` ticket rewound to other weights, gets its
 ticket without scoring again.
-``blocks`` (the paper's layer tickets: score residual blocks, remove the weakest) is the
-first entry; filter tickets and tfmot weight tickets are the next.
+Entries: ``blocks`` (the paper's layer tickets: score residual blocks, remove the
+weakest), ``filters`` (the paper's Table 3 baseline: remove block-internal filters,
+physically), and with tfmot (:mod:`tf_lottery.legacy`) ``filter_masks`` (the same filters
+held as masks) and ``imp`` (weight lottery tickets by iterative magnitude pruning).
+
+A method declares the method-section ``fields`` it reads: only those (and ``--method``)
+name a ticket run's folder, so a setting of another method never splits runs.
 
 Example:
     >>> method = tl.methods.get("blocks")
@@ -18,7 +23,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from typing import Callable, Optional
 
 from tf_lottery.registry import Registry
 
@@ -37,6 +42,9 @@ class Method:
         apply: ``(model, ticket_record, method_config) -> keras.Model``: the ticket a
             recorded decision makes of ``model`` (whose weights it inherits).
         summary: One line for listings.
+        fields: The :class:`~tf_lottery.config.MethodConfig` fields it reads (its identity).
+        fit: ``(model, data, recipe, workdir, name, **kwargs) -> dict`` training its tickets,
+            or None for :func:`tf_lottery.train.fit` (a plain Keras 3 ticket).
     """
 
     name: str
@@ -44,15 +52,24 @@ class Method:
     check: Callable
     apply: Callable
     summary: str
+    fields: tuple = ()
+    fit: Optional[Callable] = None
+
+    def trainer(self) -> Callable:
+        """The function that trains this method's tickets (see ``fit``)."""
+        from tf_lottery.train import fit
+
+        return self.fit or fit
 
     def __call__(self, model, data, method_config, seed: int = 0):
         return self.make(model, data, method_config, seed)
 
 
-def register(name: str, *, check: Callable, apply: Callable, summary: str):
+def register(name: str, *, check: Callable, apply: Callable, summary: str, fields: tuple,
+             fit: Optional[Callable] = None):
     """Decorator registering ``make`` as a :class:`Method`."""
 
-    return METHODS.entry(name, lambda make: Method(name, make, check, apply, summary))
+    return METHODS.entry(name, lambda make: Method(name, make, check, apply, summary, tuple(fields), fit))
 
 
 def get(name: str) -> Method:
@@ -60,6 +77,6 @@ def get(name: str) -> Method:
     return METHODS.get(name)
 
 
-from tf_lottery.methods import blocks  # noqa: E402,F401  (importing registers the method)
+from tf_lottery.methods import blocks, filters  # noqa: E402,F401  (importing registers the methods)
 
 __all__ = ["METHODS", "Method", "get", "register"]

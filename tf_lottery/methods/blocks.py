@@ -20,7 +20,10 @@ def apply(model, ticket, method):
     return remove_blocks(model, ticket.removed, method.min_blocks_per_stage)
 
 
-@register("blocks", check=check, apply=apply, summary="remove whole residual blocks (the paper's layer tickets)")
+@register("blocks", check=check, apply=apply,
+          fields=("criterion", "num_blocks", "fraction", "schedule", "min_blocks_per_stage", "aggregation",
+                  "prune_first", "score_per_class", "rewind", "rewind_epoch"),
+          summary="remove whole residual blocks (the paper's layer tickets)")
 def blocks(model, data, method, seed: int = 0) -> TicketResult:
     """Scores ``model``'s blocks with ``method.criterion`` and removes ``method.num_blocks`` of them.
 

@@ -2,7 +2,9 @@
 
 A model built by a registered builder carries ``{"builder", "spec", "removed"}``: the
 builder's name, its JSON spec and the blocks left out (empty for the dense model).
-Every ticket cut from it by :func:`tf_lottery.surgery.remove_blocks` extends the list.
+Every ticket cut from it by :func:`tf_lottery.surgery.remove_blocks` extends the list; a
+filter ticket (:func:`tf_lottery.filters.remove_filters`) adds ``"filters"``:
+``{conv: removed filter indices of the dense conv}``.
 The lineage is kept on the model as a JSON *string*: Keras tracks containers set on a
 model, and copying a tracked dict drags the whole model into the copy.
 
@@ -23,9 +25,16 @@ from tf_lottery.models.registry import MODELS, natural_key
 LINEAGE_ATTR = "_tf_lottery_lineage"
 
 
-def attach(model: keras.Model, builder: str, spec: dict, removed: Iterable[str] = ()) -> keras.Model:
-    """Records the lineage of ``model`` on it (as JSON); returns ``model``."""
+def attach(model: keras.Model, builder: str, spec: dict, removed: Iterable[str] = (),
+           filters: Optional[dict] = None) -> keras.Model:
+    """Records the lineage of ``model`` on it (as JSON); returns ``model``.
+
+    Args:
+        filters: ``{conv: removed filter indices}`` of a filter ticket (left out when empty).
+    """
     origin = {"builder": builder, "spec": spec, "removed": sorted(set(removed), key=natural_key)}
+    if filters:
+        origin["filters"] = {conv: sorted(int(i) for i in indices) for conv, indices in sorted(filters.items())}
     setattr(model, LINEAGE_ATTR, json.dumps(origin, sort_keys=True))
     return model
 
@@ -56,7 +65,7 @@ def extend(source: keras.Model, ticket: keras.Model, removed: Iterable[str]) -> 
     origin = lineage(source)
     if origin is None:
         return None
-    attach(ticket, origin["builder"], origin["spec"], list(origin["removed"]) + list(removed))
+    attach(ticket, origin["builder"], origin["spec"], list(origin["removed"]) + list(removed), origin.get("filters"))
     return lineage(ticket)
 
 
@@ -70,7 +79,7 @@ def rebuild(origin: Union[str, dict], weights_from: Optional[keras.Model] = None
     """Builds the model a lineage describes and, optionally, copies weights into it by name.
 
     Works for every registered builder: the builder's ``from_spec`` builds it with the
-    removed blocks left out.
+    removed blocks left out, then the removed filters (if any) are cut out of it.
 
     Args:
         origin: A lineage dict or its JSON string.
@@ -92,6 +101,10 @@ def rebuild(origin: Union[str, dict], weights_from: Optional[keras.Model] = None
         origin = json.loads(origin)
     builder = MODELS.get(origin.get("builder"))
     model = builder.from_spec(origin["spec"], origin.get("removed", ()))
+    if origin.get("filters"):
+        from tf_lottery.filters import remove_filters
+
+        model = remove_filters(model, [f"{conv}:{i}" for conv, indices in origin["filters"].items() for i in indices])
     if weights_from is not None:
         transfer_weights(weights_from, model)
     return model
