@@ -162,9 +162,15 @@ def latency(
 
 
 def summary(model: keras.Model, batch_size: int = 128) -> dict:
-    """Params, FLOPs, filters and memory of ``model`` in one dict (no timing)."""
+    """Params, non-zero weights, FLOPs, filters and memory of ``model`` in one dict (no timing).
+
+    ``nonzero_params`` counts the weights that are not exactly 0: below ``params`` for a
+    masked ticket (tfmot's masks leave zeros, not a smaller model), whose FLOPs stay the
+    dense ones because masked weights are still multiplied.
+    """
     return {
         "params": int(model.count_params()),
+        "nonzero_params": int(sum(np.count_nonzero(w) for w in model.get_weights())),
         "flops": flops(model),
         "filters": count_filters(model),
         "memory_bytes": memory(model, batch_size),

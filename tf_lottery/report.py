@@ -38,6 +38,11 @@ def _change(reduction_pct):
     return "unavailable" if reduction_pct is None else f"{-reduction_pct:+.2f} %"
 
 
+def _less(dense, ticket):
+    """% by which ``ticket`` is below ``dense``, or None when either is unavailable."""
+    return None if dense is None or ticket is None or not dense else 100.0 * (dense - ticket) / dense
+
+
 def _energy(side: ModelRecord, key: str) -> str:
     value = side.energy.value(key)
     return _fmt(None if value is None else 1000 * value, "{:,.3f}")
@@ -72,6 +77,10 @@ def run_table(result: RunRecord) -> str:
          f"{_fmt(diff.accuracy_pp, '{:+.2f}')} pp{verdict}"],
         ["blocks", dense.blocks, ticket.blocks, f"-{dense.blocks - ticket.blocks}"],
         ["params", count(dense, "params"), count(ticket, "params"), _change(diff.params_reduction_pct)],
+        ["non-zero weights", count(dense, "nonzero_params"), count(ticket, "nonzero_params"),
+         _change(_less(dense.cost("nonzero_params"), ticket.cost("nonzero_params")))],
+        ["conv filters", count(dense, "filters"), count(ticket, "filters"),
+         _change(_less(dense.cost("filters"), ticket.cost("filters")))],
         ["FLOPs", count(dense, "flops"), count(ticket, "flops"), _change(diff.flops_reduction_pct)],
         [f"memory, batch {dense.cost('memory_batch_size')} (MiB)", _fmt(memory[0], "{:,.1f}"),
          _fmt(memory[1], "{:,.1f}"), _change(diff.memory_reduction_pct)],

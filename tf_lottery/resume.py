@@ -169,26 +169,31 @@ class EpochCheckpoint(keras.callbacks.Callback):
     # --- what the record reads ----------------------------------------------------------
 
     def timing(self, images_per_epoch: int) -> dict:
-        """Timing of every finished epoch, this session's and earlier ones.
+        """Timing of every finished epoch, this session's and earlier ones (see :func:`timing_of`)."""
+        return timing_of(self.epochs, images_per_epoch)
 
-        ``train_seconds`` sums the epochs and each session's set-up before its first epoch
-        (tracing, building the pipeline); ``images_per_second`` leaves out the first epoch of
-        every session (it includes tracing) unless no other is left; ``sessions`` counts the
-        processes that trained (more than 1: resumed after an interruption).
-        """
-        epoch_seconds = [e["seconds"] for e in self.epochs]
-        steady = [e["seconds"] for e in self.epochs if e["setup_seconds"] == 0.0]
-        note = "over the epochs after the first of each session (the first includes tracing)"
-        if not steady:
-            steady, note = epoch_seconds, "every epoch was the first of its session: includes tracing"
-        return {
-            "train_seconds": sum(epoch_seconds) + sum(e["setup_seconds"] for e in self.epochs),
-            "epoch_seconds": epoch_seconds,
-            "epochs_timed": len(epoch_seconds),
-            "images_per_second": images_per_epoch * len(steady) / sum(steady) if sum(steady) > 0 else None,
-            "images_per_second_note": note,
-            "sessions": len({e["session"] for e in self.epochs}),
-        }
+
+def timing_of(epochs: List[dict], images_per_epoch: int) -> dict:
+    """Timing of finished epochs (``{"seconds", "setup_seconds", "session"}`` each).
+
+    ``train_seconds`` sums the epochs and each session's set-up before its first epoch
+    (tracing, building the pipeline); ``images_per_second`` leaves out the first epoch of
+    every session (it includes tracing) unless no other is left; ``sessions`` counts the
+    processes that trained (more than 1: resumed after an interruption).
+    """
+    epoch_seconds = [e["seconds"] for e in epochs]
+    steady = [e["seconds"] for e in epochs if e["setup_seconds"] == 0.0]
+    note = "over the epochs after the first of each session (the first includes tracing)"
+    if not steady:
+        steady, note = epoch_seconds, "every epoch was the first of its session: includes tracing"
+    return {
+        "train_seconds": sum(epoch_seconds) + sum(e["setup_seconds"] for e in epochs),
+        "epoch_seconds": epoch_seconds,
+        "epochs_timed": len(epoch_seconds),
+        "images_per_second": images_per_epoch * len(steady) / sum(steady) if sum(steady) > 0 else None,
+        "images_per_second_note": note,
+        "sessions": len({e["session"] for e in epochs}),
+    }
 
 
 def _checkpoints(folder: str) -> List[int]:

@@ -90,14 +90,18 @@ class Recipe:
             raise ValueError(f"lr_drop_factor must be a finite number > 0; got {self.lr_drop_factor!r}")
         object.__setattr__(self, "lr_drops", tuple(self.lr_drops))
 
-    def schedule(self, steps_per_epoch: int):
-        """The learning rate per optimizer step (piecewise constant)."""
+    def schedule_points(self, steps_per_epoch: int) -> Tuple[list, list]:
+        """``(boundaries, values)`` of the piecewise-constant learning rate per optimizer step."""
         # PiecewiseConstantDecay keeps the old value at step == boundary; the optimizer asks
         # with the count of steps done, so a drop "at epoch 100" starts at step 100 * spe.
         boundaries = sorted(to_steps(d, steps_per_epoch) - 1 for d in self.lr_drops)
+        return boundaries, [self.learning_rate * self.lr_drop_factor**i for i in range(len(boundaries) + 1)]
+
+    def schedule(self, steps_per_epoch: int):
+        """The learning rate per optimizer step (piecewise constant)."""
+        boundaries, values = self.schedule_points(steps_per_epoch)
         if not boundaries:
             return self.learning_rate
-        values = [self.learning_rate * self.lr_drop_factor**i for i in range(len(boundaries) + 1)]
         return keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
 
     def optimizer(self, steps_per_epoch: int) -> keras.optimizers.Optimizer:

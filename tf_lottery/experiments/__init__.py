@@ -7,7 +7,7 @@ The CLI picks one with ``--experiment=NAME``.
 """
 
 from tf_lottery.experiments.registry import EXPERIMENTS, Experiment, register
-from tf_lottery.experiments import dense, describe, init_ticket, lottery, sweep  # noqa: F401,E402  (registers them)
+from tf_lottery.experiments import dense, describe, imp, init_ticket, lottery, sweep  # noqa: F401,E402  (registers them)
 
 
 def get(name: str) -> Experiment:

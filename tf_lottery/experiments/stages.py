@@ -89,27 +89,33 @@ def started(config: Config, run: RunFolder):
         yield finished
 
 
-def make_ticket(config: Config, run: RunFolder, dense, data) -> ScoringRecord:
+def make_ticket(config: Config, run: RunFolder, dense, data, file: str = "scores.json") -> ScoringRecord:
     """Scores the dense model (θ0 here, trained weights for ``lottery``) and picks what to remove.
 
-    Cached in scores.json, so a resumed run removes the same blocks.
+    Cached in ``file`` (scores.json), so a resumed run removes the same blocks.
     """
-    cached = run.read_json("scores.json")
+    cached = run.read_json(file)
     if cached is not None:
         scoring = ScoringRecord.from_dict(cached)
-        log(f"scores found in {run.file('scores.json')}: removing {scoring.ticket.removed}")
+        log(f"decision found in {run.file(file)}: removing {_shown(scoring.ticket.removed)}")
         return scoring
     method = config.method
     x, y = criteria.class_balanced_batch(*data.splits["train"], per_class=method.score_per_class, seed=config.seed)
-    log(f"scoring {len(surgery.blocks(dense))} blocks with {method.criterion} on {len(y)} examples")
+    scored_by = f" ({method.criterion} on {len(y)} examples)" if "criterion" in methods.get(method.type).fields else ""
+    log(f"making a {method.type} ticket of {dense.name}{scored_by}")
     with carbon.track("scoring", run.path, config.runtime.carbon_country) as energy:
         start = time.perf_counter()
         result = methods.get(method.type)(dense, (x, y), method, config.seed)
         seconds = time.perf_counter() - start
     crash_point("scoring")
     scoring = ScoringRecord(result.record(), seconds, int(len(y)), Energy.from_dict(energy))
-    run.write_json("scores.json", scoring.to_dict())
+    run.write_json(file, scoring.to_dict())
     return scoring
+
+
+def _shown(removed, most: int = 8) -> str:
+    """A removal list for a log line (a filter ticket's can be hundreds long)."""
+    return str(removed) if len(removed) <= most else f"{len(removed)} ({', '.join(removed[:most])}, ...)"
 
 
 def train_or_load(config: Config, run: RunFolder, model, data, name: str, recipe=None,

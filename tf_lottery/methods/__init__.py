@@ -77,6 +77,6 @@ def get(name: str) -> Method:
     return METHODS.get(name)
 
 
-from tf_lottery.methods import blocks, filters  # noqa: E402,F401  (importing registers the methods)
+from tf_lottery.methods import blocks, filter_masks, filters, imp  # noqa: E402,F401  (registers them)
 
 __all__ = ["METHODS", "Method", "get", "register"]

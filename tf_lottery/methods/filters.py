@@ -22,6 +22,8 @@ from tf_lottery.methods.blocks import blocks
 from tf_lottery.tickets import TicketResult, resolve_count
 
 MATCHES = ("layers", "none")
+FIELDS = ("criterion", "num_blocks", "fraction", "min_blocks_per_stage", "aggregation", "prune_first",
+          "score_per_class", "match", "num_filters", "filter_ranking", "rewind", "rewind_epoch")
 
 
 def check(model, method) -> None:
@@ -55,9 +57,7 @@ def target_count(model, data, method, seed: int = 0) -> tuple:
         "match": "layers", "target_filters": target, "layer_ticket_removed": list(layers.removed)}
 
 
-@register("filters", check=check, apply=apply,
-          fields=("criterion", "num_blocks", "fraction", "min_blocks_per_stage", "aggregation", "prune_first",
-                  "score_per_class", "match", "num_filters", "filter_ranking", "rewind", "rewind_epoch"),
+@register("filters", check=check, apply=apply, fields=FIELDS,
           summary="remove block-internal filters, as many as the layer ticket removes (the paper's Table 3)")
 def filters(model, data, method, seed: int = 0) -> TicketResult:
     """Scores ``model``'s prunable filters with ``method.criterion`` and removes the weakest.
