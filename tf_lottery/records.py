@@ -400,7 +400,7 @@ class SweepRow:
 
     seed: int
     criterion: str
-    p: int
+    p: Optional[int]
     experiment: str
     rewind: Optional[str]
     rewind_epoch: Optional[int]
@@ -421,6 +421,18 @@ class SweepRow:
     flops_implied_speedup_x: Optional[float]
     run_folder: str
     dense_run_folder: Optional[str]
+    # Added in 0.3 (rows of older sweeps load with these unset): the method and the cost table.
+    method: str = "blocks"
+    dense_params: Optional[int] = None
+    ticket_params: Optional[int] = None
+    ticket_nonzero_params: Optional[int] = None
+    dense_filters: Optional[int] = None
+    ticket_filters: Optional[int] = None
+    dense_images_per_second: Optional[float] = None
+    ticket_images_per_second: Optional[float] = None
+    latency_batch_size: Optional[int] = None
+    dense_latency_s: Optional[float] = None
+    ticket_latency_s: Optional[float] = None
 
     @property
     def rewinds(self) -> bool:
@@ -428,10 +440,22 @@ class SweepRow:
 
     @classmethod
     def of(cls, point, result: RunRecord, rewinds: bool) -> "SweepRow":
-        """The row of one sweep point from its config and its run record."""
+        """The row of one sweep point from its config and its run record.
+
+        ``p`` is the number of blocks removed; for a filter ticket matched to a layer ticket,
+        that ticket's p; None for a weight ticket.
+        """
+        from tf_lottery.methods import METHODS
+
         c = result.comparison
+        batch = c.latency_batch_size
+        method = point.method.type
+        unit = METHODS.get(method).unit
+        removed_blocks = (len(result.ticket.removed or []) if unit == "blocks"
+                          else point.method.num_blocks if unit == "filters" and point.method.match == "layers"
+                          else None)
         return cls(
-            seed=point.seed, criterion=point.method.criterion, p=len(result.ticket.removed or []),
+            seed=point.seed, criterion=point.method.criterion, p=removed_blocks,
             experiment=point.experiment,
             rewind=point.method.rewind if rewinds else None,
             rewind_epoch=point.method.rewind_epoch if rewinds else None,
@@ -444,6 +468,13 @@ class SweepRow:
             training_speedup_x=c.training_speedup_x, images_per_second_ratio_x=c.images_per_second_ratio_x,
             flops_implied_speedup_x=c.flops_implied_speedup_x,
             run_folder=result.run_folder, dense_run_folder=result.dense_run_folder,
+            method=method, dense_params=result.dense.params, ticket_params=result.ticket.params,
+            ticket_nonzero_params=result.ticket.cost("nonzero_params"),
+            dense_filters=result.dense.cost("filters"), ticket_filters=result.ticket.cost("filters"),
+            dense_images_per_second=result.dense.images_per_second,
+            ticket_images_per_second=result.ticket.images_per_second, latency_batch_size=batch,
+            dense_latency_s=None if batch is None else result.dense.latency[str(batch)]["median_s"],
+            ticket_latency_s=None if batch is None else result.ticket.latency[str(batch)]["median_s"],
         )
 
     def to_dict(self) -> dict:

@@ -138,17 +138,24 @@ def _ordered(rows, key) -> list:
     return list(dict.fromkeys(getattr(r, key) for r in rows))
 
 
-def _difference_table(rows, row_keys, column_key, column_label) -> str:
-    """Rows x columns of accuracy differences (pp), both in sweep order; the best mean of a row in bold."""
+def _difference_table(rows, row_keys, column_key, column_label, best_of: str = "row") -> str:
+    """Rows x columns of accuracy differences (pp), both in sweep order; the best mean of each row
+    (``best_of="row"``) or of each column (``"column"``) in bold."""
     columns = _ordered(rows, column_key)
     groups = _group(rows, *row_keys, column_key)
-    body = []
-    for head in dict.fromkeys(tuple(getattr(r, k) for k in row_keys) for r in rows):
-        values = {c: [r.accuracy_pp for r in groups.get(head + (c,), [])] for c in columns}
-        means = {c: mean_std(v)[0] for c, v in values.items()}
-        best = max((m for m in means.values() if m is not None), default=None)
-        body.append([*head, *[cell(values[c], bold=len(columns) > 1 and means[c] == best) if values[c] else ""
-                              for c in columns]])
+    heads = list(dict.fromkeys(tuple(getattr(r, k) for k in row_keys) for r in rows))
+    values = {(h, c): [r.accuracy_pp for r in groups.get(h + (c,), [])] for h in heads for c in columns}
+    means = {key: mean_std(v)[0] for key, v in values.items()}
+    along = heads if best_of == "column" else columns
+
+    def best(key):
+        h, c = key
+        rivals = [means[(o, c)] if best_of == "column" else means[(h, o)] for o in along]
+        known = [m for m in rivals if m is not None]
+        return len(along) > 1 and means[key] is not None and means[key] == max(known)
+
+    body = [[*h, *[cell(values[(h, c)], bold=best((h, c))) if values[(h, c)] else "" for c in columns]]
+            for h in heads]
     headers = [*row_keys, *[column_label(c) for c in columns]]
     return markdown_table(headers, body, align="l" * len(row_keys) + "r" * len(columns))
 
@@ -227,6 +234,106 @@ def write(config: Config, rows: List[SweepRow], folder: str) -> str:
         "from the graph.", "",
         "![accuracy difference](accuracy_difference.png)", "![accuracy vs FLOPs](accuracy_vs_flops.png)",
         "![speed-up](speedup.png)", "",
+    ]
+    text = "\n".join(parts)
+    write_text_atomic(os.path.join(folder, "report.md"), text)
+    return text
+
+
+#: How ``compare`` reports name each method (the paper's Table 3 calls filter tickets "standard LTH").
+METHOD_LABELS = {"blocks": "layers (ours)", "filters": "filters (standard LTH, removed)",
+                 "filter_masks": "filters (tfmot masks)", "imp": "weights (IMP, tfmot)"}
+#: The paper's Table 3 (ResNet32, CIFAR-10, p = 1): pp vs dense.
+PAPER_TABLE3 = {"filters": {"snip": -0.79, "grasp": -0.11}, "blocks": {"snip": +0.08, "grasp": +0.40}}
+
+
+def _labelled(rows):
+    import dataclasses
+
+    return [dataclasses.replace(r, method=METHOD_LABELS.get(r.method, r.method)) for r in rows]
+
+
+def table3(rows) -> str:
+    """Table 3 shape: filter and layer tickets (rows) by criterion (columns), pp vs dense, one p."""
+    order = [m for m in METHOD_LABELS if m != "imp"]
+    chosen = sorted((r for r in rows if r.method in order), key=lambda r: order.index(r.method))
+    return _difference_table(_labelled(chosen), ("method",), "criterion", lambda name: name, best_of="column")
+
+
+def cost_table(rows) -> str:
+    """Every method's cost, mean ± std over seeds: size, FLOPs as run, measured time, images/s, latency."""
+    body = []
+    for (method, criterion, p), group in _group(rows, "method", "criterion", "p").items():
+        weights_only = p is None
+        batch = group[0].latency_batch_size
+
+        def col(key, spec="{:,.0f}", scale=1.0, suffix=""):
+            return cell([None if getattr(r, key) is None else scale * getattr(r, key) for r in group], spec,
+                        suffix=suffix)
+
+        body.append([METHOD_LABELS.get(method, method), "—" if weights_only else criterion,
+                     "—" if p is None else p, col("ticket_params"), col("ticket_nonzero_params"),
+                     col("ticket_filters"), col("ticket_flops"), col("ticket_train_seconds", "{:,.1f}"),
+                     col("training_speedup_x", "{:.2f}", suffix="x"), col("ticket_images_per_second"),
+                     col("ticket_latency_s", "{:.1f}", 1000.0) + ("" if batch is None else f" (batch {batch})"),
+                     col("accuracy_pp", "{:+.2f}"), len(group)])
+    dense = rows[0] if rows else None
+    if dense is not None:
+        seeds = list(_group(rows, "seed").values())
+        firsts = [g[0] for g in seeds]
+        body.insert(0, ["dense", "—", "—", cell([r.dense_params for r in firsts], "{:,.0f}"),
+                        cell([r.dense_params for r in firsts], "{:,.0f}"), cell([r.dense_filters for r in firsts],
+                                                                                "{:,.0f}"),
+                        cell([r.dense_flops for r in firsts], "{:,.0f}"),
+                        cell([r.dense_train_seconds for r in firsts], "{:,.1f}"), "1.00x",
+                        cell([r.dense_images_per_second for r in firsts], "{:,.0f}"),
+                        cell([None if r.dense_latency_s is None else 1000 * r.dense_latency_s for r in firsts],
+                             "{:.1f}"), "", len(firsts)])
+    headers = ["method", "criterion", "p", "params", "non-zero weights", "conv filters", "FLOPs (as run)",
+               "training time (s)", "training speed-up", "training images/s", "latency (ms)", "accuracy (pp)",
+               "seeds"]
+    return markdown_table(headers, body, align="lllrrrrrrrrrr")
+
+
+def write_compare(config: Config, rows: List[SweepRow], folder: str) -> str:
+    """Writes report.md of a ``compare`` run into ``folder``; returns its text."""
+    seeds = _ordered(rows, "seed")
+    training, method = config.training, config.method
+    parts = [
+        f"# Compare {os.path.basename(folder)}", "",
+        f"{config.data.dataset}, {_model_label(config)}, {training.length} at learning rate "
+        f"{training.learning_rate:g} (drops at {', '.join(training.lr_drops) or 'none'}), train size "
+        f"{config.data.train_size or 'all'}, seeds {', '.join(map(str, seeds))}, {len(rows)} runs. Every ticket "
+        "starts from its seed's θ0 and trains by the same recipe on the same data stream as the dense run.", "",
+        "Accuracy differences are ticket minus dense test accuracy in percentage points, mean ± std over seeds "
+        "(each seed's ticket against the dense run of the same seed); **bold**: the best method of its column.", "",
+        "## Dense runs", "", dense_table(rows), "",
+    ]
+    for p in [p for p in _ordered(rows, "p") if p is not None]:
+        at_p = [r for r in rows if r.p == p]
+        parts += [f"## Table 3 shape: filter vs layer tickets at initialization, p = {p} (pp vs dense)", "",
+                  table3(at_p), ""]
+        if p == 1:
+            paper = [[METHOD_LABELS[m], *[f"{v:+.2f}" for v in PAPER_TABLE3[m].values()]] for m in PAPER_TABLE3]
+            parts += ["The paper's Table 3 (ResNet32, CIFAR-10, one run each):", "",
+                      markdown_table(["method", "snip", "grasp"], paper, align="lrr"), ""]
+        targets = sorted({r.ticket_filters for r in at_p if r.method != "imp" and r.ticket_filters is not None})
+        parts += [f"Filter counts of the tickets at p = {p}: {', '.join(f'{t:,}' for t in targets)} "
+                  "(each filter ticket has exactly the count of the layer ticket of its seed and criterion).", ""]
+    weights = [r for r in rows if r.p is None]
+    if weights:
+        nonzero = cell([100 * (1 - r.ticket_nonzero_params / r.dense_params) for r in weights
+                        if r.ticket_nonzero_params is not None and r.dense_params], "{:.1f}", suffix=" %")
+        parts += ["## Weight lottery tickets (IMP)", "",
+                  markdown_table(["levels x rate", "weights masked (of all params)", "accuracy (pp)", "seeds"],
+                                 [[f"{method.imp_levels} x {method.imp_rate:g}", nonzero,
+                                   cell([r.accuracy_pp for r in weights]), len(weights)]], align="lrrr"), ""]
+    parts += [
+        "## Cost of every method (mean ± std over seeds)", "", cost_table(rows), "",
+        "Params and FLOPs are computed from the graph: masks remove nothing, so a masked ticket has the dense "
+        "network's params and FLOPs (its zeros are still multiplied) and only fewer non-zero weights. Training "
+        "time is the measured wall clock of the whole training; speed-up = dense time / ticket time; images/s "
+        "after the first epoch; latency is the measured median of a forward pass.", "",
     ]
     text = "\n".join(parts)
     write_text_atomic(os.path.join(folder, "report.md"), text)

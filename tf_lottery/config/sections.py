@@ -230,6 +230,8 @@ class SweepConfig(Section):
     sweep_num_blocks: tuple = integers((), "sweep: the values of p, e.g. 1,2,3,4,5 (empty: --num_blocks).")
     sweep_criteria: tuple = names((), "sweep: the criteria, e.g. snip,grasp (empty: --criterion).", choices=CRITERIA)
     sweep_seeds: tuple = integers((), "sweep: the seeds, e.g. 0,1,2 (empty: --seed).")
+    sweep_methods: tuple = names((), "sweep, compare: the methods, e.g. blocks,filters (empty: --method; compare: "
+                                 "blocks,filters,filter_masks,imp).", choices=METHODS)
     sweep_rewinds: tuple = names((), "sweep (lottery): the rewind modes, e.g. weights,lr (empty: --rewind).",
                                  choices=REWINDS)
     sweep_rewind_epochs: tuple = integers((), "sweep (lottery): the rewind epochs, e.g. 0,25,50,75 "
@@ -239,8 +241,10 @@ class SweepConfig(Section):
         super().__post_init__()
         for name in ("sweep_num_blocks", "sweep_seeds", "sweep_rewind_epochs"):
             _distinct(name, getattr(self, name))
-        if len(set(self.sweep_criteria)) != len(self.sweep_criteria):
-            raise ValueError(f"sweep_criteria lists a criterion twice: {list(self.sweep_criteria)}")
+        for name in ("sweep_criteria", "sweep_methods"):
+            values = getattr(self, name)
+            if len(set(values)) != len(values):
+                raise ValueError(f"{name} lists a name twice: {list(values)}")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -7,7 +7,9 @@ The CLI picks one with ``--experiment=NAME``.
 """
 
 from tf_lottery.experiments.registry import EXPERIMENTS, Experiment, register
-from tf_lottery.experiments import dense, describe, imp, init_ticket, lottery, sweep  # noqa: F401,E402  (registers them)
+from tf_lottery.experiments import (  # noqa: F401,E402  (registers them)
+    compare, dense, describe, imp, init_ticket, lottery, sweep,
+)
 
 
 def get(name: str) -> Experiment:

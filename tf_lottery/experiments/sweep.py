@@ -1,7 +1,7 @@
 """``sweep``: many runs of ``init_ticket`` or ``lottery`` over lists, then the paper's tables.
 
-The axes are seeds x p x criteria (x rewinds x rewind epochs for ``lottery``); an empty list
-means the single value of the matching flag. Each point is an ordinary run with its own
+The axes are seeds x methods x p x criteria (x rewinds x rewind epochs for ``lottery``); an
+empty list means the single value of the matching flag. Each point is an ordinary run with its own
 folder (``runs/<experiment>-<hash>``), so:
 
 * the dense network of a seed is trained once, in its shared dense run folder, and every
@@ -21,6 +21,7 @@ import itertools
 from typing import List
 
 from tf_lottery import methods, report
+from tf_lottery.methods import METHODS
 from tf_lottery.config import Config, SweepConfig
 from tf_lottery.data import prepare
 from tf_lottery.experiments.registry import EXPERIMENTS, register
@@ -39,8 +40,16 @@ class SweepResult:
     report: str
 
 
-def points(config: Config) -> list[Config]:
-    """The configs of the sweep's runs, seed-major.
+def points(config: Config, default_methods: tuple = ()) -> list[Config]:
+    """The configs of the sweep's runs, seed-major, each run once.
+
+    A method that declares its own experiment (``imp``) runs under it; a point that
+    differs from an earlier one only in settings its method does not read (IMP takes no
+    criterion and no p) is the same run and is listed once.
+
+    Args:
+        default_methods: The methods when ``--sweep_methods`` is empty (``compare``: all four);
+            else ``--method``.
 
     Raises:
         ValueError: for a rewind list given to a sweep of an experiment that does not rewind.
@@ -51,7 +60,9 @@ def points(config: Config) -> list[Config]:
         12
     """
     sweep, method = config.sweep, config.method
-    rewinds = EXPERIMENTS.get(sweep.sweep_experiment).rewinds
+    types = sweep.sweep_methods or default_methods or (method.type,)
+    experiments = {t: METHODS.get(t).experiment or sweep.sweep_experiment for t in types}
+    rewinds = any(EXPERIMENTS.get(e).rewinds for e in experiments.values())
     if not rewinds and (sweep.sweep_rewinds or sweep.sweep_rewind_epochs):
         raise ValueError(f"sweep_rewinds and sweep_rewind_epochs need --sweep_experiment=lottery "
                          f"(an experiment that rewinds); got {sweep.sweep_experiment}")
@@ -60,15 +71,20 @@ def points(config: Config) -> list[Config]:
     names = sweep.sweep_criteria or (method.criterion,)
     modes = sweep.sweep_rewinds or (method.rewind,)
     epochs = sweep.sweep_rewind_epochs or (method.rewind_epoch,)
-    keep = set(config.training.keep_epochs) | (set(epochs) if rewinds else set())
+    keep = set(config.training.keep_epochs) | (set(epochs) if rewinds else set())  # one dense run for all
     keep.discard(0)
     fraction = method.fraction if not sweep.sweep_num_blocks else None
-    base = dataclasses.replace(config, experiment=sweep.sweep_experiment, sweep=SweepConfig())
-    return [
-        base.replace(seed=seed, num_blocks=count, fraction=fraction, criterion=name, rewind=mode, rewind_epoch=epoch,
-                     keep_epochs=tuple(sorted(keep)))
-        for seed, count, name, mode, epoch in itertools.product(seeds, counts, names, modes, epochs)
-    ]
+    base = dataclasses.replace(config, sweep=SweepConfig())
+    found, seen = [], set()
+    for seed, kind, count, name, mode, epoch in itertools.product(seeds, types, counts, names, modes, epochs):
+        point = base.replace(experiment=experiments[kind], method=kind, seed=seed, num_blocks=count,
+                             fraction=fraction, criterion=name, rewind=mode, rewind_epoch=epoch,
+                             keep_epochs=tuple(sorted(keep)))
+        key = (point.experiment, point.digest("ticket"))
+        if key not in seen:
+            seen.add(key)
+            found.append(point)
+    return found
 
 
 def check(config: Config, runs: list[Config]) -> None:
@@ -83,6 +99,33 @@ def check(config: Config, runs: list[Config]) -> None:
         methods.get(method.type).check(model, method)
 
 
+def run_points(config: Config, runs: list[Config], write_report) -> SweepResult:
+    """Runs ``runs`` in order in the folder of ``config`` (scope "sweep"), then its report.
+
+    Args:
+        config: The sweep's (or compare's) config: names its folder.
+        runs: The points (from :func:`points`), checked with :func:`check`.
+        write_report: ``(config, rows, folder) -> text``: writes report.md and plots.
+    """
+    folder = RunFolder(config, "sweep")
+    with folder.lock(config.runtime.wait_for_lock):
+        folder.start()
+        log(f"{config.experiment}: {len(runs)} runs, folder {folder.path}")
+        rows = []
+        for number, point in enumerate(runs, 1):
+            experiment = EXPERIMENTS.get(point.experiment)
+            method = point.method
+            log(f"{config.experiment} run {number}/{len(runs)}: seed {point.seed}, {method.type}"
+                + (f", p={method.num_blocks}, {method.criterion}" if "criterion" in METHODS.get(method.type).fields
+                   else "")
+                + (f", rewind={method.rewind} to epoch {method.rewind_epoch}" if experiment.rewinds else ""))
+            rows.append(SweepRow.of(point, experiment(point), experiment.rewinds))
+        folder.write_json("results.json", {"config": config.to_dict(), "rows": [r.to_dict() for r in rows]})
+        text = write_report(config, rows, folder.path)
+    print(text)
+    return SweepResult(folder.path, rows, text)
+
+
 @register("sweep", scope="sweep")
 def sweep(config: Config) -> SweepResult:
     """Runs every point of the sweep (see the module docstring) and writes the report.
@@ -92,18 +135,4 @@ def sweep(config: Config) -> SweepResult:
     """
     runs = points(config)
     check(config, runs)
-    folder = RunFolder(config, "sweep")
-    with folder.lock(config.runtime.wait_for_lock):
-        folder.start()
-        log(f"sweep: {len(runs)} runs, folder {folder.path}")
-        rows = []
-        for number, point in enumerate(runs, 1):
-            experiment = EXPERIMENTS.get(point.experiment)
-            method = point.method
-            log(f"sweep run {number}/{len(runs)}: seed {point.seed}, p={method.num_blocks}, {method.criterion}"
-                + (f", rewind={method.rewind} to epoch {method.rewind_epoch}" if experiment.rewinds else ""))
-            rows.append(SweepRow.of(point, experiment(point), experiment.rewinds))
-        folder.write_json("results.json", {"config": config.to_dict(), "rows": [r.to_dict() for r in rows]})
-        text = report.write(config, rows, folder.path)
-    print(text)
-    return SweepResult(folder.path, rows, text)
+    return run_points(config, runs, report.write)

@@ -45,6 +45,9 @@ class Method:
         fields: The :class:`~tf_lottery.config.MethodConfig` fields it reads (its identity).
         fit: ``(model, data, recipe, workdir, name, **kwargs) -> dict`` training its tickets,
             or None for :func:`tf_lottery.train.fit` (a plain Keras 3 ticket).
+        unit: What it removes or masks: "blocks", "filters" or "weights" (reports group by it).
+        experiment: The experiment that makes its tickets in a sweep or ``compare`` (``imp``
+            needs its own level loop), or None for the sweep's experiment.
     """
 
     name: str
@@ -54,6 +57,8 @@ class Method:
     summary: str
     fields: tuple = ()
     fit: Optional[Callable] = None
+    unit: str = "blocks"
+    experiment: Optional[str] = None
 
     def trainer(self) -> Callable:
         """The function that trains this method's tickets (see ``fit``)."""
@@ -66,10 +71,11 @@ class Method:
 
 
 def register(name: str, *, check: Callable, apply: Callable, summary: str, fields: tuple,
-             fit: Optional[Callable] = None):
+             fit: Optional[Callable] = None, unit: str = "blocks", experiment: Optional[str] = None):
     """Decorator registering ``make`` as a :class:`Method`."""
 
-    return METHODS.entry(name, lambda make: Method(name, make, check, apply, summary, tuple(fields), fit))
+    return METHODS.entry(name, lambda make: Method(name, make, check, apply, summary, tuple(fields), fit, unit,
+                                                   experiment))
 
 
 def get(name: str) -> Method:

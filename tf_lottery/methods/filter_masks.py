@@ -32,7 +32,7 @@ def apply(model, ticket, method):
     return masked_copy(model, filters_lib.filter_masks(model, ticket.removed))
 
 
-@register("filter_masks", check=physical.check, apply=apply, fit=_fit, fields=physical.FIELDS,
+@register("filter_masks", check=physical.check, apply=apply, fit=_fit, fields=physical.FIELDS, unit="filters",
           summary="the filters ticket as whole-filter tfmot masks (no removal, no speed-up)")
 def filter_masks(model, data, method, seed: int = 0):
     """Picks filters exactly as ``filters`` does and masks them instead of removing them.

@@ -57,7 +57,7 @@ def target_count(model, data, method, seed: int = 0) -> tuple:
         "match": "layers", "target_filters": target, "layer_ticket_removed": list(layers.removed)}
 
 
-@register("filters", check=check, apply=apply, fields=FIELDS,
+@register("filters", check=check, apply=apply, fields=FIELDS, unit="filters",
           summary="remove block-internal filters, as many as the layer ticket removes (the paper's Table 3)")
 def filters(model, data, method, seed: int = 0) -> TicketResult:
     """Scores ``model``'s prunable filters with ``method.criterion`` and removes the weakest.

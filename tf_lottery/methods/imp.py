@@ -82,7 +82,7 @@ def _fit(model, data, recipe, workdir, name, **kwargs):
     return fit_attached(model, data, recipe, workdir, name, **kwargs)
 
 
-@register("imp", check=check, apply=apply, fit=_fit,
+@register("imp", check=check, apply=apply, fit=_fit, unit="weights", experiment="imp",
           fields=("imp_rate", "imp_levels", "rewind", "rewind_epoch"),
           summary="one level of global magnitude pruning of the kernels (IMP, Frankle & Carbin), masked with tfmot")
 def imp(model, data, method, seed: int = 0) -> TicketResult:
