@@ -89,8 +89,9 @@ def to_tf_keras(model: keras.Model, prunable: Iterable[str] = ()) -> "tf_keras.M
         if layer.name in tensors:
             continue
         kind = type(layer).__name__
+        stock = type(layer).__module__.startswith("keras.")  # a user's subclass may compute something else
         cls = special.get(kind) if layer.name in prunable else getattr(tf_keras.layers, kind, None)
-        if cls is None:
+        if cls is None or not stock:
             raise ValueError(f"layer {layer.name!r} is a {kind}, which tf_keras has no layer for; "
                              "tfmot methods need a model of stock layers")
         twin = cls(**_legacy_config(cls, layer.get_config()))

@@ -243,6 +243,7 @@ def fit_masked(model: keras.Model, masks: Masks, data, recipe, workdir: str, nam
     copy_weights(strip_pruning(wrapped), model)
     apply_masks(model, masks)  # the last optimizer step moved masked weights; the next forward would re-mask
     train.compile_model(model, recipe, steps_per_epoch)
+    model.optimizer.build(model.trainable_variables)  # a saved .keras then loads without an optimizer mismatch
     timing = {**timing_of(timer.epochs, recipe.batch_size * per_epoch), "fit_call_seconds": fit_call_seconds}
     return {"history": train.read_history(history_path), "timing": timing, "steps": epochs * per_epoch,
             "epochs": epochs}
