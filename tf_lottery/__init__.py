@@ -7,13 +7,14 @@ Example:
 """
 
 from tf_lottery import (
-    carbon, config, cost, criteria, data, evals, export, methods, models, records, resume, surgery, tickets, train,
+    carbon, config, cost, criteria, data, evals, export, filters, methods, models, records, resume, surgery, tickets,
+    train,
 )
 from tf_lottery.config import Config
 from tf_lottery.tickets import TicketResult, find_ticket
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 __all__ = [
-    "Config", "TicketResult", "carbon", "config", "cost", "criteria", "data", "evals", "export", "find_ticket",
-    "methods", "models", "records", "resume", "surgery", "tickets", "train", "__version__",
+    "Config", "TicketResult", "carbon", "config", "cost", "criteria", "data", "evals", "export", "filters",
+    "find_ticket", "methods", "models", "records", "resume", "surgery", "tickets", "train", "__version__",
 ]

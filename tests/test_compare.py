@@ -1,0 +1,105 @@
+"""The ``compare`` experiment: every method from the same θ0 and recipe, the Table 3 report."""
+
+import os
+
+import numpy as np
+import pytest
+
+import tf_lottery as tl
+from tf_lottery import experiments
+from tf_lottery.experiments.stages import dense_model
+from tf_lottery.config import Config
+from tf_lottery.experiments.compare import METHODS
+from tf_lottery.experiments.sweep import points
+
+
+def _config(tmp_path, **changes):
+    values = dict(experiment="compare", dataset="synthetic", train_size=None, val_size=32, depth=20,
+                  sweep_criteria=("snip", "grasp"), sweep_num_blocks=(1,), length="1ep", batch_size=32,
+                  learning_rate=0.05, lr_drops=(), runs_dir=str(tmp_path), export=False, latency_batch_sizes=(4,),
+                  memory_batch_size=4)
+    values.update(changes)
+    return Config.create(**values)
+
+
+def test_points_run_each_method_once_per_setting_and_imp_under_its_own_experiment(tmp_path):
+    runs = points(_config(tmp_path, sweep_seeds=(0, 1), sweep_num_blocks=(1, 2)), default_methods=METHODS)
+    kinds = [(p.seed, p.method.type) for p in runs]
+    assert len(runs) == 2 * (3 * 2 * 2 + 1)  # seeds x (3 methods x p x criteria + one IMP run)
+    assert kinds.count((0, "imp")) == 1 and kinds.count((1, "blocks")) == 4
+    assert {p.experiment for p in runs if p.method.type == "imp"} == {"imp"}
+    assert {p.experiment for p in runs if p.method.type != "imp"} == {"init_ticket"}
+    dense = {p.digest("dense") for p in runs if p.seed == 0}
+    assert len(dense) == 1  # one shared dense run per seed, IMP included
+    only = points(_config(tmp_path, sweep_methods=("filters",)), default_methods=METHODS)
+    assert {p.method.type for p in only} == {"filters"}
+
+
+@pytest.fixture(scope="module")
+def compared(tmp_path_factory):
+    config = _config(tmp_path_factory.mktemp("runs"))
+    return config, experiments.get("compare")(config)
+
+
+def test_every_method_ran_from_the_same_dense_run(compared):
+    config, result = compared
+    rows = result.rows
+    assert sorted((r.method, r.criterion if r.p is not None else None) for r in rows) == sorted(
+        [(m, c) for m in ("blocks", "filters", "filter_masks") for c in ("snip", "grasp")] + [("imp", None)])
+    assert len({r.dense_run_folder for r in rows}) == 1
+    by = {(r.method, r.criterion): r for r in rows}
+    for criterion in ("snip", "grasp"):
+        layers, physical, masked = (by[(m, criterion)] for m in ("blocks", "filters", "filter_masks"))
+        assert physical.ticket_filters == layers.ticket_filters < layers.dense_filters  # matched exactly
+        assert physical.ticket_params < physical.dense_params and physical.ticket_flops < physical.dense_flops
+        # Masks remove nothing: the dense size and FLOPs, fewer non-zero weights.
+        assert (masked.ticket_params, masked.ticket_flops, masked.ticket_filters) == (
+            masked.dense_params, masked.dense_flops, masked.dense_filters)
+        assert masked.ticket_nonzero_params < masked.dense_params
+        assert layers.p == physical.p == masked.p == 1
+    imp = next(r for r in rows if r.method == "imp")
+    assert imp.p is None and imp.ticket_params == imp.dense_params
+    dense = dense_model(config, tl.data.prepare(config.data_options()))
+    kernels = sum(int(np.prod(layer.kernel.shape)) for layer in tl.methods.imp.kernel_layers(dense))
+    assert imp.ticket_nonzero_params <= imp.dense_params - round(0.2 * kernels)
+
+
+def test_the_report_has_the_table3_shape_and_a_cost_table(compared):
+    config, result = compared
+    with open(os.path.join(result.run_folder, "report.md")) as handle:
+        text = handle.read()
+    assert os.path.basename(result.run_folder).startswith("compare-")
+    table3 = text.split("## Table 3 shape: filter vs layer tickets at initialization, p = 1 (pp vs dense)")[1]
+    table3 = table3.split("\n\n")[1].splitlines()
+    assert [c.strip() for c in table3[0].split("|")[1:4]] == ["method", "snip", "grasp"]
+    assert [line.split("|")[1].strip() for line in table3[2:]] == [
+        "layers (ours)", "filters (standard LTH, removed)", "filters (tfmot masks)"]
+    assert "The paper's Table 3" in text and "-0.79" in text and "+0.40" in text
+    assert "## Weight lottery tickets (IMP)" in text and "1 x 0.2" in text
+    cost = text.split("## Cost of every method (mean ± std over seeds)")[1]
+    for label in ("dense", "layers (ours)", "filters (standard LTH, removed)", "filters (tfmot masks)",
+                  "weights (IMP, tfmot)"):
+        assert f"| {label} " in cost
+    by = {(r.method, r.criterion): r for r in result.rows}
+    pp = by[("filters", "snip")].accuracy_pp
+    assert f"{pp:+.2f}" in text
+
+
+def test_a_filter_ticket_exports_and_serves_like_a_layer_ticket(tmp_path):
+    import tensorflow as tf
+
+    model = tl.models.cifar_resnet(20, input_shape=(16, 16, 3), seed=0)
+    ticket = tl.filters.remove_filters(model, ["stage1_block2_conv1:1", "stage3_block1_conv1:9"])
+    path = tl.export.save_model(ticket, str(tmp_path / "ticket"), {"method": "filters"})
+    x = np.random.default_rng(0).standard_normal((2, 16, 16, 3)).astype("float32")
+    served = tf.saved_model.load(os.path.join(path, "saved_model")).signatures["serving_default"]
+    np.testing.assert_allclose(served(image=tf.constant(x))["output_0"].numpy(), ticket(x, training=False).numpy(),
+                               rtol=1e-5, atol=1e-5)
+    import json
+
+    with open(os.path.join(path, "metadata.json")) as handle:
+        meta = json.load(handle)
+    assert meta["method"] == "filters" and meta["lineage"]["filters"] == {
+        "stage1_block2_conv1": [1], "stage3_block1_conv1": [9]}
+    rebuilt = tl.models.rebuild(meta["lineage"])
+    assert rebuilt.get_layer("stage3_block1_conv1").filters == 63
