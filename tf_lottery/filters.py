@@ -42,6 +42,10 @@ import keras
 import numpy as np
 
 from tf_lottery import surgery
+from tf_lottery.criteria.base import AGGREGATIONS, as_batch
+from tf_lottery.criteria.grasp import grasp_weight_scores
+from tf_lottery.criteria.magnitude import magnitude_weight_scores
+from tf_lottery.criteria.snip import snip_weight_scores
 from tf_lottery.models.lineage import attach as attach_lineage
 from tf_lottery.models.lineage import lineage
 from tf_lottery.registry import Registry
@@ -195,38 +199,26 @@ def _register(name: str, summary: str):
 
 def _reduce(kernel_scores: np.ndarray, aggregation: str) -> np.ndarray:
     """Per-output-filter reduction of a ``(kh, kw, c_in, c_out)`` score array."""
-    from tf_lottery.criteria.base import AGGREGATIONS
-
     if aggregation not in AGGREGATIONS:
         raise ValueError(f"aggregation must be one of {AGGREGATIONS}; got {aggregation!r}")
     values = np.asarray(kernel_scores, dtype="float64").reshape(-1, kernel_scores.shape[-1])
     return values.sum(axis=0) if aggregation == "sum" else values.mean(axis=0)
 
 
-def _from_weights(weight_scores) -> Callable:
-    def score(model, groups, data, aggregation: str = "mean", **options):
-        per_weight = weight_scores(model, data, **options)
-        return {g.conv: _reduce(per_weight[g.conv], aggregation) for g in groups}
-
-    return score
+def _per_filter(per_weight: Mapping[str, np.ndarray], groups, aggregation: str) -> Dict[str, np.ndarray]:
+    return {g.conv: _reduce(per_weight[g.conv], aggregation) for g in groups}
 
 
 def _snip(model, groups, data, aggregation: str = "mean"):
-    from tf_lottery.criteria.snip import snip_weight_scores
-
-    return _from_weights(lambda m, d: snip_weight_scores(m, d))(model, groups, data, aggregation)
+    return _per_filter(snip_weight_scores(model, data), groups, aggregation)
 
 
 def _grasp(model, groups, data, aggregation: str = "mean", temperature: float = 200.0):
-    from tf_lottery.criteria.grasp import grasp_weight_scores
-
-    return _from_weights(grasp_weight_scores)(model, groups, data, aggregation, temperature=temperature)
+    return _per_filter(grasp_weight_scores(model, data, temperature), groups, aggregation)
 
 
 def _magnitude(model, groups, data=None, aggregation: str = "mean"):
-    from tf_lottery.criteria.magnitude import magnitude_weight_scores
-
-    return _from_weights(magnitude_weight_scores)(model, groups, data, aggregation)
+    return _per_filter(magnitude_weight_scores(model), groups, aggregation)
 
 
 def _random(model, groups, data=None, seed: int = 0):
@@ -243,8 +235,6 @@ def group_activations(model: keras.Model, groups: Sequence[FilterGroup], images,
 
 
 def _images(data):
-    from tf_lottery.criteria.base import as_batch
-
     return as_batch(data, need_labels=False)[0].numpy()
 
 
@@ -334,8 +324,10 @@ def select_filters(model: keras.Model, scores: Mapping[str, np.ndarray], count: 
                     key=lambda item: item[:3])
     left = {g.conv: g.filters for g in groups}
     picked: List[str] = []
+    chosen: set = set()
 
     def take(entries, limit):
+        """Picks from ``entries`` in order until ``limit`` are picked; every conv keeps one filter."""
         for _, _, index, group in entries:
             if len(picked) == limit:
                 break
@@ -345,7 +337,6 @@ def select_filters(model: keras.Model, scores: Mapping[str, np.ndarray], count: 
                 chosen.add(name)
                 left[group.conv] -= 1
 
-    chosen: set = set()
     if ranking == "layerwise":
         total = sum(g.filters for g in groups)
         for group in groups:

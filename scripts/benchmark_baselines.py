@@ -1,0 +1,117 @@
+"""Training throughput of a filter ticket removed physically against the same filters as tfmot masks.
+
+A ResNet (default 32) at initialization; ``--fraction`` of its prunable filters
+(block-internal channels) are picked at random (the choice does not change the cost) and
+(1) removed physically (``tl.filters.remove_filters``), (2) masked with tfmot
+(``filter_masks`` method: kernel, bias and BatchNorm of each filter, frozen). Dense,
+physical and masked models train on the same random CIFAR-shaped batches (SGD, batch
+128): one untimed warm-up epoch each, then timed epochs alternating dense, physical,
+masked ``--repeats`` times. Reported: median images/s, the speed-up over dense, params,
+non-zero weights and FLOPs as run; and the time of ``remove_filters``. Saved to
+``benchmarks/results/baselines_<model>.json``.
+
+    python scripts/benchmark_baselines.py --depth=32 --fraction=0.5 --steps=100 --repeats=3
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import time
+
+import numpy as np
+import tensorflow as tf
+from absl import app, flags
+
+import tf_lottery as tl
+from tf_lottery import cost, filters, train
+from tf_lottery.io import write_json_atomic
+from tf_lottery.legacy import convert, masked
+from tf_lottery.tables import markdown_table
+
+_DEPTH = flags.DEFINE_integer("depth", 32, "ResNet depth.")
+_FRACTION = flags.DEFINE_float("fraction", 0.5, "Share of the prunable filters removed or masked.")
+_STEPS = flags.DEFINE_integer("steps", 100, "Training steps per timed epoch.", lower_bound=1)
+_REPEATS = flags.DEFINE_integer("repeats", 3, "Timed epochs per model.", lower_bound=1)
+_BATCH = flags.DEFINE_integer("batch_size", 128, "Batch size.")
+_OUT = flags.DEFINE_string("out", "benchmarks/results", "Output folder.")
+
+
+def _dataset():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((_BATCH.value * 8, 32, 32, 3)).astype("float32")
+    y = rng.integers(0, 10, _BATCH.value * 8)
+    return tf.data.Dataset.from_tensor_slices((x, y)).repeat().batch(_BATCH.value, drop_remainder=True)
+
+
+def _keras3_trainer(model, dataset):
+    train.compile_model(model, train.Recipe(batch_size=_BATCH.value, lr_drops=()), _STEPS.value)
+
+    def epoch():
+        start = time.perf_counter()
+        model.fit(dataset, epochs=1, steps_per_epoch=_STEPS.value, verbose=0)
+        return time.perf_counter() - start
+
+    return epoch
+
+
+def _tfmot_trainer(model, masks, dataset):
+    import tf_keras
+    from tensorflow_model_optimization.sparsity.keras import UpdatePruningStep
+
+    wrapped = masked.wrap(convert.to_tf_keras(model, prunable=list(masks)), masks)
+    wrapped.compile(optimizer=tf_keras.optimizers.SGD(0.01, momentum=0.9, nesterov=True),
+                    loss=tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+
+    def epoch():
+        start = time.perf_counter()
+        wrapped.fit(dataset, epochs=1, steps_per_epoch=_STEPS.value, verbose=0, callbacks=[UpdatePruningStep()])
+        return time.perf_counter() - start
+
+    return epoch
+
+
+def main(argv):
+    del argv
+    dense = tl.models.cifar_resnet(_DEPTH.value, seed=0)
+    count = round(_FRACTION.value * filters.count_prunable(dense))
+    names = filters.select_filters(dense, filters.filter_scores(dense, "random", seed=0), count)
+    start = time.perf_counter()
+    physical = filters.remove_filters(dense, names)
+    surgery_seconds = time.perf_counter() - start
+    masks = filters.filter_masks(dense, names)
+    masked_model = masked.masked_copy(dense, masks)
+    dataset = _dataset()
+    epochs = {"dense": _keras3_trainer(dense, dataset), "filters (physical)": _keras3_trainer(physical, dataset),
+              "filters (tfmot masks)": _tfmot_trainer(masked_model, masks, dataset)}
+    for epoch in epochs.values():
+        epoch()  # warm-up: tracing and allocation
+    seconds = {name: [] for name in epochs}
+    for _ in range(_REPEATS.value):
+        for name, epoch in epochs.items():
+            seconds[name].append(epoch())
+    images = _STEPS.value * _BATCH.value
+    rates = {name: statistics.median(images / s for s in values) for name, values in seconds.items()}
+    sizes = {"dense": dense, "filters (physical)": physical, "filters (tfmot masks)": masked_model}
+    rows, results = [], {}
+    for name, model in sizes.items():
+        nonzero = int(sum(np.count_nonzero(w) for w in model.get_weights()))
+        results[name] = {"images_per_second": rates[name], "speedup_x": rates[name] / rates["dense"],
+                         "params": int(model.count_params()), "nonzero_params": nonzero,
+                         "flops": cost.flops(model), "epoch_seconds": seconds[name]}
+        rows.append([name, f"{rates[name]:,.0f}", f"{rates[name] / rates['dense']:.2f}x", f"{model.count_params():,}",
+                     f"{nonzero:,}", f"{cost.flops(model):,}"])
+    table = markdown_table(["model", "train images/s (median)", "speed-up", "params", "non-zero weights",
+                            "FLOPs (as run)"], rows, align="lrrrrr")
+    print(f"resnet{_DEPTH.value}, {count} of {filters.count_prunable(dense)} prunable filters; "
+          f"remove_filters took {surgery_seconds:.2f} s\n{table}")
+    payload = {"model": f"resnet{_DEPTH.value}", "filters_removed": count, "remove_filters_seconds": surgery_seconds,
+               "steps": _STEPS.value, "repeats": _REPEATS.value, "batch_size": _BATCH.value,
+               "machine": {"cpus": os.cpu_count(), "platform": platform.platform()}, "results": results}
+    os.makedirs(_OUT.value, exist_ok=True)
+    write_json_atomic(os.path.join(_OUT.value, f"baselines_resnet{_DEPTH.value}.json"), payload)
+
+
+if __name__ == "__main__":
+    app.run(main)
