@@ -209,3 +209,14 @@ def test_only_the_methods_own_fields_name_its_runs():
     assert filters_run.digest("ticket") != base.digest("ticket")
     assert filters_run.digest("ticket") != filters_run.replace(filter_ranking="layerwise").digest("ticket")
     assert filters_run.digest("ticket") == filters_run.replace(schedule="iterative").digest("ticket")
+
+
+@pytest.mark.parametrize("criterion", ["expectabs", "hrank"])
+def test_after_training_criteria_have_a_per_filter_form_and_match_the_layer_ticket(criterion):
+    model = tl.models.cifar_resnet(20, input_shape=(16, 16, 3), seed=5)
+    data = _batch(n=20)
+    config = Config.create(method="filters", criterion=criterion, num_blocks=2)
+    result = methods.get("filters")(model, data, config.method, seed=0)
+    layer_ticket = methods.get("blocks")(model, data, config.method, seed=0)
+    assert cost.count_filters(result.model) == cost.count_filters(layer_ticket.model)
+    assert result.prune_first == "low" and len(result.scores) == filters.count_prunable(model)

@@ -13,7 +13,11 @@ import pytest
 import tf_lottery as tl
 from tf_lottery import experiments, filters, methods
 from tf_lottery.config import Config
+from tf_lottery.experiments.dense import dense_config
+from tf_lottery.experiments.imp import imp_config
+from tf_lottery.experiments.lottery import rewound_ticket
 from tf_lottery.experiments.stages import dense_model
+from tf_lottery.runs import RunFolder
 from tf_lottery.legacy import convert, masked
 from tf_lottery.methods.imp import magnitude_masks
 
@@ -152,21 +156,21 @@ def test_filter_masks_compute_what_the_physical_filter_ticket_computes_at_theta0
 @pytest.fixture(scope="module")
 def imp_run(tmp_path_factory):
     config = Config.create(experiment="imp", dataset="synthetic", train_size=None, val_size=32, depth=20,
-                           length="1ep", batch_size=32, learning_rate=0.05, lr_drops=(), imp_levels=2,
-                           imp_rate=0.3, runs_dir=str(tmp_path_factory.mktemp("runs")), latency_batch_sizes=(2,),
-                           memory_batch_size=2)
+                           length="2ep", batch_size=32, learning_rate=0.05, lr_drops=(), imp_levels=2,
+                           imp_rate=0.3, rewind_epoch=1, runs_dir=str(tmp_path_factory.mktemp("runs")),
+                           latency_batch_sizes=(2,), memory_batch_size=2)
     return config, experiments.get("imp")(config)
 
 
-def test_imp_levels_rewind_to_theta0_and_the_ticket_has_the_exact_sparsity(imp_run):
+def test_imp_levels_rewind_to_theta_k_and_the_ticket_has_the_exact_sparsity(imp_run):
     config, result = imp_run
     folder = result.run_folder
     assert os.path.basename(folder).startswith("imp-")
     assert {"scores_level1.json", "scores_level2.json", "level1_final.weights.h5", "ticket_final.weights.h5"} <= \
         set(os.listdir(folder))
-    theta0 = dense_model(config, tl.data.prepare(config.data_options()))
-    theta0.load_weights(os.path.join(result.dense_run_folder, "theta_0.weights.h5"))
-    total = sum(int(np.prod(layer.kernel.shape)) for layer in methods.imp.kernel_layers(theta0))
+    theta_k = dense_model(config, tl.data.prepare(config.data_options()))
+    theta_k.load_weights(os.path.join(result.dense_run_folder, "theta_1.weights.h5"))  # after epoch 1 of 2
+    total = sum(int(np.prod(layer.kernel.shape)) for layer in methods.imp.kernel_layers(theta_k))
     alive = total
     for level in (1, 2):
         with open(os.path.join(folder, f"scores_level{level}.json")) as handle:
@@ -174,12 +178,16 @@ def test_imp_levels_rewind_to_theta0_and_the_ticket_has_the_exact_sparsity(imp_r
         alive -= int(round(0.3 * alive))
         assert details["alive_weights"] == alive and details["kernel_weights"] == total
         masks = masked.decode(details["masks"])
-        start = methods.get("imp").apply(theta0, tl.records.TicketRecord([], {}, [], "magnitude", "low", "oneshot",
-                                                                          details), config.method)
-        for name, by_weight in masks.items():  # at the start of retraining: survivors are θ0 bit for bit
+        record = tl.records.TicketRecord([], {}, [], "magnitude", "low", "oneshot", details)
+        dense_run = RunFolder(dense_config(config), "dense")
+        assert dense_run.path == result.dense_run_folder
+        start, recipe = rewound_ticket(imp_config(config), dense_run, None, record,
+                                       tl.data.prepare(config.data_options()))
+        assert recipe.length == "1ep"  # the rest of the schedule after epoch 1
+        for name, by_weight in masks.items():  # at the start of retraining: survivors are θ1 bit for bit
             kept = by_weight["kernel"] == 1
             np.testing.assert_array_equal(start.get_layer(name).kernel.numpy()[kept],
-                                          theta0.get_layer(name).kernel.numpy()[kept])
+                                          theta_k.get_layer(name).kernel.numpy()[kept])
             assert np.all(start.get_layer(name).kernel.numpy()[~kept] == 0)
     assert result.ticket.cost("nonzero_params") <= result.dense.cost("params") - (total - alive)
     assert result.ticket.cost("flops") == result.dense.cost("flops")  # masks remove nothing
