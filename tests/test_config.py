@@ -40,7 +40,10 @@ def _parse(*args):
 
 def test_every_flag_of_0_1_is_generated_with_its_default():
     assert FLAGS_OF_0_1 <= set(cli.OPTIONS)
-    assert set(cli.OPTIONS) - FLAGS_OF_0_1 == {"method", "evals", "wait_for_lock", "deterministic"}
+    assert set(cli.OPTIONS) - FLAGS_OF_0_1 == {
+        "method", "evals", "wait_for_lock", "deterministic",  # 0.2
+        "match", "num_filters", "filter_ranking", "imp_rate", "imp_levels", "sweep_methods",  # 0.3: the baselines
+    }
     assert set(Config().flat()) == set(cli.OPTIONS)
     assert _parse() == Config()  # the flags' defaults are the config's: the quick demo
 
@@ -100,7 +103,7 @@ def test_identity_is_declared_per_section():
          "criterion 'hrank' takes no option 'aggregation'; its options: batch_size"),
         (dict(criterion="grsp"), "unknown criterion 'grsp'; valid names: expectabs"),
         (dict(evals=("clean", "robustness")), "unknown evaluation 'robustness'; valid names: clean, cost, latency"),
-        (dict(method="filters"), "unknown method 'filters'; valid names: blocks"),
+        (dict(method="channels"), "unknown method 'channels'; valid names: blocks, filter_masks, filters, imp"),
         (dict(depth=33), r"depth must be 6n\+2 with n >= 1"),
         (dict(keep_epochs=(2, 2)), r"keep_epochs takes distinct integers >= 0; got \[2, 2\]"),
         (dict(deepth=20), r"unknown config keys \['deepth'\]"),
