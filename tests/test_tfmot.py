@@ -11,15 +11,15 @@ import numpy as np
 import pytest
 
 import tf_lottery as tl
-from tf_lottery import experiments, filters, methods
+from tf_lottery import experiments, methods
 from tf_lottery.config import Config
 from tf_lottery.experiments.dense import dense_config
 from tf_lottery.experiments.imp import imp_config
 from tf_lottery.experiments.lottery import rewound_ticket
 from tf_lottery.experiments.stages import dense_model
-from tf_lottery.runs import RunFolder
 from tf_lottery.legacy import convert, masked
 from tf_lottery.methods.imp import magnitude_masks
+from tf_lottery.runs import RunFolder
 
 SHAPE = (16, 16, 3)
 
@@ -204,8 +204,8 @@ _LOAD_WITHOUT = textwrap.dedent("""
     import keras
     again = keras.models.load_model(sys.argv[1] + "/model.keras")  # safe mode, no custom objects
     zeros = sum(int((w == 0).sum()) for w in again.get_weights())
-    print(json.dumps({"out": out.tolist(), "zeros": zeros,
-                      "foreign": sorted(m for m in sys.modules if m.startswith(("tf_lottery", "tensorflow_model_opt")))}))
+    foreign = sorted(m for m in sys.modules if m.startswith(("tf_lottery", "tensorflow_model_opt")))
+    print(json.dumps({"out": out.tolist(), "zeros": zeros, "foreign": foreign}))
 """)
 
 

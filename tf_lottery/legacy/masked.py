@@ -95,8 +95,8 @@ def fit_attached(model: keras.Model, data, recipe, workdir: str, name: str, **kw
 
 def frozen_schedule():
     """A tfmot pruning schedule that never updates a mask (instantiated lazily: tfmot is imported here)."""
-    from tensorflow_model_optimization.sparsity.keras import PruningSchedule
     import tensorflow as tf
+    from tensorflow_model_optimization.sparsity.keras import PruningSchedule
 
     class FrozenMasks(PruningSchedule):
         """Never prune: the masks stay what they were set to."""

@@ -15,8 +15,8 @@ from __future__ import annotations
 import dataclasses
 
 from tf_lottery import filters as filters_lib
-from tf_lottery.methods import register
 from tf_lottery.methods import filters as physical
+from tf_lottery.methods import register
 
 
 def _fit(model, data, recipe, workdir, name, **kwargs):
