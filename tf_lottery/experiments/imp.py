@@ -25,11 +25,11 @@ import keras
 from tf_lottery import methods
 from tf_lottery.config import Config
 from tf_lottery.experiments.dense import train_dense
-from tf_lottery.experiments.lottery import rewound_ticket
+from tf_lottery.experiments.lottery import rewind_record, rewound_ticket
 from tf_lottery.experiments.registry import register
 from tf_lottery.experiments.stages import already_done, make_ticket, record_run, set_up, started, train_or_load
 from tf_lottery.log import log
-from tf_lottery.records import Rewind, RunRecord
+from tf_lottery.records import RunRecord
 from tf_lottery.runs import RunFolder
 
 
@@ -55,7 +55,7 @@ def imp(config: Config) -> RunRecord:
     done = already_done(config, run)
     if done is not None:
         return done
-    data, dense = set_up(config)
+    data, dense = set_up(config)  # every check, before the first file is written
     fit = methods.get("imp").trainer()
     with started(config, run) as finished:
         if finished is not None:
@@ -71,6 +71,5 @@ def imp(config: Config) -> RunRecord:
             keras.utils.set_random_seed(config.seed)  # the dense run's data order and augmentation
             training = train_or_load(config, run, ticket, data, name, recipe=recipe, fit=fit)
             source = ticket
-        rewind = Rewind(method.rewind, method.rewind_epoch, {
-            "length": recipe.length, "learning_rate": recipe.learning_rate, "lr_drops": list(recipe.lr_drops)})
-        return record_run(config, run, data, ticket, training, scoring, dense_record, dense_run, rewind)
+        return record_run(config, run, data, ticket, training, scoring, dense_record, dense_run,
+                          rewind_record(method, recipe))

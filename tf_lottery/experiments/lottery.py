@@ -59,6 +59,12 @@ def rewound_ticket(config: Config, dense_run: RunFolder, trained_dense, decision
     return apply(rewound, decision, method), recipe
 
 
+def rewind_record(method, recipe) -> Rewind:
+    """How a rewound ticket started: the rewind mode and epoch, and the recipe it trained with."""
+    return Rewind(method.rewind, method.rewind_epoch, {
+        "length": recipe.length, "learning_rate": recipe.learning_rate, "lr_drops": list(recipe.lr_drops)})
+
+
 @register("lottery", scope="ticket", sweepable=True, rewinds=True)
 def lottery(config: Config) -> RunRecord:
     """Runs Algorithm 1 (see the module docstring) and returns the run record (result.json).
@@ -89,6 +95,5 @@ def lottery(config: Config) -> RunRecord:
         keras.utils.set_random_seed(config.seed)
         training = train_or_load(config, run, ticket, data, "ticket", recipe=recipe,
                                  fit=methods.get(config.method.type).trainer())
-        rewind = Rewind(method.rewind, method.rewind_epoch, {
-            "length": recipe.length, "learning_rate": recipe.learning_rate, "lr_drops": list(recipe.lr_drops)})
-        return record_run(config, run, data, ticket, training, scoring, dense_record, dense_run, rewind)
+        return record_run(config, run, data, ticket, training, scoring, dense_record, dense_run,
+                          rewind_record(method, recipe))
