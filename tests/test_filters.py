@@ -220,3 +220,21 @@ def test_after_training_criteria_have_a_per_filter_form_and_match_the_layer_tick
     layer_ticket = methods.get("blocks")(model, data, config.method, seed=0)
     assert cost.count_filters(result.model) == cost.count_filters(layer_ticket.model)
     assert result.prune_first == "low" and len(result.scores) == filters.count_prunable(model)
+
+
+def test_keras_applications_resnet50_bottlenecks_lose_filters_exactly():
+    """A model nobody here wrote: keras.applications' ResNet50 (bottleneck blocks, its own names)."""
+    model = keras.applications.ResNet50(weights=None, input_shape=(32, 32, 3), classes=10)
+    groups = filters.filter_groups(model)
+    assert len(groups) == 2 * 16  # the 1x1 and 3x3 convs of each of the 16 bottleneck blocks
+    assert (groups[0].conv, groups[0].followers, groups[0].consumer) == (
+        "conv2_block1_1_conv", ("conv2_block1_1_bn", "conv2_block1_1_relu"), "conv2_block1_2_conv")
+    names = filters.select_filters(model, filters.filter_scores(model, "magnitude"), 1000)
+    ticket = filters.remove_filters(model, names)
+    assert cost.count_filters(ticket) == cost.count_filters(model) - 1000
+    silenced = keras.models.clone_model(model)
+    silenced.set_weights(model.get_weights())
+    filters.apply_masks(silenced, filters.filter_masks(model, names))
+    x = np.random.default_rng(0).standard_normal((2, 32, 32, 3)).astype("float32")
+    want = silenced(x, training=False).numpy()
+    np.testing.assert_allclose(ticket(x, training=False).numpy(), want, rtol=1e-4, atol=1e-6)
