@@ -69,9 +69,15 @@ def decode(encoded: dict) -> Dict[str, Dict[str, np.ndarray]]:
     return result
 
 
-def masked_copy(model: keras.Model, masks: Masks) -> keras.Model:
-    """A copy of ``model`` (same architecture and names), its weights masked, the masks attached."""
+def masked_copy(model: keras.Model, masks: Masks, name: Optional[str] = None) -> keras.Model:
+    """A copy of ``model`` (same architecture and layer names), its weights masked, the masks attached.
+
+    Args:
+        name: The copy's model name (default ``model``'s).
+    """
     copy = keras.models.clone_model(model)
+    if name is not None:
+        copy = keras.Model(copy.input, copy.output, name=name)
     copy.set_weights(model.get_weights())
     from tf_lottery.models.lineage import LINEAGE_ATTR
 

@@ -29,7 +29,8 @@ def apply(model, ticket, method):
     """A masked copy of ``model``: the filters ``ticket.removed`` silenced, their masks attached."""
     from tf_lottery.legacy.masked import masked_copy
 
-    return masked_copy(model, filters_lib.filter_masks(model, ticket.removed))
+    return masked_copy(model, filters_lib.filter_masks(model, ticket.removed),
+                       name=f"{model.name}_masked{len(ticket.removed)}f")
 
 
 @register("filter_masks", check=physical.check, apply=apply, fit=_fit, fields=physical.FIELDS, unit="filters",

@@ -73,7 +73,12 @@ def apply(model, ticket, method):
     """A masked copy of ``model`` under the masks recorded in ``ticket.details["masks"]``."""
     from tf_lottery.legacy.masked import decode, masked_copy
 
-    return masked_copy(model, decode(ticket.details["masks"]))
+    return masked_copy(model, decode(ticket.details["masks"]), name=_sparse_name(model.name, ticket.details))
+
+
+def _sparse_name(name: str, details: dict) -> str:
+    """``resnet32`` -> ``resnet32_sparse20``: the percentage of kernel weights pruned."""
+    return f"{name.split('_sparse')[0]}_sparse{round(100 * details['sparsity'])}"
 
 
 def _fit(model, data, recipe, workdir, name, **kwargs):
@@ -110,4 +115,5 @@ def imp(model, data, method, seed: int = 0) -> TicketResult:
     details = {"sparsity": sparsity(masks), "alive_weights": alive,
                "kernel_weights": int(sum(m.size for by in masks.values() for m in by.values())),
                "masks": encode(masks)}
-    return TicketResult([], {}, [], "magnitude", "low", "oneshot", details=details, model=masked_copy(model, masks))
+    return TicketResult([], {}, [], "magnitude", "low", "oneshot", details=details,
+                        model=masked_copy(model, masks, name=_sparse_name(model.name, details)))
