@@ -123,7 +123,7 @@ def test_imp_prunes_exactly_its_rate_of_the_alive_kernel_weights_per_level():
         masks = magnitude_masks(model, 0.2)
         alive -= int(round(0.2 * alive))
         assert sum(int(m["kernel"].sum()) for m in masks.values()) == alive, level
-        masked.apply_masks(model, masks)  # what a level's masked training leaves: zeros at pruned weights
+        tl.filters.apply_masks(model, masks)  # what a level's masked training leaves: zeros at pruned weights
     # Global: the smallest surviving magnitude is at least the largest pruned one (of level 1).
     fresh = tl.models.cifar_resnet(20, input_shape=SHAPE, seed=2)
     level1 = magnitude_masks(fresh, 0.2)

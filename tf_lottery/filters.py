@@ -484,9 +484,14 @@ def filter_masks(model: keras.Model, names: Iterable[str]) -> Dict[str, Dict[str
 
 
 def apply_masks(model: keras.Model, masks: Mapping[str, Mapping[str, np.ndarray]]) -> None:
-    """Multiplies ``model``'s variables by ``masks`` in place (see :func:`filter_masks`)."""
+    """Multiplies ``model``'s variables by ``masks`` in place (any per-variable masks: these of
+    :func:`filter_masks`, or IMP's kernel masks).
+
+    Example:
+        >>> apply_masks(dense, filter_masks(dense, ["stage1_block2_conv1:3"]))   # silences that filter
+    """
     for layer_name, by_weight in masks.items():
         layer = model.get_layer(layer_name)
         for attr, mask in by_weight.items():
             variable = getattr(layer, attr)
-            variable.assign(variable.numpy() * mask)
+            variable.assign(variable.numpy() * np.asarray(mask, dtype=variable.dtype))

@@ -29,6 +29,7 @@ from typing import Dict, Mapping, Optional
 import keras
 import numpy as np
 
+from tf_lottery.filters import apply_masks
 from tf_lottery.io import write_text_atomic
 from tf_lottery.legacy.convert import copy_weights, to_tf_keras
 from tf_lottery.models.heads import outputs_probabilities
@@ -172,15 +173,6 @@ def masks_equal(a: Masks, b: Masks) -> bool:
     return set(a) == set(b) and all(
         set(a[n]) == set(b[n]) and all(np.array_equal(np.asarray(a[n][w]), np.asarray(b[n][w])) for w in a[n])
         for n in a)
-
-
-def apply_masks(model: keras.Model, masks: Masks) -> None:
-    """Multiplies a Keras 3 model's masked variables by their masks, in place."""
-    for layer_name, by_weight in masks.items():
-        layer = model.get_layer(layer_name)
-        for attr, mask in by_weight.items():
-            variable = getattr(layer, attr)
-            variable.assign(variable.numpy() * np.asarray(mask, dtype=variable.dtype))
 
 
 def _needs_prunable_class(masks: Masks) -> list:
