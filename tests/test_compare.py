@@ -76,6 +76,7 @@ def test_the_report_has_the_table3_shape_and_a_cost_table(compared):
         "layers (ours)", "filters (standard LTH, removed)", "filters (tfmot masks)"]
     assert "The paper's Table 3" in text and "-0.79" in text and "+0.40" in text
     assert "## Weight lottery tickets (IMP)" in text and "1 x 0.2" in text
+    assert "filters (tfmot masks), weights (IMP, tfmot) train in tf_keras" in text  # their times: another framework
     cost = text.split("## Cost of every method (mean ± std over seeds)")[1]
     for label in ("dense", "layers (ours)", "filters (standard LTH, removed)", "filters (tfmot masks)",
                   "weights (IMP, tfmot)"):

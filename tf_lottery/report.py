@@ -335,6 +335,18 @@ def write_compare(config: Config, rows: List[SweepRow], folder: str) -> str:
         "time is the measured wall clock of the whole training; speed-up = dense time / ticket time; images/s "
         "after the first epoch; latency is the measured median of a forward pass.", "",
     ]
+    from tf_lottery.methods import METHODS
+
+    other = sorted({r.method for r in rows if METHODS.get(r.method).fit is not None})
+    if other:
+        parts += [
+            f"{', '.join(METHOD_LABELS.get(m, m) for m in other)} train in tf_keras under tfmot's wrappers (tfmot "
+            "accepts no Keras 3 model); the dense run and the other tickets train in Keras 3. The two frameworks "
+            "train at different speeds on some CPUs, so these rows' speed-ups include the framework's: "
+            "`scripts/benchmark_baselines.py` compares masks with a dense network trained in tf_keras too. "
+            "An IMP ticket's time is its retraining alone; finding it also took the dense training (and one "
+            "more training per extra level).", "",
+        ]
     text = "\n".join(parts)
     write_text_atomic(os.path.join(folder, "report.md"), text)
     return text
