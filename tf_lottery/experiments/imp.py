@@ -25,12 +25,11 @@ import keras
 from tf_lottery import methods
 from tf_lottery.config import Config
 from tf_lottery.experiments.dense import train_dense
-from tf_lottery.experiments.lottery import rewind_record, rewound_ticket
+from tf_lottery.experiments.lottery import rewind_record, rewinding_run, rewound_ticket
 from tf_lottery.experiments.registry import register
-from tf_lottery.experiments.stages import already_done, make_ticket, record_run, set_up, started, train_or_load
+from tf_lottery.experiments.stages import make_ticket, record_run, set_up, started, train_or_load
 from tf_lottery.log import log
 from tf_lottery.records import RunRecord
-from tf_lottery.runs import RunFolder
 
 
 def imp_config(config: Config) -> Config:
@@ -50,9 +49,7 @@ def imp(config: Config) -> RunRecord:
     """
     config = imp_config(config)
     method = config.method
-    config.training.recipe().resumed_at(method.rewind_epoch)  # fail before anything is written
-    run = RunFolder(config, "ticket")
-    done = already_done(config, run)
+    run, done = rewinding_run(config)
     if done is not None:
         return done
     data, dense = set_up(config)  # every check, before the first file is written

@@ -59,6 +59,18 @@ def rewound_ticket(config: Config, dense_run: RunFolder, trained_dense, decision
     return apply(rewound, decision, method), recipe
 
 
+def rewinding_run(config: Config) -> tuple:
+    """``(run folder, its record if it already finished, else None)`` of an experiment that rewinds.
+
+    Raises:
+        ValueError: before anything is written, for a rewind epoch outside the training or
+            lengths in steps.
+    """
+    config.training.recipe().resumed_at(config.method.rewind_epoch)
+    run = RunFolder(config, "ticket")
+    return run, already_done(config, run)
+
+
 def rewind_record(method, recipe) -> Rewind:
     """How a rewound ticket started: the rewind mode and epoch, and the recipe it trained with."""
     return Rewind(method.rewind, method.rewind_epoch, {
@@ -76,9 +88,7 @@ def lottery(config: Config) -> RunRecord:
         $ tf-lottery --experiment=lottery --criterion=kl --rewind=weights --rewind_epoch=1
     """
     method = config.method
-    config.training.recipe().resumed_at(method.rewind_epoch)  # fail before anything is written
-    run = RunFolder(config, "ticket")
-    done = already_done(config, run)
+    run, done = rewinding_run(config)
     if done is not None:
         return done
     data, dense = set_up(config)  # every check, before the first file is written
