@@ -178,6 +178,13 @@ def test_a_filter_ticket_rebuilds_from_its_lineage_bit_for_bit():
     assert rebuilt.name == again.name
     for a, b in zip(rebuilt.get_weights(), again.get_weights()):
         np.testing.assert_array_equal(a, b)
+    filters_then_layer = surgery.remove_blocks(filters.remove_filters(model, ["stage1_block2_conv1:0",
+                                                                            "stage2_block2_conv1:5"]),
+                                               ["stage1_block2"])  # the block of a pruned conv goes
+    assert tl.models.lineage(filters_then_layer)["filters"] == {"stage2_block2_conv1": [5]}
+    for a, b in zip(tl.models.rebuild(tl.models.lineage_json(filters_then_layer)).get_weights(),
+                    filters_then_layer.get_weights()):
+        np.testing.assert_array_equal(a, b)
     layer_then_filters = filters.remove_filters(surgery.remove_blocks(model, ["stage3_block2"]),
                                                 ["stage1_block2_conv1:0"])
     assert layer_then_filters.name == "resnet20_minus1_1f"

@@ -61,11 +61,16 @@ def lineage_json(model: keras.Model) -> str:
 
 
 def extend(source: keras.Model, ticket: keras.Model, removed: Iterable[str]) -> Optional[dict]:
-    """Gives ``ticket`` the lineage of ``source`` with ``removed`` blocks added; returns it (or None)."""
+    """Gives ``ticket`` the lineage of ``source`` with ``removed`` blocks added; returns it (or None).
+
+    Removed filters of layers the ticket no longer has (they went with a removed block) are dropped.
+    """
     origin = lineage(source)
     if origin is None:
         return None
-    attach(ticket, origin["builder"], origin["spec"], list(origin["removed"]) + list(removed), origin.get("filters"))
+    present = {layer.name for layer in ticket.layers}
+    filters = {conv: indices for conv, indices in origin.get("filters", {}).items() if conv in present}
+    attach(ticket, origin["builder"], origin["spec"], list(origin["removed"]) + list(removed), filters)
     return lineage(ticket)
 
 
