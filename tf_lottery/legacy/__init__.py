@@ -1,7 +1,7 @@
 """tf_keras and tfmot: the only place either is imported.
 
 tfmot (TensorFlow Model Optimization) wraps only tf_keras (Keras 2) models, and importing
-it sets ``TF_USE_LEGACY_KERAS=1`` for the whole process, so ``tf.keras`` becomes tf_keras.
+it sets ``TF_USE_LEGACY_KERAS=1`` for the whole process, so TensorFlow's own Keras alias becomes tf_keras.
 tf_lottery itself always says ``import keras`` (Keras 3), which is unaffected: Keras 3
 tickets keep training and exporting after this package was imported (tested in one process).
 
