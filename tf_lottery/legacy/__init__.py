@@ -12,6 +12,6 @@ tickets keep training and exporting after this package was imported (tested in o
 * the methods built on them: ``filter_masks`` (:mod:`tf_lottery.methods.filter_masks`) and
   ``imp`` (:mod:`tf_lottery.methods.imp`).
 
-Everything here is imported lazily (inside functions), so ``import tf_lottery`` never
-imports tfmot.
+tf_keras and tfmot are imported inside the functions that use them, so ``import tf_lottery``
+never imports either.
 """

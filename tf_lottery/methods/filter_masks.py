@@ -15,25 +15,19 @@ from __future__ import annotations
 import dataclasses
 
 from tf_lottery import filters as filters_lib
+from tf_lottery.legacy.masked import fit_attached, masked_copy
 from tf_lottery.methods import filters as physical
 from tf_lottery.methods import register
 
 
-def _fit(model, data, recipe, workdir, name, **kwargs):
-    from tf_lottery.legacy.masked import fit_attached
-
-    return fit_attached(model, data, recipe, workdir, name, **kwargs)
-
-
 def apply(model, ticket, method):
     """A masked copy of ``model``: the filters ``ticket.removed`` silenced, their masks attached."""
-    from tf_lottery.legacy.masked import masked_copy
-
     return masked_copy(model, filters_lib.filter_masks(model, ticket.removed),
                        name=f"{model.name}_masked{len(ticket.removed)}f")
 
 
-@register("filter_masks", check=physical.check, apply=apply, fit=_fit, fields=physical.FIELDS, unit="filters",
+@register("filter_masks", check=physical.check, apply=apply, fit=fit_attached, fields=physical.FIELDS,
+          unit="filters",
           summary="the filters ticket as whole-filter tfmot masks (no removal, no speed-up)")
 def filter_masks(model, data, method, seed: int = 0):
     """Picks filters exactly as ``filters`` does and masks them instead of removing them.

@@ -19,6 +19,7 @@ from typing import Dict
 import keras
 import numpy as np
 
+from tf_lottery.legacy.masked import decode, encode, fit_attached, masked_copy
 from tf_lottery.methods import register
 from tf_lottery.tickets import TicketResult
 
@@ -71,8 +72,6 @@ def check(model, method) -> None:
 
 def apply(model, ticket, method):
     """A masked copy of ``model`` under the masks recorded in ``ticket.details["masks"]``."""
-    from tf_lottery.legacy.masked import decode, masked_copy
-
     return masked_copy(model, decode(ticket.details["masks"]), name=_sparse_name(model.name, ticket.details))
 
 
@@ -81,13 +80,7 @@ def _sparse_name(name: str, details: dict) -> str:
     return f"{name.split('_sparse')[0]}_sparse{round(100 * details['sparsity'])}"
 
 
-def _fit(model, data, recipe, workdir, name, **kwargs):
-    from tf_lottery.legacy.masked import fit_attached
-
-    return fit_attached(model, data, recipe, workdir, name, **kwargs)
-
-
-@register("imp", check=check, apply=apply, fit=_fit, unit="weights", experiment="imp",
+@register("imp", check=check, apply=apply, fit=fit_attached, unit="weights", experiment="imp",
           fields=("imp_rate", "imp_levels", "rewind", "rewind_epoch"),
           summary="one level of global magnitude pruning of the kernels (IMP, Frankle & Carbin), masked with tfmot")
 def imp(model, data, method, seed: int = 0) -> TicketResult:
@@ -108,8 +101,6 @@ def imp(model, data, method, seed: int = 0) -> TicketResult:
         >>> round(level1.details["sparsity"], 3)
         0.2
     """
-    from tf_lottery.legacy.masked import encode, masked_copy
-
     masks = magnitude_masks(model, method.imp_rate)
     alive = int(sum(m.sum() for by in masks.values() for m in by.values()))
     details = {"sparsity": sparsity(masks), "alive_weights": alive,
