@@ -130,9 +130,10 @@ def integers(default: Iterable[int], help: str, lower_bound: Optional[int] = Non
     return _field("integers", None if default is None else tuple(default), help, lower_bound=lower_bound)
 
 
-def names(default: Iterable[str], help: str, choices: Choices = None):
-    """A comma-separated list of strings, a tuple in the config (``DEFINE_list``)."""
-    return _field("names", tuple(default), help, choices=choices)
+def names(default: Iterable[str], help: str, choices: Choices = None, flag: Optional[str] = None):
+    """A comma-separated list of strings, a tuple in the config (``DEFINE_list``); ``flag`` names the
+    flag when it differs from the field (``--from`` sets ``evaluation.runs_from``)."""
+    return _field("names", tuple(default), help, flag=flag, choices=choices)
 
 
 def options_of(cls) -> list[Option]:

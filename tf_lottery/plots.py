@@ -116,3 +116,76 @@ def speedup_vs_flops_implied(rows: List[SweepRow], path: str) -> None:
     axis.set(xlabel="FLOPs-implied speed-up (x)", ylabel="measured training speed-up (x)",
              title="training speed-up", xlim=(0.95, top), ylim=(bottom, top))
     _finish(fig, axis, path)
+
+
+def _robustness_lines(rows) -> Dict[str, tuple]:
+    """``{label: (dense or ticket side results of each seed)}``: one line per dense model and ticket kind."""
+    lines: Dict[str, list] = {}
+    for row in rows:
+        dense = lines.setdefault(f"{row.model} dense", {})
+        dense[row.dense_run_folder] = row.dense
+        if row.ticket is not None:
+            kind = f"{row.model} {row.method}" + (f" {row.criterion}" if row.criterion else "") + (
+                f" p={row.p}" if row.p is not None else "")
+            lines.setdefault(kind, {})[row.run_folder] = row.ticket
+    return {label: tuple(sides.values()) for label, sides in lines.items()}
+
+
+def _mean_line(axis, xs, per_seed, label, dashed=False) -> None:
+    """The mean over seeds at each x (points where no seed has a value are skipped)."""
+    means = [statistics.fmean(v) if v else None for v in per_seed]
+    shown = [(x, m) for x, m in zip(xs, means) if m is not None]
+    if shown:
+        axis.plot(*zip(*shown), marker="o", linestyle="--" if dashed else "-", label=label)
+
+
+def accuracy_vs_severity(rows, path: str) -> None:
+    """Accuracy (mean over corruptions and seeds) against severity, 0 = clean; dense dashed."""
+    lines = {k: v for k, v in _robustness_lines(rows).items() if all("corruptions" in s for s in v)}
+    if not lines:
+        return
+    fig, axis = plt.subplots(figsize=(6.4, 4))
+    for label, sides in lines.items():
+        severities = sorted({int(s) for side in sides for t in side["corruptions"]["accuracy"].values() for s in t})
+        per_seed = [[100 * side["corruptions"]["clean"] for side in sides]]
+        for severity in severities:
+            per_seed.append([100 * statistics.fmean(t[str(severity)] for t in side["corruptions"]["accuracy"].values())
+                             for side in sides])
+        _mean_line(axis, [0, *severities], per_seed, label, dashed=label.endswith("dense"))
+    axis.set(xlabel="severity (0 = clean)", ylabel="accuracy (%)", title="accuracy under corruptions")
+    _finish(fig, axis, path)
+
+
+def accuracy_vs_epsilon(rows, path: str) -> None:
+    """Accuracy (mean over seeds) against epsilon, one panel per attack; dense dashed."""
+    lines = {k: v for k, v in _robustness_lines(rows).items() if all("adversarial" in s for s in v)}
+    if not lines:
+        return
+    attacks = list(next(iter(lines.values()))[0]["adversarial"]["accuracy"])
+    fig, axes = plt.subplots(1, len(attacks), figsize=(5.2 * len(attacks), 4), squeeze=False)
+    for axis, attack in zip(axes[0], attacks):
+        for label, sides in lines.items():
+            epsilons = sorted({int(e) for side in sides for e in side["adversarial"]["accuracy"][attack]})
+            per_seed = [[100 * side["adversarial"]["clean"] for side in sides]]
+            per_seed += [[100 * side["adversarial"]["accuracy"][attack][str(e)] for side in sides] for e in epsilons]
+            _mean_line(axis, [0, *epsilons], per_seed, label, dashed=label.endswith("dense"))
+        axis.set(xlabel="epsilon (pixel levels out of 255)", ylabel="accuracy (%)", title=attack.upper())
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=7)
+    _save(fig, path)
+
+
+def cka_per_stage(rows, path: str) -> None:
+    """Linear CKA between dense and ticket for each stage and the penultimate features (mean over seeds)."""
+    lines = {k: v for k, v in _robustness_lines(rows).items() if not k.endswith("dense")
+             and all("cka" in s for s in v)}
+    if not lines:
+        return
+    fig, axis = plt.subplots(figsize=(6.4, 4))
+    for label, sides in lines.items():
+        views = list(sides[0]["cka"]["views"])
+        per_seed = [[side["cka"]["views"][v]["linear"] for side in sides if v in side["cka"]["views"]] for v in views]
+        _mean_line(axis, list(range(len(views))), per_seed, label)
+        axis.set_xticks(range(len(views)), views)
+    axis.set(ylabel="linear CKA with dense", title="representation similarity to the dense network", ylim=(0, 1.02))
+    _finish(fig, axis, path)

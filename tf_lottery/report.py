@@ -210,7 +210,7 @@ def write(config: Config, rows: List[SweepRow], folder: str) -> str:
     plots.speedup_vs_flops_implied(rows, os.path.join(folder, "speedup.png"))
     seeds = _ordered(rows, "seed")
     training = config.training
-    setup = (f"{config.data.dataset}, {_model_label(config)}, {training.length} at learning rate "
+    setup = (f"{config.data.dataset}, {model_label(config)}, {training.length} at learning rate "
              f"{training.learning_rate:g} (drops at {', '.join(training.lr_drops) or 'none'}), "
              f"train size {config.data.train_size or 'all'}, "
              f"seeds {', '.join(map(str, seeds))}, {len(rows)} runs")
@@ -301,7 +301,7 @@ def write_compare(config: Config, rows: List[SweepRow], folder: str) -> str:
     training, method = config.training, config.method
     parts = [
         f"# Compare {os.path.basename(folder)}", "",
-        f"{config.data.dataset}, {_model_label(config)}, {training.length} at learning rate "
+        f"{config.data.dataset}, {model_label(config)}, {training.length} at learning rate "
         f"{training.learning_rate:g} (drops at {', '.join(training.lr_drops) or 'none'}), train size "
         f"{config.data.train_size or 'all'}, seeds {', '.join(map(str, seeds))}, {len(rows)} runs. Every ticket "
         "starts from its seed's θ0 and trains by the same recipe on the same data stream as the dense run.", "",
@@ -352,7 +352,7 @@ def write_compare(config: Config, rows: List[SweepRow], folder: str) -> str:
     return text
 
 
-def _model_label(config: Config) -> str:
+def model_label(config: Config) -> str:
     """``ResNet-32`` for a CIFAR ResNet, else the model type."""
     depth = getattr(config.model.settings, "depth", None)
     return f"ResNet-{depth}" if config.model.type == "cifar_resnet" and depth else config.model.type

@@ -21,6 +21,9 @@ from tf_lottery import options
 from tf_lottery.criteria import CRITERIA
 from tf_lottery.data import DATASETS
 from tf_lottery.evals import EVALS
+from tf_lottery.evals.adversarial import ATTACKS
+from tf_lottery.evals.corruptions import CORRUPTIONS, SEVERITIES
+from tf_lottery.evals.shift_sets import SHIFT_SETS
 from tf_lottery.filters import RANKINGS
 from tf_lottery.methods import METHODS
 from tf_lottery.methods.filters import MATCHES
@@ -254,6 +257,47 @@ class EvaluationConfig(Section):
     evals: tuple = names(("clean", "cost", "latency"), "Evaluations of every trained model.", choices=EVALS)
     latency_batch_sizes: tuple = integers((1, 128), "Batch sizes of the latency measurement.", lower_bound=1)
     memory_batch_size: int = integer(128, "Batch size of the memory estimate.", lower_bound=1)
+    robustness_examples: Optional[int] = integer(None, "corruptions, shift_sets: evaluate the first N images of "
+                                                 "the test split and of each shift set's group (0 = all).",
+                                                 lower_bound=0, zero_means_none=True)
+    corruptions: tuple = names((), "corruptions: which in-graph corruptions (empty: all that apply to the "
+                               "images; saturate needs colour).", choices=tuple(CORRUPTIONS))
+    severities: tuple = integers(SEVERITIES, "corruptions: severities, 1 to 5.", lower_bound=1)
+    corruption_seed: int = integer(0, "corruptions: seed of the corruptions' random draws.", lower_bound=0)
+    shift_sets: tuple = names((), "shift_sets: which published sets (empty: those of the dataset: cifar10_c, "
+                              "cifar10_1, cifar10_2 for cifar10; mnist_c for mnist).", choices=SHIFT_SETS)
+    shift_dir: Optional[str] = text(None, "shift_sets: tfds data_dir of the tfds sets, and the folder holding "
+                                    "cifar102_test.npz (default: tfds' own folder; the current folder).")
+    attacks: tuple = names(ATTACKS, "adversarial: the L-infinity attacks.", choices=ATTACKS)
+    epsilons: tuple = integers((1, 2, 4, 8), "adversarial: radii in pixel levels out of 255 (8 means 8/255 of "
+                               "the [0, 1] pixel range; 0 gives the clean accuracy).", lower_bound=0)
+    pgd_steps: int = integer(10, "adversarial: PGD iterations.", lower_bound=1)
+    pgd_step_size: Optional[float] = real(None, "adversarial: PGD step in pixel levels out of 255 (default "
+                                          "2.5 x epsilon / steps, Madry et al.).")
+    random_start: bool = boolean(True, "adversarial: PGD starts at a uniform random point of the ball.")
+    attack_examples: Optional[int] = integer(1000, "adversarial: attack the first N test images (0 = all).",
+                                             lower_bound=0, zero_means_none=True)
+    runs_from: tuple = names((), "robustness: run folders to evaluate (ticket, dense, sweep or compare folders; "
+                             "empty: the runs the other flags name).", flag="from")
+    cka_examples: int = integer(1000, "cka: the fixed evaluation batch, the first N test images (the debiased "
+                                "form needs 4 to 5000).", lower_bound=4)
+
+    def __post_init__(self):
+        super().__post_init__()
+        late = [s for s in self.severities if s > max(SEVERITIES)]
+        if late or len(set(self.severities)) != len(self.severities) or not self.severities:
+            raise ValueError(f"severities takes distinct values from 1 to 5; got {list(self.severities)}")
+        if len(set(self.epsilons)) != len(self.epsilons) or not self.epsilons:
+            raise ValueError(f"epsilons takes distinct values >= 0; got {list(self.epsilons)}")
+        if self.pgd_step_size is not None and self.pgd_step_size <= 0:
+            raise ValueError(f"pgd_step_size must be > 0; got {self.pgd_step_size}")
+        if self.cka_examples > 5000:
+            raise ValueError(f"cka_examples must be from 4 to 5000 (the debiased CKA builds (n, n) kernels); "
+                             f"got {self.cka_examples}")
+        for name in ("corruptions", "shift_sets", "attacks"):
+            values = getattr(self, name)
+            if len(set(values)) != len(values):
+                raise ValueError(f"{name} lists a name twice: {list(values)}")
 
 
 @dataclasses.dataclass(frozen=True)

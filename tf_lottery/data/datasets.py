@@ -5,7 +5,7 @@ with uint8 (or float) images of shape (N, H, W, C) and integer labels.
 
 * ``fashion_mnist``: the gzipped IDX files Debian's ``dataset-fashion-mnist`` installs
   (``/usr/share/datasets/fashion-mnist`` or ``data_dir``), else tfds when ``download``.
-* ``cifar10``, ``cifar100``: tfds. Offline, ``tfds.load`` retries for minutes, so the data
+* ``mnist``, ``cifar10``, ``cifar100``: tfds. Offline, ``tfds.load`` retries for minutes, so the data
   must already be prepared in ``data_dir`` unless ``download=True``; otherwise a clear
   error says how to get it, at once.
 * ``synthetic``: seeded random images whose class shifts the mean of a channel, so a
@@ -64,8 +64,9 @@ def get(name: str) -> DatasetInfo:
     return DATASETS.get(name)
 
 
-def load_tfds(name: str, data_dir: Optional[str], download: bool) -> Dict[str, Arrays]:
-    """Loads a tfds dataset's train and test splits as numpy arrays, failing fast when absent.
+def load_tfds_split(name: str, split: str, data_dir: Optional[str], download: bool,
+                    folder_flag: str = "--data_dir") -> Arrays:
+    """Loads one split of a tfds dataset as numpy arrays, failing fast when absent.
 
     With ``download=False`` tfds answers at once when the data is not prepared (with
     ``download=True`` and no internet it would retry for minutes).
@@ -76,20 +77,27 @@ def load_tfds(name: str, data_dir: Optional[str], download: bool) -> Dict[str, A
     import tensorflow_datasets as tfds
 
     try:
-        splits = tfds.load(name, split=["train", "test"], as_supervised=True, data_dir=data_dir, download=download)
+        loaded = tfds.load(name, split=split, as_supervised=True, data_dir=data_dir, download=download)
     except Exception as error:  # tfds raises AssertionError, ConnectionError, ...: all mean "not here"
         where = data_dir or "~/tensorflow_datasets"
-        hint = ("pass --download on a machine with internet, or point --data_dir at a folder where tfds "
-                "prepared it" if not download else "check the internet connection or --data_dir")
+        hint = (f"pass --download on a machine with internet, or point {folder_flag} at a folder where tfds "
+                "prepared it" if not download else f"check the internet connection or {folder_flag}")
         raise DatasetUnavailable(f"dataset {name!r} is not available in {where}: {hint} "
                                  f"(tfds said: {str(error).splitlines()[0][:200]})") from error
+    batches = list(tfds.as_numpy(loaded.batch(10_000)))
+    if not batches:
+        raise DatasetUnavailable(f"dataset {name!r} split {split!r} is empty in {data_dir or '~/tensorflow_datasets'}")
+    images, labels = zip(*batches)
+    return np.concatenate(images), np.concatenate(labels).astype("int64")
 
-    def to_arrays(split):
-        images, labels = zip(*tfds.as_numpy(split.batch(10_000)))
-        return np.concatenate(images), np.concatenate(labels).astype("int64")
 
-    train, test = (to_arrays(s) for s in splits)
-    return {"train": train, "test": test}
+def load_tfds(name: str, data_dir: Optional[str], download: bool) -> Dict[str, Arrays]:
+    """Loads a tfds dataset's train and test splits as numpy arrays (see :func:`load_tfds_split`).
+
+    Raises:
+        DatasetUnavailable: naming the dataset, the folder and how to get the data.
+    """
+    return {split: load_tfds_split(name, split, data_dir, download) for split in ("train", "test")}
 
 
 @register("fashion_mnist", (28, 28, 1), 10, "Debian dataset-fashion-mnist IDX files, else tfds")
@@ -99,6 +107,11 @@ def _fashion_mnist(data_dir, download, seed):
         train, test = load_fashion_mnist(folder)
         return {"train": train, "test": test}
     return load_tfds("fashion_mnist", data_dir, download)
+
+
+@register("mnist", (28, 28, 1), 10, "tfds mnist")
+def _mnist(data_dir, download, seed):
+    return load_tfds("mnist", data_dir, download)
 
 
 @register("cifar10", (32, 32, 3), 10, "tfds cifar10")

@@ -82,7 +82,7 @@ def train_dense(config: Config, data, model) -> tuple[ModelRecord, RunFolder]:
         training = train_or_load(own, run, model, data, "dense", callbacks=[save_at])
         saved = run.read_json("dense.json")
         record = ModelRecord.from_dict(saved) if saved is not None else None
-        if record is None or not has_evals(record, config):
+        if record is None or not has_evals(record, config, "dense"):
             record = measure(config, run, "dense", model, data, training)
             run.write_json("dense.json", record.to_dict())
         if config.runtime.export and not export.is_complete(run.file("export/dense")):

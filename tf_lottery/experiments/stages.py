@@ -161,15 +161,26 @@ def train_or_load(config: Config, run: RunFolder, model, data, name: str, recipe
 
 
 def measure(config: Config, run: RunFolder, name: str, model, data, training: TrainingRecord,
-            removed=None) -> ModelRecord:
-    """Runs the configured evaluations on a trained model (each cached in ``run``) into its record."""
-    results = evals.run_cached(model, data, config.evaluation, run, name, log)
+            removed=None, reference=None) -> ModelRecord:
+    """Runs the configured evaluations on a trained model (each cached in ``run``) into its record.
+
+    Args:
+        reference: The trained dense network, for pairwise evaluations of a ticket (``cka``).
+    """
+    results = evals.run_cached(model, data, config.evaluation, run, name, log, reference=reference)
     return ModelRecord(model.name, len(surgery.blocks(model)), training, results, removed)
 
 
-def has_evals(record: ModelRecord, config: Config) -> bool:
-    """Whether ``record`` holds every evaluation ``config`` asks for."""
-    return set(config.evaluation.evals) <= set(record.evals)
+def has_evals(record: ModelRecord, config: Config, side: str) -> bool:
+    """Whether ``record`` (of ``side``: "dense" or "ticket") holds every evaluation ``config`` asks for."""
+    return set(evals.wanted(config.evaluation, side)) <= set(record.evals)
+
+
+def trained_dense(config: Config, data, dense_run: RunFolder) -> keras.Model:
+    """The trained dense network of ``dense_run`` (its θ0 rebuilt, its final weights loaded)."""
+    model = dense_model(config, data)
+    model.load_weights(dense_run.file("dense_final.weights.h5"))
+    return model
 
 
 def already_done(config: Config, run: RunFolder, quiet: bool = False) -> Optional[RunRecord]:
@@ -178,7 +189,7 @@ def already_done(config: Config, run: RunFolder, quiet: bool = False) -> Optiona
     if done is None:
         return None
     record = RunRecord.from_dict(done)
-    if not (has_evals(record.dense, config) and has_evals(record.ticket, config)):
+    if not (has_evals(record.dense, config, "dense") and has_evals(record.ticket, config, "ticket")):
         if not quiet:
             log(f"{run.path} ran before; measuring the evaluations it lacks")
         return None
@@ -215,7 +226,8 @@ def record_run(config: Config, run: RunFolder, data, ticket, training: TrainingR
     Returns:
         The :class:`~tf_lottery.records.RunRecord` written to result.json.
     """
-    measured = measure(config, run, "ticket", ticket, data, training, scoring.ticket.removed)
+    reference = trained_dense(config, data, dense_run) if evals.needs_reference(config.evaluation) else None
+    measured = measure(config, run, "ticket", ticket, data, training, scoring.ticket.removed, reference)
     plots.learning_curves({"dense": train.read_history(dense_run.file("history_dense.csv")),
                            "ticket": train.read_history(run.file("history_ticket.csv"))}, run.file("curves.png"))
     exports = None

@@ -1,0 +1,154 @@
+"""The robustness and representation evaluations: corruptions, shift sets, attacks, CKA.
+
+Each is a registry entry (``--evals=...``) whose result is cached in the run folder like
+every evaluation. Images are taken back to pixels from the prepared test split (which is
+``pixels / 255 - mean``), corrupted or attacked there, and preprocessed again, so every
+model sees exactly what the clean evaluation's preprocessing would give it:
+
+* ``corruptions``: ``{"examples", "clean", "mean", "accuracy": {corruption: {severity: acc}}}``,
+  ``mean`` over every corruption and severity (CIFAR-10-C's usual summary);
+* ``shift_sets``: ``{set: {"examples", "accuracy", "groups": {group: acc}}}``, ``accuracy``
+  the mean over the set's groups;
+* ``adversarial``: ``{"examples", "clean", "accuracy": {attack: {epsilon in 1/255: acc}}}``;
+* ``cka``: ``{"examples", "views": {view: {"linear", "debiased"}}}`` between the dense
+  network and the ticket.
+
+Accuracies are fractions in [0, 1], like the clean evaluation's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Dict, Optional, Tuple
+
+import numpy as np
+
+from tf_lottery.evals import register
+from tf_lottery.evals import adversarial, cka, corruptions, shift_sets
+
+_CORRUPTED: Dict[Tuple, np.ndarray] = {}  # corrupted pixels of the last image set, shared by every model
+
+
+def _first(count: Optional[int], arrays: Tuple[np.ndarray, np.ndarray]) -> Tuple[np.ndarray, np.ndarray]:
+    return arrays if count is None else (arrays[0][:count], arrays[1][:count])
+
+
+def pixels(data, images: np.ndarray) -> np.ndarray:
+    """uint8 pixels of preprocessed images (exact for images that were uint8 before preprocessing)."""
+    return np.clip(np.round((images + data.mean) * 255.0), 0, 255).astype(np.uint8)
+
+
+def preprocess(data, pixel_images: np.ndarray) -> np.ndarray:
+    """The model's input for uint8 pixels: the prepared data's preprocessing."""
+    return pixel_images.astype("float32") / 255.0 - data.mean
+
+
+def _accuracy(model, data, pixel_images: np.ndarray, labels: np.ndarray) -> float:
+    return adversarial.accuracy(model, preprocess(data, pixel_images), labels)
+
+
+def _corrupted(images: np.ndarray, corruption: str, severity: int, seed: int) -> np.ndarray:
+    """Corrupted copies, computed once per image set and reused for every model of a process."""
+    key = (hashlib.sha1(images.tobytes()).hexdigest(), images.shape, corruption, severity, seed)
+    if key not in _CORRUPTED:
+        if any(k[:2] != key[:2] for k in _CORRUPTED):  # another image set: forget the last one
+            _CORRUPTED.clear()
+        _CORRUPTED[key] = corruptions.corrupt(images, corruption, severity, seed)
+    return _CORRUPTED[key]
+
+
+def _corruption_settings(config) -> dict:
+    return {"corruptions": list(config.corruptions), "severities": list(config.severities),
+            "seed": config.corruption_seed, "examples": config.robustness_examples}
+
+
+@register("corruptions", settings=_corruption_settings,
+          summary="accuracy under the in-graph common corruptions, per corruption and severity")
+def corruption_accuracy(model, data, config) -> dict:
+    """Accuracy on the first ``robustness_examples`` test images under every corruption and severity."""
+    images, labels = _first(config.robustness_examples, data.splits["test"])
+    clean = pixels(data, images)
+    names = list(config.corruptions) or corruptions.applicable(clean.shape[-1])
+    for name in names:
+        corruptions.check(name, 1, clean.shape[-1])
+    table = {name: {str(s): _accuracy(model, data, _corrupted(clean, name, s, config.corruption_seed), labels)
+                    for s in config.severities} for name in names}
+    every = [value for row in table.values() for value in row.values()]
+    return {"examples": int(len(labels)), "clean": _accuracy(model, data, clean, labels),
+            "mean": float(np.mean(every)), "accuracy": table}
+
+
+def shift_set_names(config, dataset: str) -> list:
+    """The sets ``--shift_sets`` names, or else the dataset's own (maybe none)."""
+    return list(config.shift_sets) or shift_sets.for_dataset(dataset)
+
+
+def check_shift_sets(config, dataset: str, download: bool) -> None:
+    """Fails fast when a requested set does not test ``dataset``'s models or is not on this machine.
+
+    Raises:
+        ValueError: for a set of another dataset, or no set at all for this dataset.
+        DatasetUnavailable: when a set's files are missing.
+    """
+    names = shift_set_names(config, dataset)
+    if not names:
+        known = ", ".join(f"{n} ({shift_sets.get(n).dataset})" for n in shift_sets.SHIFT_SETS.names())
+        raise ValueError(f"no published shift set tests {dataset} models; the sets: {known}. Use the "
+                         "corruptions evaluation (in-graph) instead")
+    for name in names:
+        shift = shift_sets.get(name)
+        if shift.dataset != dataset:
+            raise ValueError(f"shift set {name!r} tests {shift.dataset} models; this run trained on {dataset}")
+        shift.check_available(config.shift_dir, download)
+
+
+@register("shift_sets", settings=lambda config: {"sets": list(config.shift_sets), "examples":
+                                                 config.robustness_examples},
+          summary="accuracy on the dataset's published corruption and shift sets (CIFAR-10-C, -10.1, -10.2, MNIST-C)")
+def shift_set_accuracy(model, data, config) -> dict:
+    """Accuracy on every group of every shift set of the run's dataset."""
+    dataset, download = data.options.name, data.options.download
+    check_shift_sets(config, dataset, download)
+    results = {}
+    for name in shift_set_names(config, dataset):
+        shift = shift_sets.get(name)
+        groups, examples = {}, 0
+        for group in shift.groups:
+            images, labels = _first(config.robustness_examples, shift.load(group, config.shift_dir, download))
+            if images.shape[1:] != data.input_shape:
+                raise ValueError(f"{name} images are {images.shape[1:]}; the model reads {data.input_shape}")
+            groups[group] = _accuracy(model, data, images, labels)
+            examples = int(len(labels))
+        results[name] = {"examples": examples, "accuracy": float(np.mean(list(groups.values()))), "groups": groups}
+    return results
+
+
+def _attack_settings(config) -> dict:
+    return {"attacks": list(config.attacks), "epsilons": list(config.epsilons), "steps": config.pgd_steps,
+            "step_size": config.pgd_step_size, "random_start": config.random_start,
+            "examples": config.attack_examples}
+
+
+@register("adversarial", settings=_attack_settings,
+          summary="accuracy under FGSM and PGD (L-infinity, epsilon in pixel levels out of 255)")
+def attack_accuracy(model, data, config) -> dict:
+    """Accuracy on the first ``attack_examples`` test images under each attack and epsilon."""
+    images, labels = _first(config.attack_examples, data.splits["test"])
+    bounds = (-data.mean, 1.0 - data.mean)  # valid pixels [0, 1], in the model's input scale
+    table = {}
+    for method in config.attacks:
+        table[method] = {}
+        for levels in config.epsilons:
+            step = None if config.pgd_step_size is None else config.pgd_step_size / 255.0
+            attacked = adversarial.attack(model, images, labels, method, levels / 255.0, steps=config.pgd_steps,
+                                          step_size=step, random_start=config.random_start, bounds=bounds)
+            table[method][str(levels)] = adversarial.accuracy(model, attacked, labels)
+    return {"examples": int(len(labels)), "clean": adversarial.accuracy(model, images, labels), "accuracy": table}
+
+
+@register("cka", settings=lambda config: {"examples": config.cka_examples}, pairwise=True,
+          summary="linear and debiased CKA between dense and ticket: penultimate features and each stage's output")
+def cka_similarity(model, data, config, reference) -> dict:
+    """CKA between ``reference`` (the dense network) and ``model`` on the first ``cka_examples`` test images."""
+    images, _ = _first(config.cka_examples, data.splits["test"])
+    return {"examples": int(len(images)), "views": cka.compare(reference, model, images)}

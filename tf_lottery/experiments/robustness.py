@@ -1,0 +1,227 @@
+"""``robustness``: the paper's Table 5 on runs that already trained, with nothing retrained.
+
+Which runs:
+
+* ``--from=<folder>[,<folder>...]``: ticket run folders (``init_ticket``, ``lottery``,
+  ``imp``), sweep or compare folders (all their points), or dense run folders (the dense
+  network alone);
+* else the runs the flags name, like the sweep they would start (a Table 4 flagfile with
+  ``--experiment=robustness``): every point must have finished; the error lists the
+  missing ones and the command that trains them.
+
+Each trained model is rebuilt from its run folder (θ0 of its seed, the ticket's recorded
+decision, the final weights) and measured by the robustness evaluations
+(:mod:`tf_lottery.evals.robustness`); every result is cached in the model's own run folder
+(``evals/dense/`` or ``evals/ticket/``), so a second report, another report over the same
+runs, or a sweep asking for the same evaluation later reads it back. The dense network of
+a seed is measured once, however many tickets share it.
+
+Evaluations: those of ``--evals`` among ``corruptions``, ``shift_sets``, ``adversarial`` and
+``cka``; when ``--evals`` names none, all that apply (``shift_sets`` only for a dataset with
+published sets). The report (``runs/robustness-<hash>/report.md``, the hash naming the set
+of runs evaluated) has the Table 5 shape (pp vs dense on the corruptions, each shift set and
+each attack and epsilon; mean ± std over seeds; the paper's values beside it), the detail
+per corruption, per epsilon and per stage, and plots.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from typing import Dict, List, Optional
+
+import keras
+
+from tf_lottery import evals, methods, report, report_robustness, train
+from tf_lottery.config import Config
+from tf_lottery.data import prepare
+from tf_lottery.evals.robustness import check_shift_sets, shift_set_names
+from tf_lottery.experiments.dense import dense_config
+from tf_lottery.experiments.registry import EXPERIMENTS, register
+from tf_lottery.experiments.stages import dense_model
+from tf_lottery.experiments.sweep import points
+from tf_lottery.io import write_json_atomic
+from tf_lottery.log import log
+from tf_lottery.records import RunRecord, ScoringRecord
+from tf_lottery.runs import RunFolder
+
+#: The evaluations this experiment runs (``clean`` is always added for the reference accuracy).
+ROBUSTNESS_EVALS = ("corruptions", "shift_sets", "adversarial", "cka")
+
+
+@dataclasses.dataclass(frozen=True)
+class Target:
+    """One trained model pair to measure: a ticket run (or a dense run alone).
+
+    Attributes:
+        config: The run's config (``runs_dir`` set to where its folder is now).
+        ticket_folder: The ticket run's folder, or None for a dense run alone.
+    """
+
+    config: Config
+    ticket_folder: Optional[str]
+
+
+@dataclasses.dataclass(frozen=True)
+class RobustnessRow:
+    """What the report reads about one ticket (or one dense run alone): both sides' results."""
+
+    seed: int
+    model: str
+    method: Optional[str]
+    criterion: Optional[str]
+    p: Optional[int]
+    run_folder: Optional[str]
+    dense_run_folder: str
+    dense: Dict[str, dict]
+    ticket: Optional[Dict[str, dict]]
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class RobustnessResult:
+    """What the experiment returns: its folder, one row per ticket, and the report's text."""
+
+    run_folder: str
+    rows: List[RobustnessRow]
+    report: str
+
+
+def _read_config(folder: str) -> Config:
+    path = os.path.join(folder, "config.json")
+    if not os.path.exists(path):
+        raise ValueError(f"--from={folder}: not a run folder (it has no config.json)")
+    with open(path) as handle:
+        config = Config.from_dict(json.load(handle))
+    return config.replace(runs_dir=os.path.dirname(os.path.abspath(folder)))
+
+
+def _from_folder(folder: str) -> List[Target]:
+    """The targets of one ``--from`` folder (a sweep folder gives all its points)."""
+    config = _read_config(folder)
+    scope = EXPERIMENTS.get(config.experiment).scope
+    if scope == "dense":
+        return [Target(config, None)]
+    if scope == "ticket":
+        return [Target(config, os.path.abspath(folder))]
+    results = os.path.join(folder, "results.json")
+    if not os.path.exists(results):
+        raise ValueError(f"--from={folder}: this {config.experiment} has not finished (no results.json); "
+                         "run it first")
+    with open(results) as handle:
+        rows = json.load(handle)["rows"]
+    parent = os.path.dirname(os.path.abspath(folder))
+    return [t for row in rows for t in _from_folder(os.path.join(parent, os.path.basename(row["run_folder"])))]
+
+
+def targets(config: Config) -> List[Target]:
+    """The runs to measure: ``--from`` folders, or the points the flags name (all must have finished).
+
+    Raises:
+        ValueError: for a folder that is not a run folder, or points that did not run (listed,
+            with the command that runs them).
+    """
+    if config.evaluation.runs_from:
+        found = [t for folder in config.evaluation.runs_from for t in _from_folder(folder)]
+    else:
+        found = [Target(point, RunFolder(point, "ticket").path) for point in points(config)]
+    missing = [t.ticket_folder for t in found if t.ticket_folder and
+               not os.path.exists(os.path.join(t.ticket_folder, "result.json"))]
+    if missing:
+        raise ValueError(f"{len(missing)} of the {len(found)} runs to evaluate have not finished: "
+                         f"{', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}. Train them first (the "
+                         "same flags with --experiment=sweep, or the run's own command); robustness retrains nothing")
+    unique = {(t.ticket_folder or RunFolder(dense_config(t.config), "dense").path): t for t in found}
+    return list(unique.values())
+
+
+def resolved_evals(config: Config) -> tuple:
+    """``clean`` plus the robustness evaluations to run (see the module docstring)."""
+    asked = [name for name in config.evaluation.evals if name in ROBUSTNESS_EVALS]
+    if not asked:
+        asked = [name for name in ROBUSTNESS_EVALS
+                 if name != "shift_sets" or shift_set_names(config.evaluation, config.data.dataset)]
+    return ("clean", *asked)
+
+
+def _trained(model: keras.Model, weights: str, config: Config) -> keras.Model:
+    if not os.path.exists(weights):
+        raise ValueError(f"{weights} is missing: the run did not finish training")
+    model.load_weights(weights)
+    train.compile_model(model, config.training.recipe(), 1)
+    return model
+
+
+def _ticket(config: Config, folder: RunFolder, data) -> keras.Model:
+    """The trained ticket of a run folder: its decision applied to θ0, then its final weights."""
+    scores = sorted(name for name in os.listdir(folder.path) if name.startswith("scores") and name.endswith(".json"))
+    file = "scores.json" if "scores.json" in scores else scores[-1]  # IMP: the last level's decision
+    scoring = ScoringRecord.from_dict(folder.read_json(file))
+    ticket = methods.get(config.method.type).apply(dense_model(config, data), scoring.ticket, config.method)
+    return _trained(ticket, folder.file("ticket_final.weights.h5"), config)
+
+
+def _measure(config: Config, data, target: Target, dense_cache: dict) -> RobustnessRow:
+    own = dense_config(target.config)
+    dense_folder = RunFolder(own, "dense")
+    if dense_folder.path not in dense_cache:
+        dense = _trained(dense_model(own, data), dense_folder.file("dense_final.weights.h5"), own)
+        with dense_folder.lock(config.runtime.wait_for_lock):
+            results = evals.run_cached(dense, data, config.evaluation, dense_folder, "dense", log)
+        dense_cache.clear()  # one dense network in memory at a time (targets come seed by seed)
+        dense_cache[dense_folder.path] = (dense, results)
+    dense, dense_results = dense_cache[dense_folder.path]
+    point, method = target.config, target.config.method
+    if target.ticket_folder is None:
+        return RobustnessRow(point.seed, report.model_label(point), None, None, None, None,
+                             dense_folder.path, dense_results, None)
+    folder = RunFolder(point, "ticket")
+    record = RunRecord.from_dict(folder.read_json("result.json"))
+    ticket = _ticket(point, folder, data)
+    with folder.lock(config.runtime.wait_for_lock):
+        results = evals.run_cached(ticket, data, config.evaluation, folder, "ticket", log, reference=dense)
+    unit = methods.get(method.type).unit
+    removed = len(record.ticket.removed or []) if unit == "blocks" else method.num_blocks if unit == "filters" else None
+    return RobustnessRow(point.seed, report.model_label(point), method.type,
+                         method.criterion if "criterion" in methods.get(method.type).fields else None, removed,
+                         folder.path, dense_folder.path, dense_results, results)
+
+
+@register("robustness", scope="sweep")
+def robustness(config: Config) -> RobustnessResult:
+    """Measures existing runs' robustness and CKA (see the module docstring) and writes the report.
+
+    Example:
+        $ tf-lottery --flagfile=flags/fashion_mnist_table5_resnet32.cfg
+        $ tf-lottery --experiment=robustness --from=runs/sweep-04e244843397 --evals=corruptions,cka
+    """
+    found = targets(config)
+    wanted = resolved_evals(config)
+    for target in found:  # everything that can fail fast does, before any measurement
+        if "shift_sets" in wanted:
+            check_shift_sets(config.evaluation, target.config.data.dataset, target.config.data.download)
+    digest = hashlib.sha1("\n".join(sorted(t.ticket_folder or t.config.digest("dense") for t in found))
+                          .encode()).hexdigest()[:12]
+    folder = os.path.join(config.runtime.runs_dir, f"robustness-{digest}")
+    measuring = dataclasses.replace(config, evaluation=dataclasses.replace(config.evaluation, evals=wanted))
+    log(f"robustness: {len(found)} runs ({', '.join(wanted)}), report in {folder}")
+    rows, data_cache, dense_cache = [], {}, {}
+    in_order = sorted(found, key=lambda t: (repr(t.config.data_options()), t.config.seed))  # load data once each
+    for number, target in enumerate(in_order, 1):
+        options = target.config.data_options()
+        if options not in data_cache:
+            data_cache.clear()
+            data_cache[options] = prepare(options)
+        log(f"robustness {number}/{len(found)}: {target.ticket_folder or 'dense run of seed %d' % target.config.seed}")
+        keras.utils.set_random_seed(target.config.seed)
+        rows.append(_measure(measuring, data_cache[options], target, dense_cache))
+    os.makedirs(folder, exist_ok=True)
+    write_json_atomic(os.path.join(folder, "results.json"),
+                      {"config": config.to_dict(), "evals": list(wanted), "rows": [r.to_dict() for r in rows]})
+    text = report_robustness.write(measuring, rows, folder)
+    print(text)
+    return RobustnessResult(folder, rows, text)
