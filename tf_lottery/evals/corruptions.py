@@ -55,6 +55,8 @@ Departures from the published script (all documented so numbers can be read hone
 * ``elastic_transform`` keeps the published parameters although they do not order the
   damage: its random affine part shrinks with severity (8 % of the side at 1, 3 % at 5) while
   the smooth elastic part grows, so severity 1 moves pixels the most on most images;
+* ``saturate`` keeps the published parameters too: severities 1-2 desaturate (x 0.3, x 0.1)
+  and 3-5 oversaturate (x 1.5 to 2.5), so severity 2 can move pixels more than 3;
 * grayscale images: ``brightness`` adds to the value itself (the HSV value of a grey pixel),
   ``saturate`` does not apply (it is left out of the defaults and refused by name).
 
@@ -305,6 +307,8 @@ CORRUPTIONS: Dict[str, Callable] = {
     "elastic_transform": _elastic_transform,
 }
 COLOUR_ONLY = ("saturate",)
+#: Corruptions whose published severities do not order the damage (see the module docstring).
+NOT_ORDERED = ("saturate", "elastic_transform")
 
 
 def applicable(channels: int) -> list[str]:
