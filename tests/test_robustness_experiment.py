@@ -125,3 +125,18 @@ def test_unfinished_runs_are_named_before_anything_is_measured(tmp_path):
     with pytest.raises(ValueError, match="1 of the 1 runs to evaluate have not finished"):
         experiments.get("robustness")(config)
     assert not os.path.exists(tmp_path / "robustness")
+
+
+def test_a_sweep_asking_for_cka_gains_the_cka_table_and_reuses_the_cached_measurement(measured):
+    config, swept, result = measured
+    before = _mtimes(config.runtime.runs_dir)
+    again = experiments.get("sweep")(_config(config.runtime.runs_dir, evals=("clean", "cost", "latency", "cka"),
+                                             cka_examples=40))
+    assert _mtimes(config.runtime.runs_dir) == before  # the robustness run's CKA, same settings: read back
+    by_folder = {r.run_folder: r for r in result.rows}
+    for row in again.rows:
+        assert row.cka_linear == by_folder[row.run_folder].ticket["cka"]["views"]["penultimate"]["linear"]
+        assert row.cka_debiased == by_folder[row.run_folder].ticket["cka"]["views"]["penultimate"]["debiased"]
+        assert row.accuracy_pp == next(r for r in swept.rows if r.run_folder == row.run_folder).accuracy_pp
+    assert "## CKA with the dense network (Table 2 shape)" in again.report
+    assert f"{again.rows[0].cka_linear:.3f}" in again.report

@@ -391,6 +391,11 @@ class RunRecord:
                    Rewind(**rewind) if rewind else None, values.get("exports"))
 
 
+def _penultimate_cka(record: "ModelRecord", form: str) -> Optional[float]:
+    """The ticket's CKA with dense on the penultimate features, when ``cka`` was measured."""
+    return record.evals.get("cka", {}).get("views", {}).get("penultimate", {}).get(form)
+
+
 @dataclasses.dataclass(frozen=True)
 class SweepRow:
     """One point of a sweep, flat: what the report's tables and the plots read.
@@ -433,6 +438,9 @@ class SweepRow:
     latency_batch_size: Optional[int] = None
     dense_latency_s: Optional[float] = None
     ticket_latency_s: Optional[float] = None
+    # Added in 0.4: linear and debiased CKA of the penultimate features, dense vs ticket (``--evals=cka``).
+    cka_linear: Optional[float] = None
+    cka_debiased: Optional[float] = None
 
     @property
     def rewinds(self) -> bool:
@@ -475,6 +483,8 @@ class SweepRow:
             ticket_images_per_second=result.ticket.images_per_second, latency_batch_size=batch,
             dense_latency_s=None if batch is None else result.dense.latency[str(batch)]["median_s"],
             ticket_latency_s=None if batch is None else result.ticket.latency[str(batch)]["median_s"],
+            cka_linear=_penultimate_cka(result.ticket, "linear"),
+            cka_debiased=_penultimate_cka(result.ticket, "debiased"),
         )
 
     def to_dict(self) -> dict:

@@ -138,13 +138,15 @@ def _ordered(rows, key) -> list:
     return list(dict.fromkeys(getattr(r, key) for r in rows))
 
 
-def _difference_table(rows, row_keys, column_key, column_label, best_of: str = "row") -> str:
-    """Rows x columns of accuracy differences (pp), both in sweep order; the best mean of each row
-    (``best_of="row"``) or of each column (``"column"``) in bold."""
+def _difference_table(rows, row_keys, column_key, column_label, best_of: str = "row", value: str = "accuracy_pp",
+                      spec: str = "{:+.2f}") -> str:
+    """Rows x columns of accuracy differences (pp; or another row field ``value`` formatted by
+    ``spec``), both in sweep order; the best (highest) mean of each row (``best_of="row"``) or of
+    each column (``"column"``) in bold."""
     columns = _ordered(rows, column_key)
     groups = _group(rows, *row_keys, column_key)
     heads = list(dict.fromkeys(tuple(getattr(r, k) for k in row_keys) for r in rows))
-    values = {(h, c): [r.accuracy_pp for r in groups.get(h + (c,), [])] for h in heads for c in columns}
+    values = {(h, c): [getattr(r, value) for r in groups.get(h + (c,), [])] for h in heads for c in columns}
     means = {key: mean_std(v)[0] for key, v in values.items()}
     along = heads if best_of == "column" else columns
 
@@ -154,7 +156,7 @@ def _difference_table(rows, row_keys, column_key, column_label, best_of: str = "
         known = [m for m in rivals if m is not None]
         return len(along) > 1 and means[key] is not None and means[key] == max(known)
 
-    body = [[*h, *[cell(values[(h, c)], bold=best((h, c))) if values[(h, c)] else "" for c in columns]]
+    body = [[*h, *[cell(values[(h, c)], spec, bold=best((h, c))) if values[(h, c)] else "" for c in columns]]
             for h in heads]
     headers = [*row_keys, *[column_label(c) for c in columns]]
     return markdown_table(headers, body, align="l" * len(row_keys) + "r" * len(columns))
@@ -169,6 +171,22 @@ def table1(rows) -> str:
 def table2(rows) -> str:
     """Table 2 shape: p by criterion at initialization, pp vs dense."""
     return _difference_table(rows, ("p",), "criterion", lambda name: name)
+
+
+def has_cka(rows) -> bool:
+    """Whether the rows carry CKA (``--evals`` held ``cka``)."""
+    return any(r.cka_linear is not None for r in rows)
+
+
+def cka_table2(rows) -> str:
+    """CKA with dense in the Table 2 shape: p by criterion, linear CKA of the penultimate features."""
+    return _difference_table(rows, ("p",), "criterion", lambda name: name, value="cka_linear", spec="{:.3f}")
+
+
+_CKA_NOTE = ("Linear CKA (Kornblith et al. 2019) between the dense network's and the ticket's penultimate features "
+             "(the classifier's input) on a fixed batch of test images, mean ± std over seeds; 1 = the same "
+             "representation up to rotation and scale; **bold**: the most similar of its {along}. Each stage's CKA "
+             "and the debiased form are in every run's `evals/ticket/cka.json` and in `--experiment=robustness`.")
 
 
 def table4(rows) -> str:
@@ -225,6 +243,9 @@ def write(config: Config, rows: List[SweepRow], folder: str) -> str:
         parts += ["## Table 1 shape: after-training criteria by rewind epoch (pp vs dense)", "", table1(rows), ""]
     else:
         parts += ["## Table 2 shape: tickets at initialization (pp vs dense)", "", table2(rows), ""]
+        if has_cka(rows):
+            parts += ["## CKA with the dense network (Table 2 shape)", "", cka_table2(rows), "",
+                      _CKA_NOTE.format(along="row"), ""]
     parts += [
         "## Table 4 shape: efficiency (% less than dense; speed-up in x)", "", table4(rows), "",
         f"Training speed-up = dense training time / ticket training time, measured (wall clock, whole "
@@ -258,6 +279,14 @@ def table3(rows) -> str:
     order = [m for m in METHOD_LABELS if m != "imp"]
     chosen = sorted((r for r in rows if r.method in order), key=lambda r: order.index(r.method))
     return _difference_table(_labelled(chosen), ("method",), "criterion", lambda name: name, best_of="column")
+
+
+def cka_table3(rows) -> str:
+    """CKA with dense in the Table 3 shape: methods by criterion, linear CKA of the penultimate features."""
+    order = [m for m in METHOD_LABELS if m != "imp"]
+    chosen = sorted((r for r in rows if r.method in order), key=lambda r: order.index(r.method))
+    return _difference_table(_labelled(chosen), ("method",), "criterion", lambda name: name, best_of="column",
+                             value="cka_linear", spec="{:.3f}")
 
 
 def cost_table(rows) -> str:
@@ -317,6 +346,9 @@ def write_compare(config: Config, rows: List[SweepRow], folder: str) -> str:
             paper = [[METHOD_LABELS[m], *[f"{v:+.2f}" for v in PAPER_TABLE3[m].values()]] for m in PAPER_TABLE3]
             parts += ["The paper's Table 3 (ResNet32, CIFAR-10, one run each):", "",
                       markdown_table(["method", "snip", "grasp"], paper, align="lrr"), ""]
+        if has_cka(at_p):
+            parts += [f"CKA with the dense network, p = {p}:", "", cka_table3(at_p), "",
+                      _CKA_NOTE.format(along="column"), ""]
         targets = sorted({r.ticket_filters for r in at_p if r.method != "imp" and r.ticket_filters is not None})
         parts += [f"Filter counts of the tickets at p = {p}: {', '.join(f'{t:,}' for t in targets)} "
                   "(each filter ticket has exactly the count of the layer ticket of its seed and criterion).", ""]
