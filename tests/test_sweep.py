@@ -209,3 +209,12 @@ def test_the_table_flagfiles_match_the_paper_and_table_4_reuses_table_2(prefix):
     assert {r.method.num_blocks for r in runs["table4_resnet56"]} == {3, 4, 5, 12}
     digests = {r.digest("ticket") for r in runs["table2_resnet32"]}
     assert {r.digest("ticket") for r in runs["table4_resnet32"]} <= digests
+
+
+@pytest.mark.parametrize("name", ["cifar10_table5_resnet32", "cifar10_table5_resnet56", "fashion_mnist_table5_resnet32"])
+def test_the_table_5_flagfiles_measure_exactly_the_runs_of_table_4(name):
+    robustness = _flagfile_config(f"{name}.cfg")
+    table4 = _flagfile_config(name.replace("table5", "table4") + ".cfg")
+    assert robustness.experiment == "robustness"
+    assert {"corruptions", "adversarial", "cka"} <= set(robustness.evaluation.evals)
+    assert [p.digest("ticket") for p in points(robustness)] == [p.digest("ticket") for p in points(table4)]
