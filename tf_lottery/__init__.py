@@ -13,7 +13,7 @@ from tf_lottery import (
 from tf_lottery.config import Config
 from tf_lottery.tickets import TicketResult, find_ticket
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 __all__ = [
     "Config", "TicketResult", "carbon", "config", "cost", "criteria", "data", "evals", "export", "filters",
     "find_ticket", "methods", "models", "records", "resume", "surgery", "tickets", "train", "__version__",
