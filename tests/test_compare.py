@@ -104,3 +104,20 @@ def test_a_filter_ticket_exports_and_serves_like_a_layer_ticket(tmp_path):
         "stage1_block2_conv1": [1], "stage3_block1_conv1": [9]}
     rebuilt = tl.models.rebuild(meta["lineage"])
     assert rebuilt.get_layer("stage3_block1_conv1").filters == 63
+
+
+def test_robustness_measures_every_kind_of_ticket_from_a_compare_folder(compared):
+    config, result = compared
+    measuring = config.replace(experiment="robustness", evals=("cka", "corruptions"), corruptions=("contrast",),
+                               severities=(2,), robustness_examples=16, cka_examples=16,
+                               **{"from": (result.run_folder,)})
+    measured = experiments.get("robustness")(measuring)
+    assert sorted((r.method, r.criterion or "") for r in measured.rows) == sorted(
+        (r.method, r.criterion if r.p is not None else "") for r in result.rows)  # IMP reads no criterion
+    for row in measured.rows:
+        # Every ticket was rebuilt with its trained weights: the clean accuracy is the compare's.
+        compared_row = next(r for r in result.rows if r.run_folder == row.run_folder)
+        assert row.ticket["clean"]["accuracy"] == compared_row.ticket_accuracy
+        assert 0 < row.ticket["cka"]["views"]["penultimate"]["linear"] <= 1 + 1e-9
+    imp = next(r for r in measured.rows if r.method == "imp")
+    assert imp.p is None and imp.criterion is None

@@ -43,6 +43,9 @@ def test_every_flag_of_0_1_is_generated_with_its_default():
     assert set(cli.OPTIONS) - FLAGS_OF_0_1 == {
         "method", "evals", "wait_for_lock", "deterministic",  # 0.2
         "match", "num_filters", "filter_ranking", "imp_rate", "imp_levels", "sweep_methods",  # 0.3: the baselines
+        "robustness_examples", "corruptions", "severities", "corruption_seed", "shift_sets", "shift_dir",  # 0.4
+        "shift_download", "attacks", "epsilons", "pgd_steps", "pgd_step_size", "random_start", "attack_examples",
+        "from", "cka_examples",
     }
     assert set(Config().flat()) == set(cli.OPTIONS)
     assert _parse() == Config()  # the flags' defaults are the config's: the quick demo
@@ -102,7 +105,8 @@ def test_identity_is_declared_per_section():
         (dict(criterion="hrank", aggregation="mean"),
          "criterion 'hrank' takes no option 'aggregation'; its options: batch_size"),
         (dict(criterion="grsp"), "unknown criterion 'grsp'; valid names: expectabs"),
-        (dict(evals=("clean", "robustness")), "unknown evaluation 'robustness'; valid names: clean, cost, latency"),
+        (dict(evals=("clean", "robustness")),
+         "unknown evaluation 'robustness'; valid names: adversarial, cka, clean, corruptions, cost, latency, shift_sets"),
         (dict(method="channels"), "unknown method 'channels'; valid names: blocks, filter_masks, filters, imp"),
         (dict(depth=33), r"depth must be 6n\+2 with n >= 1"),
         (dict(keep_epochs=(2, 2)), r"keep_epochs takes distinct integers >= 0; got \[2, 2\]"),

@@ -170,9 +170,9 @@ def test_the_shift_sets_evaluation_measures_each_group(tmp_path):
     assert result["cifar10_2"] == {"examples": 7, "accuracy": expected, "groups": {"test": expected}}
     assert result["cifar10_1"]["accuracy"] == adversarial.accuracy(model, cifar10_1[0] / 255.0 - mean, cifar10_1[1])
     with pytest.raises(ValueError, match="shift set 'mnist_c' tests mnist models"):
-        robustness.check_shift_sets(EvaluationConfig(shift_sets=("mnist_c",)), "cifar10", False)
+        robustness.check_shift_sets(EvaluationConfig(shift_sets=("mnist_c",)), "cifar10")
     with pytest.raises(ValueError, match="no published shift set tests fashion_mnist"):
-        robustness.check_shift_sets(EvaluationConfig(), "fashion_mnist", False)
+        robustness.check_shift_sets(EvaluationConfig(), "fashion_mnist")
 
 
 # ---------------------------------------------------------------- attacks

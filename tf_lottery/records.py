@@ -391,6 +391,17 @@ class RunRecord:
                    Rewind(**rewind) if rewind else None, values.get("exports"))
 
 
+def blocks_removed(point, result: RunRecord) -> Optional[int]:
+    """The p of a ticket run: blocks removed; for a filter ticket matched to a layer ticket, that
+    ticket's p; None for a weight ticket or an unmatched filter count."""
+    from tf_lottery.methods import METHODS
+
+    unit = METHODS.get(point.method.type).unit
+    if unit == "blocks":
+        return len(result.ticket.removed or [])
+    return point.method.num_blocks if unit == "filters" and point.method.match == "layers" else None
+
+
 def _penultimate_cka(record: "ModelRecord", form: str) -> Optional[float]:
     """The ticket's CKA with dense on the penultimate features, when ``cka`` was measured."""
     return record.evals.get("cka", {}).get("views", {}).get("penultimate", {}).get(form)
@@ -453,17 +464,11 @@ class SweepRow:
         ``p`` is the number of blocks removed; for a filter ticket matched to a layer ticket,
         that ticket's p; None for a weight ticket.
         """
-        from tf_lottery.methods import METHODS
-
         c = result.comparison
         batch = c.latency_batch_size
         method = point.method.type
-        unit = METHODS.get(method).unit
-        removed_blocks = (len(result.ticket.removed or []) if unit == "blocks"
-                          else point.method.num_blocks if unit == "filters" and point.method.match == "layers"
-                          else None)
         return cls(
-            seed=point.seed, criterion=point.method.criterion, p=removed_blocks,
+            seed=point.seed, criterion=point.method.criterion, p=blocks_removed(point, result),
             experiment=point.experiment,
             rewind=point.method.rewind if rewinds else None,
             rewind_epoch=point.method.rewind_epoch if rewinds else None,

@@ -268,6 +268,8 @@ class EvaluationConfig(Section):
                               "cifar10_1, cifar10_2 for cifar10; mnist_c for mnist).", choices=SHIFT_SETS)
     shift_dir: Optional[str] = text(None, "shift_sets: tfds data_dir of the tfds sets, and the folder holding "
                                     "cifar102_test.npz (default: tfds' own folder; the current folder).")
+    shift_download: bool = boolean(False, "shift_sets: let tfds download a missing set into --shift_dir (needs "
+                                   "internet; kept apart from --download, which is part of a run's identity).")
     attacks: tuple = names(ATTACKS, "adversarial: the L-infinity attacks.", choices=ATTACKS)
     epsilons: tuple = integers((1, 2, 4, 8), "adversarial: radii in pixel levels out of 255 (8 means 8/255 of "
                                "the [0, 1] pixel range; 0 gives the clean accuracy).", lower_bound=0)

@@ -65,7 +65,7 @@ def get(name: str) -> DatasetInfo:
 
 
 def load_tfds_split(name: str, split: str, data_dir: Optional[str], download: bool,
-                    folder_flag: str = "--data_dir") -> Arrays:
+                    folder_flag: str = "--data_dir", download_flag: str = "--download") -> Arrays:
     """Loads one split of a tfds dataset as numpy arrays, failing fast when absent.
 
     With ``download=False`` tfds answers at once when the data is not prepared (with
@@ -80,7 +80,7 @@ def load_tfds_split(name: str, split: str, data_dir: Optional[str], download: bo
         loaded = tfds.load(name, split=split, as_supervised=True, data_dir=data_dir, download=download)
     except Exception as error:  # tfds raises AssertionError, ConnectionError, ...: all mean "not here"
         where = data_dir or "~/tensorflow_datasets"
-        hint = (f"pass --download on a machine with internet, or point {folder_flag} at a folder where tfds "
+        hint = (f"pass {download_flag} on a machine with internet, or point {folder_flag} at a folder where tfds "
                 "prepared it" if not download else f"check the internet connection or {folder_flag}")
         raise DatasetUnavailable(f"dataset {name!r} is not available in {where}: {hint} "
                                  f"(tfds said: {str(error).splitlines()[0][:200]})") from error

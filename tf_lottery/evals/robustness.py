@@ -83,7 +83,7 @@ def shift_set_names(config, dataset: str) -> list:
     return list(config.shift_sets) or shift_sets.for_dataset(dataset)
 
 
-def check_shift_sets(config, dataset: str, download: bool) -> None:
+def check_shift_sets(config, dataset: str) -> None:
     """Fails fast when a requested set does not test ``dataset``'s models or is not on this machine.
 
     Raises:
@@ -99,16 +99,16 @@ def check_shift_sets(config, dataset: str, download: bool) -> None:
         shift = shift_sets.get(name)
         if shift.dataset != dataset:
             raise ValueError(f"shift set {name!r} tests {shift.dataset} models; this run trained on {dataset}")
-        shift.check_available(config.shift_dir, download)
+        shift.check_available(config.shift_dir, config.shift_download)
 
 
-@register("shift_sets", settings=lambda config: {"sets": list(config.shift_sets), "examples":
-                                                 config.robustness_examples},
+@register("shift_sets", settings=lambda config: {"sets": list(config.shift_sets),
+                                                 "examples": config.robustness_examples},
           summary="accuracy on the dataset's published corruption and shift sets (CIFAR-10-C, -10.1, -10.2, MNIST-C)")
 def shift_set_accuracy(model, data, config) -> dict:
     """Accuracy on every group of every shift set of the run's dataset."""
-    dataset, download = data.options.name, data.options.download
-    check_shift_sets(config, dataset, download)
+    dataset, download = data.options.name, config.shift_download
+    check_shift_sets(config, dataset)
     results = {}
     for name in shift_set_names(config, dataset):
         shift = shift_sets.get(name)

@@ -17,7 +17,7 @@ mnist_c        MNIST-C (Mu & Gilmer 2019): 15 corruptions of the MNIST   mnist
 =============  =======================================================  ===================
 
 tfds sets are read from ``--shift_dir`` (a tfds ``data_dir``; default tfds' own) and
-downloaded only with ``--download``; a set that is not there fails at once, naming the set,
+downloaded only with ``--shift_download``; a set that is not there fails at once, naming the set,
 the folder and how to get it (:class:`~tf_lottery.data.DatasetUnavailable`).
 
 Each set is a list of *groups* (``gaussian_noise/3`` for a corruption set, ``test`` for a
@@ -102,17 +102,17 @@ def for_dataset(dataset: str) -> List[str]:
           "tfds cifar10_corrupted (CIFAR-10-C)")
 def _cifar10_c(group, data_dir, download):
     corruption, severity = group.split("/")
-    return load_tfds_split(f"cifar10_corrupted/{corruption}_{severity}", "test", data_dir, download, "--shift_dir")
+    return load_tfds_split(f"cifar10_corrupted/{corruption}_{severity}", "test", data_dir, download, "--shift_dir", "--shift_download")
 
 
 @register("cifar10_1", "cifar10", ["test"], "tfds cifar10_1/v6 (CIFAR-10.1)")
 def _cifar10_1(group, data_dir, download):
-    return load_tfds_split("cifar10_1/v6", "test", data_dir, download, "--shift_dir")
+    return load_tfds_split("cifar10_1/v6", "test", data_dir, download, "--shift_dir", "--shift_download")
 
 
 @register("mnist_c", "mnist", MNIST_C, "tfds mnist_corrupted (MNIST-C)")
 def _mnist_c(group, data_dir, download):
-    return load_tfds_split(f"mnist_corrupted/{group}", "test", data_dir, download, "--shift_dir")
+    return load_tfds_split(f"mnist_corrupted/{group}", "test", data_dir, download, "--shift_dir", "--shift_download")
 
 
 @register("cifar10_2", "cifar10", ["test"], f"{CIFAR102_FILE} from --shift_dir (CIFAR-10.2)")

@@ -30,6 +30,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
 from typing import Dict, List, Optional
 
 import keras
@@ -44,7 +45,7 @@ from tf_lottery.experiments.stages import dense_model
 from tf_lottery.experiments.sweep import points
 from tf_lottery.io import write_json_atomic
 from tf_lottery.log import log
-from tf_lottery.records import RunRecord, ScoringRecord
+from tf_lottery.records import RunRecord, ScoringRecord, blocks_removed
 from tf_lottery.runs import RunFolder
 
 #: The evaluations this experiment runs (``clean`` is always added for the reference accuracy).
@@ -158,8 +159,9 @@ def _trained(model: keras.Model, weights: str, config: Config) -> keras.Model:
 
 def _ticket(config: Config, folder: RunFolder, data) -> keras.Model:
     """The trained ticket of a run folder: its decision applied to θ0, then its final weights."""
-    scores = sorted(name for name in os.listdir(folder.path) if name.startswith("scores") and name.endswith(".json"))
-    file = "scores.json" if "scores.json" in scores else scores[-1]  # IMP: the last level's decision
+    levels = [name for name in os.listdir(folder.path) if re.fullmatch(r"scores_level\d+\.json", name)]
+    last = max(levels, key=lambda name: int(re.sub(r"\D", "", name)), default=None)
+    file = "scores.json" if folder.exists("scores.json") or last is None else last  # IMP: the last level's
     scoring = ScoringRecord.from_dict(folder.read_json(file))
     ticket = methods.get(config.method.type).apply(dense_model(config, data), scoring.ticket, config.method)
     return _trained(ticket, folder.file("ticket_final.weights.h5"), config)
@@ -184,11 +186,9 @@ def _measure(config: Config, data, target: Target, dense_cache: dict) -> Robustn
     ticket = _ticket(point, folder, data)
     with folder.lock(config.runtime.wait_for_lock):
         results = evals.run_cached(ticket, data, config.evaluation, folder, "ticket", log, reference=dense)
-    unit = methods.get(method.type).unit
-    removed = len(record.ticket.removed or []) if unit == "blocks" else method.num_blocks if unit == "filters" else None
     return RobustnessRow(point.seed, report.model_label(point), method.type,
-                         method.criterion if "criterion" in methods.get(method.type).fields else None, removed,
-                         folder.path, dense_folder.path, dense_results, results)
+                         method.criterion if "criterion" in methods.get(method.type).fields else None,
+                         blocks_removed(point, record), folder.path, dense_folder.path, dense_results, results)
 
 
 @register("robustness", scope="sweep")
@@ -203,7 +203,7 @@ def robustness(config: Config) -> RobustnessResult:
     wanted = resolved_evals(config)
     for target in found:  # everything that can fail fast does, before any measurement
         if "shift_sets" in wanted:
-            check_shift_sets(config.evaluation, target.config.data.dataset, target.config.data.download)
+            check_shift_sets(config.evaluation, target.config.data.dataset)
     digest = hashlib.sha1("\n".join(sorted(t.ticket_folder or t.config.digest("dense") for t in found))
                           .encode()).hexdigest()[:12]
     folder = os.path.join(config.runtime.runs_dir, f"robustness-{digest}")
