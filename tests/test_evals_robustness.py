@@ -318,3 +318,14 @@ def test_every_robustness_evaluation_is_registered_and_cka_is_pairwise():
     assert tl.evals.get("cka").pairwise and not tl.evals.get("corruptions").pairwise
     assert tl.evals.wanted(EvaluationConfig(evals=("clean", "cka")), "dense") == ["clean"]
     assert os.path.basename(shift_sets.CIFAR102_FILE) == "cifar102_test.npz"
+
+
+def test_the_corruptions_run_inside_a_tf_data_map(grey):
+    import tensorflow as tf
+
+    seed = tf.constant([0, 7], tf.int64)
+    batch = tf.constant(grey[:8].astype("float32") / 255.0)
+    for name in ("gaussian_noise", "motion_blur", "elastic_transform", "jpeg_compression"):
+        eager = corruptions.CORRUPTIONS[name](batch, 2, seed)
+        mapped = tf.data.Dataset.from_tensors(batch).map(lambda x: corruptions.CORRUPTIONS[name](x, 2, seed))
+        np.testing.assert_allclose(next(iter(mapped)).numpy(), eager.numpy(), atol=1e-5)  # graph vs eager kernels

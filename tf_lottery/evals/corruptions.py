@@ -60,6 +60,11 @@ Departures from the published script (all documented so numbers can be read hone
 * grayscale images: ``brightness`` adds to the value itself (the HSV value of a grey pixel),
   ``saturate`` does not apply (it is left out of the defaults and refused by name).
 
+Every corruption is TensorFlow ops on a batch: ``CORRUPTIONS[name](images, severity - 1, seed)``
+(float32 ``(N, H, W, C)`` in [0, 1] with static height, width and channels; ``seed`` a shape-[2]
+integer tensor) runs eagerly, inside ``tf.function`` or in a ``tf.data`` map; :func:`corrupt`
+wraps it for numpy arrays of either dtype.
+
 Weather corruptions (snow, frost, fog, spatter) and glass blur are not here: frost needs the
 authors' photographs, and the others are defined through those textures or per-pixel Python
 loops; CIFAR-10-C itself (``tl.evals.shift_sets``) has all 19.
