@@ -111,7 +111,7 @@ def test_the_report_has_the_table_5_shape_and_the_plots(measured):
 def test_the_papers_table_5_rows_appear_beside_matching_grasp_layer_tickets():
     def row(model, method, criterion, p):
         side = {"clean": {"accuracy": 0.9}}
-        return RobustnessRow(0, model, method, criterion, p, f"t{p}", "d", side, side)
+        return RobustnessRow(0, "cifar10", model, method, criterion, p, f"t{p}", "d", side, side)
 
     text = report_robustness.paper_table([row("ResNet-32", "blocks", "grasp", 4), row("ResNet-32", "blocks", "snip", 3),
                                           row("ResNet-56", "blocks", "grasp", 12), row("ResNet-32", "blocks", "grasp", 2)])

@@ -192,7 +192,8 @@ def write(config: Config, rows, folder: str) -> str:
     parts = [
         f"# Robustness {os.path.basename(folder)}", "",
         f"Tickets: {len([r for r in rows if r.ticket is not None])}; dense runs: "
-        f"{len({r.dense_run_folder for r in rows})} ({config.data.dataset}, seeds {', '.join(map(str, seeds))}), "
+        f"{len({r.dense_run_folder for r in rows})} ({', '.join(sorted({r.dataset for r in rows}))}, seeds "
+        f"{', '.join(map(str, seeds))}), "
         "measured after training; "
         "nothing was retrained. Differences are ticket minus dense accuracy of the same seed in percentage "
         "points, mean ± std over seeds; **bold**: the ticket is at least as accurate as dense on average.", "",

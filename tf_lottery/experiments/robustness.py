@@ -70,6 +70,7 @@ class RobustnessRow:
     """What the report reads about one ticket (or one dense run alone): both sides' results."""
 
     seed: int
+    dataset: str
     model: str
     method: Optional[str]
     criterion: Optional[str]
@@ -140,12 +141,12 @@ def targets(config: Config) -> List[Target]:
     return list(unique.values())
 
 
-def resolved_evals(config: Config) -> tuple:
-    """``clean`` plus the robustness evaluations to run (see the module docstring)."""
+def resolved_evals(config: Config, datasets) -> tuple:
+    """``clean`` plus the robustness evaluations to run on runs of ``datasets`` (see the module docstring)."""
     asked = [name for name in config.evaluation.evals if name in ROBUSTNESS_EVALS]
     if not asked:
-        asked = [name for name in ROBUSTNESS_EVALS
-                 if name != "shift_sets" or shift_set_names(config.evaluation, config.data.dataset)]
+        has_sets = any(shift_set_names(config.evaluation, dataset) for dataset in datasets)
+        asked = [name for name in ROBUSTNESS_EVALS if name != "shift_sets" or has_sets]
     return ("clean", *asked)
 
 
@@ -179,14 +180,14 @@ def _measure(config: Config, data, target: Target, dense_cache: dict) -> Robustn
     dense, dense_results = dense_cache[dense_folder.path]
     point, method = target.config, target.config.method
     if target.ticket_folder is None:
-        return RobustnessRow(point.seed, report.model_label(point), None, None, None, None,
+        return RobustnessRow(point.seed, point.data.dataset, report.model_label(point), None, None, None, None,
                              dense_folder.path, dense_results, None)
     folder = RunFolder(point, "ticket")
     record = RunRecord.from_dict(folder.read_json("result.json"))
     ticket = _ticket(point, folder, data)
     with folder.lock(config.runtime.wait_for_lock):
         results = evals.run_cached(ticket, data, config.evaluation, folder, "ticket", log, reference=dense)
-    return RobustnessRow(point.seed, report.model_label(point), method.type,
+    return RobustnessRow(point.seed, point.data.dataset, report.model_label(point), method.type,
                          method.criterion if "criterion" in methods.get(method.type).fields else None,
                          blocks_removed(point, record), folder.path, dense_folder.path, dense_results, results)
 
@@ -200,7 +201,7 @@ def robustness(config: Config) -> RobustnessResult:
         $ tf-lottery --experiment=robustness --from=runs/sweep-04e244843397 --evals=corruptions,cka
     """
     found = targets(config)
-    wanted = resolved_evals(config)
+    wanted = resolved_evals(config, {t.config.data.dataset for t in found})
     for target in found:  # everything that can fail fast does, before any measurement
         if "shift_sets" in wanted:
             check_shift_sets(config.evaluation, target.config.data.dataset)
