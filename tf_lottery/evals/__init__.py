@@ -106,9 +106,9 @@ def run_cached(model, data, evaluation_config, run, side: str, log=print, refere
         if cached is not None and cached.get("settings") == settings:
             results[name] = cached["result"]
             continue
-        log(f"{side}: evaluating {name}")
         if entry.pairwise and reference is None:
             continue
+        log(f"{side}: evaluating {name}")
         results[name] = entry(model, data, evaluation_config, reference)
         run.write_json(path, {"settings": settings, "result": results[name]})
     return results
