@@ -274,18 +274,20 @@ def _labelled(rows):
     return [dataclasses.replace(r, method=METHOD_LABELS.get(r.method, r.method)) for r in rows]
 
 
+def _structured(rows) -> list:
+    """The rows of the Table 3 shape (every method but IMP, which has no p), labelled, in method order."""
+    order = [m for m in METHOD_LABELS if m != "imp"]
+    return _labelled(sorted((r for r in rows if r.method in order), key=lambda r: order.index(r.method)))
+
+
 def table3(rows) -> str:
     """Table 3 shape: filter and layer tickets (rows) by criterion (columns), pp vs dense, one p."""
-    order = [m for m in METHOD_LABELS if m != "imp"]
-    chosen = sorted((r for r in rows if r.method in order), key=lambda r: order.index(r.method))
-    return _difference_table(_labelled(chosen), ("method",), "criterion", lambda name: name, best_of="column")
+    return _difference_table(_structured(rows), ("method",), "criterion", lambda name: name, best_of="column")
 
 
 def cka_table3(rows) -> str:
     """CKA with dense in the Table 3 shape: methods by criterion, linear CKA of the penultimate features."""
-    order = [m for m in METHOD_LABELS if m != "imp"]
-    chosen = sorted((r for r in rows if r.method in order), key=lambda r: order.index(r.method))
-    return _difference_table(_labelled(chosen), ("method",), "criterion", lambda name: name, best_of="column",
+    return _difference_table(_structured(rows), ("method",), "criterion", lambda name: name, best_of="column",
                              value="cka_linear", spec="{:.3f}")
 
 
