@@ -121,3 +121,18 @@ def test_robustness_measures_every_kind_of_ticket_from_a_compare_folder(compared
         assert 0 < row.ticket["cka"]["views"]["penultimate"]["linear"] <= 1 + 1e-9
     imp = next(r for r in measured.rows if r.method == "imp")
     assert imp.p is None and imp.criterion is None
+
+
+def test_the_table_3_cka_table_marks_the_most_similar_method_of_each_criterion(compared):
+    import dataclasses
+
+    from tf_lottery import report
+
+    _, result = compared
+    similarity = {"blocks": 0.95, "filters": 0.80, "filter_masks": 0.85}
+    rows = [dataclasses.replace(r, cka_linear=similarity.get(r.method)) for r in result.rows]
+    lines = report.cka_table3(rows).strip().splitlines()
+    assert [line.split("|")[1].strip() for line in lines[2:]] == [
+        "layers (ours)", "filters (standard LTH, removed)", "filters (tfmot masks)"]
+    assert lines[2].count("**0.950**") == 2 and "**" not in lines[3] + lines[4]
+    assert not report.has_cka(result.rows) and report.has_cka(rows)
