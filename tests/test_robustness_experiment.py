@@ -88,6 +88,11 @@ def test_a_rerun_reads_every_result_back(measured, tmp_path):
     again = experiments.get("robustness")(config)
     assert _mtimes(config.runtime.runs_dir) == before  # nothing measured again
     assert [r.ticket for r in again.rows] == [r.ticket for r in result.rows]
+    # Read back from JSON (keys sorted), the report still orders views, corruptions and epsilons.
+    cka_header = next(line for line in again.report.split("## CKA between")[1].splitlines() if "stage1" in line)
+    assert cka_header.index("stage1") < cka_header.index("stage3") < cka_header.index("penultimate")
+    per_corruption = next(line for line in again.report.split("## Per corruption")[1].splitlines() if "contrast" in line)
+    assert per_corruption.index("gaussian_noise") < per_corruption.index("contrast")  # the module's order
     # --from a sweep folder finds the same runs, and a ticket folder its one run.
     from_sweep = targets(config.replace(**{"from": (swept.run_folder,)}))
     assert sorted(t.ticket_folder for t in from_sweep) == sorted(r.run_folder for r in result.rows)

@@ -9,6 +9,7 @@ from typing import Dict, List
 import matplotlib
 import matplotlib.ticker
 
+from tf_lottery.evals.cka import ordered_views
 from tf_lottery.io import atomic_path
 from tf_lottery.records import SweepRow
 
@@ -177,13 +178,14 @@ def accuracy_vs_epsilon(rows, path: str) -> None:
 
 def cka_per_stage(rows, path: str) -> None:
     """Linear CKA between dense and ticket for each stage and the penultimate features (mean over seeds)."""
+
     lines = {k: v for k, v in _robustness_lines(rows).items() if not k.endswith("dense")
              and all("cka" in s for s in v)}
     if not lines:
         return
     fig, axis = plt.subplots(figsize=(6.4, 4))
     for label, sides in lines.items():
-        views = list(sides[0]["cka"]["views"])
+        views = ordered_views(sides[0]["cka"]["views"])
         per_seed = [[side["cka"]["views"][v]["linear"] for side in sides if v in side["cka"]["views"]] for v in views]
         _mean_line(axis, list(range(len(views))), per_seed, label)
         axis.set_xticks(range(len(views)), views)

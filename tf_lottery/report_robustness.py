@@ -14,6 +14,8 @@ from typing import Callable, Dict, List, Optional
 
 from tf_lottery import plots
 from tf_lottery.config import Config
+from tf_lottery.evals.cka import ordered_views
+from tf_lottery.evals.corruptions import CORRUPTIONS
 from tf_lottery.io import write_text_atomic
 from tf_lottery.report import METHOD_LABELS, cell, mean_std
 from tf_lottery.tables import markdown_table
@@ -56,6 +58,11 @@ def _get(*path) -> Callable[[dict], Optional[float]]:
     return read
 
 
+def _by_number(keys) -> List[str]:
+    """Severities or epsilons (JSON keys) in numeric order."""
+    return sorted(keys, key=float)
+
+
 def _winning(values) -> str:
     mean = mean_std(values)[0]
     return cell(values, bold=mean is not None and mean >= 0)
@@ -70,7 +77,7 @@ def _columns(rows) -> List[tuple]:
     for name in first.get("shift_sets", {}):
         columns.append((name, _get("shift_sets", name, "accuracy")))
     for attack, table in first.get("adversarial", {}).get("accuracy", {}).items():
-        for epsilon in table:
+        for epsilon in _by_number(table):
             if epsilon != "0":
                 columns.append((f"{attack} {epsilon}/255", _get("adversarial", "accuracy", attack, epsilon)))
     return columns
@@ -125,7 +132,7 @@ def corruption_table(rows) -> str:
     first = next((r.dense for r in rows if "corruptions" in r.dense), None)
     if first is None:
         return ""
-    names = list(first["corruptions"]["accuracy"])
+    names = [n for n in CORRUPTIONS if n in first["corruptions"]["accuracy"]]  # the module's order
 
     def mean_over_severities(name):
         def read(results):
@@ -143,7 +150,7 @@ def cka_table(rows) -> str:
     first = next((r.ticket["cka"] for r in rows if r.ticket and "cka" in r.ticket), None)
     if first is None:
         return ""
-    views = list(first["views"])
+    views = ordered_views(first["views"])
     body = []
     for key, group in _groups(rows).items():
         cells = []

@@ -112,6 +112,16 @@ def representations(model: keras.Model, images: np.ndarray, batch_size: int = 25
     return dict(zip(outputs, values if isinstance(values, list) else [values]))
 
 
+def ordered_views(views) -> List[str]:
+    """Views from input to output: stage1, stage2, ..., penultimate (cached JSON sorts them by name).
+
+    Example:
+        >>> ordered_views(["penultimate", "stage10", "stage2"])
+        ['stage2', 'stage10', 'penultimate']
+    """
+    return sorted(views, key=lambda v: (v == "penultimate", int(v[5:]) if v.startswith("stage") else 0, v))
+
+
 def compare(reference: keras.Model, model: keras.Model, images: np.ndarray) -> Dict[str, Dict[str, float]]:
     """Linear and debiased linear CKA between two models' features, view by view.
 
@@ -129,4 +139,4 @@ def compare(reference: keras.Model, model: keras.Model, images: np.ndarray) -> D
             for view in first if view in second}
 
 
-__all__: List[str] = ["compare", "linear_cka", "penultimate", "representations", "stage_outputs"]
+__all__: List[str] = ["compare", "linear_cka", "ordered_views", "penultimate", "representations", "stage_outputs"]
