@@ -98,21 +98,26 @@ def for_dataset(dataset: str) -> List[str]:
     return [name for name in SHIFT_SETS.names() if SHIFT_SETS.get(name).dataset == dataset]
 
 
+def _tfds_test(name: str, data_dir, download):
+    """The test split of a tfds set (errors name this module's flags)."""
+    return load_tfds_split(name, "test", data_dir, download, "--shift_dir", "--shift_download")
+
+
 @register("cifar10_c", "cifar10", [f"{c}/{s}" for c in CIFAR10_C for s in range(1, 6)],
           "tfds cifar10_corrupted (CIFAR-10-C)")
 def _cifar10_c(group, data_dir, download):
     corruption, severity = group.split("/")
-    return load_tfds_split(f"cifar10_corrupted/{corruption}_{severity}", "test", data_dir, download, "--shift_dir", "--shift_download")
+    return _tfds_test(f"cifar10_corrupted/{corruption}_{severity}", data_dir, download)
 
 
 @register("cifar10_1", "cifar10", ["test"], "tfds cifar10_1/v6 (CIFAR-10.1)")
 def _cifar10_1(group, data_dir, download):
-    return load_tfds_split("cifar10_1/v6", "test", data_dir, download, "--shift_dir", "--shift_download")
+    return _tfds_test("cifar10_1/v6", data_dir, download)
 
 
 @register("mnist_c", "mnist", MNIST_C, "tfds mnist_corrupted (MNIST-C)")
 def _mnist_c(group, data_dir, download):
-    return load_tfds_split(f"mnist_corrupted/{group}", "test", data_dir, download, "--shift_dir", "--shift_download")
+    return _tfds_test(f"mnist_corrupted/{group}", data_dir, download)
 
 
 @register("cifar10_2", "cifar10", ["test"], f"{CIFAR102_FILE} from --shift_dir (CIFAR-10.2)")
