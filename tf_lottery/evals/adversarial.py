@@ -28,6 +28,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tf_lottery.models import outputs_probabilities
+
 ATTACKS = ("fgsm", "pgd")
 
 Bounds = Tuple[Union[float, np.ndarray], Union[float, np.ndarray]]
@@ -39,13 +41,6 @@ def _loss_gradient(model: keras.Model, images: tf.Tensor, labels: tf.Tensor, fro
         outputs = model(images, training=False)
         loss = keras.losses.sparse_categorical_crossentropy(labels, outputs, from_logits=from_logits)
     return tape.gradient(loss, images)
-
-
-def _outputs_logits(model: keras.Model) -> bool:
-    """Whether the model ends without a softmax (its cross-entropy is then from logits)."""
-    from tf_lottery.models import outputs_probabilities  # models import evals only lazily
-
-    return not outputs_probabilities(model)
 
 
 def attack(model: keras.Model, images, labels, method: str, epsilon: float, *, steps: int = 10,
@@ -87,7 +82,7 @@ def attack(model: keras.Model, images, labels, method: str, epsilon: float, *, s
     labels = np.asarray(labels).astype("int64")
     if epsilon == 0:
         return images.copy()
-    from_logits = _outputs_logits(model)
+    from_logits = not outputs_probabilities(model)  # cross-entropy from logits unless the head is a softmax
     low = tf.constant(np.broadcast_to(np.asarray(bounds[0], "float32"), images.shape[1:]))
     high = tf.constant(np.broadcast_to(np.asarray(bounds[1], "float32"), images.shape[1:]))
     size = step_size if step_size is not None else 2.5 * epsilon / steps

@@ -83,12 +83,11 @@ def shift_set_names(config, dataset: str) -> list:
     return list(config.shift_sets) or shift_sets.for_dataset(dataset)
 
 
-def check_shift_sets(config, dataset: str) -> None:
-    """Fails fast when a requested set does not test ``dataset``'s models or is not on this machine.
+def _matching_sets(config, dataset: str) -> list:
+    """The sets to evaluate on ``dataset``'s models, checked to test them (nothing is loaded).
 
     Raises:
         ValueError: for a set of another dataset, or no set at all for this dataset.
-        DatasetUnavailable: when a set's files are missing.
     """
     names = shift_set_names(config, dataset)
     if not names:
@@ -96,10 +95,22 @@ def check_shift_sets(config, dataset: str) -> None:
         raise ValueError(f"no published shift set tests {dataset} models; the sets: {known}. Use the "
                          "corruptions evaluation (in-graph) instead")
     for name in names:
-        shift = shift_sets.get(name)
-        if shift.dataset != dataset:
-            raise ValueError(f"shift set {name!r} tests {shift.dataset} models; this run trained on {dataset}")
-        shift.check_available(config.shift_dir, config.shift_download)
+        if shift_sets.get(name).dataset != dataset:
+            raise ValueError(f"shift set {name!r} tests {shift_sets.get(name).dataset} models; this run trained "
+                             f"on {dataset}")
+    return names
+
+
+def check_shift_sets(config, dataset: str) -> None:
+    """Fails fast when a requested set does not test ``dataset``'s models or is not on this machine
+    (loads each set's first group once: call it once per dataset, before measuring).
+
+    Raises:
+        ValueError: for a set of another dataset, or no set at all for this dataset.
+        DatasetUnavailable: when a set's files are missing.
+    """
+    for name in _matching_sets(config, dataset):
+        shift_sets.get(name).check_available(config.shift_dir, config.shift_download)
 
 
 @register("shift_sets", settings=lambda config: {"sets": list(config.shift_sets),
@@ -107,14 +118,13 @@ def check_shift_sets(config, dataset: str) -> None:
           summary="accuracy on the dataset's published corruption and shift sets (CIFAR-10-C, -10.1, -10.2, MNIST-C)")
 def shift_set_accuracy(model, data, config) -> dict:
     """Accuracy on every group of every shift set of the run's dataset."""
-    dataset, download = data.options.name, config.shift_download
-    check_shift_sets(config, dataset)
     results = {}
-    for name in shift_set_names(config, dataset):
+    for name in _matching_sets(config, data.options.name):  # a missing set fails on its first group
         shift = shift_sets.get(name)
         groups, examples = {}, 0
         for group in shift.groups:
-            images, labels = _first(config.robustness_examples, shift.load(group, config.shift_dir, download))
+            images, labels = _first(config.robustness_examples,
+                                    shift.load(group, config.shift_dir, config.shift_download))
             if images.shape[1:] != data.input_shape:
                 raise ValueError(f"{name} images are {images.shape[1:]}; the model reads {data.input_shape}")
             groups[group] = _accuracy(model, data, images, labels)

@@ -41,7 +41,7 @@ from tf_lottery.data import prepare
 from tf_lottery.evals.robustness import check_shift_sets, shift_set_names
 from tf_lottery.experiments.dense import dense_config
 from tf_lottery.experiments.registry import EXPERIMENTS, register
-from tf_lottery.experiments.stages import dense_model
+from tf_lottery.experiments.stages import dense_model, trained_dense
 from tf_lottery.experiments.sweep import points
 from tf_lottery.io import write_json_atomic
 from tf_lottery.log import log
@@ -150,14 +150,6 @@ def resolved_evals(config: Config, datasets) -> tuple:
     return ("clean", *asked)
 
 
-def _trained(model: keras.Model, weights: str, config: Config) -> keras.Model:
-    if not os.path.exists(weights):
-        raise ValueError(f"{weights} is missing: the run did not finish training")
-    model.load_weights(weights)
-    train.compile_model(model, config.training.recipe(), 1)
-    return model
-
-
 def _ticket(config: Config, folder: RunFolder, data) -> keras.Model:
     """The trained ticket of a run folder: its decision applied to θ0, then its final weights."""
     levels = [name for name in os.listdir(folder.path) if re.fullmatch(r"scores_level\d+\.json", name)]
@@ -165,14 +157,17 @@ def _ticket(config: Config, folder: RunFolder, data) -> keras.Model:
     file = "scores.json" if folder.exists("scores.json") or last is None else last  # IMP: the last level's
     scoring = ScoringRecord.from_dict(folder.read_json(file))
     ticket = methods.get(config.method.type).apply(dense_model(config, data), scoring.ticket, config.method)
-    return _trained(ticket, folder.file("ticket_final.weights.h5"), config)
+    ticket.load_weights(folder.file("ticket_final.weights.h5"))  # present: result.json was checked
+    train.compile_model(ticket, config.training.recipe(), 1)
+    return ticket
 
 
 def _measure(config: Config, data, target: Target, dense_cache: dict) -> RobustnessRow:
     own = dense_config(target.config)
     dense_folder = RunFolder(own, "dense")
     if dense_folder.path not in dense_cache:
-        dense = _trained(dense_model(own, data), dense_folder.file("dense_final.weights.h5"), own)
+        dense = trained_dense(own, data, dense_folder)
+        train.compile_model(dense, own.training.recipe(), 1)
         with dense_folder.lock(config.runtime.wait_for_lock):
             results = evals.run_cached(dense, data, config.evaluation, dense_folder, "dense", log)
         dense_cache.clear()  # one dense network in memory at a time (targets come seed by seed)
@@ -202,9 +197,9 @@ def robustness(config: Config) -> RobustnessResult:
     """
     found = targets(config)
     wanted = resolved_evals(config, {t.config.data.dataset for t in found})
-    for target in found:  # everything that can fail fast does, before any measurement
-        if "shift_sets" in wanted:
-            check_shift_sets(config.evaluation, target.config.data.dataset)
+    if "shift_sets" in wanted:  # everything that can fail fast does, before any measurement
+        for dataset in sorted({t.config.data.dataset for t in found}):
+            check_shift_sets(config.evaluation, dataset)
     digest = hashlib.sha1("\n".join(sorted(t.ticket_folder or t.config.digest("dense") for t in found))
                           .encode()).hexdigest()[:12]
     folder = os.path.join(config.runtime.runs_dir, f"robustness-{digest}")

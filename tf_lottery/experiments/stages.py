@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import time
 from typing import Optional
 
@@ -177,9 +178,16 @@ def has_evals(record: ModelRecord, config: Config, side: str) -> bool:
 
 
 def trained_dense(config: Config, data, dense_run: RunFolder) -> keras.Model:
-    """The trained dense network of ``dense_run`` (its θ0 rebuilt, its final weights loaded)."""
+    """The trained dense network of ``dense_run`` (its θ0 rebuilt, its final weights loaded).
+
+    Raises:
+        ValueError: when the dense run has not finished training.
+    """
+    weights = dense_run.file("dense_final.weights.h5")
+    if not os.path.exists(weights):
+        raise ValueError(f"{weights} is missing: the dense run did not finish training")
     model = dense_model(config, data)
-    model.load_weights(dense_run.file("dense_final.weights.h5"))
+    model.load_weights(weights)
     return model
 
 
