@@ -159,8 +159,8 @@ def test_floor_is_a_parameter():
     model = tl.models.cifar_resnet(20)
     ticket = surgery.remove_blocks(model, ["stage1_block2", "stage1_block3"], min_blocks_per_stage=1)
     assert [b for b in surgery.blocks(ticket) if b.startswith("stage1")] == ["stage1_block1"]
-    with pytest.raises(ValueError, match="min_blocks_per_stage must be >= 1"):
-        surgery.remove_blocks(model, [], min_blocks_per_stage=0)
+    with pytest.raises(ValueError, match="min_blocks_per_stage must be >= 0"):
+        surgery.remove_blocks(model, [], min_blocks_per_stage=-1)
 
 
 def test_not_a_functional_model_is_refused():
@@ -181,7 +181,9 @@ def test_a_users_own_resnet_without_stage_names(images):
     x = keras.layers.GlobalAveragePooling2D()(x)
     model = keras.Model(x_in, keras.layers.Dense(3, name="head")(x))
     assert surgery.blocks(model) == ["res0", "res1", "res2"]
-    assert surgery.removable_blocks(model) == ["res1", "res2"]  # res0 follows no block
+    # Not a paper template: the shape rule, so res0 (fed by the stem, not a block) is removable too.
+    assert surgery.eligibility_rule(model) == "shape"
+    assert surgery.removable_blocks(model) == ["res0", "res1", "res2"]
     ticket = surgery.remove_blocks(model, ["res1"], min_blocks_per_stage=1)
     assert ticket.name == f"{model.name}_ticket"
     assert surgery.lineage(ticket) is None
@@ -201,15 +203,15 @@ def test_transfer_weights_refuses_mismatches():
 
 
 def _preactivation_resnet(last="conv"):
-    """BN-ReLU-conv blocks whose branch ends in a biased conv (or, for ``last="relu"``, a ReLU)."""
+    """BN-ReLU-conv blocks whose branch ends in a biased conv (or in the activation ``last`` after it)."""
     inputs = keras.Input((32, 32, 3))
     x = keras.layers.Conv2D(8, 3, padding="same", name="stem")(inputs)
     for i in range(3):
         y = keras.layers.BatchNormalization(name=f"b{i}_bn")(x)
         y = keras.layers.ReLU(name=f"b{i}_relu")(y)
         y = keras.layers.Conv2D(8, 3, padding="same", name=f"b{i}_conv")(y)
-        if last == "relu":
-            y = keras.layers.ReLU(name=f"b{i}_last")(y)
+        if last != "conv":
+            y = keras.layers.Activation(last, name=f"b{i}_last")(y)
         x = keras.layers.Add(name=f"b{i}_add")([x, y])
     x = keras.layers.GlobalAveragePooling2D()(x)
     return keras.Model(inputs, keras.layers.Dense(3, name="head")(x))
@@ -225,6 +227,17 @@ def test_a_preactivation_branch_is_silenced_by_its_last_conv(images):
     np.testing.assert_allclose(ticket(images, training=False), model(images, training=False), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("last", ["relu", "gelu", "swish"])
+def test_an_activation_that_keeps_zero_is_walked_over_to_the_conv_before_it(images, last):
+    model = _preactivation_resnet(last=last)
+    block = {b.name: b for b in surgery.find_blocks(model)}["b1"]
+    assert [v.path for v in surgery.silencing_variables(model, block)] == ["b1_conv/kernel", "b1_conv/bias"]
+    ticket = surgery.remove_blocks(model, ["b1"], min_blocks_per_stage=1)
+    surgery.silence_blocks(model, ["b1"])
+    np.testing.assert_array_equal(ticket(images, training=False), model(images, training=False))
+
+
 def test_a_branch_that_cannot_be_silenced_is_refused_by_name():
-    with pytest.raises(ValueError, match="cannot silence block 'b1': its branch ends in ReLU 'b1_last'"):
-        surgery.silence_blocks(_preactivation_resnet(last="relu"), ["b1"])
+    # sigmoid(0) = 0.5: zeroing the conv before it leaves the branch adding 0.5 everywhere.
+    with pytest.raises(ValueError, match="cannot silence block 'b1': its branch ends in Activation 'b1_last'"):
+        surgery.silence_blocks(_preactivation_resnet(last="sigmoid"), ["b1"])

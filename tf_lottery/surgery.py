@@ -1,24 +1,44 @@
 """Residual-block surgery on Keras functional models: find blocks, remove them, move weights.
 
-A *block* is found from the graph, never from positions in the layer list: every
-two-input ``Add`` layer closes one. Its *input* is the latest tensor both ``Add``
-inputs descend from; its layers are everything between that input and the ``Add``,
-plus a lone activation that directly follows the ``Add`` (the post-add ReLU of a
-basic block). The layers on each side of the ``Add`` are its *branch* (the residual
-function, the side that removal deletes and criteria score) and its *shortcut* (empty
-for an identity shortcut; a projection conv or a zero-padding path otherwise). Its name
-is the ``Add`` layer's name without the ``_add`` suffix, so ``stage2_block3_add``
-closes the block ``stage2_block3``.
+The graph is read operation by operation (:mod:`tf_lottery.graph`): layers and
+``keras.ops`` nodes alike, nested models flattened first. A *block* is found from the
+graph, never from positions in the layer list: every two-input addition (a
+``keras.layers.Add``, ``x + y`` or ``keras.ops.add``) closes one. Its *input* is the
+latest tensor both addends descend from; its operations are everything between that
+input and the addition, plus a ReLU that alone follows the addition when the block
+input went through the same ReLU (the post-add ReLU of a basic block: since ReLU is
+idempotent, dropping it with the block changes nothing). The operations on each side of
+the addition are its *branch* (the residual function, the side that removal deletes and
+criteria score) and its *shortcut* (empty for an identity shortcut; a projection conv,
+a pooling or a zero-padding path otherwise).
 
-A block is *removable* when its shortcut is the identity (one ``Add`` input is the
-block input itself), its output shape equals its input shape, and its input is the
-output of another block. That excludes, as the paper does (its Appendix A.1), the first
-block of the network and the downsampling first block of each later stage.
+A block is named by the longest ``_``-separated prefix its branch's layer names and its
+addition's name have in common: ``stage2_block3`` for ``stage2_block3_conv1 ...
+stage2_block3_add``, ``conv4_block2`` in keras.applications' ResNets. Without one, a
+named addition names the block (``res0``, ``block_2_add`` -> ``block_2``); an addition
+Keras named itself (``add_7``, from ``x + y``) gives way to the branch's common prefix
+(``convnext_tiny_stage_1_block_0`` in ConvNeXt), if there is one.
+
+*Stages* come from where the shape of the main path changes: consecutive blocks whose
+input and output shapes are equal form a stage, and a block that changes the shape
+joins the stage it leads into when the next block keeps its output shape (the first,
+downsampling block of a stage in ResNet v1), else the one it leaves when it keeps the width
+and the previous block kept its input shape (the pooling last block of a stage in ResNet
+v2), else starts one.
+
+A block is *removable* when its shortcut is the identity (one addend is the block input
+itself) and its output shape equals its input shape. The paper's own templates
+(``cifar_resnet``, ``imagenet_resnet``) keep the paper's stricter rule (its Appendix A.1):
+the input must also be another block's output, which excludes the first block of the
+network, whose input is the stem. Any other model gets the shape rule, under which the
+first residual block of a MobileNetV2 or EfficientNet stage (fed by a block without a
+shortcut) is removable.
 
 Removing blocks builds a new, smaller functional model (physical removal, never a
-mask) in which each removed block's output is replaced by its input, and copies every
-kept layer's weights by name: bit-identical, so a ticket cut at initialization inherits
-θ0 and one cut after training inherits the trained weights.
+mask) in which each removed block's output is replaced by its input. Layers with
+weights are cloned from their config and receive the weights of their namesakes bit for
+bit (a ticket cut at initialization inherits θ0, one cut after training the trained
+weights); layers without weights (``Lambda`` included) and ``keras.ops`` nodes are reused.
 """
 
 from __future__ import annotations
@@ -28,11 +48,21 @@ import re
 from typing import Dict, Iterable, List, Optional, Sequence
 
 import keras
+import numpy as np
 
+from tf_lottery import graph as graph_lib
 from tf_lottery.models.lineage import extend as extend_lineage
 from tf_lottery.models.lineage import lineage, lineage_json, rebuild, ticket_name
 
-_STAGE_RE = re.compile(r"stage(\d+)")
+_AUTO_NAME = re.compile(r"add(_\d+)?")  # what Keras names an unnamed Add layer or keras.ops.add node
+
+PAPER_RULE_BUILDERS = ("cifar_resnet", "imagenet_resnet")
+"""Builders whose models follow the paper's eligibility rule (see the module docstring)."""
+
+NO_BLOCKS_HINT = (
+    "block surgery needs a functional residual network: each block adds its input (the identity shortcut) or a "
+    "projection of it to its branch's output with keras.layers.Add, `+` or keras.ops.add"
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,16 +70,16 @@ class Block:
     """One residual block of a functional model.
 
     Attributes:
-        name: Block name (the ``Add`` layer's name without ``_add``).
-        stage: Stage number, from the name (``stage2_...``) or else by output shape.
-        layers: Names of the block's layers, in graph order.
-        branch: Names of the residual branch's layers (from the block input to the
-            ``Add``), in graph order: what removal deletes and criteria score.
-        shortcut: Names of the shortcut's layers (empty for the identity).
-        input_layer: Name of the layer producing the block's input.
-        add_layer: Name of the ``Add`` layer.
-        output_layer: Name of the layer producing the block's output.
-        identity_input: Index of the ``Add`` input that is the block input, or None
+        name: Block name (see the module docstring).
+        stage: Stage number, from 1 (see the module docstring).
+        layers: Names of the block's operations, in graph order.
+        branch: Names of the residual branch's operations (from the block input to the
+            addition), in graph order: what removal deletes and criteria score.
+        shortcut: Names of the shortcut's operations (empty for the identity).
+        input_layer: Name of the operation producing the block's input.
+        add_layer: Name of the addition.
+        output_layer: Name of the operation producing the block's output.
+        identity_input: Index of the addend that is the block input, or None
             when the shortcut is not the identity (projection or zero padding).
         input_shape: Shape of the block input (without the batch axis).
         output_shape: Shape of the block output (without the batch axis).
@@ -70,128 +100,169 @@ class Block:
     removable: bool
 
 
-def _model_node(model: keras.Model, layer) -> "keras.src.ops.node.Node":
-    """The node through which ``layer`` is called inside ``model``'s graph."""
-    for index, node in enumerate(layer._inbound_nodes):
-        if f"{id(layer)}_ib-{index}" in model._nodes:
-            return node
-    raise ValueError(f"layer {layer.name!r} is not called inside model {model.name!r}")
-
-
 def producers(model: keras.Model) -> Dict[str, List[str]]:
-    """For each layer of ``model``, the names of the layers producing its inputs.
+    """For each operation of ``model``'s flat graph, the names of the operations producing its inputs.
 
     Raises:
-        ValueError: for a layer that consumes a multi-output layer (not supported).
+        ValueError: for an operation that consumes a multi-output operation (not supported).
     """
-    found = {}
-    for layer in model.layers:
-        node = _model_node(model, layer)
-        for tensor in node.input_tensors:
-            if tensor._keras_history.tensor_index != 0:
-                raise ValueError(f"layer {layer.name!r} consumes a multi-output layer; not supported")
-        found[layer.name] = [t._keras_history.operation.name for t in node.input_tensors]
-    return found
+    return {name: list(parents) for name, parents in graph_lib.analyse(model).parents.items()}
 
 
-def _ancestors(name: str, producers: Dict[str, List[str]], cache: Dict[str, frozenset]) -> frozenset:
-    """``name`` and every layer it depends on."""
-    if name not in cache:
-        found = {name}
-        for parent in producers[name]:
-            found |= _ancestors(parent, producers, cache)
-        cache[name] = frozenset(found)
-    return cache[name]
+def _is_addition(operation, parents: List[str]) -> bool:
+    if len(parents) != 2:
+        return False
+    if isinstance(operation, keras.layers.Add):
+        return True
+    return type(operation).__name__ == "Add" and type(operation).__module__.startswith("keras.src.ops")
 
 
-def _require_functional(model) -> None:
-    if not isinstance(model, keras.Model) or not hasattr(model, "_nodes") or isinstance(model, keras.Sequential):
-        raise TypeError(
-            f"expected a Keras 3 functional model (keras.Model(inputs, outputs)); got {type(model).__name__}"
-        )
+def _is_relu(operation) -> bool:
+    if isinstance(operation, keras.layers.ReLU):
+        return True
+    return isinstance(operation, keras.layers.Activation) and operation.get_config().get("activation") == "relu"
+
+
+def _same_relu(a, b) -> bool:
+    """Whether ``a`` and ``b`` are ReLUs with one configuration (so ``a(b(x)) == b(x)``)."""
+    def config(op):
+        return {k: v for k, v in op.get_config().items() if k not in ("name", "trainable")}
+    return _is_relu(a) and _is_relu(b) and type(a) is type(b) and config(a) == config(b)
+
+
+def _common_prefix(names: Sequence[str]) -> str:
+    parts = [name.split("_") for name in names]
+    prefix = []
+    for pieces in zip(*parts):
+        if len(set(pieces)) != 1:
+            break
+        prefix.append(pieces[0])
+    return "_".join(prefix)
+
+
+def _block_name(g: graph_lib.Graph, branch: Sequence[str], add: str) -> str:
+    """See the module docstring: the branch's and addition's common prefix, else a named
+    addition's name, else the branch's common prefix, else the addition's (auto) name."""
+    bare_add = add[: -len("_add")] if add.endswith("_add") else add
+    layer_names = [n for n in branch if isinstance(g.operations[n], keras.layers.Layer)]
+    shortest = len(min(layer_names, key=len)) if layer_names else 0
+    shared = _common_prefix([*layer_names, add]) if len(layer_names) >= 2 else ""
+    if shared and len(shared) < shortest:
+        return shared
+    if not _AUTO_NAME.fullmatch(add):
+        return bare_add
+    prefix = _common_prefix(layer_names) if len(layer_names) >= 2 else ""
+    return prefix if prefix and len(prefix) < shortest else bare_add
+
+
+def _stages(found: List[dict]) -> List[int]:
+    """Stage numbers of the blocks, in graph order (see the module docstring)."""
+    def keeps(b):
+        return b["input_shape"] == b["output_shape"]
+
+    keys = []
+    for i, b in enumerate(found):
+        if keeps(b):
+            keys.append(b["output_shape"])
+            continue
+        following = found[i + 1] if i + 1 < len(found) else None
+        previous = found[i - 1] if i else None
+        if following is not None and keeps(following) and following["input_shape"] == b["output_shape"]:
+            keys.append(b["output_shape"])
+        elif (previous is not None and keeps(previous) and previous["output_shape"] == b["input_shape"]
+              and b["input_shape"][-1:] == b["output_shape"][-1:]):
+            keys.append(b["input_shape"])
+        else:
+            keys.append(("transition", i))
+    stages, stage = [], 0
+    for i, key in enumerate(keys):
+        if i == 0 or key != keys[i - 1]:
+            stage += 1
+        stages.append(stage)
+    return stages
+
+
+def eligibility_rule(model: keras.Model) -> str:
+    """``"paper"`` for the paper's templates, ``"shape"`` for any other model (see the module docstring)."""
+    origin = lineage(model)
+    return "paper" if origin is not None and origin.get("builder") in PAPER_RULE_BUILDERS else "shape"
 
 
 def find_blocks(model: keras.Model) -> List[Block]:
     """Returns every residual block of ``model`` in graph order.
 
     Args:
-        model: A Keras 3 functional model.
+        model: A Keras 3 functional model (nested models are flattened first).
 
     Returns:
-        A list of :class:`Block`.
+        A list of :class:`Block` (empty for a model without residual blocks).
 
     Raises:
-        TypeError: if ``model`` is not a functional Keras 3 model.
+        TypeError: for a Sequential, subclassed or non-Keras model, naming what to do.
+        ValueError: for a layer called more than once (a shared layer).
 
     Example:
         >>> [b.name for b in find_blocks(model)][:2]
         ['stage1_block1', 'stage1_block2']
     """
-    _require_functional(model)
-    parents_of = producers(model)
-    order = {layer.name: i for i, layer in enumerate(model.layers)}
-    consumers: Dict[str, List[str]] = {name: [] for name in parents_of}
-    for name, parents in parents_of.items():
-        for parent in parents:
-            consumers[parent].append(name)
-    cache: Dict[str, frozenset] = {}
-
+    g = graph_lib.analyse(model)
+    if hasattr(g, "blocks"):
+        return list(g.blocks)
     found = []
-    for layer in model.layers:
-        if not isinstance(layer, keras.layers.Add) or len(parents_of[layer.name]) != 2:
+    for add in g.order:
+        parents = g.parents[add]
+        if not _is_addition(g.operations[add], parents):
             continue
-        left, right = (_ancestors(p, parents_of, cache) for p in parents_of[layer.name])
-        input_layer = max(left & right, key=order.__getitem__)
-        body = (_ancestors(layer.name, parents_of, cache) - _ancestors(input_layer, parents_of, cache))
-        output_layer = layer.name
-        followers = consumers[layer.name]
-        if len(followers) == 1 and isinstance(
-            model.get_layer(followers[0]), (keras.layers.ReLU, keras.layers.Activation)
-        ):
+        left, right = (g.ancestors(p) for p in parents)
+        input_layer = max(left & right, key=g.position)
+        inside = g.ancestors(input_layer)
+        body = g.ancestors(add) - inside
+        output_layer = add
+        followers = g.consumers[add]
+        if len(followers) == 1 and _same_relu(g.operations[followers[0]], g.operations[input_layer]):
             output_layer = followers[0]
             body = body | {output_layer}
-        parents = parents_of[layer.name]
         identity = parents.index(input_layer) if input_layer in parents else None
-        inside = _ancestors(input_layer, parents_of, cache)
-        sides = [_ancestors(p, parents_of, cache) - inside for p in parents]
-        # The shortcut is the identity side, else the side with fewer layers (a projection
+        sides = [g.ancestors(p) - inside for p in parents]
+
+        def weights(names):
+            return sum(g.operations[n].count_params() for n in names
+                       if isinstance(g.operations[n], keras.layers.Layer))
+
+        # The shortcut is the identity side, else the side with fewer operations (a projection
         # conv, or a zero-padding path), ties broken by fewer weights.
         branch_side = 1 - identity if identity is not None else max(
-            (0, 1), key=lambda i: (len(sides[i]), sum(model.get_layer(n).count_params() for n in sides[i])))
-        name = layer.name[: -len("_add")] if layer.name.endswith("_add") else layer.name
-        found.append(
-            dict(
-                name=name,
-                layers=tuple(sorted(body, key=order.__getitem__)),
-                branch=tuple(sorted(sides[branch_side], key=order.__getitem__)),
-                shortcut=tuple(sorted(sides[1 - branch_side], key=order.__getitem__)),
-                input_layer=input_layer,
-                add_layer=layer.name,
-                output_layer=output_layer,
-                identity_input=identity,
-                input_shape=tuple(model.get_layer(input_layer).output.shape[1:]),
-                output_shape=tuple(model.get_layer(output_layer).output.shape[1:]),
-            )
-        )
+            (0, 1), key=lambda i: (len(sides[i]), weights(sides[i])))
+        branch = tuple(sorted(sides[branch_side], key=g.position))
+        found.append(dict(
+            name=_block_name(g, branch, add),
+            layers=tuple(sorted(body, key=g.position)),
+            branch=branch,
+            shortcut=tuple(sorted(sides[1 - branch_side], key=g.position)),
+            input_layer=input_layer,
+            add_layer=add,
+            output_layer=output_layer,
+            identity_input=identity,
+            input_shape=g.shapes[input_layer],
+            output_shape=g.shapes[output_layer],
+        ))
+    names = [b["name"] for b in found]
+    for b in found:  # a prefix two blocks share names neither: fall back to the additions' names
+        if names.count(b["name"]) > 1:
+            b["name"] = b["add_layer"][: -len("_add")] if b["add_layer"].endswith("_add") else b["add_layer"]
 
+    paper_rule = eligibility_rule(model) == "paper"
     outputs = {b["output_layer"] for b in found}
-    shapes: List[tuple] = []
-    blocks = []
-    for b in found:
-        match = _STAGE_RE.search(b["name"])
-        if match:
-            stage = int(match.group(1))
-        else:  # unnamed models: a new output shape starts a new stage
-            if b["output_shape"] not in shapes:
-                shapes.append(b["output_shape"])
-            stage = shapes.index(b["output_shape"]) + 1
+    blocks_ = []
+    for b, stage in zip(found, _stages(found)):
         removable = (
             b["identity_input"] is not None
             and b["input_shape"] == b["output_shape"]
-            and b["input_layer"] in outputs
+            and (not paper_rule or b["input_layer"] in outputs)
         )
-        blocks.append(Block(stage=stage, removable=removable, **b))
-    return blocks
+        blocks_.append(Block(stage=stage, removable=removable, **b))
+    g.blocks = tuple(blocks_)
+    return blocks_
 
 
 def blocks(model: keras.Model) -> List[str]:
@@ -237,9 +308,11 @@ def check_removal(model: keras.Model, names: Iterable[str], min_blocks_per_stage
     if isinstance(names, str) or not all(isinstance(n, str) for n in names):
         raise TypeError(f"names must be a list of block names, e.g. ['stage1_block2']; got {names!r}")
     names = list(names)
-    if min_blocks_per_stage < 1:
-        raise ValueError(f"min_blocks_per_stage must be >= 1; got {min_blocks_per_stage}")
+    if min_blocks_per_stage < 0:
+        raise ValueError(f"min_blocks_per_stage must be >= 0; got {min_blocks_per_stage}")
     all_blocks = find_blocks(model)
+    if not all_blocks:
+        raise ValueError(f"{model.name!r} has no residual block, so no block can be removed; {NO_BLOCKS_HINT}")
     by_name = {b.name: b for b in all_blocks}
     unknown = [n for n in names if n not in by_name]
     if unknown:
@@ -249,8 +322,9 @@ def check_removal(model: keras.Model, names: Iterable[str], min_blocks_per_stage
     fixed = [n for n in names if not by_name[n].removable]
     if fixed:
         raise ValueError(
-            f"blocks {fixed} are not removable (first block of the network or of a stage, or a "
-            f"shortcut that changes shape); removable blocks: {[b.name for b in all_blocks if b.removable]}"
+            f"blocks {fixed} are not removable (a shortcut that is not the identity, a shape change, or, under "
+            f"the paper's rule, an input that is not another block's output); removable blocks: "
+            f"{[b.name for b in all_blocks if b.removable]}"
         )
     for stage in sorted({by_name[n].stage for n in names}):
         left = sum(b.stage == stage for b in all_blocks) - sum(by_name[n].stage == stage for n in names)
@@ -278,9 +352,9 @@ def transfer_weights(source: keras.Model, target: keras.Model, strict: bool = Tr
     Raises:
         ValueError: for a missing layer (when ``strict``) or a shape mismatch.
     """
-    source_layers = {layer.name: layer for layer in source.layers}
+    source_layers = {layer.name: layer for layer in graph_lib.leaf_layers(source)}
     copied = []
-    for layer in target.layers:
+    for layer in graph_lib.leaf_layers(target):
         if not layer.weights:
             continue
         if layer.name not in source_layers:
@@ -299,11 +373,83 @@ def transfer_weights(source: keras.Model, target: keras.Model, strict: bool = Tr
     return copied
 
 
+def _clone(layer):
+    """A fresh copy of a layer with weights, from its config (same name, new variables)."""
+    try:
+        return layer.__class__.from_config(layer.get_config())
+    except Exception as error:  # a user's layer whose config does not rebuild it
+        raise ValueError(
+            f"cannot rebuild layer {layer.name!r} ({type(layer).__name__}) from its config for the ticket: "
+            f"{error}. A layer with weights must round-trip through get_config/from_config (give its __init__ "
+            "arguments to get_config); layers without weights are reused as they are"
+        ) from error
+
+
+def rewire(model: keras.Model, replace: Dict[str, str], clone=_clone, name: Optional[str] = None,
+           input_dtype=None) -> keras.Model:
+    """Rebuilds ``model``'s flat graph with the output of each operation in ``replace`` taken
+    from another operation's output, and every layer with weights cloned by ``clone``.
+
+    Operations left without a path to an output are never called; layers without
+    weights and ``keras.ops`` nodes are reused as they are.
+
+    Args:
+        model: A functional model.
+        replace: ``{operation: operation whose output it passes on}``.
+        clone: ``layer -> new layer`` for layers with weights.
+        name: Name of the new model (default: ``model``'s).
+        input_dtype: Dtype of the new inputs (default: the model's).
+
+    Returns:
+        A new functional model (weights: whatever ``clone`` gave; see :func:`transfer_weights`).
+    """
+    view = graph_lib.flat(model)
+    new_outputs: Dict[str, object] = {}
+    clones: Dict[str, object] = {}
+
+    def new_input(tensor):
+        op_name = tensor._keras_history.operation.name
+        new_outputs[op_name] = keras.Input(shape=tensor.shape[1:], dtype=input_dtype or tensor.dtype, name=op_name)
+        return new_outputs[op_name]
+
+    inputs = [new_input(t) for t in view.inputs]
+    g = graph_lib.analyse(view)
+    needed = set()  # operations on a path to an output once the replacements are made
+    stack = [t._keras_history.operation.name for t in view.outputs]
+    while stack:
+        current = stack.pop()
+        if current not in needed:
+            needed.add(current)
+            stack.extend([replace[current]] if current in replace else g.parents[current])
+    dead = set(g.order) - needed
+
+    def operation_fn(operation):
+        def run(*args, **kwargs):
+            if operation.name in replace:
+                out = new_outputs[replace[operation.name]]
+            elif operation.name in dead:
+                out = args[0][0] if isinstance(args[0], (list, tuple)) else args[0]
+            else:
+                if isinstance(operation, keras.layers.Layer) and operation.weights:
+                    target = clones.setdefault(operation.name, clone(operation))
+                else:
+                    target = operation
+                out = target(*args, **kwargs)
+            new_outputs[operation.name] = out
+            return out
+        return run
+
+    outputs = view._run_through_graph(inputs, operation_fn=operation_fn)
+    return keras.Model(keras.tree.pack_sequence_as(view._inputs_struct, inputs), outputs,
+                       name=name or model.name)
+
+
 def remove_blocks(model: keras.Model, names: Sequence[str], min_blocks_per_stage: int = 2) -> keras.Model:
     """Returns a new, smaller model without the blocks ``names``; kept weights are inherited.
 
-    Each removed block's output is replaced by its input; every other layer is cloned
-    with its name and receives its weights from ``model`` bit for bit.
+    Each removed block's output is replaced by its input; every kept layer with weights is
+    cloned with its name and receives its weights from ``model`` bit for bit; layers
+    without weights and ``keras.ops`` nodes are reused (see the module docstring).
 
     Args:
         model: A functional model (e.g. from :func:`tf_lottery.models.cifar_resnet`).
@@ -311,10 +457,12 @@ def remove_blocks(model: keras.Model, names: Sequence[str], min_blocks_per_stage
         min_blocks_per_stage: Blocks each stage must keep (the paper authors' framework: 2).
 
     Returns:
-        A new uncompiled ``keras.Model``. ``model`` is left untouched.
+        A new uncompiled ``keras.Model`` (flat, when ``model`` nests models). ``model`` is
+        left untouched.
 
     Raises:
-        ValueError: see :func:`check_removal`.
+        ValueError: see :func:`check_removal`; also for a layer with weights that cannot
+            be rebuilt from its config.
 
     Example:
         >>> ticket = remove_blocks(model, ["stage1_block2", "stage3_block4"])
@@ -322,38 +470,11 @@ def remove_blocks(model: keras.Model, names: Sequence[str], min_blocks_per_stage
         False
     """
     victims = check_removal(model, names, min_blocks_per_stage)
-    skipped = {layer: b for b in victims for layer in b.layers}
-    new_outputs: Dict[str, object] = {}
-
-    def new_input(tensor):
-        name = tensor._keras_history.operation.name
-        new_outputs[name] = keras.Input(shape=tensor.shape[1:], dtype=tensor.dtype, name=name)
-        return new_outputs[name]
-
-    inputs = keras.tree.map_structure(new_input, model.input)
-
-    def call(layer, *args, **kwargs):
-        block = skipped.get(layer.name)
-        if block is None:
-            out = layer(*args, **kwargs)
-        elif layer.name == block.output_layer:
-            out = new_outputs[block.input_layer]
-        else:  # inside a removed block: not on any path to the output, never built
-            out = args[0][0] if isinstance(args[0], (list, tuple)) else args[0]
-        new_outputs[layer.name] = out
-        return out
-
-    def clone(layer):
-        if layer.name in skipped:
-            return layer  # never called: the removed block's output bypasses it
-        return layer.__class__.from_config(layer.get_config())
-
-    ticket = keras.models.clone_model(model, input_tensors=inputs, clone_function=clone, call_function=call)
     removed = [b.name for b in victims]
     origin = lineage(model)
     count = len(origin["removed"]) + len(removed) if origin is not None else None
     name = ticket_name(model.name, count) if origin is not None else f"{model.name}_ticket"
-    ticket = keras.Model(ticket.input, ticket.output, name=name)
+    ticket = rewire(model, {b.output_layer: b.input_layer for b in victims}, name=name)
     transfer_weights(model, ticket)
     extend_lineage(model, ticket, removed)
     return ticket
@@ -363,31 +484,75 @@ def remove_blocks(model: keras.Model, names: Sequence[str], min_blocks_per_stage
 # reachable as tl.surgery.lineage etc., where tf_lottery 0.1 had them.
 __all__ = [
     "Block", "blocks", "check_removal", "find_blocks", "lineage", "lineage_json", "max_removable", "rebuild",
-    "remove_blocks", "removable_blocks", "silence_blocks", "silencing_variables", "transfer_weights",
+    "remove_blocks", "removable_blocks", "rewire", "silence_blocks", "silencing_variables", "transfer_weights",
 ]
+
+
+_SILENCEABLE = (keras.layers.BatchNormalization, keras.layers.LayerNormalization, keras.layers.GroupNormalization)
+
+
+def _maps_zero_to_zero(operation, shape) -> bool:
+    """Whether a weightless operation sends an all-zero input to an all-zero output (inference mode)."""
+    zeros = np.zeros((1, *shape), dtype="float32")
+    try:
+        out = operation(zeros, training=False)
+    except TypeError:
+        out = operation(zeros)
+    return not np.any(keras.ops.convert_to_numpy(out))
 
 
 def silencing_variables(model: keras.Model, block: Block) -> list:
     """The variables that, set to zero, make ``block``'s residual branch output exactly 0.
 
-    A branch ending in BatchNormalization is silenced by its gamma and beta; one ending in
-    a conv or dense layer (a pre-activation block) by its kernel and bias. In inference
-    mode a silenced block with an identity shortcut passes its input through (after its
-    post-add activation, which leaves a non-negative input as it is): what removing it does.
+    Walks back from the addition along the branch over operations without weights that
+    send zero to zero (dropout, ReLU, GELU, swish, stochastic depth, a multiply by a
+    constant: checked on zeros, in inference mode) to the first layer with weights, and
+    returns what silences it: gamma and beta of a BatchNormalization, LayerNormalization
+    or GroupNormalization; kernel and bias of a conv or dense layer (a pre-activation
+    block); the scale of a layer scale (ConvNeXt's ``gamma``) or of any other layer whose
+    output is its input times its single weight. In inference mode a silenced block with an
+    identity shortcut then passes its input through (after a post-add ReLU that its input
+    already went through): what removing it does.
 
     Raises:
-        ValueError: naming the block and its last branch layer when that layer is neither.
+        ValueError: naming the block and the operation that stops the walk when the branch
+            cannot be silenced exactly.
     """
     if not block.branch:
         raise ValueError(f"block {block.name!r} has no residual branch to silence")
-    last = model.get_layer(block.branch[-1])
-    if isinstance(last, keras.layers.BatchNormalization) and last.scale and last.center:
+    g = graph_lib.analyse(model)
+    branch = set(block.branch)
+    addends = [p for p in g.parents[block.add_layer] if p in branch]
+    current = addends[0] if addends else block.branch[-1]
+    while True:
+        last = g.operations[current]
+        weights = last.weights if isinstance(last, keras.layers.Layer) else []
+        if weights:
+            break
+        parents = [p for p in g.parents[current] if p in branch]
+        if len(parents) != 1 or not _maps_zero_to_zero(last, g.shapes[parents[0]]):
+            raise ValueError(
+                f"cannot silence block {block.name!r}: its branch ends in {type(last).__name__} {current!r}, which "
+                "has no weights to zero and does not pass a zero through; silencing needs a branch ending in a "
+                "normalization, a conv or dense layer, or a scale, followed only by operations that keep 0 at 0"
+            )
+        current = parents[0]
+    if isinstance(last, _SILENCEABLE) and getattr(last, "scale", True) and getattr(last, "center", True):
         return [last.gamma, last.beta]
-    if isinstance(last, (keras.layers.Conv2D, keras.layers.Dense)):
-        return [last.kernel] + ([last.bias] if last.use_bias else [])
+    if hasattr(last, "kernel") and isinstance(last, (keras.layers.Conv2D, keras.layers.Dense, keras.layers.Conv1D,
+                                                     keras.layers.SeparableConv2D, keras.layers.DepthwiseConv2D)):
+        kernels = [w for w in (getattr(last, "kernel", None), getattr(last, "bias", None)) if w is not None]
+        if isinstance(last, keras.layers.SeparableConv2D):
+            kernels = [last.pointwise_kernel] + ([last.bias] if last.use_bias else [])
+        elif isinstance(last, keras.layers.DepthwiseConv2D):
+            kernels = [last.kernel] + ([last.bias] if last.use_bias else [])
+        return kernels
+    if len(last.trainable_weights) == 1 and len(last.weights) == 1:  # a scale: output = input * weight
+        return list(last.weights)
     raise ValueError(
-        f"cannot silence block {block.name!r}: its branch ends in {type(last).__name__} {last.name!r}; "
-        "silencing needs a last BatchNormalization with scale and center, or a conv or dense layer"
+        f"cannot silence block {block.name!r}: its branch ends in {type(last).__name__} {current!r}; silencing "
+        "needs a last BatchNormalization/LayerNormalization/GroupNormalization with scale and center, a conv or "
+        "dense layer, or a layer scale"
     )
 
 
