@@ -2,8 +2,10 @@
 
 FLOPs follow the paper authors' framework (github.com/arturjordao/DeepPruning), which
 reproduces the FLOPs column of the paper's Table 4: a conv costs ``H_out * W_out * C_in * C_out * k_h * k_w`` (per
-group), a dense layer ``in * out``; BatchNorm, activations, Add and pooling cost nothing.
-One multiply-accumulate counts as one FLOP.
+group), a dense layer ``in * out`` per position it is applied at; BatchNorm, activations,
+Add and pooling cost nothing. One multiply-accumulate counts as one FLOP. Depthwise,
+grouped, separable, transposed and 1-D/3-D convs follow the same rule (see
+:func:`layer_flops`); a layer with weights that is none of these is named by a warning.
 """
 
 from __future__ import annotations
@@ -11,49 +13,106 @@ from __future__ import annotations
 import math
 import statistics
 import time
+import warnings
 from typing import Dict, Iterable
 
 import keras
 import numpy as np
 
-
-def _leaf_layers(model: keras.Model):
-    for layer in model.layers:
-        if isinstance(layer, keras.Model):
-            yield from _leaf_layers(layer)
-        else:
-            yield layer
+from tf_lottery import graph
 
 
-def layer_flops(layer) -> int:
+COUNTED = (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D, keras.layers.DepthwiseConv1D,
+           keras.layers.DepthwiseConv2D, keras.layers.SeparableConv1D, keras.layers.SeparableConv2D,
+           keras.layers.Conv1DTranspose, keras.layers.Conv2DTranspose, keras.layers.Conv3DTranspose,
+           keras.layers.Dense)
+"""Layers with a FLOP count (multiply-accumulates of their kernels)."""
+
+FREE = (keras.layers.BatchNormalization, keras.layers.LayerNormalization, keras.layers.GroupNormalization,
+        keras.layers.Normalization, keras.layers.PReLU)
+"""Layers with weights that cost nothing by the paper's convention (normalisations, scales)."""
+
+_FREE_NAMES = ("LayerScale",)  # keras.applications' ConvNeXt scale (a private class), elementwise like BN
+
+
+def _positions(shape, layer) -> int:
+    """Product of the spatial (or sequence) dimensions of a (batch-less) shape."""
+    dims = tuple(shape[:-1])
+    if any(d is None for d in dims):
+        raise ValueError(
+            f"cannot count the FLOPs of layer {layer.name!r}: its spatial size is unknown ({tuple(shape)}); build "
+            "the model with a fixed input_shape (e.g. input_shape=(224, 224, 3))")
+    return math.prod(int(d) for d in dims)
+
+
+def layer_flops(layer, output_shape=None, input_shape=None) -> int:
     """FLOPs of one layer in the paper's convention (0 for layers that are not counted).
+
+    A conv costs its kernel size times its output positions (per group: a grouped or
+    depthwise kernel is already per group); a transposed conv its kernel size times its
+    input positions; a separable conv its depthwise and pointwise parts; a dense layer
+    its kernel size times the positions it is applied at (1 on a vector, H*W on a
+    feature map, as in ConvNeXt's pointwise layers).
+
+    Args:
+        layer: A Keras layer.
+        output_shape: Its output shape without the batch axis (default: ``layer.output``'s).
+        input_shape: Its input shape without the batch axis (default: ``layer.input``'s;
+            only transposed convs need it).
+
+    Raises:
+        ValueError: for a spatial size that is not known.
 
     Example:
         >>> layer_flops(model.get_layer("stage1_block2_conv1"))
         2359296
     """
-    if isinstance(layer, keras.layers.DepthwiseConv2D):
-        kh, kw, channels, multiplier = layer.kernel.shape
-        _, h, w, _ = layer.output.shape
-        return int(h * w * kh * kw * channels * multiplier)
-    if isinstance(layer, keras.layers.Conv2D):
-        kh, kw, in_per_group, out = layer.kernel.shape
-        _, h, w, _ = layer.output.shape
-        return int(h * w * kh * kw * in_per_group * out)
-    if isinstance(layer, keras.layers.Dense):
-        fan_in, fan_out = layer.kernel.shape
-        return int(fan_in * fan_out)
-    return 0
+    if not isinstance(layer, COUNTED):
+        return 0
+    if output_shape is None:
+        output_shape = tuple(layer.output.shape[1:])
+    if isinstance(layer, (keras.layers.Conv1DTranspose, keras.layers.Conv2DTranspose, keras.layers.Conv3DTranspose)):
+        if input_shape is None:
+            input_shape = tuple(layer.input.shape[1:])
+        return _positions(input_shape, layer) * math.prod(layer.kernel.shape)
+    positions = _positions(output_shape, layer)
+    if isinstance(layer, (keras.layers.SeparableConv1D, keras.layers.SeparableConv2D)):
+        return positions * (math.prod(layer.depthwise_kernel.shape) + math.prod(layer.pointwise_kernel.shape))
+    return positions * math.prod(layer.kernel.shape)
+
+
+def uncounted(model: keras.Model) -> list:
+    """Names of the layers with weights that :func:`flops` neither counts nor knows to be free.
+
+    Example:
+        >>> uncounted(model)          # e.g. ["attention"] for a MultiHeadAttention layer
+        []
+    """
+    return [layer.name for layer in graph.leaf_layers(model)
+            if layer.weights and not isinstance(layer, COUNTED + FREE) and type(layer).__name__ not in _FREE_NAMES]
 
 
 def flops(model: keras.Model) -> int:
     """Total FLOPs of one image's forward pass (see the module docstring).
 
+    Every layer of the flat graph counts (nested models included), at the shapes it has
+    in this model. A layer with weights that is not counted is named in a warning.
+
+    Raises:
+        ValueError: for a model whose spatial size is not fixed.
+
     Example:
         >>> flops(tl.models.cifar_resnet(32))
         69124736
     """
-    return sum(layer_flops(layer) for layer in _leaf_layers(model))
+    g = graph.analyse(model)
+    missing = uncounted(model)
+    if missing:
+        warnings.warn(f"FLOPs of {model.name!r} leave out layers {missing}: tf_lottery.cost counts convs and dense "
+                      "layers (normalisations and scales cost nothing)", stacklevel=2)
+    return sum(
+        layer_flops(g.operations[name], g.shapes[name], g.shapes[g.parents[name][0]] if g.parents[name] else None)
+        for name in g.order if isinstance(g.operations[name], COUNTED))
 
 
 def count_filters(model: keras.Model) -> int:
@@ -65,7 +124,7 @@ def count_filters(model: keras.Model) -> int:
     """
     return sum(
         int(layer.filters)
-        for layer in _leaf_layers(model)
+        for layer in graph.leaf_layers(model)
         if isinstance(layer, keras.layers.Conv2D) and not isinstance(layer, keras.layers.DepthwiseConv2D)
     )
 
@@ -75,7 +134,8 @@ def memory(model: keras.Model, batch_size: int = 128) -> int:
 
     ``memory = bytes_per_value * (batch_size * sum(output elements of every layer) + params)``,
     the paper authors' formula (``memory_usage`` in arturjordao/DeepPruning), with the model's own dtype size. It
-    counts every layer's output once (the input layer included), no optimizer state and
+    counts every operation's (first) output once (the input layer and ``keras.ops`` nodes
+    included, nested models' layers at their shapes in this model), no optimizer state and
     no framework workspace: a comparable model-level figure, not a process measurement.
 
     Args:
@@ -95,10 +155,9 @@ def memory(model: keras.Model, batch_size: int = 128) -> int:
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1; got {batch_size}")
     bytes_per_value = np.dtype(model.dtype or "float32").itemsize
-    activations = 0
-    for layer in _leaf_layers(model):
-        outputs = layer.output if isinstance(layer.output, (list, tuple)) else [layer.output]
-        activations += sum(math.prod(int(d) for d in t.shape[1:]) for t in outputs)
+    g = graph.analyse(model)
+    activations = sum(_positions(g.shapes[name], g.operations[name]) * int(g.shapes[name][-1] or 0)
+                      if g.shapes[name] else 1 for name in g.order)
     return int(bytes_per_value * (batch_size * activations + model.count_params()))
 
 

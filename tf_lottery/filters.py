@@ -41,7 +41,7 @@ from typing import Callable, Dict, Iterable, List, Mapping, Sequence
 import keras
 import numpy as np
 
-from tf_lottery import surgery
+from tf_lottery import graph, surgery
 from tf_lottery.criteria.base import AGGREGATIONS, as_batch
 from tf_lottery.criteria.grasp import grasp_weight_scores
 from tf_lottery.criteria.magnitude import magnitude_weight_scores
@@ -79,11 +79,7 @@ class FilterGroup:
 
 
 def _consumers(model: keras.Model) -> Dict[str, List[str]]:
-    consumers: Dict[str, List[str]] = {layer.name: [] for layer in model.layers}
-    for name, parents in surgery.producers(model).items():
-        for parent in parents:
-            consumers[parent].append(name)
-    return consumers
+    return {name: list(names) for name, names in graph.analyse(model).consumers.items()}
 
 
 def _plain_conv(layer) -> bool:
@@ -106,12 +102,12 @@ def filter_groups(model: keras.Model) -> List[FilterGroup]:
     for block in surgery.find_blocks(model):
         branch = set(block.branch)
         for name in block.branch:
-            layer = model.get_layer(name)
+            layer = graph.operation(model, name)
             if not _plain_conv(layer):
                 continue
             followers, current = [], name
             while len(consumers[current]) == 1 and consumers[current][0] in branch:
-                nxt = model.get_layer(consumers[current][0])
+                nxt = graph.operation(model, consumers[current][0])
                 if _plain_conv(nxt):
                     groups.append(FilterGroup(name, tuple(followers), nxt.name, block.name, int(layer.filters)))
                     break
@@ -228,7 +224,7 @@ def _random(model, groups, data=None, seed: int = 0):
 def group_activations(model: keras.Model, groups: Sequence[FilterGroup], images, batch_size: int = 256):
     """``{conv: activations after its channel-wise followers}`` on ``images``, in inference mode."""
     ends = [g.followers[-1] if g.followers else g.conv for g in groups]
-    probe = keras.Model(model.input, [model.get_layer(name).output for name in ends])
+    probe = keras.Model(model.input, [graph.operation(model, name).output for name in ends])
     outputs = probe.predict(np.asarray(images, dtype="float32"), batch_size=batch_size, verbose=0)
     outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
     return {g.conv: out for g, out in zip(groups, outputs)}
@@ -398,7 +394,7 @@ def remove_filters(model: keras.Model, names: Iterable[str]) -> keras.Model:
     sliced = _sliced_weights(model, groups, keep)
     for layer in narrow.layers:
         if layer.weights:
-            layer.set_weights(sliced.get(layer.name) or model.get_layer(layer.name).get_weights())
+            layer.set_weights(sliced.get(layer.name) or graph.operation(model, layer.name).get_weights())
     _extend_lineage(model, narrow, removed)
     return narrow
 
@@ -407,12 +403,12 @@ def _sliced_weights(model, groups, keep) -> Dict[str, list]:
     sliced: Dict[str, list] = {}
     for conv, kept in keep.items():
         group = groups[conv]
-        sliced[conv] = [w[..., kept] for w in model.get_layer(conv).get_weights()]  # kernel, bias: last axis
+        sliced[conv] = [w[..., kept] for w in graph.operation(model, conv).get_weights()]  # kernel, bias: last axis
         for name in group.followers:
-            values = model.get_layer(name).get_weights()
+            values = graph.operation(model, name).get_weights()
             if values:  # BatchNorm: gamma, beta, moving mean, moving variance (1-D, one per channel)
                 sliced[name] = [v[kept] for v in values]
-        consumer = sliced.get(group.consumer) or model.get_layer(group.consumer).get_weights()
+        consumer = sliced.get(group.consumer) or graph.operation(model, group.consumer).get_weights()
         sliced[group.consumer] = [consumer[0][:, :, kept, :], *consumer[1:]]
     return sliced
 
@@ -466,14 +462,14 @@ def filter_masks(model: keras.Model, names: Iterable[str]) -> Dict[str, Dict[str
     groups = {g.conv: g for g in filter_groups(model)}
     masks: Dict[str, Dict[str, np.ndarray]] = {}
     for conv, indices in removed.items():
-        layer = model.get_layer(conv)
+        layer = graph.operation(model, conv)
         masks[conv] = {"kernel": np.ones(layer.kernel.shape, "float32")}
         masks[conv]["kernel"][..., indices] = 0
         if layer.use_bias:
             masks[conv]["bias"] = np.ones(layer.bias.shape, "float32")
             masks[conv]["bias"][indices] = 0
         for name in groups[conv].followers:
-            norm = model.get_layer(name)
+            norm = graph.operation(model, name)
             if isinstance(norm, keras.layers.BatchNormalization):
                 masks[name] = {}
                 for attr, present in (("gamma", norm.scale), ("beta", norm.center)):
@@ -491,7 +487,7 @@ def apply_masks(model: keras.Model, masks: Mapping[str, Mapping[str, np.ndarray]
         >>> apply_masks(dense, filter_masks(dense, ["stage1_block2_conv1:3"]))   # silences that filter
     """
     for layer_name, by_weight in masks.items():
-        layer = model.get_layer(layer_name)
+        layer = graph.operation(model, layer_name)
         for attr, mask in by_weight.items():
             variable = getattr(layer, attr)
             variable.assign(variable.numpy() * np.asarray(mask, dtype=variable.dtype))

@@ -386,7 +386,7 @@ def _clone(layer):
 
 
 def rewire(model: keras.Model, replace: Dict[str, str], clone=_clone, name: Optional[str] = None,
-           input_dtype=None) -> keras.Model:
+           input_dtype=None, clone_weightless: bool = False) -> keras.Model:
     """Rebuilds ``model``'s flat graph with the output of each operation in ``replace`` taken
     from another operation's output, and every layer with weights cloned by ``clone``.
 
@@ -399,6 +399,8 @@ def rewire(model: keras.Model, replace: Dict[str, str], clone=_clone, name: Opti
         clone: ``layer -> new layer`` for layers with weights.
         name: Name of the new model (default: ``model``'s).
         input_dtype: Dtype of the new inputs (default: the model's).
+        clone_weightless: Also pass layers without weights to ``clone`` (e.g. to change
+            every layer's dtype); ``keras.ops`` nodes are always reused.
 
     Returns:
         A new functional model (weights: whatever ``clone`` gave; see :func:`transfer_weights`).
@@ -430,7 +432,7 @@ def rewire(model: keras.Model, replace: Dict[str, str], clone=_clone, name: Opti
             elif operation.name in dead:
                 out = args[0][0] if isinstance(args[0], (list, tuple)) else args[0]
             else:
-                if isinstance(operation, keras.layers.Layer) and operation.weights:
+                if isinstance(operation, keras.layers.Layer) and (operation.weights or clone_weightless):
                     target = clones.setdefault(operation.name, clone(operation))
                 else:
                     target = operation

@@ -20,8 +20,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_lottery import surgery
-from tf_lottery.models.heads import outputs_probabilities
+from tf_lottery import graph, surgery
+from tf_lottery.models.heads import logits_output, outputs_probabilities
 from tf_lottery.registry import Registry
 
 CRITERIA: Registry = Registry("criterion")
@@ -86,10 +86,20 @@ class Criterion:
         return options
 
     def __call__(self, model: keras.Model, data=None, **options) -> Dict[str, float]:
+        """Scores the blocks of ``model`` (nested models flattened, a softmax head switched to logits).
+
+        Raises:
+            ValueError: for missing data, an option the criterion does not take, or a
+                model without residual blocks.
+        """
         if self.needs != "nothing" and data is None:
             raise ValueError(f"criterion {self.name!r} needs data ({self.needs.replace('_', ' ')}); got data=None")
         self.check_options(options)
-        return self.fn(model, data, **options)
+        view = graph.flat(model)
+        if not surgery.find_blocks(view):
+            raise ValueError(f"{model.name!r} has no residual block to score; {surgery.NO_BLOCKS_HINT}")
+        with logits_output(view):
+            return self.fn(view, data, **options)
 
 
 def register(name: str, *, prune_first: str, needs: str, when: str, summary: str):
@@ -199,32 +209,45 @@ def cross_entropy(model: keras.Model, outputs: tf.Tensor, labels: tf.Tensor, tem
     return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits))
 
 
-def prunable_kernels(model: keras.Model) -> Dict[str, int]:
-    """``{layer name: index in model.trainable_variables}`` of every Conv2D and Dense kernel.
+KERNEL_LAYERS = (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D, keras.layers.DepthwiseConv2D,
+                 keras.layers.Dense)
+"""Layers whose ``kernel`` the weight-level criteria score (grouped and depthwise convs included)."""
 
-    The weights SNIP, GraSP and SynFlow score, as in their original code (no biases, no BN).
+
+def prunable_kernels(model: keras.Model) -> Dict[str, int]:
+    """``{layer name: index in model.trainable_variables}`` of every conv and dense kernel.
+
+    The weights SNIP, GraSP and SynFlow score, as in their original code (no biases, no
+    normalisation). Layers of nested models are included.
     """
     index = {id(v): i for i, v in enumerate(model.trainable_variables)}
     return {
         layer.name: index[id(layer.kernel)]
-        for layer in model.layers
-        if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense)) and id(layer.kernel) in index
+        for layer in graph.leaf_layers(model)
+        if isinstance(layer, KERNEL_LAYERS) and id(layer.kernel) in index
     }
 
 
 # --- aggregation --------------------------------------------------------------------------
 
 def block_conv_layers(model: keras.Model) -> Dict[str, list]:
-    """``{block name: names of the conv layers of its residual branch}``.
+    """``{block name: names of the conv and dense layers of its residual branch}``.
 
     The branch comes from the graph (:attr:`tf_lottery.surgery.Block.branch`): a
     projection shortcut, whatever its name, is not part of what removal deletes, so it
-    is left out.
+    is left out. Dense layers count (ConvNeXt's pointwise convs are Dense layers).
+
+    Raises:
+        ValueError: naming a block whose branch has no kernel to score.
     """
-    return {
-        block.name: [name for name in block.branch if isinstance(model.get_layer(name), keras.layers.Conv2D)]
-        for block in surgery.find_blocks(model)
-    }
+    found = {}
+    for block in surgery.find_blocks(model):
+        found[block.name] = [name for name in block.branch
+                             if isinstance(graph.operation(model, name), KERNEL_LAYERS)]
+        if not found[block.name]:
+            raise ValueError(f"block {block.name!r} has no conv or dense layer in its branch {list(block.branch)}; "
+                             "the weight-level criteria score those kernels")
+    return found
 
 
 def aggregate(model: keras.Model, weight_scores: Dict[str, np.ndarray], reduce: str = "mean") -> Dict[str, float]:

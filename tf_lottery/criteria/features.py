@@ -7,7 +7,7 @@ from typing import Dict
 import keras
 import numpy as np
 
-from tf_lottery import surgery
+from tf_lottery import graph, surgery
 
 
 def block_outputs(model: keras.Model, images, batch_size: int = 256) -> Dict[str, np.ndarray]:
@@ -18,8 +18,9 @@ def block_outputs(model: keras.Model, images, batch_size: int = 256) -> Dict[str
         images: Array of images.
         batch_size: Images per forward pass.
     """
-    found = surgery.find_blocks(model)
-    probe = keras.Model(model.input, [model.get_layer(b.output_layer).output for b in found])
+    view = graph.flat(model)
+    found = surgery.find_blocks(view)
+    probe = keras.Model(view.input, [graph.output_of(view, b.output_layer) for b in found])
     outputs = probe.predict(np.asarray(images, dtype="float32"), batch_size=batch_size, verbose=0)
     if len(found) == 1:
         outputs = [outputs]

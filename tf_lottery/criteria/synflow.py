@@ -6,6 +6,21 @@ absolute value, an all-ones image goes through the network (BatchNorm in inferen
 as in the original), and R is the sum of the outputs. The product of many positive
 layers overflows float32 in deep ResNets, so the pass runs in float64 (the original does
 the same). The block score is the mean over its conv weights (or the sum). Low = unimportant.
+
+R is taken over the logits: on a softmax head every output row sums to 1 and every score
+would be 0, so the criterion runs with the softmax switched off (see
+:func:`tf_lottery.models.heads.logits_output`), and refuses a model whose scores are all 0.
+
+SynFlow's R is the l1 path norm of the *linearised* network. In a ReLU network with
+positive weights and a positive input every ReLU is already the identity, so the original
+needs nothing more. Other families are linearised explicitly, so that they get the same
+path norm instead of a meaningless number: every rectifier (ReLU6, swish, GELU, ELU ...;
+as a layer or as a layer's own activation) becomes the identity, gates (the sigmoid of a
+squeeze-excite block) stay, and a LayerNormalization or GroupNormalization (ConvNeXt), which has no
+inference-mode affine form, becomes its affine part ``|gamma| x + |beta|``. Built-in input
+preprocessing (``Rescaling``, ``Normalization``: keras.applications' ImageNet mean, which
+would make the all-ones image negative) is skipped, so the ones reach the first layer as
+in the original. A ReLU ResNet's scores are unchanged by all this.
 """
 
 from __future__ import annotations
@@ -16,20 +31,57 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tf_lottery import graph, surgery
 from tf_lottery.criteria import base
+from tf_lottery.models.heads import softmax_end
+
+
+_RECTIFIER_LAYERS = (keras.layers.ReLU, keras.layers.LeakyReLU, keras.layers.ELU, keras.layers.PReLU)
+_RECTIFIERS = ("relu", "relu6", "leaky_relu", "elu", "selu", "gelu", "silu", "swish", "hard_silu", "hard_swish",
+               "mish", "celu", "glu")
+"""Activations that are (close to) the identity on positive inputs: linearised to it. Gates such
+as the sigmoid of a squeeze-excite block stay (linearised they would square the flow)."""
+
+
+def _rectifier(layer) -> bool:
+    if isinstance(layer, _RECTIFIER_LAYERS):
+        return True
+    return isinstance(layer, keras.layers.Activation) and layer.get_config().get("activation") in _RECTIFIERS
+
+
+def _float64_layer(layer):
+    """``layer`` rebuilt in float64 and linearised (see the module docstring).
+
+    A Lambda keeps its function; a weightless layer that cannot be rebuilt from its config
+    is reused (it computes in its own dtype).
+    """
+    if _rectifier(layer) or isinstance(layer, (keras.layers.Rescaling, keras.layers.Normalization)):
+        return keras.layers.Identity(dtype="float64", name=layer.name)
+    if isinstance(layer, (keras.layers.LayerNormalization, keras.layers.GroupNormalization)):
+        scale = np.abs(layer.gamma.numpy()).astype("float64") if layer.scale else 1.0
+        shift = np.abs(layer.beta.numpy()).astype("float64") if layer.center else 0.0
+        return keras.layers.Lambda(lambda x: x * scale + shift, dtype="float64", name=layer.name)
+    if isinstance(layer, keras.layers.Lambda):
+        return keras.layers.Lambda(layer.function, dtype="float64", name=layer.name)
+    config = layer.get_config()
+    config["dtype"] = "float64"
+    if config.get("activation") in _RECTIFIERS:
+        config["activation"] = "linear"
+    try:
+        return layer.__class__.from_config(config)
+    except Exception:
+        if layer.weights:
+            raise
+        return layer
 
 
 def _float64_twin(model: keras.Model) -> keras.Model:
-    def clone(layer):
-        config = layer.get_config()
-        config["dtype"] = "float64"
-        return layer.__class__.from_config(config)
-
-    inputs = keras.tree.map_structure(
-        lambda t: keras.Input(shape=t.shape[1:], dtype="float64", name=t._keras_history.operation.name),
-        model.input,
-    )
-    return keras.models.clone_model(model, input_tensors=inputs, clone_function=clone)
+    """``model`` rebuilt in float64 without a final softmax layer or operation (weights not copied)."""
+    end = softmax_end(model)
+    skip = {}
+    if end is not None and not hasattr(end, "activation") or isinstance(end, keras.layers.Activation):
+        skip = {end.name: graph.analyse(model).parents[end.name][0]}
+    return surgery.rewire(model, skip, clone=_float64_layer, input_dtype="float64", clone_weightless=True)
 
 
 def synflow_weight_scores(model, data=None) -> Dict[str, np.ndarray]:
@@ -39,9 +91,9 @@ def synflow_weight_scores(model, data=None) -> Dict[str, np.ndarray]:
         ``{layer name: array shaped like its kernel}`` (non-negative).
     """
     twin = _float64_twin(model)
-    for layer in twin.layers:
-        source = model.get_layer(layer.name).get_weights()
-        if source:
+    for layer in graph.leaf_layers(twin):
+        source = graph.operation(model, layer.name).get_weights()
+        if source and layer.weights:  # a linearised normalisation holds its values itself
             layer.set_weights([np.abs(w).astype("float64") for w in source])
     kernels = base.prunable_kernels(twin)
     params = [tf.convert_to_tensor(v.value) for v in twin.trainable_variables]
@@ -52,7 +104,13 @@ def synflow_weight_scores(model, data=None) -> Dict[str, np.ndarray]:
         outputs, _ = twin.stateless_call(params, non_trainable, ones, training=False)
         r = tf.reduce_sum(outputs)
     grads = tape.gradient(r, params)
-    return {name: (params[i] * grads[i]).numpy() for name, i in kernels.items()}
+    scores = {name: (params[i] * grads[i]).numpy() for name, i in kernels.items()}
+    if not any(np.any(s) for s in scores.values()):
+        raise ValueError(
+            f"SynFlow scores of {model.name!r} are all 0: R = sum of the outputs does not depend on the weights. "
+            "Does the model end in a normalisation (a softmax after a reshape, say) that tf_lottery did not find? "
+            "Give it a model whose output is the logits")
+    return scores
 
 
 @base.register("synflow", prune_first="low", needs="nothing", when="init",

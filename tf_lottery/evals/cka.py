@@ -24,7 +24,7 @@ from typing import Dict, List
 import keras
 import numpy as np
 
-from tf_lottery import surgery
+from tf_lottery import graph, surgery
 
 
 def _gram_hsic(x: np.ndarray, y: np.ndarray, debiased: bool) -> float:
@@ -89,7 +89,7 @@ def stage_outputs(model: keras.Model) -> Dict[str, keras.KerasTensor]:
     found = {}
     for block in surgery.find_blocks(model):
         found[f"stage{block.stage}"] = block  # blocks come in graph order: the last one wins
-    return {name: model.get_layer(block.output_layer).output for name, block in sorted(found.items())}
+    return {name: graph.output_of(model, block.output_layer) for name, block in sorted(found.items())}
 
 
 def penultimate(model: keras.Model) -> keras.KerasTensor:
@@ -98,16 +98,18 @@ def penultimate(model: keras.Model) -> keras.KerasTensor:
     Raises:
         ValueError: when the model has no Dense layer.
     """
-    dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
+    g = graph.analyse(model)
+    dense = [name for name in g.order if isinstance(g.operations[name], keras.layers.Dense)]
     if not dense:
         raise ValueError(f"{model.name} has no Dense layer: its penultimate features cannot be found")
-    return dense[-1].input
+    return graph.output_of(model, g.parents[dense[-1]][0])
 
 
 def representations(model: keras.Model, images: np.ndarray, batch_size: int = 250) -> Dict[str, np.ndarray]:
     """Features of ``images``: ``{"stage1": (n, h, w, c), ..., "penultimate": (n, d)}``, input to output."""
-    outputs = {**stage_outputs(model), "penultimate": penultimate(model)}
-    extractor = keras.Model(model.inputs, list(outputs.values()))
+    view = graph.flat(model)
+    outputs = {**stage_outputs(view), "penultimate": penultimate(view)}
+    extractor = keras.Model(view.inputs, list(outputs.values()))
     values = extractor.predict(images, batch_size=batch_size, verbose=0)
     return dict(zip(outputs, values if isinstance(values, list) else [values]))
 

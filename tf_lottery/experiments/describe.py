@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from tf_lottery import cost, data, surgery
+import keras
+
+from tf_lottery import cost, data, graph, surgery
 from tf_lottery.config import Config
 from tf_lottery.experiments.registry import register
 from tf_lottery.experiments.stages import dense_model
@@ -16,15 +18,16 @@ def block_table(model) -> tuple[list, list]:
         ``(headers, rows)`` for :func:`tf_lottery.tables.markdown_table`.
     """
     total = cost.flops(model)
+    g = graph.analyse(model)
     rows = []
     for block in surgery.find_blocks(model):
-        layers = [model.get_layer(n) for n in block.layers]
-        block_flops = sum(cost.layer_flops(layer) for layer in layers)
+        layers = [n for n in block.layers if isinstance(g.operations[n], keras.layers.Layer)]
+        block_flops = sum(cost.layer_flops(g.operations[n], g.shapes[n], g.shapes[g.parents[n][0]]) for n in layers)
         rows.append([
             block.name,
             block.stage,
             "yes" if block.removable else "no",
-            sum(layer.count_params() for layer in layers),
+            sum(g.operations[n].count_params() for n in layers),
             block_flops,
             f"{100 * block_flops / total:.3f}",
         ])
