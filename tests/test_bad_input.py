@@ -83,7 +83,7 @@ CASES = [
     (["stray"], "unexpected arguments ['stray']"),
     # values the data or the model refuses: found after loading, still before writing
     (SYNTHETIC + ["--num_blocks=4"], "cannot remove 4 blocks: at most 3 can be removed from resnet20"),
-    (SYNTHETIC + ["--fraction=1.5"], "fraction must be in [0, 1]; got 1.5"),
+    (SYNTHETIC + ["--fraction=1.5"], "fraction must be in (0, 1]; got 1.5"),
     (SYNTHETIC + ["--method=filters", "--match=none"], "--match=none needs --num_filters"),
     (SYNTHETIC + ["--method=filters", "--match=none", "--num_filters=400"],
      "cannot remove 400 filters from resnet20: at most 327 of its 336 prunable filters can go"),

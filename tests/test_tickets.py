@@ -73,7 +73,9 @@ def test_prune_first_override():
 def test_fraction_of_removable_blocks():
     model = tl.models.cifar_resnet(56)
     assert tickets.resolve_count(model, None, 0.5) == 12
-    assert tickets.resolve_count(model, None, 0.0) == 0
+    assert tickets.resolve_count(model, None, 0.03) == 1  # 0.03 * 24 = 0.72 rounds to 1
+    with pytest.raises(ValueError, match=r"fraction=0.02 of the 24 removable blocks of resnet56 rounds to 0 blocks"):
+        tickets.resolve_count(model, None, 0.02)
 
 
 @pytest.mark.parametrize(
@@ -82,8 +84,10 @@ def test_fraction_of_removable_blocks():
         (dict(num_blocks=10), "cannot remove 10 blocks: at most 9 can be removed from resnet32 with min_blocks_per_stage=2"),
         (dict(num_blocks=None), "give exactly one of num_blocks and fraction"),
         (dict(num_blocks=2, fraction=0.5), "give exactly one of num_blocks and fraction"),
-        (dict(fraction=1.5), r"fraction must be in \[0, 1\]; got 1.5"),
-        (dict(num_blocks=-1), "num_blocks must be >= 0; got -1"),
+        (dict(fraction=1.5), r"fraction must be in \(0, 1\]; got 1.5"),
+        (dict(fraction=0.0), r"fraction must be in \(0, 1\]; got 0.0"),
+        (dict(num_blocks=-1), "num_blocks must be >= 1 .removing no block leaves the dense model.; got -1"),
+        (dict(num_blocks=0), "num_blocks must be >= 1"),
         (dict(num_blocks=1, schedule="greedy"), "schedule must be one of"),
         (dict(num_blocks=1, prune_first="middle"), "prune_first must be 'low' or 'high'"),
     ],

@@ -59,8 +59,9 @@ def resolve_count(model: keras.Model, num_blocks: Optional[int], fraction: Optio
 
     Raises:
         TypeError: for a count that is not an integer or a fraction that is not a number.
-        ValueError: for neither or both given, a negative count, a fraction outside
-            [0, 1], or more blocks than can be removed (naming the maximum).
+        ValueError: for neither or both given, a model without residual blocks, a count
+            below 1, a fraction outside (0, 1] or one that rounds to no block, or more
+            blocks than can be removed (naming the maximum).
     """
     if (num_blocks is None) == (fraction is None):
         raise ValueError(f"give exactly one of num_blocks and fraction; got {num_blocks} and {fraction}")
@@ -68,12 +69,20 @@ def resolve_count(model: keras.Model, num_blocks: Optional[int], fraction: Optio
         raise TypeError(f"num_blocks must be an integer; got {num_blocks!r}")
     if fraction is not None and (isinstance(fraction, bool) or not isinstance(fraction, numbers.Real)):
         raise TypeError(f"fraction must be a number in [0, 1]; got {fraction!r}")
+    removable = surgery.removable_blocks(model)
+    if not surgery.find_blocks(model):
+        raise ValueError(f"{model.name!r} has no residual block, so a layer ticket cannot be cut from it; "
+                         f"{surgery.NO_BLOCKS_HINT}")
     if fraction is not None:
-        if not 0 <= fraction <= 1:
-            raise ValueError(f"fraction must be in [0, 1]; got {fraction}")
-        num_blocks = round(fraction * len(surgery.removable_blocks(model)))
-    if num_blocks < 0:
-        raise ValueError(f"num_blocks must be >= 0; got {num_blocks}")
+        if not 0 < fraction <= 1:
+            raise ValueError(f"fraction must be in (0, 1]; got {fraction}")
+        num_blocks = round(fraction * len(removable))
+        if num_blocks == 0:
+            raise ValueError(f"fraction={fraction} of the {len(removable)} removable blocks of {model.name} rounds to "
+                             f"0 blocks: the ticket would be the dense model; give a fraction >= "
+                             f"{0.5 / max(len(removable), 1):.3g} or num_blocks >= 1")
+    if num_blocks < 1:
+        raise ValueError(f"num_blocks must be >= 1 (removing no block leaves the dense model); got {num_blocks}")
     most = surgery.max_removable(model, min_blocks_per_stage)
     if num_blocks > most:
         raise ValueError(

@@ -181,7 +181,7 @@ class MethodConfig(Section):
 
     type: str = choice("blocks", METHODS, "How a ticket is made from the dense network.", flag="method")
     criterion: str = choice("grasp", CRITERIA, "Block criterion.")
-    num_blocks: Optional[int] = integer(2, "Blocks to remove (the paper's p).", lower_bound=0)
+    num_blocks: Optional[int] = integer(2, "Blocks to remove (the paper's p).", lower_bound=1)
     fraction: Optional[float] = real(None, "Or: fraction of the removable blocks to remove (overrides --num_blocks).")
     schedule: str = choice("oneshot", SCHEDULES, "One scoring, or re-score after each removal.")
     min_blocks_per_stage: int = integer(2, "Residual blocks each stage keeps (0 lets a stage lose them all: a MobileNetV2 or EfficientNet stage opens with a block that has no shortcut, which always stays).", lower_bound=0)
