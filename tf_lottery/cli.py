@@ -120,7 +120,10 @@ def config_from_flags() -> Config:
     if FLAGS["num_blocks"].present and FLAGS["fraction"].present:
         raise app.UsageError(f"give --num_blocks or --fraction, not both; got --num_blocks={FLAGS['num_blocks'].value} "
                              f"and --fraction={FLAGS['fraction'].value}")
-    values = {name: _value(OPTIONS[name]) for name in layout}
+    # A builder's setting the command line leaves out takes that builder's default, not the
+    # default of the first builder that declared the shared flag (--depth: 20 or 50).
+    values = {name: _value(OPTIONS[name]) for name in layout
+              if layout[name][0] != "model.settings" or FLAGS[name].present}
     try:
         return Config.create(**values)
     except (ValueError, UnknownNameError) as error:

@@ -6,7 +6,9 @@
   named ``image`` (output ``output_0``); loads with ``tf.saved_model.load`` in a process
   that has TensorFlow and not tf_lottery, and gives the same outputs;
 * ``model.keras``: loads with ``keras.models.load_model`` in safe mode, no custom objects
-  (every layer is a stock Keras layer, physical removal leaves no masks);
+  (physical removal leaves no masks), for models of stock Keras layers and ``keras.ops``;
+  a model with ``Lambda`` layers (Python code) needs ``safe_mode=False``, which
+  ``metadata.json`` says under ``keras_safe_mode`` (the SavedModel needs nothing);
 * ``metadata.json``: lineage (architecture spec and removed blocks), criterion, scores,
   and whatever the caller adds (seed, config hash, metrics).
 
@@ -21,6 +23,7 @@ from typing import Optional
 
 import keras
 
+from tf_lottery import graph
 from tf_lottery.faults import crash_point
 from tf_lottery.io import atomic_path, ensure_free_space, state_bytes, write_json_atomic
 from tf_lottery.models.lineage import lineage
@@ -57,6 +60,7 @@ def save_model(model: keras.Model, path: str, metadata: Optional[dict] = None, o
         if is_complete(path) or not ours:  # a finished export, or something that is not an export
             raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
     ensure_free_space(os.path.dirname(path), 4 * state_bytes(model) + 8 * 2**20)  # SavedModel + .keras + graph
+    lambdas = [layer.name for layer in graph.leaf_layers(model) if isinstance(layer, keras.layers.Lambda)]
     with atomic_path(path, folder=True) as staging:
         model.export(os.path.join(staging, "saved_model"), format="tf_saved_model", verbose=False)
         model.save(os.path.join(staging, "model.keras"))
@@ -67,6 +71,8 @@ def save_model(model: keras.Model, path: str, metadata: Optional[dict] = None, o
             "input": {"name": model.inputs[0].name, "shape": list(model.inputs[0].shape[1:])},
             "serving_signature": "serving_default",
             "params": int(model.count_params()),
+            "keras_safe_mode": not lambdas,
+            **({"lambda_layers": lambdas} if lambdas else {}),
             **(metadata or {}),
         }
         write_json_atomic(os.path.join(staging, "metadata.json"), payload)

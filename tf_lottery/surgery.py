@@ -252,7 +252,11 @@ def find_blocks(model: keras.Model) -> List[Block]:
             b["name"] = b["add_layer"][: -len("_add")] if b["add_layer"].endswith("_add") else b["add_layer"]
 
     paper_rule = eligibility_rule(model) == "paper"
-    outputs = {b["output_layer"] for b in found}
+    # A block's output, for the paper's rule: its last operation, or a ReLU that alone follows
+    # its addition without being part of it (its input had no ReLU to make it idempotent).
+    outputs = {b["output_layer"] for b in found} | {
+        g.consumers[b["add_layer"]][0] for b in found
+        if len(g.consumers[b["add_layer"]]) == 1 and _is_relu(g.operations[g.consumers[b["add_layer"]][0]])}
     blocks_ = []
     for b, stage in zip(found, _stages(found)):
         removable = (
@@ -386,7 +390,7 @@ def _clone(layer):
 
 
 def rewire(model: keras.Model, replace: Dict[str, str], clone=_clone, name: Optional[str] = None,
-           input_dtype=None, clone_weightless: bool = False) -> keras.Model:
+           input_dtype=None, clone_weightless: bool = False, input_name: Optional[str] = None) -> keras.Model:
     """Rebuilds ``model``'s flat graph with the output of each operation in ``replace`` taken
     from another operation's output, and every layer with weights cloned by ``clone``.
 
@@ -401,6 +405,7 @@ def rewire(model: keras.Model, replace: Dict[str, str], clone=_clone, name: Opti
         input_dtype: Dtype of the new inputs (default: the model's).
         clone_weightless: Also pass layers without weights to ``clone`` (e.g. to change
             every layer's dtype); ``keras.ops`` nodes are always reused.
+        input_name: A new name for the (single) input (default: the model's input names).
 
     Returns:
         A new functional model (weights: whatever ``clone`` gave; see :func:`transfer_weights`).
@@ -411,7 +416,8 @@ def rewire(model: keras.Model, replace: Dict[str, str], clone=_clone, name: Opti
 
     def new_input(tensor):
         op_name = tensor._keras_history.operation.name
-        new_outputs[op_name] = keras.Input(shape=tensor.shape[1:], dtype=input_dtype or tensor.dtype, name=op_name)
+        new_outputs[op_name] = keras.Input(shape=tensor.shape[1:], dtype=input_dtype or tensor.dtype,
+                                           name=input_name or op_name)
         return new_outputs[op_name]
 
     inputs = [new_input(t) for t in view.inputs]

@@ -191,8 +191,9 @@ class Config:
         from tf_lottery.data import DataOptions
 
         d = self.data
+        shape = tuple(self.model.input_shape) if self.model.input_shape else None
         return DataOptions(d.dataset, d.data_dir, d.download, d.train_size, d.val_size, d.test_size,
-                           d.mean_subtraction, d.crop, d.flip, self.seed)
+                           d.mean_subtraction, d.crop, d.flip, self.seed, image_shape=shape)
 
     def criterion_options(self) -> dict:
         """The options the criterion gets (see :meth:`MethodConfig.criterion_options`)."""

@@ -34,6 +34,8 @@ class DataOptions:
         crop: Pad-4 random crop on training images.
         flip: Random horizontal flip on training images.
         seed: Seed of the subset choice, the shuffle and the augmentation.
+        image_shape: (height, width, channels) to resize the images to (bilinear; a
+            grey image is repeated over the channels), or None to keep the dataset's.
     """
 
     name: str = "fashion_mnist"
@@ -46,6 +48,7 @@ class DataOptions:
     crop: bool = True
     flip: bool = True
     seed: int = 0
+    image_shape: Optional[tuple] = None
 
 
 @dataclasses.dataclass
@@ -128,6 +131,32 @@ def _take(arrays: Arrays, count: Optional[int], what: str) -> Arrays:
     return arrays[0][:count], arrays[1][:count]
 
 
+def resize(images: np.ndarray, shape, batch: int = 2048) -> np.ndarray:
+    """Float images resized to ``shape`` (bilinear, with antialiasing), a grey image repeated over
+    the channels: how a model with another input shape is fed (``--input_shape=64,64,3``).
+
+    Raises:
+        ValueError: for a channel change other than 1 -> C.
+
+    Example:
+        >>> resize(np.zeros((2, 28, 28, 1), "float32"), (64, 64, 3)).shape
+        (2, 64, 64, 3)
+    """
+    height, width, channels = (int(d) for d in shape)
+    if images.shape[1:] == (height, width, channels):
+        return images
+    if images.shape[-1] not in (1, channels):
+        raise ValueError(f"cannot feed {images.shape[-1]}-channel images to a model with input shape "
+                         f"{tuple(shape)}: only grey images are repeated over the channels")
+    parts = []
+    for start in range(0, len(images), batch):
+        part = tf.image.resize(images[start:start + batch], (height, width), antialias=True)
+        if part.shape[-1] != channels:
+            part = tf.repeat(part, channels, axis=-1)
+        parts.append(part.numpy())
+    return np.concatenate(parts) if parts else np.zeros((0, height, width, channels), "float32")
+
+
 def prepare(options: DataOptions) -> PreparedData:
     """Loads, splits, subsets and preprocesses a dataset.
 
@@ -146,6 +175,10 @@ def prepare(options: DataOptions) -> PreparedData:
         >>> batches = data.train_pipeline(batch_size=128)
     """
     info = get(options.name)
+    if options.image_shape is not None and info.input_shape[-1] not in (1, options.image_shape[-1]):
+        raise ValueError(f"--input_shape={','.join(map(str, options.image_shape))} but {options.name} images have "
+                         f"{info.input_shape[-1]} channels: images are resized to the model's input shape, and only "
+                         "grey images are repeated over the channels")
     raw = info.load(options.data_dir, options.download, options.seed)
     rng = np.random.default_rng(options.seed)
     order = rng.permutation(len(raw["train"][1]))
@@ -159,7 +192,8 @@ def prepare(options: DataOptions) -> PreparedData:
 
     def scale(images):
         images = np.asarray(images, dtype="float32")
-        return images / 255.0 if np.issubdtype(raw["train"][0].dtype, np.integer) else images
+        images = images / 255.0 if np.issubdtype(raw["train"][0].dtype, np.integer) else images
+        return resize(images, options.image_shape) if options.image_shape else images
 
     train_x = scale(train[0])
     mean = train_x.mean(axis=0) if options.mean_subtraction else np.zeros(train_x.shape[1:], "float32")

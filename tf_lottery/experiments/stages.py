@@ -66,10 +66,6 @@ def check_data(config: Config, data) -> None:
         ValueError: naming the flag, its value and what the data allows.
     """
     train.check_fits(config.training.recipe(), len(data.splits["train"][1]))
-    shape = config.model.input_shape
-    if shape is not None and tuple(shape) != tuple(data.input_shape):
-        raise ValueError(f"--input_shape={','.join(map(str, shape))} but {config.data.dataset} images are "
-                         f"{','.join(map(str, data.input_shape))}; leave it out to use the dataset's")
     classes = config.model.num_classes
     if classes is not None and classes < data.num_classes:
         raise ValueError(f"--num_classes={classes} but {config.data.dataset} has labels up to "

@@ -4,6 +4,7 @@ Example:
     >>> model = tl.models.cifar_resnet(depth=32, num_classes=10, seed=0)
     >>> dense = tl.models.build(config.model, data, seed=config.seed)
     >>> again = tl.models.rebuild(tl.models.lineage_json(model))
+    >>> resnet50 = tl.models.get("resnet50")(input_shape=(64, 64, 3), num_classes=10)   # keras.applications
 """
 
 from tf_lottery.models.registry import MODELS, ModelBuilder, build, get, names, register_builder
@@ -14,11 +15,14 @@ from tf_lottery.models.cifar_resnet import (  # noqa: E402  (importing registers
     cifar_resnet,
     depth_to_blocks,
 )
-from tf_lottery.models.heads import outputs_probabilities
+from tf_lottery.models.applications import FAMILIES as APPLICATIONS, ApplicationSettings, build_application
+from tf_lottery.models.imagenet_resnet import ImageNetResNetSettings, ImageNetResNetSpec, imagenet_resnet
+from tf_lottery.models.heads import logits_output, outputs_probabilities
 from tf_lottery.models.lineage import lineage, lineage_json, rebuild
 
 __all__ = [
-    "MODELS", "CifarResNetSettings", "CifarResNetSpec", "ModelBuilder", "build", "cifar_resnet", "cifar_resnet_from_spec",
+    "APPLICATIONS", "ApplicationSettings", "ImageNetResNetSettings", "ImageNetResNetSpec", "build_application",
+    "imagenet_resnet", "logits_output", "MODELS", "CifarResNetSettings", "CifarResNetSpec", "ModelBuilder", "build", "cifar_resnet", "cifar_resnet_from_spec",
     "depth_to_blocks", "get", "lineage", "lineage_json", "names", "outputs_probabilities", "rebuild",
     "register_builder",
 ]
