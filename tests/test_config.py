@@ -5,6 +5,7 @@ import json
 import os
 
 import pytest
+from absl import app
 
 import tf_lottery as tl
 from tf_lottery import cli, data, models, options
@@ -46,9 +47,21 @@ def test_every_flag_of_0_1_is_generated_with_its_default():
         "robustness_examples", "corruptions", "severities", "corruption_seed", "shift_sets", "shift_dir",  # 0.4
         "shift_download", "attacks", "epsilons", "pgd_steps", "pgd_step_size", "random_start", "attack_examples",
         "from", "cka_examples",
+        "weights_file", "output", "stem",  # 0.5: keras.applications and imagenet_resnet settings
     }
-    assert set(Config().flat()) == set(cli.OPTIONS)
+    # Every flag is the default config's, except the settings of the other model builders.
+    assert set(cli.OPTIONS) - set(Config().flat()) == {"weights_file", "output", "stem"}
     assert _parse() == Config()  # the flags' defaults are the config's: the quick demo
+
+
+def test_a_builders_setting_left_out_takes_that_builders_default():
+    """--depth is shared by cifar_resnet (default 20) and imagenet_resnet (default 50)."""
+    assert _parse("--model=imagenet_resnet").model.settings.depth == 50
+    assert _parse("--model=imagenet_resnet", "--depth=18", "--stem=cifar").model.settings.stem == "cifar"
+    assert _parse().model.settings.depth == 20
+    assert _parse("--model=resnet50", "--output=softmax").model.settings.output == "softmax"
+    with pytest.raises(app.UsageError, match="--stem is not a setting of --model=cifar_resnet"):
+        _parse("--stem=cifar")
 
 
 def test_flags_land_in_their_sections():

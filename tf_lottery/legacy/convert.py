@@ -80,6 +80,12 @@ def to_tf_keras(model: keras.Model, prunable: Iterable[str] = ()) -> "tf_keras.M
     import tf_keras
 
     prunable, special = set(prunable), prunable_classes() if prunable else {}
+    operations = [op for op in model.operations if not isinstance(op, keras.layers.Layer) or
+                  isinstance(op, keras.Model)]
+    if operations:
+        raise ValueError(f"{model.name!r} has {type(operations[0]).__name__} {operations[0].name!r}, which is not a "
+                         "layer (a keras.ops node such as x + y, or a nested model); tfmot methods need a flat model "
+                         "of stock layers: write the operation as a layer (keras.layers.Add ...)")
     parents = surgery.producers(model)
     tensors: Dict[str, object] = {}
     for inp in model.inputs:
