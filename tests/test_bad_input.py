@@ -25,7 +25,8 @@ CASES = [
      "unknown experiment 'nope'; valid names: compare, dense, describe, imp, init_ticket, lottery, robustness, sweep"),
     (["--criterion=grsp"], "unknown criterion 'grsp'; valid names:"),
     (["--dataset=mnits"], "unknown dataset 'mnits'"),
-    (["--model=resnet50"], "unknown model 'resnet50'; valid names: cifar_resnet"),
+    (["--model=resnet9"], "unknown model 'resnet9'; valid names: cifar_resnet, convnext_tiny, efficientnetb0, "
+                            "imagenet_resnet, mobilenetv2, resnet101"),
     (["--method=layers"], "unknown method 'layers'; valid names: blocks, filter_masks, filters, imp"),
     (["--match=closest"], "match"),
     (["--filter_ranking=random"], "filter_ranking"),

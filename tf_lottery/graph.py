@@ -113,6 +113,8 @@ class Graph:
         parents: ``{name: names of the operations producing its inputs}``.
         consumers: ``{name: names of the operations consuming its output}``.
         shapes: ``{name: output shape without the batch axis}``.
+        blocks: :func:`tf_lottery.surgery.find_blocks`' result per eligibility rule (a cache:
+            a functional graph never changes).
     """
 
     model: keras.Model
@@ -121,8 +123,10 @@ class Graph:
     parents: Dict[str, List[str]]
     consumers: Dict[str, List[str]]
     shapes: Dict[str, tuple]
+    blocks: Dict[str, tuple] = dataclasses.field(default_factory=dict)
 
     def position(self, name: str) -> int:
+        """Topological position of operation ``name``."""
         return self._position[name]
 
     def __post_init__(self):

@@ -206,8 +206,9 @@ def find_blocks(model: keras.Model) -> List[Block]:
         ['stage1_block1', 'stage1_block2']
     """
     g = graph_lib.analyse(model)
-    if hasattr(g, "blocks"):
-        return list(g.blocks)
+    rule = eligibility_rule(model)
+    if rule in g.blocks:
+        return list(g.blocks[rule])
     found = []
     for add in g.order:
         parents = g.parents[add]
@@ -251,7 +252,7 @@ def find_blocks(model: keras.Model) -> List[Block]:
         if names.count(b["name"]) > 1:
             b["name"] = b["add_layer"][: -len("_add")] if b["add_layer"].endswith("_add") else b["add_layer"]
 
-    paper_rule = eligibility_rule(model) == "paper"
+    paper_rule = rule == "paper"
     # A block's output, for the paper's rule: its last operation, or a ReLU that alone follows
     # its addition without being part of it (its input had no ReLU to make it idempotent).
     outputs = {b["output_layer"] for b in found} | {
@@ -265,7 +266,7 @@ def find_blocks(model: keras.Model) -> List[Block]:
             and (not paper_rule or b["input_layer"] in outputs)
         )
         blocks_.append(Block(stage=stage, removable=removable, **b))
-    g.blocks = tuple(blocks_)
+    g.blocks[rule] = tuple(blocks_)
     return blocks_
 
 

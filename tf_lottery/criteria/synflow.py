@@ -11,13 +11,15 @@ R is taken over the logits: on a softmax head every output row sums to 1 and eve
 would be 0, so the criterion runs with the softmax switched off (see
 :func:`tf_lottery.models.heads.logits_output`), and refuses a model whose scores are all 0.
 
-SynFlow's R is the l1 path norm of the *linearised* network. In a ReLU network with
-positive weights and a positive input every ReLU is already the identity, so the original
-needs nothing more. Other families are linearised explicitly, so that they get the same
-path norm instead of a meaningless number: every rectifier (ReLU6, swish, GELU, ELU ...;
-as a layer or as a layer's own activation) becomes the identity, gates (the sigmoid of a
-squeeze-excite block) stay, and a LayerNormalization or GroupNormalization (ConvNeXt), which has no
-inference-mode affine form, becomes its affine part ``|gamma| x + |beta|``. Built-in input
+SynFlow's R is the l1 path norm of the *linearised* network. In a ReLU network at
+initialization, with positive weights and a positive input, every ReLU is already the
+identity, so the original keeps its ReLUs (and so does this module). Other families are
+linearised explicitly, so that they get the same path norm instead of a meaningless number
+(ReLU6 saturates at 6, swish and GELU bend below 0): every other rectifier (ReLU6, swish,
+GELU, ELU ...; as a layer or as a layer's own activation) becomes the identity, gates (the
+sigmoid of a squeeze-excite block) stay, and a LayerNormalization or GroupNormalization
+(ConvNeXt), which has no inference-mode affine form, becomes its affine part
+``|gamma| x + |beta|``. Built-in input
 preprocessing (``Rescaling``, ``Normalization``: keras.applications' ImageNet mean, which
 would make the all-ones image negative) is skipped, so the ones reach the first layer as
 in the original. A ReLU ResNet's scores are unchanged by all this.
@@ -35,16 +37,18 @@ from tf_lottery import graph, surgery
 from tf_lottery.criteria import base
 from tf_lottery.models.heads import softmax_end
 
-
-_RECTIFIER_LAYERS = (keras.layers.ReLU, keras.layers.LeakyReLU, keras.layers.ELU, keras.layers.PReLU)
-_RECTIFIERS = ("relu", "relu6", "leaky_relu", "elu", "selu", "gelu", "silu", "swish", "hard_silu", "hard_swish",
-               "mish", "celu", "glu")
-"""Activations that are (close to) the identity on positive inputs: linearised to it. Gates such
-as the sigmoid of a squeeze-excite block stay (linearised they would square the flow)."""
+_RECTIFIERS = ("relu6", "leaky_relu", "elu", "selu", "gelu", "silu", "swish", "hard_silu", "hard_swish", "mish",
+               "celu")
+"""Activations other than the plain ReLU that are (close to) the identity on positive inputs:
+linearised to it. Gates such as the sigmoid of a squeeze-excite block stay (linearised they
+would square the flow); plain ReLUs stay, as in the original."""
 
 
 def _rectifier(layer) -> bool:
-    if isinstance(layer, _RECTIFIER_LAYERS):
+    if isinstance(layer, keras.layers.ReLU):  # ReLU6 (MobileNetV2) and leaky variants, not the plain ReLU
+        config = layer.get_config()
+        return config.get("max_value") is not None or bool(config.get("negative_slope"))
+    if isinstance(layer, (keras.layers.LeakyReLU, keras.layers.ELU, keras.layers.PReLU)):
         return True
     return isinstance(layer, keras.layers.Activation) and layer.get_config().get("activation") in _RECTIFIERS
 
@@ -79,7 +83,8 @@ def _float64_twin(model: keras.Model) -> keras.Model:
     """``model`` rebuilt in float64 without a final softmax layer or operation (weights not copied)."""
     end = softmax_end(model)
     skip = {}
-    if end is not None and not hasattr(end, "activation") or isinstance(end, keras.layers.Activation):
+    own_activation = end is not None and hasattr(end, "activation") and not isinstance(end, keras.layers.Activation)
+    if end is not None and not own_activation:  # a softmax layer or operation: left out of the twin
         skip = {end.name: graph.analyse(model).parents[end.name][0]}
     return surgery.rewire(model, skip, clone=_float64_layer, input_dtype="float64", clone_weightless=True)
 

@@ -49,7 +49,7 @@ def attack(model: keras.Model, images, labels, method: str, epsilon: float, *, s
     """Adversarial images of ``images`` for ``model`` within an L-infinity ball.
 
     Args:
-        model: A trained classifier (logits or softmax outputs; detected from its last layer).
+        model: A trained classifier (logits or softmax outputs; detected from the graph).
         images: ``(N, H, W, C)`` float images in the model's input scale.
         labels: ``(N,)`` integer labels.
         method: "fgsm" or "pgd".
