@@ -184,7 +184,9 @@ class MethodConfig(Section):
     num_blocks: Optional[int] = integer(2, "Blocks to remove (the paper's p).", lower_bound=1)
     fraction: Optional[float] = real(None, "Or: fraction of the removable blocks to remove (overrides --num_blocks).")
     schedule: str = choice("oneshot", SCHEDULES, "One scoring, or re-score after each removal.")
-    min_blocks_per_stage: int = integer(2, "Residual blocks each stage keeps (0 lets a stage lose them all: a MobileNetV2 or EfficientNet stage opens with a block that has no shortcut, which always stays).", lower_bound=0)
+    min_blocks_per_stage: int = integer(
+        2, "Residual blocks each stage keeps (0 lets a stage lose them all: a MobileNetV2 or EfficientNet stage "
+           "opens with a block that has no shortcut, which always stays).", lower_bound=0)
     aggregation: Optional[str] = choice(None, ("sum", "mean"), "Per-weight to block score (default: the criterion's).")
     prune_first: Optional[str] = choice(None, ("low", "high"), "Override the criterion's direction.")
     score_per_class: int = integer(10, "Scoring examples per class.", lower_bound=1)

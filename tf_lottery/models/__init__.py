@@ -8,7 +8,8 @@ Example:
 """
 
 from tf_lottery.models.registry import MODELS, ModelBuilder, build, get, names, register_builder
-from tf_lottery.models.cifar_resnet import (  # noqa: E402  (importing registers the builder)
+# Importing a builder's module registers it.
+from tf_lottery.models.cifar_resnet import (  # noqa: E402
     CifarResNetSettings,
     CifarResNetSpec,
     build_from_spec as cifar_resnet_from_spec,
@@ -21,8 +22,8 @@ from tf_lottery.models.heads import logits_output, outputs_probabilities
 from tf_lottery.models.lineage import lineage, lineage_json, rebuild
 
 __all__ = [
-    "APPLICATIONS", "ApplicationSettings", "ImageNetResNetSettings", "ImageNetResNetSpec", "build_application",
-    "imagenet_resnet", "logits_output", "MODELS", "CifarResNetSettings", "CifarResNetSpec", "ModelBuilder", "build", "cifar_resnet", "cifar_resnet_from_spec",
-    "depth_to_blocks", "get", "lineage", "lineage_json", "names", "outputs_probabilities", "rebuild",
-    "register_builder",
+    "APPLICATIONS", "MODELS", "ApplicationSettings", "CifarResNetSettings", "CifarResNetSpec", "ImageNetResNetSettings",
+    "ImageNetResNetSpec", "ModelBuilder", "build", "build_application", "cifar_resnet", "cifar_resnet_from_spec",
+    "depth_to_blocks", "get", "imagenet_resnet", "lineage", "lineage_json", "logits_output", "names",
+    "outputs_probabilities", "rebuild", "register_builder",
 ]
