@@ -9,7 +9,8 @@ import pytest
 from tf_lottery import experiments, report_robustness
 from tf_lottery.config import Config
 from tf_lottery.evals import adversarial, cka, robustness as robust_evals
-from tf_lottery.experiments.robustness import RobustnessRow, _ticket, targets
+from tf_lottery.experiments.existing import trained_ticket as _ticket
+from tf_lottery.experiments.robustness import RobustnessRow, targets
 from tf_lottery.experiments.stages import dense_model
 from tf_lottery.data import prepare
 from tf_lottery.runs import RunFolder

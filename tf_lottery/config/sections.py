@@ -281,8 +281,8 @@ class EvaluationConfig(Section):
     random_start: bool = boolean(True, "adversarial: PGD starts at a uniform random point of the ball.")
     attack_examples: Optional[int] = integer(1000, "adversarial: attack the first N test images (0 = all).",
                                              lower_bound=0, zero_means_none=True)
-    runs_from: tuple = names((), "robustness: run folders to evaluate (ticket, dense, sweep or compare folders; "
-                             "empty: the runs the other flags name).", flag="from")
+    runs_from: tuple = names((), "robustness and export: run folders to evaluate or export (ticket, dense, sweep or "
+                             "compare folders; empty: the runs the other flags name).", flag="from")
     cka_examples: int = integer(1000, "cka: the fixed evaluation batch, the first N test images (the debiased "
                                 "form needs 4 to 5000).", lower_bound=4)
 
@@ -309,7 +309,13 @@ class RuntimeConfig(Section):
     """Where output goes and what is written besides the results."""
 
     runs_dir: str = text("runs", "Folder of run folders.")
-    export: bool = boolean(True, "Export dense and ticket (SavedModel, .keras, metadata).")
+    export: bool = boolean(True, "Export dense and ticket (SavedModel with raw-image and preprocessed signatures, "
+                                 ".keras, metadata).")
+    tflite: bool = boolean(False, "Exports also write model.tflite (float32, converted from the raw-image signature).")
+    tflite_dynamic_range: bool = boolean(False, "Exports also write model_dynamic_range.tflite (int8 weights, "
+                                                "dynamic-range quantization); implies --tflite.")
+    serving_dir: Optional[str] = text(None, "export: also copy each SavedModel to <serving_dir>/<model>-<run hash>/<n>/, "
+                                            "TF Serving's numbered version layout.")
     carbon_country: str = text("USA", "ISO alpha-3 country of the grid for CO2 (codecarbon).")
     tensorboard: bool = boolean(False, "Write TensorBoard logs.")
     wait_for_lock: bool = boolean(True, "When another process is using a run folder, wait for it (else fail at once).")

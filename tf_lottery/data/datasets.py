@@ -42,6 +42,7 @@ class DatasetInfo:
         num_classes: Number of labels.
         loader: ``(data_dir, download, seed) -> {"train": (x, y), "test": (x, y)}``.
         source: One line on where the data comes from.
+        class_names: The name of each label, in label order (exports carry them).
     """
 
     name: str
@@ -49,14 +50,36 @@ class DatasetInfo:
     num_classes: int
     loader: Callable
     source: str
+    class_names: tuple = ()
+
+    def __post_init__(self):
+        if not self.class_names:
+            object.__setattr__(self, "class_names", tuple(str(i) for i in range(self.num_classes)))
+        if len(self.class_names) != self.num_classes:
+            raise ValueError(f"dataset {self.name!r}: {len(self.class_names)} class names for {self.num_classes} "
+                             "classes")
 
     def load(self, data_dir: Optional[str] = None, download: bool = False, seed: int = 0) -> Dict[str, Arrays]:
         return self.loader(data_dir, download, seed)
 
 
-def register(name, input_shape, num_classes, source):
+def register(name, input_shape, num_classes, source, class_names=()):
     """Decorator registering a loader as a :class:`DatasetInfo`."""
-    return DATASETS.entry(name, lambda loader: DatasetInfo(name, tuple(input_shape), num_classes, loader, source))
+    return DATASETS.entry(name, lambda loader: DatasetInfo(name, tuple(input_shape), num_classes, loader, source,
+                                                           tuple(class_names)))
+
+
+FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                         "Ankle boot")
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+CIFAR100_CLASSES = tuple("""apple aquarium_fish baby bear beaver bed bee beetle bicycle bottle bowl boy bridge bus
+butterfly camel can castle caterpillar cattle chair chimpanzee clock cloud cockroach couch crab crocodile cup dinosaur
+dolphin elephant flatfish forest fox girl hamster house kangaroo keyboard lamp lawn_mower leopard lion lizard lobster
+man maple_tree motorcycle mountain mouse mushroom oak_tree orange orchid otter palm_tree pear pickup_truck pine_tree
+plain plate poppy porcupine possum rabbit raccoon ray road rocket rose sea seal shark shrew skunk skyscraper snail snake
+spider squirrel streetcar sunflower sweet_pepper table tank telephone television tiger tractor train trout tulip turtle
+wardrobe whale willow_tree wolf woman worm""".split())
+"""The label names as the datasets publish them (tfds ``features["label"].names``)."""
 
 
 def get(name: str) -> DatasetInfo:
@@ -100,7 +123,7 @@ def load_tfds(name: str, data_dir: Optional[str], download: bool) -> Dict[str, A
     return {split: load_tfds_split(name, split, data_dir, download) for split in ("train", "test")}
 
 
-@register("fashion_mnist", (28, 28, 1), 10, "Debian dataset-fashion-mnist IDX files, else tfds")
+@register("fashion_mnist", (28, 28, 1), 10, "Debian dataset-fashion-mnist IDX files, else tfds", FASHION_MNIST_CLASSES)
 def _fashion_mnist(data_dir, download, seed):
     folder = data_dir or DEFAULT_FASHION_MNIST_DIR
     if os.path.exists(os.path.join(folder, "train-images-idx3-ubyte.gz")) or not download:
@@ -114,12 +137,12 @@ def _mnist(data_dir, download, seed):
     return load_tfds("mnist", data_dir, download)
 
 
-@register("cifar10", (32, 32, 3), 10, "tfds cifar10")
+@register("cifar10", (32, 32, 3), 10, "tfds cifar10", CIFAR10_CLASSES)
 def _cifar10(data_dir, download, seed):
     return load_tfds("cifar10", data_dir, download)
 
 
-@register("cifar100", (32, 32, 3), 100, "tfds cifar100")
+@register("cifar100", (32, 32, 3), 100, "tfds cifar100", CIFAR100_CLASSES)
 def _cifar100(data_dir, download, seed):
     return load_tfds("cifar100", data_dir, download)
 

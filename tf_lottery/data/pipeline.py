@@ -59,11 +59,13 @@ class PreparedData:
         splits: ``{"train", "val" (maybe empty), "test"}`` -> (images, labels).
         mean: The per-pixel mean that was subtracted (zeros when off).
         options: The options used.
+        raw_dtype: The dtype the dataset stores its images in ("uint8": scaled by 1/255).
     """
 
     splits: Dict[str, Arrays]
     mean: np.ndarray
     options: DataOptions
+    raw_dtype: str = "uint8"
 
     @property
     def input_shape(self) -> tuple:
@@ -131,9 +133,23 @@ def _take(arrays: Arrays, count: Optional[int], what: str) -> Arrays:
     return arrays[0][:count], arrays[1][:count]
 
 
+def resize_images(images: tf.Tensor, shape) -> tf.Tensor:
+    """Float images (a batch) resized to ``shape`` = (height, width, channels): bilinear, with
+    antialiasing only when shrinking (where it matters, and where TFLite has no kernel for it),
+    a grey image repeated over the channels. Training data and every export's raw-image
+    signature go through this one function, so they agree bit for bit.
+    """
+    height, width, channels = (int(d) for d in shape)
+    shrinking = height < images.shape[1] or width < images.shape[2]
+    out = tf.image.resize(images, (height, width), antialias=shrinking)
+    if out.shape[-1] != channels:
+        out = tf.repeat(out, channels, axis=-1)
+    return out
+
+
 def resize(images: np.ndarray, shape, batch: int = 2048) -> np.ndarray:
-    """Float images resized to ``shape`` (bilinear, with antialiasing), a grey image repeated over
-    the channels: how a model with another input shape is fed (``--input_shape=64,64,3``).
+    """Float images resized to ``shape`` (see :func:`resize_images`): how a model with another
+    input shape is fed (``--input_shape=64,64,3``).
 
     Raises:
         ValueError: for a channel change other than 1 -> C.
@@ -142,19 +158,14 @@ def resize(images: np.ndarray, shape, batch: int = 2048) -> np.ndarray:
         >>> resize(np.zeros((2, 28, 28, 1), "float32"), (64, 64, 3)).shape
         (2, 64, 64, 3)
     """
-    height, width, channels = (int(d) for d in shape)
-    if images.shape[1:] == (height, width, channels):
+    shape = tuple(int(d) for d in shape)
+    if images.shape[1:] == shape:
         return images
-    if images.shape[-1] not in (1, channels):
+    if images.shape[-1] not in (1, shape[-1]):
         raise ValueError(f"cannot feed {images.shape[-1]}-channel images to a model with input shape "
-                         f"{tuple(shape)}: only grey images are repeated over the channels")
-    parts = []
-    for start in range(0, len(images), batch):
-        part = tf.image.resize(images[start:start + batch], (height, width), antialias=True)
-        if part.shape[-1] != channels:
-            part = tf.repeat(part, channels, axis=-1)
-        parts.append(part.numpy())
-    return np.concatenate(parts) if parts else np.zeros((0, height, width, channels), "float32")
+                         f"{shape}: only grey images are repeated over the channels")
+    parts = [resize_images(images[start:start + batch], shape).numpy() for start in range(0, len(images), batch)]
+    return np.concatenate(parts) if parts else np.zeros((0, *shape), "float32")
 
 
 def prepare(options: DataOptions) -> PreparedData:
@@ -202,4 +213,4 @@ def prepare(options: DataOptions) -> PreparedData:
         "val": (scale(val[0]) - mean, val[1]),
         "test": (scale(test[0]) - mean, test[1]),
     }
-    return PreparedData(splits, mean.astype("float32"), options)
+    return PreparedData(splits, mean.astype("float32"), options, str(np.asarray(raw["train"][0]).dtype))

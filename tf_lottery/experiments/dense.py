@@ -23,7 +23,7 @@ import keras
 from tf_lottery import export, train
 from tf_lottery.config import Config, MethodConfig, SweepConfig
 from tf_lottery.experiments.registry import EXPERIMENTS, register
-from tf_lottery.experiments.stages import has_evals, measure, set_up, train_or_load
+from tf_lottery.experiments.stages import dense_metadata, export_options, has_evals, measure, set_up, train_or_load
 from tf_lottery.log import log
 from tf_lottery.records import ModelRecord
 from tf_lottery.runs import RunFolder
@@ -86,8 +86,8 @@ def train_dense(config: Config, data, model) -> tuple[ModelRecord, RunFolder]:
             record = measure(config, run, "dense", model, data, training)
             run.write_json("dense.json", record.to_dict())
         if config.runtime.export and not export.is_complete(run.file("export/dense")):
-            export.save_model(model, run.file("export/dense"), {
-                "config_hash": run.digest, "seed": own.seed, "metrics": {"test_accuracy": record.accuracy}})
+            export.save_model(model, run.file("export/dense"), dense_metadata(own, run, record.accuracy),
+                              **export_options(config, data))
         log(f"dense: {100 * record.accuracy:.2f} % test accuracy ({run.path})" if record.accuracy is not None
             else f"dense: trained ({run.path})")
     return record, run

@@ -28,9 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import os
-import re
 from typing import Dict, List, Optional
 
 import keras
@@ -40,29 +38,16 @@ from tf_lottery.config import Config
 from tf_lottery.data import prepare
 from tf_lottery.evals.robustness import check_shift_sets, shift_set_names
 from tf_lottery.experiments.dense import dense_config
-from tf_lottery.experiments.registry import EXPERIMENTS, register
-from tf_lottery.experiments.stages import dense_model, trained_dense
-from tf_lottery.experiments.sweep import points
+from tf_lottery.experiments.existing import Target, targets, trained_ticket  # noqa: F401  (Target: public here)
+from tf_lottery.experiments.registry import register
+from tf_lottery.experiments.stages import trained_dense
 from tf_lottery.io import write_json_atomic
 from tf_lottery.log import log
-from tf_lottery.records import RunRecord, ScoringRecord, blocks_removed
+from tf_lottery.records import RunRecord, blocks_removed
 from tf_lottery.runs import RunFolder
 
 #: The evaluations this experiment runs (``clean`` is always added for the reference accuracy).
 ROBUSTNESS_EVALS = ("corruptions", "shift_sets", "adversarial", "cka")
-
-
-@dataclasses.dataclass(frozen=True)
-class Target:
-    """One trained model pair to measure: a ticket run (or a dense run alone).
-
-    Attributes:
-        config: The run's config (``runs_dir`` set to where its folder is now).
-        ticket_folder: The ticket run's folder, or None for a dense run alone.
-    """
-
-    config: Config
-    ticket_folder: Optional[str]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,54 +78,6 @@ class RobustnessResult:
     report: str
 
 
-def _read_config(folder: str) -> Config:
-    path = os.path.join(folder, "config.json")
-    if not os.path.exists(path):
-        raise ValueError(f"--from={folder}: not a run folder (it has no config.json)")
-    with open(path) as handle:
-        config = Config.from_dict(json.load(handle))
-    return config.replace(runs_dir=os.path.dirname(os.path.abspath(folder)))
-
-
-def _from_folder(folder: str) -> List[Target]:
-    """The targets of one ``--from`` folder (a sweep folder gives all its points)."""
-    config = _read_config(folder)
-    scope = EXPERIMENTS.get(config.experiment).scope
-    if scope == "dense":
-        return [Target(config, None)]
-    if scope == "ticket":
-        return [Target(config, os.path.abspath(folder))]
-    results = os.path.join(folder, "results.json")
-    if not os.path.exists(results):
-        raise ValueError(f"--from={folder}: this {config.experiment} has not finished (no results.json); "
-                         "run it first")
-    with open(results) as handle:
-        rows = json.load(handle)["rows"]
-    parent = os.path.dirname(os.path.abspath(folder))
-    return [t for row in rows for t in _from_folder(os.path.join(parent, os.path.basename(row["run_folder"])))]
-
-
-def targets(config: Config) -> List[Target]:
-    """The runs to measure: ``--from`` folders, or the points the flags name (all must have finished).
-
-    Raises:
-        ValueError: for a folder that is not a run folder, or points that did not run (listed,
-            with the command that runs them).
-    """
-    if config.evaluation.runs_from:
-        found = [t for folder in config.evaluation.runs_from for t in _from_folder(folder)]
-    else:
-        found = [Target(point, RunFolder(point, "ticket").path) for point in points(config)]
-    missing = [t.ticket_folder for t in found if t.ticket_folder and
-               not os.path.exists(os.path.join(t.ticket_folder, "result.json"))]
-    if missing:
-        raise ValueError(f"{len(missing)} of the {len(found)} runs to evaluate have not finished: "
-                         f"{', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}. Train them first (the "
-                         "same flags with --experiment=sweep, or the run's own command); robustness retrains nothing")
-    unique = {(t.ticket_folder or RunFolder(dense_config(t.config), "dense").path): t for t in found}
-    return list(unique.values())
-
-
 def resolved_evals(config: Config, datasets) -> tuple:
     """``clean`` plus the robustness evaluations to run on runs of ``datasets`` (see the module docstring)."""
     asked = [name for name in config.evaluation.evals if name in ROBUSTNESS_EVALS]
@@ -148,18 +85,6 @@ def resolved_evals(config: Config, datasets) -> tuple:
         has_sets = any(shift_set_names(config.evaluation, dataset) for dataset in datasets)
         asked = [name for name in ROBUSTNESS_EVALS if name != "shift_sets" or has_sets]
     return ("clean", *asked)
-
-
-def _ticket(config: Config, folder: RunFolder, data) -> keras.Model:
-    """The trained ticket of a run folder: its decision applied to θ0, then its final weights."""
-    levels = [name for name in os.listdir(folder.path) if re.fullmatch(r"scores_level\d+\.json", name)]
-    last = max(levels, key=lambda name: int(re.sub(r"\D", "", name)), default=None)
-    file = "scores.json" if folder.exists("scores.json") or last is None else last  # IMP: the last level's
-    scoring = ScoringRecord.from_dict(folder.read_json(file))
-    ticket = methods.get(config.method.type).apply(dense_model(config, data), scoring.ticket, config.method)
-    ticket.load_weights(folder.file("ticket_final.weights.h5"))  # present: result.json was checked
-    train.compile_model(ticket, config.training.recipe(), 1)
-    return ticket
 
 
 def _measure(config: Config, data, target: Target, dense_cache: dict) -> RobustnessRow:
@@ -179,7 +104,7 @@ def _measure(config: Config, data, target: Target, dense_cache: dict) -> Robustn
                              dense_folder.path, dense_results, None)
     folder = RunFolder(point, "ticket")
     record = RunRecord.from_dict(folder.read_json("result.json"))
-    ticket = _ticket(point, folder, data)
+    ticket = trained_ticket(point, folder, data)
     with folder.lock(config.runtime.wait_for_lock):
         results = evals.run_cached(ticket, data, config.evaluation, folder, "ticket", log, reference=dense)
     return RobustnessRow(point.seed, point.data.dataset, report.model_label(point), method.type,

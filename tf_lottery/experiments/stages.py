@@ -18,7 +18,9 @@ from typing import Optional
 
 import keras
 
-from tf_lottery import carbon, criteria, evals, export, methods, models, plots, report, resume, surgery, train
+from tf_lottery import (
+    carbon, criteria, evals, export, methods, models, plots, report, resume, serving, surgery, train,
+)
 from tf_lottery.config import Config
 from tf_lottery.data import prepare
 from tf_lottery.faults import crash_point
@@ -70,6 +72,25 @@ def check_data(config: Config, data) -> None:
     if classes is not None and classes < data.num_classes:
         raise ValueError(f"--num_classes={classes} but {config.data.dataset} has labels up to "
                          f"{data.num_classes - 1}; it needs at least {data.num_classes}")
+
+
+def ticket_metadata(config: Config, run: RunFolder, scoring: ScoringRecord, accuracy: Optional[float],
+                    rewind: Optional[Rewind] = None) -> dict:
+    """What a ticket's export records about its run (``metadata.json``, beside the export's own fields)."""
+    return {"config_hash": run.digest, "method": config.method.type, "criterion": config.method.criterion,
+            "seed": config.seed, "ticket": scoring.ticket.to_dict(), "metrics": {"test_accuracy": accuracy},
+            **({"rewind": rewind.to_dict()} if rewind else {})}
+
+
+def dense_metadata(config: Config, run: RunFolder, accuracy: Optional[float]) -> dict:
+    """What a dense network's export records about its run."""
+    return {"config_hash": run.digest, "seed": config.seed, "metrics": {"test_accuracy": accuracy}}
+
+
+def export_options(config: Config, data) -> dict:
+    """:func:`tf_lottery.export.save_model`'s options for a run: its preprocessing and the TFLite flags."""
+    return {"preprocessing": serving.Preprocessing.from_data(data), "tflite": config.runtime.tflite,
+            "tflite_dynamic_range": config.runtime.tflite_dynamic_range}
 
 
 @contextlib.contextmanager
@@ -237,11 +258,8 @@ def record_run(config: Config, run: RunFolder, data, ticket, training: TrainingR
     exports = None
     if config.runtime.export:
         if not export.is_complete(run.file("export/ticket")):
-            meta = {"config_hash": run.digest, "method": config.method.type, "criterion": config.method.criterion,
-                    "seed": config.seed,
-                    "ticket": scoring.ticket.to_dict(), "metrics": {"test_accuracy": measured.accuracy},
-                    **({"rewind": rewind.to_dict()} if rewind else {})}
-            export.save_model(ticket, run.file("export/ticket"), meta)
+            meta = ticket_metadata(config, run, scoring, measured.accuracy, rewind)
+            export.save_model(ticket, run.file("export/ticket"), meta, **export_options(config, data))
         exports = {"dense": dense_run.file("export/dense"), "ticket": run.file("export/ticket")}
     splits = data.splits
     result = RunRecord(

@@ -1,0 +1,116 @@
+"""``export``: export runs that already trained again, with nothing retrained.
+
+Which runs: ``--from=<folder>[,<folder>...]`` (ticket, dense, sweep or compare folders; a
+sweep or compare gives every point and the dense run of each seed), else the runs the
+flags name (see :mod:`tf_lottery.experiments.existing`). Each model is rebuilt from its run
+folder (θ0, the recorded decision, the final weights) and exported again in place
+(``export/dense`` or ``export/ticket``, replaced atomically) with the current export format:
+the raw-image and preprocessed signatures, ``model.keras``, ``mean.npy``, ``--tflite`` files
+and metadata. With ``--serving_dir``, each SavedModel is also copied to
+``<serving_dir>/<model name>-<run hash>/<n>/``, TF Serving's layout, ``n`` one above the
+highest version already there.
+
+Example:
+    $ tf-lottery --experiment=export --from=runs/sweep-04e244843397 --tflite --serving_dir=serving
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import List, Optional
+
+from tf_lottery import export, serving
+from tf_lottery.config import Config
+from tf_lottery.data import prepare
+from tf_lottery.experiments.dense import dense_config
+from tf_lottery.experiments.existing import targets, trained_ticket
+from tf_lottery.experiments.registry import register
+from tf_lottery.experiments.stages import dense_metadata, export_options, ticket_metadata, trained_dense
+from tf_lottery.log import log
+from tf_lottery.records import RunRecord
+from tf_lottery.runs import RunFolder
+from tf_lottery.tables import markdown_table
+
+
+@dataclasses.dataclass(frozen=True)
+class Exported:
+    """One export written by the ``export`` experiment.
+
+    Attributes:
+        run_folder: The run the model comes from.
+        side: "dense" or "ticket".
+        model: The model's name.
+        path: The export folder.
+        serving_version: The TF Serving version folder, or None without ``--serving_dir``.
+        sizes: Bytes of the SavedModel and of each ``.tflite`` file (from ``metadata.json``).
+    """
+
+    run_folder: str
+    side: str
+    model: str
+    path: str
+    serving_version: Optional[str]
+    sizes: dict
+
+
+def _publish(config: Config, model, path: str, run: RunFolder) -> Optional[str]:
+    if not config.runtime.serving_dir:
+        return None
+    version = serving.serving_version(os.path.join(path, "saved_model"), config.runtime.serving_dir,
+                                      f"{model.name}-{run.digest}")
+    log(f"  TF Serving: {version}")
+    return version
+
+
+def _export(config: Config, run: RunFolder, side: str, model, data, metadata: dict) -> Exported:
+    path = run.file(f"export/{side}")
+    with run.lock(config.runtime.wait_for_lock):
+        export.save_model(model, path, metadata, overwrite=True, **export_options(config, data))
+    log(f"{side}: exported {model.name} to {path}")
+    sizes = export.read_metadata(path)["sizes"]
+    return Exported(run.path, side, model.name, path, _publish(config, model, path, run), sizes)
+
+
+@register("export", scope=None)
+def export_runs(config: Config) -> List[Exported]:
+    """Exports finished runs again (see the module docstring); returns what it wrote.
+
+    Raises:
+        ValueError: for a folder that is not a run folder or a run that has not finished.
+
+    Example:
+        $ tf-lottery --experiment=export --from=runs/init_ticket-6b7b7f746cfd --tflite
+    """
+    found = targets(config)
+    exported, done_dense, data_of = [], set(), {}
+    for target in found:
+        point = target.config.replace(tflite=config.runtime.tflite,
+                                      tflite_dynamic_range=config.runtime.tflite_dynamic_range,
+                                      serving_dir=config.runtime.serving_dir,
+                                      wait_for_lock=config.runtime.wait_for_lock)
+        own = dense_config(point)
+        key = own.digest("dense")
+        if key not in data_of:
+            data_of.clear()  # one dataset in memory at a time (targets come seed by seed)
+            data_of[key] = prepare(own.data_options())
+        data = data_of[key]
+        dense_run = RunFolder(own, "dense")
+        if dense_run.path not in done_dense:
+            dense = trained_dense(own, data, dense_run)
+            accuracy = (dense_run.read_json("dense.json") or {}).get("accuracy")
+            exported.append(_export(point, dense_run, "dense", dense, data, dense_metadata(own, dense_run, accuracy)))
+            done_dense.add(dense_run.path)
+        if target.ticket_folder is None:
+            continue
+        run = RunFolder(point, "ticket")
+        result = RunRecord.from_dict(run.read_json("result.json"))
+        ticket = trained_ticket(point, run, data)
+        exported.append(_export(point, run, "ticket", ticket, data,
+                                ticket_metadata(point, run, result.scoring, result.ticket.accuracy, result.rewind)))
+    rows = [[e.side, e.model, e.path, f"{e.sizes['saved_model_bytes'] / 2**20:.2f}",
+             ", ".join(f"{t['path']} {t['bytes'] / 2**20:.2f}" for t in e.sizes.get("tflite", [])) or "-",
+             e.serving_version or "-"] for e in exported]
+    print(markdown_table(["side", "model", "export", "SavedModel (MiB)", "TFLite (MiB)", "TF Serving"], rows,
+                         align="llllll"))
+    return exported
