@@ -22,7 +22,9 @@ CASES = [
     (["--depth=33"], "depth must be 6n+2 with n >= 1"),
     (["--depth=abc"], "depth"),
     (["--experiment=nope"],
-     "unknown experiment 'nope'; valid names: compare, dense, describe, imp, init_ticket, lottery, robustness, sweep"),
+     "unknown experiment 'nope'; valid names: compare, dense, describe, export, imp, init_ticket, lottery, robustness, "
+     "sweep"),
+    (["--experiment=export", "--from=/nowhere"], "--from=/nowhere: not a run folder (it has no config.json)"),
     (["--criterion=grsp"], "unknown criterion 'grsp'; valid names:"),
     (["--dataset=mnits"], "unknown dataset 'mnits'"),
     (["--model=resnet9"], "unknown model 'resnet9'; valid names: cifar_resnet, convnext_tiny, efficientnetb0, "

@@ -94,7 +94,7 @@ def test_a_filter_ticket_exports_and_serves_like_a_layer_ticket(tmp_path):
     path = tl.export.save_model(ticket, str(tmp_path / "ticket"), {"method": "filters"})
     x = np.random.default_rng(0).standard_normal((2, 16, 16, 3)).astype("float32")
     served = tf.saved_model.load(os.path.join(path, "saved_model")).signatures["serving_default"]
-    np.testing.assert_allclose(served(image=tf.constant(x))["output_0"].numpy(), ticket(x, training=False).numpy(),
+    np.testing.assert_allclose(served(image=tf.constant(x))["logits"].numpy(), ticket(x, training=False).numpy(),
                                rtol=1e-5, atol=1e-5)
     import json
 

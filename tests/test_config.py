@@ -48,6 +48,7 @@ def test_every_flag_of_0_1_is_generated_with_its_default():
         "shift_download", "attacks", "epsilons", "pgd_steps", "pgd_step_size", "random_start", "attack_examples",
         "from", "cka_examples",
         "weights_file", "output", "stem",  # 0.5: keras.applications and imagenet_resnet settings
+        "tflite", "tflite_dynamic_range", "serving_dir",  # 0.5: serving
     }
     # Every flag is the default config's, except the settings of the other model builders.
     assert set(cli.OPTIONS) - set(Config().flat()) == {"weights_file", "output", "stem"}

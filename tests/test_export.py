@@ -18,7 +18,7 @@ path, x_path = sys.argv[1], sys.argv[2]
 x = np.load(x_path)
 served = tf.saved_model.load(path + "/saved_model").signatures["serving_default"]
 out = served(image=tf.constant(x))
-np.save(x_path + ".saved_model.npy", out["output_0"].numpy())
+np.save(x_path + ".saved_model.npy", out["logits"].numpy())
 model = keras.models.load_model(path + "/model.keras", safe_mode=True)
 np.save(x_path + ".keras.npy", model(x, training=False).numpy())
 """

@@ -200,7 +200,7 @@ _LOAD_WITHOUT = textwrap.dedent("""
     import tensorflow as tf
     loaded = tf.saved_model.load(sys.argv[1] + "/saved_model")
     x = np.load(sys.argv[2])
-    out = loaded.signatures["serving_default"](image=tf.constant(x))["output_0"].numpy()
+    out = loaded.signatures["preprocessed"](image=tf.constant(x))["logits"].numpy()  # x is already preprocessed
     import keras
     again = keras.models.load_model(sys.argv[1] + "/model.keras")  # safe mode, no custom objects
     zeros = sum(int((w == 0).sum()) for w in again.get_weights())
@@ -245,7 +245,7 @@ _KERAS3_AFTER_TFMOT = textwrap.dedent("""
     assert not np.array_equal(before, ticket.get_layer("stage1_block1_conv1").kernel.numpy())
     tl.export.save_model(ticket, sys.argv[1])
     loaded = tf.saved_model.load(sys.argv[1] + "/saved_model")
-    out = loaded.signatures["serving_default"](image=tf.constant(x[:2]))["output_0"].numpy()
+    out = loaded.signatures["serving_default"](image=tf.constant(x[:2]))["logits"].numpy()
     np.testing.assert_allclose(out, ticket(x[:2], training=False).numpy(), rtol=1e-5, atol=1e-5)
     print("ok")
 """)

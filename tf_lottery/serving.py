@@ -145,10 +145,14 @@ def write_saved_model(model: keras.Model, preprocessing: Preprocessing, path: st
 
     archive = keras.export.ExportArchive()
     archive.track(both)
-    archive.add_endpoint("serving_default", lambda image: serve(preprocessing.apply(image)),
+    def checked(images, shape):  # a loaded signature checks the dtype, not the shape: refuse, never broadcast
+        return tf.ensure_shape(images, (None, *shape))
+
+    archive.add_endpoint("serving_default",
+                         lambda image: serve(preprocessing.apply(checked(image, preprocessing.raw_shape))),
                          input_signature=[tf.TensorSpec((None, *preprocessing.raw_shape),
                                                         tf.as_dtype(preprocessing.raw_dtype), name="image")])
-    archive.add_endpoint("preprocessed", serve,
+    archive.add_endpoint("preprocessed", lambda image: serve(checked(image, preprocessing.input_shape)),
                          input_signature=[tf.TensorSpec((None, *preprocessing.input_shape), tf.float32,
                                                         name="image")])
     archive.write_out(path, verbose=False)
