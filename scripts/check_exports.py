@@ -12,7 +12,6 @@ with the SavedModel (and its accuracy). Results go to ``<out>/results.json`` and
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 
@@ -62,7 +61,8 @@ def main(argv):
     for target in found:
         images, labels = _raw_test(target.config)
         dense = RunFolder(dense_config(target.config), "dense").file("export/dense")
-        for path in [dense] + ([os.path.join(target.ticket_folder, "export", "ticket")] if target.ticket_folder else []):
+        tickets = [os.path.join(target.ticket_folder, "export", "ticket")] if target.ticket_folder else []
+        for path in [dense] + tickets:
             if path not in seen:
                 seen.add(path)
                 rows.append(_check(path, images, labels))

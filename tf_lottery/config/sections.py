@@ -314,8 +314,9 @@ class RuntimeConfig(Section):
     tflite: bool = boolean(False, "Exports also write model.tflite (float32, converted from the raw-image signature).")
     tflite_dynamic_range: bool = boolean(False, "Exports also write model_dynamic_range.tflite (int8 weights, "
                                                 "dynamic-range quantization); implies --tflite.")
-    serving_dir: Optional[str] = text(None, "export: also copy each SavedModel to <serving_dir>/<model>-<run hash>/<n>/, "
-                                            "TF Serving's numbered version layout.")
+    serving_dir: Optional[str] = text(None, "Also copy each new export's SavedModel to "
+                                            "<serving_dir>/<model>-<run hash>/<n>/, TF Serving's numbered version "
+                                            "layout.")
     carbon_country: str = text("USA", "ISO alpha-3 country of the grid for CO2 (codecarbon).")
     tensorboard: bool = boolean(False, "Write TensorBoard logs.")
     wait_for_lock: bool = boolean(True, "When another process is using a run folder, wait for it (else fail at once).")

@@ -23,7 +23,7 @@ import keras
 from tf_lottery import export, train
 from tf_lottery.config import Config, MethodConfig, SweepConfig
 from tf_lottery.experiments.registry import EXPERIMENTS, register
-from tf_lottery.experiments.stages import dense_metadata, export_options, has_evals, measure, set_up, train_or_load
+from tf_lottery.experiments.stages import dense_metadata, export_options, has_evals, publish, measure, set_up, train_or_load
 from tf_lottery.log import log
 from tf_lottery.records import ModelRecord
 from tf_lottery.runs import RunFolder
@@ -88,6 +88,7 @@ def train_dense(config: Config, data, model) -> tuple[ModelRecord, RunFolder]:
         if config.runtime.export and not export.is_complete(run.file("export/dense")):
             export.save_model(model, run.file("export/dense"), dense_metadata(own, run, record.accuracy),
                               **export_options(config, data))
+            publish(config, model.name, run.file("export/dense"), run)
         log(f"dense: {100 * record.accuracy:.2f} % test accuracy ({run.path})" if record.accuracy is not None
             else f"dense: trained ({run.path})")
     return record, run

@@ -6,7 +6,8 @@ flags name (see :mod:`tf_lottery.experiments.existing`). Each model is rebuilt f
 folder (θ0, the recorded decision, the final weights) and exported again in place
 (``export/dense`` or ``export/ticket``, replaced atomically) with the current export format:
 the raw-image and preprocessed signatures, ``model.keras``, ``mean.npy``, ``--tflite`` files
-and metadata. With ``--serving_dir``, each SavedModel is also copied to
+and metadata. With ``--serving_dir`` (which every run also honours for its new exports),
+each SavedModel is also copied to
 ``<serving_dir>/<model name>-<run hash>/<n>/``, TF Serving's layout, ``n`` one above the
 highest version already there.
 
@@ -17,18 +18,17 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import os
 from typing import List, Optional
 
-from tf_lottery import export, serving
+from tf_lottery import export
 from tf_lottery.config import Config
 from tf_lottery.data import prepare
 from tf_lottery.experiments.dense import dense_config
 from tf_lottery.experiments.existing import targets, trained_ticket
 from tf_lottery.experiments.registry import register
-from tf_lottery.experiments.stages import dense_metadata, export_options, ticket_metadata, trained_dense
+from tf_lottery.experiments.stages import dense_metadata, export_options, publish, ticket_metadata, trained_dense
 from tf_lottery.log import log
-from tf_lottery.records import RunRecord
+from tf_lottery.records import ModelRecord, RunRecord
 from tf_lottery.runs import RunFolder
 from tf_lottery.tables import markdown_table
 
@@ -54,22 +54,13 @@ class Exported:
     sizes: dict
 
 
-def _publish(config: Config, model, path: str, run: RunFolder) -> Optional[str]:
-    if not config.runtime.serving_dir:
-        return None
-    version = serving.serving_version(os.path.join(path, "saved_model"), config.runtime.serving_dir,
-                                      f"{model.name}-{run.digest}")
-    log(f"  TF Serving: {version}")
-    return version
-
-
 def _export(config: Config, run: RunFolder, side: str, model, data, metadata: dict) -> Exported:
     path = run.file(f"export/{side}")
     with run.lock(config.runtime.wait_for_lock):
         export.save_model(model, path, metadata, overwrite=True, **export_options(config, data))
     log(f"{side}: exported {model.name} to {path}")
     sizes = export.read_metadata(path)["sizes"]
-    return Exported(run.path, side, model.name, path, _publish(config, model, path, run), sizes)
+    return Exported(run.path, side, model.name, path, publish(config, model.name, path, run), sizes)
 
 
 @register("export", scope=None)
@@ -98,7 +89,8 @@ def export_runs(config: Config) -> List[Exported]:
         dense_run = RunFolder(own, "dense")
         if dense_run.path not in done_dense:
             dense = trained_dense(own, data, dense_run)
-            accuracy = (dense_run.read_json("dense.json") or {}).get("accuracy")
+            saved = dense_run.read_json("dense.json")
+            accuracy = ModelRecord.from_dict(saved).accuracy if saved is not None else None
             exported.append(_export(point, dense_run, "dense", dense, data, dense_metadata(own, dense_run, accuracy)))
             done_dense.add(dense_run.path)
         if target.ticket_folder is None:

@@ -87,6 +87,17 @@ def dense_metadata(config: Config, run: RunFolder, accuracy: Optional[float]) ->
     return {"config_hash": run.digest, "seed": config.seed, "metrics": {"test_accuracy": accuracy}}
 
 
+def publish(config: Config, model_name: str, path: str, run: RunFolder) -> Optional[str]:
+    """With ``--serving_dir``: copies the export's SavedModel to TF Serving's layout
+    (``<serving_dir>/<model name>-<run hash>/<n>/``); returns the version folder (else None)."""
+    if not config.runtime.serving_dir:
+        return None
+    version = serving.serving_version(os.path.join(path, "saved_model"), config.runtime.serving_dir,
+                                      f"{model_name}-{run.digest}")
+    log(f"  TF Serving: {version}")
+    return version
+
+
 def export_options(config: Config, data) -> dict:
     """:func:`tf_lottery.export.save_model`'s options for a run: its preprocessing and the TFLite flags."""
     return {"preprocessing": serving.Preprocessing.from_data(data), "tflite": config.runtime.tflite,
@@ -260,6 +271,7 @@ def record_run(config: Config, run: RunFolder, data, ticket, training: TrainingR
         if not export.is_complete(run.file("export/ticket")):
             meta = ticket_metadata(config, run, scoring, measured.accuracy, rewind)
             export.save_model(ticket, run.file("export/ticket"), meta, **export_options(config, data))
+            publish(config, ticket.name, run.file("export/ticket"), run)
         exports = {"dense": dense_run.file("export/dense"), "ticket": run.file("export/ticket")}
     splits = data.splits
     result = RunRecord(
