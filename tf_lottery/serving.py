@@ -111,11 +111,15 @@ class Preprocessing:
 
 
 def _heads(model: keras.Model):
-    """A model giving (features, output) from the model's input, sharing its layers."""
+    """A model giving (features, output) from the model's input, sharing its layers; the features
+    are the classifier's input (:func:`tf_lottery.evals.cka.penultimate`), else the output."""
+    from tf_lottery.evals.cka import penultimate
+
     view = graph.flat(model)
-    g = graph.analyse(view)
-    dense = [n for n in g.order if isinstance(g.operations[n], keras.layers.Dense)]
-    features = graph.output_of(view, g.parents[dense[-1]][0]) if dense else view.outputs[0]
+    try:
+        features = penultimate(view)
+    except ValueError:  # no Dense classifier
+        features = view.outputs[0]
     return keras.Model(view.inputs, [features, view.outputs[0]])
 
 
