@@ -173,10 +173,17 @@ def test_the_export_experiment_exports_again_and_lays_out_tf_serving_versions(ru
     assert second[1].serving_version == str(tmp_path / "serving" / name / "2")
     assert sorted(os.listdir(tmp_path / "serving" / name)) == ["1", "2"]
     assert os.path.exists(tmp_path / "serving" / name / "2" / "saved_model.pb")
-    language, code = readme_examples()["serve"]
-    check = code + "\nprint(json.dumps(accuracy))\n"
-    done = _consume(check, str(tmp_path / "serving" / name / "2" / ".."), folder)  # not an export: no saved_model/
-    assert done.returncode != 0
+    # What TF Serving loads: the version folder is the SavedModel itself.
+    check = """
+import tensorflow as tf
+loaded = tf.saved_model.load(EXPORT)
+classes = loaded.signatures["serving_default"](image=tf.constant(images))["class"].numpy()
+print(json.dumps(float(np.mean(classes == labels))))
+"""
+    done = _consume(check, str(tmp_path / "serving" / name / "2"), folder)
+    assert done.returncode == 0, done.stderr[-3000:]
+    images_count = len(np.load(folder / "labels.npy"))
+    assert abs(json.loads(done.stdout.strip().splitlines()[-1]) - result.ticket.accuracy) * images_count <= 1 + 1e-9
 
 
 def test_a_resized_run_serves_its_native_images(tmp_path):
