@@ -513,3 +513,18 @@ def test_a_nested_backbone_of_unknown_size_is_counted_at_the_size_it_is_called_w
     assert len(tl.criteria.get("magnitude")(model)) == 10  # kernels inside the nested model are scored
     with pytest.raises(ValueError, match="its spatial size is unknown"):
         cost.flops(backbone)
+
+
+@pytest.mark.parametrize("last", ["separable", "depthwise", "dense"])
+def test_a_branch_ending_in_any_linear_layer_is_silenced_exactly(last, batch):
+    inputs = keras.Input((16, 16, 3), name="image")
+    x = _conv(4, "stem")(inputs)
+    for i in range(2):
+        y = keras.layers.ReLU(name=f"l{i}_relu")(keras.layers.BatchNormalization(name=f"l{i}_bn")(x))
+        y = {"separable": lambda: keras.layers.SeparableConv2D(4, 3, padding="same", name=f"l{i}_end"),
+             "depthwise": lambda: keras.layers.DepthwiseConv2D(3, padding="same", name=f"l{i}_end"),
+             "dense": lambda: keras.layers.Dense(4, name=f"l{i}_end")}[last]()(y)
+        x = keras.layers.Add(name=f"l{i}_add")([x, y])
+    model = keras.Model(inputs, _head(x), name=f"ends_in_{last}")
+    ticket = surgery.remove_blocks(model, ["l1"], min_blocks_per_stage=1)
+    _removal_equals_silencing(model, ticket, ["l1"], batch[0])

@@ -492,12 +492,15 @@ def remove_blocks(model: keras.Model, names: Sequence[str], min_blocks_per_stage
 # lineage, lineage_json and rebuild live in tf_lottery.models; imported above, they stay
 # reachable as tl.surgery.lineage etc., where tf_lottery 0.1 had them.
 __all__ = [
-    "Block", "blocks", "check_removal", "find_blocks", "lineage", "lineage_json", "max_removable", "rebuild",
-    "remove_blocks", "removable_blocks", "rewire", "silence_blocks", "silencing_variables", "transfer_weights",
+    "Block", "NO_BLOCKS_HINT", "PAPER_RULE_BUILDERS", "blocks", "check_removal", "eligibility_rule", "find_blocks",
+    "lineage", "lineage_json", "max_removable", "producers", "rebuild", "remove_blocks", "removable_blocks", "rewire",
+    "silence_blocks", "silencing_variables", "transfer_weights",
 ]
 
 
 _SILENCEABLE = (keras.layers.BatchNormalization, keras.layers.LayerNormalization, keras.layers.GroupNormalization)
+_LINEAR = (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D, keras.layers.DepthwiseConv2D,
+           keras.layers.SeparableConv2D, keras.layers.Dense)
 
 
 def _maps_zero_to_zero(operation, shape) -> bool:
@@ -548,14 +551,8 @@ def silencing_variables(model: keras.Model, block: Block) -> list:
         current = parents[0]
     if isinstance(last, _SILENCEABLE) and getattr(last, "scale", True) and getattr(last, "center", True):
         return [last.gamma, last.beta]
-    if hasattr(last, "kernel") and isinstance(last, (keras.layers.Conv2D, keras.layers.Dense, keras.layers.Conv1D,
-                                                     keras.layers.SeparableConv2D, keras.layers.DepthwiseConv2D)):
-        kernels = [w for w in (getattr(last, "kernel", None), getattr(last, "bias", None)) if w is not None]
-        if isinstance(last, keras.layers.SeparableConv2D):
-            kernels = [last.pointwise_kernel] + ([last.bias] if last.use_bias else [])
-        elif isinstance(last, keras.layers.DepthwiseConv2D):
-            kernels = [last.kernel] + ([last.bias] if last.use_bias else [])
-        return kernels
+    if isinstance(last, _LINEAR):  # kernel(s) and bias all zero: the output is exactly 0
+        return list(last.weights)
     if len(last.trainable_weights) == 1 and len(last.weights) == 1:  # a scale: output = input * weight
         return list(last.weights)
     raise ValueError(
