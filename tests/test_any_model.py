@@ -365,7 +365,8 @@ FAMILIES = {
     "resnet152v2": ({}, 50, 43, 42),
     "convnext_tiny": ({}, 18, 18, 10),
 }
-FAST_FAMILIES = ("imagenet_resnet",)  # the keras.applications families are slow; mobilenetv2 is also in fast tests below
+# The keras.applications families are slow here; mobilenetv2 also appears in fast tests below.
+FAST_FAMILIES = ("imagenet_resnet",)
 
 
 def _family_params():

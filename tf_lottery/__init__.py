@@ -16,5 +16,6 @@ from tf_lottery.tickets import TicketResult, find_ticket
 __version__ = "0.5.0"
 __all__ = [
     "Config", "TicketResult", "carbon", "config", "cost", "criteria", "data", "evals", "export", "filters",
-    "find_ticket", "graph", "serving", "methods", "models", "records", "resume", "surgery", "tickets", "train", "__version__",
+    "find_ticket", "graph", "methods", "models", "records", "resume", "serving", "surgery", "tickets", "train",
+    "__version__",
 ]

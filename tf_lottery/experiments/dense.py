@@ -23,7 +23,9 @@ import keras
 from tf_lottery import export, train
 from tf_lottery.config import Config, MethodConfig, SweepConfig
 from tf_lottery.experiments.registry import EXPERIMENTS, register
-from tf_lottery.experiments.stages import dense_metadata, export_options, has_evals, publish, measure, set_up, train_or_load
+from tf_lottery.experiments.stages import (
+    dense_metadata, export_options, has_evals, measure, publish, set_up, train_or_load,
+)
 from tf_lottery.log import log
 from tf_lottery.records import ModelRecord
 from tf_lottery.runs import RunFolder
