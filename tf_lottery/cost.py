@@ -40,7 +40,7 @@ def _positions(shape, layer) -> int:
     dims = tuple(shape[:-1])
     if any(d is None for d in dims):
         raise ValueError(
-            f"cannot count the FLOPs of layer {layer.name!r}: its spatial size is unknown ({tuple(shape)}); build "
+            f"cannot cost layer {layer.name!r} (FLOPs, memory): its spatial size is unknown ({tuple(shape)}); build "
             "the model with a fixed input_shape (e.g. input_shape=(224, 224, 3))")
     return math.prod(int(d) for d in dims)
 

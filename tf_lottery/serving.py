@@ -40,7 +40,6 @@ from tf_lottery.data.pipeline import resize_images
 from tf_lottery.io import atomic_path
 from tf_lottery.models.heads import outputs_probabilities
 
-SIGNATURES = ("serving_default", "preprocessed")
 OUTPUTS = ("logits", "probabilities", "class", "features")
 
 

@@ -7,9 +7,8 @@ folder (θ0, the recorded decision, the final weights) and exported again in pla
 (``export/dense`` or ``export/ticket``, replaced atomically) with the current export format:
 the raw-image and preprocessed signatures, ``model.keras``, ``mean.npy``, ``--tflite`` files
 and metadata. With ``--serving_dir`` (which every run also honours for its new exports),
-each SavedModel is also copied to
-``<serving_dir>/<model name>-<run hash>/<n>/``, TF Serving's layout, ``n`` one above the
-highest version already there.
+each SavedModel is also copied to ``<serving_dir>/<model name>-<run hash>/<n>/``, TF
+Serving's layout, ``n`` one above the highest version already there.
 
 Example:
     $ tf-lottery --experiment=export --from=runs/sweep-04e244843397 --tflite --serving_dir=serving
