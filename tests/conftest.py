@@ -3,6 +3,12 @@
 import numpy as np
 import pytest
 
+from tf_lottery import distribute
+
+# Two logical CPU devices for the whole session (before TensorFlow starts), so that
+# MirroredStrategy runs in-process (tests/test_distribute.py); one-device code uses /cpu:0.
+distribute.split_cpu(2)
+
 
 @pytest.fixture
 def images():

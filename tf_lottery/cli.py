@@ -19,8 +19,9 @@ from typing import Dict, List
 
 from absl import app, flags, logging
 
-from tf_lottery import experiments, models, options, runs, train
+from tf_lottery import distribute, experiments, models, options, runs, train
 from tf_lottery.config import SECTIONS, Config
+from tf_lottery.log import log
 from tf_lottery.registry import UnknownNameError
 
 FLAGS = flags.FLAGS
@@ -141,7 +142,14 @@ def main(argv) -> int:
             runs.check_runs_dir(config.runtime.runs_dir)
         if config.runtime.deterministic:
             train.make_deterministic()
-        experiments.get(config.experiment)(config)
+        execution = distribute.activate(config.runtime)
+        if not execution.is_chief:  # another worker joins every collective (saving too) in a folder of its own
+            config = config.replace(runs_dir=distribute.private_runs_dir(config.runtime.runs_dir), serving_dir=None,
+                                    tensorboard=False)
+        if execution.name != "default" or execution.precision != "float32":
+            log(execution.describe())
+        with distribute.scope():
+            experiments.get(config.experiment)(config)
     except OSError as error:  # a full disk, a read-only folder, a missing file
         if error.errno == errno.ENOSPC:
             print(f"tf-lottery: error: no space left on the device ({error.filename or config.runtime.runs_dir}); "
@@ -154,6 +162,8 @@ def main(argv) -> int:
         # one clear line and a non-zero exit. Files already written are complete.
         print(f"tf-lottery: error: {error}", file=sys.stderr)
         return 2
+    finally:
+        distribute.deactivate()
     return 0
 
 

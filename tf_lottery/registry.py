@@ -41,6 +41,7 @@ class Registry(Generic[T]):
     def __init__(self, kind: str):
         self.kind = kind
         self._entries: Dict[str, T] = {}
+        self._families: Dict[str, Callable[[str], T]] = {}
 
     def register(self, name: str) -> Callable[[T], T]:
         """Returns a decorator that stores its argument under ``name``.
@@ -78,24 +79,38 @@ class Registry(Generic[T]):
 
         return decorator
 
+    def register_family(self, prefix: str, make: Callable[[str], T]) -> None:
+        """Makes every name ``prefix + rest`` valid: its entry is ``make(rest)``, made on first
+        use (``tfds:imagenette/160px`` for any tfds dataset). ``make`` must not do I/O: configs
+        check names with :meth:`get`.
+
+        Raises:
+            ValueError: if ``prefix`` is already a family.
+        """
+        if prefix in self._families:
+            raise ValueError(f"{self.kind} family {prefix!r} is already registered")
+        self._families[prefix] = make
+
     def get(self, name: str) -> T:
-        """Returns the entry registered as ``name``.
+        """Returns the entry registered as ``name`` (or made by the family its prefix names).
 
         Raises:
             UnknownNameError: naming the unknown value and every valid name.
         """
-        try:
+        if name in self._entries:
             return self._entries[name]
-        except KeyError:
-            valid = ", ".join(sorted(self._entries)) or "(none registered)"
-            raise UnknownNameError(f"unknown {self.kind} {name!r}; valid names: {valid}") from None
+        for prefix, make in self._families.items():
+            if isinstance(name, str) and name.startswith(prefix) and len(name) > len(prefix):
+                return make(name[len(prefix):])
+        valid = ", ".join(self.names()) or "(none registered)"
+        raise UnknownNameError(f"unknown {self.kind} {name!r}; valid names: {valid}") from None
 
     def names(self) -> list[str]:
-        """Returns the registered names, sorted."""
-        return sorted(self._entries)
+        """Returns the registered names, sorted, then each family as ``prefix<name>``."""
+        return sorted(self._entries) + [f"{prefix}<name>" for prefix in self._families]
 
     def __contains__(self, name: object) -> bool:
         return name in self._entries
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self.names())
+        return iter(sorted(self._entries))

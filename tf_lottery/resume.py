@@ -99,20 +99,39 @@ class EpochCheckpoint(keras.callbacks.Callback):
             log(f"{self.name}: resume state {path} is unreadable ({error}); training from the start")
             return None
 
-    def restore(self, model: keras.Model) -> int:
+    def restore(self, model: keras.Model, gather=None) -> int:
         """Loads the newest checkpoint that loads into ``model`` (compiled); returns its epoch count.
 
         Returns 0 (train from the start) when there is none, saying why when one was unusable.
+
+        Args:
+            model: The compiled model.
+            gather: ``epoch -> [every worker's epoch]`` when several worker processes train
+                together (:func:`tf_lottery.distribute.gather_from_workers`): a kill can stop
+                one worker an epoch before another, so all of them resume from the newest
+                epoch every one of them has (two checkpoints are kept), or from the start.
         """
-        progress = self._progress()
-        if progress is None:
+        progress = self._progress() or {}
+        epochs = progress.get("epochs", [])
+        available = sorted(progress.get("checkpoints", []), reverse=True)
+        if not available and gather is None:
             return 0
         if model.optimizer is not None and not model.optimizer.built:
             model.optimizer.build(model.trainable_variables)
         variables = list(model.weights) + (list(model.optimizer.variables) if model.optimizer is not None else [])
         start = [v.numpy() for v in variables]  # a checkpoint that fails halfway must not leave its half behind
-        epochs = progress.get("epochs", [])
-        for done in sorted(progress.get("checkpoints", []), reverse=True):
+        done = self._load_newest(model, available, epochs, variables, start)
+        while gather is not None:
+            every = gather(done)
+            if min(every) == max(every):
+                break
+            done = self._load_newest(model, [e for e in available if e <= min(every)], epochs, variables, start)
+        return done
+
+    def _load_newest(self, model, available, epochs, variables, start) -> int:
+        """Loads the first checkpoint of ``available`` that loads; returns its epoch count (0, with
+        the starting values back in place, when none does)."""
+        for done in available:
             path = os.path.join(self.folder, f"epoch-{done}.weights.h5")
             try:
                 model.load_weights(path)
@@ -127,7 +146,9 @@ class EpochCheckpoint(keras.callbacks.Callback):
             return done
         for variable, value in zip(variables, start):
             variable.assign(value)
-        log(f"{self.name}: no checkpoint in {self.folder} loads; training from the start")
+        self.epochs, self.resumed_from = [], 0
+        if available:
+            log(f"{self.name}: no checkpoint in {self.folder} loads; training from the start")
         self._session = max((e["session"] for e in epochs), default=-1) + 1
         return 0
 

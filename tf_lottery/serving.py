@@ -69,11 +69,8 @@ class Preprocessing:
             >>> Preprocessing.from_data(tl.data.prepare(tl.data.DataOptions("synthetic"))).raw_shape
             (16, 16, 3)
         """
-        from tf_lottery.data import get
-
-        info = get(data.options.name)
-        return cls(tuple(info.input_shape), data.raw_dtype, tuple(data.input_shape),
-                   np.asarray(data.mean, dtype="float32"), tuple(class_names or info.class_names))
+        return cls(tuple(data.raw_shape), data.raw_dtype, tuple(data.input_shape),
+                   np.asarray(data.mean, dtype="float32"), tuple(class_names or data.class_names))
 
     @classmethod
     def none(cls, model: keras.Model) -> "Preprocessing":

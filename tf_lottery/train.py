@@ -26,6 +26,7 @@ from typing import Optional, Tuple
 import keras
 import numpy as np
 
+from tf_lottery import distribute
 from tf_lottery.models.heads import outputs_probabilities
 from tf_lottery.resume import EpochCheckpoint
 
@@ -180,6 +181,7 @@ def compile_model(model: keras.Model, recipe: Recipe, steps_per_epoch: int) -> N
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=not outputs_probabilities(model)),
         metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
     )
+    distribute.prepare_fit(model)
 
 
 def read_history(path: str) -> dict:
@@ -192,15 +194,19 @@ def read_history(path: str) -> dict:
 
 
 def check_fits(recipe: Recipe, train_size: int) -> int:
-    """Steps per epoch of ``recipe`` on a training split of ``train_size`` examples.
+    """Steps per epoch of ``recipe`` on a training split of ``train_size`` examples (give the
+    global recipe, :meth:`tf_lottery.distribute.Execution.global_recipe`, under several replicas).
 
     Raises:
         ValueError: if the training split is smaller than one batch.
     """
     steps_per_epoch = train_size // recipe.batch_size
     if steps_per_epoch < 1:
-        raise ValueError(f"the training split ({train_size} examples) is smaller than one batch "
-                         f"(--batch_size={recipe.batch_size}); lower --batch_size or raise --train_size")
+        replicas = distribute.current().replicas
+        batch = (f"--batch_size={recipe.batch_size}" if replicas == 1 else
+                 f"{recipe.batch_size} = --batch_size={recipe.batch_size // replicas} x {replicas} replicas")
+        raise ValueError(f"the training split ({train_size} examples) is smaller than one batch ({batch}); "
+                         "lower --batch_size or raise --train_size")
     return steps_per_epoch
 
 
@@ -212,6 +218,9 @@ def fit(model: keras.Model, data, recipe: Recipe, workdir: str, name: str,
     ``resume_{name}/``, the crash-safe training state (:mod:`tf_lottery.resume`): a rerun
     after a kill resumes at the last finished epoch. The state is left in place; the
     caller discards it (:func:`tf_lottery.resume.discard`) once the final weights are saved.
+
+    Under several replicas (:mod:`tf_lottery.distribute`) the recipe's batch is per replica:
+    the run trains on the global batch with the learning rate scaled by ``--lr_scaling``.
 
     Args:
         model: An uncompiled model.
@@ -232,21 +241,24 @@ def fit(model: keras.Model, data, recipe: Recipe, workdir: str, name: str,
         TrainingDiverged: if the loss became NaN or infinite.
         ValueError: if the training split is smaller than one batch.
     """
-    steps_per_epoch = check_fits(recipe, len(data.splits["train"][1]))
+    recipe = distribute.current().global_recipe(recipe)
+    steps_per_epoch = check_fits(recipe, data.size("train"))
     epochs, per_epoch = recipe.plan(steps_per_epoch)
     os.makedirs(workdir, exist_ok=True)
     compile_model(model, recipe, steps_per_epoch)
     history_path = os.path.join(workdir, f"history_{name}.csv")
     checkpoint = EpochCheckpoint(workdir, name, history_path)
-    start = checkpoint.restore(model)
+    several_workers = distribute.current().workers > 1
+    start = checkpoint.restore(model, gather=distribute.gather_from_workers if several_workers else None)
     callbacks = [keras.callbacks.TerminateOnNaN(), *extra_callbacks]
     if tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(os.path.join(workdir, "tensorboard", name)))
     callbacks.append(checkpoint)
-    has_val = len(data.splits["val"][1]) > 0
+    has_val = data.size("val") > 0
+    batches = data.train_pipeline(recipe.batch_size, start_step=start * per_epoch)  # those an unbroken run gets
     call_start = time.perf_counter()
     model.fit(
-        data.train_pipeline(recipe.batch_size, start_step=start * per_epoch),  # the batches an unbroken run gets
+        batches,
         epochs=epochs,
         initial_epoch=start,
         steps_per_epoch=per_epoch,
@@ -268,4 +280,4 @@ def fit(model: keras.Model, data, recipe: Recipe, workdir: str, name: str,
 def evaluate(model: keras.Model, data, split: str = "test", batch_size: int = 256) -> dict:
     """Loss and accuracy of a compiled model on a split."""
     loss, accuracy = model.evaluate(data.eval_pipeline(split, batch_size), verbose=0)
-    return {"loss": float(loss), "accuracy": float(accuracy), "examples": int(len(data.splits[split][1]))}
+    return {"loss": float(loss), "accuracy": float(accuracy), "examples": data.size(split)}

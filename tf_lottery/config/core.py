@@ -18,9 +18,10 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 from typing import Dict, Optional, Tuple
 
-from tf_lottery import options
+from tf_lottery import distribute, options
 from tf_lottery.config.sections import (
     SECTIONS, DataConfig, EvaluationConfig, MethodConfig, ModelConfig, RuntimeConfig, SweepConfig, TrainingConfig,
 )
@@ -162,7 +163,9 @@ class Config:
 
         ``"dense"``: seed, model, data, training. ``"ticket"``: and the method's fields
         (``MethodConfig.identity``).
-        ``"sweep"``: and the sweep's lists. Evaluation and runtime never enter.
+        ``"sweep"``: and the sweep's lists. Evaluation and runtime never enter, except what
+        of the execution changes the trained weights: more than one replica (the global
+        batch, ``--lr_scaling``) or mixed precision (:meth:`tf_lottery.distribute.Execution.identity`).
 
         Raises:
             ValueError: for an unknown scope.
@@ -173,7 +176,10 @@ class Config:
                 if kind.IDENTITY in SCOPES[scope]}
         if "method" in kept:  # only what the method reads: another method's settings never split runs
             kept["method"] = self.method.identity()
-        return {"seed": self.seed, **kept}
+        if "data" in kept:
+            kept["data"] = self.data.identity()
+        execution = distribute.current().identity()  # several replicas or mixed precision train other weights
+        return {"seed": self.seed, **kept, **({"execution": execution} if execution else {})}
 
     def digest(self, scope: str) -> str:
         """A short hash of :meth:`identity`: the key of the run folder.
@@ -193,7 +199,14 @@ class Config:
         d = self.data
         shape = tuple(self.model.input_shape) if self.model.input_shape else None
         return DataOptions(d.dataset, d.data_dir, d.download, d.train_size, d.val_size, d.test_size,
-                           d.mean_subtraction, d.crop, d.flip, self.seed, image_shape=shape)
+                           d.mean_subtraction, d.crop, d.flip, self.seed, image_shape=shape, data_path=d.data_path,
+                           cache_dir=d.cache_dir)
+
+    def data_mean_dir(self) -> str:
+        """Where a streamed dataset's training mean is kept between runs: ``<runs_dir>/.data``."""
+        from tf_lottery.data.streaming import MEAN_FOLDER
+
+        return os.path.join(self.runtime.runs_dir, MEAN_FOLDER)
 
     def criterion_options(self) -> dict:
         """The options the criterion gets (see :meth:`MethodConfig.criterion_options`)."""

@@ -20,6 +20,8 @@ from typing import ClassVar, Optional
 from tf_lottery import options
 from tf_lottery.criteria import CRITERIA
 from tf_lottery.data import DATASETS
+from tf_lottery.data.streaming import DATA_PATHS, resolve_path
+from tf_lottery.distribute import LR_SCALINGS, STRATEGIES
 from tf_lottery.evals import EVALS
 from tf_lottery.evals.adversarial import ATTACKS
 from tf_lottery.evals.corruptions import CORRUPTIONS, SEVERITIES
@@ -134,6 +136,24 @@ class DataConfig(Section):
     mean_subtraction: bool = boolean(True, "Subtract the per-pixel training mean.")
     crop: bool = boolean(False, "Pad-4 random crop augmentation.")
     flip: bool = boolean(True, "Random horizontal flip augmentation.")
+    data_path: str = choice("auto", DATA_PATHS, "memory (numpy arrays), stream (tfds as_dataset, for data that does "
+                            "not fit in memory) or auto (tfds:<name> datasets stream, the registered ones load).")
+    cache_dir: Optional[str] = text(None, "stream: cache the decoded examples on disk in this folder (tf.data cache).")
+
+    def __post_init__(self):
+        super().__post_init__()
+        resolve_path(DATASETS.get(self.dataset), self.data_path)  # a path the dataset lacks fails here
+
+    def identity(self) -> dict:
+        """The fields that name a dense run: all but the cache folder, and the data path only
+        when it is not the dataset's automatic one (so earlier runs keep their folders)."""
+        values = self.to_dict()
+        values.pop("cache_dir")
+        requested = values.pop("data_path")
+        info = DATASETS.get(self.dataset)
+        if resolve_path(info, requested) != resolve_path(info, "auto"):
+            values["data_path"] = resolve_path(info, requested)
+        return values
 
 
 @dataclasses.dataclass(frozen=True)
@@ -322,6 +342,19 @@ class RuntimeConfig(Section):
     wait_for_lock: bool = boolean(True, "When another process is using a run folder, wait for it (else fail at once).")
     deterministic: bool = boolean(False, "TensorFlow op determinism and one thread per op: the same command gives "
                                   "the same weights, bit for bit (slower; see README).")
+    strategy: str = choice("default", STRATEGIES, "tf.distribute strategy: default (one device), mirrored (the "
+                           "devices of one machine), multi_worker (the machines of TF_CONFIG), tpu.")
+    devices: tuple = names((), "mirrored: the devices, e.g. gpu:0,gpu:1 (empty: every GPU, else every logical CPU).")
+    cpu_devices: Optional[int] = integer(None, "Split the CPU into N logical devices before TensorFlow starts "
+                                         "(runs mirrored on a CPU machine; 0 = no split).", lower_bound=0,
+                                         zero_means_none=True)
+    tpu: Optional[str] = text(None, "tpu: the TPU's name or grpc:// address (empty: the local TPU).")
+    lr_scaling: str = choice("linear", LR_SCALINGS, "How the learning rate follows the replicas: linear (times "
+                             "the replicas, Goyal et al. 2017) or none. --batch_size is per replica.")
+    sync_batchnorm: bool = boolean(False, "Several replicas: batch normalization uses the global batch's statistics "
+                                   "(default: each replica's, as on one device with --batch_size images).")
+    mixed_precision: bool = boolean(False, "Compute in mixed_float16 on GPUs (with loss scaling) or mixed_bfloat16 on "
+                                    "CPUs and TPUs; variables, logits and losses stay float32.")
 
     def __post_init__(self):
         super().__post_init__()

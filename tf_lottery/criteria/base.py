@@ -20,7 +20,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_lottery import graph, surgery
+from tf_lottery import distribute, graph, surgery
 from tf_lottery.models.heads import logits_output, outputs_probabilities
 from tf_lottery.registry import Registry
 
@@ -86,7 +86,8 @@ class Criterion:
         return options
 
     def __call__(self, model: keras.Model, data=None, **options) -> Dict[str, float]:
-        """Scores the blocks of ``model`` (nested models flattened, a softmax head switched to logits).
+        """Scores the blocks of ``model`` (nested models flattened, a softmax head switched to logits,
+        every layer computing in float32 under a mixed-precision policy).
 
         Raises:
             ValueError: for missing data, an option the criterion does not take, or a
@@ -98,7 +99,7 @@ class Criterion:
         view = graph.flat(model)
         if not surgery.find_blocks(view):
             raise ValueError(f"{model.name!r} has no residual block to score; {surgery.NO_BLOCKS_HINT}")
-        with logits_output(view):
+        with logits_output(view), distribute.float32_compute(view):  # scores in float32 under mixed precision
             return self.fn(view, data, **options)
 
 

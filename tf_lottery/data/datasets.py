@@ -43,6 +43,9 @@ class DatasetInfo:
         loader: ``(data_dir, download, seed) -> {"train": (x, y), "test": (x, y)}``.
         source: One line on where the data comes from.
         class_names: The name of each label, in label order (exports carry them).
+        tfds_name: The tfds dataset it streams from (``--data_path=stream``), or None.
+        streams: Whether ``--data_path=auto`` streams it (``tfds:<name>``) instead of loading
+            it into memory (the registered datasets: at most 200 MB of uint8 images).
     """
 
     name: str
@@ -51,6 +54,8 @@ class DatasetInfo:
     loader: Callable
     source: str
     class_names: tuple = ()
+    tfds_name: Optional[str] = None
+    streams: bool = False
 
     def __post_init__(self):
         if not self.class_names:
@@ -63,10 +68,24 @@ class DatasetInfo:
         return self.loader(data_dir, download, seed)
 
 
-def register(name, input_shape, num_classes, source, class_names=()):
+def register(name, input_shape, num_classes, source, class_names=(), tfds_name=None):
     """Decorator registering a loader as a :class:`DatasetInfo`."""
     return DATASETS.entry(name, lambda loader: DatasetInfo(name, tuple(input_shape), num_classes, loader, source,
-                                                           tuple(class_names)))
+                                                           tuple(class_names), tfds_name))
+
+
+def _any_tfds(name: str) -> DatasetInfo:
+    """``tfds:<name>``: any tfds image classification dataset with ``image`` and ``label``
+    features; it streams (:mod:`tf_lottery.data.streaming`), and its shape and classes are
+    read from tfds when the data is prepared."""
+
+    def load(data_dir, download, seed):
+        raise ValueError(f"tfds:{name} streams from tfds; it has no in-memory path (--data_path=memory)")
+
+    return DatasetInfo(f"tfds:{name}", (), 0, load, f"tfds {name}, streamed", tfds_name=name, streams=True)
+
+
+DATASETS.register_family("tfds:", _any_tfds)
 
 
 FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
@@ -123,7 +142,8 @@ def load_tfds(name: str, data_dir: Optional[str], download: bool) -> Dict[str, A
     return {split: load_tfds_split(name, split, data_dir, download) for split in ("train", "test")}
 
 
-@register("fashion_mnist", (28, 28, 1), 10, "Debian dataset-fashion-mnist IDX files, else tfds", FASHION_MNIST_CLASSES)
+@register("fashion_mnist", (28, 28, 1), 10, "Debian dataset-fashion-mnist IDX files, else tfds", FASHION_MNIST_CLASSES,
+          tfds_name="fashion_mnist")
 def _fashion_mnist(data_dir, download, seed):
     folder = data_dir or DEFAULT_FASHION_MNIST_DIR
     if os.path.exists(os.path.join(folder, "train-images-idx3-ubyte.gz")) or not download:
@@ -132,17 +152,17 @@ def _fashion_mnist(data_dir, download, seed):
     return load_tfds("fashion_mnist", data_dir, download)
 
 
-@register("mnist", (28, 28, 1), 10, "tfds mnist")
+@register("mnist", (28, 28, 1), 10, "tfds mnist", tfds_name="mnist")
 def _mnist(data_dir, download, seed):
     return load_tfds("mnist", data_dir, download)
 
 
-@register("cifar10", (32, 32, 3), 10, "tfds cifar10", CIFAR10_CLASSES)
+@register("cifar10", (32, 32, 3), 10, "tfds cifar10", CIFAR10_CLASSES, tfds_name="cifar10")
 def _cifar10(data_dir, download, seed):
     return load_tfds("cifar10", data_dir, download)
 
 
-@register("cifar100", (32, 32, 3), 100, "tfds cifar100", CIFAR100_CLASSES)
+@register("cifar100", (32, 32, 3), 100, "tfds cifar100", CIFAR100_CLASSES, tfds_name="cifar100")
 def _cifar100(data_dir, download, seed):
     return load_tfds("cifar100", data_dir, download)
 

@@ -11,12 +11,13 @@ and every split can be cut to a subset, all seeded.
 from __future__ import annotations
 
 import dataclasses
-from typing import Dict, Optional
+from typing import ClassVar, Dict, Optional
 
 import numpy as np
 import tensorflow as tf
 
 from tf_lottery.data.datasets import Arrays, get
+from tf_lottery.data.streaming import prepare_stream, resolve_path
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,6 +37,9 @@ class DataOptions:
         seed: Seed of the subset choice, the shuffle and the augmentation.
         image_shape: (height, width, channels) to resize the images to (bilinear; a
             grey image is repeated over the channels), or None to keep the dataset's.
+        data_path: "memory" (arrays), "stream" (tfds, :mod:`tf_lottery.data.streaming`) or
+            "auto" (:func:`tf_lottery.data.streaming.resolve_path`).
+        cache_dir: Streaming: where ``tf.data`` caches the decoded examples (None: no cache).
     """
 
     name: str = "fashion_mnist"
@@ -49,6 +53,8 @@ class DataOptions:
     flip: bool = True
     seed: int = 0
     image_shape: Optional[tuple] = None
+    data_path: str = "auto"
+    cache_dir: Optional[str] = None
 
 
 @dataclasses.dataclass
@@ -67,13 +73,35 @@ class PreparedData:
     options: DataOptions
     raw_dtype: str = "uint8"
 
+    scoring_pool: ClassVar[Optional[int]] = None
+    """The first N training examples the scoring batch is drawn from (None: all of them)."""
+    streaming: ClassVar[bool] = False
+
     @property
     def input_shape(self) -> tuple:
         return tuple(self.splits["train"][0].shape[1:])
 
     @property
+    def raw_shape(self) -> tuple:
+        """The dataset's stored image shape (before any ``--input_shape`` resize)."""
+        return tuple(get(self.options.name).input_shape)
+
+    @property
+    def class_names(self) -> tuple:
+        return tuple(get(self.options.name).class_names)
+
+    @property
     def num_classes(self) -> int:
         return int(max(int(y.max()) for _, y in self.splits.values() if len(y)) + 1)
+
+    def size(self, split: str) -> int:
+        """Examples in ``split`` ("train", "val" or "test")."""
+        return int(len(self.splits[split][1]))
+
+    def arrays(self, split: str, count: Optional[int] = None) -> Arrays:
+        """The first ``count`` (default: all) preprocessed examples of ``split`` as numpy arrays."""
+        images, labels = self.splits[split]
+        return (images, labels) if count is None else (images[:count], labels[:count])
 
     def train_pipeline(self, batch_size: int, augment: bool = True, start_step: int = 0) -> tf.data.Dataset:
         """Shuffled, augmented, batched, endless training batches, from batch ``start_step`` on.
@@ -94,35 +122,48 @@ class PreparedData:
         seed = int(self.options.seed)
         order = tf.data.Dataset.range(count).shuffle(count, seed=seed, reshuffle_each_iteration=True).repeat()
         stream = tf.data.Dataset.zip(tf.data.Dataset.counter(), order).skip(start_step * batch_size)
-        augmenter = self._augmenter() if augment and (self.options.crop or self.options.flip) else None
+        augment_one = augmenter(self.options) if augment else None
 
         def example(position, index):
             image, label = tf.gather(images, index), tf.gather(labels, index)
-            if augmenter is not None:
-                image = augmenter(image, tf.stack([tf.constant(seed, tf.int64), position]))
+            if augment_one is not None:
+                image = augment_one(image, tf.stack([tf.constant(seed, tf.int64), position]))
             return image, label
 
         stream = stream.map(example, num_parallel_calls=tf.data.AUTOTUNE)
-        return stream.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+        return shard_by_data(stream.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE))
 
     def eval_pipeline(self, split: str, batch_size: int) -> tf.data.Dataset:
         """Batches of a split in a fixed order, no augmentation."""
         images, labels = self.splits[split]
-        return tf.data.Dataset.from_tensor_slices((images, labels)).batch(batch_size).prefetch(tf.data.AUTOTUNE)
+        batches = tf.data.Dataset.from_tensor_slices((images, labels)).batch(batch_size)
+        return shard_by_data(batches.prefetch(tf.data.AUTOTUNE))
 
-    def _augmenter(self):
-        """``(image, seed pair) -> image`` with stateless, seeded crop and flip."""
-        crop, flip = self.options.crop, self.options.flip
 
-        def augment(image, seed):
-            if crop:
-                padded = tf.pad(image, [[4, 4], [4, 4], [0, 0]])
-                image = tf.image.stateless_random_crop(padded, tf.shape(image), seed=seed)
-            if flip:
-                image = tf.image.stateless_random_flip_left_right(image, seed=seed + 1)
-            return image
+def augmenter(options: DataOptions):
+    """``(image, seed pair) -> image``: the stateless, seeded crop and flip of ``options`` (None
+    when both are off). Both data paths augment through it."""
+    crop, flip = options.crop, options.flip
+    if not (crop or flip):
+        return None
 
-        return augment
+    def augment(image, seed):
+        if crop:
+            padded = tf.pad(image, [[4, 4], [4, 4], [0, 0]])
+            image = tf.image.stateless_random_crop(padded, tf.shape(image), seed=seed)
+        if flip:
+            image = tf.image.stateless_random_flip_left_right(image, seed=seed + 1)
+        return image
+
+    return augment
+
+
+def shard_by_data(dataset: tf.data.Dataset) -> tf.data.Dataset:
+    """``dataset`` with tf.distribute's auto-sharding by data: under several workers each one
+    keeps its share of every batch (an in-memory dataset has no files to shard by)."""
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return dataset.with_options(options)
 
 
 def _take(arrays: Arrays, count: Optional[int], what: str) -> Arrays:
@@ -168,14 +209,16 @@ def resize(images: np.ndarray, shape, batch: int = 2048) -> np.ndarray:
     return np.concatenate(parts) if parts else np.zeros((0, *shape), "float32")
 
 
-def prepare(options: DataOptions) -> PreparedData:
-    """Loads, splits, subsets and preprocesses a dataset.
+def prepare(options: DataOptions, mean_dir: Optional[str] = None):
+    """Loads, splits, subsets and preprocesses a dataset: into memory, or as a stream.
 
     Args:
-        options: What to load and how.
+        options: What to load and how (``data_path`` picks the path).
+        mean_dir: Streaming: where the training mean is kept between runs (``<runs_dir>/.data``).
 
     Returns:
-        A :class:`PreparedData`.
+        A :class:`PreparedData`, or a :class:`~tf_lottery.data.streaming.StreamingData` with
+        the same interface.
 
     Raises:
         DatasetUnavailable: the data is not on this machine (with how to get it).
@@ -186,6 +229,8 @@ def prepare(options: DataOptions) -> PreparedData:
         >>> batches = data.train_pipeline(batch_size=128)
     """
     info = get(options.name)
+    if resolve_path(info, options.data_path) == "stream":
+        return prepare_stream(info, options, mean_dir)
     if options.image_shape is not None and info.input_shape[-1] not in (1, options.image_shape[-1]):
         raise ValueError(f"--input_shape={','.join(map(str, options.image_shape))} but {options.name} images have "
                          f"{info.input_shape[-1]} channels: images are resized to the model's input shape, and only "

@@ -29,10 +29,6 @@ from tf_lottery.evals import adversarial, cka, corruptions, shift_sets
 _CORRUPTED: Dict[Tuple, np.ndarray] = {}  # corrupted pixels of the last image set, shared by every model
 
 
-def _first(count: Optional[int], arrays: Tuple[np.ndarray, np.ndarray]) -> Tuple[np.ndarray, np.ndarray]:
-    return arrays if count is None else (arrays[0][:count], arrays[1][:count])
-
-
 def pixels(data, images: np.ndarray) -> np.ndarray:
     """uint8 pixels of preprocessed images (exact for images that were uint8 before preprocessing)."""
     return np.clip(np.round((images + data.mean) * 255.0), 0, 255).astype(np.uint8)
@@ -66,7 +62,7 @@ def _corruption_settings(config) -> dict:
           summary="accuracy under the in-graph common corruptions, per corruption and severity")
 def corruption_accuracy(model, data, config) -> dict:
     """Accuracy on the first ``robustness_examples`` test images under every corruption and severity."""
-    images, labels = _first(config.robustness_examples, data.splits["test"])
+    images, labels = data.arrays("test", config.robustness_examples)
     clean = pixels(data, images)
     names = list(config.corruptions) or corruptions.applicable(clean.shape[-1])
     for name in names:
@@ -123,8 +119,9 @@ def shift_set_accuracy(model, data, config) -> dict:
         shift = shift_sets.get(name)
         groups, examples = {}, 0
         for group in shift.groups:
-            images, labels = _first(config.robustness_examples,
-                                    shift.load(group, config.shift_dir, config.shift_download))
+            images, labels = shift.load(group, config.shift_dir, config.shift_download)
+            if config.robustness_examples is not None:
+                images, labels = images[:config.robustness_examples], labels[:config.robustness_examples]
             if images.shape[1:] != data.input_shape:
                 raise ValueError(f"{name} images are {images.shape[1:]}; the model reads {data.input_shape}")
             groups[group] = _accuracy(model, data, images, labels)
@@ -143,7 +140,7 @@ def _attack_settings(config) -> dict:
           summary="accuracy under FGSM and PGD (L-infinity, epsilon in pixel levels out of 255)")
 def attack_accuracy(model, data, config) -> dict:
     """Accuracy on the first ``attack_examples`` test images under each attack and epsilon."""
-    images, labels = _first(config.attack_examples, data.splits["test"])
+    images, labels = data.arrays("test", config.attack_examples)
     bounds = (-data.mean, 1.0 - data.mean)  # valid pixels [0, 1], in the model's input scale
     table = {}
     for method in config.attacks:
@@ -160,5 +157,5 @@ def attack_accuracy(model, data, config) -> dict:
           summary="linear and debiased CKA between dense and ticket: penultimate features and each stage's output")
 def cka_similarity(model, data, config, reference) -> dict:
     """CKA between ``reference`` (the dense network) and ``model`` on the first ``cka_examples`` test images."""
-    images, _ = _first(config.cka_examples, data.splits["test"])
+    images, _ = data.arrays("test", config.cka_examples)
     return {"examples": int(len(images)), "views": cka.compare(reference, model, images)}

@@ -83,7 +83,7 @@ def export_runs(config: Config) -> List[Exported]:
         key = own.digest("dense")
         if key not in data_of:
             data_of.clear()  # one dataset in memory at a time (targets come seed by seed)
-            data_of[key] = prepare(own.data_options())
+            data_of[key] = prepare(own.data_options(), config.data_mean_dir())
         data = data_of[key]
         dense_run = RunFolder(own, "dense")
         if dense_run.path not in done_dense:

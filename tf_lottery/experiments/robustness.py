@@ -136,7 +136,7 @@ def robustness(config: Config) -> RobustnessResult:
         options = target.config.data_options()
         if options not in data_cache:
             data_cache.clear()
-            data_cache[options] = prepare(options)
+            data_cache[options] = prepare(options, config.data_mean_dir())
         log(f"robustness {number}/{len(found)}: {target.ticket_folder or 'dense run of seed %d' % target.config.seed}")
         keras.utils.set_random_seed(target.config.seed)
         rows.append(_measure(measuring, data_cache[options], target, dense_cache))

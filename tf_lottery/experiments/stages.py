@@ -19,7 +19,7 @@ from typing import Optional
 import keras
 
 from tf_lottery import (
-    carbon, criteria, evals, export, methods, models, plots, report, resume, serving, surgery, train,
+    carbon, criteria, distribute, evals, export, methods, models, plots, report, resume, serving, surgery, train,
 )
 from tf_lottery.config import Config
 from tf_lottery.data import prepare
@@ -53,11 +53,17 @@ def set_up(config: Config, check_method: bool = True):
     """
     keras.utils.set_random_seed(config.seed)
     log(f"loading {config.data.dataset}")
-    data = prepare(config.data_options())
+    data = prepare(config.data_options(), config.data_mean_dir())
     check_data(config, data)
     dense = dense_model(config, data)
     if check_method:
-        methods.get(config.method.type).check(dense, config.method)
+        method = methods.get(config.method.type)
+        method.check(dense, config.method)
+        execution = distribute.current()
+        if method.fit is not None and (execution.replicas > 1 or execution.precision != "float32"):
+            raise ValueError(f"--method={method.name} trains its tickets with tfmot (tf_keras), which tf_lottery runs "
+                             f"on one device in float32; got {execution.describe()}: drop --strategy and "
+                             "--mixed_precision for it")
     return data, dense
 
 
@@ -67,7 +73,7 @@ def check_data(config: Config, data) -> None:
     Raises:
         ValueError: naming the flag, its value and what the data allows.
     """
-    train.check_fits(config.training.recipe(), len(data.splits["train"][1]))
+    train.check_fits(distribute.current().global_recipe(config.training.recipe()), data.size("train"))
     classes = config.model.num_classes
     if classes is not None and classes < data.num_classes:
         raise ValueError(f"--num_classes={classes} but {config.data.dataset} has labels up to "
@@ -129,7 +135,8 @@ def make_ticket(config: Config, run: RunFolder, dense, data, file: str = "scores
         log(f"decision found in {run.file(file)}: removing {_shown(scoring.ticket.removed)}")
         return scoring
     method = config.method
-    x, y = criteria.class_balanced_batch(*data.splits["train"], per_class=method.score_per_class, seed=config.seed)
+    x, y = criteria.class_balanced_batch(*data.arrays("train", data.scoring_pool), per_class=method.score_per_class,
+                                         seed=config.seed)
     scored_by = f" ({method.criterion} on {len(y)} examples)" if "criterion" in methods.get(method.type).fields else ""
     log(f"making a {method.type} ticket of {dense.name}{scored_by}")
     with carbon.track("scoring", run.path, config.runtime.carbon_country) as energy:
@@ -273,10 +280,9 @@ def record_run(config: Config, run: RunFolder, data, ticket, training: TrainingR
             export.save_model(ticket, run.file("export/ticket"), meta, **export_options(config, data))
             publish(config, ticket.name, run.file("export/ticket"), run)
         exports = {"dense": dense_run.file("export/dense"), "ticket": run.file("export/ticket")}
-    splits = data.splits
     result = RunRecord(
         config_hash=run.digest, run_folder=run.path, dense_run_folder=dense_run.path,
-        data={"train": len(splits["train"][1]), "val": len(splits["val"][1]), "test": len(splits["test"][1]),
+        data={"train": data.size("train"), "val": data.size("val"), "test": data.size("test"),
               "input_shape": list(data.input_shape)},
         scoring=scoring, dense=dense, ticket=measured, comparison=Comparison.between(dense, measured),
         rewind=rewind, exports=exports,

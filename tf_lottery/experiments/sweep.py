@@ -92,7 +92,7 @@ def check(config: Config, runs: list[Config]) -> None:
     the end, a missing dataset: it is loaded once here for that reason)."""
     for run in runs:
         run.training.recipe().resumed_at(run.method.rewind_epoch if EXPERIMENTS.get(run.experiment).rewinds else 0)
-    data = prepare(config.data_options())
+    data = prepare(config.data_options(), config.data_mean_dir())
     check_data(config, data)
     model = dense_model(config, data)
     for method in {run.method for run in runs}:

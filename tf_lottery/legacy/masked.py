@@ -210,7 +210,7 @@ def fit_masked(model: keras.Model, masks: Masks, data, recipe, workdir: str, nam
 
     if extra_callbacks:
         raise ValueError("a masked (tfmot) training takes no extra Keras 3 callbacks")
-    steps_per_epoch = train.check_fits(recipe, len(data.splits["train"][1]))
+    steps_per_epoch = train.check_fits(recipe, data.size("train"))
     epochs, per_epoch = recipe.plan(steps_per_epoch)
     os.makedirs(workdir, exist_ok=True)
     wrapped = wrap(to_tf_keras(model, prunable=_needs_prunable_class(masks)), masks)
@@ -226,7 +226,7 @@ def fit_masked(model: keras.Model, masks: Masks, data, recipe, workdir: str, nam
     callbacks = [UpdatePruningStep(), tf_keras.callbacks.TerminateOnNaN(), timer]
     if tensorboard:
         callbacks.append(tf_keras.callbacks.TensorBoard(os.path.join(workdir, "tensorboard", name)))
-    has_val = len(data.splits["val"][1]) > 0
+    has_val = data.size("val") > 0
     call_start = time.perf_counter()
     wrapped.fit(data.train_pipeline(recipe.batch_size), epochs=epochs, steps_per_epoch=per_epoch,
                 validation_data=data.eval_pipeline("val", 256) if has_val else None, callbacks=callbacks,

@@ -87,3 +87,34 @@ def logits_output(model: keras.Model):
         finally:
             end.activation = activation
             _SWAPPED.discard(end)
+
+
+def float32_head(model: keras.Model) -> keras.Model:
+    """Makes the end of ``model`` compute in float32 under a mixed-precision policy: the layers
+    from the output back to (and including) the last layer with weights, so that the logits,
+    the probabilities and the loss are float32 (Keras' mixed-precision guide). Variables are
+    float32 under any policy, so nothing is copied. Returns ``model``.
+
+    Example:
+        >>> keras.mixed_precision.set_global_policy("mixed_bfloat16")
+        >>> float32_head(tl.models.cifar_resnet(20)).outputs[0].dtype   # the layer now computes in float32
+    """
+    from tf_lottery.graph import analyse
+
+    graph = analyse(model)
+    stack = [model.outputs[0]._keras_history.operation.name]
+    seen = set()
+    while stack:
+        name = stack.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        operation = graph.operations[name]
+        if isinstance(operation, keras.layers.InputLayer):
+            continue
+        if isinstance(operation, keras.layers.Layer):
+            operation.dtype_policy = "float32"
+            if operation.weights:
+                continue
+        stack.extend(graph.parents[name])
+    return model

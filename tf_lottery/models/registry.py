@@ -18,6 +18,7 @@ from typing import Callable, Iterable, Optional
 
 import keras
 
+from tf_lottery.models.heads import float32_head
 from tf_lottery.registry import Registry
 
 
@@ -77,7 +78,8 @@ def build(model_config, data, seed: int = 0, weight_decay: float = 0.0) -> keras
         weight_decay: L2 factor the builder puts on its kernels.
 
     Returns:
-        An uncompiled functional ``keras.Model`` carrying its lineage.
+        An uncompiled functional ``keras.Model`` carrying its lineage. Under a mixed-precision
+        policy its end computes in float32 (:func:`tf_lottery.models.heads.float32_head`).
 
     Raises:
         UnknownNameError: for an unregistered model type (listing the valid ones).
@@ -89,7 +91,12 @@ def build(model_config, data, seed: int = 0, weight_decay: float = 0.0) -> keras
     builder = MODELS.get(model_config.type)
     input_shape = tuple(model_config.input_shape or data.input_shape)
     num_classes = model_config.num_classes or data.num_classes
-    return builder.from_settings(model_config.settings, input_shape, num_classes, seed, weight_decay)
+    model = builder.from_settings(model_config.settings, input_shape, num_classes, seed, weight_decay)
+    if keras.mixed_precision.global_policy().name != "float32":  # --mixed_precision: logits and loss in float32
+        float32_head(model)
+    from tf_lottery import distribute  # --sync_batchnorm
+
+    return distribute.apply_to_model(model)
 
 
 def names() -> list[str]:
