@@ -266,3 +266,25 @@ def test_two_local_workers_train_together_and_only_the_chief_writes(one_device, 
     assert private and all(p.startswith(".workers/1/") for p in private)
     assert {os.path.dirname(p).split("/")[2] for p in private} >= {"init_ticket-" + os.path.basename(
         _result(tmp_path)[0]).split("-")[1]}  # the same run, in the worker's own folder
+
+
+def test_a_mixed_bfloat16_run_trains_and_exports_a_float32_serving_savedmodel(tmp_path):
+    import tensorflow as tf
+
+    result = _cli(tmp_path, "--batch_size=64", "--mixed_precision", "--export")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "strategy default (1 replica), mixed_bfloat16" in result.stdout
+    folder, record = _result(tmp_path)
+    config = json.load(open(os.path.join(folder, "config.json")))
+    assert config["runtime"]["mixed_precision"] is True
+    history = open(glob.glob(os.path.join(tmp_path, "dense-*", "history_dense.csv"))[0]).read().splitlines()
+    losses = [float(line.split(",")[2]) for line in history[1:]]
+    assert all(np.isfinite(losses)) and losses[-1] < losses[0]  # it trains
+    served = tf.saved_model.load(os.path.join(folder, "export", "ticket", "saved_model"))
+    signature = served.signatures["serving_default"]
+    assert {name: spec.dtype for name, spec in signature.structured_outputs.items()} == {
+        "logits": tf.float32, "probabilities": tf.float32, "class": tf.int64, "features": tf.float32}
+    images, labels = tl.data.synthetic_arrays(seed=0)["test"]
+    outputs = signature(image=tf.constant(images))
+    accuracy = float(np.mean(outputs["class"].numpy() == labels))
+    assert abs(accuracy - record["ticket"]["test"]["accuracy"]) <= 1 / 128

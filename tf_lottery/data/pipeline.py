@@ -176,12 +176,14 @@ def _take(arrays: Arrays, count: Optional[int], what: str) -> Arrays:
 
 def resize_images(images: tf.Tensor, shape) -> tf.Tensor:
     """Float images (a batch) resized to ``shape`` = (height, width, channels): bilinear, with
-    antialiasing only when shrinking (where it matters, and where TFLite has no kernel for it),
+    antialiasing only when shrinking (where it matters, and where TFLite has no kernel for it;
+    also when the batch's size is not known, as in a stream of images of varying sizes),
     a grey image repeated over the channels. Training data and every export's raw-image
     signature go through this one function, so they agree bit for bit.
     """
     height, width, channels = (int(d) for d in shape)
-    shrinking = height < images.shape[1] or width < images.shape[2]
+    known = images.shape[1] is not None and images.shape[2] is not None  # a stream's images may vary in size
+    shrinking = not known or height < images.shape[1] or width < images.shape[2]
     out = tf.image.resize(images, (height, width), antialias=shrinking)
     if out.shape[-1] != channels:
         out = tf.repeat(out, channels, axis=-1)

@@ -124,6 +124,7 @@ class StreamingData:
 
         stream = stream.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
         if self.options.cache_dir:
+            os.makedirs(self.options.cache_dir, exist_ok=True)
             stream = stream.cache(os.path.join(self.options.cache_dir, f"{_key(self.options)}-{split}"))
         return stream
 
@@ -253,7 +254,8 @@ def prepare_stream(info: DatasetInfo, options, mean_dir: Optional[str] = None) -
     test = tests if options.test_size is None else options.test_size
     if not 1 <= test <= tests:
         raise ValueError(f"test_size must be between 1 and {tests}; got {test}")
-    names = tuple(label.names) if getattr(label, "names", None) else tuple(str(i) for i in range(label.num_classes))
+    names = info.class_names or (tuple(label.names) if getattr(label, "names", None) else
+                                 tuple(str(i) for i in range(label.num_classes)))
     dtype = np.dtype(getattr(image, "np_dtype", "uint8")).name
     sizes = {"train": train, "val": options.val_size, "test": test}
     shape = tuple(options.image_shape or raw_shape)
