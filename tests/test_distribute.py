@@ -288,3 +288,44 @@ def test_a_mixed_bfloat16_run_trains_and_exports_a_float32_serving_savedmodel(tm
     outputs = signature(image=tf.constant(images))
     accuracy = float(np.mean(outputs["class"].numpy() == labels))
     assert abs(accuracy - record["ticket"]["test"]["accuracy"]) <= 1 / 128
+
+
+def _flagfiles(*names):
+    from tf_lottery import cli
+
+    here = os.path.join(os.path.dirname(__file__), "..", "flags")
+    cli.FLAGS.unparse_flags()
+    try:
+        cli.FLAGS(["tf-lottery", *(f"--flagfile={os.path.join(here, name)}" for name in names)])
+        return cli.config_from_flags()
+    finally:
+        cli.FLAGS.unparse_flags()
+
+
+@pytest.mark.parametrize("gpus", [1, 2, 4, 8])
+def test_gpu_recipes_keep_the_papers_recipe_and_global_batch(gpus):
+    table = _flagfiles("cifar10_table4_resnet56.cfg")
+    config = _flagfiles("cifar10_table4_resnet56.cfg", f"gpus_{gpus}.cfg")
+    runtime, training = config.runtime, config.training
+    assert runtime.mixed_precision
+    assert (training.length, training.learning_rate, training.lr_drops) == (
+        table.training.length, table.training.learning_rate, table.training.lr_drops)
+    assert config.sweep == table.sweep and config.model == table.model
+    if gpus == 1:
+        assert (runtime.strategy, runtime.xla, training.batch_size) == ("default", "auto", 128)
+    else:
+        assert (runtime.strategy, runtime.lr_scaling, runtime.sync_batchnorm) == ("mirrored", "none", True)
+        assert runtime.devices == tuple(f"gpu:{i}" for i in range(gpus))
+        assert training.batch_size * gpus == table.training.batch_size == 128
+
+
+def test_a_gpu_recipe_on_a_machine_without_gpus_fails_before_writing(tmp_path):
+    here = os.path.join(os.path.dirname(__file__), "..", "flags")
+    result = subprocess.run(
+        [sys.executable, "-m", "tf_lottery.cli", f"--flagfile={here}/cifar10_table4_resnet56.cfg",
+         f"--flagfile={here}/gpus_2.cfg", f"--runs_dir={tmp_path}"],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
+    assert result.returncode == 2
+    assert "tf-lottery: error: --devices names 'gpu:0', which this machine does not have" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert os.listdir(tmp_path) == []

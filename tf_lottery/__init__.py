@@ -7,15 +7,15 @@ Example:
 """
 
 from tf_lottery import (
-    carbon, config, cost, criteria, data, evals, export, filters, graph, methods, models, records, resume, serving,
-    surgery, tickets, train,
+    carbon, config, cost, criteria, data, distribute, evals, export, filters, graph, methods, models, records, resume,
+    serving, surgery, tickets, train,
 )
 from tf_lottery.config import Config
 from tf_lottery.tickets import TicketResult, find_ticket
 
-__version__ = "0.5.0"
+__version__ = "0.6.0"
 __all__ = [
-    "Config", "TicketResult", "carbon", "config", "cost", "criteria", "data", "evals", "export", "filters",
+    "Config", "TicketResult", "carbon", "config", "cost", "criteria", "data", "distribute", "evals", "export", "filters",
     "find_ticket", "graph", "methods", "models", "records", "resume", "serving", "surgery", "tickets", "train",
     "__version__",
 ]

@@ -53,6 +53,7 @@ import keras
 
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 LR_SCALINGS = ("linear", "none")
+XLA_MODES = ("auto", "on", "off")
 WORKERS_FOLDER = ".workers"
 _MIRRORED: dict = {}
 
@@ -71,6 +72,7 @@ class Execution:
         workers: How many worker processes train together.
         sync_batchnorm: Batch normalization computes its statistics over the global batch
             (``synchronized=True``) instead of each replica's.
+        xla: ``jit_compile`` of ``compile``: "auto" (Keras' choice), "on" or "off".
     """
 
     name: str = "default"
@@ -80,6 +82,12 @@ class Execution:
     worker: int = 0
     workers: int = 1
     sync_batchnorm: bool = False
+    xla: str = "auto"
+
+    @property
+    def jit_compile(self):
+        """What ``keras.Model.compile`` takes for :attr:`xla`."""
+        return {"auto": "auto", "on": True, "off": False}[self.xla]
 
     @property
     def replicas(self) -> int:
@@ -260,7 +268,7 @@ def activate(runtime) -> Execution:
     precision = precision_policy(runtime.mixed_precision, runtime.strategy)
     keras.mixed_precision.set_global_policy(precision)
     _current = Execution(runtime.strategy, strategy, runtime.lr_scaling, precision, worker, workers,
-                         runtime.sync_batchnorm)
+                         runtime.sync_batchnorm, runtime.xla)
     return _current
 
 

@@ -180,6 +180,7 @@ def compile_model(model: keras.Model, recipe: Recipe, steps_per_epoch: int) -> N
         optimizer=recipe.optimizer(steps_per_epoch),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=not outputs_probabilities(model)),
         metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        jit_compile=distribute.current().jit_compile,
     )
     distribute.prepare_fit(model)
 

@@ -21,7 +21,7 @@ from tf_lottery import options
 from tf_lottery.criteria import CRITERIA
 from tf_lottery.data import DATASETS
 from tf_lottery.data.streaming import DATA_PATHS, resolve_path
-from tf_lottery.distribute import LR_SCALINGS, STRATEGIES
+from tf_lottery.distribute import LR_SCALINGS, STRATEGIES, XLA_MODES
 from tf_lottery.evals import EVALS
 from tf_lottery.evals.adversarial import ATTACKS
 from tf_lottery.evals.corruptions import CORRUPTIONS, SEVERITIES
@@ -353,6 +353,8 @@ class RuntimeConfig(Section):
                              "the replicas, Goyal et al. 2017) or none. --batch_size is per replica.")
     sync_batchnorm: bool = boolean(False, "Several replicas: batch normalization uses the global batch's statistics "
                                    "(default: each replica's, as on one device with --batch_size images).")
+    xla: str = choice("auto", XLA_MODES, "XLA compilation of training steps: auto (Keras: on for one GPU, off on CPUs "
+                      "and under tf.distribute), on or off.")
     mixed_precision: bool = boolean(False, "Compute in mixed_float16 on GPUs (with loss scaling) or mixed_bfloat16 on "
                                     "CPUs and TPUs; variables, logits and losses stay float32.")
 

@@ -206,7 +206,8 @@ def forward(model: keras.Model, images, params=None, training: bool = True) -> t
 
 def cross_entropy(model: keras.Model, outputs: tf.Tensor, labels: tf.Tensor, temperature: float = 1.0) -> tf.Tensor:
     """Mean cross-entropy of the batch, on logits divided by ``temperature``."""
-    logits = logits_of(model, outputs) / temperature
+    logits = logits_of(model, outputs)
+    logits = logits / tf.cast(temperature, logits.dtype)
     return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits))
 
 

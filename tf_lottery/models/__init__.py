@@ -18,12 +18,12 @@ from tf_lottery.models.cifar_resnet import (  # noqa: E402
 )
 from tf_lottery.models.applications import FAMILIES as APPLICATIONS, ApplicationSettings, build_application
 from tf_lottery.models.imagenet_resnet import ImageNetResNetSettings, ImageNetResNetSpec, imagenet_resnet
-from tf_lottery.models.heads import logits_output, outputs_probabilities
+from tf_lottery.models.heads import float32_head, logits_output, outputs_probabilities
 from tf_lottery.models.lineage import lineage, lineage_json, rebuild
 
 __all__ = [
     "APPLICATIONS", "MODELS", "ApplicationSettings", "CifarResNetSettings", "CifarResNetSpec", "ImageNetResNetSettings",
     "ImageNetResNetSpec", "ModelBuilder", "build", "build_application", "cifar_resnet", "cifar_resnet_from_spec",
-    "depth_to_blocks", "get", "imagenet_resnet", "lineage", "lineage_json", "logits_output", "names",
+    "depth_to_blocks", "float32_head", "get", "imagenet_resnet", "lineage", "lineage_json", "logits_output", "names",
     "outputs_probabilities", "rebuild", "register_builder",
 ]
