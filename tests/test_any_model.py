@@ -459,6 +459,7 @@ def test_weight_decay_reaches_every_kernel_and_survives_removal():
     assert len(ticket.losses) == len(kernels) - 3  # block_2's expand, depthwise and project convs went
 
 
+@pytest.mark.slow
 def test_init_ticket_runs_end_to_end_on_a_family_with_resized_inputs(tmp_path):
     """``--model=imagenet_resnet --depth=18 --input_shape=24,24,3`` on 16x16 synthetic images:
     resized, scored, cut, trained, exported; the export serves with TensorFlow only. (The same

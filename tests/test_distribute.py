@@ -329,3 +329,17 @@ def test_a_gpu_recipe_on_a_machine_without_gpus_fails_before_writing(tmp_path):
     assert "tf-lottery: error: --devices names 'gpu:0', which this machine does not have" in result.stderr
     assert "Traceback" not in result.stderr
     assert os.listdir(tmp_path) == []
+
+
+def test_runs_trained_on_two_replicas_are_found_from_one_device(mirrored, tmp_path):
+    """The execution a run was bound to is kept in config.json: exporting it again from a
+    one-device process finds its dense run (whose folder name holds the replicas)."""
+    folder, _ = _result(mirrored)
+    saved = json.load(open(os.path.join(folder, "config.json")))
+    assert saved["execution"] == {"lr_scaling": "linear", "replicas": 2, "sync_batchnorm": True}
+    result = subprocess.run([sys.executable, "-m", "tf_lottery.cli", "--experiment=export", f"--from={folder}"],
+                            capture_output=True, text=True, timeout=300, env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert os.path.exists(os.path.join(folder, "export", "ticket", "metadata.json"))
+    (dense_folder,) = glob.glob(os.path.join(mirrored, "dense-*"))
+    assert os.path.exists(os.path.join(dense_folder, "export", "dense", "metadata.json"))

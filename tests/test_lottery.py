@@ -66,6 +66,7 @@ def test_weight_rewinding_gives_the_kept_layers_their_epoch_i_weights_bit_for_bi
     assert result.comparison.flops_reduction_pct > 0
 
 
+@pytest.mark.slow
 def test_learning_rate_rewinding_keeps_the_trained_weights(tmp_path, monkeypatch):
     _, result, dense_after, ticket_start = _run(tmp_path, monkeypatch, "lr")
     for name, values in ticket_start.items():
@@ -75,6 +76,7 @@ def test_learning_rate_rewinding_keeps_the_trained_weights(tmp_path, monkeypatch
     assert ticket_start["__recipe__"].length == "1ep"
 
 
+@pytest.mark.slow
 def test_reinit_starts_from_a_fresh_initialization(tmp_path, monkeypatch):
     config, result, dense_after, ticket_start = _run(tmp_path, monkeypatch, "reinit")
     fresh = tl.models.cifar_resnet(20, input_shape=(16, 16, 3), num_classes=4, seed=config.seed + 1)

@@ -86,8 +86,8 @@ def _assert_same_as_unbroken(runs, unbroken):
 
 # 7 batches an epoch, 2 epochs: batch 10 is inside the dense network's second epoch, batch 24
 # inside the ticket's; checkpoint 2 is the dense network's last, 3 the ticket's first.
-KILLS_FAST = ["batch:10", "checkpoint:2"]  # the default suite; `make test-slow` kills at every point
-KILLS_SLOW = ["scoring", "batch:24", "checkpoint:3", "trained:1", "trained:2", "export:1", "export:2"]
+KILLS_FAST = ["batch:10"]  # the default suite; `make test-slow` kills at every point
+KILLS_SLOW = ["checkpoint:2", "scoring", "batch:24", "checkpoint:3", "trained:1", "trained:2", "export:1", "export:2"]
 
 
 @pytest.mark.parametrize("crash_at", KILLS_FAST + [pytest.param(k, marks=pytest.mark.slow) for k in KILLS_SLOW])
@@ -127,6 +127,7 @@ def test_two_processes_on_one_dense_run(tmp_path):
     assert _leftovers(tmp_path) == []
 
 
+@pytest.mark.slow
 def test_a_second_process_can_refuse_to_wait(tmp_path):
     first = _run(tmp_path, wait=False)
     deadline = time.time() + 300

@@ -110,6 +110,7 @@ def test_an_interrupted_sweep_resumes_run_by_run(swept, monkeypatch):
     assert [r.accuracy_pp for r in again.rows] == [r.accuracy_pp for r in result.rows]
 
 
+@pytest.mark.slow
 def test_a_lottery_sweep_gives_table_1(tmp_path, monkeypatch):
     trained = _count_trainings(monkeypatch)
     config = _config(tmp_path, sweep_experiment="lottery", sweep_seeds=(), sweep_criteria=("random",),

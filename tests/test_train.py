@@ -98,3 +98,41 @@ def test_training_split_smaller_than_a_batch(tmp_path, small_data):
     with pytest.raises(ValueError, match=r"smaller than one batch \(--batch_size=1024\)"):
         train.fit(tl.models.cifar_resnet(8, input_shape=(16, 16, 3), num_classes=4), small_data,
                   train.Recipe(length="1ep", batch_size=1024), str(tmp_path), "dense", verbose=0)
+
+
+def test_workers_resume_from_the_newest_epoch_every_one_of_them_saved(tmp_path, small_data):
+    """A kill can stop one worker of a multi-worker run an epoch before another: all restore the
+    oldest of their newest epochs (``gather`` gives every worker's epoch), or start over."""
+    recipe = train.Recipe(length="3ep", batch_size=32, learning_rate=0.05, lr_drops=())
+    model = tl.models.cifar_resnet(8, input_shape=(16, 16, 3), num_classes=4)
+    train.compile_model(model, recipe, 8)
+    train.fit(model, small_data, recipe, str(tmp_path), "dense", verbose=0)  # keeps epoch-2 and epoch-3
+    asked = []
+
+    def other_worker_saved(epochs_of_the_other):
+        def gather(epoch):
+            asked.append(epoch)
+            return [epoch, min(epoch, epochs_of_the_other)]
+        return gather
+
+    def restored(gather):
+        fresh = tl.models.cifar_resnet(8, input_shape=(16, 16, 3), num_classes=4)
+        train.compile_model(fresh, recipe, 8)
+        checkpoint = tl.resume.EpochCheckpoint(str(tmp_path), "dense", str(tmp_path / "history.csv"))
+        return checkpoint.restore(fresh, gather=gather), fresh, checkpoint
+
+    start, fresh, checkpoint = restored(other_worker_saved(3))
+    assert start == 3 and asked == [3]
+    asked.clear()
+    start, fresh, checkpoint = restored(other_worker_saved(2))
+    assert start == 2 and asked == [3, 2]  # one more round, agreed
+    reference = tl.models.cifar_resnet(8, input_shape=(16, 16, 3), num_classes=4)
+    train.compile_model(reference, recipe, 8)
+    reference.optimizer.build(reference.trainable_variables)
+    reference.load_weights(str(tmp_path / "resume_dense" / "epoch-2.weights.h5"))
+    for a, b in zip(fresh.weights, reference.weights):
+        assert (a.numpy() == b.numpy()).all()
+    assert [e["epoch"] for e in checkpoint.epochs] == [0, 1]
+    asked.clear()
+    start, _, checkpoint = restored(other_worker_saved(0))  # the other worker has nothing: all start over
+    assert start == 0 and asked == [3, 0] and checkpoint.epochs == []

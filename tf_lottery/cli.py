@@ -143,6 +143,7 @@ def main(argv) -> int:
         if config.runtime.deterministic:
             train.make_deterministic()
         execution = distribute.activate(config.runtime)
+        config = config.bound(execution)
         if not execution.is_chief:  # another worker joins every collective (saving too) in a folder of its own
             config = config.replace(runs_dir=distribute.private_runs_dir(config.runtime.runs_dir), serving_dir=None,
                                     tensorboard=False)

@@ -46,6 +46,10 @@ class Config:
         seed: Seed of θ0, the data split and order, and the scoring batch.
         model, data, training, method, sweep, evaluation, runtime: The sections
             (:mod:`tf_lottery.config.sections`).
+        execution: What of the execution the run was bound to changes the trained weights
+            (:meth:`tf_lottery.distribute.Execution.identity` as sorted items; the command line
+            binds it, and ``config.json`` keeps it, so a run trained on several replicas is
+            found again from a process that runs on one). None: the current execution's.
 
     Example:
         >>> config = Config.create(depth=32, criterion="snip", num_blocks=3)
@@ -64,6 +68,7 @@ class Config:
     sweep: SweepConfig = dataclasses.field(default_factory=SweepConfig)
     evaluation: EvaluationConfig = dataclasses.field(default_factory=EvaluationConfig)
     runtime: RuntimeConfig = dataclasses.field(default_factory=RuntimeConfig)
+    execution: Optional[tuple] = None
 
     def __post_init__(self):
         options.check_options(self)
@@ -130,14 +135,21 @@ class Config:
         if "model" in flat and flat["model"] != self.model.type:
             for name in options.options_of(self.model.settings.__class__):
                 values.pop(name.name)
-        return Config.create(**{**values, **flat})
+        return dataclasses.replace(Config.create(**{**values, **flat}), execution=self.execution)
+
+    def bound(self, execution=None) -> "Config":
+        """This config bound to an execution (default: the current one): its identity then keeps
+        that execution's part whatever strategy the process that reads it runs under."""
+        found = (execution or distribute.current()).identity()
+        return dataclasses.replace(self, execution=tuple(sorted(found.items())))
 
     # --- JSON and identity ---------------------------------------------------------------
 
     def to_dict(self) -> dict:
         """JSON-ready, in sections: ``{"experiment", "seed", "model": {...}, "data": {...}, ...}``."""
         return {"experiment": self.experiment, "seed": self.seed,
-                **{name: getattr(self, name).to_dict() for name in SECTIONS}}
+                **{name: getattr(self, name).to_dict() for name in SECTIONS},
+                **({"execution": dict(self.execution)} if self.execution is not None else {})}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True, indent=2) + "\n"
@@ -151,12 +163,13 @@ class Config:
         """
         if not isinstance(values.get("model", {}), dict):  # 0.1: one flat dict, "model" a name
             return cls.create(**values)
-        unknown = sorted(set(values) - {"experiment", "seed", *SECTIONS})
+        unknown = sorted(set(values) - {"experiment", "seed", "execution", *SECTIONS})
         if unknown:
             raise ValueError(f"unknown config keys {unknown}")
         sections = {name: kind.from_dict(values[name]) for name, kind in SECTIONS.items() if name in values}
         top = {k: values[k] for k in ("experiment", "seed") if k in values}
-        return cls(**top, **sections)
+        execution = values.get("execution")
+        return cls(**top, **sections, execution=None if execution is None else tuple(sorted(execution.items())))
 
     def identity(self, scope: str) -> dict:
         """What a run of ``scope`` is: the seed and the sections whose ``IDENTITY`` the scope takes.
@@ -178,7 +191,8 @@ class Config:
             kept["method"] = self.method.identity()
         if "data" in kept:
             kept["data"] = self.data.identity()
-        execution = distribute.current().identity()  # several replicas or mixed precision train other weights
+        # Several replicas or mixed precision train other weights.
+        execution = distribute.current().identity() if self.execution is None else dict(self.execution)
         return {"seed": self.seed, **kept, **({"execution": execution} if execution else {})}
 
     def digest(self, scope: str) -> str:
