@@ -38,7 +38,7 @@ import statistics
 import tempfile
 import time
 
-from absl import app, flags
+from absl import app, flags, logging
 
 from tf_lottery import distribute
 
@@ -293,6 +293,7 @@ def _markdown(results: dict) -> str:
 
 def main(argv):
     del argv
+    logging.set_verbosity(logging.WARNING)  # the strategies' INFO lines drown the numbers
     unknown = sorted(set(_PARTS.value) - set(PARTS))
     if unknown:
         raise app.UsageError(f"--parts takes {', '.join(PARTS)}; got {', '.join(unknown)}")

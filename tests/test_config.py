@@ -49,7 +49,8 @@ def test_every_flag_of_0_1_is_generated_with_its_default():
         "from", "cka_examples",
         "weights_file", "output", "stem",  # 0.5: keras.applications and imagenet_resnet settings
         "tflite", "tflite_dynamic_range", "serving_dir",  # 0.5: serving
-        "strategy", "devices", "cpu_devices", "tpu", "lr_scaling", "sync_batchnorm", "xla", "mixed_precision",  # 0.6: scale out
+        "strategy", "devices", "cpu_devices", "tpu", "lr_scaling", "sync_batchnorm", "xla",  # 0.6: scale out
+        "mixed_precision",
         "data_path", "cache_dir",
     }
     # Every flag is the default config's, except the settings of the other model builders.

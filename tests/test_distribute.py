@@ -107,9 +107,11 @@ def test_global_recipe_and_identity():
 
 @pytest.mark.parametrize("flags, message", [
     (dict(strategy="default", devices=("cpu:0",)), "--devices is for --strategy=mirrored"),
-    (dict(strategy="mirrored", devices=("gpu:7",)), "--devices names 'gpu:7', which this machine does not have; it has cpu:0, cpu:1"),
+    (dict(strategy="mirrored", devices=("gpu:7",)),
+     "--devices names 'gpu:7', which this machine does not have; it has cpu:0, cpu:1"),
     (dict(strategy="mirrored", devices=("cpu:0", "cpu:0")), "lists a device twice"),
     (dict(cpu_devices=3), "--cpu_devices=3 must be set before TensorFlow starts"),
+    (dict(strategy="tpu"), "--strategy=tpu found no TPU"),
 ])
 def test_bad_strategy_settings_are_named(flags, message):
     with pytest.raises((ValueError, RuntimeError), match=message.replace("(", r"\(").replace(".", r"\.")):
@@ -225,7 +227,8 @@ def test_a_mirrored_run_killed_in_training_resumes_to_the_same_weights(mirrored,
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "dense: resuming after epoch 1" in resumed.stdout
     for pattern, name in (("dense-*", "dense"), ("init_ticket-*", "ticket")):
-        (a_folder,), (b_folder,) = glob.glob(os.path.join(tmp_path, pattern)), glob.glob(os.path.join(mirrored, pattern))
+        (a_folder,) = glob.glob(os.path.join(tmp_path, pattern))
+        (b_folder,) = glob.glob(os.path.join(mirrored, pattern))
         a, b = (_weights(os.path.join(f, f"{name}_final.weights.h5")) for f in (a_folder, b_folder))
         for key in a:
             np.testing.assert_allclose(a[key], b[key], rtol=0, atol=1e-5, err_msg=f"{name} {key}")

@@ -15,7 +15,7 @@ from tf_lottery.tickets import TicketResult, find_ticket
 
 __version__ = "0.6.0"
 __all__ = [
-    "Config", "TicketResult", "carbon", "config", "cost", "criteria", "data", "distribute", "evals", "export", "filters",
-    "find_ticket", "graph", "methods", "models", "records", "resume", "serving", "surgery", "tickets", "train",
+    "Config", "TicketResult", "carbon", "config", "cost", "criteria", "data", "distribute", "evals", "export",
+    "filters", "find_ticket", "graph", "methods", "models", "records", "resume", "serving", "surgery", "tickets", "train",
     "__version__",
 ]

@@ -84,8 +84,8 @@ def run_table(result: RunRecord) -> str:
         ["FLOPs", count(dense, "flops"), count(ticket, "flops"), _change(diff.flops_reduction_pct)],
         [f"memory, batch {dense.cost('memory_batch_size')} (MiB)", _fmt(memory[0], "{:,.1f}"),
          _fmt(memory[1], "{:,.1f}"), _change(diff.memory_reduction_pct)],
-        ["latency (not measured: --evals without latency)" if batch is None else f"latency, batch {batch} (ms, measured)",
-         latency(dense), latency(ticket), _fmt(diff.latency_speedup_x, "{:,.2f}x")],
+        ["latency (not measured: --evals without latency)" if batch is None
+         else f"latency, batch {batch} (ms, measured)", latency(dense), latency(ticket), _fmt(diff.latency_speedup_x, "{:,.2f}x")],
         [f"training time (s, measured{resumed})", f"{dense.train_seconds:.1f}", f"{ticket.train_seconds:.1f}",
          _fmt(diff.training_speedup_x, "{:,.2f}x speed-up")],
         ["training images/s (measured)", _fmt(dense.images_per_second, "{:,.0f}"),

@@ -19,7 +19,7 @@ Accuracies are fractions in [0, 1], like the clean evaluation's.
 from __future__ import annotations
 
 import hashlib
-from typing import Dict, Optional, Tuple
+from typing import Dict, Tuple
 
 import numpy as np
 
