@@ -41,6 +41,7 @@ def compared(tmp_path_factory):
     return config, experiments.get("compare")(config)
 
 
+@pytest.mark.slow
 def test_every_method_ran_from_the_same_dense_run(compared):
     config, result = compared
     rows = result.rows
@@ -64,6 +65,7 @@ def test_every_method_ran_from_the_same_dense_run(compared):
     assert imp.ticket_nonzero_params <= imp.dense_params - round(0.2 * kernels)
 
 
+@pytest.mark.slow
 def test_the_report_has_the_table3_shape_and_a_cost_table(compared):
     config, result = compared
     with open(os.path.join(result.run_folder, "report.md")) as handle:
@@ -106,6 +108,7 @@ def test_a_filter_ticket_exports_and_serves_like_a_layer_ticket(tmp_path):
     assert rebuilt.get_layer("stage3_block1_conv1").filters == 63
 
 
+@pytest.mark.slow
 def test_robustness_measures_every_kind_of_ticket_from_a_compare_folder(compared):
     config, result = compared
     measuring = config.replace(experiment="robustness", evals=("cka", "corruptions"), corruptions=("contrast",),
@@ -123,6 +126,7 @@ def test_robustness_measures_every_kind_of_ticket_from_a_compare_folder(compared
     assert imp.p is None and imp.criterion is None
 
 
+@pytest.mark.slow
 def test_the_table_3_cka_table_marks_the_most_similar_method_of_each_criterion(compared):
     import dataclasses
 

@@ -87,6 +87,7 @@ def test_a_finished_config_is_not_run_again(finished, monkeypatch):
     assert experiments.get("init_ticket")(config) == result
 
 
+@pytest.mark.slow
 def test_an_interrupted_run_resumes_without_redoing_finished_stages(tmp_path, monkeypatch):
     config = _config(tmp_path, num_blocks=1, export=False)
     first = experiments.get("init_ticket")(config)

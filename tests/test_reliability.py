@@ -112,6 +112,7 @@ SESSIONS = {"batch:10": ("dense", 2), "checkpoint:2": ("dense", 2), "batch:24": 
             "checkpoint:3": ("ticket", 1), "trained:1": ("dense", 1), "trained:2": ("ticket", 1)}
 
 
+@pytest.mark.slow
 def test_two_processes_on_one_dense_run(tmp_path):
     """grasp and snip of one seed at once: the dense network is trained once, and both runs use it."""
     first = _run(tmp_path, "--criterion=grasp", wait=False)
