@@ -346,3 +346,11 @@ def test_runs_trained_on_two_replicas_are_found_from_one_device(mirrored, tmp_pa
     assert os.path.exists(os.path.join(folder, "export", "ticket", "metadata.json"))
     (dense_folder,) = glob.glob(os.path.join(mirrored, "dense-*"))
     assert os.path.exists(os.path.join(dense_folder, "export", "dense", "metadata.json"))
+
+
+def test_a_compare_with_a_tfmot_method_is_refused_before_any_point_runs(mirrored_on_two_cpus, tmp_path):
+    config = Config.create(experiment="compare", dataset="synthetic", depth=14, min_blocks_per_stage=1, num_blocks=1,
+                           length="1ep", lr_drops=(), train_size=None, val_size=0, runs_dir=str(tmp_path))
+    with pytest.raises(ValueError, match="--method=(filter_masks|imp) trains its tickets with tfmot"):
+        tl.experiments.get("compare")(config)
+    assert os.listdir(tmp_path) in ([], [".locks"])

@@ -57,14 +57,23 @@ def set_up(config: Config, check_method: bool = True):
     check_data(config, data)
     dense = dense_model(config, data)
     if check_method:
-        method = methods.get(config.method.type)
-        method.check(dense, config.method)
-        execution = distribute.current()
-        if method.fit is not None and (execution.replicas > 1 or execution.precision != "float32"):
-            raise ValueError(f"--method={method.name} trains its tickets with tfmot (tf_keras), which tf_lottery runs "
-                             f"on one device in float32; got {execution.describe()}: drop --strategy and "
-                             "--mixed_precision for it")
+        methods.get(config.method.type).check(dense, config.method)
+        check_execution(config.method.type)
     return data, dense
+
+
+def check_execution(method_name: str) -> None:
+    """Refuses a method the current execution cannot train (before anything is written).
+
+    Raises:
+        ValueError: for a tfmot method (its own training loop, in tf_keras) under several
+            replicas or mixed precision.
+    """
+    method, execution = methods.get(method_name), distribute.current()
+    if method.fit is not None and (execution.replicas > 1 or execution.precision != "float32"):
+        raise ValueError(f"--method={method.name} trains its tickets with tfmot (tf_keras), which tf_lottery runs "
+                         f"on one device in float32; got {execution.describe()}: drop --strategy and "
+                         "--mixed_precision for it")
 
 
 def check_data(config: Config, data) -> None:

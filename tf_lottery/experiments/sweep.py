@@ -25,7 +25,7 @@ from tf_lottery.methods import METHODS
 from tf_lottery.config import Config, SweepConfig
 from tf_lottery.data import prepare
 from tf_lottery.experiments.registry import EXPERIMENTS, register
-from tf_lottery.experiments.stages import check_data, dense_model
+from tf_lottery.experiments.stages import check_data, check_execution, dense_model
 from tf_lottery.log import log
 from tf_lottery.records import SweepRow
 from tf_lottery.runs import RunFolder
@@ -97,6 +97,7 @@ def check(config: Config, runs: list[Config]) -> None:
     model = dense_model(config, data)
     for method in {run.method for run in runs}:
         methods.get(method.type).check(model, method)
+        check_execution(method.type)
 
 
 def run_points(config: Config, runs: list[Config], write_report) -> SweepResult:
