@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import os
 
@@ -148,24 +149,62 @@ def test_table_2_marks_the_best_criterion_of_each_p():
     assert [c.strip() for c in lines[0].split("|")[1:-1]] == ["p", "snip", "grasp"]
     p1 = [c.strip() for c in lines[2].split("|")[1:-1]]
     p2 = [c.strip() for c in lines[3].split("|")[1:-1]]
-    assert p1 == ["1", "+0.20 ± 0.42", "**+0.30 ± 0.14**"]  # a tie of means would bold both
-    assert p2 == ["2", "-1.50 ± 0.71", "**+0.20 ± 0.14**"]
+    # Two seeds: t(0.975, 1) = 12.71, so every interval straddles 0.
+    assert p1 == ["1", "+0.20 ± 0.42 (within noise)", "**+0.30 ± 0.14** (within noise)"]  # a tie would bold both
+    assert p2 == ["2", "-1.50 ± 0.71 (within noise)", "**+0.20 ± 0.14** (within noise)"]
+
+
+def test_table_2_puts_the_papers_value_beside_each_cell():
+    from tf_lottery import paper
+
+    lines = report.table2(ROWS, paper_of=lambda r: paper.table2(32, r.criterion, r.p)).splitlines()
+    assert [c.strip() for c in lines[0].split("|")[1:-1]] == ["p", "snip", "paper", "grasp", "paper"]
+    assert [c.strip() for c in lines[3].split("|")[1:-1]][2::2] == ["+0.00", "+0.72"]
+
+
+def test_statistics_table_by_hand():
+    text = report.statistics_table(ROWS, ("criterion", "p"))
+    snip_p1 = next(line for line in text.splitlines() if line.startswith("| snip") and "| 1 " in line)
+    # [+0.5, -0.1]: mean 0.2, std 0.4243, half width 12.706 * 0.4243 / sqrt(2) = 3.812
+    assert [c.strip() for c in snip_p1.split("|")[1:-1]] == [
+        "snip", "1", "0, 1", "+0.50 / -0.10", "+0.20", "0.42", "[-3.61, +4.01]", "within noise", ""]
+    assert report.verdict_counts(ROWS, ("criterion", "p")) == "within noise 4 (of 4 cells)"
+    three = [dataclasses.replace(ROWS[0], seed=s, accuracy_pp=v) for s, v in enumerate([1.0, 1.2, 0.8])]
+    assert report.verdict_counts(three, ("criterion", "p")) == "wins 1 (of 1 cells)"
+    assert "[+0.50, +1.50]" in report.statistics_table(three, ("criterion", "p"))
+
+
+def test_time_to_the_dense_accuracy_table():
+    dense = [(5.0, 0.70), (9.0, 0.80), (13.0, 0.85)]
+    fast = dataclasses.replace(ROWS[0], dense_train_seconds=13.0, dense_curve=dense, dense_seconds_to_final=13.0,
+                               ticket_curve=[(4.0, 0.72), (7.0, 0.86), (10.0, 0.86)], ticket_seconds_to_dense=7.0)
+    never = dataclasses.replace(fast, seed=1, ticket_curve=[(4.0, 0.7), (7.0, 0.8)], ticket_seconds_to_dense=None)
+    assert fast.time_to_dense_speedup_x == pytest.approx(13.0 / 7.0) and never.time_to_dense_speedup_x is None
+    line = report.time_to_dense_table([fast, never], ("criterion", "p")).splitlines()[2]
+    assert [c.strip() for c in line.split("|")[1:-1]] == [
+        "snip", "1", "85.00", "13", "13", "9", "7", "1.86x", "1 of 2"]
 
 
 def test_table_4_reports_reductions_and_speedups():
     text = report.table4(ROWS)
     snip_p2 = next(line for line in text.splitlines() if line.startswith("| snip") and "| 2 " in line)
     cells = [c.strip() for c in snip_p2.split("|")[1:-1]]
-    assert cells == ["snip", "2", "20.00", "5.00", "7.00", "unavailable", "1.30x", "1.30x", "1.25x", "-1.50 ± 0.71", "2"]
+    assert cells == ["snip", "2", "20.00", "5.00", "7.00", "unavailable", "1.30x", "1.30x", "1.25x",
+                     "-1.50 ± 0.71 (within noise)", "2", ""]
     grasp_p1 = next(line for line in text.splitlines() if line.startswith("| grasp") and "| 1 " in line)
     assert "1.10 ± 0.14x" in grasp_p1 and "20.00" in grasp_p1
+    with_paper = report.table4(ROWS, depth=32)
+    grasp_p1 = next(line for line in with_paper.splitlines() if line.startswith("| grasp") and "| 1 " in line)
+    assert grasp_p1.rstrip(" |").endswith("6.82 / 10.13 / 11.11 / 1.10x")
 
 
 def test_report_writes_its_plots(tmp_path):
     text = report.write(Config(), ROWS, str(tmp_path))
     assert "fashion_mnist, ResNet-20, 3ep at learning rate 0.05" in text
     dense_mean = next(line for line in text.splitlines() if line.startswith("| mean ± std"))
-    assert [c.strip() for c in dense_mean.split("|")[1:-1]] == ["mean ± std", "90.50 ± 0.71", "", "2 seeds"]
+    assert [c.strip() for c in dense_mean.split("|")[1:-1]] == [
+        "mean ± std", "90.50 ± 0.71", "", "", "", "spread 1.00 pp: within the 1 pp band", "2 seeds"]
+    assert "## Statistics: paired differences per cell" in text and "Verdicts: within noise 4 (of 4 cells)" in text
     for name in ("report.md", "accuracy_difference.png", "accuracy_vs_flops.png", "speedup.png"):
         assert os.path.getsize(tmp_path / name) > 1000
     assert not [n for n in os.listdir(tmp_path) if n.startswith(".")]

@@ -136,3 +136,67 @@ def test_workers_resume_from_the_newest_epoch_every_one_of_them_saved(tmp_path, 
     asked.clear()
     start, _, checkpoint = restored(other_worker_saved(0))  # the other worker has nothing: all start over
     assert start == 0 and asked == [3, 0] and checkpoint.epochs == []
+
+
+def test_warmup_rises_linearly_then_the_drops_apply():
+    recipe = train.Recipe(length="10ep", learning_rate=0.1, lr_drops=("6ep",), warmup="2ep")
+    expected = {0: 0.0125, 1: 0.025, 6: 0.0875, 7: 0.1, 8: 0.1, 23: 0.1, 24: 0.01, 39: 0.01}  # 4 steps an epoch
+    schedule = recipe.schedule(steps_per_epoch=4)
+    for step, rate in expected.items():
+        assert recipe.learning_rate_at(step, 4) == pytest.approx(rate)
+        assert float(schedule(step)) == pytest.approx(rate)
+    assert train.Recipe(warmup="300it").warmup_steps(390) == 300 and train.Recipe().warmup_steps(390) == 0
+    assert float(train.Recipe(length="3ep", learning_rate=0.05, warmup="1ep").schedule(10)(0)) == pytest.approx(0.005)
+
+
+def test_tf_keras_gets_the_same_warmup_schedule():
+    import tf_keras
+
+    recipe = train.Recipe(length="10ep", learning_rate=0.1, lr_drops=("6ep", "8ep"), warmup="3ep")
+    legacy, current = recipe.schedule(5, library=tf_keras), recipe.schedule(5)
+    assert isinstance(legacy, tf_keras.optimizers.schedules.LearningRateSchedule)
+    for step in range(50):
+        assert float(legacy(step)) == pytest.approx(float(current(step)), rel=1e-6)
+
+
+@pytest.mark.parametrize("epoch", range(10))
+def test_a_recipe_resumed_at_any_epoch_continues_the_same_schedule(epoch):
+    recipe = train.Recipe(length="10ep", learning_rate=0.1, lr_drops=("6ep", "8ep"), warmup="3ep")
+    rest = recipe.resumed_at(epoch)
+    spe = 7
+    for step in range(epoch * spe, 10 * spe):
+        assert rest.learning_rate_at(step - epoch * spe, spe) == pytest.approx(recipe.learning_rate_at(step, spe))
+    assert rest.warmup == f"{max(3 - epoch, 0)}ep"
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"length": "3ep", "warmup": "3ep"}, "must be shorter than the training"),
+    ({"warmup": "2"}, "e.g. 160ep or 500it"),
+    ({"warmup": "-1ep"}, "count >= 0"),
+    ({"warmup_start": 1.0}, "warmup_start must be in"),
+])
+def test_bad_warmups_are_refused(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        train.Recipe(**kwargs)
+
+
+def test_fit_follows_the_warmup(tmp_path, small_data):
+    keras.utils.set_random_seed(0)
+    model = tl.models.cifar_resnet(8, input_shape=(16, 16, 3), num_classes=4)
+    recipe = train.Recipe(length="2ep", batch_size=32, learning_rate=0.05, lr_drops=(), warmup="16it")
+    train.fit(model, small_data, recipe, str(tmp_path), "dense", verbose=0)  # 8 steps an epoch: 16 steps
+    steps = int(model.optimizer.iterations.numpy())
+    assert steps == 16
+    # After step 16 the warm-up has ended; after 8 steps it stood half way (checked on the schedule).
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.05)
+    assert float(model.optimizer._learning_rate(7)) == pytest.approx(0.05 * 8 / 16)
+
+
+def test_no_warmup_keeps_earlier_run_folders():
+    from tf_lottery.config import Config
+
+    assert Config().digest("ticket") == "27cb9d7dd0a7"  # the quick demo's folder since 0.4
+    assert Config.create(warmup="0ep").digest("dense") == Config().digest("dense")
+    assert Config.create(warmup="1ep").digest("dense") != Config().digest("dense")
+    assert Config.create(bn_momentum=0.99).digest("dense") == Config().digest("dense")
+    assert Config.create(bn_momentum=0.9).digest("dense") != Config().digest("dense")

@@ -191,3 +191,41 @@ def cka_per_stage(rows, path: str) -> None:
         axis.set_xticks(range(len(views)), views)
     axis.set(ylabel="linear CKA with dense", title="representation similarity to the dense network", ylim=(0, 1.02))
     _finish(fig, axis, path)
+
+
+def _ticket_label(row: SweepRow) -> str:
+    parts = [row.method] if row.method != "blocks" else []
+    parts += [row.criterion] if row.p is not None or row.method == "blocks" else []
+    parts += [f"p={row.p}"] if row.p is not None else []
+    parts += [f"θ_{row.rewind_epoch}"] if row.rewind_epoch is not None else []
+    return " ".join(parts) or row.method
+
+
+def accuracy_vs_time(rows: List[SweepRow], path: str) -> None:
+    """Validation accuracy against training wall-clock seconds (:mod:`tf_lottery.curves`): one panel
+    per seed, the dense network in black, every ticket of the seed in colour, the dense final
+    accuracy as a dotted line. Rows without curves (sweeps before 0.7) are left out."""
+    seeds = list(dict.fromkeys(r.seed for r in rows if r.ticket_curve))
+    if not seeds:
+        return
+    fig, axes = plt.subplots(1, len(seeds), figsize=(5.2 * len(seeds), 4.0), squeeze=False, sharey=True)
+    labels = list(dict.fromkeys(_ticket_label(r) for r in rows if r.ticket_curve))
+    colours = plt.get_cmap("tab20" if len(labels) > 10 else "tab10")
+    for axis, seed in zip(axes[0], seeds):
+        group = [r for r in rows if r.seed == seed and r.ticket_curve]
+        dense = next((r.dense_curve for r in group if r.dense_curve), None)
+        if dense:
+            axis.plot(*zip(*dense), color="black", marker="o", linewidth=2, label="dense")
+            axis.axhline(dense[-1][1], color="black", linestyle=":", linewidth=1)
+        for r in group:
+            label = _ticket_label(r)
+            axis.plot(*zip(*r.ticket_curve), marker=".", color=colours(labels.index(label) % colours.N),
+                      alpha=0.85, label=label)
+        axis.set(xlabel="training wall clock (s)", title=f"seed {seed}")
+        axis.grid(alpha=0.3)
+    axes[0][0].set_ylabel("validation accuracy")
+    low = min(v for r in rows if r.ticket_curve for _, v in r.ticket_curve[len(r.ticket_curve) // 2:])
+    axes[0][0].set_ylim(max(0.0, low - 0.05), None)  # the end of training, where tickets and dense meet
+    handles, names = axes[0][-1].get_legend_handles_labels()
+    fig.legend(handles, names, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
+    _save(fig, path)

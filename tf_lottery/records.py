@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Dict, List, Optional
 
-from tf_lottery import cost
+from tf_lottery import cost, curves
 
 
 def _known(record) -> dict:
@@ -452,10 +452,23 @@ class SweepRow:
     # Added in 0.4: linear and debiased CKA of the penultimate features, dense vs ticket (``--evals=cka``).
     cka_linear: Optional[float] = None
     cka_debiased: Optional[float] = None
+    # Added in 0.7: learning curves [(seconds, validation accuracy)] per epoch (tf_lottery.curves), and the
+    # time to the dense network's final validation accuracy (dense: its own first epoch there).
+    dense_curve: Optional[list] = None
+    ticket_curve: Optional[list] = None
+    dense_seconds_to_final: Optional[float] = None
+    ticket_seconds_to_dense: Optional[float] = None
+    dense_train_accuracy: Optional[list] = None  # per epoch, for the recipe check (tf_lottery.curves)
 
     @property
     def rewinds(self) -> bool:
         return self.rewind is not None
+
+    @property
+    def time_to_dense_speedup_x(self) -> Optional[float]:
+        """Dense training time / the ticket's time to the dense final validation accuracy (None:
+        never reached, or no curves)."""
+        return _ratio(self.dense_train_seconds, self.ticket_seconds_to_dense)
 
     @classmethod
     def of(cls, point, result: RunRecord, rewinds: bool) -> "SweepRow":
@@ -467,6 +480,10 @@ class SweepRow:
         c = result.comparison
         batch = c.latency_batch_size
         method = point.method.type
+        dense_curve = curves.read_curve(result.dense_run_folder, "dense", result.dense.training.timing)
+        ticket_curve = curves.read_curve(result.run_folder, "ticket", result.ticket.training.timing)
+        dense_final = curves.final_accuracy(dense_curve)
+        dense_history = curves.read_history(result.dense_run_folder, "dense")
         return cls(
             seed=point.seed, criterion=point.method.criterion, p=blocks_removed(point, result),
             experiment=point.experiment,
@@ -490,6 +507,10 @@ class SweepRow:
             ticket_latency_s=None if batch is None else result.ticket.latency[str(batch)]["median_s"],
             cka_linear=_penultimate_cka(result.ticket, "linear"),
             cka_debiased=_penultimate_cka(result.ticket, "debiased"),
+            dense_curve=dense_curve, ticket_curve=ticket_curve,
+            dense_seconds_to_final=curves.seconds_to_reach(dense_curve, dense_final),
+            ticket_seconds_to_dense=curves.seconds_to_reach(ticket_curve, dense_final),
+            dense_train_accuracy=dense_history.get("accuracy") or None,
         )
 
     def to_dict(self) -> dict:

@@ -11,9 +11,14 @@
   FLOPs alone would imply.
 
 Cells are ``mean ± std`` over seeds (sample std, n - 1; a single seed shows the mean
-only). The paper reports single runs, so its numbers are one draw from such a spread.
-In Tables 1 and 2 the best cell of a row is **bold**, and a mean >= 0 is a winning
-ticket on average (the paper's "(+)").
+only) and the cell's verdict (:mod:`tf_lottery.stats`): each seed's ticket is paired with
+the dense run of its seed, and a cell "wins" only when the 95 % t interval of the paired
+differences lies at or above 0 (the paper's ξ = 0), "loses" when it lies below, and is
+"within noise" otherwise. The paper's value (CIFAR-10, one run) stands beside each cell
+where it has one (:mod:`tf_lottery.paper`). In Tables 1 and 2 the best cell of a row is
+**bold**. Every report also has the statistics of each cell (per-seed differences, mean,
+std, interval, verdict), the time each ticket takes to reach its dense network's final
+validation accuracy (:mod:`tf_lottery.curves`), and ``accuracy_vs_time.png``.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import os
 import statistics
 from typing import Iterable, List, Optional
 
-from tf_lottery import plots
+from tf_lottery import curves, paper, plots, stats
 from tf_lottery.config import Config
 from tf_lottery.io import write_text_atomic
 from tf_lottery.records import ModelRecord, RunRecord, SweepRow
@@ -139,11 +144,17 @@ def _ordered(rows, key) -> list:
     return list(dict.fromkeys(getattr(r, key) for r in rows))
 
 
+def paired_accuracy(group) -> stats.Paired:
+    """The paired statistics of a cell's rows: each seed's ticket minus the dense run of its seed (pp)."""
+    return stats.paired([r.accuracy_pp for r in group], seeds=[r.seed for r in group])
+
+
 def _difference_table(rows, row_keys, column_key, column_label, best_of: str = "row", value: str = "accuracy_pp",
-                      spec: str = "{:+.2f}") -> str:
+                      spec: str = "{:+.2f}", paper_of=None) -> str:
     """Rows x columns of accuracy differences (pp; or another row field ``value`` formatted by
     ``spec``), both in sweep order; the best (highest) mean of each row (``best_of="row"``) or of
-    each column (``"column"``) in bold."""
+    each column (``"column"``) in bold. Accuracy cells carry their verdict; ``paper_of(row)``,
+    when given, adds the paper's value after each column."""
     columns = _ordered(rows, column_key)
     groups = _group(rows, *row_keys, column_key)
     heads = list(dict.fromkeys(tuple(getattr(r, k) for k in row_keys) for r in rows))
@@ -157,21 +168,115 @@ def _difference_table(rows, row_keys, column_key, column_label, best_of: str = "
         known = [m for m in rivals if m is not None]
         return len(along) > 1 and means[key] is not None and means[key] == max(known)
 
-    body = [[*h, *[cell(values[(h, c)], spec, bold=best((h, c))) if values[(h, c)] else "" for c in columns]]
-            for h in heads]
-    headers = [*row_keys, *[column_label(c) for c in columns]]
-    return markdown_table(headers, body, align="l" * len(row_keys) + "r" * len(columns))
+    def shown(key):
+        if not values[key]:
+            return ""
+        text = cell(values[key], spec, bold=best(key))
+        if value == "accuracy_pp" and means[key] is not None:
+            text += f" ({paired_accuracy(groups[key[0] + (key[1],)]).verdict})"
+        return text
+
+    def published(key):
+        found = [paper_of(r) for r in groups.get(key[0] + (key[1],), [])]
+        return next((f"{v:+.2f}" for v in found if v is not None), "")
+
+    body, headers = [], list(row_keys)
+    for c in columns:
+        headers += [column_label(c)] + (["paper"] if paper_of else [])
+    for h in heads:
+        line = list(h)
+        for c in columns:
+            line += [shown((h, c))] + ([published((h, c))] if paper_of else [])
+        body.append(line)
+    per_column = 2 if paper_of else 1
+    return markdown_table(headers, body, align="l" * len(row_keys) + "r" * (per_column * len(columns)))
 
 
-def table1(rows) -> str:
+def statistics_table(rows, keys, paper_of=None) -> str:
+    """Every cell's paired statistics: per-seed differences (pp, seed order), mean, sample std,
+    the 95 % t interval, the verdict and the paper's value (when ``paper_of(row)`` has one)."""
+    body = []
+    for head, group in _group(rows, *keys).items():
+        summary = paired_accuracy(group)
+        if summary.mean is None:
+            continue
+        published = next((v for v in (paper_of(r) for r in group) if v is not None), None) if paper_of else None
+        body.append([*["—" if v is None else v for v in head], ", ".join(map(str, summary.seeds)),
+                     stats.per_seed_text(summary), f"{summary.mean:+.2f}",
+                     "—" if summary.std is None else f"{summary.std:.2f}", stats.interval_text(summary),
+                     summary.verdict, "" if published is None else f"{published:+.2f}"])
+    headers = [*keys, "seeds", "ticket − dense per seed (pp)", "mean", "std", "95 % CI (t)", "verdict", "paper"]
+    return markdown_table(headers, body, align="l" * len(keys) + "lrrrrll")
+
+
+def verdict_counts(rows, keys) -> str:
+    """``"wins 3, within noise 6, loses 1 (of 10 cells)"``."""
+    found = [paired_accuracy(g).verdict for g in _group(rows, *keys).values()]
+    found = [v for v in found if v is not None]
+    counts = [f"{name} {found.count(name)}" for name in stats.VERDICTS if found.count(name)]
+    return f"{', '.join(counts)} (of {len(found)} cells)"
+
+
+_STATISTICS_NOTE = (
+    "Each seed's ticket is paired with the dense run of the same seed (same θ0, data order and scoring batch). "
+    "95 % CI: Student's t interval of the mean paired difference, mean ± t(0.975, n − 1) · std / √n "
+    "(t = 4.30 for 3 seeds). Verdict (the paper's Eq. 1 with ξ = 0, applied to the interval): **wins** when the "
+    "interval lies at or above 0, **loses** when it lies below 0, **within noise** otherwise; one seed gives no "
+    "interval. The paper's values are single CIFAR-10 runs: they are a direction to compare with, not a "
+    "tolerance.")
+
+
+def time_to_dense_table(rows, keys) -> str:
+    """How long each ticket takes to reach its dense network's final validation accuracy, mean
+    over the seeds whose ticket gets there, and how many do (:mod:`tf_lottery.curves`)."""
+    body = []
+    for head, group in _group(rows, *keys).items():
+        curved = [r for r in group if r.ticket_curve and r.dense_curve]
+        if not curved:
+            continue
+        reached = [r for r in curved if r.ticket_seconds_to_dense is not None]
+        body.append([*["—" if v is None else v for v in head],
+                     cell([100 * r.dense_curve[-1][1] for r in curved], "{:.2f}"),
+                     cell([r.dense_train_seconds for r in curved], "{:,.0f}"),
+                     cell([r.dense_seconds_to_final for r in curved], "{:,.0f}"),
+                     cell([r.ticket_train_seconds for r in curved], "{:,.0f}"),
+                     cell([r.ticket_seconds_to_dense for r in reached], "{:,.0f}") if reached else "never",
+                     cell([r.time_to_dense_speedup_x for r in reached], "{:.2f}", suffix="x") if reached else "—",
+                     f"{len(reached)} of {len(curved)}"])
+    headers = [*keys, "dense final val acc (%)", "dense training (s)", "dense first reaches it (s)",
+               "ticket training (s)", "ticket reaches it (s)", "dense time / ticket time to it", "seeds reaching it"]
+    return markdown_table(headers, body, align="l" * len(keys) + "rrrrrrr")
+
+
+_TIME_NOTE = (
+    "Time to accuracy: the training wall clock (set-up and epochs, the clock of the training speed-up) at the end "
+    "of the first epoch whose validation accuracy reaches the dense network's final validation accuracy (same "
+    "seed, same validation examples); epoch granularity, so an upper bound by less than one epoch. \"never\": no "
+    "epoch of the ticket got there. The ratio is the dense network's whole training time over the ticket's time "
+    "to that accuracy, over the seeds that reach it. Curves: `accuracy_vs_time.png`.")
+
+
+def _depth(config: Config) -> Optional[int]:
+    """The depth of a CIFAR ResNet (the paper's networks), else None: the paper has numbers for those only."""
+    return getattr(config.model.settings, "depth", None) if config.model.type == "cifar_resnet" else None
+
+
+def _table1_paper(config: Config, rows):
+    """``paper_of(row)`` for Table 1: the sweep's rewind epochs map to the paper's θ_0/25/50/75 by order."""
+    epochs = sorted({r.rewind_epoch for r in rows if r.rewind_epoch is not None})
+    depth = _depth(config)
+    return lambda r: paper.table1(depth, r.criterion, r.rewind, epochs.index(r.rewind_epoch))
+
+
+def table1(rows, paper_of=None) -> str:
     """Table 1 shape: after-training criterion (x rewind mode) by rewind epoch θ_i, pp vs dense."""
     keys = ("criterion", "rewind") if len(_ordered(rows, "rewind")) > 1 else ("criterion",)
-    return _difference_table(rows, keys, "rewind_epoch", lambda epoch: f"θ_{epoch}")
+    return _difference_table(rows, keys, "rewind_epoch", lambda epoch: f"θ_{epoch}", paper_of=paper_of)
 
 
-def table2(rows) -> str:
-    """Table 2 shape: p by criterion at initialization, pp vs dense."""
-    return _difference_table(rows, ("p",), "criterion", lambda name: name)
+def table2(rows, paper_of=None) -> str:
+    """Table 2 shape: p by criterion at initialization, pp vs dense (the paper's beside, when given)."""
+    return _difference_table(rows, ("p",), "criterion", lambda name: name, paper_of=paper_of)
 
 
 def has_cka(rows) -> bool:
@@ -190,34 +295,77 @@ _CKA_NOTE = ("Linear CKA (Kornblith et al. 2019) between the dense network's and
              "and the debiased form are in every run's `evals/ticket/cka.json` and in `--experiment=robustness`.")
 
 
-def table4(rows) -> str:
-    """Table 4 shape: reductions (% less than dense) and speed-ups (x), mean ± std over seeds."""
+def table4(rows, depth: Optional[int] = None) -> str:
+    """Table 4 shape: reductions (% less than dense) and speed-ups (x), mean ± std over seeds, the
+    accuracy difference with its verdict, and the paper's row for a GraSP ResNet32/56 ticket of
+    ``depth`` (FLOPs / memory / CO2 reductions and speed-up)."""
     keys = ["criterion", "p"] + (["rewind", "rewind_epoch"] if rows and rows[0].rewinds else [])
     body = []
     for head, group in _group(rows, *keys).items():
         def col(key, spec="{:.2f}", suffix=""):
             return cell([getattr(r, key) for r in group], spec, suffix=suffix)
+        accuracy = col("accuracy_pp", "{:+.2f}")
+        summary = paired_accuracy(group)
+        if summary.verdict is not None:
+            accuracy += f" ({summary.verdict})"
+        row = paper.table4(depth, group[0].criterion, group[0].p) if not group[0].rewinds else None
+        published = "" if row is None else f"{row[0]:.2f} / {row[1]:.2f} / {row[2]:.2f} / {row[3]:.2f}x"
         body.append([*head, col("flops_reduction_pct"), col("params_reduction_pct"), col("memory_reduction_pct"),
                      col("co2_reduction_pct"), col("training_speedup_x", suffix="x"),
                      col("images_per_second_ratio_x", suffix="x"), col("flops_implied_speedup_x", suffix="x"),
-                     col("accuracy_pp", "{:+.2f}"), len(group)])
+                     accuracy, len(group), published])
     headers = [*keys, "FLOPs ↓ %", "params ↓ %", "memory ↓ %", "CO2 ↓ %", "training speed-up (measured)",
-               "images/s ratio (measured)", "FLOPs-implied speed-up", "accuracy (pp)", "seeds"]
-    return markdown_table(headers, body, align="l" * len(keys) + "r" * 9)
+               "images/s ratio (measured)", "FLOPs-implied speed-up", "accuracy (pp)", "seeds",
+               "paper: FLOPs / memory / CO2 ↓ %, speed-up"]
+    return markdown_table(headers, body, align="l" * len(keys) + "r" * 9 + "l")
 
 
-def dense_table(rows) -> str:
-    """The dense runs: test accuracy and training time per seed."""
+def _recipe_flags(first, warmup_epochs: int) -> tuple:
+    """``(last-epoch training-accuracy gain, worst validation drop after the warm-up, check)`` of one dense run."""
+    gain = curves.last_epoch_gain(first.dense_train_accuracy)
+    drop = curves.worst_drop(first.dense_curve, warmup_epochs)
+    problems = ([] if gain is None or gain <= curves.FLAT_PP else ["still rising"]) + (
+        [] if drop is None or drop <= curves.COLLAPSE_PP else ["validation collapse"])
+    check = "—" if gain is None and drop is None else (", ".join(problems) or "ok")
+    return ("—" if gain is None else f"{gain:+.2f}"), ("—" if drop is None else f"{drop:.1f}"), check
+
+
+def dense_table(rows, warmup_epochs: int = 0) -> str:
+    """The dense runs: test accuracy and training time per seed, and the recipe check: the last
+    epoch's training-accuracy gain (flattened at most ``curves.FLAT_PP``), the worst validation
+    drop after the warm-up (a collapse beyond ``curves.COLLAPSE_PP``), and the seeds' spread."""
     body = []
     for (seed,), group in _group(rows, "seed").items():
         first = group[0]
         body.append([seed, _percent(first.dense_accuracy), f"{first.dense_train_seconds:.0f}",
-                     first.dense_run_folder or ""])
+                     *_recipe_flags(first, warmup_epochs), first.dense_run_folder or ""])
     accuracies = [None if g[0].dense_accuracy is None else 100 * g[0].dense_accuracy
                   for g in _group(rows, "seed").values()]
-    body.append(["mean ± std", cell(accuracies, "{:.2f}"), "",
+    known = [a for a in accuracies if a is not None]
+    spread = max(known) - min(known) if len(known) > 1 else None
+    band = "" if spread is None else (f"spread {spread:.2f} pp: "
+                                      f"{'within' if spread <= curves.BAND_PP else 'outside'} the "
+                                      f"{curves.BAND_PP:g} pp band")
+    body.append(["mean ± std", cell(accuracies, "{:.2f}"), "", "", "", band,
                  f"{len(accuracies)} seed{'s' if len(accuracies) > 1 else ''}"])
-    return markdown_table(["seed", "test accuracy (%)", "training time (s)", "dense run folder"], body, align="lrrl")
+    headers = ["seed", "test accuracy (%)", "training time (s)", "last epoch's training-accuracy gain (pp)",
+               "worst validation drop after warm-up (pp)", "recipe check", "dense run folder"]
+    return markdown_table(headers, body, align="lrrrrll")
+
+
+_RECIPE_NOTE = (
+    "Recipe check (README \"Twin recipes\"): a dense training has flattened when its last epoch adds at most "
+    f"{curves.FLAT_PP:g} pp of training accuracy; its validation accuracy has collapsed when an epoch after the "
+    f"warm-up falls more than {curves.COLLAPSE_PP:g} pp below the best earlier epoch; the seeds agree when their "
+    f"dense test accuracies span at most {curves.BAND_PP:g} pp.")
+
+
+def warmup_epochs(config: Config) -> int:
+    """Whole epochs of the warm-up (a warm-up in steps counts as its first epoch)."""
+    from tf_lottery.train import parse_length
+
+    count, unit = parse_length(config.training.warmup, allow_zero=True)
+    return count if unit == "ep" else int(count > 0)
 
 
 def write(config: Config, rows: List[SweepRow], folder: str) -> str:
@@ -227,28 +375,40 @@ def write(config: Config, rows: List[SweepRow], folder: str) -> str:
     plots.accuracy_difference(rows, x_key, os.path.join(folder, "accuracy_difference.png"))
     plots.accuracy_vs_flops(rows, os.path.join(folder, "accuracy_vs_flops.png"))
     plots.speedup_vs_flops_implied(rows, os.path.join(folder, "speedup.png"))
+    plots.accuracy_vs_time(rows, os.path.join(folder, "accuracy_vs_time.png"))
     seeds = _ordered(rows, "seed")
-    training = config.training
-    setup = (f"{config.data.dataset}, {model_label(config)}, {training.length} at learning rate "
-             f"{training.learning_rate:g} (drops at {', '.join(training.lr_drops) or 'none'}), "
+    depth = _depth(config)
+    setup = (f"{config.data.dataset}, {model_label(config)}, {recipe_text(config)}, "
              f"train size {config.data.train_size or 'all'}, "
              f"seeds {', '.join(map(str, seeds))}, {len(rows)} runs")
     energy = "unavailable" if not any(r.co2_reduction_pct is not None for r in rows) else "codecarbon"
     parts = [
         f"# Sweep {os.path.basename(folder)}", "", setup, "",
         "Accuracy differences are ticket minus dense test accuracy in percentage points, mean ± std over "
-        "seeds (each seed's ticket against the dense run of the same seed); **bold**: the best of its row.", "",
-        "## Dense runs", "", dense_table(rows), "",
+        "seeds (each seed's ticket against the dense run of the same seed), with the cell's verdict (see "
+        "\"Statistics\"); **bold**: the best of its row; \"paper\": the paper's value (CIFAR-10, one run).", "",
+        "## Dense runs", "", dense_table(rows, warmup_epochs(config)), "", _RECIPE_NOTE, "",
     ]
     if lottery:
-        parts += ["## Table 1 shape: after-training criteria by rewind epoch (pp vs dense)", "", table1(rows), ""]
+        paper_of = _table1_paper(config, rows)
+        keys = ("criterion", "rewind", "rewind_epoch", "p")
+        parts += ["## Table 1 shape: after-training criteria by rewind epoch (pp vs dense)", "",
+                  table1(rows, paper_of), "",
+                  "The paper's column of each θ_i is its θ_0, θ_25, θ_50, θ_75 (of 200 epochs) in the order of "
+                  "this sweep's rewind epochs.", ""]
     else:
-        parts += ["## Table 2 shape: tickets at initialization (pp vs dense)", "", table2(rows), ""]
+        paper_of = lambda r: paper.table2(depth, r.criterion, r.p)  # noqa: E731
+        keys = ("criterion", "p")
+        parts += ["## Table 2 shape: tickets at initialization (pp vs dense)", "", table2(rows, paper_of), ""]
         if has_cka(rows):
             parts += ["## CKA with the dense network (Table 2 shape)", "", cka_table2(rows), "",
                       _CKA_NOTE.format(along="row"), ""]
     parts += [
-        "## Table 4 shape: efficiency (% less than dense; speed-up in x)", "", table4(rows), "",
+        "## Statistics: paired differences per cell", "", statistics_table(rows, keys, paper_of), "",
+        f"Verdicts: {verdict_counts(rows, keys)}. {_STATISTICS_NOTE}", "",
+        "## Time to the dense network's final accuracy", "", time_to_dense_table(rows, keys), "", _TIME_NOTE, "",
+        "![accuracy vs time](accuracy_vs_time.png)", "",
+        "## Table 4 shape: efficiency (% less than dense; speed-up in x)", "", table4(rows, depth), "",
         f"Training speed-up = dense training time / ticket training time, measured (wall clock, whole "
         f"`fit`){'; a rewound ticket trains n - i epochs, so its time ratio includes the shorter schedule' if lottery else ''}. "
         "Images/s ratio = ticket / dense training throughput after the first epoch: the per-step gain alone. "
@@ -265,8 +425,6 @@ def write(config: Config, rows: List[SweepRow], folder: str) -> str:
 #: How ``compare`` reports name each method (the paper's Table 3 calls filter tickets "standard LTH").
 METHOD_LABELS = {"blocks": "layers (ours)", "filters": "filters (standard LTH, removed)",
                  "filter_masks": "filters (tfmot masks)", "imp": "weights (IMP, tfmot)"}
-#: The paper's Table 3 (ResNet32, CIFAR-10, p = 1): pp vs dense.
-PAPER_TABLE3 = {"filters": {"snip": -0.79, "grasp": -0.11}, "blocks": {"snip": +0.08, "grasp": +0.40}}
 
 
 def _labelled(rows):
@@ -281,9 +439,11 @@ def _structured(rows) -> list:
     return _labelled(sorted((r for r in rows if r.method in order), key=lambda r: order.index(r.method)))
 
 
-def table3(rows) -> str:
-    """Table 3 shape: filter and layer tickets (rows) by criterion (columns), pp vs dense, one p."""
-    return _difference_table(_structured(rows), ("method",), "criterion", lambda name: name, best_of="column")
+def table3(rows, paper_of=None) -> str:
+    """Table 3 shape: filter and layer tickets (rows) by criterion (columns), pp vs dense, one p
+    (``paper_of(row)`` of a labelled row: the paper's value beside each column)."""
+    return _difference_table(_structured(rows), ("method",), "criterion", lambda name: name, best_of="column",
+                             paper_of=paper_of)
 
 
 def cka_table3(rows) -> str:
@@ -329,26 +489,29 @@ def cost_table(rows) -> str:
 
 def write_compare(config: Config, rows: List[SweepRow], folder: str) -> str:
     """Writes report.md of a ``compare`` run into ``folder``; returns its text."""
+    plots.accuracy_vs_time(rows, os.path.join(folder, "accuracy_vs_time.png"))
     seeds = _ordered(rows, "seed")
-    training, method = config.training, config.method
+    method = config.method
+    depth = _depth(config)
+
+    def paper_of(r):
+        label = {v: k for k, v in METHOD_LABELS.items()}.get(r.method, r.method)  # table3 rows are labelled
+        return paper.table3(depth, label, r.criterion, r.p)
+
     parts = [
         f"# Compare {os.path.basename(folder)}", "",
-        f"{config.data.dataset}, {model_label(config)}, {training.length} at learning rate "
-        f"{training.learning_rate:g} (drops at {', '.join(training.lr_drops) or 'none'}), train size "
+        f"{config.data.dataset}, {model_label(config)}, {recipe_text(config)}, train size "
         f"{config.data.train_size or 'all'}, seeds {', '.join(map(str, seeds))}, {len(rows)} runs. Every ticket "
         "starts from its seed's θ0 and trains by the same recipe on the same data stream as the dense run.", "",
         "Accuracy differences are ticket minus dense test accuracy in percentage points, mean ± std over seeds "
-        "(each seed's ticket against the dense run of the same seed); **bold**: the best method of its column.", "",
-        "## Dense runs", "", dense_table(rows), "",
+        "(each seed's ticket against the dense run of the same seed), with the cell's verdict (see \"Statistics\"); "
+        "**bold**: the best method of its column; \"paper\": the paper's Table 3 (ResNet32, CIFAR-10, one run).", "",
+        "## Dense runs", "", dense_table(rows, warmup_epochs(config)), "", _RECIPE_NOTE, "",
     ]
     for p in [p for p in _ordered(rows, "p") if p is not None]:
         at_p = [r for r in rows if r.p == p]
         parts += [f"## Table 3 shape: filter vs layer tickets at initialization, p = {p} (pp vs dense)", "",
-                  table3(at_p), ""]
-        if p == 1:
-            paper = [[METHOD_LABELS[m], *[f"{v:+.2f}" for v in PAPER_TABLE3[m].values()]] for m in PAPER_TABLE3]
-            parts += ["The paper's Table 3 (ResNet32, CIFAR-10, one run each):", "",
-                      markdown_table(["method", "snip", "grasp"], paper, align="lrr"), ""]
+                  table3(at_p, paper_of), ""]
         if has_cka(at_p):
             parts += [f"CKA with the dense network, p = {p}:", "", cka_table3(at_p), "",
                       _CKA_NOTE.format(along="column"), ""]
@@ -363,7 +526,13 @@ def write_compare(config: Config, rows: List[SweepRow], folder: str) -> str:
                   markdown_table(["levels x rate", "weights masked (of all params)", "accuracy (pp)", "seeds"],
                                  [[f"{method.imp_levels} x {method.imp_rate:g}", nonzero,
                                    cell([r.accuracy_pp for r in weights]), len(weights)]], align="lrrr"), ""]
+    keys = ("method", "criterion", "p")
+    labelled = _labelled(rows)
     parts += [
+        "## Statistics: paired differences per cell", "", statistics_table(labelled, keys, paper_of), "",
+        f"Verdicts: {verdict_counts(labelled, keys)}. {_STATISTICS_NOTE}", "",
+        "## Time to the dense network's final accuracy", "", time_to_dense_table(labelled, keys), "", _TIME_NOTE, "",
+        "![accuracy vs time](accuracy_vs_time.png)", "",
         "## Cost of every method (mean ± std over seeds)", "", cost_table(rows), "",
         "Params and FLOPs are computed from the graph: masks remove nothing, so a masked ticket has the dense "
         "network's params and FLOPs (its zeros are still multiplied) and only fewer non-zero weights. Training "
@@ -385,6 +554,14 @@ def write_compare(config: Config, rows: List[SweepRow], folder: str) -> str:
     text = "\n".join(parts)
     write_text_atomic(os.path.join(folder, "report.md"), text)
     return text
+
+
+def recipe_text(config: Config) -> str:
+    """``6ep at learning rate 0.05 (warm-up 1ep, drops at 4ep)``."""
+    training = config.training
+    warmup = "" if training.warmup == "0ep" else f"warm-up {training.warmup}, "
+    return (f"{training.length} at learning rate {training.learning_rate:g} ({warmup}drops at "
+            f"{', '.join(training.lr_drops) or 'none'})")
 
 
 def model_label(config: Config) -> str:

@@ -191,6 +191,10 @@ class Config:
             kept["method"] = self.method.identity()
         if "data" in kept:
             kept["data"] = self.data.identity()
+        if "model" in kept:
+            kept["model"] = self.model.identity()
+        if "training" in kept:
+            kept["training"] = self.training.identity()
         # Several replicas or mixed precision train other weights.
         execution = distribute.current().identity() if self.execution is None else dict(self.execution)
         return {"seed": self.seed, **kept, **({"execution": execution} if execution else {})}

@@ -31,7 +31,7 @@ from tf_lottery.methods import METHODS
 from tf_lottery.methods.filters import MATCHES
 from tf_lottery.models import MODELS
 from tf_lottery.options import boolean, choice, integer, integers, names, real, text
-from tf_lottery.train import Recipe, parse_length
+from tf_lottery.train import NO_WARMUP, Recipe, parse_length
 
 REWINDS = ("weights", "lr", "reinit")
 SCHEDULES = ("oneshot", "iterative")
@@ -108,6 +108,15 @@ class ModelConfig(Section):
                   "num_classes": self.num_classes}
         return {**common, **_json_ready(self.settings)}
 
+    def identity(self) -> dict:
+        """:meth:`to_dict` less the builder's settings that stand at the value that builds what was
+        built before they existed (its ``IDENTITY_DEFAULTS``): earlier run folders keep their names."""
+        values = self.to_dict()
+        for name, default in getattr(type(self.settings), "IDENTITY_DEFAULTS", {}).items():
+            if values.get(name) == default:
+                values.pop(name)
+        return values
+
     @classmethod
     def from_dict(cls, values: dict) -> "ModelConfig":
         values = dict(values)
@@ -169,6 +178,8 @@ class TrainingConfig(Section):
     nesterov: bool = boolean(True, "Nesterov momentum.")
     lr_drops: tuple = names(("2ep",), "Lengths where the learning rate drops, e.g. 100ep,150ep.")
     lr_drop_factor: float = real(0.1, "Learning-rate factor at each drop.")
+    warmup: str = text(NO_WARMUP, "Linear learning-rate warm-up from 0 at the start of training, inside --length: "
+                       "e.g. 2ep or 300it; 0ep: none.")
     weight_decay: float = real(1e-4, "L2 factor on conv kernels.", lower_bound=0)
     keep_epochs: tuple = integers((), "Epochs after which the dense run keeps its weights θ_i (lottery adds "
                                   "--rewind_epoch); runs of the same seed share the dense run only with the same list.",
@@ -189,7 +200,15 @@ class TrainingConfig(Section):
     def recipe(self) -> Recipe:
         """The training recipe (validates lengths and rates)."""
         return Recipe(self.length, self.batch_size, self.learning_rate, self.momentum, self.nesterov,
-                      self.lr_drops, self.lr_drop_factor)
+                      self.lr_drops, self.lr_drop_factor, warmup=self.warmup)
+
+    def identity(self) -> dict:
+        """The fields that name a dense run: all, the warm-up only when there is one (so runs of
+        recipes without warm-up, from before it existed, keep their folders)."""
+        values = self.to_dict()
+        if parse_length(self.warmup, allow_zero=True)[0] == 0:
+            values.pop("warmup")
+        return values
 
 
 @dataclasses.dataclass(frozen=True)

@@ -34,6 +34,7 @@ from tf_lottery.experiments.stages import (
 from tf_lottery.log import log
 from tf_lottery.records import Rewind, RunRecord
 from tf_lottery.runs import RunFolder
+from tf_lottery.train import NO_WARMUP
 
 
 def rewound_ticket(config: Config, dense_run: RunFolder, trained_dense, decision, data):
@@ -74,7 +75,8 @@ def rewinding_run(config: Config) -> tuple:
 def rewind_record(method, recipe) -> Rewind:
     """How a rewound ticket started: the rewind mode and epoch, and the recipe it trained with."""
     return Rewind(method.rewind, method.rewind_epoch, {
-        "length": recipe.length, "learning_rate": recipe.learning_rate, "lr_drops": list(recipe.lr_drops)})
+        "length": recipe.length, "learning_rate": recipe.learning_rate, "lr_drops": list(recipe.lr_drops),
+        **({"warmup": recipe.warmup, "warmup_start": recipe.warmup_start} if recipe.warmup != NO_WARMUP else {})})
 
 
 @register("lottery", scope="ticket", sweepable=True, rewinds=True)

@@ -214,8 +214,7 @@ def fit_masked(model: keras.Model, masks: Masks, data, recipe, workdir: str, nam
     epochs, per_epoch = recipe.plan(steps_per_epoch)
     os.makedirs(workdir, exist_ok=True)
     wrapped = wrap(to_tf_keras(model, prunable=_needs_prunable_class(masks)), masks)
-    boundaries, values = recipe.schedule_points(steps_per_epoch)
-    rate = tf_keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values) if boundaries else values[0]
+    rate = recipe.schedule(steps_per_epoch, library=tf_keras)
     wrapped.compile(
         optimizer=tf_keras.optimizers.SGD(rate, momentum=recipe.momentum, nesterov=recipe.nesterov),
         loss=tf_keras.losses.SparseCategoricalCrossentropy(from_logits=not outputs_probabilities(model)),

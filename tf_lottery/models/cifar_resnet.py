@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import zlib
-from typing import Iterable, Optional, Sequence
+from typing import ClassVar, Iterable, Optional, Sequence
 
 import keras
 from keras import layers
@@ -33,6 +33,7 @@ from tf_lottery.models.registry import register_builder
 
 SHORTCUTS = ("projection", "zero_pad")
 OUTPUTS = ("logits", "softmax")
+KERAS_BN_MOMENTUM = 0.99
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,6 +50,8 @@ class CifarResNetSpec:
         output: "logits" or "softmax".
         weight_decay: L2 factor on every conv kernel.
         seed: Seed of every initializer (combined with the layer name).
+        bn_momentum: BatchNormalization's moving-average momentum (Keras' 0.99, the paper's
+            template; left out of :meth:`to_dict` at that value, so specs from before it stay equal).
     """
 
     blocks_per_stage: tuple = (5, 5, 5)
@@ -60,8 +63,11 @@ class CifarResNetSpec:
     output: str = "logits"
     weight_decay: float = 1e-4
     seed: int = 0
+    bn_momentum: float = KERAS_BN_MOMENTUM
 
     def __post_init__(self):
+        if not 0 <= self.bn_momentum < 1:
+            raise ValueError(f"bn_momentum must be in [0, 1); got {self.bn_momentum!r}")
         object.__setattr__(self, "blocks_per_stage", tuple(int(n) for n in self.blocks_per_stage))
         object.__setattr__(self, "input_shape", tuple(int(d) for d in self.input_shape))
         if not self.blocks_per_stage or any(n < 1 for n in self.blocks_per_stage):
@@ -101,8 +107,11 @@ class CifarResNetSpec:
         ]
 
     def to_dict(self) -> dict:
-        """Returns a JSON-ready dict (tuples become lists)."""
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+        """Returns a JSON-ready dict (tuples become lists; ``bn_momentum`` only when not Keras' default)."""
+        values = {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+        if values["bn_momentum"] == KERAS_BN_MOMENTUM:
+            values.pop("bn_momentum")
+        return values
 
     @classmethod
     def from_dict(cls, values: dict) -> "CifarResNetSpec":
@@ -187,7 +196,7 @@ def build_from_spec(spec: CifarResNetSpec, removed_blocks: Iterable[str] = ()) -
         )
 
     def bn(name):
-        return layers.BatchNormalization(name=name)
+        return layers.BatchNormalization(momentum=spec.bn_momentum, name=name)
 
     inputs = keras.Input(shape=spec.input_shape, name="image")
     x = conv(spec.stage_filters()[0], 3, 1, "stem_conv")(inputs)
@@ -245,6 +254,13 @@ class CifarResNetSettings:
     shortcut: str = options.choice("projection", SHORTCUTS,
                                    "Downsampling shortcut: 1x1 projection conv (paper) or zero-padded identity "
                                    "(option A).")
+    bn_momentum: float = options.real(KERAS_BN_MOMENTUM,
+                                      "BatchNormalization moving-average momentum (0.99: Keras' default, the paper's "
+                                      "template; 0.9 tracks the statistics within an epoch on short schedules).")
+
+    #: Settings added after runs existed, with the default that builds what was built before them:
+    #: at that value they stay out of a run's identity, so earlier run folders keep their names.
+    IDENTITY_DEFAULTS: ClassVar[dict] = {"bn_momentum": KERAS_BN_MOMENTUM}
 
     def __post_init__(self):
         options.normalise(self)
@@ -265,7 +281,7 @@ class CifarResNetSettings:
 def _from_settings(settings: CifarResNetSettings, input_shape, num_classes, seed, weight_decay) -> keras.Model:
     return cifar_resnet(settings.depth, num_classes, input_shape, seed, blocks_per_stage=settings.blocks_per_stage,
                         width_multiplier=settings.width_multiplier, shortcut=settings.shortcut,
-                        weight_decay=weight_decay)
+                        weight_decay=weight_decay, bn_momentum=settings.bn_momentum)
 
 
 def _from_spec(spec: dict, removed) -> keras.Model:
@@ -285,6 +301,7 @@ def cifar_resnet(
     output: str = "logits",
     weight_decay: float = 1e-4,
     removed_blocks: Iterable[str] = (),
+    bn_momentum: float = 0.99,
 ) -> keras.Model:
     """Builds a CIFAR ResNet (paper template) with named blocks.
 
@@ -299,6 +316,7 @@ def cifar_resnet(
         output: "logits" (library default) or "softmax".
         weight_decay: L2 on conv kernels (paper: 1e-4).
         removed_blocks: Blocks to leave out (see :func:`build_from_spec`).
+        bn_momentum: BatchNormalization momentum (Keras' 0.99, the paper's template).
 
     Returns:
         A functional ``keras.Model`` named ``resnet{depth}``.
@@ -322,5 +340,6 @@ def cifar_resnet(
         output=output,
         weight_decay=weight_decay,
         seed=seed,
+        bn_momentum=bn_momentum,
     )
     return build_from_spec(spec, removed_blocks)
