@@ -76,7 +76,7 @@ def test_the_report_has_the_table3_shape_and_a_cost_table(compared):
     assert [c.strip() for c in table3[0].split("|")[1:4]] == ["method", "snip", "grasp"]
     assert [line.split("|")[1].strip() for line in table3[2:]] == [
         "layers (ours)", "filters (standard LTH, removed)", "filters (tfmot masks)"]
-    assert "The paper's Table 3" in text and "-0.79" in text and "+0.40" in text
+    assert "## Statistics: paired differences per cell" in text and "## Time to the dense network's final" in text
     assert "## Weight lottery tickets (IMP)" in text and "1 x 0.2" in text
     assert "filters (tfmot masks), weights (IMP, tfmot) train in tf_keras" in text  # their times: another framework
     cost = text.split("## Cost of every method (mean ± std over seeds)")[1]
@@ -140,3 +140,33 @@ def test_the_table_3_cka_table_marks_the_most_similar_method_of_each_criterion(c
         "layers (ours)", "filters (standard LTH, removed)", "filters (tfmot masks)"]
     assert lines[2].count("**0.950**") == 2 and "**" not in lines[3] + lines[4]
     assert not report.has_cka(result.rows) and report.has_cka(rows)
+
+
+def test_the_compare_report_puts_the_papers_table_3_and_the_statistics_beside_the_cells(tmp_path):
+    """A ResNet32 compare report by hand: the paper's Table 3 beside each cell, a verdict per cell."""
+    import dataclasses
+
+    from tf_lottery import report
+    from tf_lottery.records import SweepRow
+
+    base = SweepRow(seed=0, criterion="snip", p=1, experiment="init_ticket", rewind=None, rewind_epoch=None,
+                    dense_accuracy=0.9, ticket_accuracy=0.9, dense_flops=100, ticket_flops=90, dense_train_seconds=10.0,
+                    ticket_train_seconds=9.0, accuracy_pp=0.0, flops_reduction_pct=10.0, params_reduction_pct=1.0,
+                    memory_reduction_pct=1.0, co2_reduction_pct=None, energy_reduction_pct=None,
+                    training_speedup_x=1.1, images_per_second_ratio_x=1.1, flops_implied_speedup_x=1.1,
+                    run_folder="r", dense_run_folder="d", ticket_filters=1200)
+    rows = [dataclasses.replace(base, seed=seed, method=method, criterion=criterion, accuracy_pp=pp)
+            for method, criterion, values in [("blocks", "snip", (0.3, 0.5, 0.4)), ("blocks", "grasp", (0.1, -0.2, 0.4)),
+                                              ("filters", "snip", (-1.0, -1.3, -0.9)),
+                                              ("filters", "grasp", (-0.2, 0.1, -0.5))]
+            for seed, pp in enumerate(values)]
+    config = _config(tmp_path, depth=32)
+    text = report.write_compare(config, rows, str(tmp_path))
+    table3 = text.split("(pp vs dense)")[1].split("\n\n")[1].splitlines()
+    assert [c.strip() for c in table3[0].split("|")[1:-1]] == ["method", "snip", "paper", "grasp", "paper"]
+    layers = [c.strip() for c in table3[2].split("|")[1:-1]]
+    assert layers == ["layers (ours)", "**+0.40 ± 0.10** (wins)", "+0.08", "**+0.10 ± 0.30** (within noise)", "+0.40"]
+    filters = [c.strip() for c in table3[3].split("|")[1:-1]]
+    assert filters[1:] == ["-1.07 ± 0.21 (loses)", "-0.79", "-0.20 ± 0.30 (within noise)", "-0.11"]
+    assert "Verdicts: wins 1, loses 1, within noise 2 (of 4 cells)" in text
+    assert os.path.exists(tmp_path / "report.md")

@@ -52,6 +52,7 @@ def test_every_flag_of_0_1_is_generated_with_its_default():
         "strategy", "devices", "cpu_devices", "tpu", "lr_scaling", "sync_batchnorm", "xla",  # 0.6: scale out
         "mixed_precision",
         "data_path", "cache_dir",
+        "warmup", "bn_momentum",  # 0.7: twin recipes
     }
     # Every flag is the default config's, except the settings of the other model builders.
     assert set(cli.OPTIONS) - set(Config().flat()) == {"weights_file", "output", "stem"}

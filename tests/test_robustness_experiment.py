@@ -146,3 +146,10 @@ def test_a_sweep_asking_for_cka_gains_the_cka_table_and_reuses_the_cached_measur
         assert row.accuracy_pp == next(r for r in swept.rows if r.run_folder == row.run_folder).accuracy_pp
     assert "## CKA with the dense network (Table 2 shape)" in again.report
     assert f"{again.rows[0].cka_linear:.3f}" in again.report
+
+
+def test_table_5_cells_carry_their_verdict():
+    assert report_robustness._winning([0.3, 0.5, 0.4]) == "**+0.40 ± 0.10** (wins)"
+    assert report_robustness._winning([-1.0, -1.3, -0.9]) == "-1.07 ± 0.21 (loses)"
+    assert report_robustness._winning([1.13]) == "**+1.13** (one seed)"
+    assert report_robustness._winning([None]) == "unavailable"

@@ -91,3 +91,8 @@ def test_recipe_check_measures_flattening_and_collapse():
     assert curves.worst_drop(curve, after_epochs=1) == pytest.approx(30.0)
     assert curves.worst_drop(curve, after_epochs=3) == 0.0  # the fall at epoch 3 is inside a 3-epoch warm-up
     assert curves.worst_drop([[1, 0.5], [2, 0.6]]) == 0.0 and curves.worst_drop(None) is None
+    # Batch-norm statistics that lag the weights: validation far below training (measured at BN momentum 0.99).
+    lagging = [[68, 0.09], [129, 0.419], [184, 0.513], [236, 0.777]]
+    assert curves.worst_gap(lagging, [0.563, 0.7848, 0.8485, 0.8675], after_epochs=1) == pytest.approx(36.58)
+    assert curves.worst_drop(lagging, after_epochs=1) == 0.0  # rising all along: the drop alone misses it
+    assert curves.worst_gap(lagging, [0.5, 0.6], after_epochs=1) is None  # epochs disagree

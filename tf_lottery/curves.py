@@ -89,10 +89,11 @@ def seconds_to_reach(curve: Optional[Curve], target: Optional[float]) -> Optiona
 
 
 #: The recipe check's thresholds (README "Twin recipes"): a training has flattened when its last
-#: epoch adds at most FLAT_PP to the training accuracy; the validation accuracy collapses when an
-#: epoch after the warm-up falls more than COLLAPSE_PP below the best epoch before it; the dense
-#: test accuracies of the seeds agree when they span at most BAND_PP.
-FLAT_PP, COLLAPSE_PP, BAND_PP = 1.0, 10.0, 1.0
+#: epoch adds at most FLAT_PP to the training accuracy; the validation accuracy has collapsed when an
+#: epoch after the warm-up falls more than COLLAPSE_PP below the best epoch before it, or more than
+#: GAP_PP below that epoch's training accuracy (batch-norm statistics that lag the weights); the
+#: dense test accuracies of the seeds agree when they span at most BAND_PP.
+FLAT_PP, COLLAPSE_PP, GAP_PP, BAND_PP = 1.0, 10.0, 15.0, 1.0
 
 
 def last_epoch_gain(train_accuracy: Optional[Sequence[float]]) -> Optional[float]:
@@ -120,3 +121,18 @@ def worst_drop(curve: Optional[Curve], after_epochs: int = 0) -> Optional[float]
     values = [v for _, v in curve]
     drops = [max(values[:i]) - values[i] for i in range(max(after_epochs, 1), len(values))]
     return round(100.0 * max([0.0, *drops]), 6)
+
+
+def worst_gap(curve: Optional[Curve], train_accuracy: Optional[Sequence[float]], after_epochs: int = 0
+              ) -> Optional[float]:
+    """The largest shortfall (pp) of the validation accuracy below the same epoch's training
+    accuracy, after the first ``after_epochs`` epochs; 0 when validation is never below.
+
+    Example:
+        >>> worst_gap([(1, 0.09), (2, 0.42), (3, 0.80)], [0.56, 0.78, 0.85], after_epochs=1)
+        36.0
+    """
+    if not curve or not train_accuracy or len(train_accuracy) != len(curve):
+        return None
+    gaps = [a - v for a, (_, v) in list(zip(train_accuracy, curve))[after_epochs:]]
+    return round(100.0 * max([0.0, *gaps]), 6)

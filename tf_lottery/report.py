@@ -180,6 +180,8 @@ def _difference_table(rows, row_keys, column_key, column_label, best_of: str = "
         found = [paper_of(r) for r in groups.get(key[0] + (key[1],), [])]
         return next((f"{v:+.2f}" for v in found if v is not None), "")
 
+    if paper_of and not any(published((h, c)) for h in heads for c in columns):
+        paper_of = None  # the paper has no number for any cell (another model): no empty columns
     body, headers = [], list(row_keys)
     for c in columns:
         headers += [column_label(c)] + (["paper"] if paper_of else [])
@@ -324,10 +326,13 @@ def _recipe_flags(first, warmup_epochs: int) -> tuple:
     """``(last-epoch training-accuracy gain, worst validation drop after the warm-up, check)`` of one dense run."""
     gain = curves.last_epoch_gain(first.dense_train_accuracy)
     drop = curves.worst_drop(first.dense_curve, warmup_epochs)
+    gap = curves.worst_gap(first.dense_curve, first.dense_train_accuracy, warmup_epochs)
+    collapsed = (drop is not None and drop > curves.COLLAPSE_PP) or (gap is not None and gap > curves.GAP_PP)
     problems = ([] if gain is None or gain <= curves.FLAT_PP else ["still rising"]) + (
-        [] if drop is None or drop <= curves.COLLAPSE_PP else ["validation collapse"])
+        ["validation collapse"] if collapsed else [])
     check = "—" if gain is None and drop is None else (", ".join(problems) or "ok")
-    return ("—" if gain is None else f"{gain:+.2f}"), ("—" if drop is None else f"{drop:.1f}"), check
+    return (("—" if gain is None else f"{gain:+.2f}"),
+            ("—" if drop is None else f"{drop:.1f}") + ("" if gap is None else f" / {gap:.1f}"), check)
 
 
 def dense_table(rows, warmup_epochs: int = 0) -> str:
@@ -349,15 +354,16 @@ def dense_table(rows, warmup_epochs: int = 0) -> str:
     body.append(["mean ± std", cell(accuracies, "{:.2f}"), "", "", "", band,
                  f"{len(accuracies)} seed{'s' if len(accuracies) > 1 else ''}"])
     headers = ["seed", "test accuracy (%)", "training time (s)", "last epoch's training-accuracy gain (pp)",
-               "worst validation drop after warm-up (pp)", "recipe check", "dense run folder"]
+               "worst validation drop / gap to training after warm-up (pp)", "recipe check", "dense run folder"]
     return markdown_table(headers, body, align="lrrrrll")
 
 
 _RECIPE_NOTE = (
     "Recipe check (README \"Twin recipes\"): a dense training has flattened when its last epoch adds at most "
     f"{curves.FLAT_PP:g} pp of training accuracy; its validation accuracy has collapsed when an epoch after the "
-    f"warm-up falls more than {curves.COLLAPSE_PP:g} pp below the best earlier epoch; the seeds agree when their "
-    f"dense test accuracies span at most {curves.BAND_PP:g} pp.")
+    f"warm-up falls more than {curves.COLLAPSE_PP:g} pp below the best earlier epoch (drop) or more than "
+    f"{curves.GAP_PP:g} pp below that epoch's training accuracy (gap); the seeds agree when their dense test "
+    f"accuracies span at most {curves.BAND_PP:g} pp.")
 
 
 def warmup_epochs(config: Config) -> int:
