@@ -13,7 +13,7 @@ from tf_lottery import (
 from tf_lottery.config import Config
 from tf_lottery.tickets import TicketResult, find_ticket
 
-__version__ = "0.6.0"
+__version__ = "0.7.0"
 __all__ = [
     "Config", "TicketResult", "carbon", "config", "cost", "criteria", "data", "distribute", "evals", "export",
     "filters", "find_ticket", "graph", "methods", "models", "records", "resume", "serving", "surgery", "tickets", "train",
