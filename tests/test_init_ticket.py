@@ -179,3 +179,22 @@ def test_where_the_runs_are_is_not_what_the_run_is(finished, monkeypatch):
     for runs_dir in (config.runtime.runs_dir + "/", "moved"):
         again = experiments.get("init_ticket")(config.replace(runs_dir=runs_dir, tensorboard=True))
         assert again.comparison == result.comparison
+
+
+def test_a_run_times_its_way_to_the_dense_accuracy(finished):
+    """The run table and the sweep row read the same curves: epochs' wall clock and validation accuracy."""
+    from tf_lottery import curves
+    from tf_lottery.records import SweepRow
+
+    config, result = finished
+    dense = curves.read_curve(result.dense_run_folder, "dense", result.dense.training.timing)
+    ticket = curves.read_curve(result.run_folder, "ticket", result.ticket.training.timing)
+    assert len(dense) == len(ticket) == 1  # one epoch each
+    assert dense[-1][0] == pytest.approx(result.dense.train_seconds, abs=1e-3)  # the curve ends at the training time
+    summary = open(os.path.join(result.run_folder, "summary.md")).read()
+    assert f"time to the dense final val accuracy {100 * dense[-1][1]:.2f} %" in summary
+    row = SweepRow.of(config, result, rewinds=False)
+    assert row.dense_curve == dense and row.ticket_curve == ticket
+    reached = ticket[-1][1] >= dense[-1][1]
+    assert (row.ticket_seconds_to_dense == ticket[-1][0]) if reached else row.ticket_seconds_to_dense is None
+    assert row.dense_seconds_to_final == dense[-1][0] and row.dense_train_accuracy is not None

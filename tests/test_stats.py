@@ -96,3 +96,16 @@ def test_recipe_check_measures_flattening_and_collapse():
     assert curves.worst_gap(lagging, [0.563, 0.7848, 0.8485, 0.8675], after_epochs=1) == pytest.approx(36.58)
     assert curves.worst_drop(lagging, after_epochs=1) == 0.0  # rising all along: the drop alone misses it
     assert curves.worst_gap(lagging, [0.5, 0.6], after_epochs=1) is None  # epochs disagree
+
+
+def test_the_papers_numbers_are_looked_up_only_where_they_exist():
+    from tf_lottery import paper
+
+    assert paper.table2(32, "snip", 5) == -1.00 and paper.table2(20, "snip", 5) is None
+    assert paper.table2(32, "synflow", 1) is None and paper.table2(32, "grasp", 6) is None
+    # Table 1 at the same fraction of the training: θ_1, θ_2, θ_3 of 8 epochs are the paper's θ_25, θ_50, θ_75.
+    assert [paper.table1(32, "hrank", "weights", i, 8) for i in range(4)] == [-0.01, +0.21, +0.10, +0.12]
+    assert paper.table1(32, "hrank", "weights", 1, 6) is None  # 33 % of the training: not one of the paper's
+    assert paper.table1(32, "hrank", "lr", 0, 8) is None and paper.table1(56, "kl", "weights", 0, 8) is None
+    assert paper.table3(32, "filters", "snip", 1) == -0.79 and paper.table3(32, "filters", "snip", 2) is None
+    assert paper.table4(56, "grasp", 12) == (45.00, 45.82, 51.11, 2.03) and paper.table4(56, "snip", 12) is None

@@ -44,14 +44,25 @@ def table2(depth: Optional[int], criterion: str, p: Optional[int]) -> Optional[f
     return TABLE2.get(criterion, {}).get(p) if depth == 32 else None
 
 
-def table1(depth: Optional[int], criterion: str, rewind: Optional[str], position: int) -> Optional[float]:
-    """The paper's Table 1 value of the ``position``-th rewind point (0: θ_0, 1: θ_25, ...) for a
-    ResNet32 weight-rewound ticket, or None. A twin with a shorter training maps its rewind
-    epochs to the paper's by order, which the report says."""
-    if depth != 32 or rewind != "weights" or not 0 <= position < len(TABLE1_EPOCHS):
+TABLE1_LENGTH = 200  # epochs of the paper group's recipe
+
+
+def table1(depth: Optional[int], criterion: str, rewind: Optional[str], rewind_epoch: Optional[int],
+           epochs: Optional[int]) -> Optional[float]:
+    """The paper's Table 1 value for a ResNet32 ticket weight-rewound to θ_i of an ``epochs``-long
+    training, or None: a shorter training is matched at the same fraction of its length
+    (θ_2 of 8 epochs is the paper's θ_50 of 200), and only where the fraction is one of the paper's.
+
+    Example:
+        >>> table1(32, "kl", "weights", 2, 8), table1(32, "kl", "weights", 1, 6)
+        (-0.03, None)
+    """
+    if depth != 32 or rewind != "weights" or rewind_epoch is None or not epochs:
         return None
+    scaled = rewind_epoch * TABLE1_LENGTH / epochs
+    match = [i for i, e in enumerate(TABLE1_EPOCHS) if abs(e - scaled) < 1e-9]
     values = TABLE1.get(criterion)
-    return None if values is None else values[position]
+    return None if values is None or not match else values[match[0]]
 
 
 def table3(depth: Optional[int], method: str, criterion: str, p: Optional[int]) -> Optional[float]:

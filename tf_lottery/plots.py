@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import statistics
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import matplotlib
 import matplotlib.ticker
@@ -23,9 +23,19 @@ def _save(fig, path: str) -> None:
     plt.close(fig)
 
 
-def learning_curves(histories: Dict[str, dict], path: str) -> None:
-    """Training loss and accuracy (and validation accuracy when present) per epoch, one line per model."""
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
+def learning_curves(histories: Dict[str, dict], path: str, timed: Optional[Dict[str, list]] = None) -> None:
+    """Training loss and accuracy (and validation accuracy when present) per epoch, one line per
+    model; with ``timed`` (``{model: [[seconds, validation accuracy], ...]}``, :mod:`tf_lottery.curves`)
+    a third panel of validation accuracy against training wall clock."""
+    timed = {name: curve for name, curve in (timed or {}).items() if curve}
+    fig, axes = plt.subplots(1, 3 if timed else 2, figsize=(15 if timed else 10, 3.8))
+    left, right = axes[0], axes[1]
+    if timed:
+        for name, curve in timed.items():
+            axes[2].plot(*zip(*curve), marker="x", label=f"{name} val")
+        axes[2].set(xlabel="training wall clock (s)", ylabel="validation accuracy", title="accuracy vs time")
+        axes[2].grid(alpha=0.3)
+        axes[2].legend()
     for name, history in histories.items():
         epochs = range(1, len(history.get("loss", [])) + 1)
         left.plot(epochs, history.get("loss", []), marker="o", label=f"{name} train")

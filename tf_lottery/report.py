@@ -93,6 +93,7 @@ def run_table(result: RunRecord) -> str:
          else f"latency, batch {batch} (ms, measured)", latency(dense), latency(ticket), _fmt(diff.latency_speedup_x, "{:,.2f}x")],
         [f"training time (s, measured{resumed})", f"{dense.train_seconds:.1f}", f"{ticket.train_seconds:.1f}",
          _fmt(diff.training_speedup_x, "{:,.2f}x speed-up")],
+        _time_to_dense_row(result),
         ["training images/s (measured)", _fmt(dense.images_per_second, "{:,.0f}"),
          _fmt(ticket.images_per_second, "{:,.0f}"), _fmt(diff.images_per_second_ratio_x, "{:,.2f}x")],
         ["training energy (Wh, estimated)" if dense.energy.estimated else "training energy (Wh)",
@@ -101,6 +102,21 @@ def run_table(result: RunRecord) -> str:
          _change(diff.co2_reduction_pct)],
     ]
     return markdown_table(["", "dense", "ticket", "change"], rows, align="lrrl")
+
+
+def _time_to_dense_row(result: RunRecord) -> list:
+    """The run table's row: seconds until the dense network's final validation accuracy is reached
+    (dense: its own first epoch there), measured on each training's curve (:mod:`tf_lottery.curves`)."""
+    dense = curves.read_curve(result.dense_run_folder, "dense", result.dense.training.timing)
+    ticket = curves.read_curve(result.run_folder, "ticket", result.ticket.training.timing)
+    target = curves.final_accuracy(dense)
+    if target is None:
+        return ["time to the dense final val accuracy (no validation split)", "unavailable", "unavailable", ""]
+    reached = curves.seconds_to_reach(ticket, target)
+    ratio = None if reached is None else result.dense.train_seconds / reached
+    return [f"time to the dense final val accuracy {100 * target:.2f} % (s, measured)",
+            _fmt(curves.seconds_to_reach(dense, target), "{:.1f}"), "never" if reached is None else f"{reached:.1f}",
+            "" if ratio is None else f"{ratio:,.2f}x (dense training / ticket's time to it)"]
 
 
 def mean_std(values: Iterable[Optional[float]]) -> tuple[Optional[float], Optional[float], int]:
@@ -263,11 +279,14 @@ def _depth(config: Config) -> Optional[int]:
     return getattr(config.model.settings, "depth", None) if config.model.type == "cifar_resnet" else None
 
 
-def _table1_paper(config: Config, rows):
-    """``paper_of(row)`` for Table 1: the sweep's rewind epochs map to the paper's θ_0/25/50/75 by order."""
-    epochs = sorted({r.rewind_epoch for r in rows if r.rewind_epoch is not None})
-    depth = _depth(config)
-    return lambda r: paper.table1(depth, r.criterion, r.rewind, epochs.index(r.rewind_epoch))
+def _table1_paper(config: Config):
+    """``paper_of(row)`` for Table 1: a rewind epoch matches the paper's θ_0/25/50/75 of 200 epochs
+    at the same fraction of this training's length (in epochs)."""
+    from tf_lottery.train import parse_length
+
+    count, unit = parse_length(config.training.length)
+    depth, epochs = _depth(config), count if unit == "ep" else None
+    return lambda r: paper.table1(depth, r.criterion, r.rewind, r.rewind_epoch, epochs)
 
 
 def table1(rows, paper_of=None) -> str:
@@ -396,12 +415,12 @@ def write(config: Config, rows: List[SweepRow], folder: str) -> str:
         "## Dense runs", "", dense_table(rows, warmup_epochs(config)), "", _RECIPE_NOTE, "",
     ]
     if lottery:
-        paper_of = _table1_paper(config, rows)
+        paper_of = _table1_paper(config)
         keys = ("criterion", "rewind", "rewind_epoch", "p")
         parts += ["## Table 1 shape: after-training criteria by rewind epoch (pp vs dense)", "",
                   table1(rows, paper_of), "",
-                  "The paper's column of each θ_i is its θ_0, θ_25, θ_50, θ_75 (of 200 epochs) in the order of "
-                  "this sweep's rewind epochs.", ""]
+                  "The paper's column of θ_i is its value at the same fraction of the training (its θ_0, θ_25, "
+                  "θ_50, θ_75 of 200 epochs), where the fraction is one of those.", ""]
     else:
         paper_of = lambda r: paper.table2(depth, r.criterion, r.p)  # noqa: E731
         keys = ("criterion", "p")

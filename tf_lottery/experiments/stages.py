@@ -19,7 +19,8 @@ from typing import Optional
 import keras
 
 from tf_lottery import (
-    carbon, criteria, distribute, evals, export, methods, models, plots, report, resume, serving, surgery, train,
+    carbon, criteria, curves, distribute, evals, export, methods, models, plots, report, resume, serving, surgery,
+    train,
 )
 from tf_lottery.config import Config
 from tf_lottery.data import prepare
@@ -280,8 +281,11 @@ def record_run(config: Config, run: RunFolder, data, ticket, training: TrainingR
     """
     reference = trained_dense(config, data, dense_run) if evals.needs_reference(config.evaluation) else None
     measured = measure(config, run, "ticket", ticket, data, training, scoring.ticket.removed, reference)
+    timed = {"dense": curves.read_curve(dense_run.path, "dense", dense.training.timing),
+             "ticket": curves.read_curve(run.path, "ticket", measured.training.timing)}
     plots.learning_curves({"dense": train.read_history(dense_run.file("history_dense.csv")),
-                           "ticket": train.read_history(run.file("history_ticket.csv"))}, run.file("curves.png"))
+                           "ticket": train.read_history(run.file("history_ticket.csv"))}, run.file("curves.png"),
+                          timed=timed)
     exports = None
     if config.runtime.export:
         if not export.is_complete(run.file("export/ticket")):
