@@ -268,6 +268,8 @@ class CifarResNetSettings:
         self.blocks()  # fails early with the valid form
         if self.width_multiplier <= 0:
             raise ValueError(f"width_multiplier must be > 0; got {self.width_multiplier}")
+        if not 0 <= self.bn_momentum < 1:
+            raise ValueError(f"bn_momentum must be in [0, 1); got {self.bn_momentum}")
 
     def blocks(self) -> tuple:
         """Blocks per stage: ``blocks_per_stage``, else from ``depth``.
