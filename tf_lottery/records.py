@@ -452,7 +452,7 @@ class SweepRow:
     # Added in 0.4: linear and debiased CKA of the penultimate features, dense vs ticket (``--evals=cka``).
     cka_linear: Optional[float] = None
     cka_debiased: Optional[float] = None
-    # Added in 0.7: learning curves [(seconds, validation accuracy)] per epoch (tf_lottery.curves), and the
+    # Added in 0.7: learning curves [[seconds, validation accuracy], ...] per epoch (tf_lottery.curves), and the
     # time to the dense network's final validation accuracy (dense: its own first epoch there).
     dense_curve: Optional[list] = None
     ticket_curve: Optional[list] = None
