@@ -159,6 +159,42 @@ def test_tf_keras_gets_the_same_warmup_schedule():
         assert float(legacy(step)) == pytest.approx(float(current(step)), rel=1e-6)
 
 
+def _compiled_with_warmup(recipe):
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.Dense(3, name="head")(inputs), name="tiny")
+    model.compile(optimizer=recipe.optimizer(steps_per_epoch=5), loss="mse")
+    return model
+
+
+def test_a_model_compiled_with_a_warmup_clones_saves_and_loads(tmp_path):
+    """clone_model recompiles from the compile config: the schedule must deserialize whole."""
+    recipe = train.Recipe(length="10ep", learning_rate=0.1, lr_drops=("6ep", "8ep"), warmup="3ep")
+    model = _compiled_with_warmup(recipe)
+    clone = keras.models.clone_model(model)
+    path = str(tmp_path / "tiny.keras")
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    for copy in (clone, loaded):
+        schedule = keras.optimizers.schedules.deserialize(copy.optimizer.get_config()["learning_rate"])
+        assert [float(schedule(step)) for step in range(50)] == pytest.approx(
+            [recipe.learning_rate_at(step, 5) for step in range(50)], rel=1e-6)
+
+
+@pytest.mark.parametrize("library_name", ["keras", "tf_keras"])
+@pytest.mark.parametrize("drops", [(), ("6ep",)])
+def test_the_warmup_schedule_round_trips_through_its_config(library_name, drops):
+    import importlib
+
+    library = importlib.import_module(library_name)
+    recipe = train.Recipe(length="10ep", learning_rate=0.1, lr_drops=drops, warmup="2ep")
+    schedule = recipe.schedule(4, library=library)
+    config = library.optimizers.schedules.serialize(schedule)
+    again = library.optimizers.schedules.deserialize(config)
+    assert type(again) is type(schedule) and again.get_config() == schedule.get_config()
+    assert [float(again(step)) for step in range(40)] == pytest.approx(
+        [recipe.learning_rate_at(step, 4) for step in range(40)], rel=1e-6)
+
+
 @pytest.mark.parametrize("epoch", range(10))
 def test_a_recipe_resumed_at_any_epoch_continues_the_same_schedule(epoch):
     recipe = train.Recipe(length="10ep", learning_rate=0.1, lr_drops=("6ep", "8ep"), warmup="3ep")

@@ -83,24 +83,78 @@ def warmup_factor(step, warmup_steps: int, start: float):
     return tf.minimum(tf.cast(1.0, ramp.dtype), ramp)
 
 
-def warmup_schedule(base_class, after, warmup_steps: int, start: float):
-    """A learning-rate schedule of ``base_class`` (Keras 3's or tf_keras'
-    ``LearningRateSchedule``): ``after(step)`` times :func:`warmup_factor`.
+_WARMUP_CLASSES = {}
 
-    ``after`` is the schedule without warm-up (a number or a schedule of the same library).
+
+def warmup_class(library=None):
+    """The linear warm-up schedule class of ``library`` (``keras``, the default, or ``tf_keras``).
+
+    A ``LearningRateSchedule`` of that library whose rate at a step is ``after(step)`` times
+    :func:`warmup_factor`. It is registered with the library's serialization (package
+    ``tf_lottery``) and its config holds the whole schedule, ``after`` included, so a model
+    compiled with it can be cloned (``clone_model`` recompiles from the compile config), saved
+    as ``.keras`` and loaded again once :mod:`tf_lottery.train` is imported.
+
+    Example:
+        >>> Warmup = warmup_class()
+        >>> schedule = Warmup(after=0.1, warmup_steps=4)
+        >>> Warmup.from_config(schedule.get_config()).get_config() == schedule.get_config()
+        True
     """
+    library = library or keras
+    if library.__name__ not in _WARMUP_CLASSES:
+        _WARMUP_CLASSES[library.__name__] = _define_warmup_class(library)
+    return _WARMUP_CLASSES[library.__name__]
+
+
+def _define_warmup_class(library):
     import tensorflow as tf
 
-    class LinearWarmup(base_class):
+    schedules = library.optimizers.schedules
+
+    @library.saving.register_keras_serializable(package="tf_lottery")
+    class LinearWarmup(schedules.LearningRateSchedule):
+        def __init__(self, after, warmup_steps: int, start: float = 0.0):
+            self.after = after
+            self.warmup_steps = int(warmup_steps)
+            self.start = float(start)
+
         def __call__(self, step):
             step = tf.cast(step, "float32")
+            after = self.after
             rate = after(step) if callable(after) else tf.constant(after, "float32")
-            return tf.cast(rate, "float32") * warmup_factor(step, warmup_steps, start)
+            return tf.cast(rate, "float32") * warmup_factor(step, self.warmup_steps, self.start)
 
         def get_config(self):
-            return {"warmup_steps": warmup_steps, "start": start}
+            after = schedules.serialize(self.after) if callable(self.after) else float(self.after)
+            return {"after": after, "warmup_steps": self.warmup_steps, "start": self.start}
 
-    return LinearWarmup()
+        @classmethod
+        def from_config(cls, config):
+            config = dict(config)
+            if isinstance(config["after"], dict):
+                config["after"] = schedules.deserialize(config["after"])
+            return cls(**config)
+
+    return LinearWarmup
+
+
+def warmup_schedule(after, warmup_steps: int, start: float, library=None):
+    """``after`` (a number or a schedule of ``library``) under a linear warm-up of
+    ``warmup_steps`` steps from ``start`` (see :func:`warmup_class`, :func:`warmup_factor`).
+
+    Args:
+        after: The learning rate without warm-up: a number or a ``LearningRateSchedule``.
+        warmup_steps: Optimizer steps of the warm-up.
+        start: The warm-up's starting factor in [0, 1).
+        library: ``keras`` (default) or ``tf_keras``.
+
+    Example:
+        >>> schedule = warmup_schedule(0.1, warmup_steps=4, start=0.0)
+        >>> round(float(schedule(1)), 3)
+        0.05
+    """
+    return warmup_class(library)(after, warmup_steps, start)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -178,8 +232,7 @@ class Recipe:
         warmup_steps = self.warmup_steps(steps_per_epoch)
         if warmup_steps == 0:
             return after
-        return warmup_schedule(library.optimizers.schedules.LearningRateSchedule, after, warmup_steps,
-                               self.warmup_start)
+        return warmup_schedule(after, warmup_steps, self.warmup_start, library=library)
 
     def learning_rate_at(self, step: int, steps_per_epoch: int) -> float:
         """The learning rate of optimizer step ``step`` (0-based), as a Python number."""
