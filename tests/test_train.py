@@ -1,4 +1,7 @@
 import os
+import subprocess
+import sys
+
 import keras
 import pytest
 
@@ -178,6 +181,12 @@ def test_a_model_compiled_with_a_warmup_clones_saves_and_loads(tmp_path):
         schedule = keras.optimizers.schedules.deserialize(copy.optimizer.get_config()["learning_rate"])
         assert [float(schedule(step)) for step in range(50)] == pytest.approx(
             [recipe.learning_rate_at(step, 5) for step in range(50)], rel=1e-6)
+    script = ("import sys, keras, tf_lottery; model = keras.models.load_model(sys.argv[1]); "
+              "schedule = keras.optimizers.schedules.deserialize(model.optimizer.get_config()['learning_rate']); "
+              "print(type(schedule).__name__, float(schedule(7)))")
+    fresh = subprocess.run([sys.executable, "-c", script, path], capture_output=True, text=True, check=True)
+    name, rate = fresh.stdout.split()[-2:]
+    assert name == "LinearWarmup" and float(rate) == pytest.approx(recipe.learning_rate_at(7, 5), rel=1e-6)
 
 
 @pytest.mark.parametrize("library_name", ["keras", "tf_keras"])

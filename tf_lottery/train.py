@@ -139,6 +139,10 @@ def _define_warmup_class(library):
     return LinearWarmup
 
 
+#: Keras 3's warm-up schedule, registered on import so that ``.keras`` files load in a fresh process.
+LinearWarmup = warmup_class(keras)
+
+
 def warmup_schedule(after, warmup_steps: int, start: float, library=None):
     """``after`` (a number or a schedule of ``library``) under a linear warm-up of
     ``warmup_steps`` steps from ``start`` (see :func:`warmup_class`, :func:`warmup_factor`).
