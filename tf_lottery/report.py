@@ -477,6 +477,10 @@ def cka_table3(rows) -> str:
                              value="cka_linear", spec="{:.3f}")
 
 
+def _batch_label(batch) -> str:
+    return "" if batch is None else f" (batch {batch})"
+
+
 def cost_table(rows) -> str:
     """Every method's cost, mean ± std over seeds: size, FLOPs as run, measured time, images/s, latency."""
     body = []
@@ -492,7 +496,7 @@ def cost_table(rows) -> str:
                      "—" if p is None else p, col("ticket_params"), col("ticket_nonzero_params"),
                      col("ticket_filters"), col("ticket_flops"), col("ticket_train_seconds", "{:,.1f}"),
                      col("training_speedup_x", "{:.2f}", suffix="x"), col("ticket_images_per_second"),
-                     col("ticket_latency_s", "{:.1f}", 1000.0) + ("" if batch is None else f" (batch {batch})"),
+                     col("ticket_latency_s", "{:.1f}", 1000.0) + _batch_label(batch),
                      col("accuracy_pp", "{:+.2f}"), len(group)])
     dense = rows[0] if rows else None
     if dense is not None:
@@ -505,7 +509,7 @@ def cost_table(rows) -> str:
                         cell([r.dense_train_seconds for r in firsts], "{:,.1f}"), "1.00x",
                         cell([r.dense_images_per_second for r in firsts], "{:,.0f}"),
                         cell([None if r.dense_latency_s is None else 1000 * r.dense_latency_s for r in firsts],
-                             "{:.1f}"), "", len(firsts)])
+                             "{:.1f}") + _batch_label(dense.latency_batch_size), "", len(firsts)])
     headers = ["method", "criterion", "p", "params", "non-zero weights", "conv filters", "FLOPs (as run)",
                "training time (s)", "training speed-up", "training images/s", "latency (ms)", "accuracy (pp)",
                "seeds"]
