@@ -160,13 +160,22 @@ def test_the_compare_report_puts_the_papers_table_3_and_the_statistics_beside_th
                                               ("filters", "snip", (-1.0, -1.3, -0.9)),
                                               ("filters", "grasp", (-0.2, 0.1, -0.5))]
             for seed, pp in enumerate(values)]
+    rows += [dataclasses.replace(base, seed=seed, method="filter_masks", criterion="grasp", ticket_filters=1232,
+                                 ticket_params=500, dense_params=500, accuracy_pp=pp)
+             for seed, pp in enumerate((0.2, -0.3, 0.1))]
+    rows += [dataclasses.replace(base, seed=seed, method="imp", criterion="snip", p=None, ticket_filters=1232,
+                                 ticket_params=500, dense_params=500, accuracy_pp=pp)
+             for seed, pp in enumerate((0.5, 0.7, 0.6))]
     config = _config(tmp_path, depth=32)
     text = report.write_compare(config, rows, str(tmp_path))
+    assert "Filter counts of the tickets at p = 1: 1,200 (" in text  # the masks' 1,232 is the dense graph's
+    imp_row = next(line for line in text.split("## Statistics")[1].splitlines() if "weights (IMP" in line)
+    assert [c.strip() for c in imp_row.split("|")[1:4]] == ["weights (IMP, tfmot)", "—", "—"]
     table3 = text.split("(pp vs dense)")[1].split("\n\n")[1].splitlines()
     assert [c.strip() for c in table3[0].split("|")[1:-1]] == ["method", "snip", "paper", "grasp", "paper"]
     layers = [c.strip() for c in table3[2].split("|")[1:-1]]
     assert layers == ["layers (ours)", "**+0.40 ± 0.10** (wins)", "+0.08", "**+0.10 ± 0.30** (within noise)", "+0.40"]
     filters = [c.strip() for c in table3[3].split("|")[1:-1]]
     assert filters[1:] == ["-1.07 ± 0.21 (loses)", "-0.79", "-0.20 ± 0.30 (within noise)", "-0.11"]
-    assert "Verdicts: wins 1, loses 1, within noise 2 (of 4 cells)" in text
+    assert "Verdicts: wins 2, loses 1, within noise 3 (of 6 cells)" in text
     assert os.path.exists(tmp_path / "report.md")

@@ -453,9 +453,11 @@ METHOD_LABELS = {"blocks": "layers (ours)", "filters": "filters (standard LTH, r
 
 
 def _labelled(rows):
+    """Rows with their methods' labels; a weights-only row (IMP, no p) shows no criterion (it has none)."""
     import dataclasses
 
-    return [dataclasses.replace(r, method=METHOD_LABELS.get(r.method, r.method)) for r in rows]
+    return [dataclasses.replace(r, method=METHOD_LABELS.get(r.method, r.method),
+                                criterion=r.criterion if r.p is not None else None) for r in rows]
 
 
 def _structured(rows) -> list:
@@ -544,7 +546,9 @@ def write_compare(config: Config, rows: List[SweepRow], folder: str) -> str:
         if has_cka(at_p):
             parts += [f"CKA with the dense network, p = {p}:", "", cka_table3(at_p), "",
                       _CKA_NOTE.format(along="column"), ""]
-        targets = sorted({r.ticket_filters for r in at_p if r.method != "imp" and r.ticket_filters is not None})
+        # Masked tickets keep every filter in the graph (their count is the dense one): only removals count.
+        targets = sorted({r.ticket_filters for r in at_p if r.ticket_filters is not None
+                          and not (r.ticket_params is not None and r.ticket_params == r.dense_params)})
         parts += [f"Filter counts of the tickets at p = {p}: {', '.join(f'{t:,}' for t in targets)} "
                   "(each filter ticket has exactly the count of the layer ticket of its seed and criterion).", ""]
     weights = [r for r in rows if r.p is None]
