@@ -12,14 +12,15 @@ demo: setup data
 	$(BIN)/tf-lottery $(ARGS)
 
 # One pytest worker per core (pytest-xdist); a test file stays on one worker, so its
-# module fixtures (trained runs) are built once. JOBS=0 runs in this process.
+# module fixtures (trained runs) are built once. JOBS=0 runs in this process. The slow
+# tests (kills at every crash point) stay in one process, as measured.
 JOBS ?= auto
 
 test: setup
 	$(BIN)/python -m pytest -q -n $(JOBS) --dist loadfile $(PYTEST_ARGS)
 
 test-slow: setup
-	$(BIN)/python -m pytest -q -n $(JOBS) --dist loadfile -m slow $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -m slow $(PYTEST_ARGS)
 
 setup: $(STAMP)
 
