@@ -121,8 +121,7 @@ def _define_warmup_class(library):
 
         def __call__(self, step):
             step = tf.cast(step, "float32")
-            after = self.after
-            rate = after(step) if callable(after) else tf.constant(after, "float32")
+            rate = self.after(step) if callable(self.after) else tf.constant(self.after, "float32")
             return tf.cast(rate, "float32") * warmup_factor(step, self.warmup_steps, self.start)
 
         def get_config(self):
