@@ -30,10 +30,12 @@ import tensorflow as tf
 from absl import app, flags
 
 import tf_lottery as tl
-from tf_lottery import cost, filters, train
-from tf_lottery.io import write_json_atomic
+from tf_lottery.graph import cost
+from tf_lottery.surgery import filters
+from tf_lottery import training as train
+from tf_lottery.core.io import write_json_atomic
 from tf_lottery.legacy import convert, masked
-from tf_lottery.tables import markdown_table
+from tf_lottery.reports.tables import markdown_table
 
 _DEPTH = flags.DEFINE_integer("depth", 32, "ResNet depth.")
 _FRACTION = flags.DEFINE_float("fraction", 0.5, "Share of the prunable filters removed or masked.")
@@ -95,7 +97,7 @@ def main(argv):
         tf.config.threading.set_inter_op_parallelism_threads(_THREADS.value)
     dense = tl.models.cifar_resnet(_DEPTH.value, seed=0)
     count = round(_FRACTION.value * filters.count_prunable(dense))
-    names = filters.select_filters(dense, filters.filter_scores(dense, "random", seed=0), count)
+    names = filters.select_filters(dense, tl.criteria.filter_scores(dense, "random", seed=0), count)
     start = time.perf_counter()
     physical = filters.remove_filters(dense, names)
     surgery_seconds = time.perf_counter() - start

@@ -18,8 +18,8 @@ import numpy as np
 from absl import app, flags
 
 import tf_lottery as tl
-from tf_lottery.io import write_json_atomic
-from tf_lottery.tables import markdown_table
+from tf_lottery.core.io import write_json_atomic
+from tf_lottery.reports.tables import markdown_table
 
 _DEPTH = flags.DEFINE_integer("depth", 56, "ResNet depth.")
 _EXAMPLES = flags.DEFINE_integer("examples", 100, "Scoring examples (10 per class for 100).")

@@ -24,8 +24,8 @@ import h5py
 import numpy as np
 from absl import app, flags
 
-from tf_lottery.io import write_json_atomic
-from tf_lottery.tables import markdown_table
+from tf_lottery.core.io import write_json_atomic
+from tf_lottery.reports.tables import markdown_table
 
 _TRAIN_SIZE = flags.DEFINE_integer("train_size", 6000, "Training images.")
 _LENGTH = flags.DEFINE_string("length", "2ep", "Training length.")

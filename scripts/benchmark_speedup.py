@@ -24,9 +24,9 @@ import tensorflow as tf
 from absl import app, flags
 
 import tf_lottery as tl
-from tf_lottery import train
-from tf_lottery.io import write_json_atomic
-from tf_lottery.tables import markdown_table
+from tf_lottery import training as train
+from tf_lottery.core.io import write_json_atomic
+from tf_lottery.reports.tables import markdown_table
 
 _DEPTH = flags.DEFINE_integer("depth", 56, "ResNet depth.")
 _BLOCKS = flags.DEFINE_list("num_blocks", ["12"], "Values of p to measure.")

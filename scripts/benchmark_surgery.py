@@ -21,8 +21,8 @@ import keras
 from absl import app, flags
 
 import tf_lottery as tl
-from tf_lottery.io import write_json_atomic
-from tf_lottery.tables import markdown_table
+from tf_lottery.core.io import write_json_atomic
+from tf_lottery.reports.tables import markdown_table
 
 _DEPTH = flags.DEFINE_integer("depth", 110, "ResNet depth.")
 _NUM_BLOCKS = flags.DEFINE_integer("num_blocks", 10, "Blocks removed.", lower_bound=1)

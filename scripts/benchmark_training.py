@@ -40,7 +40,7 @@ import time
 
 from absl import app, flags, logging
 
-from tf_lottery import distribute
+from tf_lottery.runtime import distribute
 
 distribute.split_cpu(2)  # before TensorFlow starts: the mirrored part needs two logical devices
 
@@ -50,8 +50,8 @@ import tensorflow as tf  # noqa: E402
 
 import tf_lottery as tl  # noqa: E402
 from tf_lottery.config import Config  # noqa: E402
-from tf_lottery.io import write_json_atomic, write_text_atomic  # noqa: E402
-from tf_lottery.tables import markdown_table  # noqa: E402
+from tf_lottery.core.io import write_json_atomic, write_text_atomic  # noqa: E402
+from tf_lottery.reports.tables import markdown_table  # noqa: E402
 
 PARTS = ("harness", "input", "criteria", "tickets", "mirrored")
 _PARTS = flags.DEFINE_list("parts", list(PARTS), f"Parts to run, among {', '.join(PARTS)}.")

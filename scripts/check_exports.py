@@ -23,9 +23,9 @@ import tf_lottery as tl
 from tf_lottery.config import Config
 from tf_lottery.experiments.existing import targets
 from tf_lottery.experiments.dense import dense_config
-from tf_lottery.io import write_json_atomic, write_text_atomic
-from tf_lottery.runs import RunFolder
-from tf_lottery.tables import markdown_table
+from tf_lottery.core.io import write_json_atomic, write_text_atomic
+from tf_lottery.experiments.runs import RunFolder
+from tf_lottery.reports.tables import markdown_table
 
 _RUNS = flags.DEFINE_list("runs", None, "Run folders (ticket, dense, sweep or compare).", required=True)
 _OUT = flags.DEFINE_string("out", "benchmarks/results/serving", "Output folder.")

@@ -29,8 +29,8 @@ from scipy.stats import spearmanr
 import tf_lottery as tl
 from tf_lottery.criteria import base
 from tf_lottery.data import load_fashion_mnist
-from tf_lottery.io import write_json_atomic
-from tf_lottery.tables import markdown_table
+from tf_lottery.core.io import write_json_atomic
+from tf_lottery.reports.tables import markdown_table
 
 _DEPTH = flags.DEFINE_integer("depth", 32, "ResNet depth.")
 _SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2", "3", "4"], "Model and batch seeds.")

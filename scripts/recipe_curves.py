@@ -2,7 +2,7 @@
 
 Reads finished (or interrupted) dense run folders, and writes per epoch the training accuracy,
 the validation accuracy and the wall clock of each, the recipe check of each run
-(:mod:`tf_lottery.curves`: flattened, collapsed) and one plot, into ``--out``.
+(:mod:`tf_lottery.results.curves`: flattened, collapsed) and one plot, into ``--out``.
 
 Usage (README "Twin recipes"):
     .venv/bin/python scripts/recipe_curves.py --out=benchmarks/results/twin_recipe \\
@@ -19,9 +19,10 @@ from absl import app, flags
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from tf_lottery import curves, train  # noqa: E402
-from tf_lottery.io import write_json_atomic, write_text_atomic  # noqa: E402
-from tf_lottery.tables import markdown_table  # noqa: E402
+from tf_lottery.results import curves  # noqa: E402
+from tf_lottery import training as train
+from tf_lottery.core.io import write_json_atomic, write_text_atomic  # noqa: E402
+from tf_lottery.reports.tables import markdown_table  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("out", "benchmarks/results/twin_recipe", "Folder for curves.json, report.md, curves.png.")

@@ -3,10 +3,8 @@
 import numpy as np
 import pytest
 
-from tf_lottery import distribute
-
-# Two logical CPU devices for the whole session (before TensorFlow starts), so that
-# MirroredStrategy runs in-process (tests/test_distribute.py); one-device code uses /cpu:0.
+from tf_lottery.runtime import distribute  # Two logical CPU devices for the whole session (before TensorFlow starts), so that
+# MirroredStrategy runs in-process (tests/runtime/test_distribute.py); one-device code uses /cpu:0.
 distribute.split_cpu(2)
 
 

@@ -13,3 +13,40 @@ def test_public_modules_and_entry_points():
     assert tl.methods.get("blocks").name == "blocks"
     assert tl.evals.EVALS.names() == ["adversarial", "cka", "clean", "corruptions", "cost", "latency", "shift_sets"]
     assert callable(tl.evals.corrupt) and callable(tl.evals.attack) and callable(tl.evals.linear_cka)
+
+
+# Every tl.<package>.<name> the 0.7 README, tests and scripts used (0.8 moved the modules beneath them).
+NAMES_OF_0_7 = [
+    "carbon.track", "cost.count_filters", "cost.flops", "cost.latency", "cost.memory", "cost.reduction",
+    "cost.uncounted", "criteria.class_balanced_batch", "criteria.get", "criteria.names", "curves.FLAT_PP",
+    "data.DATASETS", "data.DataOptions", "data.DatasetUnavailable", "data.PreparedData", "data.datasets",
+    "data.get", "data.pipeline", "data.prepare", "data.streaming", "data.synthetic_arrays",
+    "distribute.float32_compute", "distribute.patch_keras_multi_worker", "distribute.prepare_fit", "evals.ATTACKS",
+    "evals.EVALS", "evals.attack", "evals.cka", "evals.corrupt", "evals.corruptions", "evals.get",
+    "evals.linear_cka", "evals.run_cached", "evals.shift_sets", "evals.wanted", "experiments.existing",
+    "experiments.get", "experiments.robustness", "experiments.stages", "export.read_metadata", "export.save_model",
+    "export.save_ticket", "filters.apply_masks", "filters.filter_groups", "filters.filter_masks",
+    "filters.filter_scores", "filters.remove_filters", "filters.select_filters", "graph.flat", "graph.is_nested",
+    "graph.leaf_layers", "graph.operation", "methods.get", "methods.imp", "models.CifarResNetSettings",
+    "models.CifarResNetSpec", "models.MODELS", "models.build", "models.build_application", "models.cifar_resnet",
+    "models.cifar_resnet_from_spec", "models.float32_head", "models.get", "models.imagenet_resnet",
+    "models.lineage", "models.lineage_json", "models.logits_output", "models.names", "models.outputs_probabilities",
+    "models.rebuild", "models.register_builder", "paper.TABLE3", "records.TicketRecord", "registry.Registry",
+    "resume.EpochCheckpoint", "resume.discard", "serving.Preprocessing", "serving.tflite_outputs", "stats.paired",
+    "surgery.Block", "surgery.blocks", "surgery.eligibility_rule", "surgery.find_blocks", "surgery.lineage",
+    "surgery.lineage_json", "surgery.max_removable", "surgery.producers", "surgery.rebuild",
+    "surgery.removable_blocks", "surgery.remove_blocks", "surgery.rewire", "surgery.silence_blocks",
+    "tickets.select", "train.LinearWarmup", "train.Recipe", "train.compile_model", "train.evaluate", "train.fit",
+    "train.make_deterministic", "train.warmup_schedule",
+]
+
+
+def test_every_public_name_of_0_7_is_still_reached_through_tl():
+    missing = []
+    for dotted in NAMES_OF_0_7:
+        package, name = dotted.split(".")
+        if not hasattr(getattr(tl, package), name):
+            missing.append(dotted)
+    assert missing == []
+    assert tl.methods is tl.tickets and tl.train is tl.training and tl.cost is tl.graph.cost
+    assert tl.surgery.rebuild is tl.models.rebuild and tl.filters.filter_scores is tl.criteria.filter_scores

@@ -1,7 +1,7 @@
 """The ``tf-lottery`` command line (absl). With no flags it runs the offline quick demo.
 
 Every flag is generated from the config's sections and the model builders' settings
-(:mod:`tf_lottery.config`, :mod:`tf_lottery.options`): a field added there is a flag here.
+(:mod:`tf_lottery.config`, :mod:`tf_lottery.core.options`): a field added there is a flag here.
 
 Examples:
     tf-lottery                                                  # quick demo (Fashion-MNIST, ResNet-20, GraSP)
@@ -19,10 +19,14 @@ from typing import Dict, List
 
 from absl import app, flags, logging
 
-from tf_lottery import distribute, experiments, models, options, runs, train
+from tf_lottery import experiments, models
+from tf_lottery.runtime import distribute
+from tf_lottery.core import options
+from tf_lottery.experiments import runs
+from tf_lottery import training
 from tf_lottery.config import SECTIONS, Config
-from tf_lottery.log import log
-from tf_lottery.registry import UnknownNameError
+from tf_lottery.core.log import log
+from tf_lottery.core.registry import UnknownNameError
 
 FLAGS = flags.FLAGS
 
@@ -141,7 +145,7 @@ def main(argv) -> int:
         if experiments.get(config.experiment).scope is not None:
             runs.check_runs_dir(config.runtime.runs_dir)
         if config.runtime.deterministic:
-            train.make_deterministic()
+            training.make_deterministic()
         execution = distribute.activate(config.runtime)
         config = config.bound(execution)
         if not execution.is_chief:  # another worker joins every collective (saving too) in a folder of its own

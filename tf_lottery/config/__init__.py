@@ -8,12 +8,13 @@ Example:
 """
 
 from tf_lottery.config.core import SCOPES, Config
+from tf_lottery.config.experiments import EXPERIMENTS, Experiment
 from tf_lottery.config.sections import (
     REWINDS, SCHEDULES, SECTIONS, DataConfig, EvaluationConfig, MethodConfig, ModelConfig, RuntimeConfig,
     SweepConfig, TrainingConfig,
 )
 
 __all__ = [
-    "REWINDS", "SCHEDULES", "SCOPES", "SECTIONS", "Config", "DataConfig", "EvaluationConfig", "MethodConfig",
+    "EXPERIMENTS", "Experiment", "REWINDS", "SCHEDULES", "SCOPES", "SECTIONS", "Config", "DataConfig", "EvaluationConfig", "MethodConfig",
     "ModelConfig", "RuntimeConfig", "SweepConfig", "TrainingConfig",
 ]

@@ -5,7 +5,7 @@ Its defaults are the embedded quick demo (``tf-lottery`` with no flags): Fashion
 from local files (15,000 training images, flips but no crops, so that three epochs
 suffice), ResNet-20, GraSP at initialization, two blocks removed, three epochs at a
 learning rate of 0.05 divided by 10 after two. The paper's CIFAR-10 setups are flagfiles
-under ``flags/``; the library's own training default (``tf_lottery.train.Recipe``) is the
+under ``flags/``; the library's own training default (``tf_lottery.training.Recipe``) is the
 paper group's 200-epoch recipe.
 
 Every setting has one *flat name*, its flag (``--depth``, ``--criterion``): ``Config.create``
@@ -21,20 +21,18 @@ import json
 import os
 from typing import Dict, Optional, Tuple
 
-from tf_lottery import distribute, options
+from tf_lottery.runtime import distribute
+from tf_lottery.core import options
+from tf_lottery.config.experiments import EXPERIMENTS
 from tf_lottery.config.sections import (
     SECTIONS, DataConfig, EvaluationConfig, MethodConfig, ModelConfig, RuntimeConfig, SweepConfig, TrainingConfig,
 )
+from tf_lottery.data import DataOptions
+from tf_lottery.data.streaming import MEAN_FOLDER
 from tf_lottery.models import MODELS
-from tf_lottery.options import choice, integer
+from tf_lottery.core.options import choice, integer
 
 SCOPES = {"dense": ("dense",), "ticket": ("dense", "ticket"), "sweep": ("dense", "ticket", "sweep")}
-
-
-def _experiments():
-    from tf_lottery.experiments import EXPERIMENTS  # experiments import this module
-
-    return EXPERIMENTS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,7 +45,7 @@ class Config:
         model, data, training, method, sweep, evaluation, runtime: The sections
             (:mod:`tf_lottery.config.sections`).
         execution: What of the execution the run was bound to changes the trained weights
-            (:meth:`tf_lottery.distribute.Execution.identity` as sorted items; the command line
+            (:meth:`tf_lottery.runtime.distribute.Execution.identity` as sorted items; the command line
             binds it, and ``config.json`` keeps it, so a run trained on several replicas is
             found again from a process that runs on one). None: the current execution's.
 
@@ -59,7 +57,7 @@ class Config:
         True
     """
 
-    experiment: str = choice("init_ticket", _experiments, "What to run.")
+    experiment: str = choice("init_ticket", EXPERIMENTS, "What to run.")
     seed: int = integer(0, "Seed of θ0, the data split and order, and the scoring batch.")
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
@@ -178,7 +176,7 @@ class Config:
         (``MethodConfig.identity``).
         ``"sweep"``: and the sweep's lists. Evaluation and runtime never enter, except what
         of the execution changes the trained weights: more than one replica (the global
-        batch, ``--lr_scaling``) or mixed precision (:meth:`tf_lottery.distribute.Execution.identity`).
+        batch, ``--lr_scaling``) or mixed precision (:meth:`tf_lottery.runtime.distribute.Execution.identity`).
 
         Raises:
             ValueError: for an unknown scope.
@@ -212,8 +210,6 @@ class Config:
 
     def data_options(self):
         """The :class:`tf_lottery.data.DataOptions` of this config (the data section and the seed)."""
-        from tf_lottery.data import DataOptions
-
         d = self.data
         shape = tuple(self.model.input_shape) if self.model.input_shape else None
         return DataOptions(d.dataset, d.data_dir, d.download, d.train_size, d.val_size, d.test_size,
@@ -222,8 +218,6 @@ class Config:
 
     def data_mean_dir(self) -> str:
         """Where a streamed dataset's training mean is kept between runs: ``<runs_dir>/.data``."""
-        from tf_lottery.data.streaming import MEAN_FOLDER
-
         return os.path.join(self.runtime.runs_dir, MEAN_FOLDER)
 
     def criterion_options(self) -> dict:

@@ -1,6 +1,6 @@
 """The config's sections: one frozen dataclass per concern, each declaring its flags.
 
-Every field is declared with :mod:`tf_lottery.options` (help, kind, allowed values), so
+Every field is declared with :mod:`tf_lottery.core.options` (help, kind, allowed values), so
 the command line is generated from these classes. Each section says whether it enters
 a run's identity (the hash naming its run folder) through ``IDENTITY``:
 
@@ -17,30 +17,28 @@ from __future__ import annotations
 import dataclasses
 from typing import ClassVar, Optional
 
-from tf_lottery import options
+from tf_lottery.config.experiments import EXPERIMENTS
+from tf_lottery.core import options
 from tf_lottery.criteria import CRITERIA
 from tf_lottery.data import DATASETS
 from tf_lottery.data.streaming import DATA_PATHS, resolve_path
-from tf_lottery.distribute import LR_SCALINGS, STRATEGIES, XLA_MODES
+from tf_lottery.runtime.distribute import LR_SCALINGS, STRATEGIES, XLA_MODES
 from tf_lottery.evals import EVALS
 from tf_lottery.evals.adversarial import ATTACKS
 from tf_lottery.evals.corruptions import CORRUPTIONS, SEVERITIES
 from tf_lottery.evals.shift_sets import SHIFT_SETS
-from tf_lottery.filters import RANKINGS
-from tf_lottery.methods import METHODS
-from tf_lottery.methods.filters import MATCHES
+from tf_lottery.surgery.filters import RANKINGS
+from tf_lottery.tickets import METHODS
+from tf_lottery.tickets.filters import MATCHES
 from tf_lottery.models import MODELS
-from tf_lottery.options import boolean, choice, integer, integers, names, real, text
-from tf_lottery.train import NO_WARMUP, Recipe, parse_length
+from tf_lottery.core.options import boolean, choice, integer, integers, names, real, text
+from tf_lottery.training import NO_WARMUP, Recipe, parse_length
 
 REWINDS = ("weights", "lr", "reinit")
 SCHEDULES = ("oneshot", "iterative")
 
 
 def _sweepable():
-    from tf_lottery.experiments import EXPERIMENTS  # experiments import this module
-
-
     return [name for name in EXPERIMENTS.names() if EXPERIMENTS.get(name).sweepable]
 
 

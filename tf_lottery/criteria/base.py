@@ -1,10 +1,5 @@
-"""What every block criterion shares: the registry, data handling, aggregation, a pure forward.
-
-A criterion is a :class:`Criterion`: a callable ``(model, data, **options) -> {block: score}``
-plus its convention: ``prune_first="low"`` (the lowest scores are removed first, the usual
-"least important") or ``"high"`` (GraSP: a high score means removing the weights *raises*
-the gradient norm, so those go first). Scores are given for every block of the model;
-selection (``tf_lottery.tickets``) considers only the removable ones.
+"""What every criterion shares: data handling, a pure forward, the loss, aggregation over
+a block's kernels and over a filter's kernel slice.
 
 Criteria never change the model: forward passes go through ``model.stateless_call``, so
 BatchNorm statistics and weights stay exactly θ0 (tested bit for bit).
@@ -12,104 +7,17 @@ BatchNorm statistics and weights stay exactly θ0 (tested bit for bit).
 
 from __future__ import annotations
 
-import dataclasses
-import inspect
-from typing import Callable, Dict, Optional, Tuple
+from typing import Dict, Mapping, Optional, Sequence, Tuple
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_lottery import distribute, graph, surgery
-from tf_lottery.models.heads import logits_output, outputs_probabilities
-from tf_lottery.registry import Registry
-
-CRITERIA: Registry = Registry("criterion")
-
-AGGREGATIONS = ("sum", "mean")
-
-
-@dataclasses.dataclass(frozen=True)
-class Criterion:
-    """A registered block criterion.
-
-    Attributes:
-        name: Registry name.
-        fn: ``(model, data, **options) -> {block name: score}``.
-        prune_first: "low" or "high": which end of the ranking is removed first.
-        needs: "labelled_batch", "images" or "nothing".
-        when: "init", "trained" or "any": the regime it was designed for.
-        summary: One line for listings.
-    """
-
-    name: str
-    fn: Callable
-    prune_first: str
-    needs: str
-    when: str
-    summary: str
-
-    def options(self) -> Dict[str, object]:
-        """The criterion's own options and their defaults, e.g. ``{"aggregation": "mean"}``."""
-        parameters = list(inspect.signature(self.fn).parameters.values())[2:]  # after (model, data)
-        return {p.name: p.default for p in parameters}
-
-    def check_options(self, options: Dict[str, object]) -> None:
-        """Refuses options this criterion does not take.
-
-        Raises:
-            ValueError: naming the option, the criterion and the options it takes.
-
-        Example:
-            >>> get("hrank").check_options({"aggregation": "mean"})
-            Traceback (most recent call last):
-            ValueError: criterion 'hrank' takes no option 'aggregation'; its options: batch_size
-        """
-        unknown = sorted(set(options) - set(self.options()))
-        if unknown:
-            takes = ", ".join(self.options()) or "none"
-            raise ValueError(f"criterion {self.name!r} takes no option {unknown[0]!r}; its options: {takes}")
-        if "aggregation" in options and options["aggregation"] not in AGGREGATIONS:
-            raise ValueError(f"aggregation must be one of {AGGREGATIONS}; got {options['aggregation']!r}")
-
-    def run_options(self, seed: int, **chosen) -> Dict[str, object]:
-        """The options a run passes: the ``chosen`` ones (None values left out), checked, plus the
-        run's ``seed`` for a criterion that takes one (``random``).
-
-        Raises:
-            ValueError: for a chosen option the criterion does not take.
-        """
-        options = {k: v for k, v in chosen.items() if v is not None}
-        self.check_options(options)
-        if "seed" in self.options():
-            options["seed"] = seed
-        return options
-
-    def __call__(self, model: keras.Model, data=None, **options) -> Dict[str, float]:
-        """Scores the blocks of ``model`` (nested models flattened, a softmax head switched to logits,
-        every layer computing in float32 under a mixed-precision policy).
-
-        Raises:
-            ValueError: for missing data, an option the criterion does not take, or a
-                model without residual blocks.
-        """
-        if self.needs != "nothing" and data is None:
-            raise ValueError(f"criterion {self.name!r} needs data ({self.needs.replace('_', ' ')}); got data=None")
-        self.check_options(options)
-        view = graph.flat(model)
-        if not surgery.find_blocks(view):
-            raise ValueError(f"{model.name!r} has no residual block to score; {surgery.NO_BLOCKS_HINT}")
-        with logits_output(view), distribute.float32_compute(view):  # scores in float32 under mixed precision
-            return self.fn(view, data, **options)
-
-
-def register(name: str, *, prune_first: str, needs: str, when: str, summary: str):
-    """Decorator registering a scoring function as a :class:`Criterion`."""
-    if prune_first not in ("low", "high"):
-        raise ValueError(f"prune_first must be 'low' or 'high'; got {prune_first!r}")
-
-    return CRITERIA.entry(name, lambda fn: Criterion(name, fn, prune_first, needs, when, summary))
-
+from tf_lottery.criteria.registry import AGGREGATIONS
+from tf_lottery.graph import reader as graph
+from tf_lottery.graph.heads import outputs_probabilities
+from tf_lottery.surgery import residual as surgery
+from tf_lottery.surgery.filters import FilterGroup
 
 # --- data ---------------------------------------------------------------------------------
 
@@ -265,3 +173,37 @@ def aggregate(model: keras.Model, weight_scores: Dict[str, np.ndarray], reduce: 
         values = np.concatenate([np.ravel(weight_scores[name]) for name in convs]).astype("float64")
         scores[block] = float(values.sum() if reduce == "sum" else values.mean())
     return scores
+
+
+# --- filters ------------------------------------------------------------------------------
+
+def reduce_filters(kernel_scores: np.ndarray, aggregation: str) -> np.ndarray:
+    """Per-output-filter reduction of a ``(kh, kw, c_in, c_out)`` score array (sum or mean).
+
+    Raises:
+        ValueError: for an unknown ``aggregation``.
+    """
+    if aggregation not in AGGREGATIONS:
+        raise ValueError(f"aggregation must be one of {AGGREGATIONS}; got {aggregation!r}")
+    values = np.asarray(kernel_scores, dtype="float64").reshape(-1, kernel_scores.shape[-1])
+    return values.sum(axis=0) if aggregation == "sum" else values.mean(axis=0)
+
+
+def per_filter(per_weight: Mapping[str, np.ndarray], groups: Sequence[FilterGroup],
+               aggregation: str) -> Dict[str, np.ndarray]:
+    """``{conv: one score per filter}`` from per-weight scores of each group's conv kernel."""
+    return {g.conv: reduce_filters(per_weight[g.conv], aggregation) for g in groups}
+
+
+def group_activations(model: keras.Model, groups: Sequence[FilterGroup], images, batch_size: int = 256):
+    """``{conv: activations after its channel-wise followers}`` on ``images``, in inference mode."""
+    ends = [g.followers[-1] if g.followers else g.conv for g in groups]
+    probe = keras.Model(model.input, [graph.operation(model, name).output for name in ends])
+    outputs = probe.predict(np.asarray(images, dtype="float32"), batch_size=batch_size, verbose=0)
+    outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+    return {g.conv: out for g, out in zip(groups, outputs)}
+
+
+def images_of(data) -> np.ndarray:
+    """The images of ``data`` (``images`` or ``(images, labels)``) as a float32 array."""
+    return as_batch(data, need_labels=False)[0].numpy()

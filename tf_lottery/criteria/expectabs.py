@@ -13,11 +13,18 @@ from typing import Dict
 import numpy as np
 
 from tf_lottery.criteria import base
+from tf_lottery.criteria.registry import register
 from tf_lottery.criteria.features import block_outputs
 
 
-@base.register("expectabs", prune_first="low", needs="images", when="trained",
-               summary="mean |activation| of the block output (Tan & Motani 2020)")
+def expectabs_filters(model, groups, data, batch_size: int = 256) -> Dict[str, np.ndarray]:
+    """mean |activation| of the filter's feature map (after training)"""
+    maps = base.group_activations(model, groups, base.images_of(data), batch_size)
+    return {conv: np.abs(values).mean(axis=(0, 1, 2)).astype("float64") for conv, values in maps.items()}
+
+
+@register("expectabs", prune_first="low", needs="images", when="trained",
+          summary="mean |activation| of the block output (Tan & Motani 2020)", filters=expectabs_filters)
 def expectabs(model, data, batch_size: int = 256) -> Dict[str, float]:
     """Block scores from mean absolute activations (see module docstring)."""
     images, _ = base.as_batch(data, need_labels=False)

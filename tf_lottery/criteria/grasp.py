@@ -32,6 +32,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf_lottery.criteria import base
+from tf_lottery.criteria.registry import register
 
 
 def grasp_weight_scores(model, data, temperature: float = 200.0) -> Dict[str, np.ndarray]:
@@ -106,8 +107,13 @@ def _hessian_gradient(model, indices: tuple):
     return compiled[indices]
 
 
-@base.register("grasp", prune_first="high", needs="labelled_batch", when="init",
-               summary="-theta * (H g), T=200 (Wang et al. 2020)")
+def grasp_filters(model, groups, data, aggregation: str = "mean", temperature: float = 200.0) -> Dict[str, np.ndarray]:
+    """mean -w * Hg over the filter's kernel; the highest go first"""
+    return base.per_filter(grasp_weight_scores(model, data, temperature), groups, aggregation)
+
+
+@register("grasp", prune_first="high", needs="labelled_batch", when="init",
+          summary="-theta * (H g), T=200 (Wang et al. 2020)", filters=grasp_filters)
 def grasp(model, data, aggregation: str = "mean", temperature: float = 200.0) -> Dict[str, float]:
     """Block scores from GraSP (see module docstring); the highest go first."""
     return base.aggregate(model, grasp_weight_scores(model, data, temperature), aggregation)

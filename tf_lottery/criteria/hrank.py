@@ -14,11 +14,22 @@ from typing import Dict
 import numpy as np
 
 from tf_lottery.criteria import base
+from tf_lottery.criteria.registry import register
 from tf_lottery.criteria.features import block_outputs
 
 
-@base.register("hrank", prune_first="low", needs="images", when="trained",
-               summary="mean rank of block output feature maps (Lin et al. 2020)")
+def hrank_filters(model, groups, data, batch_size: int = 256) -> Dict[str, np.ndarray]:
+    """mean rank of the filter's feature maps (after training)"""
+    scores = {}
+    for conv, values in base.group_activations(model, groups, base.images_of(data), batch_size).items():
+        _, h, w, _ = values.shape
+        ranks = np.linalg.matrix_rank(np.transpose(values, (0, 3, 1, 2)).astype("float64"))
+        scores[conv] = ranks.mean(axis=0) / min(h, w)
+    return scores
+
+
+@register("hrank", prune_first="low", needs="images", when="trained",
+          summary="mean rank of block output feature maps (Lin et al. 2020)", filters=hrank_filters)
 def hrank(model, data, batch_size: int = 256) -> Dict[str, float]:
     """Block scores from feature-map ranks (see module docstring)."""
     images, _ = base.as_batch(data, need_labels=False)

@@ -17,8 +17,10 @@ from typing import Dict
 import numpy as np
 import tensorflow as tf
 
-from tf_lottery import surgery
+from tf_lottery.surgery import residual as surgery
+from tf_lottery.surgery.silencing import silencing_variables
 from tf_lottery.criteria import base
+from tf_lottery.criteria.registry import register
 
 
 def _log_probabilities(forward, images, params, batch_size):
@@ -27,7 +29,7 @@ def _log_probabilities(forward, images, params, batch_size):
     return np.concatenate(parts)
 
 
-@base.register("kl", prune_first="low", needs="images", when="trained",
+@register("kl", prune_first="low", needs="images", when="trained",
                summary="KL(intact || block silenced) of the softmax outputs (Luo & Wu 2020)")
 def kl(model, data, batch_size: int = 256) -> Dict[str, float]:
     """Block scores from the KL divergence of silencing each block (see module docstring)."""
@@ -44,7 +46,7 @@ def kl(model, data, batch_size: int = 256) -> Dict[str, float]:
     scores = {}
     for block in surgery.find_blocks(model):
         silenced = list(values)
-        for variable in surgery.silencing_variables(model, block):
+        for variable in silencing_variables(model, block):
             silenced[index[id(variable)]] = tf.zeros_like(variable.value)
         log_q = _log_probabilities(forward, images, silenced, batch_size)
         scores[block.name] = float(np.mean(np.sum(np.exp(log_p) * (log_p - log_q), axis=1)))

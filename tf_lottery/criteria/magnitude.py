@@ -12,8 +12,9 @@ from typing import Dict
 
 import numpy as np
 
-from tf_lottery import surgery
+from tf_lottery.surgery import residual as surgery
 from tf_lottery.criteria import base
+from tf_lottery.criteria.registry import register
 
 
 def magnitude_weight_scores(model, data=None) -> Dict[str, np.ndarray]:
@@ -21,14 +22,20 @@ def magnitude_weight_scores(model, data=None) -> Dict[str, np.ndarray]:
     return {name: np.abs(model.trainable_variables[i].numpy()) for name, i in base.prunable_kernels(model).items()}
 
 
-@base.register("magnitude", prune_first="low", needs="nothing", when="any",
-               summary="L1 of the block's conv kernels (rejected by the paper: tracks the stage)")
+def magnitude_filters(model, groups, data=None, aggregation: str = "mean") -> Dict[str, np.ndarray]:
+    """mean |w| over the filter's kernel (sum: its L1 norm)"""
+    return base.per_filter(magnitude_weight_scores(model), groups, aggregation)
+
+
+@register("magnitude", prune_first="low", needs="nothing", when="any",
+          summary="L1 of the block's conv kernels (rejected by the paper: tracks the stage)",
+          filters=magnitude_filters)
 def magnitude(model, data=None, aggregation: str = "mean") -> Dict[str, float]:
     """Block scores: mean (default, the authors' L1 layer criterion) or sum of ``|w|``."""
     return base.aggregate(model, magnitude_weight_scores(model), aggregation)
 
 
-@base.register("magnitude_stage", prune_first="low", needs="nothing", when="any",
+@register("magnitude_stage", prune_first="low", needs="nothing", when="any",
                summary="magnitude divided by its stage's mean: comparable across stages")
 def magnitude_stage(model, data=None, aggregation: str = "mean") -> Dict[str, float]:
     """Block magnitude divided by the mean magnitude of the blocks of its stage."""

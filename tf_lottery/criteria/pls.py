@@ -17,6 +17,7 @@ import numpy as np
 from sklearn.cross_decomposition import PLSRegression
 
 from tf_lottery.criteria import base
+from tf_lottery.criteria.registry import register
 from tf_lottery.criteria.features import block_outputs
 
 
@@ -32,7 +33,7 @@ def vip(pls: PLSRegression) -> np.ndarray:
     return np.sqrt(w.shape[0] * (normalised @ explained) / explained.sum())
 
 
-@base.register("pls", prune_first="low", needs="labelled_batch", when="trained",
+@register("pls", prune_first="low", needs="labelled_batch", when="trained",
                summary="mean VIP of a PLS fit of pooled block outputs to labels (Jordao et al. 2020)")
 def pls(model, data, n_components: int = 2, batch_size: int = 256) -> Dict[str, float]:
     """Block scores from PLS-VIP (see module docstring).

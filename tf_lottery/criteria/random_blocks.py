@@ -6,11 +6,17 @@ from typing import Dict
 
 import numpy as np
 
-from tf_lottery import surgery
-from tf_lottery.criteria import base
+from tf_lottery.surgery import residual as surgery
+from tf_lottery.criteria.registry import register
 
 
-@base.register("random", prune_first="low", needs="nothing", when="any", summary="seeded uniform score")
+def random_filters(model, groups, data=None, seed: int = 0) -> Dict[str, np.ndarray]:
+    """seeded uniform score per filter"""
+    return {g.conv: np.random.default_rng([seed, *g.conv.encode()]).random(g.filters) for g in groups}
+
+
+@register("random", prune_first="low", needs="nothing", when="any", summary="seeded uniform score",
+          filters=random_filters)
 def random_scores(model, data=None, seed: int = 0) -> Dict[str, float]:
     """Uniform scores in [0, 1), one per block, from ``seed`` and the block's name.
 

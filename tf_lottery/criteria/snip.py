@@ -17,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf_lottery.criteria import base
+from tf_lottery.criteria.registry import register
 
 
 def snip_weight_scores(model, data) -> Dict[str, np.ndarray]:
@@ -39,8 +40,13 @@ def snip_weight_scores(model, data) -> Dict[str, np.ndarray]:
     return {name: np.abs((params[i] * grads[i]).numpy()) for name, i in kernels.items()}
 
 
-@base.register("snip", prune_first="low", needs="labelled_batch", when="init",
-               summary="|w * dL/dw| (Lee et al. 2019)")
+def snip_filters(model, groups, data, aggregation: str = "mean") -> Dict[str, np.ndarray]:
+    """mean |w * dL/dw| over the filter's kernel"""
+    return base.per_filter(snip_weight_scores(model, data), groups, aggregation)
+
+
+@register("snip", prune_first="low", needs="labelled_batch", when="init",
+          summary="|w * dL/dw| (Lee et al. 2019)", filters=snip_filters)
 def snip(model, data, aggregation: str = "mean") -> Dict[str, float]:
     """Block scores from SNIP saliencies (see module docstring)."""
     return base.aggregate(model, snip_weight_scores(model, data), aggregation)

@@ -9,7 +9,7 @@ the same). The block score is the mean over its conv weights (or the sum). Low =
 
 R is taken over the logits: on a softmax head every output row sums to 1 and every score
 would be 0, so the criterion runs with the softmax switched off (see
-:func:`tf_lottery.models.heads.logits_output`), and refuses a model whose scores are all 0.
+:func:`tf_lottery.graph.heads.logits_output`), and refuses a model whose scores are all 0.
 
 SynFlow's R is the l1 path norm of the *linearised* network. In a ReLU network at
 initialization, with positive weights and a positive input, every ReLU is already the
@@ -33,9 +33,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_lottery import graph, surgery
+from tf_lottery.graph import reader as graph
+from tf_lottery.graph.rewire import rewire
 from tf_lottery.criteria import base
-from tf_lottery.models.heads import softmax_end
+from tf_lottery.criteria.registry import register
+from tf_lottery.graph.heads import softmax_end
 
 _RECTIFIERS = ("relu6", "leaky_relu", "elu", "selu", "gelu", "silu", "swish", "hard_silu", "hard_swish", "mish",
                "celu")
@@ -86,7 +88,7 @@ def _float64_twin(model: keras.Model) -> keras.Model:
     own_activation = end is not None and hasattr(end, "activation") and not isinstance(end, keras.layers.Activation)
     if end is not None and not own_activation:  # a softmax layer or operation: left out of the twin
         skip = {end.name: graph.analyse(model).parents[end.name][0]}
-    return surgery.rewire(model, skip, clone=_float64_layer, input_dtype="float64", clone_weightless=True)
+    return rewire(model, skip, clone=_float64_layer, input_dtype="float64", clone_weightless=True)
 
 
 def synflow_weight_scores(model, data=None) -> Dict[str, np.ndarray]:
@@ -118,7 +120,7 @@ def synflow_weight_scores(model, data=None) -> Dict[str, np.ndarray]:
     return scores
 
 
-@base.register("synflow", prune_first="low", needs="nothing", when="init",
+@register("synflow", prune_first="low", needs="nothing", when="init",
                summary="theta * dR/dtheta, all-ones input, |theta| (Tanaka et al. 2020)")
 def synflow(model, data=None, aggregation: str = "mean") -> Dict[str, float]:
     """Block scores from SynFlow (see module docstring)."""

@@ -21,7 +21,7 @@ from typing import Callable, Dict, Optional, Tuple
 import numpy as np
 
 from tf_lottery.data.idx import DEFAULT_FASHION_MNIST_DIR, load_fashion_mnist
-from tf_lottery.registry import Registry
+from tf_lottery.core.registry import Registry
 
 DATASETS: Registry = Registry("dataset")
 

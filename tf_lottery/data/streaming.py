@@ -9,7 +9,7 @@ training, scoring and every evaluation take either. What differs, and why:
   training the next ``train_size`` (default: the rest), test the first ``test_size`` of
   ``test``. (The in-memory path holds validation out of a seeded permutation instead.)
 * Decoding, scaling to [0, 1], resizing to ``--input_shape`` (the same
-  :func:`~tf_lottery.data.pipeline.resize_images` as the in-memory path and every export),
+  :func:`~tf_lottery.data.transforms.resize_images` as the in-memory path and every export),
   the mean subtraction and the seeded crop and flip all run in the ``tf.data`` graph.
 * Training batches come from a seeded shuffle buffer (:data:`SHUFFLE_BUFFER` examples),
   reshuffled every pass; each example's augmentation is seeded by its position in the
@@ -36,7 +36,9 @@ from typing import Optional
 import numpy as np
 import tensorflow as tf
 
+from tf_lottery.core.io import atomic_path
 from tf_lottery.data.datasets import DatasetInfo, DatasetUnavailable
+from tf_lottery.data.transforms import augmenter, resize_images, shard_by_data
 
 DATA_PATHS = ("auto", "memory", "stream")
 SHUFFLE_BUFFER = 10_000
@@ -117,8 +119,6 @@ class StreamingData:
             image = tf.cast(image, tf.float32)
             image = image / 255.0 if scale else image
             if shape is not None:
-                from tf_lottery.data.pipeline import resize_images
-
                 image = resize_images(image[None], shape)[0]
             return image, tf.cast(label, tf.int64)
 
@@ -134,8 +134,6 @@ class StreamingData:
         Raises:
             ValueError: if the split is smaller than one batch.
         """
-        from tf_lottery.data.pipeline import augmenter, shard_by_data
-
         count = self.size("train")
         if count < batch_size:
             raise ValueError(f"the training split ({count} examples) is smaller than one batch ({batch_size})")
@@ -156,8 +154,6 @@ class StreamingData:
 
     def eval_pipeline(self, split: str, batch_size: int) -> tf.data.Dataset:
         """Batches of a split in stored order, no augmentation."""
-        from tf_lottery.data.pipeline import shard_by_data
-
         mean = tf.constant(self.mean)
         stream = self._examples(split).map(lambda x, y: (x - mean, y), num_parallel_calls=tf.data.AUTOTUNE)
         return shard_by_data(stream.batch(batch_size).prefetch(tf.data.AUTOTUNE))
@@ -266,8 +262,6 @@ def prepare_stream(info: DatasetInfo, options, mean_dir: Optional[str] = None) -
 
 
 def _kept_mean(data: StreamingData, mean_dir: Optional[str]) -> np.ndarray:
-    from tf_lottery.io import atomic_path
-
     path = os.path.join(mean_dir, f"mean-{_key(data.options)}.npy") if mean_dir else None
     if path and os.path.exists(path):
         return np.load(path)

@@ -28,7 +28,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_lottery.models import outputs_probabilities
+from tf_lottery.graph.heads import outputs_probabilities
 
 ATTACKS = ("fgsm", "pgd")
 

@@ -24,7 +24,9 @@ from typing import Dict, List
 import keras
 import numpy as np
 
-from tf_lottery import graph, surgery
+from tf_lottery.graph import reader as graph
+from tf_lottery.graph.heads import penultimate
+from tf_lottery.surgery import residual as surgery
 
 
 def _gram_hsic(x: np.ndarray, y: np.ndarray, debiased: bool) -> float:
@@ -90,19 +92,6 @@ def stage_outputs(model: keras.Model) -> Dict[str, keras.KerasTensor]:
     for block in surgery.find_blocks(model):
         found[f"stage{block.stage}"] = block  # blocks come in graph order: the last one wins
     return {name: graph.output_of(model, block.output_layer) for name, block in sorted(found.items())}
-
-
-def penultimate(model: keras.Model) -> keras.KerasTensor:
-    """The classifier's input: the input of the last Dense layer on the way to the output.
-
-    Raises:
-        ValueError: when the model has no Dense layer.
-    """
-    g = graph.analyse(model)
-    dense = [name for name in g.order if isinstance(g.operations[name], keras.layers.Dense)]
-    if not dense:
-        raise ValueError(f"{model.name} has no Dense layer: its penultimate features cannot be found")
-    return graph.output_of(model, g.parents[dense[-1]][0])
 
 
 def representations(model: keras.Model, images: np.ndarray, batch_size: int = 250) -> Dict[str, np.ndarray]:

@@ -23,7 +23,7 @@ from typing import Dict, Tuple
 
 import numpy as np
 
-from tf_lottery.evals import register
+from tf_lottery.evals.registry import register
 from tf_lottery.evals import adversarial, cka, corruptions, shift_sets
 
 _CORRUPTED: Dict[Tuple, np.ndarray] = {}  # corrupted pixels of the last image set, shared by every model

@@ -37,7 +37,7 @@ from typing import Callable, List, Optional, Tuple
 import numpy as np
 
 from tf_lottery.data.datasets import DatasetUnavailable, load_tfds_split
-from tf_lottery.registry import Registry
+from tf_lottery.core.registry import Registry
 
 SHIFT_SETS: Registry = Registry("shift set")
 

@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-from tf_lottery import cost, train
-from tf_lottery.evals import register
+from tf_lottery.graph import cost
+from tf_lottery import training
+from tf_lottery.evals.registry import register
 
 
 @register("clean", summary="loss and accuracy on the test split")
 def clean(model, data, evaluation_config) -> dict:
     """``{"loss", "accuracy", "examples"}`` of the compiled model on the test split."""
-    return train.evaluate(model, data, "test")
+    return training.evaluate(model, data, "test")
 
 
 @register("cost", settings=lambda config: {"memory_batch_size": config.memory_batch_size},
           summary="params, FLOPs, conv filters and memory, computed from the graph")
 def cost_summary(model, data, evaluation_config) -> dict:
-    """``{"params", "flops", "filters", "memory_bytes", "memory_batch_size"}`` (see :mod:`tf_lottery.cost`)."""
+    """``{"params", "flops", "filters", "memory_bytes", "memory_batch_size"}`` (see :mod:`tf_lottery.graph.cost`)."""
     return cost.summary(model, evaluation_config.memory_batch_size)
 
 

@@ -1,12 +1,12 @@
 """Experiments, registered in :data:`EXPERIMENTS`; each takes a :class:`~tf_lottery.config.Config`.
 
-An experiment is an :class:`~tf_lottery.experiments.registry.Experiment`: a function
+An experiment is an :class:`~tf_lottery.config.experiments.Experiment`: a function
 ``(config) -> record`` that prints its own report, with what it is declared beside it
 (its run folder's identity scope, whether a sweep can run it, whether it rewinds).
 The CLI picks one with ``--experiment=NAME``.
 """
 
-from tf_lottery.experiments.registry import EXPERIMENTS, Experiment, register
+from tf_lottery.config.experiments import EXPERIMENTS, Experiment, register
 from tf_lottery.experiments import (  # noqa: F401,E402  (registers them)
     compare, dense, describe, export, imp, init_ticket, lottery, robustness, sweep,
 )

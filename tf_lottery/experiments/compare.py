@@ -24,9 +24,9 @@ and latency.
 
 from __future__ import annotations
 
-from tf_lottery import report
+from tf_lottery import reports
 from tf_lottery.config import Config
-from tf_lottery.experiments.registry import register
+from tf_lottery.config.experiments import register
 from tf_lottery.experiments.sweep import SweepResult, check, points, run_points
 
 METHODS = ("blocks", "filters", "filter_masks", "imp")
@@ -41,4 +41,4 @@ def compare(config: Config) -> SweepResult:
     """
     runs = points(config, default_methods=METHODS)
     check(config, runs)
-    return run_points(config, runs, report.write_compare)
+    return run_points(config, runs, reports.write_compare)

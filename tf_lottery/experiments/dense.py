@@ -20,15 +20,16 @@ import dataclasses
 
 import keras
 
-from tf_lottery import export, train
+from tf_lottery import export
+from tf_lottery import training
 from tf_lottery.config import Config, MethodConfig, SweepConfig
-from tf_lottery.experiments.registry import EXPERIMENTS, register
+from tf_lottery.config.experiments import EXPERIMENTS, register
 from tf_lottery.experiments.stages import (
     dense_metadata, export_options, has_evals, measure, publish, set_up, train_or_load,
 )
-from tf_lottery.log import log
-from tf_lottery.records import ModelRecord
-from tf_lottery.runs import RunFolder
+from tf_lottery.core.log import log
+from tf_lottery.results.records import ModelRecord
+from tf_lottery.experiments.runs import RunFolder
 
 
 def theta_file(epoch: int) -> str:
@@ -80,12 +81,12 @@ def train_dense(config: Config, data, model) -> tuple[ModelRecord, RunFolder]:
         if not run.exists(theta_file(0)):
             run.save_weights(model, theta_file(0))
         keras.utils.set_random_seed(config.seed)  # the same data order for every ticket of the seed
-        save_at = train.SaveWeightsAt(own.training.keep_epochs, lambda m, i: run.save_weights(m, theta_file(i)))
-        training = train_or_load(own, run, model, data, "dense", callbacks=[save_at])
+        save_at = training.SaveWeightsAt(own.training.keep_epochs, lambda m, i: run.save_weights(m, theta_file(i)))
+        trained = train_or_load(own, run, model, data, "dense", callbacks=[save_at])
         saved = run.read_json("dense.json")
         record = ModelRecord.from_dict(saved) if saved is not None else None
         if record is None or not has_evals(record, config, "dense"):
-            record = measure(config, run, "dense", model, data, training)
+            record = measure(config, run, "dense", model, data, trained)
             run.write_json("dense.json", record.to_dict())
         if config.runtime.export and not export.is_complete(run.file("export/dense")):
             export.save_model(model, run.file("export/dense"), dense_metadata(own, run, record.accuracy),

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import keras
 
-from tf_lottery import cost, data, graph, surgery
+from tf_lottery import data, graph, surgery
+from tf_lottery.graph import cost
 from tf_lottery.config import Config
-from tf_lottery.experiments.registry import register
+from tf_lottery.config.experiments import register
 from tf_lottery.experiments.stages import dense_model
-from tf_lottery.tables import markdown_table
+from tf_lottery.reports.tables import markdown_table
 
 
 def block_table(model) -> tuple[list, list]:
     """Rows (name, stage, removable, params, FLOPs, % of FLOPs) for each block of ``model``.
 
     Returns:
-        ``(headers, rows)`` for :func:`tf_lottery.tables.markdown_table`.
+        ``(headers, rows)`` for :func:`tf_lottery.reports.tables.markdown_table`.
     """
     total = cost.flops(model)
     g = graph.analyse(model)

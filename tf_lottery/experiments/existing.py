@@ -18,14 +18,15 @@ from typing import List, Optional
 
 import keras
 
-from tf_lottery import methods, train
+from tf_lottery import tickets
+from tf_lottery import training
 from tf_lottery.config import Config
 from tf_lottery.experiments.dense import dense_config
-from tf_lottery.experiments.registry import EXPERIMENTS
+from tf_lottery.config.experiments import EXPERIMENTS
 from tf_lottery.experiments.stages import dense_model
 from tf_lottery.experiments.sweep import points
-from tf_lottery.records import ScoringRecord
-from tf_lottery.runs import RunFolder
+from tf_lottery.results.records import ScoringRecord
+from tf_lottery.experiments.runs import RunFolder
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,7 +102,7 @@ def trained_ticket(config: Config, folder: RunFolder, data) -> keras.Model:
     last = max(levels, key=lambda name: int(re.sub(r"\D", "", name)), default=None)
     file = "scores.json" if folder.exists("scores.json") or last is None else last  # IMP: the last level's
     scoring = ScoringRecord.from_dict(folder.read_json(file))
-    ticket = methods.get(config.method.type).apply(dense_model(config, data), scoring.ticket, config.method)
+    ticket = tickets.get(config.method.type).apply(dense_model(config, data), scoring.ticket, config.method)
     ticket.load_weights(folder.file("ticket_final.weights.h5"))  # present: result.json was checked
-    train.compile_model(ticket, config.training.recipe(), 1)
+    training.compile_model(ticket, config.training.recipe(), 1)
     return ticket

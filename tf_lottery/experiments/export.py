@@ -24,12 +24,12 @@ from tf_lottery.config import Config
 from tf_lottery.data import prepare
 from tf_lottery.experiments.dense import dense_config
 from tf_lottery.experiments.existing import targets, trained_ticket
-from tf_lottery.experiments.registry import register
+from tf_lottery.config.experiments import register
 from tf_lottery.experiments.stages import dense_metadata, export_options, publish, ticket_metadata, trained_dense
-from tf_lottery.log import log
-from tf_lottery.records import ModelRecord, RunRecord
-from tf_lottery.runs import RunFolder
-from tf_lottery.tables import markdown_table
+from tf_lottery.core.log import log
+from tf_lottery.results.records import ModelRecord, RunRecord
+from tf_lottery.experiments.runs import RunFolder
+from tf_lottery.reports.tables import markdown_table
 
 
 @dataclasses.dataclass(frozen=True)

@@ -22,14 +22,14 @@ from __future__ import annotations
 
 import keras
 
-from tf_lottery import methods
+from tf_lottery import tickets
 from tf_lottery.config import Config
 from tf_lottery.experiments.dense import train_dense
 from tf_lottery.experiments.lottery import rewind_record, rewinding_run, rewound_ticket
-from tf_lottery.experiments.registry import register
+from tf_lottery.config.experiments import register
 from tf_lottery.experiments.stages import make_ticket, record_run, set_up, started, train_or_load
-from tf_lottery.log import log
-from tf_lottery.records import RunRecord
+from tf_lottery.core.log import log
+from tf_lottery.results.records import RunRecord
 
 
 def imp_config(config: Config) -> Config:
@@ -53,7 +53,7 @@ def imp(config: Config) -> RunRecord:
     if done is not None:
         return done
     data, dense = set_up(config)  # every check, before the first file is written
-    fit = methods.get("imp").trainer()
+    fit = tickets.get("imp").trainer()
     with started(config, run) as finished:
         if finished is not None:
             return finished

@@ -14,7 +14,7 @@
    dense run folder).
 
 Every stage leaves a file; a rerun of the same config skips what is done, and
-the crash-safe epoch checkpoints of :mod:`tf_lottery.resume` resume a training that was
+the crash-safe epoch checkpoints of :mod:`tf_lottery.training.resume` resume a training that was
 killed midway. The run folder is locked while the run works in it.
 """
 
@@ -22,15 +22,15 @@ from __future__ import annotations
 
 import keras
 
-from tf_lottery import methods
+from tf_lottery import tickets
 from tf_lottery.config import Config
 from tf_lottery.experiments.dense import train_dense
-from tf_lottery.experiments.registry import register
+from tf_lottery.config.experiments import register
 from tf_lottery.experiments.stages import (
     already_done, make_ticket, plot_scores, record_run, set_up, started, train_or_load,
 )
-from tf_lottery.records import RunRecord
-from tf_lottery.runs import RunFolder
+from tf_lottery.results.records import RunRecord
+from tf_lottery.experiments.runs import RunFolder
 
 
 @register("init_ticket", scope="ticket", sweepable=True)
@@ -50,10 +50,10 @@ def init_ticket(config: Config) -> RunRecord:
         if finished is not None:  # another process finished it while this one waited
             return finished
         scoring = make_ticket(config, run, dense, data)
-        ticket = methods.get(config.method.type).apply(dense, scoring.ticket, config.method)
+        ticket = tickets.get(config.method.type).apply(dense, scoring.ticket, config.method)
         plot_scores(config, run, dense, scoring)
         dense_record, dense_run = train_dense(config, data, dense)
         keras.utils.set_random_seed(config.seed)  # the dense run's data order and augmentation
         training = train_or_load(config, run, ticket, data, "ticket",
-                                 fit=methods.get(config.method.type).trainer())
+                                 fit=tickets.get(config.method.type).trainer())
         return record_run(config, run, data, ticket, training, scoring, dense_record, dense_run)

@@ -24,17 +24,17 @@ from __future__ import annotations
 
 import keras
 
-from tf_lottery import methods
+from tf_lottery import tickets
 from tf_lottery.config import Config
 from tf_lottery.experiments.dense import theta_file, train_dense
-from tf_lottery.experiments.registry import register
+from tf_lottery.config.experiments import register
 from tf_lottery.experiments.stages import (
     already_done, dense_model, make_ticket, plot_scores, record_run, set_up, started, train_or_load,
 )
-from tf_lottery.log import log
-from tf_lottery.records import Rewind, RunRecord
-from tf_lottery.runs import RunFolder
-from tf_lottery.train import NO_WARMUP
+from tf_lottery.core.log import log
+from tf_lottery.results.records import Rewind, RunRecord
+from tf_lottery.experiments.runs import RunFolder
+from tf_lottery.training import NO_WARMUP
 
 
 def rewound_ticket(config: Config, dense_run: RunFolder, trained_dense, decision, data):
@@ -48,7 +48,7 @@ def rewound_ticket(config: Config, dense_run: RunFolder, trained_dense, decision
         ``(ticket, recipe)``: the untrained ticket and the recipe it trains with.
     """
     method = config.method
-    apply = methods.get(method.type).apply
+    apply = tickets.get(method.type).apply
     if method.rewind == "reinit":
         fresh = dense_model(config, data, seed=config.seed + 1)
         return apply(fresh, decision, method), config.training.recipe()
@@ -106,6 +106,6 @@ def lottery(config: Config) -> RunRecord:
             f"from learning rate {recipe.learning_rate:g}")
         keras.utils.set_random_seed(config.seed)
         training = train_or_load(config, run, ticket, data, "ticket", recipe=recipe,
-                                 fit=methods.get(config.method.type).trainer())
+                                 fit=tickets.get(config.method.type).trainer())
         return record_run(config, run, data, ticket, training, scoring, dense_record, dense_run,
                           rewind_record(method, recipe))

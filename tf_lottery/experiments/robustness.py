@@ -33,18 +33,23 @@ from typing import Dict, List, Optional
 
 import keras
 
-from tf_lottery import evals, methods, report, report_robustness, train
+from tf_lottery import evals
+from tf_lottery import tickets
+from tf_lottery import reports
+from tf_lottery.reports import robustness as report_robustness
+from tf_lottery import training
 from tf_lottery.config import Config
 from tf_lottery.data import prepare
 from tf_lottery.evals.robustness import check_shift_sets, shift_set_names
 from tf_lottery.experiments.dense import dense_config
 from tf_lottery.experiments.existing import Target, targets, trained_ticket  # noqa: F401  (Target: public here)
-from tf_lottery.experiments.registry import register
+from tf_lottery.config.experiments import register
 from tf_lottery.experiments.stages import trained_dense
-from tf_lottery.io import write_json_atomic
-from tf_lottery.log import log
-from tf_lottery.records import RunRecord, blocks_removed
-from tf_lottery.runs import RunFolder
+from tf_lottery.core.io import write_json_atomic
+from tf_lottery.core.log import log
+from tf_lottery.experiments.rows import blocks_removed
+from tf_lottery.results.records import RunRecord
+from tf_lottery.experiments.runs import RunFolder
 
 #: The evaluations this experiment runs (``clean`` is always added for the reference accuracy).
 ROBUSTNESS_EVALS = ("corruptions", "shift_sets", "adversarial", "cka")
@@ -92,7 +97,7 @@ def _measure(config: Config, data, target: Target, dense_cache: dict) -> Robustn
     dense_folder = RunFolder(own, "dense")
     if dense_folder.path not in dense_cache:
         dense = trained_dense(own, data, dense_folder)
-        train.compile_model(dense, own.training.recipe(), 1)
+        training.compile_model(dense, own.training.recipe(), 1)
         with dense_folder.lock(config.runtime.wait_for_lock):
             results = evals.run_cached(dense, data, config.evaluation, dense_folder, "dense", log)
         dense_cache.clear()  # one dense network in memory at a time (targets come seed by seed)
@@ -100,15 +105,15 @@ def _measure(config: Config, data, target: Target, dense_cache: dict) -> Robustn
     dense, dense_results = dense_cache[dense_folder.path]
     point, method = target.config, target.config.method
     if target.ticket_folder is None:
-        return RobustnessRow(point.seed, point.data.dataset, report.model_label(point), None, None, None, None,
+        return RobustnessRow(point.seed, point.data.dataset, reports.model_label(point), None, None, None, None,
                              dense_folder.path, dense_results, None)
     folder = RunFolder(point, "ticket")
     record = RunRecord.from_dict(folder.read_json("result.json"))
     ticket = trained_ticket(point, folder, data)
     with folder.lock(config.runtime.wait_for_lock):
         results = evals.run_cached(ticket, data, config.evaluation, folder, "ticket", log, reference=dense)
-    return RobustnessRow(point.seed, point.data.dataset, report.model_label(point), method.type,
-                         method.criterion if "criterion" in methods.get(method.type).fields else None,
+    return RobustnessRow(point.seed, point.data.dataset, reports.model_label(point), method.type,
+                         method.criterion if "criterion" in tickets.get(method.type).fields else None,
                          blocks_removed(point, record), folder.path, dense_folder.path, dense_results, results)
 
 

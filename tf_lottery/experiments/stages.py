@@ -4,8 +4,8 @@
 make the ticket (a registered method), train (or load) a model, measure it (registered
 evaluations, each cached), and write the run record. Every stage leaves a file when
 done, so a rerun skips it. This module only orchestrates: comparing lives in
-:mod:`tf_lottery.records`, tables in :mod:`tf_lottery.report`, plots in
-:mod:`tf_lottery.plots`, measuring in :mod:`tf_lottery.evals`, logging in :mod:`tf_lottery.log`.
+:mod:`tf_lottery.results.records`, tables in :mod:`tf_lottery.reports`, plots in
+:mod:`tf_lottery.reports.plots`, measuring in :mod:`tf_lottery.evals`, logging in :mod:`tf_lottery.core.log`.
 """
 
 from __future__ import annotations
@@ -18,18 +18,20 @@ from typing import Optional
 
 import keras
 
-from tf_lottery import (
-    carbon, criteria, curves, distribute, evals, export, methods, models, plots, report, resume, serving, surgery,
-    train,
-)
+from tf_lottery import criteria, evals, export, models, reports, surgery, tickets, training
+from tf_lottery.export import serving
+from tf_lottery.reports import plots
+from tf_lottery.results import curves
+from tf_lottery.runtime import carbon, distribute
+from tf_lottery.training import resume
 from tf_lottery.config import Config
 from tf_lottery.data import prepare
-from tf_lottery.faults import crash_point
-from tf_lottery.log import log
-from tf_lottery.records import (
+from tf_lottery.core.faults import crash_point
+from tf_lottery.core.log import log
+from tf_lottery.results.records import (
     Comparison, Energy, ModelRecord, Rewind, RunRecord, ScoringRecord, Timing, TrainingRecord,
 )
-from tf_lottery.runs import RunFolder
+from tf_lottery.experiments.runs import RunFolder
 
 
 def dense_model(config: Config, data, seed: Optional[int] = None) -> keras.Model:
@@ -58,7 +60,7 @@ def set_up(config: Config, check_method: bool = True):
     check_data(config, data)
     dense = dense_model(config, data)
     if check_method:
-        methods.get(config.method.type).check(dense, config.method)
+        tickets.get(config.method.type).check(dense, config.method)
         check_execution(config.method.type)
     return data, dense
 
@@ -70,7 +72,7 @@ def check_execution(method_name: str) -> None:
         ValueError: for a tfmot method (its own training loop, in tf_keras) under several
             replicas or mixed precision.
     """
-    method, execution = methods.get(method_name), distribute.current()
+    method, execution = tickets.get(method_name), distribute.current()
     if method.fit is not None and (execution.replicas > 1 or execution.precision != "float32"):
         raise ValueError(f"--method={method.name} trains its tickets with tfmot (tf_keras), which tf_lottery runs "
                          f"on one device in float32; got {execution.describe()}: drop --strategy and "
@@ -83,7 +85,7 @@ def check_data(config: Config, data) -> None:
     Raises:
         ValueError: naming the flag, its value and what the data allows.
     """
-    train.check_fits(distribute.current().global_recipe(config.training.recipe()), data.size("train"))
+    training.check_fits(distribute.current().global_recipe(config.training.recipe()), data.size("train"))
     classes = config.model.num_classes
     if classes is not None and classes < data.num_classes:
         raise ValueError(f"--num_classes={classes} but {config.data.dataset} has labels up to "
@@ -147,11 +149,11 @@ def make_ticket(config: Config, run: RunFolder, dense, data, file: str = "scores
     method = config.method
     x, y = criteria.class_balanced_batch(*data.arrays("train", data.scoring_pool), per_class=method.score_per_class,
                                          seed=config.seed)
-    scored_by = f" ({method.criterion} on {len(y)} examples)" if "criterion" in methods.get(method.type).fields else ""
+    scored_by = f" ({method.criterion} on {len(y)} examples)" if "criterion" in tickets.get(method.type).fields else ""
     log(f"making a {method.type} ticket of {dense.name}{scored_by}")
     with carbon.track("scoring", run.path, config.runtime.carbon_country) as energy:
         start = time.perf_counter()
-        result = methods.get(method.type)(dense, (x, y), method, config.seed)
+        result = tickets.get(method.type)(dense, (x, y), method, config.seed)
         seconds = time.perf_counter() - start
     crash_point("scoring")
     scoring = ScoringRecord(result.record(), seconds, int(len(y)), Energy.from_dict(energy))
@@ -176,7 +178,7 @@ def train_or_load(config: Config, run: RunFolder, model, data, name: str, recipe
         name: "dense" or "ticket": names the files.
         recipe: The recipe (default: the config's).
         callbacks: Extra Keras callbacks.
-        fit: The training function (default :func:`tf_lottery.train.fit`; a method's
+        fit: The training function (default :func:`tf_lottery.training.fit`; a method's
             ``trainer()`` for tickets that train differently, e.g. under tfmot masks).
     """
     recipe = recipe or config.training.recipe()
@@ -184,12 +186,12 @@ def train_or_load(config: Config, run: RunFolder, model, data, name: str, recipe
     if record is not None and run.exists(f"{name}_final.weights.h5"):
         log(f"{name}: already trained, loading {run.file(f'{name}_final.weights.h5')}")
         model.load_weights(run.file(f"{name}_final.weights.h5"))
-        train.compile_model(model, recipe, 1)
+        training.compile_model(model, recipe, 1)
         resume.discard(run.path, name)  # left by a kill after the record was written
         return TrainingRecord.from_dict(record)
     log(f"{name}: training {model.name} ({model.count_params():,} params) for {recipe.length}")
     with carbon.track(name, run.path, config.runtime.carbon_country) as energy:
-        fitted = (fit or train.fit)(model, data, recipe, run.path, name, tensorboard=config.runtime.tensorboard,
+        fitted = (fit or training.fit)(model, data, recipe, run.path, name, tensorboard=config.runtime.tensorboard,
                                     extra_callbacks=callbacks)
     crash_point("trained")
     timing = Timing(**fitted["timing"])
@@ -247,7 +249,7 @@ def already_done(config: Config, run: RunFolder, quiet: bool = False) -> Optiona
             log(f"{run.path} ran before; measuring the evaluations it lacks")
         return None
     log(f"this config already ran: {run.path} (delete the folder to run it again)")
-    print(report.run_table(record))
+    print(reports.run_table(record))
     return record
 
 
@@ -262,7 +264,7 @@ def plot_scores(config: Config, run: RunFolder, dense, scoring: ScoringRecord) -
                        config.method.criterion, scoring.ticket.prune_first, run.file("scores.png"))
 
 
-def record_run(config: Config, run: RunFolder, data, ticket, training: TrainingRecord, scoring: ScoringRecord,
+def record_run(config: Config, run: RunFolder, data, ticket, trained: TrainingRecord, scoring: ScoringRecord,
                dense: ModelRecord, dense_run: RunFolder, rewind: Optional[Rewind] = None) -> RunRecord:
     """Measures the trained ticket, compares it with the dense record and writes the run record.
 
@@ -270,21 +272,21 @@ def record_run(config: Config, run: RunFolder, data, ticket, training: TrainingR
 
     Args:
         ticket: The trained ticket.
-        training: Its training record (from :func:`train_or_load`).
+        trained: Its training record (from :func:`train_or_load`).
         scoring: The scoring record (from :func:`make_ticket`).
         dense: The measured dense record (``dense.json`` of the dense run).
         dense_run: The dense run's folder.
         rewind: For ``lottery``: how the ticket started.
 
     Returns:
-        The :class:`~tf_lottery.records.RunRecord` written to result.json.
+        The :class:`~tf_lottery.results.records.RunRecord` written to result.json.
     """
     reference = trained_dense(config, data, dense_run) if evals.needs_reference(config.evaluation) else None
-    measured = measure(config, run, "ticket", ticket, data, training, scoring.ticket.removed, reference)
+    measured = measure(config, run, "ticket", ticket, data, trained, scoring.ticket.removed, reference)
     timed = {"dense": curves.read_curve(dense_run.path, "dense", dense.training.timing),
              "ticket": curves.read_curve(run.path, "ticket", measured.training.timing)}
-    plots.learning_curves({"dense": train.read_history(dense_run.file("history_dense.csv")),
-                           "ticket": train.read_history(run.file("history_ticket.csv"))}, run.file("curves.png"),
+    plots.learning_curves({"dense": training.read_history(dense_run.file("history_dense.csv")),
+                           "ticket": training.read_history(run.file("history_ticket.csv"))}, run.file("curves.png"),
                           timed=timed)
     exports = None
     if config.runtime.export:
@@ -300,7 +302,7 @@ def record_run(config: Config, run: RunFolder, data, ticket, training: TrainingR
         scoring=scoring, dense=dense, ticket=measured, comparison=Comparison.between(dense, measured),
         rewind=rewind, exports=exports,
     )
-    table = report.run_table(result)
+    table = reports.run_table(result)
     run.write_text("summary.md", f"# {config.experiment} {run.digest}\n\n{table}")
     run.write_json("result.json", result.to_dict())
     log(f"done: {run.path}")

@@ -11,7 +11,7 @@ folder (``runs/<experiment>-<hash>``), so:
 
 Runs go seed by seed, so a sweep stopped early already holds complete seeds. The sweep's
 own folder (``runs/sweep-<hash>``) gets ``results.json`` (one row per point),
-``report.md`` (Table 1, 2 and 4 shapes, see :mod:`tf_lottery.report`) and the plots.
+``report.md`` (Table 1, 2 and 4 shapes, see :mod:`tf_lottery.reports`) and the plots.
 """
 
 from __future__ import annotations
@@ -20,15 +20,17 @@ import dataclasses
 import itertools
 from typing import List
 
-from tf_lottery import methods, report
-from tf_lottery.methods import METHODS
+from tf_lottery import tickets
+from tf_lottery import reports
+from tf_lottery.tickets import METHODS
 from tf_lottery.config import Config, SweepConfig
 from tf_lottery.data import prepare
-from tf_lottery.experiments.registry import EXPERIMENTS, register
+from tf_lottery.config.experiments import EXPERIMENTS, register
 from tf_lottery.experiments.stages import check_data, check_execution, dense_model
-from tf_lottery.log import log
-from tf_lottery.records import SweepRow
-from tf_lottery.runs import RunFolder
+from tf_lottery.core.log import log
+from tf_lottery.experiments.rows import sweep_row
+from tf_lottery.results.records import SweepRow
+from tf_lottery.experiments.runs import RunFolder
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,7 +98,7 @@ def check(config: Config, runs: list[Config]) -> None:
     check_data(config, data)
     model = dense_model(config, data)
     for method in {run.method for run in runs}:
-        methods.get(method.type).check(model, method)
+        tickets.get(method.type).check(model, method)
         check_execution(method.type)
 
 
@@ -120,7 +122,7 @@ def run_points(config: Config, runs: list[Config], write_report) -> SweepResult:
                 + (f", p={method.num_blocks}, {method.criterion}" if "criterion" in METHODS.get(method.type).fields
                    else "")
                 + (f", rewind={method.rewind} to epoch {method.rewind_epoch}" if experiment.rewinds else ""))
-            rows.append(SweepRow.of(point, experiment(point), experiment.rewinds))
+            rows.append(sweep_row(point, experiment(point), experiment.rewinds))
         folder.write_json("results.json", {"config": config.to_dict(), "rows": [r.to_dict() for r in rows]})
         text = write_report(config, rows, folder.path)
     print(text)
@@ -136,4 +138,4 @@ def sweep(config: Config) -> SweepResult:
     """
     runs = points(config)
     check(config, runs)
-    return run_points(config, runs, report.write)
+    return run_points(config, runs, reports.write)

@@ -9,8 +9,8 @@ tickets keep training and exporting after this package was imported (tested in o
   layer name (bit-exact), and back;
 * :mod:`~tf_lottery.legacy.masked`: training under *frozen* masks held by tfmot's
   ``prune_low_magnitude`` wrappers, stripped afterwards;
-* the methods built on them: ``filter_masks`` (:mod:`tf_lottery.methods.filter_masks`) and
-  ``imp`` (:mod:`tf_lottery.methods.imp`).
+* the methods built on them: ``filter_masks`` (:mod:`tf_lottery.tickets.filter_masks`) and
+  ``imp`` (:mod:`tf_lottery.tickets.imp`).
 
 tf_keras and tfmot are imported inside the functions that use them, so ``import tf_lottery``
 never imports either.

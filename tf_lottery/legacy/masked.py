@@ -29,11 +29,13 @@ from typing import Dict, Mapping, Optional
 import keras
 import numpy as np
 
-from tf_lottery.filters import apply_masks
-from tf_lottery.io import write_text_atomic
+from tf_lottery import training
+from tf_lottery.core.io import write_text_atomic
+from tf_lottery.graph.heads import outputs_probabilities
+from tf_lottery.graph.lineage import LINEAGE_ATTR
 from tf_lottery.legacy.convert import copy_weights, to_tf_keras
-from tf_lottery.models.heads import outputs_probabilities
-from tf_lottery.resume import history_csv, timing_of
+from tf_lottery.surgery.filters import apply_masks
+from tf_lottery.training.resume import history_csv, timing_of
 
 Masks = Mapping[str, Mapping[str, np.ndarray]]  # {layer: {"kernel"|"bias"|"gamma"|"beta": 0/1 array}}
 
@@ -80,8 +82,6 @@ def masked_copy(model: keras.Model, masks: Masks, name: Optional[str] = None) ->
     if name is not None:
         copy = keras.Model(copy.input, copy.output, name=name)
     copy.set_weights(model.get_weights())
-    from tf_lottery.models.lineage import LINEAGE_ATTR
-
     if hasattr(model, LINEAGE_ATTR):
         setattr(copy, LINEAGE_ATTR, getattr(model, LINEAGE_ATTR))
     apply_masks(copy, masks)
@@ -182,7 +182,7 @@ def _needs_prunable_class(masks: Masks) -> list:
 
 def fit_masked(model: keras.Model, masks: Masks, data, recipe, workdir: str, name: str, verbose=None,
                tensorboard: bool = False, extra_callbacks=()) -> dict:
-    """Trains a Keras 3 ``model`` under frozen ``masks`` with tfmot, like :func:`tf_lottery.train.fit`.
+    """Trains a Keras 3 ``model`` under frozen ``masks`` with tfmot, like :func:`tf_lottery.training.fit`.
 
     The model is rebuilt in tf_keras (weights bit-exact), wrapped (:func:`wrap`), trained by
     ``recipe`` on the same data stream as ``train.fit`` (same seeded batches and
@@ -191,12 +191,12 @@ def fit_masked(model: keras.Model, masks: Masks, data, recipe, workdir: str, nam
     Args:
         model: The Keras 3 ticket (its weights are the starting point; changed in place).
         masks: ``{layer: {weight: 0/1 array}}``.
-        data, recipe, workdir, name, verbose: As for :func:`tf_lottery.train.fit`.
+        data, recipe, workdir, name, verbose: As for :func:`tf_lottery.training.fit`.
         tensorboard: Also write TensorBoard logs.
         extra_callbacks: Keras 3 callbacks are not accepted here (tf_keras trains).
 
     Returns:
-        ``{"history", "timing", "steps", "epochs"}`` as :func:`tf_lottery.train.fit` returns.
+        ``{"history", "timing", "steps", "epochs"}`` as :func:`tf_lottery.training.fit` returns.
 
     Raises:
         TrainingDiverged: if the loss became NaN or infinite.
@@ -206,11 +206,9 @@ def fit_masked(model: keras.Model, masks: Masks, data, recipe, workdir: str, nam
     import tf_keras
     from tensorflow_model_optimization.sparsity.keras import UpdatePruningStep, strip_pruning
 
-    from tf_lottery import train
-
     if extra_callbacks:
         raise ValueError("a masked (tfmot) training takes no extra Keras 3 callbacks")
-    steps_per_epoch = train.check_fits(recipe, data.size("train"))
+    steps_per_epoch = training.check_fits(recipe, data.size("train"))
     epochs, per_epoch = recipe.plan(steps_per_epoch)
     os.makedirs(workdir, exist_ok=True)
     wrapped = wrap(to_tf_keras(model, prunable=_needs_prunable_class(masks)), masks)
@@ -233,16 +231,16 @@ def fit_masked(model: keras.Model, masks: Masks, data, recipe, workdir: str, nam
     fit_call_seconds = time.perf_counter() - call_start
     losses = [e["logs"].get("loss", float("nan")) for e in timer.epochs]
     if not losses or not np.all(np.isfinite(losses)):
-        raise train.TrainingDiverged(f"{name}: the training loss became NaN or infinite (history: {losses[-3:]}); "
+        raise training.TrainingDiverged(f"{name}: the training loss became NaN or infinite (history: {losses[-3:]}); "
                                      "lower the learning rate or check the data")
     if not masks_equal(current_masks(wrapped), {n: masks[n] for n in masks}):
         raise RuntimeError(f"{name}: a tfmot mask changed during training; the ticket is not the one decided")
     copy_weights(strip_pruning(wrapped), model)
     apply_masks(model, masks)  # the last optimizer step moved masked weights; the next forward would re-mask
-    train.compile_model(model, recipe, steps_per_epoch)
+    training.compile_model(model, recipe, steps_per_epoch)
     model.optimizer.build(model.trainable_variables)  # a saved .keras then loads without an optimizer mismatch
     timing = {**timing_of(timer.epochs, recipe.batch_size * per_epoch), "fit_call_seconds": fit_call_seconds}
-    return {"history": train.read_history(history_path), "timing": timing, "steps": epochs * per_epoch,
+    return {"history": training.read_history(history_path), "timing": timing, "steps": epochs * per_epoch,
             "epochs": epochs}
 
 

@@ -1,4 +1,4 @@
-"""Model builders (a registry), the one ``build`` from a config, and lineage.
+"""Layer 4, the models: builders (a registry), the one ``build`` from a config, and rebuilding from a lineage.
 
 Example:
     >>> model = tl.models.cifar_resnet(depth=32, num_classes=10, seed=0)
@@ -18,8 +18,9 @@ from tf_lottery.models.cifar_resnet import (  # noqa: E402
 )
 from tf_lottery.models.applications import FAMILIES as APPLICATIONS, ApplicationSettings, build_application
 from tf_lottery.models.imagenet_resnet import ImageNetResNetSettings, ImageNetResNetSpec, imagenet_resnet
-from tf_lottery.models.heads import float32_head, logits_output, outputs_probabilities
-from tf_lottery.models.lineage import lineage, lineage_json, rebuild
+from tf_lottery.graph.heads import float32_head, logits_output, outputs_probabilities
+from tf_lottery.graph.lineage import lineage, lineage_json
+from tf_lottery.models.from_lineage import rebuild
 
 __all__ = [
     "APPLICATIONS", "MODELS", "ApplicationSettings", "CifarResNetSettings", "CifarResNetSpec", "ImageNetResNetSettings",

@@ -29,8 +29,9 @@ from typing import Callable, Dict, Optional, Sequence
 
 import keras
 
-from tf_lottery import options
-from tf_lottery.models.lineage import attach as attach_lineage
+from tf_lottery import surgery
+from tf_lottery.core import options
+from tf_lottery.graph.lineage import attach as attach_lineage
 from tf_lottery.models.registry import register_builder
 
 OUTPUTS = ("logits", "softmax")
@@ -113,8 +114,6 @@ def build_application(family: str, input_shape: Sequence[int] = (224, 224, 3), n
         >>> build_application("mobilenetv2", (32, 32, 3), 10).name
         'mobilenetv2'
     """
-    from tf_lottery import surgery  # surgery imports the models package
-
     if family not in FAMILIES:
         raise ValueError(f"unknown keras.applications family {family!r}; known: {sorted(FAMILIES)}")
     if output not in OUTPUTS:

@@ -27,8 +27,8 @@ from typing import ClassVar, Iterable, Optional, Sequence
 import keras
 from keras import layers
 
-from tf_lottery import options
-from tf_lottery.models.lineage import attach as attach_lineage
+from tf_lottery.core import options
+from tf_lottery.graph.lineage import attach as attach_lineage
 from tf_lottery.models.registry import register_builder
 
 SHORTCUTS = ("projection", "zero_pad")

@@ -34,10 +34,10 @@ from typing import Iterable, Sequence
 import keras
 from keras import layers
 
-from tf_lottery import options
+from tf_lottery.core import options
 from tf_lottery.models.applications import OUTPUTS
 from tf_lottery.models.cifar_resnet import _seed_for, block_name
-from tf_lottery.models.lineage import attach as attach_lineage
+from tf_lottery.graph.lineage import attach as attach_lineage
 from tf_lottery.models.registry import register_builder
 
 LAYOUTS = {18: ("basic", (2, 2, 2, 2)), 34: ("basic", (3, 4, 6, 3)), 50: ("bottleneck", (3, 4, 6, 3)),

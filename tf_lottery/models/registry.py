@@ -1,9 +1,9 @@
 """The model registry and the one place a model is built from a config.
 
 A builder registers a :class:`ModelBuilder`: its public function (``tl.models.cifar_resnet``),
-a frozen dataclass of its own settings (each field a flag, see :mod:`tf_lottery.options`),
+a frozen dataclass of its own settings (each field a flag, see :mod:`tf_lottery.core.options`),
 and how to build from those settings or from the JSON spec its models carry in their
-lineage (:mod:`tf_lottery.models.lineage`).
+lineage (:mod:`tf_lottery.graph.lineage`).
 
 Example:
     >>> builder = MODELS.get("cifar_resnet")
@@ -14,12 +14,13 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Iterable, Optional
+from typing import Callable
 
 import keras
 
-from tf_lottery.models.heads import float32_head
-from tf_lottery.registry import Registry
+from tf_lottery.graph.heads import float32_head
+from tf_lottery.runtime import distribute
+from tf_lottery.core.registry import Registry
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,7 +80,7 @@ def build(model_config, data, seed: int = 0, weight_decay: float = 0.0) -> keras
 
     Returns:
         An uncompiled functional ``keras.Model`` carrying its lineage. Under a mixed-precision
-        policy its end computes in float32 (:func:`tf_lottery.models.heads.float32_head`).
+        policy its end computes in float32 (:func:`tf_lottery.graph.heads.float32_head`).
 
     Raises:
         UnknownNameError: for an unregistered model type (listing the valid ones).
@@ -94,26 +95,9 @@ def build(model_config, data, seed: int = 0, weight_decay: float = 0.0) -> keras
     model = builder.from_settings(model_config.settings, input_shape, num_classes, seed, weight_decay)
     if keras.mixed_precision.global_policy().name != "float32":  # --mixed_precision: logits and loss in float32
         float32_head(model)
-    from tf_lottery import distribute  # --sync_batchnorm
-
     return distribute.apply_to_model(model)
 
 
 def names() -> list[str]:
     """Registered model types."""
     return MODELS.names()
-
-
-def natural_key(name: str) -> tuple:
-    """Sort key that compares digit runs as numbers: ``stage1_block2 < stage1_block10``."""
-    import re
-
-    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name))
-
-
-def ordered(names_: Iterable[str], order: Optional[list] = None) -> list:
-    """``names_`` without repeats, in ``order`` when given, else in natural order."""
-    unique = set(names_)
-    if order is not None:
-        return [n for n in order if n in unique] + sorted(unique - set(order), key=natural_key)
-    return sorted(unique, key=natural_key)

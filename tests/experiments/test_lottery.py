@@ -1,0 +1,98 @@
+import keras
+import numpy as np
+import pytest
+
+import tf_lottery as tl
+from tf_lottery import experiments
+from tf_lottery import training as train
+from tf_lottery.config import Config
+
+
+def test_resumed_recipe_continues_the_schedule():
+    recipe = train.Recipe()  # 200ep, 0.01, /10 at 100 and 150
+    assert train.Recipe().resumed_at(0) == recipe
+    later = recipe.resumed_at(120)
+    assert (later.length, later.lr_drops) == ("80ep", ("30ep",))
+    assert later.learning_rate == pytest.approx(0.001)
+    with pytest.raises(ValueError, match=r"rewind epoch must be in \[0, 199\]"):
+        recipe.resumed_at(200)
+    with pytest.raises(ValueError, match="needs lengths in epochs"):
+        train.Recipe(length="500it", lr_drops=()).resumed_at(1)
+
+
+class _Snapshot(keras.callbacks.Callback):
+    def __init__(self, store):
+        super().__init__()
+        self.store = store
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.store[epoch + 1] = {layer.name: [w.copy() for w in layer.get_weights()] for layer in self.model.layers}
+
+
+def _run(tmp_path, monkeypatch, rewind):
+    """Runs `lottery`, snapshotting the dense weights after each epoch and the ticket before training."""
+    dense_after, ticket_start = {}, {}
+    real_fit = train.fit
+
+    def spying_fit(model, data, recipe, workdir, name, **kwargs):
+        if name == "dense":
+            kwargs["extra_callbacks"] = list(kwargs.get("extra_callbacks", ())) + [_Snapshot(dense_after)]
+        else:
+            ticket_start.update({l.name: [w.copy() for w in l.get_weights()] for l in model.layers})
+            ticket_start["__recipe__"] = recipe
+        return real_fit(model, data, recipe, workdir, name, **kwargs)
+
+    monkeypatch.setattr(train, "fit", spying_fit)
+    config = Config.create(experiment="lottery", dataset="synthetic", train_size=None, val_size=64, depth=20,
+                    criterion="expectabs", num_blocks=2, rewind=rewind, rewind_epoch=1, length="2ep",
+                    batch_size=64, learning_rate=0.05, lr_drops=("1ep",), runs_dir=str(tmp_path),
+                    latency_batch_sizes=(1,), memory_batch_size=8, export=False)
+    result = experiments.get("lottery")(config)
+    return config, result, dense_after, ticket_start
+
+
+def test_weight_rewinding_gives_the_kept_layers_their_epoch_i_weights_bit_for_bit(tmp_path, monkeypatch):
+    config, result, dense_after, ticket_start = _run(tmp_path, monkeypatch, "weights")
+    kept = [n for n, w in ticket_start.items() if n != "__recipe__" and w]
+    assert len(kept) > 20
+    changed = 0
+    for name in kept:
+        for start, at_epoch_1, final in zip(ticket_start[name], dense_after[1][name], dense_after[2][name]):
+            np.testing.assert_array_equal(start, at_epoch_1)
+            changed += not np.array_equal(start, final)
+    assert changed > 0  # epoch 1 and epoch 2 differ, so the check above can fail
+    recipe = ticket_start["__recipe__"]
+    assert (recipe.length, recipe.learning_rate, recipe.lr_drops) == ("1ep", pytest.approx(0.005), ())
+    assert result.rewind.mode == "weights" and len(result.ticket.removed) == 2
+    assert result.comparison.flops_reduction_pct > 0
+
+
+@pytest.mark.slow
+def test_learning_rate_rewinding_keeps_the_trained_weights(tmp_path, monkeypatch):
+    _, result, dense_after, ticket_start = _run(tmp_path, monkeypatch, "lr")
+    for name, values in ticket_start.items():
+        if name != "__recipe__":
+            for start, final in zip(values, dense_after[2][name]):
+                np.testing.assert_array_equal(start, final)
+    assert ticket_start["__recipe__"].length == "1ep"
+
+
+@pytest.mark.slow
+def test_reinit_starts_from_a_fresh_initialization(tmp_path, monkeypatch):
+    config, result, dense_after, ticket_start = _run(tmp_path, monkeypatch, "reinit")
+    fresh = tl.models.cifar_resnet(20, input_shape=(16, 16, 3), num_classes=4, seed=config.seed + 1)
+    dense0 = tl.models.cifar_resnet(20, input_shape=(16, 16, 3), num_classes=4, seed=config.seed)
+    kernel = ticket_start["stem_conv"][0]
+    np.testing.assert_array_equal(kernel, fresh.get_layer("stem_conv").kernel.numpy())
+    assert not np.array_equal(kernel, dense0.get_layer("stem_conv").kernel.numpy())
+    assert ticket_start["__recipe__"].length == "2ep"
+
+
+def test_a_rewind_epoch_outside_training_is_refused_before_writing(tmp_path):
+    config = Config.create(experiment="lottery", dataset="synthetic", train_size=None, val_size=64, length="2ep",
+                    lr_drops=(), rewind_epoch=2, runs_dir=str(tmp_path))
+    with pytest.raises(ValueError, match=r"rewind epoch must be in \[0, 1\] for a 2ep recipe; got 2"):
+        experiments.get("lottery")(config)
+    assert not list(tmp_path.iterdir())
+    with pytest.raises(ValueError, match="rewind must be one of"):
+        Config.create(rewind="rewinding")

@@ -1,0 +1,112 @@
+"""Paired statistics and verdicts (tf_lottery.reports.stats), learning curves and time to accuracy
+(tf_lottery.results.curves), against hand-computed cases."""
+
+import math
+
+import pytest
+
+from tf_lottery.results import curves
+from tf_lottery.reports import stats
+
+
+@pytest.mark.parametrize("degrees, expected", [(1, 12.7062), (2, 4.3027), (4, 2.7764), (30, 2.0423)])
+def test_t_quantiles_are_the_textbook_ones(degrees, expected):
+    assert stats.t_quantile(0.95, degrees) == pytest.approx(expected, abs=1e-4)
+
+
+def test_three_seeds_within_noise_by_hand():
+    summary = stats.paired([0.4, 0.9, 0.2], seeds=[0, 1, 2])
+    std = math.sqrt(((0.4 - 0.5) ** 2 + (0.9 - 0.5) ** 2 + (0.2 - 0.5) ** 2) / 2)  # 0.360555
+    half = 4.302653 * std / math.sqrt(3)  # 0.895665
+    assert summary.mean == pytest.approx(0.5) and summary.std == pytest.approx(std)
+    assert (summary.low, summary.high) == (pytest.approx(0.5 - half, abs=1e-5), pytest.approx(0.5 + half, abs=1e-5))
+    assert summary.verdict == "within noise" and summary.n == 3 and summary.seeds == (0, 1, 2)
+    assert stats.interval_text(summary) == "[-0.40, +1.40]"
+    assert stats.per_seed_text(summary) == "+0.40 / +0.90 / +0.20"
+
+
+def test_wins_and_loses_need_the_whole_interval_on_one_side():
+    # mean 1.0, std 0.2: half width 4.3027 * 0.2 / sqrt(3) = 0.4968
+    wins = stats.paired([1.0, 1.2, 0.8])
+    assert wins.low == pytest.approx(0.50317, abs=1e-5) and wins.verdict == "wins"
+    assert stats.paired([-1.0, -1.2, -0.8]).verdict == "loses"
+    # Every seed positive is not enough when the spread is large: [0.1, 2.0, 0.2] straddles 0.
+    assert stats.paired([0.1, 2.0, 0.2]).verdict == "within noise"
+
+
+def test_interval_edges_and_xi():
+    assert stats.verdict(0.0, 0.8) == "wins"  # at or above 0: the paper's ξ = 0 with ">="
+    assert stats.verdict(-0.5, -1e-9) == "loses"
+    assert stats.verdict(-1e-9, 0.5) == "within noise"
+    # mean -0.2, std 0.1: [-0.448, +0.048]; within noise at ξ = 0, a win when 0.5 pp below dense still wins
+    assert stats.paired([-0.3, -0.2, -0.1]).verdict == "within noise"
+    assert stats.paired([-0.3, -0.2, -0.1], xi=0.5).verdict == "wins"
+    with pytest.raises(ValueError, match="xi must be"):
+        stats.paired([0.1, 0.2], xi=-1)
+
+
+def test_one_seed_and_unavailable_values():
+    one = stats.paired([0.5])
+    assert (one.mean, one.std, one.low, one.high, one.verdict) == (0.5, None, None, None, "one seed")
+    assert stats.interval_text(one) == "—"
+    kept = stats.paired([0.4, None, 0.2], seeds=[0, 1, 2])
+    assert kept.differences == (0.4, 0.2) and kept.seeds == (0, 2) and kept.mean == pytest.approx(0.3)
+    none = stats.paired([None])
+    assert none.mean is None and none.verdict is None
+    with pytest.raises(ValueError, match="2 seeds for 3 differences"):
+        stats.paired([0.1, 0.2, 0.3], seeds=[0, 1])
+    assert stats.paired([0.1, 0.3]).to_dict()["n"] == 2
+
+
+def test_learning_curve_adds_the_setup_before_the_first_epoch():
+    curve = curves.learning_curve({"val_accuracy": [0.5, 0.7, 0.8]}, [10.0, 9.0, 9.0], 31.0)
+    assert curve == [[13.0, 0.5], [22.0, 0.7], [31.0, 0.8]]
+    assert curves.final_accuracy(curve) == 0.8
+    assert curves.learning_curve({"val_accuracy": [0.5]}, [10.0, 9.0], 19.0) is None  # disagree on epochs
+    assert curves.learning_curve({"accuracy": [0.5]}, [10.0], 10.0) is None  # no validation split
+
+
+def test_seconds_to_reach_is_the_first_epoch_at_or_above_the_target():
+    curve = [(10.0, 0.70), (19.0, 0.81), (28.0, 0.80), (37.0, 0.85)]
+    assert curves.seconds_to_reach(curve, 0.81) == 19.0
+    assert curves.seconds_to_reach(curve, 0.80) == 19.0
+    assert curves.seconds_to_reach(curve, 0.86) is None
+    assert curves.seconds_to_reach(None, 0.5) is None and curves.seconds_to_reach(curve, None) is None
+
+
+def test_read_curve_from_a_run_folder(tmp_path):
+    from tf_lottery.results.records import Timing
+
+    (tmp_path / "history_ticket.csv").write_text("epoch,accuracy,val_accuracy\n0,0.6,0.55\n1,0.8,0.75\n")
+    timing = Timing(train_seconds=25.0, epoch_seconds=[12.0, 10.0], epochs_timed=2, images_per_second=100.0,
+                    images_per_second_note="")
+    assert curves.read_curve(str(tmp_path), "ticket", timing) == [[15.0, 0.55], [25.0, 0.75]]
+    assert curves.read_curve(str(tmp_path), "dense", timing) is None
+    assert curves.read_curve(None, "ticket", timing) is None
+
+
+def test_recipe_check_measures_flattening_and_collapse():
+    assert curves.last_epoch_gain([0.80, 0.90, 0.905]) == pytest.approx(0.5)
+    assert curves.last_epoch_gain([0.9]) is None and curves.last_epoch_gain(None) is None
+    curve = [[1, 0.20], [2, 0.80], [3, 0.50], [4, 0.85]]
+    assert curves.worst_drop(curve, after_epochs=1) == pytest.approx(30.0)
+    assert curves.worst_drop(curve, after_epochs=3) == 0.0  # the fall at epoch 3 is inside a 3-epoch warm-up
+    assert curves.worst_drop([[1, 0.5], [2, 0.6]]) == 0.0 and curves.worst_drop(None) is None
+    # Batch-norm statistics that lag the weights: validation far below training (measured at BN momentum 0.99).
+    lagging = [[68, 0.09], [129, 0.419], [184, 0.513], [236, 0.777]]
+    assert curves.worst_gap(lagging, [0.563, 0.7848, 0.8485, 0.8675], after_epochs=1) == pytest.approx(36.58)
+    assert curves.worst_drop(lagging, after_epochs=1) == 0.0  # rising all along: the drop alone misses it
+    assert curves.worst_gap(lagging, [0.5, 0.6], after_epochs=1) is None  # epochs disagree
+
+
+def test_the_papers_numbers_are_looked_up_only_where_they_exist():
+    from tf_lottery.reports import paper
+
+    assert paper.table2(32, "snip", 5) == -1.00 and paper.table2(20, "snip", 5) is None
+    assert paper.table2(32, "synflow", 1) is None and paper.table2(32, "grasp", 6) is None
+    # Table 1 at the same fraction of the training: θ_1, θ_2, θ_3 of 8 epochs are the paper's θ_25, θ_50, θ_75.
+    assert [paper.table1(32, "hrank", "weights", i, 8) for i in range(4)] == [-0.01, +0.21, +0.10, +0.12]
+    assert paper.table1(32, "hrank", "weights", 1, 6) is None  # 33 % of the training: not one of the paper's
+    assert paper.table1(32, "hrank", "lr", 0, 8) is None and paper.table1(56, "kl", "weights", 0, 8) is None
+    assert paper.table3(32, "filters", "snip", 1) == -0.79 and paper.table3(32, "filters", "snip", 2) is None
+    assert paper.table4(56, "grasp", 12) == (45.00, 45.82, 51.11, 2.03) and paper.table4(56, "snip", 12) is None

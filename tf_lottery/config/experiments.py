@@ -1,0 +1,47 @@
+"""The experiment registry: what ``--experiment`` may name, and what each experiment declares.
+
+It lives in the config package, below the experiments that fill it (each registers itself
+when :mod:`tf_lottery.experiments` is imported), so that the config checks experiment names
+without importing the experiments. An experiment declares what it is, so no module decides by comparing its name:
+its run folder's identity ``scope``, whether a sweep can run it, and whether it rewinds
+to a dense epoch (so the shared dense run keeps that epoch's weights).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, Optional
+
+from tf_lottery.core.registry import Registry
+
+EXPERIMENTS: Registry = Registry("experiment")
+
+
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+    """A registered experiment.
+
+    Attributes:
+        name: Registry name (the ``--experiment`` flag's value).
+        run: ``(config) -> result``; calling the entry calls it.
+        scope: The identity scope of its run folder ("dense", "ticket", "sweep"), or None
+            when it writes no run folder.
+        sweepable: Whether ``--sweep_experiment`` may name it.
+        rewinds: Whether its ticket starts from the dense run's weights after
+            ``rewind_epoch`` epochs (the dense run then keeps them).
+    """
+
+    name: str
+    run: Callable
+    scope: Optional[str]
+    sweepable: bool = False
+    rewinds: bool = False
+
+    def __call__(self, config):
+        return self.run(config)
+
+
+def register(name: str, *, scope: Optional[str], sweepable: bool = False, rewinds: bool = False):
+    """Decorator registering ``run`` as an :class:`Experiment`."""
+
+    return EXPERIMENTS.entry(name, lambda run: Experiment(name, run, scope, sweepable, rewinds))

@@ -1,0 +1,215 @@
+"""The criteria registry: one entry per criterion, scoring blocks and, where it can, filters.
+
+A criterion is a :class:`Criterion`: a callable ``(model, data, **options) -> {block: score}``
+plus its convention: ``prune_first="low"`` (the lowest scores are removed first, the usual
+"least important") or ``"high"`` (GraSP: a high score means removing the weights *raises*
+the gradient norm, so those go first). Scores are given for every block of the model;
+selection (:mod:`tf_lottery.tickets`) considers only the removable ones. A criterion with a
+per-filter form (``filters``, for the filter-ticket baseline of the paper's Table 3) scores
+every prunable filter with the same idea and the same direction.
+
+Each criterion's module registers it with :func:`register`, once.
+
+Example:
+    >>> @register("ones", prune_first="low", needs="nothing", when="any", summary="all ones")
+    ... def ones(model, data=None):
+    ...     return {name: 1.0 for name in blocks(model)}
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from typing import Callable, Dict, Mapping, Optional
+
+import keras
+import numpy as np
+
+from tf_lottery.core.registry import Registry, UnknownNameError
+from tf_lottery.graph import reader as graph
+from tf_lottery.graph.heads import logits_output
+from tf_lottery.runtime import distribute
+from tf_lottery.surgery import residual as surgery
+from tf_lottery.surgery.filters import filter_groups
+
+AGGREGATIONS = ("sum", "mean")
+
+CRITERIA: Registry = Registry("criterion")
+
+
+@dataclasses.dataclass(frozen=True)
+class FilterCriterion:
+    """The per-filter form of a criterion. Its direction (``prune_first``) is its criterion's.
+
+    Attributes:
+        name: The criterion's name.
+        fn: ``(model, groups, data, **options) -> {conv: scores per filter}``.
+        summary: One line for listings (the first line of ``fn``'s docstring).
+    """
+
+    name: str
+    fn: Callable
+    summary: str
+
+    def __call__(self, model, data=None, **options) -> Dict[str, np.ndarray]:
+        return self.fn(model, filter_groups(model), data, **options)
+
+
+@dataclasses.dataclass(frozen=True)
+class Criterion:
+    """A registered block criterion.
+
+    Attributes:
+        name: Registry name.
+        fn: ``(model, data, **options) -> {block name: score}``.
+        prune_first: "low" or "high": which end of the ranking is removed first.
+        needs: "labelled_batch", "images" or "nothing".
+        when: "init", "trained" or "any": the regime it was designed for.
+        summary: One line for listings.
+        filters: Its per-filter form, or None when it has none.
+    """
+
+    name: str
+    fn: Callable
+    prune_first: str
+    needs: str
+    when: str
+    summary: str
+    filters: Optional[FilterCriterion] = None
+
+    def options(self) -> Dict[str, object]:
+        """The criterion's own options and their defaults, e.g. ``{"aggregation": "mean"}``."""
+        parameters = list(inspect.signature(self.fn).parameters.values())[2:]  # after (model, data)
+        return {p.name: p.default for p in parameters}
+
+    def check_options(self, options: Dict[str, object]) -> None:
+        """Refuses options this criterion does not take.
+
+        Raises:
+            ValueError: naming the option, the criterion and the options it takes.
+
+        Example:
+            >>> get("hrank").check_options({"aggregation": "mean"})
+            Traceback (most recent call last):
+            ValueError: criterion 'hrank' takes no option 'aggregation'; its options: batch_size
+        """
+        unknown = sorted(set(options) - set(self.options()))
+        if unknown:
+            takes = ", ".join(self.options()) or "none"
+            raise ValueError(f"criterion {self.name!r} takes no option {unknown[0]!r}; its options: {takes}")
+        if "aggregation" in options and options["aggregation"] not in AGGREGATIONS:
+            raise ValueError(f"aggregation must be one of {AGGREGATIONS}; got {options['aggregation']!r}")
+
+    def run_options(self, seed: int, **chosen) -> Dict[str, object]:
+        """The options a run passes: the ``chosen`` ones (None values left out), checked, plus the
+        run's ``seed`` for a criterion that takes one (``random``).
+
+        Raises:
+            ValueError: for a chosen option the criterion does not take.
+        """
+        options = {k: v for k, v in chosen.items() if v is not None}
+        self.check_options(options)
+        if "seed" in self.options():
+            options["seed"] = seed
+        return options
+
+    def __call__(self, model: keras.Model, data=None, **options) -> Dict[str, float]:
+        """Scores the blocks of ``model`` (nested models flattened, a softmax head switched to logits,
+        every layer computing in float32 under a mixed-precision policy).
+
+        Raises:
+            ValueError: for missing data, an option the criterion does not take, or a
+                model without residual blocks.
+        """
+        if self.needs != "nothing" and data is None:
+            raise ValueError(f"criterion {self.name!r} needs data ({self.needs.replace('_', ' ')}); got data=None")
+        self.check_options(options)
+        view = graph.flat(model)
+        if not surgery.find_blocks(view):
+            raise ValueError(f"{model.name!r} has no residual block to score; {surgery.NO_BLOCKS_HINT}")
+        with logits_output(view), distribute.float32_compute(view):  # scores in float32 under mixed precision
+            return self.fn(view, data, **options)
+
+
+def register(name: str, *, prune_first: str, needs: str, when: str, summary: str,
+             filters: Optional[Callable] = None):
+    """Decorator registering a block scoring function as a :class:`Criterion`.
+
+    Args:
+        name: The registry name.
+        prune_first: "low" or "high".
+        needs: "labelled_batch", "images" or "nothing".
+        when: "init", "trained" or "any".
+        summary: One line for listings.
+        filters: The per-filter form, ``(model, groups, data, **options) -> {conv: scores}``
+            (its docstring's first line is its summary), or None.
+
+    Raises:
+        ValueError: for a bad ``prune_first`` or a name registered already.
+    """
+    if prune_first not in ("low", "high"):
+        raise ValueError(f"prune_first must be 'low' or 'high'; got {prune_first!r}")
+    per_filter = None
+    if filters is not None:
+        per_filter = FilterCriterion(name, filters, (inspect.getdoc(filters) or "").split("\n")[0])
+    return CRITERIA.entry(name, lambda fn: Criterion(name, fn, prune_first, needs, when, summary, per_filter))
+
+
+def get(name: str) -> Criterion:
+    """Returns the criterion registered as ``name`` (the error lists the valid names).
+
+    Example:
+        >>> scores = tl.criteria.get("grasp")(model, (images, labels))
+    """
+    return CRITERIA.get(name)
+
+
+def names() -> list:
+    """Registered criterion names."""
+    return CRITERIA.names()
+
+
+def filter_names() -> list:
+    """The criteria that have a per-filter form."""
+    return [name for name in CRITERIA.names() if name in CRITERIA and CRITERIA.get(name).filters is not None]
+
+
+def filter_criterion(name: str) -> FilterCriterion:
+    """The per-filter form of criterion ``name``.
+
+    Raises:
+        UnknownNameError: for a criterion without one (listing those with one).
+    """
+    entry = CRITERIA.get(name) if name in CRITERIA else None
+    if entry is None or entry.filters is None:
+        raise UnknownNameError(f"unknown filter criterion {name!r}; valid names: {', '.join(filter_names())}")
+    return entry.filters
+
+
+def filter_scores(model: keras.Model, criterion: str, data=None, **options) -> Dict[str, np.ndarray]:
+    """Scores every prunable filter of ``model`` with ``criterion``'s per-filter form.
+
+    Args:
+        model: The network (unchanged by this call).
+        criterion: A criterion with a per-filter form (snip, grasp, magnitude, random, expectabs, hrank).
+        data: What the criterion needs, e.g. ``(images, labels)``.
+        **options: The criterion's options (``aggregation``, ``seed`` for random, ...).
+
+    Returns:
+        ``{conv name: array of one score per filter}``.
+
+    Raises:
+        UnknownNameError: for a criterion without a per-filter form (listing those with one).
+
+    Example:
+        >>> scores = filter_scores(model, "snip", (images, labels))
+    """
+    return filter_criterion(criterion)(model, data, **options)
+
+
+def flat_scores(scores: Mapping[str, np.ndarray]) -> Dict[str, float]:
+    """``{"<conv>:<index>": score}``: the JSON form of :func:`filter_scores`."""
+    return {f"{conv}:{i}": float(v) for conv, values in scores.items() for i, v in enumerate(values)}
+
+
+

@@ -1,0 +1,114 @@
+"""What is measured on a trained model: one registry of evaluations, each cached.
+
+An evaluation is ``(model, data, evaluation_config) -> JSON-ready dict``, plus the part
+of the evaluation config its result depends on (its *settings*). :func:`run_cached`
+keeps each result in the run folder (``evals/<model>/<name>.json``, with its settings):
+a rerun computes only what is missing or was measured with other settings, and adding
+an evaluation to ``--evals`` never retrains anything. The first entries:
+
+* ``clean``: loss and accuracy on the test split;
+* ``cost``: params, FLOPs, conv filters and memory (computed from the graph);
+* ``latency``: measured inference time per batch size (median after warm-up);
+* ``corruptions``: accuracy under the in-graph common corruptions, per corruption and
+  severity (:mod:`tf_lottery.evals.corruptions`);
+* ``shift_sets``: accuracy on the published corruption and shift sets of the dataset
+  (CIFAR-10-C, CIFAR-10.1, CIFAR-10.2, MNIST-C; :mod:`tf_lottery.evals.shift_sets`);
+* ``adversarial``: accuracy under FGSM and PGD per epsilon (:mod:`tf_lottery.evals.adversarial`);
+* ``cka``: linear CKA between the dense network and the ticket (a *pairwise* evaluation:
+  it runs on tickets only, with the dense network as reference; :mod:`tf_lottery.evals.cka`).
+
+Public functions for users' own arrays sit beside the entries: :func:`corrupt`,
+:func:`attack`, :func:`linear_cka`.
+
+Example:
+    >>> tl.evals.get("cost")(model, data, config.evaluation)["flops"]
+    31021952
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, Dict
+
+from tf_lottery.core.registry import Registry
+
+EVALS: Registry = Registry("evaluation")
+
+
+@dataclasses.dataclass(frozen=True)
+class Evaluation:
+    """A registered evaluation.
+
+    Attributes:
+        name: Registry name (a value of ``--evals``).
+        fn: ``(model, data, evaluation_config) -> dict``.
+        settings: ``(evaluation_config) -> dict``: what the result depends on besides the
+            model and the data; a cached result with other settings is measured again.
+        summary: One line for listings.
+        pairwise: Whether it compares the model with a reference (the dense network): then
+            ``fn`` takes ``reference`` too, and runs on tickets only.
+    """
+
+    name: str
+    fn: Callable
+    settings: Callable
+    summary: str
+    pairwise: bool = False
+
+    def __call__(self, model, data, evaluation_config, reference=None) -> dict:
+        if self.pairwise:
+            return self.fn(model, data, evaluation_config, reference)
+        return self.fn(model, data, evaluation_config)
+
+
+def register(name: str, *, settings: Callable = lambda config: {}, summary: str, pairwise: bool = False):
+    """Decorator registering ``fn`` as an :class:`Evaluation`."""
+
+    return EVALS.entry(name, lambda fn: Evaluation(name, fn, settings, summary, pairwise))
+
+
+def wanted(evaluation_config, side: str) -> list:
+    """The evaluations of ``--evals`` that apply to ``side`` ("dense": no pairwise ones)."""
+    return [name for name in evaluation_config.evals if side != "dense" or not EVALS.get(name).pairwise]
+
+
+def needs_reference(evaluation_config) -> bool:
+    """Whether a ticket's evaluations need the trained dense network (a pairwise one is asked for)."""
+    return any(EVALS.get(name).pairwise for name in evaluation_config.evals)
+
+
+def get(name: str) -> Evaluation:
+    """Returns the evaluation registered as ``name`` (the error lists the valid names)."""
+    return EVALS.get(name)
+
+
+def run_cached(model, data, evaluation_config, run, side: str, log=print, reference=None) -> Dict[str, dict]:
+    """Runs every evaluation of ``evaluation_config.evals`` on ``model``, cached in ``run``.
+
+    Args:
+        model: The trained (compiled) model.
+        data: Prepared data.
+        evaluation_config: A :class:`tf_lottery.config.EvaluationConfig`.
+        run: The run folder (:class:`tf_lottery.experiments.runs.RunFolder`) the results belong to.
+        side: Which model of the run ("dense", "ticket"): names the cache folder.
+        log: Called with one line per evaluation actually computed.
+        reference: The trained dense network, for pairwise evaluations (skipped without it).
+
+    Returns:
+        ``{evaluation name: result}``, in the order of ``evals``.
+    """
+    results = {}
+    for name in wanted(evaluation_config, side):
+        entry = EVALS.get(name)
+        settings = entry.settings(evaluation_config)
+        path = f"evals/{side}/{name}.json"
+        cached = run.read_json(path)
+        if cached is not None and cached.get("settings") == settings:
+            results[name] = cached["result"]
+            continue
+        if entry.pairwise and reference is None:
+            continue
+        log(f"{side}: evaluating {name}")
+        results[name] = entry(model, data, evaluation_config, reference)
+        run.write_json(path, {"settings": settings, "result": results[name]})
+    return results

@@ -1,0 +1,150 @@
+"""Run folders: keyed by a hash of the config's identity, so a rerun resumes and a sweep never
+overwrites.
+
+``runs/<experiment>-<hash>/`` holds ``config.json`` and everything the run produced. The
+hash covers the sections the run's *scope* takes (:meth:`tf_lottery.config.Config.identity`):
+where output goes, what is exported or measured never changes it. Each stage of an
+experiment leaves a file when it is done (written atomically); a rerun of the same config
+finds them and skips the stages already done.
+
+One process at a time works in a run folder: :meth:`RunFolder.lock` takes a file lock
+(``filelock``) under ``<runs_dir>/.locks/``. A second process that needs the folder waits,
+saying for what, or with ``--nowait_for_lock`` fails at once with one line. Locks are
+always taken in the order sweep, ticket, dense, so two processes never wait for each other.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+from typing import Iterator, Optional
+
+import filelock
+
+from tf_lottery.config import Config
+from tf_lottery.core.io import (
+    atomic_path, ensure_free_space, remove_leftovers, state_bytes, write_json_atomic, write_text_atomic,
+)
+from tf_lottery.core.log import log
+
+
+class RunInUse(RuntimeError):
+    """Another process holds the run folder (and the caller chose not to wait)."""
+
+
+class RunFolder:
+    """The folder of one run.
+
+    Args:
+        config: The run's config.
+        scope: Its identity scope: "dense", "ticket" or "sweep".
+
+    Raises:
+        ValueError: if the folder holds a config of another identity (a hash collision or a hand edit).
+
+    Example:
+        >>> run = RunFolder(config, "ticket")
+        >>> run.start()
+        >>> run.path
+        'runs/init_ticket-3f2a9c1b7d4e'
+    """
+
+    def __init__(self, config: Config, scope: str):
+        self.config, self.scope = config, scope
+        self.digest = config.digest(scope)
+        self.path = os.path.join(config.runtime.runs_dir, f"{config.experiment}-{self.digest}")
+        saved = self.read_json("config.json")
+        if saved is not None and Config.from_dict(saved).identity(scope) != config.identity(scope):
+            raise ValueError(f"{self.path}/config.json holds a different config; move the folder away")
+
+    @contextlib.contextmanager
+    def lock(self, wait: bool = True) -> Iterator[None]:
+        """Holds the folder's lock for the enclosed code.
+
+        Args:
+            wait: Wait for another process to release it (saying so), or fail at once.
+
+        Raises:
+            RunInUse: when ``wait`` is False and another process holds the folder.
+
+        Example:
+            >>> with run.lock():
+            ...     train_or_load(...)
+        """
+        folder = os.path.join(os.path.dirname(self.path) or ".", ".locks")
+        os.makedirs(folder, exist_ok=True)
+        path = os.path.join(folder, os.path.basename(self.path) + ".lock")
+        lock = filelock.FileLock(path)
+        try:
+            lock.acquire(timeout=0)
+        except filelock.Timeout:
+            owner = _read(path + ".owner") or "another process"
+            if not wait:
+                raise RunInUse(f"{self.path} is in use by {owner}; rerun when it is done "
+                               "(or without --nowait_for_lock to wait for it)") from None
+            log(f"waiting for {self.path}: in use by {owner}")
+            lock.acquire()
+        try:
+            write_text_atomic(path + ".owner", f"process {os.getpid()} since {time.strftime('%H:%M:%S')}")
+            yield
+        finally:
+            lock.release()
+
+    def start(self) -> None:
+        """Creates the folder with its config.json (once the inputs are known to be valid) and
+        removes temporaries a killed process left (under the lock, nobody else writes here)."""
+        if not self.exists("config.json"):
+            write_text_atomic(self.file("config.json"), self.config.to_json())
+        remove_leftovers(self.path)
+
+    def file(self, name: str) -> str:
+        """Path of a file of the run."""
+        return os.path.join(self.path, name)
+
+    def exists(self, name: str) -> bool:
+        return os.path.exists(self.file(name))
+
+    def read_json(self, name: str) -> Optional[dict]:
+        """A JSON file of the run, or None when it is not there."""
+        if not self.exists(name):
+            return None
+        with open(self.file(name)) as handle:
+            return json.load(handle)
+
+    def write_json(self, name: str, payload) -> None:
+        write_json_atomic(self.file(name), payload)
+
+    def write_text(self, name: str, text: str) -> None:
+        write_text_atomic(self.file(name), text)
+
+    def save_weights(self, model, name: str) -> None:
+        """Saves weights atomically (``name`` ends in ``.weights.h5``, as Keras requires)."""
+        ensure_free_space(self.path, state_bytes(model))
+        with atomic_path(self.file(name)) as temporary:
+            model.save_weights(temporary)
+
+
+def _read(path: str) -> Optional[str]:
+    try:
+        with open(path) as handle:
+            return handle.read().strip()
+    except OSError:
+        return None
+
+
+def check_runs_dir(path: str) -> None:
+    """Fails before anything is written when run folders cannot be made under ``path``.
+
+    Raises:
+        ValueError: for a path that is a file, or a folder (or its nearest existing parent)
+            that is not writable.
+    """
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ValueError(f"--runs_dir={path} is a file; it must be a folder (it is created when missing)")
+    existing = os.path.abspath(path)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"--runs_dir={path}: {existing} is not writable")

@@ -1,0 +1,14 @@
+"""Layer 3, tickets out of tf_lottery: SavedModel and ``.keras`` exports with metadata
+(:mod:`~tf_lottery.export.saved_model`), their serving signatures and TFLite (:mod:`~tf_lottery.export.serving`).
+
+Example:
+    >>> tl.export.save_ticket(result, "exports/ticket")
+    >>> tl.export.read_metadata("exports/ticket")["removed"]
+    ['stage1_block2']
+"""
+
+from tf_lottery.export import serving  # noqa: F401
+from tf_lottery.export.saved_model import EXPORT_FILES, is_complete, read_metadata, save_model, save_ticket
+from tf_lottery.export.serving import Preprocessing
+
+__all__ = ["EXPORT_FILES", "Preprocessing", "is_complete", "read_metadata", "save_model", "save_ticket", "serving"]

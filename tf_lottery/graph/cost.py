@@ -1,0 +1,243 @@
+"""What a network costs: FLOPs (the paper's convention), filters, memory, measured latency.
+
+FLOPs follow the paper authors' framework (github.com/arturjordao/DeepPruning), which
+reproduces the FLOPs column of the paper's Table 4: a conv costs ``H_out * W_out * C_in * C_out * k_h * k_w`` (per
+group), a dense layer ``in * out`` per position it is applied at; BatchNorm, activations,
+Add and pooling cost nothing. One multiply-accumulate counts as one FLOP. Depthwise,
+grouped, separable, transposed and 1-D/3-D convs follow the same rule (see
+:func:`layer_flops`); a layer with weights that is none of these is named by a warning.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+import warnings
+from typing import Dict, Iterable
+
+import keras
+import numpy as np
+
+from tf_lottery import graph
+
+
+COUNTED = (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D, keras.layers.DepthwiseConv1D,
+           keras.layers.DepthwiseConv2D, keras.layers.SeparableConv1D, keras.layers.SeparableConv2D,
+           keras.layers.Conv1DTranspose, keras.layers.Conv2DTranspose, keras.layers.Conv3DTranspose,
+           keras.layers.Dense)
+"""Layers with a FLOP count (multiply-accumulates of their kernels)."""
+
+FREE = (keras.layers.BatchNormalization, keras.layers.LayerNormalization, keras.layers.GroupNormalization,
+        keras.layers.Normalization, keras.layers.PReLU)
+"""Layers with weights that cost nothing by the paper's convention (normalisations, scales)."""
+
+_FREE_NAMES = ("LayerScale",)  # keras.applications' ConvNeXt scale (a private class), elementwise like BN
+
+
+def _positions(shape, layer) -> int:
+    """Product of the spatial (or sequence) dimensions of a (batch-less) shape."""
+    dims = tuple(shape[:-1])
+    if any(d is None for d in dims):
+        raise ValueError(
+            f"cannot cost layer {layer.name!r} (FLOPs, memory): its spatial size is unknown ({tuple(shape)}); build "
+            "the model with a fixed input_shape (e.g. input_shape=(224, 224, 3))")
+    return math.prod(int(d) for d in dims)
+
+
+def layer_flops(layer, output_shape=None, input_shape=None) -> int:
+    """FLOPs of one layer in the paper's convention (0 for layers that are not counted).
+
+    A conv costs its kernel size times its output positions (per group: a grouped or
+    depthwise kernel is already per group); a transposed conv its kernel size times its
+    input positions; a separable conv its depthwise and pointwise parts; a dense layer
+    its kernel size times the positions it is applied at (1 on a vector, H*W on a
+    feature map, as in ConvNeXt's pointwise layers).
+
+    Args:
+        layer: A Keras layer.
+        output_shape: Its output shape without the batch axis (default: ``layer.output``'s).
+        input_shape: Its input shape without the batch axis (default: ``layer.input``'s;
+            only transposed convs need it).
+
+    Raises:
+        ValueError: for a spatial size that is not known.
+
+    Example:
+        >>> layer_flops(model.get_layer("stage1_block2_conv1"))
+        2359296
+    """
+    if not isinstance(layer, COUNTED):
+        return 0
+    if output_shape is None:
+        output_shape = tuple(layer.output.shape[1:])
+    if isinstance(layer, (keras.layers.Conv1DTranspose, keras.layers.Conv2DTranspose, keras.layers.Conv3DTranspose)):
+        if input_shape is None:
+            input_shape = tuple(layer.input.shape[1:])
+        return _positions(input_shape, layer) * math.prod(layer.kernel.shape)
+    positions = _positions(output_shape, layer)
+    if isinstance(layer, (keras.layers.SeparableConv1D, keras.layers.SeparableConv2D)):
+        return positions * (math.prod(layer.depthwise_kernel.shape) + math.prod(layer.pointwise_kernel.shape))
+    return positions * math.prod(layer.kernel.shape)
+
+
+def uncounted(model: keras.Model) -> list:
+    """Names of the layers with weights that :func:`flops` neither counts nor knows to be free.
+
+    Example:
+        >>> uncounted(model)          # e.g. ["attention"] for a MultiHeadAttention layer
+        []
+    """
+    return [layer.name for layer in graph.leaf_layers(model)
+            if layer.weights and not isinstance(layer, COUNTED + FREE) and type(layer).__name__ not in _FREE_NAMES]
+
+
+def flops(model: keras.Model) -> int:
+    """Total FLOPs of one image's forward pass (see the module docstring).
+
+    Every layer of the flat graph counts (nested models included), at the shapes it has
+    in this model. A layer with weights that is not counted is named in a warning.
+
+    Raises:
+        ValueError: for a model whose spatial size is not fixed.
+
+    Example:
+        >>> flops(tl.models.cifar_resnet(32))
+        69124736
+    """
+    g = graph.analyse(model)
+    missing = uncounted(model)
+    if missing:
+        warnings.warn(f"FLOPs of {model.name!r} leave out layers {missing}: tf_lottery.graph.cost counts convs and dense "
+                      "layers (normalisations and scales cost nothing)", stacklevel=2)
+    return sum(
+        layer_flops(g.operations[name], g.shapes[name], g.shapes[g.parents[name][0]] if g.parents[name] else None)
+        for name in g.order if isinstance(g.operations[name], COUNTED))
+
+
+def count_filters(model: keras.Model) -> int:
+    """Number of conv filters (output channels of every Conv2D, projections included).
+
+    Example:
+        >>> count_filters(tl.models.cifar_resnet(32))
+        1232
+    """
+    return sum(
+        int(layer.filters)
+        for layer in graph.leaf_layers(model)
+        if isinstance(layer, keras.layers.Conv2D) and not isinstance(layer, keras.layers.DepthwiseConv2D)
+    )
+
+
+def memory(model: keras.Model, batch_size: int = 128) -> int:
+    """Bytes to hold the parameters plus the activations of one batch in a forward pass.
+
+    ``memory = bytes_per_value * (batch_size * sum(output elements of every layer) + params)``,
+    the paper authors' formula (``memory_usage`` in arturjordao/DeepPruning), with the model's own dtype size. It
+    counts every operation's (first) output once (the input layer and ``keras.ops`` nodes
+    included, nested models' layers at their shapes in this model), no optimizer state and
+    no framework workspace: a comparable model-level figure, not a process measurement.
+
+    Args:
+        model: A built functional model.
+        batch_size: Images per batch (>= 1).
+
+    Returns:
+        Bytes, an int.
+
+    Raises:
+        ValueError: if ``batch_size`` < 1.
+
+    Example:
+        >>> memory(model, batch_size=128)
+        ...
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1; got {batch_size}")
+    bytes_per_value = np.dtype(model.dtype or "float32").itemsize
+    g = graph.analyse(model)
+    activations = sum(_positions(g.shapes[name], g.operations[name]) * int(g.shapes[name][-1] or 0)
+                      if g.shapes[name] else 1 for name in g.order)
+    return int(bytes_per_value * (batch_size * activations + model.count_params()))
+
+
+def latency(
+    model: keras.Model,
+    batch_sizes: Iterable[int] = (1, 32, 128),
+    repeats: int = 10,
+    warmup: int = 3,
+    seed: int = 0,
+) -> Dict[int, dict]:
+    """Measures the inference time of ``model`` per batch size (median over repeats).
+
+    Each batch size gets ``warmup`` untimed calls (tracing, allocation), then
+    ``repeats`` timed calls of a compiled ``model(x, training=False)``.
+
+    Args:
+        model: A functional model.
+        batch_sizes: Batch sizes to measure.
+        repeats: Timed calls per batch size (>= 1).
+        warmup: Untimed calls first (>= 1).
+        seed: Seed of the random input.
+
+    Returns:
+        ``{batch_size: {"median_s", "min_s", "max_s", "images_per_s", "repeats"}}``,
+        every figure measured in seconds on this machine.
+
+    Raises:
+        ValueError: for a repeat or warm-up count below 1 or a batch size below 1.
+
+    Example:
+        >>> latency(model, batch_sizes=[1, 128])[128]["images_per_s"]
+        ...
+    """
+    import tensorflow as tf
+
+    if repeats < 1 or warmup < 1:
+        raise ValueError(f"repeats and warmup must be >= 1; got {repeats} and {warmup}")
+    forward = tf.function(lambda x: model(x, training=False))
+    rng = np.random.default_rng(seed)
+    results = {}
+    for batch in batch_sizes:
+        if batch < 1:
+            raise ValueError(f"batch sizes must be >= 1; got {batch}")
+        x = tf.constant(rng.standard_normal((batch, *model.inputs[0].shape[1:])).astype("float32"))
+        for _ in range(warmup):
+            forward(x).numpy()
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            forward(x).numpy()
+            times.append(time.perf_counter() - start)
+        median = statistics.median(times)
+        results[int(batch)] = {
+            "median_s": median,
+            "min_s": min(times),
+            "max_s": max(times),
+            "images_per_s": batch / median,
+            "repeats": repeats,
+        }
+    return results
+
+
+def summary(model: keras.Model, batch_size: int = 128) -> dict:
+    """Params, non-zero weights, FLOPs, filters and memory of ``model`` in one dict (no timing).
+
+    ``nonzero_params`` counts the weights that are not exactly 0: below ``params`` for a
+    masked ticket (tfmot's masks leave zeros, not a smaller model), whose FLOPs stay the
+    dense ones because masked weights are still multiplied.
+    """
+    return {
+        "params": int(model.count_params()),
+        "nonzero_params": int(sum(np.count_nonzero(w) for w in model.get_weights())),
+        "flops": flops(model),
+        "filters": count_filters(model),
+        "memory_bytes": memory(model, batch_size),
+        "memory_batch_size": batch_size,
+    }
+
+
+def reduction(dense: float, ticket: float) -> float:
+    """Percentage by which ``ticket`` is below ``dense`` (e.g. 45.0 for 45 % fewer)."""
+    return 100.0 * (dense - ticket) / dense
+

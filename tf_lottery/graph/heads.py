@@ -1,0 +1,133 @@
+"""What a model's last operation outputs: probabilities (a softmax) or logits.
+
+Training picks its loss from it (``from_logits``) and the criteria need the logits
+(SynFlow sums the network's outputs, which is 1 for every softmax output; GraSP's
+temperature divides logits). The softmax is found from the graph, not from the layer
+list: a ``Dense``/conv layer with ``activation="softmax"`` (keras.applications' default
+head), a ``Softmax`` layer, an ``Activation("softmax")`` layer or a ``keras.ops.softmax``
+node producing the model's output. :func:`logits_output` makes the model compute its
+pre-softmax output for the duration of a ``with`` block.
+
+Example:
+    >>> outputs_probabilities(keras.applications.ResNet50(weights=None))
+    True
+    >>> with logits_output(model):
+    ...     logits = model(images)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import weakref
+from typing import Optional
+
+import keras
+
+from tf_lottery.graph.reader import analyse, output_of
+
+_SWAPPED: "weakref.WeakSet" = weakref.WeakSet()
+
+
+def softmax_end(model: keras.Model) -> Optional[object]:
+    """The layer or operation whose softmax produces ``model``'s (first) output, or None."""
+    last = model.outputs[0]._keras_history.operation
+    if isinstance(last, keras.Model):  # a nested model producing the output: look inside it
+        return softmax_end(last)
+    if isinstance(last, keras.layers.Softmax):
+        return last
+    if isinstance(last, keras.layers.Layer):
+        activation = getattr(last, "activation", None)
+        return last if activation is not None and getattr(activation, "__name__", "") == "softmax" else None
+    if type(last).__name__ == "Softmax":  # keras.ops.softmax
+        return last
+    return None
+
+
+def outputs_probabilities(model: keras.Model) -> bool:
+    """Whether ``model`` ends in a softmax (else its outputs are logits).
+
+    Inside :func:`logits_output` the model computes logits, and this returns False.
+
+    Example:
+        >>> outputs_probabilities(tl.models.cifar_resnet(20, output="softmax"))
+        True
+    """
+    end = softmax_end(model)
+    return end is not None and end not in _SWAPPED
+
+
+def _identity(inputs, *args, **kwargs):
+    return inputs
+
+
+@contextlib.contextmanager
+def logits_output(model: keras.Model):
+    """Within the block, ``model`` outputs its pre-softmax values (a no-op for a logits model).
+
+    The final softmax is switched off in place (a layer's activation becomes linear, a
+    softmax layer or operation passes its input through) and switched back on at exit,
+    even after an error. Nothing else changes: same variables, same graph.
+    """
+    end = softmax_end(model)
+    if end is None or end in _SWAPPED:
+        yield model
+        return
+    _SWAPPED.add(end)
+    if isinstance(end, keras.layers.Softmax) or not isinstance(end, keras.layers.Layer) or \
+            isinstance(end, keras.layers.Activation):
+        end.call = _identity
+        try:
+            yield model
+        finally:
+            del end.call
+            _SWAPPED.discard(end)
+    else:
+        activation = end.activation
+        end.activation = keras.activations.linear
+        try:
+            yield model
+        finally:
+            end.activation = activation
+            _SWAPPED.discard(end)
+
+
+def float32_head(model: keras.Model) -> keras.Model:
+    """Makes the end of ``model`` compute in float32 under a mixed-precision policy: the layers
+    from the output back to (and including) the last layer with weights, so that the logits,
+    the probabilities and the loss are float32 (Keras' mixed-precision guide). Variables are
+    float32 under any policy, so nothing is copied. Returns ``model``.
+
+    Example:
+        >>> keras.mixed_precision.set_global_policy("mixed_bfloat16")
+        >>> float32_head(tl.models.cifar_resnet(20)).outputs[0].dtype   # the layer now computes in float32
+    """
+    graph = analyse(model)
+    stack = [model.outputs[0]._keras_history.operation.name]
+    seen = set()
+    while stack:
+        name = stack.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        operation = graph.operations[name]
+        if isinstance(operation, keras.layers.InputLayer):
+            continue
+        if isinstance(operation, keras.layers.Layer):
+            operation.dtype_policy = "float32"
+            if operation.weights:
+                continue
+        stack.extend(graph.parents[name])
+    return model
+
+
+def penultimate(model: keras.Model) -> keras.KerasTensor:
+    """The classifier's input: the input of the last Dense layer on the way to the output.
+
+    Raises:
+        ValueError: when the model has no Dense layer.
+    """
+    g = analyse(model)
+    dense = [name for name in g.order if isinstance(g.operations[name], keras.layers.Dense)]
+    if not dense:
+        raise ValueError(f"{model.name} has no Dense layer: its penultimate features cannot be found")
+    return output_of(model, g.parents[dense[-1]][0])

@@ -1,0 +1,83 @@
+"""Lineage: where a model comes from, so a ticket can be rebuilt from JSON.
+
+A model built by a registered builder carries ``{"builder", "spec", "removed"}``: the
+builder's name, its JSON spec and the blocks left out (empty for the dense model).
+Every ticket cut from it by :func:`tf_lottery.surgery.remove_blocks` extends the list; a
+filter ticket (:func:`tf_lottery.surgery.filters.remove_filters`) adds ``"filters"``:
+``{conv: removed filter indices of the dense conv}``.
+The lineage is kept on the model as a JSON *string*: Keras tracks containers set on a
+model, and copying a tracked dict drags the whole model into the copy.
+
+Rebuilding a model from its lineage needs the model builders: :func:`tf_lottery.models.rebuild`.
+
+Example:
+    >>> text = lineage_json(ticket)
+    >>> lineage(ticket)["removed"]
+    ['stage1_block2']
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Iterable, Optional
+
+import keras
+
+from tf_lottery.core.naming import natural_key
+
+LINEAGE_ATTR = "_tf_lottery_lineage"
+
+
+def attach(model: keras.Model, builder: str, spec: dict, removed: Iterable[str] = (),
+           filters: Optional[dict] = None) -> keras.Model:
+    """Records the lineage of ``model`` on it (as JSON); returns ``model``.
+
+    Args:
+        filters: ``{conv: removed filter indices}`` of a filter ticket (left out when empty).
+    """
+    origin = {"builder": builder, "spec": spec, "removed": sorted(set(removed), key=natural_key)}
+    if filters:
+        origin["filters"] = {conv: sorted(int(i) for i in indices) for conv, indices in sorted(filters.items())}
+    setattr(model, LINEAGE_ATTR, json.dumps(origin, sort_keys=True))
+    return model
+
+
+def lineage(model: keras.Model) -> Optional[dict]:
+    """Where ``model`` comes from: ``{"builder", "spec", "removed"}``, or None if unknown.
+
+    Returns a fresh dict each call (editing it changes nothing on the model).
+    """
+    text = getattr(model, LINEAGE_ATTR, None)
+    return json.loads(text) if text is not None else None
+
+
+def lineage_json(model: keras.Model) -> str:
+    """:func:`lineage` as a JSON string.
+
+    Raises:
+        ValueError: if ``model`` carries no lineage.
+    """
+    origin = getattr(model, LINEAGE_ATTR, None)
+    if origin is None:
+        raise ValueError(f"model {model.name!r} has no tf_lottery lineage (not built by a registered builder)")
+    return origin
+
+
+def extend(source: keras.Model, ticket: keras.Model, removed: Iterable[str]) -> Optional[dict]:
+    """Gives ``ticket`` the lineage of ``source`` with ``removed`` blocks added; returns it (or None).
+
+    Removed filters of layers the ticket no longer has (they went with a removed block) are dropped.
+    """
+    origin = lineage(source)
+    if origin is None:
+        return None
+    present = {layer.name for layer in ticket.layers}
+    filters = {conv: indices for conv, indices in origin.get("filters", {}).items() if conv in present}
+    attach(ticket, origin["builder"], origin["spec"], list(origin["removed"]) + list(removed), filters)
+    return lineage(ticket)
+
+
+def ticket_name(dense_name: str, removed_count: int) -> str:
+    """``resnet20`` -> ``resnet20_minus2``: a ticket is named after its dense model and p."""
+    base = dense_name.split("_minus")[0]
+    return base + (f"_minus{removed_count}" if removed_count else "")

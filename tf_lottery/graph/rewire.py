@@ -1,0 +1,130 @@
+"""Generic graph rewiring: rebuild a functional model with some outputs re-routed, move weights by name.
+
+What block surgery, filter surgery, dtype changes and lineage rebuilds share. Layers with
+weights are cloned from their config (a fresh copy with the same name) and receive their
+namesakes' weights bit for bit; layers without weights and ``keras.ops`` nodes are reused.
+
+Example:
+    >>> ticket = rewire(model, {"stage1_block2_out": "stage1_block1_out"}, name="resnet20_minus1")
+    >>> transfer_weights(model, ticket)
+"""
+
+from __future__ import annotations
+
+from typing import Dict, List, Optional
+
+import keras
+
+from tf_lottery.graph import reader as graph_lib
+
+
+def transfer_weights(source: keras.Model, target: keras.Model, strict: bool = True) -> List[str]:
+    """Copies weights from ``source`` to ``target`` layer by layer, matched by name.
+
+    The copy is exact (``set_weights(get_weights())``), including BatchNorm statistics.
+
+    Args:
+        source: Model to read weights from.
+        target: Model to write weights into.
+        strict: If True, every target layer with weights must exist in ``source``.
+
+    Returns:
+        The names of the layers that received weights.
+
+    Raises:
+        ValueError: for a missing layer (when ``strict``) or a shape mismatch.
+    """
+    source_layers = {layer.name: layer for layer in graph_lib.leaf_layers(source)}
+    copied = []
+    for layer in graph_lib.leaf_layers(target):
+        if not layer.weights:
+            continue
+        if layer.name not in source_layers:
+            if strict:
+                raise ValueError(f"layer {layer.name!r} of {target.name} has no namesake in {source.name}")
+            continue
+        values = source_layers[layer.name].get_weights()
+        expected = [tuple(w.shape) for w in layer.weights]
+        if [v.shape for v in values] != expected:
+            raise ValueError(
+                f"layer {layer.name!r}: shapes {[v.shape for v in values]} in {source.name} do not match "
+                f"{expected} in {target.name}"
+            )
+        layer.set_weights(values)
+        copied.append(layer.name)
+    return copied
+
+
+def _clone(layer):
+    """A fresh copy of a layer with weights, from its config (same name, new variables)."""
+    try:
+        return layer.__class__.from_config(layer.get_config())
+    except Exception as error:  # a user's layer whose config does not rebuild it
+        raise ValueError(
+            f"cannot rebuild layer {layer.name!r} ({type(layer).__name__}) from its config for the ticket: "
+            f"{error}. A layer with weights must round-trip through get_config/from_config (give its __init__ "
+            "arguments to get_config); layers without weights are reused as they are"
+        ) from error
+
+
+def rewire(model: keras.Model, replace: Dict[str, str], clone=_clone, name: Optional[str] = None,
+           input_dtype=None, clone_weightless: bool = False, input_name: Optional[str] = None) -> keras.Model:
+    """Rebuilds ``model``'s flat graph with the output of each operation in ``replace`` taken
+    from another operation's output, and every layer with weights cloned by ``clone``.
+
+    Operations left without a path to an output are never called; layers without
+    weights and ``keras.ops`` nodes are reused as they are.
+
+    Args:
+        model: A functional model.
+        replace: ``{operation: operation whose output it passes on}``.
+        clone: ``layer -> new layer`` for layers with weights.
+        name: Name of the new model (default: ``model``'s).
+        input_dtype: Dtype of the new inputs (default: the model's).
+        clone_weightless: Also pass layers without weights to ``clone`` (e.g. to change
+            every layer's dtype); ``keras.ops`` nodes are always reused.
+        input_name: A new name for the (single) input (default: the model's input names).
+
+    Returns:
+        A new functional model (weights: whatever ``clone`` gave; see :func:`transfer_weights`).
+    """
+    view = graph_lib.flat(model)
+    new_outputs: Dict[str, object] = {}
+    clones: Dict[str, object] = {}
+
+    def new_input(tensor):
+        op_name = tensor._keras_history.operation.name
+        new_outputs[op_name] = keras.Input(shape=tensor.shape[1:], dtype=input_dtype or tensor.dtype,
+                                           name=input_name or op_name)
+        return new_outputs[op_name]
+
+    inputs = [new_input(t) for t in view.inputs]
+    g = graph_lib.analyse(view)
+    needed = set()  # operations on a path to an output once the replacements are made
+    stack = [t._keras_history.operation.name for t in view.outputs]
+    while stack:
+        current = stack.pop()
+        if current not in needed:
+            needed.add(current)
+            stack.extend([replace[current]] if current in replace else g.parents[current])
+    dead = set(g.order) - needed
+
+    def operation_fn(operation):
+        def run(*args, **kwargs):
+            if operation.name in replace:
+                out = new_outputs[replace[operation.name]]
+            elif operation.name in dead:
+                out = args[0][0] if isinstance(args[0], (list, tuple)) else args[0]
+            else:
+                if isinstance(operation, keras.layers.Layer) and (operation.weights or clone_weightless):
+                    target = clones.setdefault(operation.name, clone(operation))
+                else:
+                    target = operation
+                out = target(*args, **kwargs)
+            new_outputs[operation.name] = out
+            return out
+        return run
+
+    outputs = view._run_through_graph(inputs, operation_fn=operation_fn)
+    return keras.Model(keras.tree.pack_sequence_as(view._inputs_struct, inputs), outputs,
+                       name=name or model.name)

@@ -1,0 +1,75 @@
+"""The recipe check: the dense runs of a sweep, and whether their recipe trained (no collapse, seeds agree).
+"""
+
+from __future__ import annotations
+
+
+from tf_lottery.config import Config
+from tf_lottery.reports.tables import markdown_table
+from tf_lottery.results import curves
+from tf_lottery.training import parse_length
+from tf_lottery.reports.cells import cell, group_by, percent_cell
+
+
+def _recipe_flags(first, warmup_epochs: int) -> tuple:
+    """``(last-epoch training-accuracy gain, worst validation drop after the warm-up, check)`` of one dense run."""
+    gain = curves.last_epoch_gain(first.dense_train_accuracy)
+    drop = curves.worst_drop(first.dense_curve, warmup_epochs)
+    gap = curves.worst_gap(first.dense_curve, first.dense_train_accuracy, warmup_epochs)
+    collapsed = (drop is not None and drop > curves.COLLAPSE_PP) or (gap is not None and gap > curves.GAP_PP)
+    problems = ([] if gain is None or gain <= curves.FLAT_PP else ["still rising"]) + (
+        ["validation collapse"] if collapsed else [])
+    check = "—" if gain is None and drop is None else (", ".join(problems) or "ok")
+    return (("—" if gain is None else f"{gain:+.2f}"),
+            ("—" if drop is None else f"{drop:.1f}") + ("" if gap is None else f" / {gap:.1f}"), check)
+
+
+def dense_table(rows, warmup_epochs: int = 0) -> str:
+    """The dense runs: test accuracy and training time per seed, and the recipe check: the last
+    epoch's training-accuracy gain (flattened at most ``curves.FLAT_PP``), the worst validation
+    drop after the warm-up (a collapse beyond ``curves.COLLAPSE_PP``), and the seeds' spread."""
+    body = []
+    for (seed,), group in group_by(rows, "seed").items():
+        first = group[0]
+        body.append([seed, percent_cell(first.dense_accuracy), f"{first.dense_train_seconds:.0f}",
+                     *_recipe_flags(first, warmup_epochs), first.dense_run_folder or ""])
+    accuracies = [None if g[0].dense_accuracy is None else 100 * g[0].dense_accuracy
+                  for g in group_by(rows, "seed").values()]
+    known = [a for a in accuracies if a is not None]
+    spread = max(known) - min(known) if len(known) > 1 else None
+    band = "" if spread is None else (f"spread {spread:.2f} pp: "
+                                      f"{'within' if spread <= curves.BAND_PP else 'outside'} the "
+                                      f"{curves.BAND_PP:g} pp band")
+    body.append(["mean ± std", cell(accuracies, "{:.2f}"), "", "", "", band,
+                 f"{len(accuracies)} seed{'s' if len(accuracies) > 1 else ''}"])
+    headers = ["seed", "test accuracy (%)", "training time (s)", "last epoch's training-accuracy gain (pp)",
+               "worst validation drop / gap to training after warm-up (pp)", "recipe check", "dense run folder"]
+    return markdown_table(headers, body, align="lrrrrll")
+
+
+RECIPE_NOTE = (
+    "Recipe check (README \"Twin recipes\"): a dense training has flattened when its last epoch adds at most "
+    f"{curves.FLAT_PP:g} pp of training accuracy; its validation accuracy has collapsed when an epoch after the "
+    f"warm-up falls more than {curves.COLLAPSE_PP:g} pp below the best earlier epoch (drop) or more than "
+    f"{curves.GAP_PP:g} pp below that epoch's training accuracy (gap); the seeds agree when their dense test "
+    f"accuracies span at most {curves.BAND_PP:g} pp.")
+
+
+def warmup_epochs(config: Config) -> int:
+    """Whole epochs of the warm-up (a warm-up in steps counts as its first epoch)."""
+    count, unit = parse_length(config.training.warmup, allow_zero=True)
+    return count if unit == "ep" else int(count > 0)
+
+
+def recipe_text(config: Config) -> str:
+    """``6ep at learning rate 0.05 (warm-up 1ep, drops at 4ep)``."""
+    training = config.training
+    warmup = "" if training.warmup == "0ep" else f"warm-up {training.warmup}, "
+    return (f"{training.length} at learning rate {training.learning_rate:g} ({warmup}drops at "
+            f"{', '.join(training.lr_drops) or 'none'})")
+
+
+def model_label(config: Config) -> str:
+    """``ResNet-32`` for a CIFAR ResNet, else the model type."""
+    depth = getattr(config.model.settings, "depth", None)
+    return f"ResNet-{depth}" if config.model.type == "cifar_resnet" and depth else config.model.type

@@ -1,0 +1,75 @@
+"""The sweep report: ``report.md`` and the plots of a sweep folder.
+
+Cells are ``mean ± std`` over seeds (sample std, n - 1; a single seed shows the mean only) and
+the cell's verdict (:mod:`tf_lottery.reports.statistics`). Every report also has the statistics
+of each cell, the time each ticket takes to reach its dense network's final validation accuracy
+(:mod:`tf_lottery.results.curves`), and ``accuracy_vs_time.png``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import List
+
+from tf_lottery.config import Config
+from tf_lottery.core.io import write_text_atomic
+from tf_lottery.reports import paper, plots
+from tf_lottery.results.records import SweepRow
+from tf_lottery.reports.cells import ordered_values
+from tf_lottery.reports.paper_tables import CKA_NOTE, cka_table2, has_cka, model_depth, table1, table1_paper, table2, table4
+from tf_lottery.reports.recipe_check import RECIPE_NOTE, dense_table, model_label, recipe_text, warmup_epochs
+from tf_lottery.reports.statistics import STATISTICS_NOTE, TIME_NOTE, statistics_table, time_to_dense_table, verdict_counts
+
+
+def write(config: Config, rows: List[SweepRow], folder: str) -> str:
+    """Writes report.md and the plots of a sweep into ``folder``; returns the report's text."""
+    lottery = rows[0].rewinds
+    x_key = "rewind_epoch" if lottery and len(ordered_values(rows, "p")) == 1 else "p"
+    plots.accuracy_difference(rows, x_key, os.path.join(folder, "accuracy_difference.png"))
+    plots.accuracy_vs_flops(rows, os.path.join(folder, "accuracy_vs_flops.png"))
+    plots.speedup_vs_flops_implied(rows, os.path.join(folder, "speedup.png"))
+    plots.accuracy_vs_time(rows, os.path.join(folder, "accuracy_vs_time.png"))
+    seeds = ordered_values(rows, "seed")
+    depth = model_depth(config)
+    setup = (f"{config.data.dataset}, {model_label(config)}, {recipe_text(config)}, "
+             f"train size {config.data.train_size or 'all'}, "
+             f"seeds {', '.join(map(str, seeds))}, {len(rows)} runs")
+    energy = "unavailable" if not any(r.co2_reduction_pct is not None for r in rows) else "codecarbon"
+    parts = [
+        f"# Sweep {os.path.basename(folder)}", "", setup, "",
+        "Accuracy differences are ticket minus dense test accuracy in percentage points, mean ± std over "
+        "seeds (each seed's ticket against the dense run of the same seed), with the cell's verdict (see "
+        "\"Statistics\"); **bold**: the best of its row; \"paper\": the paper's value (CIFAR-10, one run).", "",
+        "## Dense runs", "", dense_table(rows, warmup_epochs(config)), "", RECIPE_NOTE, "",
+    ]
+    if lottery:
+        paper_of = table1_paper(config)
+        keys = ("criterion", "rewind", "rewind_epoch", "p")
+        parts += ["## Table 1 shape: after-training criteria by rewind epoch (pp vs dense)", "",
+                  table1(rows, paper_of), "",
+                  "The paper's column of θ_i is its value at the same fraction of the training (its θ_0, θ_25, "
+                  "θ_50, θ_75 of 200 epochs), where the fraction is one of those.", ""]
+    else:
+        paper_of = lambda r: paper.table2(depth, r.criterion, r.p)  # noqa: E731
+        keys = ("criterion", "p")
+        parts += ["## Table 2 shape: tickets at initialization (pp vs dense)", "", table2(rows, paper_of), ""]
+        if has_cka(rows):
+            parts += ["## CKA with the dense network (Table 2 shape)", "", cka_table2(rows), "",
+                      CKA_NOTE.format(along="row"), ""]
+    parts += [
+        "## Statistics: paired differences per cell", "", statistics_table(rows, keys, paper_of), "",
+        f"Verdicts: {verdict_counts(rows, keys)}. {STATISTICS_NOTE}", "",
+        "## Time to the dense network's final accuracy", "", time_to_dense_table(rows, keys), "", TIME_NOTE, "",
+        "![accuracy vs time](accuracy_vs_time.png)", "",
+        "## Table 4 shape: efficiency (% less than dense; speed-up in x)", "", table4(rows, depth), "",
+        f"Training speed-up = dense training time / ticket training time, measured (wall clock, whole "
+        f"`fit`){'; a rewound ticket trains n - i epochs, so its time ratio includes the shorter schedule' if lottery else ''}. "
+        "Images/s ratio = ticket / dense training throughput after the first epoch: the per-step gain alone. "
+        f"CO2 from {energy} (see each run's result.json for its mode). FLOPs, params and memory are computed "
+        "from the graph.", "",
+        "![accuracy difference](accuracy_difference.png)", "![accuracy vs FLOPs](accuracy_vs_flops.png)",
+        "![speed-up](speedup.png)", "",
+    ]
+    text = "\n".join(parts)
+    write_text_atomic(os.path.join(folder, "report.md"), text)
+    return text

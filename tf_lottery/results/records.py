@@ -1,0 +1,462 @@
+"""Typed run records: what a run measured, with ``to_dict``/``from_dict``.
+
+The JSON files of a run folder are these records written out: ``train_<model>.json`` a
+:class:`TrainingRecord`, ``scores.json`` a :class:`ScoringRecord`, ``dense.json`` a
+:class:`ModelRecord`, ``result.json`` a :class:`RunRecord` (with its
+:class:`Comparison`), and each row of a sweep's ``results.json`` a :class:`SweepRow`.
+Their JSON layout is the one tf_lottery 0.1 wrote, so older run folders load too.
+Comparing, the report, the plots and the sweep read fields, never nested keys.
+
+Example:
+    >>> record = RunRecord.from_dict(json.load(open("runs/init_ticket-.../result.json")))
+    >>> record.comparison.accuracy_pp, record.ticket.flops, record.dense.accuracy
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Dict, List, Optional
+
+from tf_lottery.graph import cost
+
+
+def _known(record) -> dict:
+    """A dataclass as a dict without its None fields (JSON stays as small as before)."""
+    return {k: v for k, v in dataclasses.asdict(record).items() if v is not None}
+
+
+def _take(cls, values: dict):
+    """``cls(**values)`` with only ``cls``'s fields (keys a later version added are ignored)."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in values.items() if k in names})
+
+
+@dataclasses.dataclass(frozen=True)
+class Energy:
+    """Energy and CO2 of one phase (codecarbon), or why they are unavailable.
+
+    Attributes:
+        phase: "scoring", "dense", "ticket", ...
+        status: "ok" or "unavailable" (never a silent 0).
+        mode: "measured (RAPL)" or "estimated (...)".
+        country: ISO alpha-3 country of the grid.
+        duration_s, energy_kwh, co2_kg, cpu_power_w, ram_power_w: When ok.
+        reason: When unavailable.
+    """
+
+    phase: str
+    status: str = "unavailable"
+    mode: str = "unavailable"
+    country: Optional[str] = None
+    duration_s: Optional[float] = None
+    energy_kwh: Optional[float] = None
+    co2_kg: Optional[float] = None
+    cpu_power_w: Optional[float] = None
+    ram_power_w: Optional[float] = None
+    reason: Optional[str] = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    @property
+    def estimated(self) -> bool:
+        return "estimated" in self.mode
+
+    def value(self, key: str) -> Optional[float]:
+        """``energy_kwh`` or ``co2_kg`` when the tracker worked, else None (unavailable)."""
+        return getattr(self, key) if self.ok else None
+
+    def to_dict(self) -> dict:
+        return _known(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "Energy":
+        return _take(cls, {"phase": "?", **values})
+
+
+@dataclasses.dataclass(frozen=True)
+class Timing:
+    """Measured training time of every finished epoch (see :meth:`tf_lottery.training.resume.EpochCheckpoint.timing`).
+
+    ``sessions`` > 1 means the training was killed and resumed: the times of the finished
+    epochs of every session are summed (the part of an epoch a kill cut short is not);
+    ``fit_call_seconds`` is the last session's ``fit`` call alone.
+    """
+
+    train_seconds: float
+    epoch_seconds: List[float]
+    epochs_timed: int
+    images_per_second: Optional[float]
+    images_per_second_note: str
+    fit_call_seconds: Optional[float] = None
+    sessions: int = 1
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingRecord:
+    """One model's training: timing, steps, epochs and energy (``train_<model>.json``)."""
+
+    timing: Timing
+    steps: int
+    epochs: int
+    energy: Energy
+
+    def to_dict(self) -> dict:
+        return {"train": {"timing": self.timing.to_dict(), "steps": self.steps, "epochs": self.epochs},
+                "energy": self.energy.to_dict()}
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "TrainingRecord":
+        train = values["train"]
+        return cls(_take(Timing, train["timing"]), train["steps"], train["epochs"], Energy.from_dict(values["energy"]))
+
+
+# The evaluations whose results sit at the top of a model record, as in tf_lottery 0.1:
+# "clean" under "test", "cost"'s fields at the top level, "latency" under "latency".
+_COST_KEYS = ("params", "nonzero_params", "flops", "filters", "memory_bytes", "memory_batch_size")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelRecord:
+    """A trained model, measured: its training and every evaluation's result.
+
+    Attributes:
+        model_name: The Keras model's name (``resnet20_minus2``).
+        blocks: Residual blocks it has.
+        training: How it trained.
+        evals: ``{evaluation name: result}`` (:mod:`tf_lottery.evals`).
+        removed: For a ticket, the removed blocks in removal order.
+    """
+
+    model_name: str
+    blocks: int
+    training: TrainingRecord
+    evals: Dict[str, dict]
+    removed: Optional[List[str]] = None
+
+    # The standard evaluations, by field. None when that evaluation did not run.
+    @property
+    def accuracy(self) -> Optional[float]:
+        return self.evals.get("clean", {}).get("accuracy")
+
+    def cost(self, key: str) -> Optional[int]:
+        """A ``cost`` figure: params, flops, filters, memory_bytes or memory_batch_size."""
+        return self.evals.get("cost", {}).get(key)
+
+    @property
+    def params(self) -> Optional[int]:
+        return self.cost("params")
+
+    @property
+    def flops(self) -> Optional[int]:
+        return self.cost("flops")
+
+    @property
+    def latency(self) -> Dict[str, dict]:
+        """``{batch size: {"median_s", ...}}`` (empty when not measured)."""
+        return self.evals.get("latency", {})
+
+    @property
+    def train_seconds(self) -> float:
+        return self.training.timing.train_seconds
+
+    @property
+    def images_per_second(self) -> Optional[float]:
+        return self.training.timing.images_per_second
+
+    @property
+    def energy(self) -> Energy:
+        return self.training.energy
+
+    def to_dict(self) -> dict:
+        out = {"model_name": self.model_name, "blocks": self.blocks, **self.training.to_dict()}
+        others = dict(self.evals)
+        if "clean" in others:
+            out["test"] = others.pop("clean")
+        if "cost" in others:
+            out.update(others.pop("cost"))
+        if "latency" in others:
+            out["latency"] = others.pop("latency")
+        if others:
+            out["evals"] = others
+        if self.removed is not None:
+            out["removed"] = list(self.removed)
+        return out
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "ModelRecord":
+        evals = dict(values.get("evals", {}))
+        if "test" in values:
+            evals["clean"] = values["test"]
+        if "params" in values:
+            evals["cost"] = {k: values[k] for k in _COST_KEYS if k in values}
+        if "latency" in values:
+            evals["latency"] = values["latency"]
+        return cls(values["model_name"], values["blocks"], TrainingRecord.from_dict(values), evals,
+                   values.get("removed"))
+
+
+@dataclasses.dataclass(frozen=True)
+class TicketRecord:
+    """How a ticket was found (the JSON of :class:`tf_lottery.tickets.TicketResult`, no model)."""
+
+    removed: List[str]
+    scores: Dict[str, float]
+    rounds: List[Dict[str, float]]
+    criterion: str
+    prune_first: str
+    schedule: str
+    details: Optional[dict] = None  # method-specific: e.g. how a filter ticket's count was matched
+
+    def to_dict(self) -> dict:
+        values = dataclasses.asdict(self)
+        if values["details"] is None:  # the 0.1/0.2 layout of a layer ticket
+            del values["details"]
+        return values
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "TicketRecord":
+        return _take(cls, values)
+
+
+@dataclasses.dataclass(frozen=True)
+class ScoringRecord:
+    """The scoring stage (``scores.json``): the ticket found, time, examples and energy."""
+
+    ticket: TicketRecord
+    scoring_seconds: float
+    scoring_examples: int
+    energy: Energy
+
+    def to_dict(self) -> dict:
+        return {"ticket": self.ticket.to_dict(), "scoring_seconds": self.scoring_seconds,
+                "scoring_examples": self.scoring_examples, "energy": self.energy.to_dict()}
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "ScoringRecord":
+        return cls(TicketRecord.from_dict(values["ticket"]), values["scoring_seconds"], values["scoring_examples"],
+                   Energy.from_dict(values["energy"]))
+
+
+def _less(dense: Optional[float], ticket: Optional[float]) -> Optional[float]:
+    return None if dense is None or ticket is None else cost.reduction(dense, ticket)
+
+
+def _ratio(top: Optional[float], bottom: Optional[float]) -> Optional[float]:
+    return top / bottom if top and bottom else None
+
+
+@dataclasses.dataclass(frozen=True)
+class Comparison:
+    """Ticket versus dense: accuracy in percentage points, reductions in % less, ratios in x.
+
+    A figure either side could not measure is None ("unavailable"), never 0.
+    """
+
+    accuracy_pp: Optional[float]
+    winning_ticket: Optional[bool]
+    params_reduction_pct: Optional[float]
+    flops_reduction_pct: Optional[float]
+    memory_reduction_pct: Optional[float]
+    training_speedup_x: Optional[float]
+    images_per_second_ratio_x: Optional[float]
+    flops_implied_speedup_x: Optional[float]
+    latency_batch_size: Optional[int]
+    latency_speedup_x: Optional[float]
+    energy_reduction_pct: Optional[float]
+    co2_reduction_pct: Optional[float]
+
+    @classmethod
+    def between(cls, dense: ModelRecord, ticket: ModelRecord) -> "Comparison":
+        """Compares two measured models (the one place comparing happens).
+
+        Example:
+            >>> Comparison.between(dense_record, ticket_record).training_speedup_x
+            1.24
+        """
+        accuracy_pp = (None if dense.accuracy is None or ticket.accuracy is None
+                       else 100.0 * (ticket.accuracy - dense.accuracy))
+        shared = sorted(set(dense.latency) & set(ticket.latency), key=int)
+        batch = shared[-1] if shared else None
+        return cls(
+            accuracy_pp=accuracy_pp,
+            winning_ticket=None if accuracy_pp is None else accuracy_pp >= 0.0,
+            params_reduction_pct=_less(dense.params, ticket.params),
+            flops_reduction_pct=_less(dense.flops, ticket.flops),
+            memory_reduction_pct=_less(dense.cost("memory_bytes"), ticket.cost("memory_bytes")),
+            training_speedup_x=_ratio(dense.train_seconds, ticket.train_seconds),
+            images_per_second_ratio_x=_ratio(ticket.images_per_second, dense.images_per_second),
+            flops_implied_speedup_x=_ratio(dense.flops, ticket.flops),
+            latency_batch_size=None if batch is None else int(batch),
+            latency_speedup_x=None if batch is None else _ratio(dense.latency[batch]["median_s"],
+                                                                  ticket.latency[batch]["median_s"]),
+            energy_reduction_pct=_less(dense.energy.value("energy_kwh"), ticket.energy.value("energy_kwh")),
+            co2_reduction_pct=_less(dense.energy.value("co2_kg"), ticket.energy.value("co2_kg")),
+        )
+
+    def to_dict(self) -> dict:
+        out = dataclasses.asdict(self)
+        batch = out.pop("latency_batch_size")
+        speedup = out.pop("latency_speedup_x")
+        if batch is not None:  # 0.1's key names the batch size
+            out[f"latency_speedup_x_batch{batch}"] = speedup
+        return out
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "Comparison":
+        values = dict(values)
+        latency = [k for k in values if k.startswith("latency_speedup_x_batch")]
+        batch = int(latency[0][len("latency_speedup_x_batch"):]) if latency else None
+        speedup = values.pop(latency[0]) if latency else None
+        return _take(cls, {**values, "latency_batch_size": batch, "latency_speedup_x": speedup})
+
+
+@dataclasses.dataclass(frozen=True)
+class Rewind:
+    """How a ``lottery`` ticket started: the rewind mode, epoch i and the recipe it trained with."""
+
+    mode: str
+    epoch: int
+    ticket_recipe: dict
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+UNITS = {"accuracy": "fraction", "accuracy_pp": "percentage points", "memory_bytes": "bytes",
+         "latency": "seconds per batch (median)", "train_seconds": "seconds (wall, measured)",
+         "energy_kwh": "kWh", "co2_kg": "kg CO2eq", "*_pct": "% less than dense", "*_x": "ratio"}
+
+
+@dataclasses.dataclass(frozen=True)
+class RunRecord:
+    """A ticket run's result (``result.json``): both models measured, compared, and where things are.
+
+    Attributes:
+        config_hash: The run's identity hash (``config.digest("ticket")``).
+        run_folder, dense_run_folder: Where the run and its dense run live.
+        data: Split sizes and the input shape.
+        scoring: The scoring stage's time, examples and energy.
+        dense, ticket: The measured models.
+        comparison: Ticket versus dense.
+        rewind: For ``lottery``: how the ticket started.
+        exports: Export folders, when exported.
+    """
+
+    config_hash: str
+    run_folder: str
+    dense_run_folder: str
+    data: dict
+    scoring: ScoringRecord
+    dense: ModelRecord
+    ticket: ModelRecord
+    comparison: Comparison
+    rewind: Optional[Rewind] = None
+    exports: Optional[Dict[str, str]] = None
+
+    def to_dict(self) -> dict:
+        scoring = self.scoring.to_dict()
+        out = {
+            "config_hash": self.config_hash, "run_folder": self.run_folder, "dense_run_folder": self.dense_run_folder,
+            "data": self.data, "scoring": {k: scoring[k] for k in ("scoring_seconds", "scoring_examples", "energy")},
+            "ticket_search": scoring["ticket"],
+            "dense": self.dense.to_dict(), "ticket": self.ticket.to_dict(), "comparison": self.comparison.to_dict(),
+            "units": UNITS,
+            "measured_vs_estimated": {
+                "accuracy, latency, training time, images/s": "measured on this machine",
+                "params, FLOPs, memory": "computed from the graph (memory: the formula in tf_lottery.graph.cost.memory)",
+                "energy, CO2": self.dense.energy.mode,
+            },
+        }
+        if self.rewind is not None:
+            out["rewind"] = self.rewind.to_dict()
+        if self.exports is not None:
+            out["exports"] = dict(self.exports)
+        return out
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "RunRecord":
+        ticket = ModelRecord.from_dict(values["ticket"])
+        search = values.get("ticket_search") or {  # 0.1 kept only the removed blocks here
+            "removed": ticket.removed or [], "scores": {}, "rounds": [], "criterion": "?", "prune_first": "?",
+            "schedule": "?"}
+        scoring = ScoringRecord.from_dict({**values["scoring"], "ticket": search})
+        rewind = values.get("rewind")
+        return cls(values["config_hash"], values["run_folder"], values.get("dense_run_folder"), values["data"],
+                   scoring, ModelRecord.from_dict(values["dense"]), ticket, Comparison.from_dict(values["comparison"]),
+                   Rewind(**rewind) if rewind else None, values.get("exports"))
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepRow:
+    """One point of a sweep, flat: what the report's tables and the plots read.
+
+    ``rewind`` and ``rewind_epoch`` are None for points whose experiment does not rewind.
+    """
+
+    seed: int
+    criterion: str
+    p: Optional[int]
+    experiment: str
+    rewind: Optional[str]
+    rewind_epoch: Optional[int]
+    dense_accuracy: Optional[float]
+    ticket_accuracy: Optional[float]
+    dense_flops: Optional[int]
+    ticket_flops: Optional[int]
+    dense_train_seconds: float
+    ticket_train_seconds: float
+    accuracy_pp: Optional[float]
+    flops_reduction_pct: Optional[float]
+    params_reduction_pct: Optional[float]
+    memory_reduction_pct: Optional[float]
+    co2_reduction_pct: Optional[float]
+    energy_reduction_pct: Optional[float]
+    training_speedup_x: Optional[float]
+    images_per_second_ratio_x: Optional[float]
+    flops_implied_speedup_x: Optional[float]
+    run_folder: str
+    dense_run_folder: Optional[str]
+    # Added in 0.3 (rows of older sweeps load with these unset): the method and the cost table.
+    method: str = "blocks"
+    dense_params: Optional[int] = None
+    ticket_params: Optional[int] = None
+    ticket_nonzero_params: Optional[int] = None
+    dense_filters: Optional[int] = None
+    ticket_filters: Optional[int] = None
+    dense_images_per_second: Optional[float] = None
+    ticket_images_per_second: Optional[float] = None
+    latency_batch_size: Optional[int] = None
+    dense_latency_s: Optional[float] = None
+    ticket_latency_s: Optional[float] = None
+    # Added in 0.4: linear and debiased CKA of the penultimate features, dense vs ticket (``--evals=cka``).
+    cka_linear: Optional[float] = None
+    cka_debiased: Optional[float] = None
+    # Added in 0.7: learning curves [[seconds, validation accuracy], ...] per epoch (tf_lottery.results.curves), and the
+    # time to the dense network's final validation accuracy (dense: its own first epoch there).
+    dense_curve: Optional[list] = None
+    ticket_curve: Optional[list] = None
+    dense_seconds_to_final: Optional[float] = None
+    ticket_seconds_to_dense: Optional[float] = None
+    dense_train_accuracy: Optional[list] = None  # per epoch, for the recipe check (tf_lottery.results.curves)
+
+    @property
+    def rewinds(self) -> bool:
+        return self.rewind is not None
+
+    @property
+    def time_to_dense_speedup_x(self) -> Optional[float]:
+        """Dense training time / the ticket's time to the dense final validation accuracy (None:
+        never reached, or no curves)."""
+        return _ratio(self.dense_train_seconds, self.ticket_seconds_to_dense)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "SweepRow":
+        return _take(cls, values)

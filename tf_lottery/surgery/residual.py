@@ -1,0 +1,377 @@
+"""Residual-block surgery on Keras functional models: find blocks, remove them, move weights.
+
+The graph is read operation by operation (:mod:`tf_lottery.graph`): layers and
+``keras.ops`` nodes alike, nested models flattened first. A *block* is found from the
+graph, never from positions in the layer list: every two-input addition (a
+``keras.layers.Add``, ``x + y`` or ``keras.ops.add``) closes one. Its *input* is the
+latest tensor both addends descend from; its operations are everything between that
+input and the addition, plus a ReLU that alone follows the addition when the block
+input went through the same ReLU (the post-add ReLU of a basic block: since ReLU is
+idempotent, dropping it with the block changes nothing). The operations on each side of
+the addition are its *branch* (the residual function, the side that removal deletes and
+criteria score) and its *shortcut* (empty for an identity shortcut; a projection conv,
+a pooling or a zero-padding path otherwise).
+
+A block is named by the longest ``_``-separated prefix its branch's layer names and its
+addition's name have in common: ``stage2_block3`` for ``stage2_block3_conv1 ...
+stage2_block3_add``, ``conv4_block2`` in keras.applications' ResNets. Without one, a
+named addition names the block (``res0``, ``block_2_add`` -> ``block_2``); an addition
+Keras named itself (``add_7``, from ``x + y``) gives way to the branch's common prefix
+(``convnext_tiny_stage_1_block_0`` in ConvNeXt), if there is one.
+
+*Stages* come from where the shape of the main path changes: consecutive blocks whose
+input and output shapes are equal form a stage, and a block that changes the shape
+joins the stage it leads into when the next block keeps its output shape (the first,
+downsampling block of a stage in ResNet v1), else the one it leaves when it keeps the width
+and the previous block kept its input shape (the pooling last block of a stage in ResNet
+v2), else starts one.
+
+A block is *removable* when its shortcut is the identity (one addend is the block input
+itself) and its output shape equals its input shape. The paper's own templates
+(``cifar_resnet``, ``imagenet_resnet``) keep the paper's stricter rule (its Appendix A.1):
+the input must also be another block's output, which excludes the first block of the
+network, whose input is the stem. Any other model gets the shape rule, under which the
+first residual block of a MobileNetV2 or EfficientNet stage (fed by a block without a
+shortcut) is removable.
+
+Removing blocks builds a new, smaller functional model (physical removal, never a
+mask) in which each removed block's output is replaced by its input. Layers with
+weights are cloned from their config and receive the weights of their namesakes bit for
+bit (a ticket cut at initialization inherits θ0, one cut after training the trained
+weights); layers without weights (``Lambda`` included) and ``keras.ops`` nodes are reused.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import Dict, Iterable, List, Optional, Sequence
+
+import keras
+
+from tf_lottery.graph import reader as graph_lib
+from tf_lottery.graph.lineage import extend as extend_lineage
+from tf_lottery.graph.lineage import lineage, ticket_name
+from tf_lottery.graph.rewire import rewire, transfer_weights
+
+_AUTO_NAME = re.compile(r"add(_\d+)?")  # what Keras names an unnamed Add layer or keras.ops.add node
+
+PAPER_RULE_BUILDERS = ("cifar_resnet", "imagenet_resnet")
+"""Builders whose models follow the paper's eligibility rule (see the module docstring)."""
+
+NO_BLOCKS_HINT = (
+    "block surgery needs a functional residual network: each block adds its input (the identity shortcut) or a "
+    "projection of it to its branch's output with keras.layers.Add, `+` or keras.ops.add"
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Block:
+    """One residual block of a functional model.
+
+    Attributes:
+        name: Block name (see the module docstring).
+        stage: Stage number, from 1 (see the module docstring).
+        layers: Names of the block's operations, in graph order.
+        branch: Names of the residual branch's operations (from the block input to the
+            addition), in graph order: what removal deletes and criteria score.
+        shortcut: Names of the shortcut's operations (empty for the identity).
+        input_layer: Name of the operation producing the block's input.
+        add_layer: Name of the addition.
+        output_layer: Name of the operation producing the block's output.
+        identity_input: Index of the addend that is the block input, or None
+            when the shortcut is not the identity (projection or zero padding).
+        input_shape: Shape of the block input (without the batch axis).
+        output_shape: Shape of the block output (without the batch axis).
+        removable: Whether removing the block keeps every shape valid.
+    """
+
+    name: str
+    stage: int
+    layers: tuple
+    branch: tuple
+    shortcut: tuple
+    input_layer: str
+    add_layer: str
+    output_layer: str
+    identity_input: Optional[int]
+    input_shape: tuple
+    output_shape: tuple
+    removable: bool
+
+
+def producers(model: keras.Model) -> Dict[str, List[str]]:
+    """For each operation of ``model``'s flat graph, the names of the operations producing its inputs.
+
+    Raises:
+        ValueError: for an operation that consumes a multi-output operation (not supported).
+    """
+    return {name: list(parents) for name, parents in graph_lib.analyse(model).parents.items()}
+
+
+def _is_addition(operation, parents: List[str]) -> bool:
+    if len(parents) != 2:
+        return False
+    if isinstance(operation, keras.layers.Add):
+        return True
+    return type(operation).__name__ == "Add" and type(operation).__module__.startswith("keras.src.ops")
+
+
+def _is_relu(operation) -> bool:
+    if isinstance(operation, keras.layers.ReLU):
+        return True
+    return isinstance(operation, keras.layers.Activation) and operation.get_config().get("activation") == "relu"
+
+
+def _same_relu(a, b) -> bool:
+    """Whether ``a`` and ``b`` are ReLUs with one configuration (so ``a(b(x)) == b(x)``)."""
+    def config(op):
+        return {k: v for k, v in op.get_config().items() if k not in ("name", "trainable")}
+    return _is_relu(a) and _is_relu(b) and type(a) is type(b) and config(a) == config(b)
+
+
+def _common_prefix(names: Sequence[str]) -> str:
+    parts = [name.split("_") for name in names]
+    prefix = []
+    for pieces in zip(*parts):
+        if len(set(pieces)) != 1:
+            break
+        prefix.append(pieces[0])
+    return "_".join(prefix)
+
+
+def _block_name(g: graph_lib.Graph, branch: Sequence[str], add: str) -> str:
+    """See the module docstring: the branch's and addition's common prefix, else a named
+    addition's name, else the branch's common prefix, else the addition's (auto) name."""
+    bare_add = add[: -len("_add")] if add.endswith("_add") else add
+    layer_names = [n for n in branch if isinstance(g.operations[n], keras.layers.Layer)]
+    shortest = len(min(layer_names, key=len)) if layer_names else 0
+    shared = _common_prefix([*layer_names, add]) if len(layer_names) >= 2 else ""
+    if shared and len(shared) < shortest:
+        return shared
+    if not _AUTO_NAME.fullmatch(add):
+        return bare_add
+    prefix = _common_prefix(layer_names) if len(layer_names) >= 2 else ""
+    return prefix if prefix and len(prefix) < shortest else bare_add
+
+
+def _stages(found: List[dict]) -> List[int]:
+    """Stage numbers of the blocks, in graph order (see the module docstring)."""
+    def keeps(b):
+        return b["input_shape"] == b["output_shape"]
+
+    keys = []
+    for i, b in enumerate(found):
+        if keeps(b):
+            keys.append(b["output_shape"])
+            continue
+        following = found[i + 1] if i + 1 < len(found) else None
+        previous = found[i - 1] if i else None
+        if following is not None and keeps(following) and following["input_shape"] == b["output_shape"]:
+            keys.append(b["output_shape"])
+        elif (previous is not None and keeps(previous) and previous["output_shape"] == b["input_shape"]
+              and b["input_shape"][-1:] == b["output_shape"][-1:]):
+            keys.append(b["input_shape"])
+        else:
+            keys.append(("transition", i))
+    stages, stage = [], 0
+    for i, key in enumerate(keys):
+        if i == 0 or key != keys[i - 1]:
+            stage += 1
+        stages.append(stage)
+    return stages
+
+
+def eligibility_rule(model: keras.Model) -> str:
+    """``"paper"`` for the paper's templates, ``"shape"`` for any other model (see the module docstring)."""
+    origin = lineage(model)
+    return "paper" if origin is not None and origin.get("builder") in PAPER_RULE_BUILDERS else "shape"
+
+
+def find_blocks(model: keras.Model) -> List[Block]:
+    """Returns every residual block of ``model`` in graph order.
+
+    Args:
+        model: A Keras 3 functional model (nested models are flattened first).
+
+    Returns:
+        A list of :class:`Block` (empty for a model without residual blocks).
+
+    Raises:
+        TypeError: for a Sequential, subclassed or non-Keras model, naming what to do.
+        ValueError: for a layer called more than once (a shared layer).
+
+    Example:
+        >>> [b.name for b in find_blocks(model)][:2]
+        ['stage1_block1', 'stage1_block2']
+    """
+    g = graph_lib.analyse(model)
+    rule = eligibility_rule(model)
+    if rule in g.blocks:
+        return list(g.blocks[rule])
+    found = []
+    for add in g.order:
+        parents = g.parents[add]
+        if not _is_addition(g.operations[add], parents):
+            continue
+        left, right = (g.ancestors(p) for p in parents)
+        input_layer = max(left & right, key=g.position)
+        inside = g.ancestors(input_layer)
+        body = g.ancestors(add) - inside
+        output_layer = add
+        followers = g.consumers[add]
+        if len(followers) == 1 and _same_relu(g.operations[followers[0]], g.operations[input_layer]):
+            output_layer = followers[0]
+            body = body | {output_layer}
+        identity = parents.index(input_layer) if input_layer in parents else None
+        sides = [g.ancestors(p) - inside for p in parents]
+
+        def weights(names):
+            return sum(g.operations[n].count_params() for n in names
+                       if isinstance(g.operations[n], keras.layers.Layer))
+
+        # The shortcut is the identity side, else the side with fewer operations (a projection
+        # conv, or a zero-padding path), ties broken by fewer weights.
+        branch_side = 1 - identity if identity is not None else max(
+            (0, 1), key=lambda i: (len(sides[i]), weights(sides[i])))
+        branch = tuple(sorted(sides[branch_side], key=g.position))
+        found.append(dict(
+            name=_block_name(g, branch, add),
+            layers=tuple(sorted(body, key=g.position)),
+            branch=branch,
+            shortcut=tuple(sorted(sides[1 - branch_side], key=g.position)),
+            input_layer=input_layer,
+            add_layer=add,
+            output_layer=output_layer,
+            identity_input=identity,
+            input_shape=g.shapes[input_layer],
+            output_shape=g.shapes[output_layer],
+        ))
+    names = [b["name"] for b in found]
+    for b in found:  # a prefix two blocks share names neither: fall back to the additions' names
+        if names.count(b["name"]) > 1:
+            b["name"] = b["add_layer"][: -len("_add")] if b["add_layer"].endswith("_add") else b["add_layer"]
+
+    paper_rule = rule == "paper"
+    # A block's output, for the paper's rule: its last operation, or a ReLU that alone follows
+    # its addition without being part of it (its input had no ReLU to make it idempotent).
+    outputs = {b["output_layer"] for b in found} | {
+        g.consumers[b["add_layer"]][0] for b in found
+        if len(g.consumers[b["add_layer"]]) == 1 and _is_relu(g.operations[g.consumers[b["add_layer"]][0]])}
+    blocks_ = []
+    for b, stage in zip(found, _stages(found)):
+        removable = (
+            b["identity_input"] is not None
+            and b["input_shape"] == b["output_shape"]
+            and (not paper_rule or b["input_layer"] in outputs)
+        )
+        blocks_.append(Block(stage=stage, removable=removable, **b))
+    g.blocks[rule] = tuple(blocks_)
+    return blocks_
+
+
+def blocks(model: keras.Model) -> List[str]:
+    """Names of all residual blocks of ``model``, in graph order.
+
+    Example:
+        >>> blocks(tl.models.cifar_resnet(20))[:3]
+        ['stage1_block1', 'stage1_block2', 'stage1_block3']
+    """
+    return [b.name for b in find_blocks(model)]
+
+
+def removable_blocks(model: keras.Model) -> List[str]:
+    """Names of the blocks whose removal keeps every shape valid (see module docstring).
+
+    Example:
+        >>> len(removable_blocks(tl.models.cifar_resnet(32)))
+        12
+    """
+    return [b.name for b in find_blocks(model) if b.removable]
+
+
+def max_removable(model: keras.Model, min_blocks_per_stage: int = 2) -> int:
+    """How many blocks can be removed in all while every stage keeps its floor."""
+    all_blocks = find_blocks(model)
+    total = 0
+    for stage in sorted({b.stage for b in all_blocks}):
+        in_stage = [b for b in all_blocks if b.stage == stage]
+        eligible = sum(b.removable for b in in_stage)
+        total += max(0, min(eligible, len(in_stage) - min_blocks_per_stage))
+    return total
+
+
+def check_removal(model: keras.Model, names: Iterable[str], min_blocks_per_stage: int = 2) -> List[Block]:
+    """Validates a removal and returns the blocks to remove, in graph order.
+
+    Raises:
+        TypeError: for ``names`` that is a string or holds anything but strings.
+        ValueError: for an unknown name, a block that is not removable, a repeated
+            name, or a removal that leaves a stage with fewer than
+            ``min_blocks_per_stage`` blocks.
+    """
+    if isinstance(names, str) or not all(isinstance(n, str) for n in names):
+        raise TypeError(f"names must be a list of block names, e.g. ['stage1_block2']; got {names!r}")
+    names = list(names)
+    if min_blocks_per_stage < 0:
+        raise ValueError(f"min_blocks_per_stage must be >= 0; got {min_blocks_per_stage}")
+    all_blocks = find_blocks(model)
+    if not all_blocks:
+        raise ValueError(f"{model.name!r} has no residual block, so no block can be removed; {NO_BLOCKS_HINT}")
+    by_name = {b.name: b for b in all_blocks}
+    unknown = [n for n in names if n not in by_name]
+    if unknown:
+        raise ValueError(f"unknown blocks {unknown}; blocks of {model.name}: {list(by_name)}")
+    if len(set(names)) != len(names):
+        raise ValueError(f"a block is named twice in {names}")
+    fixed = [n for n in names if not by_name[n].removable]
+    if fixed:
+        raise ValueError(
+            f"blocks {fixed} are not removable (a shortcut that is not the identity, a shape change, or, under "
+            f"the paper's rule, an input that is not another block's output); removable blocks: "
+            f"{[b.name for b in all_blocks if b.removable]}"
+        )
+    for stage in sorted({by_name[n].stage for n in names}):
+        left = sum(b.stage == stage for b in all_blocks) - sum(by_name[n].stage == stage for n in names)
+        if left < min_blocks_per_stage:
+            raise ValueError(
+                f"removing {[n for n in names if by_name[n].stage == stage]} leaves stage {stage} with "
+                f"{left} blocks, below min_blocks_per_stage={min_blocks_per_stage}"
+            )
+    return [b for b in all_blocks if b.name in set(names)]
+
+
+def remove_blocks(model: keras.Model, names: Sequence[str], min_blocks_per_stage: int = 2) -> keras.Model:
+    """Returns a new, smaller model without the blocks ``names``; kept weights are inherited.
+
+    Each removed block's output is replaced by its input; every kept layer with weights is
+    cloned with its name and receives its weights from ``model`` bit for bit; layers
+    without weights and ``keras.ops`` nodes are reused (see the module docstring).
+
+    Args:
+        model: A functional model (e.g. from :func:`tf_lottery.models.cifar_resnet`).
+        names: Blocks to remove; each must be in :func:`removable_blocks`.
+        min_blocks_per_stage: Blocks each stage must keep (the paper authors' framework: 2).
+
+    Returns:
+        A new uncompiled ``keras.Model`` (flat, when ``model`` nests models). ``model`` is
+        left untouched.
+
+    Raises:
+        ValueError: see :func:`check_removal`; also for a layer with weights that cannot
+            be rebuilt from its config.
+
+    Example:
+        >>> ticket = remove_blocks(model, ["stage1_block2", "stage3_block4"])
+        >>> "stage1_block2" in blocks(ticket)
+        False
+    """
+    victims = check_removal(model, names, min_blocks_per_stage)
+    removed = [b.name for b in victims]
+    origin = lineage(model)
+    count = len(origin["removed"]) + len(removed) if origin is not None else None
+    name = ticket_name(model.name, count) if origin is not None else f"{model.name}_ticket"
+    ticket = rewire(model, {b.output_layer: b.input_layer for b in victims}, name=name)
+    transfer_weights(model, ticket)
+    extend_lineage(model, ticket, removed)
+    return ticket

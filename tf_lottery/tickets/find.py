@@ -1,0 +1,197 @@
+"""Finding a layer ticket: score the blocks, rank them globally, remove the weakest.
+
+Selection follows the paper (its Appendix A.2: "all scores at once"): the scores of *all* removable blocks are
+ranked at once, across stages; blocks are taken in removal order (lowest first, or
+highest for criteria such as GraSP), and a block whose removal would leave its stage
+below ``min_blocks_per_stage`` is skipped in favour of the next one. Ties break by
+graph order, so the result is deterministic.
+
+``schedule="oneshot"`` scores once (the paper's Algorithms 1 and 2).
+``schedule="iterative"`` goes beyond the paper, whose stated limitation is one-shot
+only: it removes one block at a time and re-scores the rebuilt ticket, which is cheap at
+initialization.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import numbers
+from typing import Dict, List, Optional
+
+import keras
+
+from tf_lottery import criteria as criteria_lib
+from tf_lottery import surgery
+from tf_lottery.results.records import TicketRecord
+
+SCHEDULES = ("oneshot", "iterative")
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class TicketResult(TicketRecord):
+    """What :func:`find_ticket` found: the ticket model and how it was found.
+
+    Attributes:
+        removed: Removed blocks, in removal order.
+        scores: Block scores of the dense model (first scoring round).
+        rounds: Scores of every round (one for one-shot, one per block for iterative).
+        criterion: Criterion name.
+        prune_first: "low" or "high", as used.
+        schedule: "oneshot" or "iterative".
+        model: The ticket: a new model with inherited weights.
+    """
+
+    model: keras.Model = None
+
+    def record(self) -> TicketRecord:
+        """How the ticket was found, without the model (what ``scores.json`` keeps)."""
+        return TicketRecord(self.removed, self.scores, self.rounds, self.criterion, self.prune_first, self.schedule,
+                            self.details)
+
+    def to_dict(self) -> dict:
+        """JSON-ready summary (no model)."""
+        return self.record().to_dict()
+
+
+def resolve_count(model: keras.Model, num_blocks: Optional[int], fraction: Optional[float],
+                  min_blocks_per_stage: int = 2) -> int:
+    """How many blocks to remove: ``num_blocks``, or ``fraction`` of the removable blocks.
+
+    Raises:
+        TypeError: for a count that is not an integer or a fraction that is not a number.
+        ValueError: for neither or both given, a model without residual blocks, a count
+            below 1, a fraction outside (0, 1] or one that rounds to no block, or more
+            blocks than can be removed (naming the maximum).
+    """
+    if (num_blocks is None) == (fraction is None):
+        raise ValueError(f"give exactly one of num_blocks and fraction; got {num_blocks} and {fraction}")
+    if num_blocks is not None and (isinstance(num_blocks, bool) or not isinstance(num_blocks, numbers.Integral)):
+        raise TypeError(f"num_blocks must be an integer; got {num_blocks!r}")
+    if fraction is not None and (isinstance(fraction, bool) or not isinstance(fraction, numbers.Real)):
+        raise TypeError(f"fraction must be a number in [0, 1]; got {fraction!r}")
+    removable = surgery.removable_blocks(model)
+    if not surgery.find_blocks(model):
+        raise ValueError(f"{model.name!r} has no residual block, so a layer ticket cannot be cut from it; "
+                         f"{surgery.NO_BLOCKS_HINT}")
+    if fraction is not None:
+        if not 0 < fraction <= 1:
+            raise ValueError(f"fraction must be in (0, 1]; got {fraction}")
+        num_blocks = round(fraction * len(removable))
+        if num_blocks == 0:
+            raise ValueError(f"fraction={fraction} of the {len(removable)} removable blocks of {model.name} rounds to "
+                             f"0 blocks: the ticket would be the dense model; give a fraction >= "
+                             f"{0.5 / max(len(removable), 1):.3g} or num_blocks >= 1")
+    if num_blocks < 1:
+        raise ValueError(f"num_blocks must be >= 1 (removing no block leaves the dense model); got {num_blocks}")
+    most = surgery.max_removable(model, min_blocks_per_stage)
+    if num_blocks > most:
+        raise ValueError(
+            f"cannot remove {num_blocks} blocks: at most {most} can be removed from {model.name} "
+            f"with min_blocks_per_stage={min_blocks_per_stage}"
+        )
+    return num_blocks
+
+
+def select(model: keras.Model, scores: Dict[str, float], count: int, prune_first: str = "low",
+           min_blocks_per_stage: int = 2, already: tuple = ()) -> List[str]:
+    """Picks ``count`` blocks to remove by global ranking, respecting eligibility and the floor.
+
+    Args:
+        model: The network the scores belong to.
+        scores: ``{block: score}``; blocks that are not removable are ignored.
+        count: How many blocks to pick.
+        prune_first: "low" (lowest scores first) or "high".
+        min_blocks_per_stage: Floor per stage.
+        already: Blocks already picked (counted against the floor).
+
+    Returns:
+        The picked blocks, in removal order.
+
+    Raises:
+        ValueError: for a bad ``prune_first``, a removable block without a score, or
+            when fewer than ``count`` blocks can be picked.
+    """
+    if prune_first not in ("low", "high"):
+        raise ValueError(f"prune_first must be 'low' or 'high'; got {prune_first!r}")
+    found = surgery.find_blocks(model)
+    order = {b.name: i for i, b in enumerate(found)}
+    stage_of = {b.name: b.stage for b in found}
+    missing = [b.name for b in found if b.removable and b.name not in scores]
+    if missing:
+        raise ValueError(f"no score for removable blocks {missing}")
+    left = {}
+    for b in found:
+        left[b.stage] = left.get(b.stage, 0) + 1
+    for name in already:
+        left[stage_of[name]] -= 1
+    sign = 1.0 if prune_first == "low" else -1.0
+    ranking = sorted((b.name for b in found if b.removable and b.name not in already),
+                     key=lambda n: (sign * scores[n], order[n]))
+    picked = []
+    for name in ranking:
+        if len(picked) == count:
+            break
+        if left[stage_of[name]] - 1 >= min_blocks_per_stage:
+            picked.append(name)
+            left[stage_of[name]] -= 1
+    if len(picked) < count:
+        raise ValueError(f"only {len(picked)} of {count} blocks can be removed within the floor")
+    return picked
+
+
+def find_ticket(
+    model: keras.Model,
+    criterion: str = "grasp",
+    num_blocks: Optional[int] = None,
+    fraction: Optional[float] = None,
+    data=None,
+    schedule: str = "oneshot",
+    min_blocks_per_stage: int = 2,
+    prune_first: Optional[str] = None,
+    **criterion_options,
+) -> TicketResult:
+    """Scores the blocks of ``model`` and removes the weakest ones.
+
+    Args:
+        model: The dense network (at initialization for Algorithm 2, trained for Algorithm 1).
+        criterion: A registered criterion name (``tl.criteria.names()``).
+        num_blocks: Blocks to remove (the paper's p).
+        fraction: Or a fraction of the removable blocks (rounded).
+        data: What the criterion needs, e.g. ``(images, labels)``.
+        schedule: "oneshot" or "iterative" (re-score after each removal).
+        min_blocks_per_stage: Floor per stage (paper authors' framework: 2).
+        prune_first: Overrides the criterion's convention ("low" or "high").
+        **criterion_options: Passed to the criterion (e.g. ``aggregation="mean"``).
+
+    Returns:
+        A :class:`TicketResult`.
+
+    Raises:
+        ValueError: for an unknown schedule, a bad count (naming the maximum) or data the
+            criterion needs but did not get.
+        KeyError: for an unknown criterion, listing the valid ones.
+
+    Example:
+        >>> result = tl.find_ticket(model, criterion="grasp", num_blocks=3, data=(x, y))
+        >>> result.removed
+        ['stage1_block4', 'stage2_block2', 'stage1_block2']
+    """
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {SCHEDULES}; got {schedule!r}")
+    scorer = criteria_lib.get(criterion)
+    direction = prune_first or scorer.prune_first
+    count = resolve_count(model, num_blocks, fraction, min_blocks_per_stage)
+
+    rounds = [scorer(model, data, **criterion_options)]
+    if schedule == "oneshot":
+        removed = select(model, rounds[0], count, direction, min_blocks_per_stage)
+        ticket = surgery.remove_blocks(model, removed, min_blocks_per_stage)
+    else:
+        removed, ticket = [], surgery.remove_blocks(model, [], min_blocks_per_stage)
+        for step in range(count):
+            if step:
+                rounds.append(scorer(ticket, data, **criterion_options))
+            victim = select(ticket, rounds[-1], 1, direction, min_blocks_per_stage)[0]
+            removed.append(victim)
+            ticket = surgery.remove_blocks(ticket, [victim], min_blocks_per_stage)
+    return TicketResult(removed, rounds[0], rounds, criterion, direction, schedule, model=ticket)

@@ -1,0 +1,25 @@
+"""Layer 4, training by one recipe: :mod:`~tf_lottery.training.recipe` (the frozen recipe and
+lengths), :mod:`~tf_lottery.training.schedules` (the serializable warm-up),
+:mod:`~tf_lottery.training.loop` (``fit``, ``evaluate``, callbacks) and
+:mod:`~tf_lottery.training.resume` (the crash-safe epoch checkpoint).
+
+Reached as ``tl.train`` too (its name before 0.8).
+
+Example:
+    >>> recipe = tl.train.Recipe(length="3ep", batch_size=64)
+    >>> tl.train.compile_model(ticket, recipe, steps_per_epoch=100)
+    >>> outcome = tl.train.fit(ticket, data, recipe, workdir="runs/mine", name="ticket")
+"""
+
+from tf_lottery.training import resume  # noqa: F401
+from tf_lottery.training.loop import (
+    SaveWeightsAt, TrainingDiverged, check_fits, compile_model, evaluate, fit, make_deterministic, read_history,
+)
+from tf_lottery.training.recipe import NO_WARMUP, Recipe, parse_length, to_steps
+from tf_lottery.training.schedules import LinearWarmup, warmup_class, warmup_factor, warmup_schedule
+
+__all__ = [
+    "LinearWarmup", "NO_WARMUP", "Recipe", "SaveWeightsAt", "TrainingDiverged", "check_fits", "compile_model",
+    "evaluate", "fit", "make_deterministic", "parse_length", "read_history", "resume", "to_steps", "warmup_class",
+    "warmup_factor", "warmup_schedule",
+]

@@ -1,0 +1,173 @@
+"""Training a model by a recipe (:mod:`tf_lottery.training.recipe`), and its callbacks.
+
+Callbacks: a progress bar (``verbose=1`` at a terminal, one line per epoch in logs),
+optional TensorBoard, ``TerminateOnNaN`` turned into :class:`TrainingDiverged`, and the
+crash-safe epoch checkpoint of :mod:`tf_lottery.training.resume`, which also times every epoch and
+writes the history CSV (a run killed midway resumes where it stopped when started again).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import sys
+import time
+from typing import Optional
+
+import keras
+import numpy as np
+
+from tf_lottery.runtime import distribute
+from tf_lottery.graph.heads import outputs_probabilities
+from tf_lottery.training.recipe import Recipe
+from tf_lottery.training.resume import EpochCheckpoint
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+class SaveWeightsAt(keras.callbacks.Callback):
+    """Saves the weights after the given epochs (θ_i: the weights after i epochs).
+
+    Args:
+        epochs: Epoch counts i >= 1 (θ0 is saved before training by the caller).
+        save: ``save(model, i)``, e.g. writing ``theta_{i}.weights.h5`` atomically.
+    """
+
+    def __init__(self, epochs, save):
+        super().__init__()
+        self.epochs, self.save = set(epochs), save
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch + 1 in self.epochs:
+            self.save(self.model, epoch + 1)
+
+
+def make_deterministic() -> None:
+    """Same command, same weights: TensorFlow op determinism and one thread per op and between ops.
+
+    Call it before TensorFlow runs its first op (the command line does, for ``--deterministic``).
+    Seeds are set per run (``keras.utils.set_random_seed``) as always.
+
+    Raises:
+        RuntimeError: if TensorFlow has already started and its threads cannot change.
+    """
+    import tensorflow as tf
+
+    tf.config.experimental.enable_op_determinism()
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(1)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError as error:
+        raise RuntimeError(f"--deterministic must be set before TensorFlow starts: {error}") from None
+
+
+def compile_model(model: keras.Model, recipe: Recipe, steps_per_epoch: int) -> None:
+    """Compiles with the recipe's optimizer, cross-entropy on logits (or probabilities) and accuracy."""
+    model.compile(
+        optimizer=recipe.optimizer(steps_per_epoch),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=not outputs_probabilities(model)),
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        jit_compile=distribute.current().jit_compile,
+    )
+    distribute.prepare_fit(model)
+
+
+def read_history(path: str) -> dict:
+    """The CSV history as ``{column: [values]}`` (epochs in order, resumed runs included)."""
+    if not os.path.exists(path):
+        return {}
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    return {key: [float(r[key]) for r in rows] for key in (rows[0] if rows else {})}
+
+
+def check_fits(recipe: Recipe, train_size: int) -> int:
+    """Steps per epoch of ``recipe`` on a training split of ``train_size`` examples (give the
+    global recipe, :meth:`tf_lottery.runtime.distribute.Execution.global_recipe`, under several replicas).
+
+    Raises:
+        ValueError: if the training split is smaller than one batch.
+    """
+    steps_per_epoch = train_size // recipe.batch_size
+    if steps_per_epoch < 1:
+        replicas = distribute.current().replicas
+        batch = (f"--batch_size={recipe.batch_size}" if replicas == 1 else
+                 f"{recipe.batch_size} = --batch_size={recipe.batch_size // replicas} x {replicas} replicas")
+        raise ValueError(f"the training split ({train_size} examples) is smaller than one batch ({batch}); "
+                         "lower --batch_size or raise --train_size")
+    return steps_per_epoch
+
+
+def fit(model: keras.Model, data, recipe: Recipe, workdir: str, name: str,
+        verbose: Optional[int] = None, tensorboard: bool = False, extra_callbacks=()) -> dict:
+    """Trains ``model`` by ``recipe`` on ``data`` (a :class:`~tf_lottery.data.PreparedData`).
+
+    Files in ``workdir``: ``history_{name}.csv`` (each finished epoch once) and
+    ``resume_{name}/``, the crash-safe training state (:mod:`tf_lottery.training.resume`): a rerun
+    after a kill resumes at the last finished epoch. The state is left in place; the
+    caller discards it (:func:`tf_lottery.training.resume.discard`) once the final weights are saved.
+
+    Under several replicas (:mod:`tf_lottery.runtime.distribute`) the recipe's batch is per replica:
+    the run trains on the global batch with the learning rate scaled by ``--lr_scaling``.
+
+    Args:
+        model: An uncompiled model.
+        data: Prepared data; its "val" split, when not empty, is evaluated every epoch.
+        recipe: The recipe.
+        workdir: Run folder.
+        name: "dense" or "ticket": names the files.
+        verbose: Keras verbosity (default: progress bar at a terminal, else a line per epoch).
+        tensorboard: Also write TensorBoard logs to ``workdir/tensorboard/{name}``.
+        extra_callbacks: More Keras callbacks; they run before the epoch's checkpoint, so
+            what they save at the end of an epoch is there whenever the epoch counts as done.
+
+    Returns:
+        ``{"history": {...}, "timing": {...}, "steps": int, "epochs": int}``; the timing
+        covers every finished epoch, those of earlier sessions of a resumed run included.
+
+    Raises:
+        TrainingDiverged: if the loss became NaN or infinite.
+        ValueError: if the training split is smaller than one batch.
+    """
+    recipe = distribute.current().global_recipe(recipe)
+    steps_per_epoch = check_fits(recipe, data.size("train"))
+    epochs, per_epoch = recipe.plan(steps_per_epoch)
+    os.makedirs(workdir, exist_ok=True)
+    compile_model(model, recipe, steps_per_epoch)
+    history_path = os.path.join(workdir, f"history_{name}.csv")
+    checkpoint = EpochCheckpoint(workdir, name, history_path)
+    several_workers = distribute.current().workers > 1
+    start = checkpoint.restore(model, gather=distribute.gather_from_workers if several_workers else None)
+    callbacks = [keras.callbacks.TerminateOnNaN(), *extra_callbacks]
+    if tensorboard:
+        callbacks.append(keras.callbacks.TensorBoard(os.path.join(workdir, "tensorboard", name)))
+    callbacks.append(checkpoint)
+    has_val = data.size("val") > 0
+    batches = data.train_pipeline(recipe.batch_size, start_step=start * per_epoch)  # those an unbroken run gets
+    call_start = time.perf_counter()
+    model.fit(
+        batches,
+        epochs=epochs,
+        initial_epoch=start,
+        steps_per_epoch=per_epoch,
+        validation_data=data.eval_pipeline("val", 256) if has_val else None,
+        callbacks=callbacks,
+        shuffle=False,  # the pipeline shuffles, seeded
+        verbose=(1 if sys.stdout.isatty() else 2) if verbose is None else verbose,
+    )
+    fit_call_seconds = time.perf_counter() - call_start
+    history = read_history(history_path)
+    losses = history.get("loss", [])
+    if not losses or not np.all(np.isfinite(losses)):
+        raise TrainingDiverged(f"{name}: the training loss became NaN or infinite (history: {losses[-3:]}); "
+                               "lower the learning rate or check the data")
+    timing = {**checkpoint.timing(recipe.batch_size * per_epoch), "fit_call_seconds": fit_call_seconds}
+    return {"history": history, "timing": timing, "steps": epochs * per_epoch, "epochs": epochs}
+
+
+def evaluate(model: keras.Model, data, split: str = "test", batch_size: int = 256) -> dict:
+    """Loss and accuracy of a compiled model on a split."""
+    loss, accuracy = model.evaluate(data.eval_pipeline(split, batch_size), verbose=0)
+    return {"loss": float(loss), "accuracy": float(accuracy), "examples": data.size(split)}

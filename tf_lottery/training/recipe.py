@@ -1,0 +1,172 @@
+"""The training recipe: optimizer, schedule, weight decay and length, as one frozen record.
+
+Default recipe: the paper group's CIFAR recipe (the README of tuscasp/CKA-Layer-Pruning and
+arturjordao/DepthWisePruning's main.py; the paper itself gives none): SGD, learning rate 0.01,
+momentum 0.9, Nesterov, batch 128, 200 epochs, the learning rate divided by 10 at epochs 100
+and 150; weight decay is the L2 1e-4 on every conv kernel that the model carries. Lengths are
+strings, ``"160ep"`` (epochs) or ``"500it"`` (optimizer steps), as in open_lth.
+
+Example:
+    >>> Recipe(length="3ep", batch_size=64).plan(steps_per_epoch=100)
+    (3, 100)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from typing import Tuple
+
+import keras
+
+from tf_lottery.training.schedules import warmup_factor, warmup_schedule
+
+_LENGTH = re.compile(r"^\s*(\d+)\s*(ep|it)\s*$")
+NO_WARMUP = "0ep"
+
+
+def parse_length(text: str, allow_zero: bool = False) -> Tuple[int, str]:
+    """``"160ep"`` -> (160, "ep"); ``"500it"`` -> (500, "it").
+
+    Args:
+        text: The length.
+        allow_zero: Accept a count of 0 (a warm-up of ``"0ep"`` is none).
+
+    Raises:
+        ValueError: for anything else, naming the accepted forms.
+    """
+    match = _LENGTH.match(str(text))
+    if not match or int(match.group(1)) < (0 if allow_zero else 1):
+        kind = "a count >= 0" if allow_zero else "a positive count"
+        raise ValueError(f"a length is {kind} with 'ep' (epochs) or 'it' (steps), e.g. 160ep or 500it; got {text!r}")
+    return int(match.group(1)), match.group(2)
+
+
+def to_steps(text: str, steps_per_epoch: int, allow_zero: bool = False) -> int:
+    """Optimizer steps of a length string."""
+    count, unit = parse_length(text, allow_zero)
+    return count * steps_per_epoch if unit == "ep" else count
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """How to train.
+
+    Attributes:
+        length: "200ep" or "N it".
+        batch_size: Images per step.
+        learning_rate: Initial learning rate.
+        momentum: SGD momentum.
+        nesterov: Nesterov momentum.
+        lr_drops: Lengths at which the learning rate is multiplied by ``lr_drop_factor``.
+        lr_drop_factor: The factor (0.1 divides by 10).
+        warmup: Length of a linear learning-rate warm-up at the start (``"0ep"``: none). The
+            rate rises from ``warmup_start x learning_rate`` to ``learning_rate`` over it
+            (Goyal et al. 2017; He et al. 2016 warmed up their 110-layer CIFAR ResNet with a
+            constant 0.01 instead). Counted inside ``length``; drops still apply at their lengths.
+        warmup_start: The warm-up's starting factor in [0, 1) (a rewound recipe that resumes
+            inside the warm-up starts where the warm-up stood).
+    """
+
+    length: str = "200ep"
+    batch_size: int = 128
+    learning_rate: float = 0.01
+    momentum: float = 0.9
+    nesterov: bool = True
+    lr_drops: tuple = ("100ep", "150ep")
+    lr_drop_factor: float = 0.1
+    warmup: str = NO_WARMUP
+    warmup_start: float = 0.0
+
+    def __post_init__(self):
+        parse_length(self.length)
+        for drop in self.lr_drops:
+            parse_length(drop)
+        warmup, warmup_unit = parse_length(self.warmup, allow_zero=True)
+        length, length_unit = parse_length(self.length)
+        if warmup and warmup_unit == length_unit and warmup >= length:
+            raise ValueError(f"the warm-up ({self.warmup}) must be shorter than the training ({self.length})")
+        if not (math.isfinite(self.warmup_start) and 0 <= self.warmup_start < 1):
+            raise ValueError(f"warmup_start must be in [0, 1); got {self.warmup_start!r}")
+        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise ValueError(f"batch_size must be an integer >= 1; got {self.batch_size!r}")
+        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
+            raise ValueError(f"learning_rate must be a finite number > 0; got {self.learning_rate!r}")
+        if not (math.isfinite(self.momentum) and 0 <= self.momentum < 1):
+            raise ValueError(f"momentum must be in [0, 1); got {self.momentum!r}")
+        if not (math.isfinite(self.lr_drop_factor) and self.lr_drop_factor > 0):
+            raise ValueError(f"lr_drop_factor must be a finite number > 0; got {self.lr_drop_factor!r}")
+        object.__setattr__(self, "lr_drops", tuple(self.lr_drops))
+
+    def schedule_points(self, steps_per_epoch: int) -> Tuple[list, list]:
+        """``(boundaries, values)`` of the piecewise-constant learning rate per optimizer step."""
+        # PiecewiseConstantDecay keeps the old value at step == boundary; the optimizer asks
+        # with the count of steps done, so a drop "at epoch 100" starts at step 100 * spe.
+        boundaries = sorted(to_steps(d, steps_per_epoch) - 1 for d in self.lr_drops)
+        return boundaries, [self.learning_rate * self.lr_drop_factor**i for i in range(len(boundaries) + 1)]
+
+    def warmup_steps(self, steps_per_epoch: int) -> int:
+        """Optimizer steps of the warm-up (0: none)."""
+        return to_steps(self.warmup, steps_per_epoch, allow_zero=True)
+
+    def schedule(self, steps_per_epoch: int, library=None):
+        """The learning rate per optimizer step: piecewise constant, after the warm-up if any.
+
+        Args:
+            steps_per_epoch: Optimizer steps in one epoch.
+            library: ``keras`` (default) or ``tf_keras``: whose schedule classes to use.
+        """
+        library = library or keras
+        boundaries, values = self.schedule_points(steps_per_epoch)
+        after = (library.optimizers.schedules.PiecewiseConstantDecay(boundaries, values) if boundaries
+                 else self.learning_rate)
+        warmup_steps = self.warmup_steps(steps_per_epoch)
+        if warmup_steps == 0:
+            return after
+        return warmup_schedule(after, warmup_steps, self.warmup_start, library=library)
+
+    def learning_rate_at(self, step: int, steps_per_epoch: int) -> float:
+        """The learning rate of optimizer step ``step`` (0-based), as a Python number."""
+        boundaries, values = self.schedule_points(steps_per_epoch)
+        rate = values[sum(step > b for b in boundaries)]
+        return rate * warmup_factor(step, self.warmup_steps(steps_per_epoch), self.warmup_start)
+
+    def optimizer(self, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+        return keras.optimizers.SGD(self.schedule(steps_per_epoch), momentum=self.momentum, nesterov=self.nesterov)
+
+    def resumed_at(self, epoch: int) -> "Recipe":
+        """The rest of this recipe from epoch ``epoch`` on: its length less ``epoch`` epochs and
+        the learning-rate schedule as it stands at that epoch (drops already passed applied, a
+        warm-up under way continued from where it stood).
+
+        Raises:
+            ValueError: if a length is given in steps, or ``epoch`` is not inside the length.
+        """
+        lengths = [parse_length(self.length)] + [parse_length(d) for d in self.lr_drops]
+        warmup, warmup_unit = parse_length(self.warmup, allow_zero=True)
+        if any(unit != "ep" for _, unit in lengths) or (warmup and warmup_unit != "ep"):
+            raise ValueError(f"resuming at an epoch needs lengths in epochs; got {self.length}, drops "
+                             f"{self.lr_drops} and warm-up {self.warmup}")
+        total = lengths[0][0]
+        if not 0 <= epoch < total:
+            raise ValueError(f"the rewind epoch must be in [0, {total - 1}] for a {self.length} recipe; got {epoch}")
+        drops = [count for count, _ in lengths[1:]]
+        passed = sum(d <= epoch for d in drops)
+        left = max(warmup - epoch, 0)
+        return dataclasses.replace(
+            self,
+            length=f"{total - epoch}ep",
+            learning_rate=self.learning_rate * self.lr_drop_factor**passed,
+            lr_drops=tuple(f"{d - epoch}ep" for d in drops if d > epoch),
+            warmup=f"{left}ep",
+            # The same line continued: the factor it had reached after `epoch` of `warmup` epochs.
+            warmup_start=self.warmup_start + (1 - self.warmup_start) * epoch / warmup if left else 0.0,
+        )
+
+    def plan(self, steps_per_epoch: int) -> Tuple[int, int]:
+        """``(epochs, steps per epoch)`` for ``fit``: whole epochs, or for an 'it' length
+        epochs of at most one pass over the data whose steps add up to the length."""
+        total = to_steps(self.length, steps_per_epoch)
+        per_epoch = min(steps_per_epoch, total)
+        return math.ceil(total / per_epoch), per_epoch

@@ -1,0 +1,223 @@
+"""Crash-safe training state: a training killed at any moment resumes at its last finished epoch.
+
+``resume_<model>/`` in the run folder holds, after every finished epoch:
+
+* ``epoch-<k>.weights.h5``: the model and optimizer state after k epochs, written to a
+  temporary name and renamed (Keras' ``BackupAndRestore`` writes in place, so a kill
+  during the write leaves a truncated file that blocks every rerun);
+* ``progress.json``, written after the weights (atomically): every finished epoch's wall
+  seconds, its session and its logs, and which checkpoints exist.
+
+A kill at any point leaves ``progress.json`` naming a complete checkpoint. The last two
+checkpoints are kept: one that does not load is reported and the previous one is used,
+or, with none left, training starts over (never a traceback). The history CSV is written
+from ``progress.json``, so it always holds each finished epoch exactly once. The state is
+discarded by the caller only after the final weights are saved.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import shutil
+import time
+from typing import List, Optional
+
+import keras
+
+from tf_lottery.core.faults import crash_point
+from tf_lottery.core.io import atomic_path, ensure_free_space, state_bytes, write_json_atomic, write_text_atomic
+from tf_lottery.core.log import log
+
+_KEPT_CHECKPOINTS = 2
+
+
+def state_folder(workdir: str, name: str) -> str:
+    """The resume state folder of model ``name`` in ``workdir``."""
+    return os.path.join(workdir, f"resume_{name}")
+
+
+def discard(workdir: str, name: str) -> None:
+    """Removes the resume state of ``name`` (once its final weights are saved)."""
+    shutil.rmtree(state_folder(workdir, name), ignore_errors=True)
+
+
+def history_csv(epochs: List[dict]) -> str:
+    """The CSV of the finished epochs' logs (``epoch`` first, then the log keys sorted, as
+    Keras' ``CSVLogger`` writes it)."""
+    keys = sorted({key for record in epochs for key in record["logs"]})
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["epoch", *keys])
+    for record in epochs:
+        writer.writerow([record["epoch"], *[record["logs"].get(k, "") for k in keys]])
+    return out.getvalue()
+
+
+class EpochCheckpoint(keras.callbacks.Callback):
+    """Times every epoch and saves the training state after it (see the module docstring).
+
+    Call :meth:`restore` before ``fit`` (and start ``fit`` at the epoch it returns). Put the
+    callback last, so the ones that save files of their own at the end of an epoch (θ_i)
+    have done so before the epoch counts as finished.
+
+    Args:
+        workdir: The run folder.
+        name: The model's name in the run ("dense", "ticket").
+        history_path: Where the history CSV goes.
+
+    Attributes:
+        epochs: Every finished epoch (this session's and the ones before a resume):
+            ``{"epoch", "seconds", "setup_seconds", "session", "logs"}``.
+        resumed_from: The epoch count this session started from (0 for a fresh start).
+    """
+
+    def __init__(self, workdir: str, name: str, history_path: str):
+        super().__init__()
+        self.folder = state_folder(workdir, name)
+        self.name, self.history_path = name, history_path
+        self.epochs: List[dict] = []
+        self.resumed_from = 0
+        self._session = 0
+
+    # --- loading ------------------------------------------------------------------------
+
+    def _progress(self) -> Optional[dict]:
+        path = os.path.join(self.folder, "progress.json")
+        if not os.path.exists(path):
+            return None
+        try:
+            with open(path) as handle:
+                progress = json.load(handle)
+            if not isinstance(progress, dict):
+                raise ValueError("not a JSON object")
+            return progress
+        except (OSError, ValueError) as error:
+            log(f"{self.name}: resume state {path} is unreadable ({error}); training from the start")
+            return None
+
+    def restore(self, model: keras.Model, gather=None) -> int:
+        """Loads the newest checkpoint that loads into ``model`` (compiled); returns its epoch count.
+
+        Returns 0 (train from the start) when there is none, saying why when one was unusable.
+
+        Args:
+            model: The compiled model.
+            gather: ``epoch -> [every worker's epoch]`` when several worker processes train
+                together (:func:`tf_lottery.runtime.distribute.gather_from_workers`): a kill can stop
+                one worker an epoch before another, so all of them resume from the newest
+                epoch every one of them has (two checkpoints are kept), or from the start.
+        """
+        progress = self._progress() or {}
+        epochs = progress.get("epochs", [])
+        available = sorted(progress.get("checkpoints", []), reverse=True)
+        if not available and gather is None:
+            return 0
+        if model.optimizer is not None and not model.optimizer.built:
+            model.optimizer.build(model.trainable_variables)
+        variables = list(model.weights) + (list(model.optimizer.variables) if model.optimizer is not None else [])
+        start = [v.numpy() for v in variables]  # a checkpoint that fails halfway must not leave its half behind
+        done = self._load_newest(model, available, epochs, variables, start)
+        while gather is not None:
+            every = gather(done)
+            if min(every) == max(every):
+                break
+            done = self._load_newest(model, [e for e in available if e <= min(every)], epochs, variables, start)
+        return done
+
+    def _load_newest(self, model, available, epochs, variables, start) -> int:
+        """Loads the first checkpoint of ``available`` that loads; returns its epoch count (0, with
+        the starting values back in place, when none does)."""
+        for done in available:
+            path = os.path.join(self.folder, f"epoch-{done}.weights.h5")
+            try:
+                model.load_weights(path)
+            except (OSError, ValueError) as error:
+                log(f"{self.name}: checkpoint {path} does not load ({str(error).splitlines()[0][:120]}); "
+                    "trying the one before")
+                continue
+            self.epochs = [e for e in epochs if e["epoch"] < done]
+            self.resumed_from = done
+            self._session = max(e["session"] for e in self.epochs) + 1 if self.epochs else 0
+            log(f"{self.name}: resuming after epoch {done} from {self.folder}")
+            return done
+        for variable, value in zip(variables, start):
+            variable.assign(value)
+        self.epochs, self.resumed_from = [], 0
+        if available:
+            log(f"{self.name}: no checkpoint in {self.folder} loads; training from the start")
+        self._session = max((e["session"] for e in epochs), default=-1) + 1
+        return 0
+
+    # --- callback -----------------------------------------------------------------------
+
+    def on_train_begin(self, logs=None):
+        self._train_begin = time.perf_counter()
+        self._first_epoch_of_session = True
+        write_text_atomic(self.history_path, history_csv(self.epochs))
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_begin = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        crash_point("batch")
+
+    def on_epoch_end(self, epoch, logs=None):
+        seconds = time.perf_counter() - self._epoch_begin
+        setup = self._epoch_begin - self._train_begin if self._first_epoch_of_session else 0.0
+        self._first_epoch_of_session = False
+        logs = {k: float(v) for k, v in (logs or {}).items()}
+        self.epochs.append({"epoch": epoch, "seconds": seconds, "setup_seconds": setup, "session": self._session,
+                            "logs": logs})
+        if all(math.isfinite(v) for v in logs.values()):  # a diverged epoch is never resumed from
+            self._save(epoch + 1)
+        write_text_atomic(self.history_path, history_csv(self.epochs))
+
+    def _save(self, done: int) -> None:
+        os.makedirs(self.folder, exist_ok=True)
+        ensure_free_space(self.folder, state_bytes(self.model))
+        with atomic_path(os.path.join(self.folder, f"epoch-{done}.weights.h5")) as temporary:
+            self.model.save_weights(temporary)
+            crash_point("checkpoint")
+        kept = sorted(_checkpoints(self.folder))[-_KEPT_CHECKPOINTS:]
+        write_json_atomic(os.path.join(self.folder, "progress.json"), {"epochs": self.epochs, "checkpoints": kept})
+        for stale in set(_checkpoints(self.folder)) - set(kept):
+            os.remove(os.path.join(self.folder, f"epoch-{stale}.weights.h5"))
+
+    # --- what the record reads ----------------------------------------------------------
+
+    def timing(self, images_per_epoch: int) -> dict:
+        """Timing of every finished epoch, this session's and earlier ones (see :func:`timing_of`)."""
+        return timing_of(self.epochs, images_per_epoch)
+
+
+def timing_of(epochs: List[dict], images_per_epoch: int) -> dict:
+    """Timing of finished epochs (``{"seconds", "setup_seconds", "session"}`` each).
+
+    ``train_seconds`` sums the epochs and each session's set-up before its first epoch
+    (tracing, building the pipeline); ``images_per_second`` leaves out the first epoch of
+    every session (it includes tracing) unless no other is left; ``sessions`` counts the
+    processes that trained (more than 1: resumed after an interruption).
+    """
+    epoch_seconds = [e["seconds"] for e in epochs]
+    steady = [e["seconds"] for e in epochs if e["setup_seconds"] == 0.0]
+    note = "over the epochs after the first of each session (the first includes tracing)"
+    if not steady:
+        steady, note = epoch_seconds, "every epoch was the first of its session: includes tracing"
+    return {
+        "train_seconds": sum(epoch_seconds) + sum(e["setup_seconds"] for e in epochs),
+        "epoch_seconds": epoch_seconds,
+        "epochs_timed": len(epoch_seconds),
+        "images_per_second": images_per_epoch * len(steady) / sum(steady) if sum(steady) > 0 else None,
+        "images_per_second_note": note,
+        "sessions": len({e["session"] for e in epochs}),
+    }
+
+
+def _checkpoints(folder: str) -> List[int]:
+    """Epoch counts of the complete checkpoints in ``folder`` (temporaries start with a dot)."""
+    return [int(n[len("epoch-"):-len(".weights.h5")]) for n in os.listdir(folder)
+            if n.startswith("epoch-") and n.endswith(".weights.h5")]
