@@ -11,12 +11,14 @@ STAMP  := $(VENV)/.installed
 demo: setup data
 	$(BIN)/tf-lottery $(ARGS)
 
-# One pytest worker per core (pytest-xdist); a test file stays on one worker, so its
+# The layering contract first (import-linter, setup.cfg), then one pytest worker per core
+# (pytest-xdist); a test file stays on one worker, so its
 # module fixtures (trained runs) are built once. JOBS=0 runs in this process. The slow
 # tests (kills at every crash point) stay in one process, as measured.
 JOBS ?= auto
 
 test: setup
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest -q -n $(JOBS) --dist loadfile $(PYTEST_ARGS)
 
 test-slow: setup
