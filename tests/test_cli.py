@@ -4,6 +4,9 @@ import sys
 
 import pytest
 
+import tf_lottery as tl
+from tf_lottery import cli
+
 
 def _run(*args):
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
@@ -117,3 +120,24 @@ def test_the_quick_demo(tmp_path):
     assert saved["data"] == {"train": 15000, "val": 1000, "test": 10000, "input_shape": [28, 28, 1]}
     assert saved["dense"]["test"]["accuracy"] > 0.6 and saved["ticket"]["test"]["accuracy"] > 0.6
     assert len(saved["ticket"]["removed"]) == 2
+
+
+def test_help_lists_the_flags_by_section_with_type_default_and_allowed_values():
+    text = cli.help_text()
+    titles = [line[:-1] for line in text.splitlines() if line.endswith(":") and not line.startswith(" ")]
+    assert titles[:9] == ["Examples", "run", "model", "data", "training", "method", "sweep", "evaluation", "runtime"]
+    assert any(t.startswith("model settings: --model=cifar_resnet") for t in titles)
+    assert "  --criterion  (one name; default: grasp)" in text
+    method = text.split("\nmethod:\n", 1)[1].split("\n\n", 1)[0]
+    assert "--criterion" in method and "--length" not in method  # each flag under its own section
+    for flag in cli.OPTIONS:
+        assert f"  --{flag}  (" in text, flag
+    allowed = text.split("  --criterion  (one name; default: grasp)\n", 1)[1].split("\n  --", 1)[0]
+    for name in tl.criteria.names():
+        assert name in allowed
+
+
+def test_help_is_printed_by_the_command_and_exits_zero():
+    done = _run("--help")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "runtime:" in done.stdout and "--strategy  (" in done.stdout and "Traceback" not in done.stderr

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import errno
 import sys
+import textwrap
 from typing import Dict, List
 
 from absl import app, flags, logging
@@ -24,7 +25,7 @@ from tf_lottery.runtime import distribute
 from tf_lottery.core import options
 from tf_lottery.experiments import runs
 from tf_lottery import training
-from tf_lottery.config import SECTIONS, Config
+from tf_lottery.config import SECTIONS, Config, reference
 from tf_lottery.core.log import log
 from tf_lottery.core.registry import UnknownNameError
 
@@ -172,8 +173,42 @@ def main(argv) -> int:
     return 0
 
 
+HELP_FLAGS = ("-h", "-?", "--help", "--helpshort")
+
+
+def help_text(width: int = 100) -> str:
+    """What ``tf-lottery --help`` prints: the examples, then tf_lottery's own flags by section,
+    each with its type, default and allowed values (:mod:`tf_lottery.config.reference`).
+
+    Example:
+        >>> "--criterion" in help_text() and "method:" in help_text()
+        True
+    """
+    examples = __doc__.split("Examples:\n", 1)[1].rstrip()
+    lines = ["tf-lottery: layer lottery tickets at initialization, in Keras 3. With no flags it runs the offline",
+             "quick demo. Every setting is a --flag; --flagfile=FILE reads flags from a file.", "", "Examples:",
+             examples, ""]
+    for title, declared in reference.option_groups():
+        lines.append(f"{title}:")
+        for option in declared:
+            about = reference.describe(option)
+            lines.append(f"  {about['flag']}  ({about['type']}; default: {about['default']})")
+            text = about["help"] + (f" Allowed: {about['allowed']}." if about["allowed"] else "")
+            lines += textwrap.wrap(text, width, initial_indent="      ", subsequent_indent="      ")
+        lines.append("")
+    lines.append("--helpfull lists absl's and TensorFlow's flags as well.")
+    return "\n".join(lines)
+
+
 def run() -> None:
-    """Console-script entry point: takes no arguments, as setuptools requires."""
+    """Console-script entry point: takes no arguments, as setuptools requires.
+
+    ``--help`` (``-h``, ``--helpshort``) prints :func:`help_text` and exits 0; absl's own help,
+    which lists only the flags of the script's module, is left to ``--helpfull``.
+    """
+    if any(arg in HELP_FLAGS for arg in sys.argv[1:]):
+        print(help_text())
+        sys.exit(0)
     app.run(main)
 
 
