@@ -30,7 +30,7 @@ def _log_probabilities(forward, images, params, batch_size):
 
 
 @register("kl", prune_first="low", needs="images", when="trained",
-               summary="KL(intact || block silenced) of the softmax outputs (Luo & Wu 2020)")
+          summary="KL(intact || block silenced) of the softmax outputs (Luo & Wu 2020)")
 def kl(model, data, batch_size: int = 256) -> Dict[str, float]:
     """Block scores from the KL divergence of silencing each block (see module docstring)."""
     images, _ = base.as_batch(data, need_labels=False)

@@ -36,7 +36,7 @@ def magnitude(model, data=None, aggregation: str = "mean") -> Dict[str, float]:
 
 
 @register("magnitude_stage", prune_first="low", needs="nothing", when="any",
-               summary="magnitude divided by its stage's mean: comparable across stages")
+          summary="magnitude divided by its stage's mean: comparable across stages")
 def magnitude_stage(model, data=None, aggregation: str = "mean") -> Dict[str, float]:
     """Block magnitude divided by the mean magnitude of the blocks of its stage."""
     scores = magnitude(model, aggregation=aggregation)

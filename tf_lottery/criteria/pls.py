@@ -34,7 +34,7 @@ def vip(pls: PLSRegression) -> np.ndarray:
 
 
 @register("pls", prune_first="low", needs="labelled_batch", when="trained",
-               summary="mean VIP of a PLS fit of pooled block outputs to labels (Jordao et al. 2020)")
+          summary="mean VIP of a PLS fit of pooled block outputs to labels (Jordao et al. 2020)")
 def pls(model, data, n_components: int = 2, batch_size: int = 256) -> Dict[str, float]:
     """Block scores from PLS-VIP (see module docstring).
 

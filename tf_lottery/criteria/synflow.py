@@ -121,7 +121,7 @@ def synflow_weight_scores(model, data=None) -> Dict[str, np.ndarray]:
 
 
 @register("synflow", prune_first="low", needs="nothing", when="init",
-               summary="theta * dR/dtheta, all-ones input, |theta| (Tanaka et al. 2020)")
+          summary="theta * dR/dtheta, all-ones input, |theta| (Tanaka et al. 2020)")
 def synflow(model, data=None, aggregation: str = "mean") -> Dict[str, float]:
     """Block scores from SynFlow (see module docstring)."""
     return base.aggregate(model, synflow_weight_scores(model), aggregation)
