@@ -1,25 +1,30 @@
 # Two commands do everything on a fresh machine (see README):
 #   make demo   set up, then run the main job
-#   make test   set up, then run the default test suite
+#   make test   set up, then check the layering, build the docs and run the default test suite
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-slow setup data clean
+.PHONY: demo test test-slow docs setup data clean
 
 demo: setup data
 	$(BIN)/tf-lottery $(ARGS)
 
-# The layering contract first (import-linter, setup.cfg), then one pytest worker per core
-# (pytest-xdist); a test file stays on one worker, so its
-# module fixtures (trained runs) are built once. JOBS=0 runs in this process. The slow
+# The layering contract first (import-linter, setup.cfg), then the docs (-W), then one pytest
+# worker per core (pytest-xdist); a test file stays on one worker, so its module fixtures
+# (trained runs) are built once. JOBS=0 runs in this process. The slow
 # tests (kills at every crash point) stay in one process, as measured.
 JOBS ?= auto
 
 test: setup
 	$(BIN)/lint-imports --no-cache
+	$(MAKE) --no-print-directory docs
 	$(BIN)/python -m pytest -q -n $(JOBS) --dist loadfile $(PYTEST_ARGS)
+
+# The documentation site, warnings as errors (a broken reference or a stale name fails).
+docs: setup
+	cd docs && TF_CPP_MIN_LOG_LEVEL=2 ../$(BIN)/sphinx-build -W --keep-going -q -b html . _build/html
 
 test-slow: setup
 	$(BIN)/python -m pytest -q -m slow $(PYTEST_ARGS)
@@ -30,7 +35,7 @@ setup: $(STAMP)
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e ".[test]"
+	$(BIN)/python -m pip install -q -e ".[test,docs]"
 	touch $(STAMP)
 
 # Fashion-MNIST from Debian (installs offline from the package mirror); skipped when present.
@@ -40,4 +45,4 @@ data:
 	  echo "warning: could not install dataset-fashion-mnist (needs root and apt); see README"
 
 clean:
-	rm -rf $(VENV) *.egg-info
+	rm -rf $(VENV) *.egg-info docs/_build

@@ -1,4 +1,4 @@
-"""Exports as TF pipelines consume them: raw images in, TFLite, TF Serving, and the README's examples.
+"""Exports as TF pipelines consume them: raw images in, TFLite, TF Serving, and the serving page's examples.
 
 Everything a consumer runs happens in a fresh process where importing tf_lottery is
 impossible (``sys.modules["tf_lottery"] = None``).
@@ -18,7 +18,7 @@ from tf_lottery import experiments
 from tf_lottery.export import serving
 from tf_lottery.config import Config
 
-README = os.path.join(os.path.dirname(__file__), "..", "..", "README.md")
+SERVING_PAGE = os.path.join(os.path.dirname(__file__), "..", "..", "docs", "howto", "serving.md")  # the serving page
 
 _PRELUDE = """
 import json, sys
@@ -29,8 +29,8 @@ EXPORT, images, labels = sys.argv[1], np.load(sys.argv[2]), np.load(sys.argv[3])
 
 
 def readme_examples() -> dict:
-    """``{name: (language, code)}`` of the README blocks marked ``<!-- example: name -->``."""
-    text = open(README).read()
+    """``{name: (language, code)}`` of the serving page's blocks marked ``<!-- example: name -->``."""
+    text = open(SERVING_PAGE).read()
     found = re.findall(r"<!-- example: (\w+) -->\n```(\w+)\n(.*?)```", text, flags=re.S)
     return {name: (language, code) for name, language, code in found}
 
@@ -74,7 +74,7 @@ for bad in (images.astype("float32"), images[:, :8], images[..., :1]):   # dtype
 
 @pytest.mark.parametrize("side", ["dense", "ticket"])
 def test_raw_images_give_the_recorded_test_accuracy_and_bad_ones_are_refused(run, side):
-    """One TensorFlow-only process per side: the README's serve and tf.data examples, then
+    """One TensorFlow-only process per side: the serving page's serve and tf.data examples, then
     three bad inputs (a float image, a wrong height, a wrong channel count)."""
     config, result, folder = run
     examples = readme_examples()

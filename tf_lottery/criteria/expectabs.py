@@ -1,7 +1,7 @@
 """expectABS: the mean absolute activation of a block's output (after training).
 
 Tan and Motani, "DropNet: Reducing Neural Network Complexity via Iterative Pruning",
-ICML 2020, at block level as in the paper's Table 1: per channel, the mean |activation|
+ICML 2020, at block level as in the paper's Table 1: per channel, the mean ``|activation|``
 of the block output (post-add ReLU) over images and positions; the block's score is the
 mean over channels. Low = unimportant.
 """
@@ -18,7 +18,7 @@ from tf_lottery.criteria.features import block_outputs
 
 
 def expectabs_filters(model, groups, data, batch_size: int = 256) -> Dict[str, np.ndarray]:
-    """mean |activation| of the filter's feature map (after training)"""
+    """mean ``|activation|`` of the filter's feature map (after training)"""
     maps = base.group_activations(model, groups, base.images_of(data), batch_size)
     return {conv: np.abs(values).mean(axis=(0, 1, 2)).astype("float64") for conv, values in maps.items()}
 

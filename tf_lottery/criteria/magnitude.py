@@ -23,7 +23,7 @@ def magnitude_weight_scores(model, data=None) -> Dict[str, np.ndarray]:
 
 
 def magnitude_filters(model, groups, data=None, aggregation: str = "mean") -> Dict[str, np.ndarray]:
-    """mean |w| over the filter's kernel (sum: its L1 norm)"""
+    """mean ``|w|`` over the filter's kernel (sum: its L1 norm)"""
     return base.per_filter(magnitude_weight_scores(model), groups, aggregation)
 
 

@@ -151,7 +151,8 @@ def register(name: str, *, prune_first: str, needs: str, when: str, summary: str
         raise ValueError(f"prune_first must be 'low' or 'high'; got {prune_first!r}")
     per_filter = None
     if filters is not None:
-        per_filter = FilterCriterion(name, filters, (inspect.getdoc(filters) or "").split("\n")[0])
+        summary_line = (inspect.getdoc(filters) or "").split("\n")[0].replace("``", "")  # plain text for listings
+        per_filter = FilterCriterion(name, filters, summary_line)
     return CRITERIA.entry(name, lambda fn: Criterion(name, fn, prune_first, needs, when, summary, per_filter))
 
 

@@ -1,4 +1,4 @@
-"""SNIP: connection sensitivity, |w * dL/dw| on one labelled batch at initialization.
+"""SNIP: connection sensitivity, ``|w * dL/dw|`` on one labelled batch at initialization.
 
 Lee, Ajanthan and Torr, "SNIP: Single-shot Network Pruning based on Connection
 Sensitivity", ICLR 2019. The saliency of a weight is the magnitude of the loss change
@@ -41,7 +41,7 @@ def snip_weight_scores(model, data) -> Dict[str, np.ndarray]:
 
 
 def snip_filters(model, groups, data, aggregation: str = "mean") -> Dict[str, np.ndarray]:
-    """mean |w * dL/dw| over the filter's kernel"""
+    """mean ``|w * dL/dw|`` over the filter's kernel"""
     return base.per_filter(snip_weight_scores(model, data), groups, aggregation)
 
 

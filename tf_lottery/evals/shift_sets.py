@@ -1,20 +1,20 @@
 """Published corruption and distribution-shift test sets, loaded for evaluation.
 
-=============  =======================================================  ===================
-name           what                                                     for models of
-=============  =======================================================  ===================
-cifar10_c      CIFAR-10-C (Hendrycks & Dietterich 2019): 19 corruptions  cifar10
-               x 5 severities of the CIFAR-10 test set; tfds
+=============  ==============================================================  ===================
+name           what                                                            for models of
+=============  ==============================================================  ===================
+cifar10_c      CIFAR-10-C (Hendrycks & Dietterich 2019): 19                    cifar10
+               corruptions x 5 severities of the CIFAR-10 test set; tfds
                ``cifar10_corrupted/<corruption>_<severity>`` (2.7 GiB)
-cifar10_1      CIFAR-10.1 (Recht et al. 2018), a new test set drawn      cifar10
+cifar10_1      CIFAR-10.1 (Recht et al. 2018), a new test set drawn            cifar10
                like the original; tfds ``cifar10_1`` (v6, 2,000 images)
-cifar10_2      CIFAR-10.2 (Lu et al. 2020), the paper's OOD set          cifar10
+cifar10_2      CIFAR-10.2 (Lu et al. 2020), the paper's OOD set                cifar10
                (its Table 5); not in tfds: the authors'
                ``cifar102_test.npz`` (keys ``images``, ``labels``) from
                ``--shift_dir``
-mnist_c        MNIST-C (Mu & Gilmer 2019): 15 corruptions of the MNIST   mnist
+mnist_c        MNIST-C (Mu & Gilmer 2019): 15 corruptions of the MNIST         mnist
                test set; tfds ``mnist_corrupted/<corruption>``
-=============  =======================================================  ===================
+=============  ==============================================================  ===================
 
 tfds sets are read from ``--shift_dir`` (a tfds ``data_dir``; default tfds' own) and
 downloaded only with ``--shift_download``; a set that is not there fails at once, naming the set,

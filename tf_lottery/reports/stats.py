@@ -39,7 +39,7 @@ VERDICTS = ("wins", "loses", "within noise", "one seed")
 
 
 def t_quantile(confidence: float, degrees: int) -> float:
-    """The two-sided Student's t quantile: ``t`` with P(|T| <= t) = ``confidence``.
+    """The two-sided Student's t quantile: ``t`` with ``P(|T| <= t)`` = ``confidence``.
 
     Raises:
         ValueError: for a confidence outside (0, 1) or fewer than 1 degree of freedom.
