@@ -261,3 +261,19 @@ def test_the_table_5_flagfiles_measure_exactly_the_runs_of_table_4(name):
     assert robustness.experiment == "robustness"
     assert {"corruptions", "adversarial", "cka"} <= set(robustness.evaluation.evals)
     assert [p.digest("ticket") for p in points(robustness)] == [p.digest("ticket") for p in points(table4)]
+
+
+def test_a_sweep_report_draws_only_the_plots_its_evaluations_measured(tmp_path):
+    """--evals without ``cost`` (no FLOPs) or without ``clean`` (no accuracy): the report and the other plots."""
+    config = Config.create(experiment="sweep")
+    no_flops = [dataclasses.replace(r, dense_flops=None, ticket_flops=None, flops_reduction_pct=None,
+                                    flops_implied_speedup_x=None) for r in ROWS]
+    text = report.write(config, no_flops, str(tmp_path))
+    assert sorted(f for f in os.listdir(tmp_path) if f.endswith(".png")) == ["accuracy_difference.png"]  # no curves
+    assert "(accuracy_difference.png)" in text and "speedup.png" not in text and "accuracy_vs_flops.png" not in text
+    assert "accuracy_vs_time.png)" not in text
+    no_accuracy = [dataclasses.replace(r, accuracy_pp=None, dense_accuracy=None, ticket_accuracy=None) for r in ROWS]
+    (tmp_path / "b").mkdir()
+    text = report.write(config, no_accuracy, str(tmp_path / "b"))
+    assert sorted(f for f in os.listdir(tmp_path / "b") if f.endswith(".png")) == ["speedup.png"]
+    assert "unavailable" in text and "(speedup.png)" in text

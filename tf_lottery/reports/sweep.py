@@ -25,10 +25,7 @@ def write(config: Config, rows: List[SweepRow], folder: str) -> str:
     """Writes report.md and the plots of a sweep into ``folder``; returns the report's text."""
     lottery = rows[0].rewinds
     x_key = "rewind_epoch" if lottery and len(ordered_values(rows, "p")) == 1 else "p"
-    plots.accuracy_difference(rows, x_key, os.path.join(folder, "accuracy_difference.png"))
-    plots.accuracy_vs_flops(rows, os.path.join(folder, "accuracy_vs_flops.png"))
-    plots.speedup_vs_flops_implied(rows, os.path.join(folder, "speedup.png"))
-    plots.accuracy_vs_time(rows, os.path.join(folder, "accuracy_vs_time.png"))
+    drawn = _draw_plots(rows, x_key, folder)
     seeds = ordered_values(rows, "seed")
     depth = model_depth(config)
     setup = (f"{config.data.dataset}, {model_label(config)}, {recipe_text(config)}, "
@@ -60,16 +57,40 @@ def write(config: Config, rows: List[SweepRow], folder: str) -> str:
         "## Statistics: paired differences per cell", "", statistics_table(rows, keys, paper_of), "",
         f"Verdicts: {verdict_counts(rows, keys)}. {STATISTICS_NOTE}", "",
         "## Time to the dense network's final accuracy", "", time_to_dense_table(rows, keys), "", TIME_NOTE, "",
-        "![accuracy vs time](accuracy_vs_time.png)", "",
+        *(["![accuracy vs time](accuracy_vs_time.png)", ""] if "accuracy_vs_time.png" in drawn else []),
         "## Table 4 shape: efficiency (% less than dense; speed-up in x)", "", table4(rows, depth), "",
         f"Training speed-up = dense training time / ticket training time, measured (wall clock, whole "
         f"`fit`){'; a rewound ticket trains n - i epochs, so its time ratio includes the shorter schedule' if lottery else ''}. "
         "Images/s ratio = ticket / dense training throughput after the first epoch: the per-step gain alone. "
         f"CO2 from {energy} (see each run's result.json for its mode). FLOPs, params and memory are computed "
         "from the graph.", "",
-        "![accuracy difference](accuracy_difference.png)", "![accuracy vs FLOPs](accuracy_vs_flops.png)",
-        "![speed-up](speedup.png)", "",
+        *[f"![{title}]({name})" for name, title in drawn.items() if name != "accuracy_vs_time.png"], "",
     ]
     text = "\n".join(parts)
     write_text_atomic(os.path.join(folder, "report.md"), text)
     return text
+
+
+def _draw_plots(rows: List[SweepRow], x_key: str, folder: str) -> dict:
+    """Draws the sweep's plots whose measurements the rows hold; returns ``{file: title}`` of those drawn.
+
+    Accuracy needs the ``clean`` evaluation and FLOPs the ``cost`` one: a sweep run with
+    ``--evals`` lacking either gets the other plots (and the tables say "unavailable"); the
+    accuracy-against-time plot needs learning curves (runs of 0.7 and later).
+    """
+    accuracy = all(r.accuracy_pp is not None for r in rows)
+    flops = all(r.ticket_flops is not None and r.dense_flops is not None for r in rows)
+    wanted = {
+        "accuracy_difference.png": ("accuracy difference", accuracy,
+                                    lambda path: plots.accuracy_difference(rows, x_key, path)),
+        "accuracy_vs_flops.png": ("accuracy vs FLOPs", accuracy and flops, lambda path: plots.accuracy_vs_flops(rows, path)),
+        "speedup.png": ("speed-up", flops, lambda path: plots.speedup_vs_flops_implied(rows, path)),
+        "accuracy_vs_time.png": ("accuracy vs time", any(r.ticket_curve for r in rows),
+                                 lambda path: plots.accuracy_vs_time(rows, path)),
+    }
+    drawn = {}
+    for name, (title, measured, draw) in wanted.items():
+        if measured:
+            draw(os.path.join(folder, name))
+            drawn[name] = title
+    return drawn
