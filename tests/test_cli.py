@@ -141,3 +141,27 @@ def test_help_is_printed_by_the_command_and_exits_zero():
     done = _run("--help")
     assert done.returncode == 0, done.stderr[-2000:]
     assert "runtime:" in done.stdout and "--strategy  (" in done.stdout and "Traceback" not in done.stderr
+
+
+def _run_quietly(*args):
+    env = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
+    return subprocess.run([sys.executable, "-m", "tf_lottery.cli", *args], capture_output=True, text=True,
+                          env={**env, "CUDA_VISIBLE_DEVICES": ""}, timeout=300)
+
+
+def test_the_command_starts_without_tensorflows_cpp_lines_and_verbosity_brings_them_back():
+    quiet = _run_quietly("--experiment=describe", "--depth=8", "--dataset=synthetic")
+    assert quiet.returncode == 0, quiet.stderr[-2000:]
+    for noise in ("absl::InitializeLog", "cudart_stub", "cpu_feature_guard", "cuInit"):
+        assert noise not in quiet.stderr, quiet.stderr[-2000:]
+    assert "resnet8" in quiet.stdout
+    verbose = _run_quietly("--experiment=describe", "--depth=8", "--dataset=synthetic", "--verbosity=0")
+    assert verbose.returncode == 0 and "absl::InitializeLog" in verbose.stderr  # held back, then printed
+    help_ = _run_quietly("--help")
+    assert help_.returncode == 0 and "absl::InitializeLog" not in help_.stderr and "Traceback" not in help_.stderr
+
+
+def test_the_quieting_leaves_an_imported_tensorflow_alone():
+    from tf_lottery.core import quiet
+
+    assert quiet.quiet_tensorflow_startup() is False  # TensorFlow is imported in this process already

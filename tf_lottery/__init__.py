@@ -25,20 +25,24 @@ Example:
     >>> ticket = tl.surgery.remove_blocks(model, ["stage1_block2"])
 """
 
-from tf_lottery import (
+from tf_lottery.core.quiet import quiet_tensorflow_startup
+
+quiet_tensorflow_startup()  # before any import of TensorFlow: its C++ start-up lines stay off the terminal
+
+from tf_lottery import (  # noqa: E402
     config, core, criteria, data, evals, experiments, export, graph, legacy, models, reports, results, runtime,
     surgery, tickets, training,
 )
-from tf_lottery.config import Config
-from tf_lottery.core import registry
-from tf_lottery.export import serving
-from tf_lottery.graph import cost
-from tf_lottery.reports import paper, stats
-from tf_lottery.results import curves, records
-from tf_lottery.runtime import carbon, distribute
-from tf_lottery.surgery import filters
-from tf_lottery.tickets import TicketResult, find_ticket
-from tf_lottery.training import resume
+from tf_lottery.config import Config  # noqa: E402
+from tf_lottery.core import registry  # noqa: E402
+from tf_lottery.export import serving  # noqa: E402
+from tf_lottery.graph import cost  # noqa: E402
+from tf_lottery.reports import paper, stats  # noqa: E402
+from tf_lottery.results import curves, records  # noqa: E402
+from tf_lottery.runtime import carbon, distribute  # noqa: E402
+from tf_lottery.surgery import filters  # noqa: E402
+from tf_lottery.tickets import TicketResult, find_ticket  # noqa: E402
+from tf_lottery.training import resume  # noqa: E402
 
 # The 0.7 names of packages that were renamed (their old import paths are listed in the README's upgrade notes).
 methods = tickets

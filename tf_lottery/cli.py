@@ -22,7 +22,7 @@ from absl import app, flags, logging
 
 from tf_lottery import experiments, models
 from tf_lottery.runtime import distribute
-from tf_lottery.core import options
+from tf_lottery.core import options, quiet
 from tf_lottery.experiments import runs
 from tf_lottery import training
 from tf_lottery.config import SECTIONS, Config, reference
@@ -141,6 +141,8 @@ def main(argv) -> int:
         raise app.UsageError(f"unexpected arguments {argv[1:]}; every setting is a --flag")
     if not FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)  # TensorFlow's INFO lines drown the progress otherwise
+    else:
+        sys.stderr.write(quiet.startup_output())  # TensorFlow's C++ start-up lines, held back on import
     config = config_from_flags()
     try:
         if experiments.get(config.experiment).scope is not None:
