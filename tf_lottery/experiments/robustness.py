@@ -47,6 +47,7 @@ from tf_lottery.config.experiments import register
 from tf_lottery.experiments.stages import trained_dense
 from tf_lottery.core.io import write_json_atomic
 from tf_lottery.core.log import log
+from tf_lottery.core.progress import Progress
 from tf_lottery.experiments.rows import blocks_removed
 from tf_lottery.results.records import RunRecord
 from tf_lottery.experiments.runs import RunFolder
@@ -137,12 +138,13 @@ def robustness(config: Config) -> RobustnessResult:
     log(f"robustness: {len(found)} runs ({', '.join(wanted)}), report in {folder}")
     rows, data_cache, dense_cache = [], {}, {}
     in_order = sorted(found, key=lambda t: (repr(t.config.data_options()), t.config.seed))  # load data once each
+    progress = Progress(len(in_order))
     for number, target in enumerate(in_order, 1):
         options = target.config.data_options()
         if options not in data_cache:
             data_cache.clear()
             data_cache[options] = prepare(options, config.data_mean_dir())
-        log(f"robustness {number}/{len(found)}: {target.ticket_folder or 'dense run of seed %d' % target.config.seed}")
+        log(f"robustness {progress.status(number)}: {target.ticket_folder or 'dense run of seed %d' % target.config.seed}")
         keras.utils.set_random_seed(target.config.seed)
         rows.append(_measure(measuring, data_cache[options], target, dense_cache))
     os.makedirs(folder, exist_ok=True)

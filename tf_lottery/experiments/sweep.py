@@ -28,6 +28,7 @@ from tf_lottery.data import prepare
 from tf_lottery.config.experiments import EXPERIMENTS, register
 from tf_lottery.experiments.stages import check_data, check_execution, dense_model
 from tf_lottery.core.log import log
+from tf_lottery.core.progress import Progress
 from tf_lottery.experiments.rows import sweep_row
 from tf_lottery.results.records import SweepRow
 from tf_lottery.experiments.runs import RunFolder
@@ -115,10 +116,11 @@ def run_points(config: Config, runs: list[Config], write_report) -> SweepResult:
         folder.start()
         log(f"{config.experiment}: {len(runs)} runs, folder {folder.path}")
         rows = []
+        progress = Progress(len(runs))
         for number, point in enumerate(runs, 1):
             experiment = EXPERIMENTS.get(point.experiment)
             method = point.method
-            log(f"{config.experiment} run {number}/{len(runs)}: seed {point.seed}, {method.type}"
+            log(f"{config.experiment} run {progress.status(number)}: seed {point.seed}, {method.type}"
                 + (f", p={method.num_blocks}, {method.criterion}" if "criterion" in METHODS.get(method.type).fields
                    else "")
                 + (f", rewind={method.rewind} to epoch {method.rewind_epoch}" if experiment.rewinds else ""))
