@@ -211,3 +211,25 @@ def test_tflite_refuses_an_antialiased_resize_with_the_reason(tmp_path):
         tl.export.save_model(model, str(tmp_path / "small"), preprocessing=serving.Preprocessing.from_data(data),
                              tflite=True)
     assert not os.path.exists(tmp_path / "small")  # nothing half-written
+
+
+def test_the_examples_serve_an_export_made_from_python_as_the_api_tour_makes_it(tmp_path):
+    """The Python API tour's export (``save_ticket`` with the data's preprocessing and TFLite), served by
+    the serving page's examples in a TensorFlow-only process."""
+    data = tl.data.prepare(tl.data.DataOptions("synthetic", train_size=256, val_size=64, test_size=128))
+    model = tl.models.cifar_resnet(20, input_shape=data.input_shape, num_classes=data.num_classes)
+    x, y = tl.criteria.class_balanced_batch(*data.splits["train"], per_class=10)
+    result = tl.find_ticket(model, "grasp", num_blocks=2, data=(x, y))
+    preprocessing = tl.serving.Preprocessing.from_data(data)
+    export = tl.export.save_ticket(result, str(tmp_path / "ticket"), preprocessing=preprocessing, tflite=True)
+    images, labels = tl.data.get("synthetic").load(None, False, 0)["test"]
+    np.save(tmp_path / "images.npy", images)
+    np.save(tmp_path / "labels.npy", labels)
+    examples = readme_examples()
+    check = (examples["serve"][1] + examples["tfdata"][1] + examples["tflite"][1] +
+             "\nprint(json.dumps({'n': len(labels), 'tf_data_agrees': bool(np.array_equal(np.array(classes), "
+             "out['class'].numpy())), 'tflite_agreement': float(np.mean(tflite_classes == out['class'].numpy()))}))\n")
+    done = _consume(check, export, tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    got = json.loads(done.stdout.strip().splitlines()[-1])
+    assert got["n"] == len(labels) and got["tf_data_agrees"] and got["tflite_agreement"] >= 0.99
