@@ -7,8 +7,8 @@ Example:
     >>> groups = option_groups()
     >>> [title for title, _ in groups][:3]
     ['run', 'model', 'data']
-    >>> describe(dict(groups)["method"][0])["default"]
-    'grasp'
+    >>> describe(dict(groups)["method"][0])["flag"], describe(dict(groups)["method"][0])["default"]
+    ('--method', 'blocks')
 """
 
 from __future__ import annotations
