@@ -131,9 +131,14 @@ def config_from_flags() -> Config:
     values = {name: _value(OPTIONS[name]) for name in layout
               if layout[name][0] != "model.settings" or FLAGS[name].present}
     try:
-        return Config.create(**values)
-    except (ValueError, UnknownNameError) as error:
+        config = Config.create(**values)
+    except (ValueError, TypeError, UnknownNameError) as error:
         raise app.UsageError(str(error)) from None
+    if FLAGS["from"].present and not experiments.get(config.experiment).takes_from:
+        takers = ", ".join(n for n in experiments.EXPERIMENTS.names() if experiments.get(n).takes_from)
+        raise app.UsageError(f"--experiment={config.experiment} takes no --from (it would be ignored); the "
+                             f"experiments that read run folders: {takers}")
+    return config
 
 
 def main(argv) -> int:
@@ -165,10 +170,11 @@ def main(argv) -> int:
         else:
             print(f"tf-lottery: error: {error}", file=sys.stderr)
         return 2
-    except (ValueError, KeyError, RuntimeError) as error:
-        # Bad values found past flag parsing (an impossible p, a missing dataset, ...):
-        # one clear line and a non-zero exit. Files already written are complete.
-        print(f"tf-lottery: error: {error}", file=sys.stderr)
+    except (ValueError, TypeError, KeyError, RuntimeError) as error:
+        # Bad values found past flag parsing (an impossible p, a missing dataset, a damaged run
+        # file): one clear line and a non-zero exit. Files already written are complete.
+        message = f"missing key {error}" if isinstance(error, KeyError) else str(error)
+        print(f"tf-lottery: error: {' '.join(message.split())}", file=sys.stderr)
         return 2
     finally:
         distribute.deactivate()

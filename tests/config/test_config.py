@@ -132,7 +132,7 @@ def test_identity_is_declared_per_section():
          "unknown evaluation 'robustness'; valid names: adversarial, cka, clean, corruptions, cost, latency, shift_sets"),
         (dict(method="channels"), "unknown method 'channels'; valid names: blocks, filter_masks, filters, imp"),
         (dict(depth=33), r"depth must be 6n\+2 with n >= 1"),
-        (dict(keep_epochs=(2, 2)), r"keep_epochs takes distinct integers >= 0; got \[2, 2\]"),
+        (dict(keep_epochs=(2, 2)), "keep_epochs lists 2 twice; got 2,2: give each value once"),
         (dict(deepth=20), r"unknown config keys \['deepth'\]"),
     ],
 )

@@ -58,7 +58,8 @@ class Config:
     """
 
     experiment: str = choice("init_ticket", EXPERIMENTS, "What to run.")
-    seed: int = integer(0, "Seed of θ0, the data split and order, and the scoring batch.")
+    seed: int = integer(0, "Seed of θ0, the data split and order, and the scoring batch.", lower_bound=0,
+                        upper_bound=2**31 - 1, why="numpy's and TensorFlow's seeds are 32-bit")
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     training: TrainingConfig = dataclasses.field(default_factory=TrainingConfig)
@@ -135,6 +136,27 @@ class Config:
                 values.pop(name.name)
         return dataclasses.replace(Config.create(**{**values, **flat}), execution=self.execution)
 
+    def command_line(self) -> str:
+        """The ``tf-lottery`` command that runs this config: its experiment and every setting that
+        differs from its default, as flags (what an error message tells the user to rerun).
+
+        Example:
+            >>> Config.create(depth=32, sweep_seeds=(0, 1), export=False).command_line()
+            'tf-lottery --depth=32 --noexport --sweep_seeds=0,1'
+        """
+        default = Config.create(model=self.model.type).flat()
+        words = ["tf-lottery"]
+        for name, value in sorted(self.flat().items()):
+            if value == default.get(name) or value is None:  # None: implied by another flag (--fraction)
+                continue
+            if isinstance(value, bool):
+                words.append(f"--{name}" if value else f"--no{name}")
+            elif isinstance(value, tuple):
+                words.append(f"--{name}={','.join(map(str, value))}")
+            else:
+                words.append(f"--{name}={'' if value is None else value}")
+        return " ".join(words)
+
     def bound(self, execution=None) -> "Config":
         """This config bound to an execution (default: the current one): its identity then keeps
         that execution's part whatever strategy the process that reads it runs under."""
@@ -157,13 +179,19 @@ class Config:
         """Inverse of :meth:`to_dict`; also reads the flat ``config.json`` of tf_lottery 0.1.
 
         Raises:
+            TypeError: for ``values`` that are not a dict (a ``config.json`` holding a list).
             ValueError: naming unknown keys.
         """
+        if not isinstance(values, dict):
+            raise TypeError(f"a config is a JSON object of sections; got {type(values).__name__}")
         if not isinstance(values.get("model", {}), dict):  # 0.1: one flat dict, "model" a name
             return cls.create(**values)
         unknown = sorted(set(values) - {"experiment", "seed", "execution", *SECTIONS})
         if unknown:
             raise ValueError(f"unknown config keys {unknown}")
+        wrong = [name for name in SECTIONS if name in values and not isinstance(values[name], dict)]
+        if wrong:
+            raise TypeError(f"config section {wrong[0]!r} must be a JSON object; got {type(values[wrong[0]]).__name__}")
         sections = {name: kind.from_dict(values[name]) for name, kind in SECTIONS.items() if name in values}
         top = {k: values[k] for k in ("experiment", "seed") if k in values}
         execution = values.get("execution")

@@ -29,6 +29,7 @@ class Experiment:
         sweepable: Whether ``--sweep_experiment`` may name it.
         rewinds: Whether its ticket starts from the dense run's weights after
             ``rewind_epoch`` epochs (the dense run then keeps them).
+        takes_from: Whether it reads the run folders ``--from`` names (others refuse the flag).
     """
 
     name: str
@@ -36,12 +37,13 @@ class Experiment:
     scope: Optional[str]
     sweepable: bool = False
     rewinds: bool = False
+    takes_from: bool = False
 
     def __call__(self, config):
         return self.run(config)
 
 
-def register(name: str, *, scope: Optional[str], sweepable: bool = False, rewinds: bool = False):
+def register(name: str, *, scope: Optional[str], sweepable: bool = False, rewinds: bool = False,
+             takes_from: bool = False):
     """Decorator registering ``run`` as an :class:`Experiment`."""
-
-    return EXPERIMENTS.entry(name, lambda run: Experiment(name, run, scope, sweepable, rewinds))
+    return EXPERIMENTS.entry(name, lambda run: Experiment(name, run, scope, sweepable, rewinds, takes_from))

@@ -15,6 +15,7 @@ a run's identity (the hash naming its run folder) through ``IDENTITY``:
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import ClassVar, Optional
 
 from tf_lottery.config.experiments import EXPERIMENTS
@@ -33,6 +34,7 @@ from tf_lottery.tickets.filters import MATCHES
 from tf_lottery.models import MODELS
 from tf_lottery.core.options import boolean, choice, integer, integers, names, real, text
 from tf_lottery.training import NO_WARMUP, Recipe, parse_length
+from tf_lottery.training.recipe import canonical_drops
 
 REWINDS = ("weights", "lr", "reinit")
 SCHEDULES = ("oneshot", "iterative")
@@ -88,7 +90,8 @@ class ModelConfig(Section):
 
     type: str = choice("cifar_resnet", MODELS, "Model builder.", flag="model")
     input_shape: Optional[tuple] = integers(None, "Image height,width,channels (default: the dataset's).",
-                                            lower_bound=1)
+                                            lower_bound=1, distinct=False, upper_bound=4096,
+                                            why="larger images do not fit a training batch in memory")
     num_classes: Optional[int] = integer(None, "Classifier outputs (default: the dataset's).", lower_bound=1)
     settings: object = None  # the builder's settings dataclass (default: its defaults)
 
@@ -184,8 +187,12 @@ class TrainingConfig(Section):
                                   lower_bound=0)
 
     def __post_init__(self):
-        super().__post_init__()
+        # One spelling per length before anything is checked or hashed: 02ep and 2ep name one run.
         recipe = self.recipe()  # validates lengths and rates
+        object.__setattr__(self, "length", recipe.length)
+        object.__setattr__(self, "lr_drops", canonical_drops(recipe.lr_drops, recipe.length, inside=True))
+        object.__setattr__(self, "warmup", recipe.warmup)
+        super().__post_init__()
         _distinct("keep_epochs", self.keep_epochs)
         count, unit = parse_length(self.length)
         if self.keep_epochs and unit != "ep":
@@ -245,6 +252,13 @@ class MethodConfig(Section):
         super().__post_init__()
         if not 0 < self.imp_rate < 1:
             raise ValueError(f"--imp_rate must be in (0, 1); got {self.imp_rate}")
+        # Past the level that leaves one weight in a million, every further level prunes nothing
+        # real and retrains the whole recipe again.
+        most = max(1, math.floor(math.log(1e-6) / math.log(1 - self.imp_rate)))
+        if self.imp_levels > most:
+            raise ValueError(f"imp_levels must be <= {most} at --imp_rate={self.imp_rate:g}: {most} levels already "
+                             f"leave (1 - {self.imp_rate:g})^{most} < 1e-6 of the weights, and each level trains the "
+                             f"whole recipe again; got {self.imp_levels}")
         self.criterion_options(seed=0)  # an option the criterion does not take fails here
 
     def identity(self) -> dict:
@@ -271,7 +285,8 @@ class SweepConfig(Section):
     sweep_experiment: str = choice("init_ticket", _sweepable, "sweep: the experiment of each point.")
     sweep_num_blocks: tuple = integers((), "sweep: the values of p, e.g. 1,2,3,4,5 (empty: --num_blocks).")
     sweep_criteria: tuple = names((), "sweep: the criteria, e.g. snip,grasp (empty: --criterion).", choices=CRITERIA)
-    sweep_seeds: tuple = integers((), "sweep: the seeds, e.g. 0,1,2 (empty: --seed).")
+    sweep_seeds: tuple = integers((), "sweep: the seeds, e.g. 0,1,2 (empty: --seed).", upper_bound=2**31 - 1,
+                                  why="numpy's and TensorFlow's seeds are 32-bit")
     sweep_methods: tuple = names((), "sweep, compare: the methods, e.g. blocks,filters (empty: --method; compare: "
                                  "blocks,filters,filter_masks,imp).", choices=METHODS)
     sweep_rewinds: tuple = names((), "sweep (lottery): the rewind modes, e.g. weights,lr (empty: --rewind).",
@@ -294,8 +309,10 @@ class EvaluationConfig(Section):
     """What is measured on each trained model (results are cached per evaluation)."""
 
     evals: tuple = names(("clean", "cost", "latency"), "Evaluations of every trained model.", choices=EVALS)
-    latency_batch_sizes: tuple = integers((1, 128), "Batch sizes of the latency measurement.", lower_bound=1)
-    memory_batch_size: int = integer(128, "Batch size of the memory estimate.", lower_bound=1)
+    latency_batch_sizes: tuple = integers((1, 128), "Batch sizes of the latency measurement.", lower_bound=1,
+                                          upper_bound=65536, why="each batch is built in memory")
+    memory_batch_size: int = integer(128, "Batch size of the memory estimate.", lower_bound=1, upper_bound=2**31 - 1,
+                                     why="the estimate is an int64 count of bytes")
     robustness_examples: Optional[int] = integer(None, "corruptions, shift_sets: evaluate the first N images of "
                                                  "the test split and of each shift set's group (0 = all).",
                                                  lower_bound=0, zero_means_none=True)
@@ -377,6 +394,9 @@ class RuntimeConfig(Section):
 
     def __post_init__(self):
         super().__post_init__()
+        if not self.runs_dir or not self.runs_dir.strip():
+            raise ValueError("runs_dir is empty; name the folder of run folders (default: runs); it is created "
+                             "when missing")
         if len(self.carbon_country) != 3 or not self.carbon_country.isalpha():
             raise ValueError(f"carbon_country must be an ISO 3166 alpha-3 code such as USA or FRA; "
                              f"got {self.carbon_country!r}")

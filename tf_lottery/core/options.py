@@ -45,6 +45,9 @@ class Option:
             registry that cannot be imported where the option is declared; None: any.
         lower_bound: Smallest allowed number (integers) or list element.
         zero_means_none: On the command line, 0 stands for None ("all").
+        distinct: A list option refuses a value given twice (``--evals=clean,clean``); off for
+            lists whose entries may repeat (a shape, blocks per stage).
+        upper_bound: Largest allowed number or list element, with ``why`` (said in the error).
     """
 
     name: str
@@ -55,6 +58,9 @@ class Option:
     choices: Choices = None
     lower_bound: Optional[float] = None
     zero_means_none: bool = False
+    distinct: bool = True
+    upper_bound: Optional[float] = None
+    why: str = ""
 
     def allowed(self):
         """The allowed values, resolved: a list, a registry, or None (any)."""
@@ -79,6 +85,11 @@ class Option:
         if self.kind == "integer" and (isinstance(value, bool) or not isinstance(value, int)):
             raise ValueError(f"{self.name} must be an integer; got {value!r}")
         values = value if self.kind in ("integers", "names") else (value,)
+        if self.kind in ("integers", "names") and self.distinct:
+            twice = next((item for i, item in enumerate(values) if item in values[:i]), None)
+            if twice is not None:
+                raise ValueError(f"{self.name} lists {twice} twice; got {','.join(map(str, values))}: give each "
+                                 "value once")
         allowed = self.allowed()
         for item in values:
             if isinstance(allowed, Registry):
@@ -88,6 +99,8 @@ class Option:
                                  f"{', '.join(map(str, allowed))}; got {value!r}")
             if self.lower_bound is not None and item < self.lower_bound:
                 raise ValueError(f"{self.name} must be >= {self.lower_bound:g}; got {value!r}")
+            if self.upper_bound is not None and item > self.upper_bound:
+                raise ValueError(f"{self.name} must be <= {self.upper_bound:g} ({self.why}); got {item!r}")
 
 
 def _field(kind: str, default, help: str, flag: Optional[str] = None, **details):
@@ -102,9 +115,11 @@ def text(default: Optional[str], help: str):
     return _field("text", default, help)
 
 
-def integer(default: Optional[int], help: str, lower_bound: Optional[int] = None, zero_means_none: bool = False):
-    """An int option (``DEFINE_integer``)."""
-    return _field("integer", default, help, lower_bound=lower_bound, zero_means_none=zero_means_none)
+def integer(default: Optional[int], help: str, lower_bound: Optional[int] = None, zero_means_none: bool = False,
+            upper_bound: Optional[int] = None, why: str = ""):
+    """An int option (``DEFINE_integer``); ``upper_bound`` comes with ``why``, said in its error."""
+    return _field("integer", default, help, lower_bound=lower_bound, zero_means_none=zero_means_none,
+                  upper_bound=upper_bound, why=why)
 
 
 def real(default: Optional[float], help: str, lower_bound: Optional[float] = None):
@@ -125,9 +140,12 @@ def choice(default: Optional[str], choices: Choices, help: str, flag: Optional[s
     return _field("choice", default, help, flag=flag, choices=choices)
 
 
-def integers(default: Iterable[int], help: str, lower_bound: Optional[int] = None):
-    """A comma-separated list of ints, a tuple in the config (``DEFINE_list``); None stays None."""
-    return _field("integers", None if default is None else tuple(default), help, lower_bound=lower_bound)
+def integers(default: Iterable[int], help: str, lower_bound: Optional[int] = None, distinct: bool = True,
+             upper_bound: Optional[int] = None, why: str = ""):
+    """A comma-separated list of ints, a tuple in the config (``DEFINE_list``); None stays None.
+    ``distinct=False`` lets a value repeat (a shape)."""
+    return _field("integers", None if default is None else tuple(default), help, lower_bound=lower_bound,
+                  distinct=distinct, upper_bound=upper_bound, why=why)
 
 
 def names(default: Iterable[str], help: str, choices: Choices = None, flag: Optional[str] = None):

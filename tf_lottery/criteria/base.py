@@ -14,6 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf_lottery.criteria.registry import AGGREGATIONS
+from tf_lottery.data.checks import check_images, check_labels
 from tf_lottery.graph import reader as graph
 from tf_lottery.graph.heads import outputs_probabilities
 from tf_lottery.surgery import residual as surgery
@@ -74,10 +75,15 @@ def class_balanced_batch(images, labels, per_class: int = 10, seed: int = 0):
     Returns:
         ``(images, labels)`` arrays, classes in ascending order.
 
+    Raises:
+        ValueError: for images that are not a batch of numbers, or labels that are not one
+            class index (or one-hot row) per image.
+
     Example:
         >>> x, y = class_balanced_batch(train_x, train_y, per_class=10)
     """
-    labels = integer_labels(labels)
+    images = check_images(images, "class_balanced_batch: the images")
+    labels = check_labels(labels, "class_balanced_batch: the labels", count=len(images), one_hot=True)
     rng = np.random.default_rng(seed)
     picks = []
     for cls in np.unique(labels):

@@ -26,6 +26,7 @@ import keras
 import numpy as np
 
 from tf_lottery.core.registry import Registry, UnknownNameError
+from tf_lottery.criteria.inputs import check_scores, check_scoring_data
 from tf_lottery.graph import reader as graph
 from tf_lottery.graph.heads import logits_output
 from tf_lottery.runtime import distribute
@@ -52,7 +53,15 @@ class FilterCriterion:
     summary: str
 
     def __call__(self, model, data=None, **options) -> Dict[str, np.ndarray]:
-        return self.fn(model, filter_groups(model), data, **options)
+        """Scores every prunable filter of ``model``.
+
+        Raises:
+            ValueError: for data the model cannot take, or a non-finite score.
+        """
+        check_scoring_data(model, data, CRITERIA.get(self.name).needs, self.name)
+        scores = self.fn(model, filter_groups(model), data, **options)
+        check_scores(self.name, scores)
+        return scores
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,8 +127,10 @@ class Criterion:
         every layer computing in float32 under a mixed-precision policy).
 
         Raises:
-            ValueError: for missing data, an option the criterion does not take, or a
-                model without residual blocks.
+            ValueError: for missing data or data the model cannot take (checked against its
+                input and classes before any TensorFlow op runs), an option the criterion does
+                not take, a model without residual blocks, or a non-finite score (naming the
+                first bad block).
         """
         if self.needs != "nothing" and data is None:
             raise ValueError(f"criterion {self.name!r} needs data ({self.needs.replace('_', ' ')}); got data=None")
@@ -127,8 +138,11 @@ class Criterion:
         view = graph.flat(model)
         if not surgery.find_blocks(view):
             raise ValueError(f"{model.name!r} has no residual block to score; {surgery.NO_BLOCKS_HINT}")
+        check_scoring_data(view, data, self.needs, self.name)
         with logits_output(view), distribute.float32_compute(view):  # scores in float32 under mixed precision
-            return self.fn(view, data, **options)
+            scores = self.fn(view, data, **options)
+        check_scores(self.name, scores)
+        return scores
 
 
 def register(name: str, *, prune_first: str, needs: str, when: str, summary: str,

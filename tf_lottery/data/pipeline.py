@@ -16,6 +16,7 @@ from typing import ClassVar, Dict, Optional
 import numpy as np
 import tensorflow as tf
 
+from tf_lottery.data.checks import check_images, check_labels
 from tf_lottery.data.datasets import Arrays, get
 from tf_lottery.data.streaming import prepare_stream, resolve_path
 from tf_lottery.data.transforms import augmenter, resize, resize_images, shard_by_data  # noqa: F401  (public here)
@@ -176,6 +177,11 @@ def prepare(options: DataOptions, mean_dir: Optional[str] = None):
                          f"{info.input_shape[-1]} channels: images are resized to the model's input shape, and only "
                          "grey images are repeated over the channels")
     raw = info.load(options.data_dir, options.download, options.seed)
+    for split in ("train", "test"):
+        images, labels = raw[split]
+        check_images(images, f"{options.name}'s {split} images")
+        check_labels(labels, f"{options.name}'s {split} labels", num_classes=info.num_classes or None,
+                     count=len(images))
     rng = np.random.default_rng(options.seed)
     order = rng.permutation(len(raw["train"][1]))
     train = (raw["train"][0][order], np.asarray(raw["train"][1][order], dtype="int64"))

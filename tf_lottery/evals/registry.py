@@ -82,6 +82,11 @@ def get(name: str) -> Evaluation:
     return EVALS.get(name)
 
 
+def _cache_entry(payload: dict) -> dict:
+    """An evaluation cache file's ``{"settings", "result"}``, or KeyError when either is missing."""
+    return {"settings": payload["settings"], "result": payload["result"]}
+
+
 def run_cached(model, data, evaluation_config, run, side: str, log=print, reference=None) -> Dict[str, dict]:
     """Runs every evaluation of ``evaluation_config.evals`` on ``model``, cached in ``run``.
 
@@ -102,8 +107,8 @@ def run_cached(model, data, evaluation_config, run, side: str, log=print, refere
         entry = EVALS.get(name)
         settings = entry.settings(evaluation_config)
         path = f"evals/{side}/{name}.json"
-        cached = run.read_json(path)
-        if cached is not None and cached.get("settings") == settings:
+        cached = run.read_json(path, _cache_entry, recompute=True)  # a damaged cache is measured again
+        if cached is not None and cached["settings"] == settings:
             results[name] = cached["result"]
             continue
         if entry.pairwise and reference is None:

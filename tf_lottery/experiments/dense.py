@@ -83,8 +83,7 @@ def train_dense(config: Config, data, model) -> tuple[ModelRecord, RunFolder]:
         keras.utils.set_random_seed(config.seed)  # the same data order for every ticket of the seed
         save_at = training.SaveWeightsAt(own.training.keep_epochs, lambda m, i: run.save_weights(m, theta_file(i)))
         trained = train_or_load(own, run, model, data, "dense", callbacks=[save_at])
-        saved = run.read_json("dense.json")
-        record = ModelRecord.from_dict(saved) if saved is not None else None
+        record = run.read_json("dense.json", ModelRecord.from_dict, recompute=True)  # remeasured when damaged
         if record is None or not has_evals(record, config, "dense"):
             record = measure(config, run, "dense", model, data, trained)
             run.write_json("dense.json", record.to_dict())

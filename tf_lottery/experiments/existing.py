@@ -26,7 +26,7 @@ from tf_lottery.config.experiments import EXPERIMENTS
 from tf_lottery.experiments.stages import dense_model
 from tf_lottery.experiments.sweep import points
 from tf_lottery.results.records import ScoringRecord
-from tf_lottery.experiments.runs import RunFolder
+from tf_lottery.experiments.runs import DamagedRunFile, RunFolder
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,31 +42,69 @@ class Target:
     ticket_folder: Optional[str]
 
 
+def _read_json(path: str, what: str, remedy: str):
+    """A run file that must be a JSON object, or :class:`DamagedRunFile` naming it."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            payload = json.load(handle)
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise DamagedRunFile(f"{path} is damaged ({error}): it should hold {what}; {remedy}") from None
+    if not isinstance(payload, dict):
+        raise DamagedRunFile(f"{path} is damaged (a JSON {type(payload).__name__}, not an object): it should hold "
+                             f"{what}; {remedy}")
+    return payload
+
+
 def _read_config(folder: str) -> Config:
     path = os.path.join(folder, "config.json")
     if not os.path.exists(path):
         raise ValueError(f"--from={folder}: not a run folder (it has no config.json)")
-    with open(path) as handle:
-        config = Config.from_dict(json.load(handle))
+    remedy = ("it cannot be remade from this folder: rerun the command that made the run (its folder is named by "
+              "the hash of its config), or restore the file")
+    payload = _read_json(path, "the run's config (its sections as JSON)", remedy)
+    try:
+        config = Config.from_dict(payload)
+    except (TypeError, ValueError, KeyError) as error:
+        raise DamagedRunFile(f"{path} is damaged ({error}): it should hold the run's config; {remedy}") from None
     return config.replace(runs_dir=os.path.dirname(os.path.abspath(folder)))
 
 
-def _from_folder(folder: str) -> List[Target]:
-    """The targets of one ``--from`` folder (a sweep folder gives all its points)."""
+def _from_folder(folder: str, seen: tuple = ()) -> List[Target]:
+    """The targets of one ``--from`` folder (a sweep folder gives all its points).
+
+    A sweep's rows name their points' folders; each must be a folder beside the sweep's own
+    (the runs folder it came from), never a path leading elsewhere, nor the sweep itself.
+    """
+    folder = os.path.realpath(folder)
+    if folder in seen:
+        raise DamagedRunFile(f"{seen[-1]}/results.json is damaged: a row names {folder}, which lists the sweep "
+                             "again (a loop); rerun the sweep's command to rewrite it")
     config = _read_config(folder)
     scope = EXPERIMENTS.get(config.experiment).scope
     if scope == "dense":
         return [Target(config, None)]
     if scope == "ticket":
-        return [Target(config, os.path.abspath(folder))]
+        return [Target(config, folder)]
     results = os.path.join(folder, "results.json")
     if not os.path.exists(results):
         raise ValueError(f"--from={folder}: this {config.experiment} has not finished (no results.json); "
                          "run it first")
-    with open(results) as handle:
-        rows = json.load(handle)["rows"]
-    parent = os.path.dirname(os.path.abspath(folder))
-    return [t for row in rows for t in _from_folder(os.path.join(parent, os.path.basename(row["run_folder"])))]
+    remedy = f"rerun {config.command_line()}, which rewrites it from its points (they are kept)"
+    rows = _read_json(results, "the sweep's rows, one per point", remedy).get("rows")
+    parent = os.path.dirname(folder)
+    named = [row.get("run_folder") if isinstance(row, dict) else None for row in rows or ()] if isinstance(
+        rows, list) else None
+    if not named or not all(isinstance(name, str) and name for name in named):
+        raise DamagedRunFile(f"{results} is damaged (no list of rows, each with its run_folder): it should hold the "
+                             f"sweep's rows, one per point; {remedy}")
+    found = []
+    for name in named:
+        point = os.path.basename(os.path.normpath(name))
+        if point in ("", ".", "..") or not os.path.isdir(os.path.join(parent, point)):
+            raise DamagedRunFile(f"{results} is damaged: its row run_folder={name!r} is not a run folder beside it "
+                                 f"in {parent}; {remedy}")
+        found += _from_folder(os.path.join(parent, point), (*seen, folder))
+    return found
 
 
 def targets(config: Config) -> List[Target]:
@@ -101,8 +139,10 @@ def trained_ticket(config: Config, folder: RunFolder, data) -> keras.Model:
     levels = [name for name in os.listdir(folder.path) if re.fullmatch(r"scores_level\d+\.json", name)]
     last = max(levels, key=lambda name: int(re.sub(r"\D", "", name)), default=None)
     file = "scores.json" if folder.exists("scores.json") or last is None else last  # IMP: the last level's
-    scoring = ScoringRecord.from_dict(folder.read_json(file))
+    scoring = folder.read_json(file, ScoringRecord.from_dict)
     ticket = tickets.get(config.method.type).apply(dense_model(config, data), scoring.ticket, config.method)
-    ticket.load_weights(folder.file("ticket_final.weights.h5"))  # present: result.json was checked
+    folder.load_weights(ticket, "ticket_final.weights.h5",  # present: result.json was checked
+                        retrains=f"{folder.file('ticket_final.weights.h5')} {folder.file('train_ticket.json')} "
+                                 f"{folder.file('result.json')}")
     training.compile_model(ticket, config.training.recipe(), 1)
     return ticket

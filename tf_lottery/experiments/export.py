@@ -62,7 +62,7 @@ def _export(config: Config, run: RunFolder, side: str, model, data, metadata: di
     return Exported(run.path, side, model.name, path, publish(config, model.name, path, run), sizes)
 
 
-@register("export", scope=None)
+@register("export", scope=None, takes_from=True)
 def export_runs(config: Config) -> List[Exported]:
     """Exports finished runs again (see the module docstring); returns what it wrote.
 
@@ -88,14 +88,14 @@ def export_runs(config: Config) -> List[Exported]:
         dense_run = RunFolder(own, "dense")
         if dense_run.path not in done_dense:
             dense = trained_dense(own, data, dense_run)
-            saved = dense_run.read_json("dense.json")
-            accuracy = ModelRecord.from_dict(saved).accuracy if saved is not None else None
+            saved = dense_run.read_json("dense.json", ModelRecord.from_dict)
+            accuracy = saved.accuracy if saved is not None else None
             exported.append(_export(point, dense_run, "dense", dense, data, dense_metadata(own, dense_run, accuracy)))
             done_dense.add(dense_run.path)
         if target.ticket_folder is None:
             continue
         run = RunFolder(point, "ticket")
-        result = RunRecord.from_dict(run.read_json("result.json"))
+        result = run.read_json("result.json", RunRecord.from_dict)
         ticket = trained_ticket(point, run, data)
         exported.append(_export(point, run, "ticket", ticket, data,
                                 ticket_metadata(point, run, result.scoring, result.ticket.accuracy, result.rewind)))

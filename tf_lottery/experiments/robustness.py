@@ -109,7 +109,7 @@ def _measure(config: Config, data, target: Target, dense_cache: dict) -> Robustn
         return RobustnessRow(point.seed, point.data.dataset, reports.model_label(point), None, None, None, None,
                              dense_folder.path, dense_results, None)
     folder = RunFolder(point, "ticket")
-    record = RunRecord.from_dict(folder.read_json("result.json"))
+    record = folder.read_json("result.json", RunRecord.from_dict)
     ticket = trained_ticket(point, folder, data)
     with folder.lock(config.runtime.wait_for_lock):
         results = evals.run_cached(ticket, data, config.evaluation, folder, "ticket", log, reference=dense)
@@ -118,7 +118,7 @@ def _measure(config: Config, data, target: Target, dense_cache: dict) -> Robustn
                          blocks_removed(point, record), folder.path, dense_folder.path, dense_results, results)
 
 
-@register("robustness", scope="sweep")
+@register("robustness", scope="sweep", takes_from=True)
 def robustness(config: Config) -> RobustnessResult:
     """Measures existing runs' robustness and CKA (see the module docstring) and writes the report.
 

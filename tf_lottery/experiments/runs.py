@@ -19,7 +19,7 @@ import contextlib
 import json
 import os
 import time
-from typing import Iterator, Optional
+from typing import Callable, Iterator, Optional
 
 import filelock
 
@@ -32,6 +32,31 @@ from tf_lottery.core.log import log
 
 class RunInUse(RuntimeError):
     """Another process holds the run folder (and the caller chose not to wait)."""
+
+
+class DamagedRunFile(ValueError):
+    """A run file that does not parse or does not hold what it should, and cannot be remade here.
+
+    The message names the file, what it should hold and what the user can do.
+    """
+
+
+# What each run file holds (by name, or by the start of its name), for the messages.
+_ROLES = (
+    ("config.json", "the run's config (its sections as JSON)"),
+    ("result.json", "the run's record: scoring, both trainings and their evaluations"),
+    ("results.json", "the sweep's rows, one per point"),
+    ("dense.json", "the dense network's measured record"),
+    ("scores", "the ticket's decision: the scores and what was removed"),
+    ("train_", "the training record (timing, steps, energy)"),
+    ("evals/", "one evaluation's cached result"),
+    (".weights.h5", "trained weights"),
+)
+_DAMAGE = (KeyError, TypeError, ValueError, AttributeError, IndexError)
+
+
+def _role(name: str) -> str:
+    return next((what for key, what in _ROLES if name.startswith(key) or name.endswith(key)), "a run file")
 
 
 class RunFolder:
@@ -55,8 +80,9 @@ class RunFolder:
         self.config, self.scope = config, scope
         self.digest = config.digest(scope)
         self.path = os.path.join(config.runtime.runs_dir, f"{config.experiment}-{self.digest}")
-        saved = self.read_json("config.json")
-        if saved is not None and Config.from_dict(saved).identity(scope) != config.identity(scope):
+        # A damaged config.json is remade from the flags: the folder's name is their hash.
+        saved = self.read_json("config.json", Config.from_dict, recompute=True)
+        if saved is not None and saved.identity(scope) != config.identity(scope):
             raise ValueError(f"{self.path}/config.json holds a different config; move the folder away")
 
     @contextlib.contextmanager
@@ -106,12 +132,62 @@ class RunFolder:
     def exists(self, name: str) -> bool:
         return os.path.exists(self.file(name))
 
-    def read_json(self, name: str) -> Optional[dict]:
-        """A JSON file of the run, or None when it is not there."""
+    def read_json(self, name: str, parse: Optional[Callable] = None, recompute: bool = False,
+                  remedy: Optional[str] = None):
+        """A JSON file of the run (a dict, or ``parse`` of it), or None when it is not there.
+
+        Args:
+            name: The file, relative to the run folder.
+            parse: Turns the dict into a record (``RunRecord.from_dict``); its errors on a dict
+                that lacks a key or holds a wrong type count as damage.
+            recompute: Whether the caller remakes the file when it is missing: a damaged one is
+                then moved aside (to ``<name>.damaged``, for inspection) and None is returned.
+            remedy: What the error tells the user to do (default: see :meth:`damaged`).
+
+        Raises:
+            DamagedRunFile: for a damaged file the caller cannot remake, naming the file, what it
+                should hold and what to do.
+        """
         if not self.exists(name):
             return None
-        with open(self.file(name)) as handle:
-            return json.load(handle)
+        try:
+            with open(self.file(name), encoding="utf-8") as handle:
+                payload = json.load(handle)
+            if not isinstance(payload, dict):
+                raise TypeError(f"a JSON {type(payload).__name__}, not an object")
+            return parse(payload) if parse is not None else payload
+        except (OSError, UnicodeDecodeError) + _DAMAGE as error:
+            reason = f"{type(error).__name__}: {error}" if isinstance(error, KeyError) else str(error)
+            if recompute:
+                os.replace(self.file(name), self.file(name + ".damaged"))
+                log(f"warning: {self.file(name)} was damaged ({reason}); it is remade "
+                    f"(the damaged copy is kept as {name}.damaged)")
+                return None
+            raise self.damaged(name, reason, remedy) from None
+
+    def damaged(self, name: str, reason: str, remedy: Optional[str] = None) -> DamagedRunFile:
+        """The error for a damaged run file ``name``: what it should hold, and what to do (by default:
+        delete it and rerun the run's command, which remakes or retrains only what is missing)."""
+        remedy = remedy or (f"delete it and rerun the run's command ({self.config.command_line()}), which remakes "
+                            "only what is missing")
+        return DamagedRunFile(f"{self.file(name)} is damaged ({reason}): it should hold {_role(name)}; {remedy}")
+
+    def load_weights(self, model, name: str, retrains: str) -> None:
+        """Loads the weights file ``name`` into ``model``.
+
+        Args:
+            retrains: What must be deleted with it to train them again (named in the error).
+
+        Raises:
+            DamagedRunFile: when the file does not load (truncated, or of another model),
+                naming it and the command that retrains only that part.
+        """
+        try:
+            model.load_weights(self.file(name))
+        except Exception as error:  # h5py's OSError, Keras' ValueError: any failure means the file is unusable
+            first = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
+            raise self.damaged(name, first, f"these weights cannot be remade without training: delete {retrains} "
+                               f"and rerun {self.config.command_line()}, which trains only that part") from None
 
     def write_json(self, name: str, payload) -> None:
         write_json_atomic(self.file(name), payload)

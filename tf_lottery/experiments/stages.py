@@ -141,9 +141,13 @@ def make_ticket(config: Config, run: RunFolder, dense, data, file: str = "scores
 
     Cached in ``file`` (scores.json), so a resumed run removes the same blocks.
     """
-    cached = run.read_json(file)
-    if cached is not None:
-        scoring = ScoringRecord.from_dict(cached)
+    trained = [name for name in ("train_ticket.json", "ticket_final.weights.h5", "resume_ticket") if run.exists(name)]
+    # The decision is remade only while no ticket was trained from it.
+    files = " ".join(run.file(name) for name in (file, *trained))
+    remedy = (f"the ticket was trained from this decision: delete {files} and rerun {config.command_line()}, "
+              "which scores and trains the ticket again")
+    scoring = run.read_json(file, ScoringRecord.from_dict, recompute=not trained, remedy=remedy)
+    if scoring is not None:
         log(f"decision found in {run.file(file)}: removing {_shown(scoring.ticket.removed)}")
         return scoring
     method = config.method
@@ -182,13 +186,15 @@ def train_or_load(config: Config, run: RunFolder, model, data, name: str, recipe
             ``trainer()`` for tickets that train differently, e.g. under tfmot masks).
     """
     recipe = recipe or config.training.recipe()
-    record = run.read_json(f"train_{name}.json")
-    if record is not None and run.exists(f"{name}_final.weights.h5"):
+    record = run.read_json(f"train_{name}.json", TrainingRecord.from_dict) if run.exists(
+        f"{name}_final.weights.h5") else None
+    if record is not None:
         log(f"{name}: already trained, loading {run.file(f'{name}_final.weights.h5')}")
-        model.load_weights(run.file(f"{name}_final.weights.h5"))
+        run.load_weights(model, f"{name}_final.weights.h5",
+                         retrains=f"{run.file(f'{name}_final.weights.h5')} {run.file(f'train_{name}.json')}")
         training.compile_model(model, recipe, 1)
         resume.discard(run.path, name)  # left by a kill after the record was written
-        return TrainingRecord.from_dict(record)
+        return record
     log(f"{name}: training {model.name} ({model.count_params():,} params) for {recipe.length}")
     with carbon.track(name, run.path, config.runtime.carbon_country) as energy:
         fitted = (fit or training.fit)(model, data, recipe, run.path, name, tensorboard=config.runtime.tensorboard,
@@ -234,16 +240,16 @@ def trained_dense(config: Config, data, dense_run: RunFolder) -> keras.Model:
     if not os.path.exists(weights):
         raise ValueError(f"{weights} is missing: the dense run did not finish training")
     model = dense_model(config, data)
-    model.load_weights(weights)
+    dense_run.load_weights(model, "dense_final.weights.h5",
+                           retrains=f"{weights} {dense_run.file('train_dense.json')} {dense_run.file('dense.json')}")
     return model
 
 
 def already_done(config: Config, run: RunFolder, quiet: bool = False) -> Optional[RunRecord]:
     """The record of a finished run that holds every requested evaluation (printing its table), or None."""
-    done = run.read_json("result.json")
-    if done is None:
+    record = run.read_json("result.json", RunRecord.from_dict, recompute=True)  # remade from the stages' files
+    if record is None:
         return None
-    record = RunRecord.from_dict(done)
     if not (has_evals(record.dense, config, "dense") and has_evals(record.ticket, config, "ticket")):
         if not quiet:
             log(f"{run.path} ran before; measuring the evaluations it lacks")

@@ -40,15 +40,74 @@ from tf_lottery.core.io import atomic_path, ensure_free_space, state_bytes, writ
 from tf_lottery.graph.lineage import lineage
 
 
+EXPORT_FILES = {"saved_model", "model.keras", "mean.npy", "model.tflite", "model_dynamic_range.tflite",
+                "metadata.json"}
+
+
+class DamagedExport(ValueError):
+    """An export folder whose ``metadata.json`` does not parse or names files that are not there."""
+
+
+def _metadata_or_none(path: str) -> Optional[dict]:
+    """The parsed ``metadata.json`` of ``path``, None when it is missing, unreadable or not an object."""
+    try:
+        with open(os.path.join(path, "metadata.json")) as handle:
+            payload = json.load(handle)
+    except (OSError, ValueError):
+        return None
+    return payload if isinstance(payload, dict) else None
+
+
 def is_complete(path: str) -> bool:
-    """Whether ``path`` holds a finished export: ``metadata.json`` is written last, and the folder
-    only takes its name once everything in it is written."""
-    return os.path.exists(os.path.join(path, "metadata.json")) and os.path.exists(
+    """Whether ``path`` holds a finished export: its ``metadata.json`` (written last) parses, and the
+    files it names are there (exports from before tf_lottery 0.9, which name none: the SavedModel
+    and the ``.keras`` file)."""
+    payload = _metadata_or_none(path)
+    if payload is None:
+        return False
+    files = payload.get("files", ["saved_model", "model.keras"])
+    if not isinstance(files, list) or not all(isinstance(name, str) and name in EXPORT_FILES for name in files):
+        return False
+    return all(os.path.exists(os.path.join(path, name)) for name in files) and os.path.exists(
         os.path.join(path, "saved_model", "saved_model.pb"))
 
 
-EXPORT_FILES = {"saved_model", "model.keras", "mean.npy", "model.tflite", "model_dynamic_range.tflite",
-                "metadata.json"}
+def _check_target(path, overwrite: bool) -> str:
+    """The absolute export folder for ``path``, after refusing what must never be replaced.
+
+    Only a folder that is an export (export files and nothing else) is ever replaced: an empty
+    path, the working folder and its parents, a file, and a folder holding anything else are
+    refused whatever ``overwrite`` says.
+    """
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a folder path (a str); got {path!r}")
+    text = os.fspath(path)
+    if not str(text).strip():
+        raise ValueError("path is empty; name the export folder, e.g. exports/ticket")
+    target = os.path.abspath(text)
+    here = os.path.abspath(os.getcwd())
+    if target == here or here.startswith(target.rstrip(os.sep) + os.sep) or target == os.sep:
+        raise ValueError(f"path={text!r} is the working folder or one of its parents ({target}); an export "
+                         "replaces its folder whole, so name a folder of its own, e.g. exports/ticket")
+    if os.path.lexists(target):
+        if not os.path.isdir(target) or os.path.islink(target):
+            raise FileExistsError(f"{target} exists and is not an export folder (a file or a link); "
+                                  "choose another path")
+        others = sorted(set(os.listdir(target)) - EXPORT_FILES)
+        if others:
+            raise FileExistsError(f"{target} holds files that are not an export's ({', '.join(others[:5])}"
+                                  f"{' ...' if len(others) > 5 else ''}); it is never replaced, even with "
+                                  "overwrite=True: choose another path")
+        if is_complete(target) and not overwrite:
+            raise FileExistsError(f"{target} holds a finished export; pass overwrite=True to replace it")
+    parent = os.path.dirname(target)
+    try:
+        os.makedirs(parent, exist_ok=True)
+    except OSError as error:
+        raise OSError(error.errno, f"cannot create the export's folder {parent}: {error.strerror}", parent) from None
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise PermissionError(f"cannot write the export into {parent}: the folder is not writable")
+    return target
 
 
 def save_model(model: keras.Model, path: str, metadata: Optional[dict] = None, overwrite: bool = False,
@@ -71,16 +130,22 @@ def save_model(model: keras.Model, path: str, metadata: Optional[dict] = None, o
         ``path``.
 
     Raises:
-        FileExistsError: if ``path`` exists and ``overwrite`` is False.
+        TypeError: for a ``model`` that is not a Keras model or a ``path`` that is not a path.
+        ValueError: for an empty path, the working folder or one of its parents, or a model
+            without a graph (a subclassed model: export a functional one).
+        FileExistsError: if ``path`` is a finished export and ``overwrite`` is False, or is
+            anything but an export folder (then even with ``overwrite``: nothing else is replaced).
+        OSError: naming the folder when it cannot be created or written, or the disk is full.
 
     Example:
         >>> save_model(ticket, "exports/ticket", preprocessing=tl.serving.Preprocessing.from_data(data))
     """
-    path = os.path.abspath(path)
-    if os.path.exists(path) and not overwrite:
-        ours = os.path.isdir(path) and set(os.listdir(path)) <= EXPORT_FILES
-        if is_complete(path) or not ours:  # a finished export, or something that is not an export
-            raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
+    if not isinstance(model, keras.Model):
+        raise TypeError(f"model must be a keras.Model; got {type(model).__name__} ({model!r:.60})")
+    if not getattr(model, "inputs", None):  # subclassed: no graph to read the lineage or serve from
+        raise ValueError(f"model {model.name!r} is a subclassed model ({type(model).__name__}) with no graph; "
+                         "save_model exports functional or Sequential models (build it with keras.Input)")
+    path = _check_target(path, overwrite)
     preprocessing = preprocessing or serving.Preprocessing.none(model)
     ensure_free_space(os.path.dirname(path), 6 * state_bytes(model) + 8 * 2**20)  # SavedModel, .keras, TFLite
     lambdas = [layer.name for layer in graph.leaf_layers(model) if isinstance(layer, keras.layers.Lambda)]
@@ -100,6 +165,7 @@ def save_model(model: keras.Model, path: str, metadata: Optional[dict] = None, o
                                                         dynamic_range=True))
             sizes["tflite"] = converted
         payload = {
+            "files": sorted([*os.listdir(staging), "metadata.json"]),  # what a finished export holds
             "model_name": model.name,
             "lineage": lineage(model),
             "input": {"name": "image", "dtype": preprocessing.raw_dtype, "shape": list(preprocessing.raw_shape)},
@@ -125,12 +191,16 @@ def read_metadata(path: str) -> dict:
 
     Raises:
         FileNotFoundError: naming the folder when it holds no finished export.
+        DamagedExport: naming the file when it does not parse as a JSON object.
     """
     file = os.path.join(path, "metadata.json")
     if not os.path.exists(file):
         raise FileNotFoundError(f"{path} holds no finished export (no metadata.json)")
-    with open(file) as handle:
-        return json.load(handle)
+    payload = _metadata_or_none(path)
+    if payload is None:
+        raise DamagedExport(f"{file} is damaged (not a JSON object): it should hold the export's lineage, "
+                            "signatures and sizes; export the model again (delete the folder, or pass overwrite=True)")
+    return payload
 
 
 def save_ticket(result, path: str, metadata: Optional[dict] = None, overwrite: bool = False, **options) -> str:
@@ -144,5 +214,8 @@ def save_ticket(result, path: str, metadata: Optional[dict] = None, overwrite: b
     """
     if isinstance(result, keras.Model):
         return save_model(result, path, metadata, overwrite, **options)
+    if not isinstance(getattr(result, "model", None), keras.Model) or not hasattr(result, "to_dict"):
+        raise TypeError(f"result must be a TicketResult (from tl.find_ticket) or a keras.Model; got "
+                        f"{type(result).__name__}")
     extra = {"ticket": result.to_dict(), **(metadata or {})}
     return save_model(result.model, path, extra, overwrite, **options)

@@ -247,9 +247,11 @@ class CifarResNetSettings:
         (9, 9, 9)
     """
 
-    depth: int = options.integer(20, "ResNet depth, 6n+2 (20, 32, 44, 56, 110, ...).")
-    blocks_per_stage: Optional[tuple] = options.integers(None, "Blocks per stage, e.g. 3,4,6; overrides --depth.",
-                                                          lower_bound=1)
+    depth: int = options.integer(20, "ResNet depth, 6n+2 (20, 32, 44, 56, 110, ...).", upper_bound=6 * 1000 + 2,
+                                 why="1,000 blocks a stage: deeper graphs take minutes and gigabytes to build")
+    blocks_per_stage: Optional[tuple] = options.integers(
+        None, "Blocks per stage, e.g. 3,4,6; overrides --depth.", lower_bound=1, distinct=False, upper_bound=1000,
+        why="deeper graphs take minutes and gigabytes to build")
     width_multiplier: float = options.real(1.0, "Scales the 16/32/64 filters.")
     shortcut: str = options.choice("projection", SHORTCUTS,
                                    "Downsampling shortcut: 1x1 projection conv (paper) or zero-padded identity "

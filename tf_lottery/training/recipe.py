@@ -22,25 +22,66 @@ import keras
 
 from tf_lottery.training.schedules import warmup_factor, warmup_schedule
 
-_LENGTH = re.compile(r"^\s*(\d+)\s*(ep|it)\s*$")
+_LENGTH = re.compile(r"^\s*([0-9]+)\s*(ep|it)\s*$", re.ASCII)  # ASCII digits only: "２ep" is refused
 NO_WARMUP = "0ep"
+
+#: The longest lengths accepted: far beyond any published recipe (CIFAR's 200ep, ImageNet's 90ep), so
+#: that a typo such as 99999999999ep is refused at once instead of planning a training that never ends.
+MAX_LENGTH = {"ep": 100_000, "it": 1_000_000_000}
 
 
 def parse_length(text: str, allow_zero: bool = False) -> Tuple[int, str]:
-    """``"160ep"`` -> (160, "ep"); ``"500it"`` -> (500, "it").
+    """``"160ep"`` -> (160, "ep"); ``"500it"`` -> (500, "it"); ``" 0160 ep"`` -> (160, "ep").
 
     Args:
-        text: The length.
+        text: The length: ASCII digits, then ``ep`` or ``it``.
         allow_zero: Accept a count of 0 (a warm-up of ``"0ep"`` is none).
 
     Raises:
-        ValueError: for anything else, naming the accepted forms.
+        ValueError: for anything else, naming the accepted forms, or a count past :data:`MAX_LENGTH`.
     """
     match = _LENGTH.match(str(text))
     if not match or int(match.group(1)) < (0 if allow_zero else 1):
         kind = "a count >= 0" if allow_zero else "a positive count"
         raise ValueError(f"a length is {kind} with 'ep' (epochs) or 'it' (steps), e.g. 160ep or 500it; got {text!r}")
-    return int(match.group(1)), match.group(2)
+    count, unit = int(match.group(1)), match.group(2)
+    if count > MAX_LENGTH[unit]:
+        raise ValueError(f"a length is at most {MAX_LENGTH[unit]:,}{unit} (far past any published recipe: a training "
+                         f"this long never ends); got {text!r}")
+    return count, unit
+
+
+def canonical_length(text: str, allow_zero: bool = False) -> str:
+    """The one spelling of a length that names runs: ``"02ep"``, ``" 2 ep"`` -> ``"2ep"``.
+
+    Raises:
+        ValueError: as :func:`parse_length`.
+    """
+    count, unit = parse_length(text, allow_zero)
+    return f"{count}{unit}"
+
+
+def canonical_drops(drops, length: str, inside: bool = False) -> tuple:
+    """Learning-rate drops in their one spelling, sorted (steps after epochs), each once.
+
+    Args:
+        drops: The drops' lengths.
+        length: The training's length.
+        inside: Also refuse a drop at or past the end of training, in the length's unit (the config
+            does; a :class:`Recipe` keeps its 200-epoch drops when given a shorter length).
+
+    Raises:
+        ValueError: for a bad length, a drop given twice, or (``inside``) a drop that never takes effect.
+    """
+    parsed = sorted({parse_length(d) for d in drops}, key=lambda p: (p[1], p[0]))
+    if len(parsed) != len(tuple(drops)):
+        raise ValueError(f"lr_drops lists a drop twice; got {','.join(map(str, drops))}: each drop multiplies the "
+                         "rate once, so give a drop once (drops at the same point would multiply it twice)")
+    total, unit = parse_length(length)
+    late = [f"{c}{u}" for c, u in parsed if inside and u == unit and c >= total]
+    if late:
+        raise ValueError(f"lr_drops must lie inside the training ({length}); got {late[0]}, which never takes effect")
+    return tuple(f"{c}{u}" for c, u in parsed)
 
 
 def to_steps(text: str, steps_per_epoch: int, allow_zero: bool = False) -> int:
@@ -80,9 +121,9 @@ class Recipe:
     warmup_start: float = 0.0
 
     def __post_init__(self):
-        parse_length(self.length)
-        for drop in self.lr_drops:
-            parse_length(drop)
+        object.__setattr__(self, "length", canonical_length(self.length))
+        object.__setattr__(self, "lr_drops", canonical_drops(self.lr_drops, self.length))
+        object.__setattr__(self, "warmup", canonical_length(self.warmup, allow_zero=True))
         warmup, warmup_unit = parse_length(self.warmup, allow_zero=True)
         length, length_unit = parse_length(self.length)
         if warmup and warmup_unit == length_unit and warmup >= length:

@@ -1,0 +1,75 @@
+"""What a criterion is given and what it gives back, checked at the registry's door.
+
+Before any TensorFlow op runs, the scoring data is checked against the model's input
+(rank, shape per image, numbers, finite values) and, for a labelled batch, the labels against
+its classes (:mod:`tf_lottery.data.checks`). After scoring, every score must be finite: one
+NaN pixel or an overflow would otherwise rank blocks by NaN, which sorts arbitrarily, and a
+ticket would still come out.
+
+Example:
+    >>> check_scores("grasp", {"stage1_block1": 0.2, "stage1_block2": float("nan")})
+    Traceback (most recent call last):
+    ValueError: criterion 'grasp' gave a non-finite score (nan) for 'stage1_block2' (1 of 2 scores) ...
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import keras
+import numpy as np
+
+from tf_lottery.data.checks import check_images, check_labels
+
+
+def check_scoring_data(model: keras.Model, data, needs: str, criterion: str) -> None:
+    """Refuses scoring data that ``model`` cannot take or that would give meaningless scores.
+
+    Args:
+        model: The model to be scored (one image input; others are checked for finite numbers only).
+        data: ``(images, labels)``, or ``images`` for a criterion that needs only images.
+        needs: The criterion's ``needs``: "labelled_batch", "images" or "nothing".
+        criterion: Its name, for the messages.
+
+    Raises:
+        ValueError: naming the criterion and what is wrong with the data.
+    """
+    if needs == "nothing" or data is None:
+        return
+    pair = isinstance(data, (tuple, list)) and len(data) == 2
+    if needs == "labelled_batch" and not pair:
+        raise ValueError(f"criterion {criterion!r} needs a labelled batch: data=(images, labels); got "
+                         f"{type(data).__name__}")
+    images, labels = data if pair else (data, None)
+    single = len(model.inputs) == 1
+    expected = tuple(model.inputs[0].shape[1:]) if single else None
+    what = f"criterion {criterion!r}: the scoring images"
+    array = check_images(images, what, expected)
+    if labels is not None and needs == "labelled_batch":
+        classes = model.outputs[0].shape[-1] if len(model.outputs) == 1 else None
+        check_labels(labels, f"criterion {criterion!r}: the scoring labels", num_classes=classes,
+                     count=len(array), one_hot=True)
+
+
+def check_scores(criterion: str, scores: Mapping[str, object]) -> None:
+    """Refuses scores that are not all finite, naming the criterion and the first bad entry.
+
+    Args:
+        criterion: The criterion's name.
+        scores: ``{block: score}`` or ``{conv: array of filter scores}``.
+
+    Raises:
+        ValueError: for a NaN or infinite score.
+    """
+    for name, value in scores.items():
+        values = np.asarray(value, dtype="float64").ravel()
+        bad = ~np.isfinite(values)
+        if bad.any():
+            where = f"{name!r}" if values.size == 1 else f"filter {int(np.flatnonzero(bad)[0])} of {name!r}"
+            shown = values[np.flatnonzero(bad)[0]]
+            total = sum(np.asarray(v).size for v in scores.values())
+            raise ValueError(f"criterion {criterion!r} gave a non-finite score ({shown}) for {where} "
+                             f"({sum(int((~np.isfinite(np.asarray(v, 'float64'))).sum()) for v in scores.values())} "
+                             f"of {total} scores); the model's weights or outputs overflow on this data, so no "
+                             "ranking can be trusted: check the data's scale and the model's initialization")
+
