@@ -67,3 +67,65 @@ def test_what_a_killed_export_left_is_removed_and_a_partial_one_replaced(tmp_pat
     (tmp_path / "mine" / "notes.txt").write_text("not an export")
     with pytest.raises(FileExistsError, match="overwrite"):
         export.save_ticket(ticket_result, str(tmp_path / "mine"))  # never replaces what is not an export
+
+
+def test_only_an_export_is_ever_replaced_even_with_overwrite(tmp_path, ticket_result, monkeypatch):
+    (tmp_path / "work").mkdir()
+    (tmp_path / "work" / "notes.txt").write_text("the user's file")
+    monkeypatch.chdir(tmp_path / "work")
+    model = ticket_result.model
+    with pytest.raises(ValueError, match="path is empty"):
+        export.save_model(model, "", overwrite=True)
+    for path in (".", str(tmp_path), "/"):  # the working folder and its parents
+        with pytest.raises(ValueError, match="is the working folder or one of its parents"):
+            export.save_model(model, path, overwrite=True)
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("not an export")
+    with pytest.raises(FileExistsError, match=r"holds files that are not an export's \(notes.txt\); it is never "
+                                              r"replaced, even with overwrite=True"):
+        export.save_model(model, str(tmp_path / "mine"), overwrite=True)
+    (tmp_path / "a_file").write_text("x")
+    with pytest.raises(FileExistsError, match="is not an export folder"):
+        export.save_model(model, str(tmp_path / "a_file"), overwrite=True)
+    assert (tmp_path / "work" / "notes.txt").read_text() == "the user's file"
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "not an export"
+
+
+def test_a_folder_that_cannot_be_made_is_named_not_called_a_full_disk(tmp_path, ticket_result):
+    (tmp_path / "a_file").write_text("x")
+    with pytest.raises(OSError, match=r"cannot create the export's folder .*a_file"):
+        export.save_model(ticket_result.model, str(tmp_path / "a_file" / "e"))
+    with pytest.raises(OSError, match="cannot create the export's folder /proc/x"):
+        export.save_model(ticket_result.model, "/proc/x/e")
+
+
+def test_a_subclassed_model_is_refused_with_what_to_do():
+    import keras
+
+    class Tiny(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.dense = keras.layers.Dense(2)
+
+        def call(self, x):
+            return self.dense(x)
+
+    model = Tiny()
+    model(np.zeros((1, 3), "float32"))
+    with pytest.raises(ValueError, match="is a subclassed model .* with no graph; save_model exports functional"):
+        export.save_model(model, "exports/never")
+
+
+def test_a_truncated_metadata_file_is_not_a_finished_export_and_is_replaced(tmp_path, ticket_result):
+    path = export.save_ticket(ticket_result, str(tmp_path / "ticket"))
+    meta = json.loads((tmp_path / "ticket" / "metadata.json").read_text())
+    assert "metadata.json" in meta["files"] and "saved_model" in meta["files"]
+    text = (tmp_path / "ticket" / "metadata.json").read_text()
+    (tmp_path / "ticket" / "metadata.json").write_text(text[: len(text) // 2])
+    assert not export.is_complete(path)
+    with pytest.raises(export.DamagedExport, match=r"metadata.json is damaged \(not a JSON object\)"):
+        export.read_metadata(path)
+    export.save_ticket(ticket_result, path)  # a damaged export is replaced without overwrite=True
+    assert export.is_complete(path) and export.read_metadata(path)["files"] == meta["files"]
+    os.remove(os.path.join(path, "model.keras"))  # metadata names a file that is gone
+    assert not export.is_complete(path)

@@ -97,6 +97,9 @@ class ModelConfig(Section):
 
     def __post_init__(self):
         super().__post_init__()
+        if self.input_shape is not None and len(self.input_shape) != 3:
+            raise ValueError(f"input_shape takes height,width,channels (three integers, e.g. 32,32,3); got "
+                             f"{','.join(map(str, self.input_shape))}")
         kind = MODELS.get(self.type).settings
         if self.settings is None:
             object.__setattr__(self, "settings", kind())

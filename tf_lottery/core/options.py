@@ -100,7 +100,8 @@ class Option:
             if self.lower_bound is not None and item < self.lower_bound:
                 raise ValueError(f"{self.name} must be >= {self.lower_bound:g}; got {value!r}")
             if self.upper_bound is not None and item > self.upper_bound:
-                raise ValueError(f"{self.name} must be <= {self.upper_bound:g} ({self.why}); got {item!r}")
+                shown = f"{self.upper_bound:g}" if isinstance(self.upper_bound, float) else str(self.upper_bound)
+                raise ValueError(f"{self.name} must be <= {shown} ({self.why}); got {item!r}")
 
 
 def _field(kind: str, default, help: str, flag: Optional[str] = None, **details):

@@ -8,7 +8,7 @@ Example:
 """
 
 from tf_lottery.export import serving  # noqa: F401
-from tf_lottery.export.saved_model import EXPORT_FILES, is_complete, read_metadata, save_model, save_ticket
+from tf_lottery.export.saved_model import EXPORT_FILES, DamagedExport, is_complete, read_metadata, save_model, save_ticket
 from tf_lottery.export.serving import Preprocessing
 
-__all__ = ["EXPORT_FILES", "Preprocessing", "is_complete", "read_metadata", "save_model", "save_ticket", "serving"]
+__all__ = ["EXPORT_FILES", "DamagedExport", "Preprocessing", "is_complete", "read_metadata", "save_model", "save_ticket", "serving"]

@@ -11,6 +11,7 @@ grouped, separable, transposed and 1-D/3-D convs follow the same rule (see
 from __future__ import annotations
 
 import math
+import numbers
 import statistics
 import time
 import warnings
@@ -146,12 +147,15 @@ def memory(model: keras.Model, batch_size: int = 128) -> int:
         Bytes, an int.
 
     Raises:
+        TypeError: if ``batch_size`` is not an integer.
         ValueError: if ``batch_size`` < 1.
 
     Example:
         >>> memory(model, batch_size=128)
         ...
     """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral):
+        raise TypeError(f"batch_size must be an integer >= 1; got {batch_size!r}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1; got {batch_size}")
     bytes_per_value = np.dtype(model.dtype or "float32").itemsize

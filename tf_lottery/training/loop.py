@@ -168,6 +168,29 @@ def fit(model: keras.Model, data, recipe: Recipe, workdir: str, name: str,
 
 
 def evaluate(model: keras.Model, data, split: str = "test", batch_size: int = 256) -> dict:
-    """Loss and accuracy of a compiled model on a split."""
+    """Loss and accuracy of a compiled model on a split.
+
+    Args:
+        model: A compiled Keras model (:func:`compile_model`).
+        data: Prepared data (:func:`tf_lottery.data.prepare`).
+        split: "train", "val" or "test".
+        batch_size: Images per batch.
+
+    Returns:
+        ``{"loss", "accuracy", "examples"}``.
+
+    Raises:
+        TypeError: for a model that is not a compiled Keras model, or data that is not prepared data.
+        ValueError: for an unknown split.
+
+    Example:
+        >>> evaluate(ticket, data)["accuracy"]
+    """
+    if not isinstance(model, keras.Model) or getattr(model, "optimizer", None) is None:
+        raise TypeError(f"model must be a compiled keras.Model (tl.train.compile_model); got {type(model).__name__}")
+    if not hasattr(data, "eval_pipeline") or not hasattr(data, "size"):
+        raise TypeError(f"data must be prepared data (tl.data.prepare(...)); got {type(data).__name__}")
+    if split not in ("train", "val", "test"):
+        raise ValueError(f"split must be one of train, val, test; got {split!r}")
     loss, accuracy = model.evaluate(data.eval_pipeline(split, batch_size), verbose=0)
     return {"loss": float(loss), "accuracy": float(accuracy), "examples": data.size(split)}
