@@ -84,6 +84,8 @@ class RunFolder:
         saved = self.read_json("config.json", Config.from_dict, recompute=True)
         if saved is not None and saved.identity(scope) != config.identity(scope):
             raise ValueError(f"{self.path}/config.json holds a different config; move the folder away")
+        if saved is None and self.exists("config.json.damaged") and not self.exists("config.json"):
+            write_text_atomic(self.file("config.json"), config.to_json())  # what start() writes, the same bytes
 
     @contextlib.contextmanager
     def lock(self, wait: bool = True) -> Iterator[None]:

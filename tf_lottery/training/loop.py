@@ -75,12 +75,24 @@ def compile_model(model: keras.Model, recipe: Recipe, steps_per_epoch: int) -> N
 
 
 def read_history(path: str) -> dict:
-    """The CSV history as ``{column: [values]}`` (epochs in order, resumed runs included)."""
+    """The CSV history as ``{column: [values]}`` (epochs in order, resumed runs included).
+
+    Raises:
+        ValueError: naming the file when it does not hold one row of numbers per epoch.
+    """
     if not os.path.exists(path):
         return {}
-    with open(path, newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    return {key: [float(r[key]) for r in rows] for key in (rows[0] if rows else {})}
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle))
+        history = {key: [float(r[key]) for r in rows] for key in (rows[0] if rows else {})}
+        if rows and "epoch" not in history:
+            raise ValueError("no epoch column")
+    except (OSError, UnicodeDecodeError, ValueError, TypeError, KeyError) as error:
+        raise ValueError(f"{path} is damaged ({error}): it should hold one row of numbers per finished epoch "
+                         "(epoch, loss, accuracy, ...); it cannot be remade without training: delete it with the "
+                         "model's final weights and training record, and rerun the run's command") from None
+    return history
 
 
 def check_fits(recipe: Recipe, train_size: int) -> int:
