@@ -118,7 +118,7 @@ def config_from_flags() -> Config:
     try:
         layout = Config.layout(FLAGS["model"].value)
     except UnknownNameError as error:
-        raise app.UsageError(str(error)) from None
+        raise app.UsageError(one_line(error)) from None
     foreign = sorted(name for name in OPTIONS if name not in layout and FLAGS[name].present)
     if foreign:
         raise app.UsageError(f"--{foreign[0]} is not a setting of --model={FLAGS['model'].value}; its settings: "
@@ -133,7 +133,7 @@ def config_from_flags() -> Config:
     try:
         config = Config.create(**values)
     except (ValueError, TypeError, UnknownNameError) as error:
-        raise app.UsageError(str(error)) from None
+        raise app.UsageError(one_line(error)) from None
     if FLAGS["from"].present and not experiments.get(config.experiment).takes_from:
         takers = ", ".join(n for n in experiments.EXPERIMENTS.names() if experiments.get(n).takes_from)
         raise app.UsageError(f"--experiment={config.experiment} takes no --from (it would be ignored); the "
@@ -174,7 +174,7 @@ def main(argv) -> int:
         # Bad values found past flag parsing (an impossible p, a missing dataset, a damaged run
         # file): one clear line and a non-zero exit. Files already written are complete.
         message = f"missing key {error}" if isinstance(error, KeyError) else str(error)
-        print(f"tf-lottery: error: {' '.join(message.split())}", file=sys.stderr)
+        print(f"tf-lottery: error: {one_line(message)}", file=sys.stderr)
         return 2
     finally:
         distribute.deactivate()
@@ -208,6 +208,24 @@ def help_text(width: int = 100) -> str:
     return "\n".join(lines)
 
 
+def one_line(text: str) -> str:
+    """``text`` as one printable line: control characters a value carried (``\\r``, ``\\x1e``) are shown
+    escaped, so an error that quotes the value stays one line."""
+    return " ".join("".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in str(text)).split())
+
+
+def parse_flags(argv: List[str]) -> List[str]:
+    """absl's flag parsing, whose errors quote the bad value escaped, on one line (``app.run``'s parser).
+
+    Raises:
+        flags.Error: for a value a flag refuses.
+    """
+    try:
+        return FLAGS(argv)
+    except flags.Error as error:
+        raise flags.Error(one_line(error)) from None
+
+
 def run() -> None:
     """Console-script entry point: takes no arguments, as setuptools requires.
 
@@ -217,7 +235,7 @@ def run() -> None:
     if any(arg in HELP_FLAGS for arg in sys.argv[1:]):
         print(help_text())
         sys.exit(0)
-    app.run(main)
+    app.run(main, flags_parser=parse_flags)
 
 
 if __name__ == "__main__":
