@@ -110,3 +110,33 @@ def test_the_papers_numbers_are_looked_up_only_where_they_exist():
     assert paper.table1(32, "hrank", "lr", 0, 8) is None and paper.table1(56, "kl", "weights", 0, 8) is None
     assert paper.table3(32, "filters", "snip", 1) == -0.79 and paper.table3(32, "filters", "snip", 2) is None
     assert paper.table4(56, "grasp", 12) == (45.00, 45.82, 51.11, 2.03) and paper.table4(56, "snip", 12) is None
+
+
+def _record(epochs, images_per_epoch=1000):
+    from tf_lottery.results.records import Energy, ModelRecord, Timing, TrainingRecord
+    from tf_lottery.training.resume import timing_of
+
+    timing = Timing(**timing_of(epochs, images_per_epoch))
+    energy = Energy.from_dict({"status": "unavailable", "reason": "test"})
+    return ModelRecord("m", 9, TrainingRecord(timing, 10, len(epochs), energy), {})
+
+
+def test_a_resumed_training_is_compared_at_its_steady_pace():
+    from tf_lottery.results.records import Comparison
+
+    def epoch(seconds, first, session):
+        return {"epoch": 0, "seconds": seconds, "setup_seconds": 3.0 if first else 0.0, "session": session, "logs": {}}
+
+    dense = _record([epoch(14.0, True, 0), epoch(10.0, False, 0), epoch(10.0, False, 0), epoch(10.0, False, 0)])
+    unbroken = _record([epoch(9.0, True, 0), epoch(5.0, False, 0), epoch(5.0, False, 0), epoch(5.0, False, 0)])
+    # Killed in its third epoch: two sessions, each first epoch traced again.
+    resumed = _record([epoch(9.0, True, 0), epoch(5.0, False, 0), epoch(9.0, True, 1), epoch(5.0, False, 1)])
+    assert Comparison.between(dense, unbroken).training_speedup_x == pytest.approx((44.0 + 3) / (24.0 + 3))
+    steady = Comparison.between(dense, resumed)
+    assert steady.training_speedup_x == pytest.approx(2.0)  # 10 s against 5 s an epoch, tracing left out
+    assert steady.images_per_second_ratio_x == pytest.approx(2.0)
+    # Every epoch of the resumed run was the first of its session: no steady pace, so no figure.
+    traced = _record([epoch(9.0, True, 0), epoch(9.0, True, 1)])
+    unmeasured = Comparison.between(dense, traced)
+    assert unmeasured.training_speedup_x is None and unmeasured.images_per_second_ratio_x is None
+    assert resumed.training.timing.to_dict()["steady_epoch_seconds"] == [5.0, 5.0]

@@ -45,9 +45,9 @@ def run_table(result: RunRecord) -> str:
         ["latency (not measured: --evals without latency)" if batch is None
          else f"latency, batch {batch} (ms, measured)", latency(dense), latency(ticket), fmt_value(diff.latency_speedup_x, "{:,.2f}x")],
         [f"training time (s, measured{resumed})", f"{dense.train_seconds:.1f}", f"{ticket.train_seconds:.1f}",
-         fmt_value(diff.training_speedup_x, "{:,.2f}x speed-up")],
+         fmt_value(diff.training_speedup_x, "{:,.2f}x speed-up" + (" at the steady pace" if resumed else ""))],
         _time_to_dense_row(result),
-        ["training images/s (measured)", fmt_value(dense.images_per_second, "{:,.0f}"),
+        [f"training images/s (measured{', steady epochs' if resumed else ''})", fmt_value(dense.images_per_second, "{:,.0f}"),
          fmt_value(ticket.images_per_second, "{:,.0f}"), fmt_value(diff.images_per_second_ratio_x, "{:,.2f}x")],
         ["training energy (Wh, estimated)" if dense.energy.estimated else "training energy (Wh)",
          energy_cell(dense, "energy_kwh"), energy_cell(ticket, "energy_kwh"), change_cell(diff.energy_reduction_pct)],

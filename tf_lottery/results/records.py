@@ -81,7 +81,9 @@ class Timing:
 
     ``sessions`` > 1 means the training was killed and resumed: the times of the finished
     epochs of every session are summed (the part of an epoch a kill cut short is not);
-    ``fit_call_seconds`` is the last session's ``fit`` call alone.
+    ``fit_call_seconds`` is the last session's ``fit`` call alone; ``steady_epoch_seconds`` are
+    the epochs after the first of their session (the first includes tracing), None in records
+    written before tf_lottery 0.9.
     """
 
     train_seconds: float
@@ -91,9 +93,24 @@ class Timing:
     images_per_second_note: str
     fit_call_seconds: Optional[float] = None
     sessions: int = 1
+    steady_epoch_seconds: Optional[List[float]] = None
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        values = dataclasses.asdict(self)
+        if values["steady_epoch_seconds"] is None:  # a record from before 0.9 keeps its layout
+            values.pop("steady_epoch_seconds")
+        return values
+
+    def steady_seconds(self) -> Optional[float]:
+        """The training's time at its steady pace: the mean steady epoch times the epochs (None
+        when no epoch was steady, or the record predates the list)."""
+        if not self.steady_epoch_seconds:
+            return None
+        return sum(self.steady_epoch_seconds) / len(self.steady_epoch_seconds) * self.epochs_timed
+
+    def steady_images_per_second(self) -> Optional[float]:
+        """Images per second over steady epochs only (None when there were none)."""
+        return self.images_per_second if self.steady_epoch_seconds else None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -280,6 +297,15 @@ class Comparison:
         """
         accuracy_pp = (None if dense.accuracy is None or ticket.accuracy is None
                        else 100.0 * (ticket.accuracy - dense.accuracy))
+        timings = dense.training.timing, ticket.training.timing
+        if any(t.sessions > 1 for t in timings):
+            # A resumed training paid tracing and set-up once per session: both sides are compared
+            # at their steady pace, or not at all when a side had no steady epoch.
+            speedup = _ratio(timings[0].steady_seconds(), timings[1].steady_seconds())
+            throughput = _ratio(timings[1].steady_images_per_second(), timings[0].steady_images_per_second())
+        else:
+            speedup = _ratio(dense.train_seconds, ticket.train_seconds)
+            throughput = _ratio(ticket.images_per_second, dense.images_per_second)
         shared = sorted(set(dense.latency) & set(ticket.latency), key=int)
         batch = shared[-1] if shared else None
         return cls(
@@ -288,8 +314,8 @@ class Comparison:
             params_reduction_pct=_less(dense.params, ticket.params),
             flops_reduction_pct=_less(dense.flops, ticket.flops),
             memory_reduction_pct=_less(dense.cost("memory_bytes"), ticket.cost("memory_bytes")),
-            training_speedup_x=_ratio(dense.train_seconds, ticket.train_seconds),
-            images_per_second_ratio_x=_ratio(ticket.images_per_second, dense.images_per_second),
+            training_speedup_x=speedup,
+            images_per_second_ratio_x=throughput,
             flops_implied_speedup_x=_ratio(dense.flops, ticket.flops),
             latency_batch_size=None if batch is None else int(batch),
             latency_speedup_x=None if batch is None else _ratio(dense.latency[batch]["median_s"],

@@ -199,7 +199,8 @@ def timing_of(epochs: List[dict], images_per_epoch: int) -> dict:
 
     ``train_seconds`` sums the epochs and each session's set-up before its first epoch
     (tracing, building the pipeline); ``images_per_second`` leaves out the first epoch of
-    every session (it includes tracing) unless no other is left; ``sessions`` counts the
+    every session (it includes tracing) unless no other is left; ``steady_epoch_seconds`` are
+    those epochs (a resumed run is compared at that pace); ``sessions`` counts the
     processes that trained (more than 1: resumed after an interruption).
     """
     epoch_seconds = [e["seconds"] for e in epochs]
@@ -214,6 +215,7 @@ def timing_of(epochs: List[dict], images_per_epoch: int) -> dict:
         "images_per_second": images_per_epoch * len(steady) / sum(steady) if sum(steady) > 0 else None,
         "images_per_second_note": note,
         "sessions": len({e["session"] for e in epochs}),
+        "steady_epoch_seconds": [e["seconds"] for e in epochs if e["setup_seconds"] == 0.0],
     }
 
 
