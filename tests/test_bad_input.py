@@ -136,6 +136,7 @@ CASES = [
     (["--dataset=cifar10", "--data_dir={tmp}/nothing"], "'cifar10' is not available in"),
     (["--dataset=fashion_mnist", "--data_dir={tmp}/nothing"], "apt-get install dataset-fashion-mnist"),
     (["--runs_dir={tmp}/a_file"], "--runs_dir={tmp}/a_file is a file; it must be a folder"),
+    (["--runs_dir={tmp}/dangling"], "the --runs_dir {tmp}/dangling is a link to {tmp}/gone, which does not exist"),
     # the API
     ("api", lambda: tl.find_ticket(tl.models.cifar_resnet(20), "random", num_blocks=1.5), TypeError,
      "num_blocks must be an integer; got 1.5"),
@@ -199,6 +200,7 @@ def test_bad_input_is_refused_with_one_clear_line_before_anything_is_written(cas
         return
     args, message = case
     (tmp_path / "a_file").write_text("not a folder")
+    (tmp_path / "dangling").symlink_to(tmp_path / "gone")
     code, seen = _cli([a.format(tmp=tmp_path) for a in args], tmp_path / "runs", capsys)
     assert code != 0
     assert message.format(tmp=tmp_path) in seen, seen
@@ -208,3 +210,31 @@ def test_bad_input_is_refused_with_one_clear_line_before_anything_is_written(cas
 
 def test_the_catalogue_is_large_enough():
     assert len(CASES) >= 40
+
+
+def test_lengths_in_steps_work_wherever_no_epoch_arithmetic_is_needed(tmp_path):
+    from tf_lottery.config import Config
+    from tf_lottery.experiments import sweep
+
+    recipe = tl.train.Recipe(length="500it", lr_drops=("300it",))
+    assert recipe.resumed_at(0) is recipe  # rewinding to θ0 is the whole recipe
+    with pytest.raises(ValueError, match="resuming at an epoch needs lengths in epochs"):
+        recipe.resumed_at(1)
+    for experiment in ("sweep", "compare"):
+        config = Config.create(experiment=experiment, dataset="synthetic", train_size=None, val_size=64, length="20it", lr_drops=("10it",),
+                               sweep_num_blocks=(1, 2), runs_dir=str(tmp_path))
+        sweep.check(config, sweep.points(config))  # refused before 0.9: "needs lengths in epochs"
+    imp = Config.create(experiment="sweep", sweep_experiment="imp", dataset="synthetic", train_size=None, val_size=64, length="20it", lr_drops=(),
+                        runs_dir=str(tmp_path))
+    sweep.check(imp, sweep.points(imp))
+
+
+def test_one_spelling_per_length_names_one_run():
+    from tf_lottery.config import Config
+
+    plain = Config.create(length="2ep", lr_drops=("1ep",))
+    for length, drops in [("02ep", ("1ep",)), (" 2 ep", ("01ep",)), ("2ep", (" 1ep",))]:
+        assert Config.create(length=length, lr_drops=drops).digest("dense") == plain.digest("dense")
+    ordered = Config.create(length="10ep", lr_drops=("4ep", "8ep"))
+    assert Config.create(length="10ep", lr_drops=("8ep", "4ep")).digest("dense") == ordered.digest("dense")
+    assert ordered.training.lr_drops == ("4ep", "8ep")

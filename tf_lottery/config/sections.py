@@ -198,7 +198,7 @@ class TrainingConfig(Section):
         super().__post_init__()
         _distinct("keep_epochs", self.keep_epochs)
         count, unit = parse_length(self.length)
-        if self.keep_epochs and unit != "ep":
+        if any(self.keep_epochs) and unit != "ep":  # θ0 (epoch 0) is kept whatever the unit
             raise ValueError(f"keep_epochs needs --length in epochs; got --length={self.length}")
         late = [k for k in self.keep_epochs if k >= count]
         if late:

@@ -122,7 +122,12 @@ class RunFolder:
 
     def start(self) -> None:
         """Creates the folder with its config.json (once the inputs are known to be valid) and
-        removes temporaries a killed process left (under the lock, nobody else writes here)."""
+        removes temporaries a killed process left (under the lock, nobody else writes here).
+
+        Raises:
+            ValueError: when the folder is a link whose target is gone.
+        """
+        _refuse_dangling_link(self.path, "run folder")
         if not self.exists("config.json"):
             write_text_atomic(self.file("config.json"), self.config.to_json())
         remove_leftovers(self.path)
@@ -212,6 +217,12 @@ def _read(path: str) -> Optional[str]:
         return None
 
 
+def _refuse_dangling_link(path: str, what: str) -> None:
+    if os.path.islink(path) and not os.path.exists(path):
+        raise ValueError(f"the {what} {path} is a link to {os.readlink(path)}, which does not exist; restore its "
+                         "target or remove the link")
+
+
 def check_runs_dir(path: str) -> None:
     """Fails before anything is written when run folders cannot be made under ``path``.
 
@@ -219,6 +230,7 @@ def check_runs_dir(path: str) -> None:
         ValueError: for a path that is a file, or a folder (or its nearest existing parent)
             that is not writable.
     """
+    _refuse_dangling_link(path, "--runs_dir")
     if os.path.exists(path) and not os.path.isdir(path):
         raise ValueError(f"--runs_dir={path} is a file; it must be a folder (it is created when missing)")
     existing = os.path.abspath(path)

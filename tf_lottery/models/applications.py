@@ -124,8 +124,10 @@ def build_application(family: str, input_shape: Sequence[int] = (224, 224, 3), n
         base = FAMILIES[family](weights=weights_file, input_shape=input_shape, classes=num_classes,
                                 include_top=True, classifier_activation="softmax" if output == "softmax" else None)
     except (ValueError, OSError) as error:
+        # Keras lists every layer of a mismatched weights file: the first line says what is wrong.
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
         raise ValueError(f"keras.applications refused --model={family} with input shape {input_shape}, "
-                         f"{num_classes} classes and weights {weights_file or 'None'}: {error}") from error
+                         f"{num_classes} classes and weights {weights_file or 'None'}: {first}") from error
     model = surgery.rewire(base, {}, clone=_with_weight_decay(weight_decay), name=family, input_name="image")
     surgery.transfer_weights(base, model)
     spec = {"family": family, "input_shape": list(input_shape), "num_classes": num_classes, "output": output,

@@ -181,9 +181,15 @@ class Recipe:
         the learning-rate schedule as it stands at that epoch (drops already passed applied, a
         warm-up under way continued from where it stood).
 
+        Rewinding to θ0 (``epoch=0``) needs no epoch arithmetic: it is the whole recipe, lengths in
+        steps included.
+
         Raises:
-            ValueError: if a length is given in steps, or ``epoch`` is not inside the length.
+            ValueError: if a length is given in steps (for ``epoch`` > 0), or ``epoch`` is not inside
+                the length.
         """
+        if epoch == 0:
+            return self
         lengths = [parse_length(self.length)] + [parse_length(d) for d in self.lr_drops]
         warmup, warmup_unit = parse_length(self.warmup, allow_zero=True)
         if any(unit != "ep" for _, unit in lengths) or (warmup and warmup_unit != "ep"):
