@@ -11,7 +11,6 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import re
 from typing import List, Optional
@@ -26,7 +25,7 @@ from tf_lottery.config.experiments import EXPERIMENTS
 from tf_lottery.experiments.stages import dense_model
 from tf_lottery.experiments.sweep import points
 from tf_lottery.results.records import ScoringRecord
-from tf_lottery.experiments.runs import DamagedRunFile, RunFolder
+from tf_lottery.experiments.runs import DamagedRunFile, RunFolder, read_json_object
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,30 +41,13 @@ class Target:
     ticket_folder: Optional[str]
 
 
-def _read_json(path: str, what: str, remedy: str):
-    """A run file that must be a JSON object, or :class:`DamagedRunFile` naming it."""
-    try:
-        with open(path, encoding="utf-8") as handle:
-            payload = json.load(handle)
-    except (OSError, UnicodeDecodeError, ValueError) as error:
-        raise DamagedRunFile(f"{path} is damaged ({error}): it should hold {what}; {remedy}") from None
-    if not isinstance(payload, dict):
-        raise DamagedRunFile(f"{path} is damaged (a JSON {type(payload).__name__}, not an object): it should hold "
-                             f"{what}; {remedy}")
-    return payload
-
-
 def _read_config(folder: str) -> Config:
     path = os.path.join(folder, "config.json")
     if not os.path.exists(path):
         raise ValueError(f"--from={folder}: not a run folder (it has no config.json)")
     remedy = ("it cannot be remade from this folder: rerun the command that made the run (its folder is named by "
               "the hash of its config), or restore the file")
-    payload = _read_json(path, "the run's config (its sections as JSON)", remedy)
-    try:
-        config = Config.from_dict(payload)
-    except (TypeError, ValueError, KeyError) as error:
-        raise DamagedRunFile(f"{path} is damaged ({error}): it should hold the run's config; {remedy}") from None
+    config = read_json_object(path, Config.from_dict, remedy)
     return config.replace(runs_dir=os.path.dirname(os.path.abspath(folder)))
 
 
@@ -90,7 +72,7 @@ def _from_folder(folder: str, seen: tuple = ()) -> List[Target]:
         raise ValueError(f"--from={folder}: this {config.experiment} has not finished (no results.json); "
                          "run it first")
     remedy = f"rerun {config.command_line()}, which rewrites it from its points (they are kept)"
-    rows = _read_json(results, "the sweep's rows, one per point", remedy).get("rows")
+    rows = read_json_object(results, remedy=remedy).get("rows")
     parent = os.path.dirname(folder)
     named = [row.get("run_folder") if isinstance(row, dict) else None for row in rows or ()] if isinstance(
         rows, list) else None

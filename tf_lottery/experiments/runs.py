@@ -59,6 +59,31 @@ def _role(name: str) -> str:
     return next((what for key, what in _ROLES if name.startswith(key) or name.endswith(key)), "a run file")
 
 
+def read_json_object(path: str, parse: Optional[Callable] = None, remedy: Optional[str] = None):
+    """The JSON object in ``path`` (or ``parse`` of it).
+
+    Args:
+        path: The file (it must exist).
+        parse: Turns the dict into a record; its errors on a missing key or a wrong type count as damage.
+        remedy: What to do about a damaged file (named in the error); None: re-raise the parser's error.
+
+    Raises:
+        DamagedRunFile: for a file that does not parse (truncated, garbage, a list), with ``remedy``.
+    """
+    try:
+        with open(path, encoding="utf-8") as handle:
+            payload = json.load(handle)
+        if not isinstance(payload, dict):
+            raise TypeError(f"a JSON {type(payload).__name__}, not an object")
+        return parse(payload) if parse is not None else payload
+    except (OSError, UnicodeDecodeError) + _DAMAGE as error:
+        if remedy is None:
+            raise
+        reason = f"{type(error).__name__}: {error}" if isinstance(error, KeyError) else str(error)
+        raise DamagedRunFile(f"{path} is damaged ({reason}): it should hold {_role(os.path.basename(path))}; "
+                             f"{remedy}") from None
+
+
 class RunFolder:
     """The folder of one run.
 
@@ -158,11 +183,7 @@ class RunFolder:
         if not self.exists(name):
             return None
         try:
-            with open(self.file(name), encoding="utf-8") as handle:
-                payload = json.load(handle)
-            if not isinstance(payload, dict):
-                raise TypeError(f"a JSON {type(payload).__name__}, not an object")
-            return parse(payload) if parse is not None else payload
+            return read_json_object(self.file(name), parse)
         except (OSError, UnicodeDecodeError) + _DAMAGE as error:
             reason = f"{type(error).__name__}: {error}" if isinstance(error, KeyError) else str(error)
             if recompute:
