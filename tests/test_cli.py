@@ -47,7 +47,7 @@ def test_describe_from_a_flagfile(tmp_path):
         (["stray"], "unexpected arguments"),
         (["--experiment=lottery", "--criterion=hrank", "--aggregation=mean"],
          "criterion 'hrank' takes no option 'aggregation'; its options: batch_size"),
-        (["--learning_rate=nan"], "learning_rate must be a finite number; got nan"),
+        (["--learning_rate=nan"], "learning_rate must be a finite number > 0; got nan"),
     ],
 )
 def test_bad_input_exits_nonzero_with_a_clear_message(args, message, tmp_path):
@@ -55,6 +55,15 @@ def test_bad_input_exits_nonzero_with_a_clear_message(args, message, tmp_path):
     assert result.returncode != 0
     assert message in result.stderr + result.stdout and "Traceback" not in result.stderr
     assert not os.listdir(tmp_path)  # nothing written
+
+
+def test_a_value_with_control_characters_gives_one_printable_line(tmp_path):
+    result = _run("--weight_decay=\r\x1e", f"--runs_dir={tmp_path}")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    ours = [line for line in result.stderr.splitlines() if "Flags parsing error" in line]
+    assert ours == ["FATAL Flags parsing error: flag --weight_decay=\\r\\x1e: could not convert string to float: "
+                    "'\\r\\x1e'"], result.stderr
+    assert "\r" not in result.stderr and "\x1e" not in result.stderr
 
 
 @pytest.mark.parametrize(
@@ -79,8 +88,8 @@ def test_impossible_runs_fail_before_writing(args, message, tmp_path):
 
 
 def test_a_complete_run_from_the_command_line(tmp_path):
-    result = _run("--dataset=synthetic", "--val_size=64", "--train_size=0", "--length=1ep", "--batch_size=64",
-                  "--num_blocks=1", "--latency_batch_sizes=1,4", f"--runs_dir={tmp_path}")
+    result = _run("--dataset=synthetic", "--val_size=64", "--train_size=0", "--length=1ep", "--lr_drops=",
+                  "--batch_size=64", "--num_blocks=1", "--latency_batch_sizes=1,4", f"--runs_dir={tmp_path}")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "| test accuracy (%)" in result.stdout and "| FLOPs " in result.stdout
     (folder,) = [n for n in os.listdir(tmp_path) if n.startswith("init_ticket-")]

@@ -215,7 +215,7 @@ def one_line(text: str) -> str:
 
 
 def parse_flags(argv: List[str]) -> List[str]:
-    """absl's flag parsing, whose errors quote the bad value escaped, on one line (``app.run``'s parser).
+    """absl's flag parsing, whose errors quote the bad value escaped, on one line.
 
     Raises:
         flags.Error: for a value a flag refuses.
@@ -224,6 +224,15 @@ def parse_flags(argv: List[str]) -> List[str]:
         return FLAGS(argv)
     except flags.Error as error:
         raise flags.Error(one_line(error)) from None
+
+
+def _parse_flags_or_exit(argv: List[str]) -> List[str]:
+    """``app.run``'s flag parser: :func:`parse_flags`, an error printed as absl prints it (one line) and exit 1."""
+    try:
+        return parse_flags(argv)
+    except flags.Error as error:
+        sys.stderr.write(f"FATAL Flags parsing error: {error}\nPass --help to see tf_lottery's flags.\n")
+        sys.exit(1)
 
 
 def run() -> None:
@@ -235,7 +244,7 @@ def run() -> None:
     if any(arg in HELP_FLAGS for arg in sys.argv[1:]):
         print(help_text())
         sys.exit(0)
-    app.run(main, flags_parser=parse_flags)
+    app.run(main, flags_parser=_parse_flags_or_exit)
 
 
 if __name__ == "__main__":

@@ -52,7 +52,7 @@ def test_lottery_points_keep_every_rewind_epoch_in_one_dense_run():
 
 
 def test_bad_sweep_lists_are_refused():
-    with pytest.raises(ValueError, match=r"sweep_seeds takes distinct integers >= 0; got \[1, 1\]"):
+    with pytest.raises(ValueError, match="sweep_seeds lists 1 twice; got 1,1: give each value once"):
         Config.create(sweep_seeds=(1, 1))
     with pytest.raises(ValueError, match="sweep_rewinds must be among"):
         Config.create(sweep_rewinds=("weights", "rewinding"))

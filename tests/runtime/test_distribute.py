@@ -109,7 +109,7 @@ def test_global_recipe_and_identity():
     (dict(strategy="default", devices=("cpu:0",)), "--devices is for --strategy=mirrored"),
     (dict(strategy="mirrored", devices=("gpu:7",)),
      "--devices names 'gpu:7', which this machine does not have; it has cpu:0, cpu:1"),
-    (dict(strategy="mirrored", devices=("cpu:0", "cpu:0")), "lists a device twice"),
+    (dict(strategy="mirrored", devices=("cpu:0", "cpu:0")), "devices lists cpu:0 twice"),
     (dict(cpu_devices=3), "--cpu_devices=3 must be set before TensorFlow starts"),
     (dict(strategy="tpu"), "--strategy=tpu found no TPU"),
 ])
