@@ -23,11 +23,11 @@ from tf_lottery.config import Config
 from tf_lottery.experiments.runs import DamagedRunFile
 
 TICKET_FILES = ["config.json", "result.json", "scores.json", "train_ticket.json", "ticket_final.weights.h5",
-                "evals/ticket/clean.json", "history_ticket.csv"]
+                "evals/ticket/clean.json", "history_ticket.csv", "summary.md"]
 DENSE_FILES = ["config.json", "dense.json", "train_dense.json", "dense_final.weights.h5", "evals/dense/clean.json",
                "history_dense.csv"]
 #: What a rerun remakes when damaged; any other file must be named in the error instead.
-REMADE = {("ticket", "config.json"), ("ticket", "result.json"), ("ticket", "evals/ticket/clean.json"),
+REMADE = {("ticket", "config.json"), ("ticket", "summary.md"), ("ticket", "result.json"), ("ticket", "evals/ticket/clean.json"),
           ("dense", "config.json"), ("dense", "dense.json"), ("dense", "evals/dense/clean.json")}
 OUTCOMES = set()  # what the drawn damages became
 DAMAGES = {
@@ -95,6 +95,13 @@ def test_what_a_rerun_can_remake_is_remade(finished, tmp_path, name):
     damaged = [n for n in os.listdir(tmp_path / "w" / os.path.basename(finished[1].run_folder) /
                                      os.path.dirname(name)) if n.endswith(".damaged")]
     assert damaged == [os.path.basename(name) + ".damaged"]  # kept for inspection
+
+
+def test_a_damaged_summary_is_written_again_from_the_record(finished, tmp_path):
+    again, error, path = _rerun_damaged(finished, "ticket", "summary.md", "garbage", False, str(tmp_path / "w"))
+    assert error is None
+    with open(path) as handle:
+        assert handle.read().startswith("# init_ticket ") and "| test accuracy (%)" in open(path).read()
 
 
 def test_trained_weights_are_named_with_the_command_that_retrains_that_part(finished, tmp_path):

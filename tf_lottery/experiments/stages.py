@@ -246,7 +246,8 @@ def trained_dense(config: Config, data, dense_run: RunFolder) -> keras.Model:
 
 
 def already_done(config: Config, run: RunFolder, quiet: bool = False) -> Optional[RunRecord]:
-    """The record of a finished run that holds every requested evaluation (printing its table), or None."""
+    """The record of a finished run that holds every requested evaluation (printing its table and writing
+    summary.md again when it differs), or None."""
     record = run.read_json("result.json", RunRecord.from_dict, recompute=True)  # remade from the stages' files
     if record is None:
         return None
@@ -255,8 +256,24 @@ def already_done(config: Config, run: RunFolder, quiet: bool = False) -> Optiona
             log(f"{run.path} ran before; measuring the evaluations it lacks")
         return None
     log(f"this config already ran: {run.path} (delete the folder to run it again)")
-    print(reports.run_table(record))
+    # summary.md follows from the record: remade when missing or damaged (the same bytes, atomically,
+    # so two processes doing it at once cannot clash).
+    print(write_summary(config, run, record))
     return record
+
+
+def write_summary(config: Config, run: RunFolder, record: RunRecord) -> str:
+    """Writes ``summary.md`` (the run table under a title) unless it already holds just that; returns the table."""
+    table = reports.run_table(record)
+    text = f"# {config.experiment} {run.digest}\n\n{table}"
+    try:
+        with open(run.file("summary.md"), encoding="utf-8") as handle:
+            current = handle.read()
+    except (OSError, UnicodeDecodeError):
+        current = None
+    if current != text:
+        run.write_text("summary.md", text)
+    return table
 
 
 def plot_scores(config: Config, run: RunFolder, dense, scoring: ScoringRecord) -> None:
@@ -308,8 +325,7 @@ def record_run(config: Config, run: RunFolder, data, ticket, trained: TrainingRe
         scoring=scoring, dense=dense, ticket=measured, comparison=Comparison.between(dense, measured),
         rewind=rewind, exports=exports,
     )
-    table = reports.run_table(result)
-    run.write_text("summary.md", f"# {config.experiment} {run.digest}\n\n{table}")
+    table = write_summary(config, run, result)
     run.write_json("result.json", result.to_dict())
     log(f"done: {run.path}")
     print(table)
