@@ -27,7 +27,8 @@ TICKET_FILES = ["config.json", "result.json", "scores.json", "train_ticket.json"
 DENSE_FILES = ["config.json", "dense.json", "train_dense.json", "dense_final.weights.h5", "evals/dense/clean.json",
                "history_dense.csv"]
 #: What a rerun remakes when damaged; any other file must be named in the error instead.
-REMADE = {("ticket", "config.json"), ("ticket", "summary.md"), ("ticket", "result.json"), ("ticket", "evals/ticket/clean.json"),
+REMADE = {("ticket", "config.json"), ("ticket", "summary.md"), ("ticket", "history_ticket.csv"),
+          ("dense", "history_dense.csv"), ("ticket", "result.json"), ("ticket", "evals/ticket/clean.json"),
           ("dense", "config.json"), ("dense", "dense.json"), ("dense", "evals/dense/clean.json")}
 OUTCOMES = set()  # what the drawn damages became
 DAMAGES = {
@@ -102,6 +103,14 @@ def test_a_damaged_summary_is_written_again_from_the_record(finished, tmp_path):
     assert error is None
     with open(path) as handle:
         assert handle.read().startswith("# init_ticket ") and "| test accuracy (%)" in open(path).read()
+
+
+@pytest.mark.parametrize("where,name", [("ticket", "history_ticket.csv"), ("dense", "history_dense.csv")])
+def test_a_damaged_history_is_written_again_from_the_training_record(finished, tmp_path, where, name):
+    again, error, path = _rerun_damaged(finished, where, name, "garbage", True, str(tmp_path / "w"))
+    assert error is None, error
+    with open(path) as handle:
+        assert handle.readline().startswith("epoch,") and len(handle.readlines()) == 1  # one epoch
 
 
 def test_trained_weights_are_named_with_the_command_that_retrains_that_part(finished, tmp_path):

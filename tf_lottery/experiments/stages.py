@@ -207,7 +207,7 @@ def train_or_load(config: Config, run: RunFolder, model, data, name: str, recipe
                                      cpu_power_w=None, ram_power_w=None, reason=(
             f"training was interrupted and resumed ({timing.sessions} sessions); codecarbon reports a "
             "session only when it ends, so the interrupted sessions' energy is missing"))
-    record = TrainingRecord(timing, fitted["steps"], fitted["epochs"], energy)
+    record = TrainingRecord(timing, fitted["steps"], fitted["epochs"], energy, fitted["history"])
     run.save_weights(model, f"{name}_final.weights.h5")
     run.write_json(f"train_{name}.json", record.to_dict())
     resume.discard(run.path, name)  # only now: a kill before this point resumes from the state
@@ -262,6 +262,25 @@ def already_done(config: Config, run: RunFolder, quiet: bool = False) -> Optiona
     return record
 
 
+def restore_history(run: RunFolder, name: str, trained: TrainingRecord) -> None:
+    """Writes ``history_<name>.csv`` again from the training record when it is missing or damaged and
+    the record holds the history (records from tf_lottery 0.9 on); otherwise a damaged CSV is named
+    by :func:`tf_lottery.training.read_history`."""
+    path = run.file(f"history_{name}.csv")
+    try:
+        if training.read_history(path):
+            return
+    except ValueError:
+        if trained.history is None:
+            raise
+    if trained.history:
+        columns = ["epoch", *sorted(k for k in trained.history if k != "epoch")]
+        rows = zip(*(trained.history[c] for c in columns))
+        text = ",".join(columns) + "\n" + "".join(",".join(repr(v) for v in row) + "\n" for row in rows)
+        log(f"{name}: {path} was missing or damaged; written again from train_{name}.json")
+        run.write_text(f"history_{name}.csv", text)
+
+
 def write_summary(config: Config, run: RunFolder, record: RunRecord) -> str:
     """Writes ``summary.md`` (the run table under a title) unless it already holds just that; returns the table."""
     table = reports.run_table(record)
@@ -306,6 +325,8 @@ def record_run(config: Config, run: RunFolder, data, ticket, trained: TrainingRe
     """
     reference = trained_dense(config, data, dense_run) if evals.needs_reference(config.evaluation) else None
     measured = measure(config, run, "ticket", ticket, data, trained, scoring.ticket.removed, reference)
+    restore_history(dense_run, "dense", dense.training)
+    restore_history(run, "ticket", measured.training)
     timed = {"dense": curves.read_curve(dense_run.path, "dense", dense.training.timing),
              "ticket": curves.read_curve(run.path, "ticket", measured.training.timing)}
     plots.learning_curves({"dense": training.read_history(dense_run.file("history_dense.csv")),

@@ -115,21 +115,27 @@ class Timing:
 
 @dataclasses.dataclass(frozen=True)
 class TrainingRecord:
-    """One model's training: timing, steps, epochs and energy (``train_<model>.json``)."""
+    """One model's training: timing, steps, epochs and energy (``train_<model>.json``), and from
+    tf_lottery 0.9 on its per-epoch history (``{column: [values]}``, the history CSV's content, so
+    that a damaged CSV can be written again; None in older records)."""
 
     timing: Timing
     steps: int
     epochs: int
     energy: Energy
+    history: Optional[Dict[str, List[float]]] = None
 
     def to_dict(self) -> dict:
-        return {"train": {"timing": self.timing.to_dict(), "steps": self.steps, "epochs": self.epochs},
-                "energy": self.energy.to_dict()}
+        train = {"timing": self.timing.to_dict(), "steps": self.steps, "epochs": self.epochs}
+        if self.history is not None:
+            train["history"] = self.history
+        return {"train": train, "energy": self.energy.to_dict()}
 
     @classmethod
     def from_dict(cls, values: dict) -> "TrainingRecord":
         train = values["train"]
-        return cls(_take(Timing, train["timing"]), train["steps"], train["epochs"], Energy.from_dict(values["energy"]))
+        return cls(_take(Timing, train["timing"]), train["steps"], train["epochs"], Energy.from_dict(values["energy"]),
+                   train.get("history"))
 
 
 # The evaluations whose results sit at the top of a model record, as in tf_lottery 0.1:
