@@ -46,21 +46,12 @@ def as_batch(data, need_labels: bool = True) -> Tuple[tf.Tensor, Optional[tf.Ten
 
 
 def integer_labels(labels) -> np.ndarray:
-    """Class indices from integer labels or one-hot rows.
+    """Class indices from integer labels or one-hot rows (:func:`tf_lottery.data.checks.check_labels`).
 
     Raises:
-        ValueError: for labels that are not whole numbers >= 0 (never truncated silently).
+        ValueError: for labels that are not whole numbers >= 0 or one-hot rows (never truncated silently).
     """
-    labels = np.asarray(labels)
-    if labels.ndim == 2:
-        return labels.argmax(axis=1)
-    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.number) or labels.dtype == bool:
-        raise ValueError(f"labels must be class indices (a 1-D array of integers) or one-hot rows; got "
-                         f"shape {labels.shape} of {labels.dtype}")
-    if labels.size and (np.any(labels != np.round(labels)) or labels.min() < 0):
-        raise ValueError(f"labels must be whole numbers >= 0; got values such as {labels[labels != np.round(labels)][:3]}"
-                         if np.any(labels != np.round(labels)) else f"labels must be >= 0; got {labels.min()}")
-    return labels.astype("int64")
+    return check_labels(labels, "labels", one_hot=True)
 
 
 def class_balanced_batch(images, labels, per_class: int = 10, seed: int = 0):

@@ -61,15 +61,15 @@ def check_scores(criterion: str, scores: Mapping[str, object]) -> None:
     Raises:
         ValueError: for a NaN or infinite score.
     """
-    for name, value in scores.items():
-        values = np.asarray(value, dtype="float64").ravel()
-        bad = ~np.isfinite(values)
-        if bad.any():
-            where = f"{name!r}" if values.size == 1 else f"filter {int(np.flatnonzero(bad)[0])} of {name!r}"
-            shown = values[np.flatnonzero(bad)[0]]
-            total = sum(np.asarray(v).size for v in scores.values())
-            raise ValueError(f"criterion {criterion!r} gave a non-finite score ({shown}) for {where} "
-                             f"({sum(int((~np.isfinite(np.asarray(v, 'float64'))).sum()) for v in scores.values())} "
-                             f"of {total} scores); the model's weights or outputs overflow on this data, so no "
-                             "ranking can be trusted: check the data's scale and the model's initialization")
+    flat = {name: np.asarray(value, dtype="float64").ravel() for name, value in scores.items()}
+    bad = {name: np.flatnonzero(~np.isfinite(values)) for name, values in flat.items()}
+    first = next((name for name in flat if bad[name].size), None)
+    if first is None:
+        return
+    index = int(bad[first][0])
+    where = f"{first!r}" if flat[first].size == 1 else f"filter {index} of {first!r}"
+    count, total = sum(b.size for b in bad.values()), sum(v.size for v in flat.values())
+    raise ValueError(f"criterion {criterion!r} gave a non-finite score ({flat[first][index]}) for {where} ({count} of "
+                     f"{total} scores); the model's weights or outputs overflow on this data, so no ranking can be "
+                     "trusted: check the data's scale and the model's initialization")
 
