@@ -274,11 +274,11 @@ def restore_history(run: RunFolder, name: str, trained: TrainingRecord) -> None:
         if trained.history is None:
             raise
     if trained.history:
-        columns = ["epoch", *sorted(k for k in trained.history if k != "epoch")]
-        rows = zip(*(trained.history[c] for c in columns))
-        text = ",".join(columns) + "\n" + "".join(",".join(repr(v) for v in row) + "\n" for row in rows)
+        logs = {key: values for key, values in trained.history.items() if key != "epoch"}
+        epochs = [{"epoch": int(epoch), "logs": {key: values[i] for key, values in logs.items()}}
+                  for i, epoch in enumerate(trained.history["epoch"])]
         log(f"{name}: {path} was missing or damaged; written again from train_{name}.json")
-        run.write_text(f"history_{name}.csv", text)
+        run.write_text(f"history_{name}.csv", resume.history_csv(epochs))  # the writer training uses
 
 
 def write_summary(config: Config, run: RunFolder, record: RunRecord) -> str:
