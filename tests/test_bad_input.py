@@ -132,7 +132,7 @@ CASES = [
     (SYNTHETIC + ["--num_classes=2"], "--num_classes=2 but synthetic has labels up to 3; it needs at least 4"),
     (SYNTHETIC + ["--experiment=lottery", "--rewind_epoch=1"], "rewind epoch must be in [0, 0] for a 1ep recipe"),
     (SYNTHETIC + ["--experiment=sweep", "--sweep_rewind_epochs=0"],
-     "sweep_rewinds and sweep_rewind_epochs need --sweep_experiment=lottery"),
+     "sweep_rewind_epochs and sweep_rewind_steps need --sweep_experiment=lottery"),
     (["--dataset=cifar10", "--data_dir={tmp}/nothing"], "'cifar10' is not available in"),
     (["--dataset=fashion_mnist", "--data_dir={tmp}/nothing"], "apt-get install dataset-fashion-mnist"),
     (["--runs_dir={tmp}/a_file"], "--runs_dir={tmp}/a_file is a file; it must be a folder"),

@@ -74,7 +74,7 @@ def test_a_value_with_control_characters_gives_one_printable_line(tmp_path):
         (["--experiment=sweep", "--dataset=synthetic", "--train_size=0", "--val_size=0", "--sweep_num_blocks=1,2,4"],
          "cannot remove 4 blocks: at most 3 can be removed"),
         (["--experiment=sweep", "--dataset=synthetic", "--sweep_rewind_epochs=0,1"],
-         "sweep_rewinds and sweep_rewind_epochs need --sweep_experiment=lottery"),
+         "sweep_rewind_epochs and sweep_rewind_steps need --sweep_experiment=lottery"),
         (["--dataset=cifar10", "--data_dir={tmp}/nothing"], "'cifar10' is not available in"),
         (["--dataset=fashion_mnist", "--data_dir={tmp}/nothing"], "apt-get install dataset-fashion-mnist"),
     ],

@@ -54,6 +54,7 @@ def test_every_flag_of_0_1_is_generated_with_its_default():
         "mixed_precision",
         "data_path", "cache_dir",
         "warmup", "bn_momentum",  # 0.7: twin recipes
+        "rewind_step", "keep_steps", "sweep_rewind_steps",  # 0.9: rewinding to a step
     }
     # Every flag is the default config's, except the settings of the other model builders.
     assert set(cli.OPTIONS) - set(Config().flat()) == {"weights_file", "output", "stem"}

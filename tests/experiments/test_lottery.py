@@ -96,3 +96,77 @@ def test_a_rewind_epoch_outside_training_is_refused_before_writing(tmp_path):
     assert not list(tmp_path.iterdir())
     with pytest.raises(ValueError, match="rewind must be one of"):
         Config.create(rewind="rewinding")
+
+
+@pytest.mark.parametrize("step", [1, 57, 101, 150, 299])
+def test_a_recipe_resumed_at_a_step_gives_every_later_step_its_learning_rate(step):
+    recipe = train.Recipe("3ep", learning_rate=0.1, lr_drops=("2ep",), warmup="1ep", warmup_start=0.1)
+    rest = recipe.resumed_at_step(step, steps_per_epoch=100)
+    assert rest.length == f"{300 - step}it"
+    for s in range(300 - step):
+        assert rest.learning_rate_at(s, 100) == pytest.approx(recipe.learning_rate_at(step + s, 100), rel=1e-12)
+    assert recipe.resumed_at_step(0, 100) == recipe
+
+
+def test_a_rewind_to_epoch_i_and_to_step_i_x_steps_per_epoch_train_alike():
+    recipe = train.Recipe("4ep", learning_rate=0.1, lr_drops=("2ep", "3ep"))
+    by_epoch, by_step = recipe.resumed_at(2), recipe.resumed_at_step(200, 100)
+    assert by_step.total_steps(100) == by_epoch.total_steps(100) == 200
+    assert [by_step.learning_rate_at(s, 100) for s in range(200)] == pytest.approx(
+        [by_epoch.learning_rate_at(s, 100) for s in range(200)])
+    with pytest.raises(ValueError, match=r"rewind step must be in \[0, 399\] for a 4ep recipe of 400 steps"):
+        recipe.resumed_at_step(400, 100)
+    with pytest.raises(TypeError, match="must be an integer"):
+        recipe.resumed_at_step(2.5, 100)
+
+
+def test_rewinding_to_a_step_starts_the_ticket_from_the_weights_after_that_step(tmp_path, monkeypatch):
+    """open_lth's rewinding_steps: the kept layers take the dense weights after k optimizer steps,
+    bit for bit, and train the recipe's remaining steps, exactly."""
+    after_step, ticket_start = {}, {}
+    real_fit = train.fit
+
+    class AtStep(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            step = int(self.model.optimizer.iterations)
+            after_step[step] = {layer.name: [w.copy() for w in layer.get_weights()] for layer in self.model.layers}
+
+    def spying_fit(model, data, recipe, workdir, name, **kwargs):
+        if name == "dense":
+            kwargs["extra_callbacks"] = list(kwargs.get("extra_callbacks", ())) + [AtStep()]
+        else:
+            ticket_start.update({l.name: [w.copy() for w in l.get_weights()] for l in model.layers})
+            ticket_start["__recipe__"] = recipe
+        return real_fit(model, data, recipe, workdir, name, **kwargs)
+
+    monkeypatch.setattr(train, "fit", spying_fit)
+    config = Config.create(experiment="lottery", dataset="synthetic", train_size=None, val_size=64, depth=14,
+                           criterion="expectabs", num_blocks=1, min_blocks_per_stage=1, rewind_step=3,
+                           length="2ep", batch_size=64, learning_rate=0.05, lr_drops=("1ep",),
+                           runs_dir=str(tmp_path), latency_batch_sizes=(1,), memory_batch_size=8, export=False,
+                           evals=("clean",))
+    result = experiments.get("lottery")(config)
+    per_epoch = max(after_step) // 2
+    assert per_epoch > 3  # step 3 lies inside the first epoch
+    kept = [n for n, w in ticket_start.items() if n != "__recipe__" and w]
+    assert len(kept) > 5
+    for name in kept:
+        for start, at_step in zip(ticket_start[name], after_step[3][name]):
+            np.testing.assert_array_equal(start, at_step)
+    assert not all(np.array_equal(a, b) for a, b in zip(after_step[3]["stem_conv"], after_step[4]["stem_conv"]))
+    recipe = ticket_start["__recipe__"]
+    assert (recipe.length, recipe.lr_drops) == (f"{2 * per_epoch - 3}it", (f"{per_epoch - 3}it",))
+    assert result.ticket.training.steps == 2 * per_epoch - 3
+    assert (result.rewind.step, result.rewind.epoch) == (3, 0)
+    dense_folder = tmp_path / result.dense_run_folder.split("/")[-1]
+    assert (dense_folder / "theta_step_3.weights.h5").exists()
+
+
+def test_a_rewind_step_outside_training_is_refused_before_writing(tmp_path):
+    config = Config.create(experiment="lottery", dataset="synthetic", train_size=None, val_size=64, length="2ep",
+                           batch_size=64, lr_drops=(), rewind_step=10**6, runs_dir=str(tmp_path))
+    with pytest.raises(ValueError, match=r"rewind step must be in \[0, \d+\] for a 2ep recipe"):
+        experiments.get("lottery")(config)
+    assert not list(tmp_path.iterdir())
+    with pytest.raises(ValueError, match="--rewind_epoch or --rewind_step, not both"):
+        Config.create(rewind_epoch=1, rewind_step=5)

@@ -51,6 +51,34 @@ def test_lottery_points_keep_every_rewind_epoch_in_one_dense_run():
         points(Config.create(experiment="sweep", sweep_rewind_epochs=(0, 1)))
 
 
+def test_points_rewinding_to_steps_keep_every_step_in_one_dense_run():
+    config = Config.create(experiment="sweep", sweep_experiment="lottery", length="4ep", lr_drops=(),
+                           sweep_criteria=("kl",), sweep_rewind_steps=(0, 5, 30))
+    runs = points(config)
+    assert [(r.method.rewind_epoch, r.method.rewind_step) for r in runs] == [(0, 0), (0, 5), (0, 30)]
+    assert {dense_config(r).training.keep_steps for r in runs} == {(5, 30)}
+    assert {dense_config(r).training.keep_epochs for r in runs} == {()}
+    assert len({r.digest("ticket") for r in runs}) == 3
+    with pytest.raises(ValueError, match="not both"):
+        Config.create(sweep_rewind_epochs=(0, 1), sweep_rewind_steps=(0, 5))
+    with pytest.raises(ValueError, match="need --sweep_experiment=lottery"):
+        points(Config.create(experiment="sweep", sweep_rewind_steps=(0, 5)))
+
+
+def test_rewind_steps_leave_every_earlier_identity_alone():
+    """Runs and sweeps from before --rewind_step keep their folders: the new fields enter an
+    identity only when set."""
+    base = Config.create(experiment="lottery")
+    for scope in ("dense", "ticket", "sweep"):
+        assert "keep_steps" not in base.identity(scope).get("training", {})
+        assert "rewind_step" not in base.identity(scope).get("method", {})
+        assert "sweep_rewind_steps" not in base.identity(scope).get("sweep", {})
+    stepped = base.replace(rewind_step=5)
+    assert stepped.identity("ticket")["method"]["rewind_step"] == 5
+    assert stepped.digest("ticket") != base.digest("ticket")
+    assert dense_config(stepped).identity("dense")["training"]["keep_steps"] == [5]
+
+
 def test_bad_sweep_lists_are_refused():
     with pytest.raises(ValueError, match="sweep_seeds lists 1 twice; got 1,1: give each value once"):
         Config.create(sweep_seeds=(1, 1))

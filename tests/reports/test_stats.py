@@ -116,7 +116,7 @@ def _record(epochs, images_per_epoch=1000):
     from tf_lottery.results.records import Energy, ModelRecord, Timing, TrainingRecord
     from tf_lottery.training.resume import timing_of
 
-    timing = Timing(**timing_of(epochs, images_per_epoch))
+    timing = Timing(**timing_of(epochs, images_per_epoch, 1))
     energy = Energy.from_dict({"status": "unavailable", "reason": "test"})
     return ModelRecord("m", 9, TrainingRecord(timing, 10, len(epochs), energy), {})
 

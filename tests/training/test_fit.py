@@ -3,6 +3,7 @@ import subprocess
 import sys
 
 import keras
+import numpy as np
 import pytest
 
 import tf_lottery as tl
@@ -246,3 +247,53 @@ def test_no_warmup_keeps_earlier_run_folders():
     assert Config.create(warmup="1ep").digest("dense") != Config().digest("dense")
     assert Config.create(bn_momentum=0.99).digest("dense") == Config().digest("dense")
     assert Config.create(bn_momentum=0.9).digest("dense") != Config().digest("dense")
+
+
+def test_a_length_in_steps_trains_exactly_that_many_steps(tmp_path, small_data):
+    """20it at 8 steps an epoch: epochs of 8, 8 and 4 steps (it used to train 24), and the short
+    epoch counts its own images in the pace."""
+    recipe = train.Recipe(length="20it", batch_size=32, learning_rate=0.05, lr_drops=())
+    model = tl.models.cifar_resnet(8, input_shape=(16, 16, 3), num_classes=4)
+    result = train.fit(model, small_data, recipe, str(tmp_path), "dense", verbose=0)
+    assert int(model.optimizer.iterations.numpy()) == 20 and result["steps"] == 20
+    assert result["history"]["epoch"] == [0, 1, 2]
+    seconds = result["timing"]["epoch_seconds"]
+    assert result["timing"]["images_per_second"] == pytest.approx(32 * (8 + 4) / (seconds[1] + seconds[2]))
+
+
+def test_a_run_killed_in_its_short_last_epoch_resumes_to_the_same_step_count(tmp_path, small_data):
+    recipe = train.Recipe(length="20it", batch_size=32, learning_rate=0.05, lr_drops=())
+
+    class KillInLastEpoch(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if int(self.model.optimizer.iterations) == 18:
+                raise KeyboardInterrupt("killed")
+
+    with pytest.raises(KeyboardInterrupt):
+        train.fit(tl.models.cifar_resnet(8, input_shape=(16, 16, 3), num_classes=4), small_data, recipe,
+                  str(tmp_path), "dense", verbose=0, extra_callbacks=[KillInLastEpoch()])
+    fresh = tl.models.cifar_resnet(8, input_shape=(16, 16, 3), num_classes=4)
+    result = train.fit(fresh, small_data, recipe, str(tmp_path), "dense", verbose=0)
+    assert int(fresh.optimizer.iterations.numpy()) == 20 and result["history"]["epoch"] == [0, 1, 2]
+
+
+def test_weights_are_saved_after_the_given_steps(tmp_path, small_data):
+    saved = {}
+
+    class AtStep(keras.callbacks.Callback):  # the weights after each step, for comparison
+        def on_train_batch_end(self, batch, logs=None):
+            saved.setdefault("all", {})[int(self.model.optimizer.iterations)] = [w.numpy().copy() for w in
+                                                                                  self.model.weights]
+
+    keep = train.SaveWeightsAt((), None, steps=(3, 13),
+                               save_step=lambda m, k: saved.__setitem__(k, [w.numpy().copy() for w in m.weights]))
+    model = tl.models.cifar_resnet(8, input_shape=(16, 16, 3), num_classes=4)
+    train.fit(model, small_data, train.Recipe(length="2ep", batch_size=32, learning_rate=0.05, lr_drops=()),
+              str(tmp_path), "dense", verbose=0, extra_callbacks=[keep, AtStep()])
+    assert sorted(k for k in saved if k != "all") == [3, 13]
+    for step in (3, 13):
+        for a, b in zip(saved[step], saved["all"][step]):
+            np.testing.assert_array_equal(a, b)
+    assert not all(np.array_equal(a, b) for a, b in zip(saved[3], saved[13]))
+    with pytest.raises(TypeError, match="needs save_step"):
+        train.SaveWeightsAt((), None, steps=(3,))

@@ -221,6 +221,8 @@ class Config:
             kept["model"] = self.model.identity()
         if "training" in kept:
             kept["training"] = self.training.identity()
+        if "sweep" in kept:
+            kept["sweep"] = self.sweep.identity()
         # Several replicas or mixed precision train other weights.
         execution = distribute.current().identity() if self.execution is None else dict(self.execution)
         return {"seed": self.seed, **kept, **({"execution": execution} if execution else {})}

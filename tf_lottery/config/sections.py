@@ -188,6 +188,8 @@ class TrainingConfig(Section):
     keep_epochs: tuple = integers((), "Epochs after which the dense run keeps its weights θ_i (lottery adds "
                                   "--rewind_epoch); runs of the same seed share the dense run only with the same list.",
                                   lower_bound=0)
+    keep_steps: tuple = integers((), "Optimizer steps after which the dense run keeps its weights θ_k (lottery and "
+                                 "imp add --rewind_step); any length unit.", lower_bound=1)
 
     def __post_init__(self):
         # One spelling per length before anything is checked or hashed: 02ep and 2ep name one run.
@@ -204,6 +206,10 @@ class TrainingConfig(Section):
         if late:
             raise ValueError(f"keep_epochs must be below the training length ({recipe.length}: 0 to {count - 1}); "
                              f"got {late[0]}")
+        late = [k for k in self.keep_steps if unit == "it" and k >= count]  # in epochs: checked on the data
+        if late:
+            raise ValueError(f"keep_steps must be below the training length ({recipe.length}: 1 to {count - 1}); "
+                             f"got {late[0]}")
 
     def recipe(self) -> Recipe:
         """The training recipe (validates lengths and rates)."""
@@ -211,11 +217,13 @@ class TrainingConfig(Section):
                       self.lr_drops, self.lr_drop_factor, warmup=self.warmup)
 
     def identity(self) -> dict:
-        """The fields that name a dense run: all, the warm-up only when there is one (so runs of
-        recipes without warm-up, from before it existed, keep their folders)."""
+        """The fields that name a dense run: all, the warm-up and the kept steps only when there are
+        some (so runs from before they existed keep their folders)."""
         values = self.to_dict()
         if parse_length(self.warmup, allow_zero=True)[0] == 0:
             values.pop("warmup")
+        if not self.keep_steps:
+            values.pop("keep_steps")
         return values
 
 
@@ -241,6 +249,8 @@ class MethodConfig(Section):
                          "weights and replay the schedule from epoch i, or re-initialize at random.")
     rewind_epoch: int = integer(0, "lottery, imp: the rewind epoch i (θ_i, the weights after i epochs).",
                                 lower_bound=0)
+    rewind_step: int = integer(0, "lottery, imp: or the rewind step k (θ_k, the weights after k optimizer steps; "
+                               "open_lth's rewinding_steps); 0: rewind to --rewind_epoch.", lower_bound=0)
     match: str = choice("layers", MATCHES, "filters: remove as many filters as the layer ticket with the same p "
                         "and criterion (the paper's Table 3), or --num_filters.")
     num_filters: Optional[int] = integer(None, "filters, --match=none: filters to remove.", lower_bound=1)
@@ -253,6 +263,9 @@ class MethodConfig(Section):
         if self.fraction is not None:  # a fraction overrides the count
             object.__setattr__(self, "num_blocks", None)
         super().__post_init__()
+        if self.rewind_epoch and self.rewind_step:
+            raise ValueError(f"give --rewind_epoch or --rewind_step, not both; got --rewind_epoch={self.rewind_epoch} "
+                             f"and --rewind_step={self.rewind_step}")
         if not 0 < self.imp_rate < 1:
             raise ValueError(f"--imp_rate must be in (0, 1); got {self.imp_rate}")
         # Past the level that leaves one weight in a million, every further level prunes nothing
@@ -265,9 +278,11 @@ class MethodConfig(Section):
         self.criterion_options(seed=0)  # an option the criterion does not take fails here
 
     def identity(self) -> dict:
-        """The fields that name a ticket run: ``--method`` and the fields the method reads."""
+        """The fields that name a ticket run: ``--method`` and the fields the method reads, the
+        rewind step only when there is one (runs from before it existed keep their folders)."""
         fields = METHODS.get(self.type).fields
-        return {name: value for name, value in self.to_dict().items() if name == "type" or name in fields}
+        return {name: value for name, value in self.to_dict().items()
+                if (name == "type" or name in fields) and not (name == "rewind_step" and value == 0)}
 
     def criterion_options(self, seed: int) -> dict:
         """The options the criterion gets: those set here, checked against it, and the run's seed
@@ -296,11 +311,23 @@ class SweepConfig(Section):
                                  choices=REWINDS)
     sweep_rewind_epochs: tuple = integers((), "sweep (lottery): the rewind epochs, e.g. 0,25,50,75 "
                                           "(empty: --rewind_epoch).")
+    sweep_rewind_steps: tuple = integers((), "sweep (lottery, imp): the rewind steps, e.g. 0,100,500 (empty: "
+                                         "--rewind_step); not with --sweep_rewind_epochs.", lower_bound=0)
 
     def __post_init__(self):
         super().__post_init__()
-        for name in ("sweep_num_blocks", "sweep_seeds", "sweep_rewind_epochs"):
+        for name in ("sweep_num_blocks", "sweep_seeds", "sweep_rewind_epochs", "sweep_rewind_steps"):
             _distinct(name, getattr(self, name))
+        if self.sweep_rewind_epochs and self.sweep_rewind_steps:
+            raise ValueError("give --sweep_rewind_epochs or --sweep_rewind_steps, not both")
+
+    def identity(self) -> dict:
+        """The lists that name a sweep: all, the rewind steps only when given (so sweeps from
+        before they existed keep their folders)."""
+        values = self.to_dict()
+        if not self.sweep_rewind_steps:
+            values.pop("sweep_rewind_steps")
+        return values
         for name in ("sweep_criteria", "sweep_methods"):
             values = getattr(self, name)
             if len(set(values)) != len(values):

@@ -7,7 +7,8 @@ lives in its own folder, ``runs/dense-<hash>``: the second criterion, the fifth 
 later sweep of the same seed finds it trained and loads it.
 
 The folder holds θ0 (``theta_0.weights.h5``), the weights after each kept epoch
-(``keep_epochs`` plus the rewind epoch of an experiment that rewinds), the trained
+(``keep_epochs`` plus the rewind epoch of an experiment that rewinds) and each kept step
+(``theta_step_<k>.weights.h5``: ``keep_steps`` plus the rewind step), the trained
 weights, the history, the measured record (``dense.json``: accuracy, costs, latency,
 time, energy; each evaluation also cached under ``evals/dense/``) and the export.
 The folder is locked while a process works in it: a second run of the same seed waits
@@ -25,7 +26,7 @@ from tf_lottery import training
 from tf_lottery.config import Config, MethodConfig, SweepConfig
 from tf_lottery.config.experiments import EXPERIMENTS, register
 from tf_lottery.experiments.stages import (
-    dense_metadata, export_options, has_evals, measure, publish, set_up, train_or_load,
+    dense_metadata, export_options, has_evals, measure, publish, set_up, steps_per_epoch, train_or_load,
 )
 from tf_lottery.core.log import log
 from tf_lottery.results.records import ModelRecord
@@ -37,24 +38,49 @@ def theta_file(epoch: int) -> str:
     return f"theta_{epoch}.weights.h5"
 
 
+def theta_step_file(step: int) -> str:
+    """File name of θ_k, the dense weights after ``step`` optimizer steps."""
+    return f"theta_step_{step}.weights.h5"
+
+
 def dense_config(config: Config) -> Config:
     """The config of ``config``'s dense run: experiment "dense", method and sweep at their defaults.
 
-    ``keep_epochs`` becomes the sorted union of the config's and, for an experiment that
-    rewinds (``lottery``), its rewind epoch; 0 is dropped since θ0 is always kept.
+    ``keep_epochs`` (``keep_steps``) becomes the sorted union of the config's and, for an
+    experiment that rewinds (``lottery``, ``imp``), its rewind epoch (step); 0 is dropped since
+    θ0 is always kept.
 
     Example:
         >>> a = dense_config(Config.create(criterion="snip", num_blocks=3))
         >>> a == dense_config(Config.create(criterion="grasp", num_blocks=1))
         True
     """
-    keep = set(config.training.keep_epochs)
+    keep, keep_steps = set(config.training.keep_epochs), set(config.training.keep_steps)
     if EXPERIMENTS.get(config.experiment).rewinds:
         keep.add(config.method.rewind_epoch)
+        keep_steps.add(config.method.rewind_step)
     keep.discard(0)
-    training = dataclasses.replace(config.training, keep_epochs=tuple(sorted(keep)))
+    keep_steps.discard(0)
+    training = dataclasses.replace(config.training, keep_epochs=tuple(sorted(keep)),
+                                   keep_steps=tuple(sorted(keep_steps)))
     return dataclasses.replace(config, experiment="dense", training=training, method=MethodConfig(),
                                sweep=SweepConfig())
+
+
+def check_kept(config: Config, data) -> None:
+    """Checks that every epoch and step ``config``'s dense run keeps lies inside its training
+    (before anything is written: a step count needs the data's steps per epoch).
+
+    Raises:
+        ValueError: naming the kept epoch or step (the rewind's included) and the range allowed.
+    """
+    own = dense_config(config)
+    recipe = own.training.recipe()
+    for epoch in own.training.keep_epochs:
+        recipe.resumed_at(epoch)
+    per_epoch = steps_per_epoch(config, data)
+    for step in own.training.keep_steps:
+        recipe.resumed_at_step(step, per_epoch)
 
 
 def train_dense(config: Config, data, model) -> tuple[ModelRecord, RunFolder]:
@@ -69,19 +95,19 @@ def train_dense(config: Config, data, model) -> tuple[ModelRecord, RunFolder]:
         ``(record, run)``: the measured record (``dense.json``) and the dense run folder.
 
     Raises:
-        ValueError: if a kept epoch is not within the training length.
+        ValueError: if a kept epoch or step is not within the training length.
     """
+    check_kept(config, data)
     own = dense_config(config)
-    recipe = own.training.recipe()
-    for epoch in own.training.keep_epochs:
-        recipe.resumed_at(epoch)  # names a kept epoch past the end
     run = RunFolder(own, "dense")
     with run.lock(config.runtime.wait_for_lock):
         run.start()
         if not run.exists(theta_file(0)):
             run.save_weights(model, theta_file(0))
         keras.utils.set_random_seed(config.seed)  # the same data order for every ticket of the seed
-        save_at = training.SaveWeightsAt(own.training.keep_epochs, lambda m, i: run.save_weights(m, theta_file(i)))
+        save_at = training.SaveWeightsAt(own.training.keep_epochs, lambda m, i: run.save_weights(m, theta_file(i)),
+                                         steps=own.training.keep_steps,
+                                         save_step=lambda m, k: run.save_weights(m, theta_step_file(k)))
         trained = train_or_load(own, run, model, data, "dense", callbacks=[save_at])
         record = run.read_json("dense.json", ModelRecord.from_dict, recompute=True)  # remeasured when damaged
         if record is None or not has_evals(record, config, "dense"):

@@ -4,7 +4,8 @@ The baseline the paper's Appendix A.2 sets aside for layers ("IMP-style magnitud
 weight level as open_lth's ``lottery`` branch does:
 
 1. Train the dense network (the shared dense run of the seed; it keeps θk when
-   ``--rewind_epoch`` = k > 0).
+   ``--rewind_epoch`` = k > 0, or the weights after k optimizer steps for ``--rewind_step`` = k,
+   Frankle et al. 2020's rewinding to an iteration).
 2. For each level l = 1..``--imp_levels``: prune ``--imp_rate`` of the alive conv and dense
    kernel weights of the previous level's trained network (level 1: the dense one),
    globally by magnitude; rewind the survivors (``--rewind=weights``: θk, θ0 by default;
@@ -25,7 +26,7 @@ import keras
 from tf_lottery import tickets
 from tf_lottery.config import Config
 from tf_lottery.experiments.dense import train_dense
-from tf_lottery.experiments.lottery import rewind_record, rewinding_run, rewound_ticket
+from tf_lottery.experiments.lottery import check_rewind, rewind_record, rewinding_run, rewound_ticket
 from tf_lottery.config.experiments import register
 from tf_lottery.experiments.stages import make_ticket, record_run, set_up, started, train_or_load
 from tf_lottery.core.log import log
@@ -53,6 +54,7 @@ def imp(config: Config) -> RunRecord:
     if done is not None:
         return done
     data, dense = set_up(config)  # every check, before the first file is written
+    check_rewind(config, data)
     fit = tickets.get("imp").trainer()
     with started(config, run) as finished:
         if finished is not None:

@@ -3,6 +3,9 @@
 1. Train the dense network for n epochs from θ0, keeping θ_i, its weights after
    ``rewind_epoch`` = i epochs (θ0 itself when i = 0), in the dense run folder shared by
    every run of the seed (:mod:`tf_lottery.experiments.dense`; ``keep_epochs`` keeps more).
+   With ``rewind_step`` = k instead, it keeps θ_k, the weights after k optimizer steps
+   (Frankle et al. 2020 rewind to an iteration; open_lth's ``rewinding_steps``), and the
+   ticket trains the recipe's remaining steps with the schedule resumed at step k.
 2. Score the trained network's blocks with ``criterion`` (the paper's Table 1 uses the
    after-training criteria hrank, expectabs, pls, kl, and random) and remove p blocks.
 3. Give the ticket its starting weights, by ``rewind``:
@@ -26,10 +29,10 @@ import keras
 
 from tf_lottery import tickets
 from tf_lottery.config import Config
-from tf_lottery.experiments.dense import theta_file, train_dense
+from tf_lottery.experiments.dense import check_kept, theta_file, theta_step_file, train_dense
 from tf_lottery.config.experiments import register
 from tf_lottery.experiments.stages import (
-    already_done, dense_model, make_ticket, plot_scores, record_run, set_up, started, train_or_load,
+    already_done, dense_model, make_ticket, plot_scores, record_run, set_up, started, steps_per_epoch, train_or_load,
 )
 from tf_lottery.core.log import log
 from tf_lottery.results.records import Rewind, RunRecord
@@ -52,12 +55,30 @@ def rewound_ticket(config: Config, dense_run: RunFolder, trained_dense, decision
     if method.rewind == "reinit":
         fresh = dense_model(config, data, seed=config.seed + 1)
         return apply(fresh, decision, method), config.training.recipe()
-    recipe = config.training.recipe().resumed_at(method.rewind_epoch)
+    recipe = rewound_recipe(config, data)
     if method.rewind == "lr":
         return apply(trained_dense, decision, method), recipe
     rewound = dense_model(config, data)
-    rewound.load_weights(dense_run.file(theta_file(method.rewind_epoch)))
+    rewound.load_weights(dense_run.file(theta_step_file(method.rewind_step) if method.rewind_step
+                                        else theta_file(method.rewind_epoch)))
     return apply(rewound, decision, method), recipe
+
+
+def rewound_recipe(config: Config, data):
+    """The recipe a rewound ticket trains with: ``config``'s, resumed at the rewind epoch or step.
+
+    Raises:
+        ValueError: for a rewind point outside the training (or an epoch with lengths in steps).
+    """
+    recipe, method = config.training.recipe(), config.method
+    if method.rewind_step:
+        return recipe.resumed_at_step(method.rewind_step, steps_per_epoch(config, data))
+    return recipe.resumed_at(method.rewind_epoch)
+
+
+def rewind_point(method) -> str:
+    """``"epoch i"`` or ``"step k"``: where ``method`` rewinds to, for logs."""
+    return f"step {method.rewind_step}" if method.rewind_step else f"epoch {method.rewind_epoch}"
 
 
 def rewinding_run(config: Config) -> tuple:
@@ -65,18 +86,30 @@ def rewinding_run(config: Config) -> tuple:
 
     Raises:
         ValueError: before anything is written, for a rewind epoch outside the training or
-            lengths in steps.
+            lengths in steps (a rewind step is checked on the data, by :func:`check_rewind`).
     """
     config.training.recipe().resumed_at(config.method.rewind_epoch)
     run = RunFolder(config, "ticket")
     return run, already_done(config, run)
 
 
+def check_rewind(config: Config, data) -> None:
+    """Checks the rewind point and every kept epoch and step against the data (before anything
+    is written).
+
+    Raises:
+        ValueError: naming the rewind step (or kept one) and the steps the training has.
+    """
+    rewound_recipe(config, data)
+    check_kept(config, data)
+
+
 def rewind_record(method, recipe) -> Rewind:
-    """How a rewound ticket started: the rewind mode and epoch, and the recipe it trained with."""
+    """How a rewound ticket started: the rewind mode, epoch or step, and the recipe it trained with."""
     return Rewind(method.rewind, method.rewind_epoch, {
         "length": recipe.length, "learning_rate": recipe.learning_rate, "lr_drops": list(recipe.lr_drops),
-        **({"warmup": recipe.warmup, "warmup_start": recipe.warmup_start} if recipe.warmup != NO_WARMUP else {})})
+        **({"warmup": recipe.warmup, "warmup_start": recipe.warmup_start} if recipe.warmup != NO_WARMUP else {})},
+        step=method.rewind_step)
 
 
 @register("lottery", scope="ticket", sweepable=True, rewinds=True)
@@ -94,15 +127,16 @@ def lottery(config: Config) -> RunRecord:
     if done is not None:
         return done
     data, dense = set_up(config)  # every check, before the first file is written
+    check_rewind(config, data)
     with started(config, run) as finished:
         if finished is not None:  # another process finished it while this one waited
             return finished
-        dense_record, dense_run = train_dense(config, data, dense)  # keeps θ_i in the dense run folder
+        dense_record, dense_run = train_dense(config, data, dense)  # keeps θ_i (θ_k) in the dense run folder
         scoring = make_ticket(config, run, dense, data)
         plot_scores(config, run, dense, scoring)
 
         ticket, recipe = rewound_ticket(config, dense_run, dense, scoring.ticket, data)
-        log(f"ticket: rewind={method.rewind}, epoch {method.rewind_epoch}, trains {recipe.length} "
+        log(f"ticket: rewind={method.rewind}, {rewind_point(method)}, trains {recipe.length} "
             f"from learning rate {recipe.learning_rate:g}")
         keras.utils.set_random_seed(config.seed)
         training = train_or_load(config, run, ticket, data, "ticket", recipe=recipe,

@@ -42,7 +42,8 @@ def sweep_row(point, result: RunRecord, rewinds: bool) -> SweepRow:
     Args:
         point: The point's :class:`~tf_lottery.config.Config`.
         result: Its run record.
-        rewinds: Whether the point's experiment rewinds (then ``rewind`` and ``rewind_epoch`` are set).
+        rewinds: Whether the point's experiment rewinds (then ``rewind``, ``rewind_epoch`` and
+            ``rewind_step`` are set).
 
     Returns:
         The :class:`~tf_lottery.results.records.SweepRow`.
@@ -59,6 +60,7 @@ def sweep_row(point, result: RunRecord, rewinds: bool) -> SweepRow:
         experiment=point.experiment,
         rewind=point.method.rewind if rewinds else None,
         rewind_epoch=point.method.rewind_epoch if rewinds else None,
+        rewind_step=point.method.rewind_step if rewinds else None,
         dense_accuracy=result.dense.accuracy, ticket_accuracy=result.ticket.accuracy,
         dense_flops=result.dense.flops, ticket_flops=result.ticket.flops,
         dense_train_seconds=result.dense.train_seconds, ticket_train_seconds=result.ticket.train_seconds,

@@ -79,13 +79,23 @@ def check_execution(method_name: str) -> None:
                          "--mixed_precision for it")
 
 
+def steps_per_epoch(config: Config, data) -> int:
+    """Optimizer steps in one epoch of ``config``'s training on ``data`` (the global batch under
+    several replicas).
+
+    Raises:
+        ValueError: if the training split is smaller than one batch.
+    """
+    return training.check_fits(distribute.current().global_recipe(config.training.recipe()), data.size("train"))
+
+
 def check_data(config: Config, data) -> None:
     """Checks the config against the prepared data (before anything is written).
 
     Raises:
         ValueError: naming the flag, its value and what the data allows.
     """
-    training.check_fits(distribute.current().global_recipe(config.training.recipe()), data.size("train"))
+    steps_per_epoch(config, data)
     classes = config.model.num_classes
     if classes is not None and classes < data.num_classes:
         raise ValueError(f"--num_classes={classes} but {config.data.dataset} has labels up to "

@@ -1,6 +1,6 @@
 """``sweep``: many runs of ``init_ticket`` or ``lottery`` over lists, then the paper's tables.
 
-The axes are seeds x methods x p x criteria (x rewinds x rewind epochs for ``lottery``); an
+The axes are seeds x methods x p x criteria (x rewinds x rewind epochs or steps for ``lottery``); an
 empty list means the single value of the matching flag. Each point is an ordinary run with its own
 folder (``runs/<experiment>-<hash>``), so:
 
@@ -26,6 +26,7 @@ from tf_lottery.tickets import METHODS
 from tf_lottery.config import Config, SweepConfig
 from tf_lottery.data import prepare
 from tf_lottery.config.experiments import EXPERIMENTS, register
+from tf_lottery.experiments.lottery import check_rewind, rewind_point
 from tf_lottery.experiments.stages import check_data, check_execution, dense_model
 from tf_lottery.core.log import log
 from tf_lottery.core.progress import Progress
@@ -66,23 +67,33 @@ def points(config: Config, default_methods: tuple = ()) -> list[Config]:
     types = sweep.sweep_methods or default_methods or (method.type,)
     experiments = {t: METHODS.get(t).experiment or sweep.sweep_experiment for t in types}
     rewinds = any(EXPERIMENTS.get(e).rewinds for e in experiments.values())
-    if not rewinds and (sweep.sweep_rewinds or sweep.sweep_rewind_epochs):
-        raise ValueError(f"sweep_rewinds and sweep_rewind_epochs need --sweep_experiment=lottery "
-                         f"(an experiment that rewinds); got {sweep.sweep_experiment}")
+    if not rewinds and (sweep.sweep_rewinds or sweep.sweep_rewind_epochs or sweep.sweep_rewind_steps):
+        raise ValueError(f"sweep_rewinds, sweep_rewind_epochs and sweep_rewind_steps need "
+                         f"--sweep_experiment=lottery or a method that rewinds (imp); got {sweep.sweep_experiment}")
     seeds = sweep.sweep_seeds or (config.seed,)
     counts = sweep.sweep_num_blocks or (method.num_blocks,)
     names = sweep.sweep_criteria or (method.criterion,)
     modes = sweep.sweep_rewinds or (method.rewind,)
-    epochs = sweep.sweep_rewind_epochs or (method.rewind_epoch,)
-    keep = set(config.training.keep_epochs) | (set(epochs) if rewinds else set())  # one dense run for all
+    if sweep.sweep_rewind_steps:  # (epoch, step) of each rewind point
+        rewind_points = [(0, step) for step in sweep.sweep_rewind_steps]
+    elif sweep.sweep_rewind_epochs:
+        rewind_points = [(epoch, 0) for epoch in sweep.sweep_rewind_epochs]
+    else:
+        rewind_points = [(method.rewind_epoch, method.rewind_step)]
+    keep, keep_steps = set(config.training.keep_epochs), set(config.training.keep_steps)  # one dense run for all
+    if rewinds:
+        keep |= {epoch for epoch, _ in rewind_points}
+        keep_steps |= {step for _, step in rewind_points}
     keep.discard(0)
+    keep_steps.discard(0)
     fraction = method.fraction if not sweep.sweep_num_blocks else None
     base = dataclasses.replace(config, sweep=SweepConfig())
     found, seen = [], set()
-    for seed, kind, count, name, mode, epoch in itertools.product(seeds, types, counts, names, modes, epochs):
+    for seed, kind, count, name, mode, (epoch, step) in itertools.product(seeds, types, counts, names, modes,
+                                                                          rewind_points):
         point = base.replace(experiment=experiments[kind], method=kind, seed=seed, num_blocks=count,
-                             fraction=fraction, criterion=name, rewind=mode, rewind_epoch=epoch,
-                             keep_epochs=tuple(sorted(keep)))
+                             fraction=fraction, criterion=name, rewind=mode, rewind_epoch=epoch, rewind_step=step,
+                             keep_epochs=tuple(sorted(keep)), keep_steps=tuple(sorted(keep_steps)))
         key = (point.experiment, point.digest("ticket"))
         if key not in seen:
             seen.add(key)
@@ -97,6 +108,9 @@ def check(config: Config, runs: list[Config]) -> None:
         run.training.recipe().resumed_at(run.method.rewind_epoch if EXPERIMENTS.get(run.experiment).rewinds else 0)
     data = prepare(config.data_options(), config.data_mean_dir())
     check_data(config, data)
+    for run in runs:
+        if EXPERIMENTS.get(run.experiment).rewinds:
+            check_rewind(run, data)
     model = dense_model(config, data)
     for method in {run.method for run in runs}:
         tickets.get(method.type).check(model, method)
@@ -123,7 +137,7 @@ def run_points(config: Config, runs: list[Config], write_report) -> SweepResult:
             log(f"{config.experiment} run {progress.status(number)}: seed {point.seed}, {method.type}"
                 + (f", p={method.num_blocks}, {method.criterion}" if "criterion" in METHODS.get(method.type).fields
                    else "")
-                + (f", rewind={method.rewind} to epoch {method.rewind_epoch}" if experiment.rewinds else ""))
+                + (f", rewind={method.rewind} to {rewind_point(method)}" if experiment.rewinds else ""))
             rows.append(sweep_row(point, experiment(point), experiment.rewinds))
         folder.write_json("results.json", {"config": config.to_dict(), "rows": [r.to_dict() for r in rows]})
         text = write_report(config, rows, folder.path)

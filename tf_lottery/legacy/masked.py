@@ -35,7 +35,7 @@ from tf_lottery.graph.heads import outputs_probabilities
 from tf_lottery.graph.lineage import LINEAGE_ATTR
 from tf_lottery.legacy.convert import copy_weights, to_tf_keras
 from tf_lottery.surgery.filters import apply_masks
-from tf_lottery.training.resume import history_csv, timing_of
+from tf_lottery.training.resume import history_csv, optimizer_steps, timing_of
 
 Masks = Mapping[str, Mapping[str, np.ndarray]]  # {layer: {"kernel"|"bias"|"gamma"|"beta": 0/1 array}}
 
@@ -219,7 +219,8 @@ def fit_masked(model: keras.Model, masks: Masks, data, recipe, workdir: str, nam
         metrics=[tf_keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
     )
     history_path = os.path.join(workdir, f"history_{name}.csv")
-    timer = _EpochTimer(history_path)
+    total = recipe.total_steps(steps_per_epoch)
+    timer = _EpochTimer(history_path, total)
     callbacks = [UpdatePruningStep(), tf_keras.callbacks.TerminateOnNaN(), timer]
     if tensorboard:
         callbacks.append(tf_keras.callbacks.TensorBoard(os.path.join(workdir, "tensorboard", name)))
@@ -239,13 +240,13 @@ def fit_masked(model: keras.Model, masks: Masks, data, recipe, workdir: str, nam
     apply_masks(model, masks)  # the last optimizer step moved masked weights; the next forward would re-mask
     training.compile_model(model, recipe, steps_per_epoch)
     model.optimizer.build(model.trainable_variables)  # a saved .keras then loads without an optimizer mismatch
-    timing = {**timing_of(timer.epochs, recipe.batch_size * per_epoch), "fit_call_seconds": fit_call_seconds}
-    return {"history": training.read_history(history_path), "timing": timing, "steps": epochs * per_epoch,
-            "epochs": epochs}
+    timing = {**timing_of(timer.epochs, recipe.batch_size, per_epoch), "fit_call_seconds": fit_call_seconds}
+    return {"history": training.read_history(history_path), "timing": timing, "steps": total, "epochs": epochs}
 
 
-def _EpochTimer(history_path: str):
-    """A tf_keras callback timing every epoch and writing the history CSV (as ``train.fit`` does)."""
+def _EpochTimer(history_path: str, total_steps: int):
+    """A tf_keras callback timing every epoch, writing the history CSV and ending training after
+    ``total_steps`` optimizer steps (as ``train.fit`` does)."""
     import tf_keras
 
     class EpochTimer(tf_keras.callbacks.Callback):
@@ -258,12 +259,18 @@ def _EpochTimer(history_path: str):
 
         def on_epoch_begin(self, epoch, logs=None):
             self._epoch_begin = time.perf_counter()
+            self._steps_before = optimizer_steps(self.model)
+
+        def on_train_batch_end(self, batch, logs=None):
+            if optimizer_steps(self.model) >= total_steps:
+                self.model.stop_training = True
 
         def on_epoch_end(self, epoch, logs=None):
             setup = self._epoch_begin - self._train_begin if self._first else 0.0
             self._first = False
             self.epochs.append({"epoch": epoch, "seconds": time.perf_counter() - self._epoch_begin,
                                 "setup_seconds": setup, "session": 0,
+                                "steps": optimizer_steps(self.model) - self._steps_before,
                                 "logs": {k: float(v) for k, v in (logs or {}).items()}})
             write_text_atomic(history_path, history_csv(self.epochs))
 

@@ -79,13 +79,15 @@ def table1_paper(config: Config):
     at the same fraction of this training's length (in epochs)."""
     count, unit = parse_length(config.training.length)
     depth, epochs = model_depth(config), count if unit == "ep" else None
-    return lambda r: paper.table1(depth, r.criterion, r.rewind, r.rewind_epoch, epochs)
+    return lambda r: paper.table1(depth, r.criterion, r.rewind, None if r.by_step else r.rewind_epoch, epochs)
 
 
 def table1(rows, paper_of=None) -> str:
-    """Table 1 shape: after-training criterion (x rewind mode) by rewind epoch θ_i, pp vs dense."""
+    """Table 1 shape: after-training criterion (x rewind mode) by rewind epoch θ_i (or step: θ_<k>it),
+    pp vs dense."""
     keys = ("criterion", "rewind") if len(ordered_values(rows, "rewind")) > 1 else ("criterion",)
-    return difference_table(rows, keys, "rewind_epoch", lambda epoch: f"θ_{epoch}", paper_of=paper_of)
+    suffix = "it" if any(r.by_step for r in rows) else ""
+    return difference_table(rows, keys, "rewind_at", lambda at: f"θ_{at}{suffix}", paper_of=paper_of)
 
 
 def table2(rows, paper_of=None) -> str:
@@ -113,7 +115,7 @@ def table4(rows, depth: Optional[int] = None) -> str:
     """Table 4 shape: reductions (% less than dense) and speed-ups (x), mean ± std over seeds, the
     accuracy difference with its verdict, and the paper's row for a GraSP ResNet32/56 ticket of
     ``depth`` (FLOPs / memory / CO2 reductions and speed-up)."""
-    keys = ["criterion", "p"] + (["rewind", "rewind_epoch"] if rows and rows[0].rewinds else [])
+    keys = ["criterion", "p"] + (["rewind", "rewind_at"] if rows and rows[0].rewinds else [])
     body = []
     for head, group in group_by(rows, *keys).items():
         def col(key, spec="{:.2f}", suffix=""):

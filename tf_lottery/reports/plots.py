@@ -87,7 +87,7 @@ def _finish(fig, axis, path: str) -> None:
 
 
 def accuracy_difference(rows: List[SweepRow], x_key: str, path: str) -> None:
-    """Ticket minus dense accuracy (pp) against ``x_key`` (p or rewind_epoch), one line per
+    """Ticket minus dense accuracy (pp) against ``x_key`` (p or rewind_at), one line per
     criterion: the mean over seeds with a ±1 std bar (sample std), every seed as a dot."""
     fig, axis = plt.subplots(figsize=(6.4, 4))
     for label, group in _by_criterion(rows).items():
@@ -100,7 +100,8 @@ def accuracy_difference(rows: List[SweepRow], x_key: str, path: str) -> None:
                      color=line[0].get_color())
     axis.axhline(0.0, color="black", linewidth=0.8)
     axis.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-    axis.set(xlabel="blocks removed p" if x_key == "p" else "rewind epoch i",
+    rewind_axis = "rewind step k" if any(r.by_step for r in rows) else "rewind epoch i"
+    axis.set(xlabel="blocks removed p" if x_key == "p" else rewind_axis,
              ylabel="ticket − dense test accuracy (pp)", title="accuracy difference (≥ 0: winning ticket)")
     _finish(fig, axis, path)
 
@@ -207,7 +208,7 @@ def _ticket_label(row: SweepRow) -> str:
     parts = [row.method] if row.method != "blocks" else []
     parts += [row.criterion] if row.p is not None or row.method == "blocks" else []
     parts += [f"p={row.p}"] if row.p is not None else []
-    parts += [f"θ_{row.rewind_epoch}"] if row.rewind_epoch is not None else []
+    parts += [row.rewind_label] if row.rewind_label is not None else []
     return " ".join(parts) or row.method
 
 

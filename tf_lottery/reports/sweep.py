@@ -24,7 +24,7 @@ from tf_lottery.reports.statistics import STATISTICS_NOTE, TIME_NOTE, statistics
 def write(config: Config, rows: List[SweepRow], folder: str) -> str:
     """Writes report.md and the plots of a sweep into ``folder``; returns the report's text."""
     lottery = rows[0].rewinds
-    x_key = "rewind_epoch" if lottery and len(ordered_values(rows, "p")) == 1 else "p"
+    x_key = "rewind_at" if lottery and len(ordered_values(rows, "p")) == 1 else "p"
     drawn = _draw_plots(rows, x_key, folder)
     seeds = ordered_values(rows, "seed")
     depth = model_depth(config)
@@ -41,7 +41,7 @@ def write(config: Config, rows: List[SweepRow], folder: str) -> str:
     ]
     if lottery:
         paper_of = table1_paper(config)
-        keys = ("criterion", "rewind", "rewind_epoch", "p")
+        keys = ("criterion", "rewind", "rewind_at", "p")
         parts += ["## Table 1 shape: after-training criteria by rewind epoch (pp vs dense)", "",
                   table1(rows, paper_of), "",
                   "The paper's column of θ_i is its value at the same fraction of the training (its θ_0, θ_25, "

@@ -349,11 +349,13 @@ class Comparison:
 
 @dataclasses.dataclass(frozen=True)
 class Rewind:
-    """How a ``lottery`` ticket started: the rewind mode, epoch i and the recipe it trained with."""
+    """How a ``lottery`` ticket started: the rewind mode, epoch i (or optimizer step k, when
+    ``step`` > 0) and the recipe it trained with."""
 
     mode: str
     epoch: int
     ticket_recipe: dict
+    step: int = 0  # added in 0.9: records from before load with 0 (rewound to an epoch)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -475,10 +477,30 @@ class SweepRow:
     dense_seconds_to_final: Optional[float] = None
     ticket_seconds_to_dense: Optional[float] = None
     dense_train_accuracy: Optional[list] = None  # per epoch, for the recipe check (tf_lottery.results.curves)
+    # Added in 0.9: the rewind step k (0: rewound to ``rewind_epoch``).
+    rewind_step: Optional[int] = None
 
     @property
     def rewinds(self) -> bool:
         return self.rewind is not None
+
+    @property
+    def by_step(self) -> bool:
+        """Whether the ticket rewound to an optimizer step (``rewind_step`` > 0), not an epoch."""
+        return bool(self.rewind_step)
+
+    @property
+    def rewind_at(self) -> Optional[int]:
+        """Where the ticket rewound to: the step k when :attr:`by_step`, else the epoch i (None: no rewind).
+        A sweep rewinds to epochs or to steps, never both, so this orders its columns."""
+        return self.rewind_step if self.by_step else self.rewind_epoch
+
+    @property
+    def rewind_label(self) -> Optional[str]:
+        """``"θ_25"`` (after 25 epochs) or ``"θ_500it"`` (after 500 steps); None: no rewind."""
+        if self.rewind_at is None:
+            return None
+        return f"θ_{self.rewind_step}it" if self.by_step else f"θ_{self.rewind_epoch}"
 
     @property
     def time_to_dense_speedup_x(self) -> Optional[float]:

@@ -81,7 +81,7 @@ def _sparse_name(name: str, details: dict) -> str:
 
 
 @register("imp", check=check, apply=apply, fit=fit_attached, unit="weights", experiment="imp",
-          fields=("imp_rate", "imp_levels", "rewind", "rewind_epoch"),
+          fields=("imp_rate", "imp_levels", "rewind", "rewind_epoch", "rewind_step"),
           summary="one level of global magnitude pruning of the kernels (IMP, Frankle & Carbin), masked with tfmot")
 def imp(model, data, method, seed: int = 0) -> TicketResult:
     """One IMP level: masks from ``model``'s (trained) kernel magnitudes, ``method.imp_rate`` of the alive ones.

@@ -20,7 +20,7 @@ import numpy as np
 from tf_lottery.runtime import distribute
 from tf_lottery.graph.heads import outputs_probabilities
 from tf_lottery.training.recipe import Recipe
-from tf_lottery.training.resume import EpochCheckpoint
+from tf_lottery.training.resume import EpochCheckpoint, optimizer_steps
 
 
 class TrainingDiverged(RuntimeError):
@@ -28,20 +28,56 @@ class TrainingDiverged(RuntimeError):
 
 
 class SaveWeightsAt(keras.callbacks.Callback):
-    """Saves the weights after the given epochs (θ_i: the weights after i epochs).
+    """Saves the weights after the given epochs (θ_i: the weights after i epochs) and after the
+    given optimizer steps (θ_k of a rewind to step k).
+
+    Steps are counted by the optimizer's ``iterations``, so a run resumed after a kill counts on
+    from where it stood; a step inside an epoch the kill interrupted is saved again on the rerun,
+    with the same weights.
 
     Args:
         epochs: Epoch counts i >= 1 (θ0 is saved before training by the caller).
         save: ``save(model, i)``, e.g. writing ``theta_{i}.weights.h5`` atomically.
+        steps: Optimizer step counts k >= 1.
+        save_step: ``save_step(model, k)`` (needed when ``steps`` is not empty).
+
+    Example:
+        >>> SaveWeightsAt([25, 50], save=lambda m, i: m.save_weights(f"theta_{i}.weights.h5"))
     """
 
-    def __init__(self, epochs, save):
+    def __init__(self, epochs, save, steps=(), save_step=None):
         super().__init__()
+        if steps and save_step is None:
+            raise TypeError("SaveWeightsAt needs save_step to save at steps")
         self.epochs, self.save = set(epochs), save
+        self.steps, self.save_step = set(steps), save_step
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.steps:  # reads one scalar a step, only when a step is wanted
+            done = int(self.model.optimizer.iterations)
+            if done in self.steps:
+                self.save_step(self.model, done)
 
     def on_epoch_end(self, epoch, logs=None):
         if epoch + 1 in self.epochs:
             self.save(self.model, epoch + 1)
+
+
+class StopAtStep(keras.callbacks.Callback):
+    """Ends training after ``total`` optimizer steps: a length in steps that is not whole epochs
+    trains its last epoch short (``fit`` runs whole epochs of ``steps_per_epoch``).
+
+    Example:
+        >>> stop = StopAtStep(Recipe("500it", lr_drops=()).total_steps(390))   # epochs of 390 and 110 steps
+    """
+
+    def __init__(self, total: int):
+        super().__init__()
+        self.total = total
+
+    def on_train_batch_end(self, batch, logs=None):
+        if optimizer_steps(self.model) >= self.total:
+            self.model.stop_training = True
 
 
 def make_deterministic() -> None:
@@ -152,7 +188,10 @@ def fit(model: keras.Model, data, recipe: Recipe, workdir: str, name: str,
     checkpoint = EpochCheckpoint(workdir, name, history_path)
     several_workers = distribute.current().workers > 1
     start = checkpoint.restore(model, gather=distribute.gather_from_workers if several_workers else None)
+    total = recipe.total_steps(steps_per_epoch)
     callbacks = [keras.callbacks.TerminateOnNaN(), *extra_callbacks]
+    if total < epochs * per_epoch:
+        callbacks.insert(0, StopAtStep(total))
     if tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(os.path.join(workdir, "tensorboard", name)))
     callbacks.append(checkpoint)
@@ -175,8 +214,8 @@ def fit(model: keras.Model, data, recipe: Recipe, workdir: str, name: str,
     if not losses or not np.all(np.isfinite(losses)):
         raise TrainingDiverged(f"{name}: the training loss became NaN or infinite (history: {losses[-3:]}); "
                                "lower the learning rate or check the data")
-    timing = {**checkpoint.timing(recipe.batch_size * per_epoch), "fit_call_seconds": fit_call_seconds}
-    return {"history": history, "timing": timing, "steps": epochs * per_epoch, "epochs": epochs}
+    timing = {**checkpoint.timing(recipe.batch_size, per_epoch), "fit_call_seconds": fit_call_seconds}
+    return {"history": history, "timing": timing, "steps": total, "epochs": epochs}
 
 
 def evaluate(model: keras.Model, data, split: str = "test", batch_size: int = 256) -> dict:

@@ -211,9 +211,55 @@ class Recipe:
             warmup_start=self.warmup_start + (1 - self.warmup_start) * epoch / warmup if left else 0.0,
         )
 
-    def plan(self, steps_per_epoch: int) -> Tuple[int, int]:
-        """``(epochs, steps per epoch)`` for ``fit``: whole epochs, or for an 'it' length
-        epochs of at most one pass over the data whose steps add up to the length."""
+    def resumed_at_step(self, step: int, steps_per_epoch: int) -> "Recipe":
+        """The rest of this recipe after ``step`` optimizer steps, every length then in steps.
+
+        The step twin of :meth:`resumed_at` (open_lth's ``rewinding_steps``; Frankle et al. 2020
+        rewind to an iteration k): the length less ``step`` steps, the drops already passed applied
+        to the rate, the others moved ``step`` steps earlier, a warm-up under way continued from
+        where it stood. The learning rate of step s of the result is that of step ``step + s`` of
+        this recipe. Rewinding to step 0 is the whole recipe.
+
+        Args:
+            step: Optimizer steps done, in [0, total steps).
+            steps_per_epoch: Optimizer steps in one epoch (lengths in epochs count that many each).
+
+        Raises:
+            ValueError: if ``step`` is not inside the length.
+
+        Example:
+            >>> rest = Recipe("3ep", lr_drops=("2ep",)).resumed_at_step(150, steps_per_epoch=100)
+            >>> rest.length, rest.lr_drops
+            ('150it', ('50it',))
+        """
+        if isinstance(step, bool) or not isinstance(step, int):
+            raise TypeError(f"the rewind step must be an integer; got {step!r}")
+        if step == 0:
+            return self
         total = to_steps(self.length, steps_per_epoch)
+        if not 0 <= step < total:
+            raise ValueError(f"the rewind step must be in [0, {total - 1}] for a {self.length} recipe of "
+                             f"{total} steps ({steps_per_epoch} a epoch); got {step}")
+        drops = [to_steps(d, steps_per_epoch) for d in self.lr_drops]
+        warmup = self.warmup_steps(steps_per_epoch)
+        left = max(warmup - step, 0)
+        return dataclasses.replace(
+            self,
+            length=f"{total - step}it",
+            learning_rate=self.learning_rate * self.lr_drop_factor**sum(d <= step for d in drops),
+            lr_drops=tuple(f"{d - step}it" for d in drops if d > step),
+            warmup=f"{left}it" if left else NO_WARMUP,
+            warmup_start=self.warmup_start + (1 - self.warmup_start) * step / warmup if left else 0.0,
+        )
+
+    def total_steps(self, steps_per_epoch: int) -> int:
+        """Optimizer steps of the whole recipe."""
+        return to_steps(self.length, steps_per_epoch)
+
+    def plan(self, steps_per_epoch: int) -> Tuple[int, int]:
+        """``(epochs, steps per epoch)`` for ``fit``: whole epochs, or for an 'it' length epochs
+        of at most one pass over the data, the last one cut short where the length ends
+        (:class:`tf_lottery.training.loop.StopAtStep`): 500it at 390 steps an epoch is 390 + 110."""
+        total = self.total_steps(steps_per_epoch)
         per_epoch = min(steps_per_epoch, total)
         return math.ceil(total / per_epoch), per_epoch

@@ -161,6 +161,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch_begin = time.perf_counter()
+        self._steps_before = optimizer_steps(self.model)
 
     def on_train_batch_end(self, batch, logs=None):
         crash_point("batch")
@@ -171,7 +172,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
         self._first_epoch_of_session = False
         logs = {k: float(v) for k, v in (logs or {}).items()}
         self.epochs.append({"epoch": epoch, "seconds": seconds, "setup_seconds": setup, "session": self._session,
-                            "logs": logs})
+                            "steps": optimizer_steps(self.model) - self._steps_before, "logs": logs})
         if all(math.isfinite(v) for v in logs.values()):  # a diverged epoch is never resumed from
             self._save(epoch + 1)
         write_text_atomic(self.history_path, history_csv(self.epochs))
@@ -189,30 +190,45 @@ class EpochCheckpoint(keras.callbacks.Callback):
 
     # --- what the record reads ----------------------------------------------------------
 
-    def timing(self, images_per_epoch: int) -> dict:
+    def timing(self, batch_size: int, steps_per_epoch: int) -> dict:
         """Timing of every finished epoch, this session's and earlier ones (see :func:`timing_of`)."""
-        return timing_of(self.epochs, images_per_epoch)
+        return timing_of(self.epochs, batch_size, steps_per_epoch)
 
 
-def timing_of(epochs: List[dict], images_per_epoch: int) -> dict:
-    """Timing of finished epochs (``{"seconds", "setup_seconds", "session"}`` each).
+def optimizer_steps(model) -> int:
+    """Optimizer steps ``model`` has taken (its optimizer's ``iterations``; 0 before it is built)."""
+    optimizer = getattr(model, "optimizer", None)
+    return int(optimizer.iterations) if optimizer is not None else 0
+
+
+def timing_of(epochs: List[dict], batch_size: int, steps_per_epoch: int) -> dict:
+    """Timing of finished epochs (``{"seconds", "setup_seconds", "session", "steps"}`` each;
+    ``steps``, the epoch's optimizer steps, is below ``steps_per_epoch`` for the last epoch of a
+    length in steps that is not whole epochs; records from before 0.9 have none).
 
     ``train_seconds`` sums the epochs and each session's set-up before its first epoch
     (tracing, building the pipeline); ``images_per_second`` leaves out the first epoch of
     every session (it includes tracing) unless no other is left; ``steady_epoch_seconds`` are
     those epochs (a resumed run is compared at that pace); ``sessions`` counts the
     processes that trained (more than 1: resumed after an interruption).
+
+    Example:
+        >>> timing_of([{"seconds": 2.0, "setup_seconds": 1.0, "session": 0},
+        ...            {"seconds": 1.0, "setup_seconds": 0.0, "session": 0, "steps": 5}], 10, 10)["images_per_second"]
+        50.0
     """
     epoch_seconds = [e["seconds"] for e in epochs]
-    steady = [e["seconds"] for e in epochs if e["setup_seconds"] == 0.0]
+    steady = [e for e in epochs if e["setup_seconds"] == 0.0]
     note = "over the epochs after the first of each session (the first includes tracing)"
     if not steady:
-        steady, note = epoch_seconds, "every epoch was the first of its session: includes tracing"
+        steady, note = epochs, "every epoch was the first of its session: includes tracing"
+    seconds = sum(e["seconds"] for e in steady)
+    images = batch_size * sum(e.get("steps", steps_per_epoch) for e in steady)
     return {
         "train_seconds": sum(epoch_seconds) + sum(e["setup_seconds"] for e in epochs),
         "epoch_seconds": epoch_seconds,
         "epochs_timed": len(epoch_seconds),
-        "images_per_second": images_per_epoch * len(steady) / sum(steady) if sum(steady) > 0 else None,
+        "images_per_second": images / seconds if seconds > 0 else None,
         "images_per_second_note": note,
         "sessions": len({e["session"] for e in epochs}),
         "steady_epoch_seconds": [e["seconds"] for e in epochs if e["setup_seconds"] == 0.0],
