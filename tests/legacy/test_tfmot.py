@@ -196,6 +196,20 @@ def test_imp_levels_rewind_to_theta_k_and_the_ticket_has_the_exact_sparsity(imp_
         assert json.load(handle)["method"] == "imp"
 
 
+def test_imp_rewound_to_a_step_retrains_the_remaining_steps_exactly(tmp_path):
+    """The tfmot loop ends a length in steps where it ends, as the Keras 3 loop does: 2 epochs of
+    7 steps rewound to step 3 retrain 11 steps, 7 + 4."""
+    config = Config.create(experiment="imp", dataset="synthetic", train_size=448, val_size=32, depth=8,
+                           length="2ep", batch_size=64, learning_rate=0.05, lr_drops=(), imp_levels=1,
+                           rewind_step=3, runs_dir=str(tmp_path), evals=("clean",), export=False)
+    result = experiments.get("imp")(config)
+    timing = result.ticket.training.timing
+    assert timing.epoch_steps == [7, 4] and result.ticket.training.steps == 11
+    assert result.dense.training.timing.epoch_steps == [7, 7]
+    assert (result.rewind.step, result.rewind.ticket_recipe["length"]) == (3, "11it")
+    assert os.path.exists(os.path.join(result.dense_run_folder, "theta_step_3.weights.h5"))
+
+
 _LOAD_WITHOUT = textwrap.dedent("""
     import sys, json, numpy as np
     import tensorflow as tf

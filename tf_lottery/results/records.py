@@ -82,8 +82,9 @@ class Timing:
     ``sessions`` > 1 means the training was killed and resumed: the times of the finished
     epochs of every session are summed (the part of an epoch a kill cut short is not);
     ``fit_call_seconds`` is the last session's ``fit`` call alone; ``steady_epoch_seconds`` are
-    the epochs after the first of their session (the first includes tracing), None in records
-    written before tf_lottery 0.9.
+    the epochs after the first of their session (the first includes tracing), and
+    ``epoch_steps`` each epoch's optimizer steps (the last epoch of a length in steps can be
+    short), both None in records written before tf_lottery 0.9.
     """
 
     train_seconds: float
@@ -94,11 +95,13 @@ class Timing:
     fit_call_seconds: Optional[float] = None
     sessions: int = 1
     steady_epoch_seconds: Optional[List[float]] = None
+    epoch_steps: Optional[List[int]] = None
 
     def to_dict(self) -> dict:
         values = dataclasses.asdict(self)
-        if values["steady_epoch_seconds"] is None:  # a record from before 0.9 keeps its layout
-            values.pop("steady_epoch_seconds")
+        for added in ("steady_epoch_seconds", "epoch_steps"):  # a record from before 0.9 keeps its layout
+            if values[added] is None:
+                values.pop(added)
         return values
 
     def steady_seconds(self) -> Optional[float]:

@@ -232,6 +232,7 @@ def timing_of(epochs: List[dict], batch_size: int, steps_per_epoch: int) -> dict
         "images_per_second_note": note,
         "sessions": len({e["session"] for e in epochs}),
         "steady_epoch_seconds": [e["seconds"] for e in epochs if e["setup_seconds"] == 0.0],
+        "epoch_steps": [e.get("steps", steps_per_epoch) for e in epochs],
     }
 
 
