@@ -105,6 +105,28 @@ def test_a_run_killed_at_any_point_finishes_as_if_never_killed(crash_at, unbroke
             assert "interrupted and resumed" in record[side]["energy"]["reason"]
 
 
+def test_a_dense_run_killed_after_its_rewind_step_keeps_the_same_theta_k(tmp_path):
+    """The kill lands at batch 5 of the first epoch, after θ_3 was saved and before the epoch's
+    checkpoint: the rerun trains that epoch again, saves θ_3 again, and the ticket ends as an
+    unbroken run's does."""
+    lottery = ["--experiment=lottery", "--criterion=expectabs", "--rewind_step=3", "--export=false"]
+    unbroken, killed = tmp_path / "unbroken", tmp_path / "killed"
+    assert _run(unbroken, *lottery).returncode == 0
+    first = _run(killed, *lottery, crash_at="batch:5")
+    assert first.returncode == -signal.SIGKILL, first.stderr[-2000:]
+    assert os.path.exists(os.path.join(_folder(killed, "dense"), "theta_step_3.weights.h5"))
+    rerun = _run(killed, *lottery)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    for prefix, name in (("dense", "theta_step_3"), ("dense", "dense_final"), ("lottery", "ticket_final")):
+        a = _weights(os.path.join(_folder(killed, prefix), f"{name}.weights.h5"))
+        b = _weights(os.path.join(_folder(unbroken, prefix), f"{name}.weights.h5"))
+        assert a.keys() == b.keys()
+        for key in a:
+            np.testing.assert_array_equal(a[key], b[key], err_msg=f"{name} {key}")
+    record = json.load(open(os.path.join(_folder(killed, "lottery"), "result.json")))
+    assert record["rewind"]["step"] == 3 and record["ticket"]["train"]["steps"] == 2 * 7 - 3
+
+
 # Which training a kill interrupts, and in how many sessions its epochs were trained: a kill
 # while the first checkpoint is written leaves nothing to resume (1 session), one after the
 # last epoch leaves nothing to train (the epochs all belong to the first session).

@@ -98,7 +98,8 @@ class Option:
                 raise ValueError(f"{self.name} must be {'among' if self.kind == 'names' else 'one of'} "
                                  f"{', '.join(map(str, allowed))}; got {value!r}")
             if self.lower_bound is not None and item < self.lower_bound:
-                raise ValueError(f"{self.name} must be >= {self.lower_bound:g}; got {value!r}")
+                raise ValueError(f"{self.name} must be >= {self.lower_bound:g}; got {item!r}"
+                                 + (f" in {','.join(map(str, values))}" if len(values) > 1 else ""))
             if self.upper_bound is not None and item > self.upper_bound:
                 shown = f"{self.upper_bound:g}" if isinstance(self.upper_bound, float) else str(self.upper_bound)
                 raise ValueError(f"{self.name} must be <= {shown} ({self.why}); got {item!r}")

@@ -239,7 +239,7 @@ class Recipe:
         total = to_steps(self.length, steps_per_epoch)
         if not 0 <= step < total:
             raise ValueError(f"the rewind step must be in [0, {total - 1}] for a {self.length} recipe of "
-                             f"{total} steps ({steps_per_epoch} a epoch); got {step}")
+                             f"{total} steps ({steps_per_epoch} per epoch); got {step}")
         drops = [to_steps(d, steps_per_epoch) for d in self.lr_drops]
         warmup = self.warmup_steps(steps_per_epoch)
         left = max(warmup - step, 0)
