@@ -70,7 +70,7 @@ def test_a_value_with_control_characters_gives_one_printable_line(tmp_path):
     "args, message",
     [
         (["--dataset=synthetic", "--train_size=0", "--val_size=0", "--num_blocks=4"],
-         "cannot remove 4 blocks: at most 3 can be removed from resnet20 with min_blocks_per_stage=2"),
+         "cannot remove 4 blocks: at most 3 can be removed from resnet20, since every stage keeps min_blocks_per_stage=2 blocks (blocks per stage: stage 1: 3, stage 2: 3, stage 3: 3); lower it with min_blocks_per_stage= (flag --min_blocks_per_stage)"),
         (["--experiment=sweep", "--dataset=synthetic", "--train_size=0", "--val_size=0", "--sweep_num_blocks=1,2,4"],
          "cannot remove 4 blocks: at most 3 can be removed"),
         (["--experiment=sweep", "--dataset=synthetic", "--sweep_rewind_epochs=0,1"],

@@ -147,7 +147,7 @@ def test_ticket_rebuilt_from_lineage_json_equals_the_cut_ticket(images):
         (["stage1_block1"], r"not removable .*removable blocks: \['stage1_block2'"),
         (["stage2_block1"], r"blocks \['stage2_block1'\] are not removable"),
         (["stage1_block2", "stage1_block2"], "named twice"),
-        (["stage1_block2", "stage1_block3"], "leaves stage 1 with 1 blocks, below min_blocks_per_stage=2"),
+        (["stage1_block2", "stage1_block3"], "leaves stage 1 with 1 blocks, below the floor: every stage keeps min_blocks_per_stage=2 blocks"),
     ],
 )
 def test_refusals(names, message):

@@ -81,7 +81,7 @@ def test_fraction_of_removable_blocks():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        (dict(num_blocks=10), "cannot remove 10 blocks: at most 9 can be removed from resnet32 with min_blocks_per_stage=2"),
+        (dict(num_blocks=10), "cannot remove 10 blocks: at most 9 can be removed from resnet32, since every stage keeps min_blocks_per_stage=2 blocks .blocks per stage: stage 1: 5, stage 2: 5, stage 3: 5."),
         (dict(num_blocks=None), "give exactly one of num_blocks and fraction"),
         (dict(num_blocks=2, fraction=0.5), "give exactly one of num_blocks and fraction"),
         (dict(fraction=1.5), r"fraction must be in \(0, 1\]; got 1.5"),

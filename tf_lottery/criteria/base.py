@@ -7,7 +7,7 @@ BatchNorm statistics and weights stay exactly θ0 (tested bit for bit).
 
 from __future__ import annotations
 
-from typing import Dict, Mapping, Optional, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import keras
 import numpy as np
@@ -116,49 +116,87 @@ def cross_entropy(model: keras.Model, outputs: tf.Tensor, labels: tf.Tensor, tem
     return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits))
 
 
+def dense_gradients(gradients, variables) -> list:
+    """Gradients as dense tensors: an embedding table's ``IndexedSlices`` made dense, and a
+    weight the loss does not reach (``None``) given zeros, so every criterion can multiply them.
+    """
+    return [tf.zeros_like(v) if g is None else tf.convert_to_tensor(g) for g, v in zip(gradients, variables)]
+
+
 KERNEL_LAYERS = (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D, keras.layers.DepthwiseConv2D,
                  keras.layers.Dense)
-"""Layers whose ``kernel`` the weight-level criteria score (grouped and depthwise convs included)."""
+"""Layers with one ``kernel`` (grouped and depthwise convs included): the per-filter criteria
+score these kernels' output filters."""
+
+_NOT_SCORED = ("bias",)
+"""Variable names never scored: biases (rank 2 in MultiHeadAttention's projections)."""
+
+
+def scored_weights(layer) -> List[Tuple[str, object]]:
+    """``[(key, variable)]``: the weights of ``layer`` the weight-level criteria score.
+
+    The rule, for every layer (stock, keras_hub or your own): its trainable variables of rank
+    2 or more that are not biases. That is a conv's or dense layer's kernel (SNIP's, GraSP's
+    and SynFlow's original code score those), the query, key, value and output kernels of a
+    ``MultiHeadAttention`` or any ``EinsumDense``, an ``Embedding``'s table, and whatever
+    matrices a subclassed layer holds. Biases and normalisation scales and offsets (rank 1)
+    are left out, as in the original code.
+
+    The key is the layer's name when it has one scored weight (a conv: the key the per-filter
+    criteria use), else ``"<layer>/<variable path inside it>"``.
+
+    Example:
+        >>> [key for key, _ in scored_weights(model.get_layer("encoder1_attention"))]
+        ['encoder1_attention/query/kernel', 'encoder1_attention/key/kernel', ...]
+    """
+    found = [v for v in layer.trainable_variables
+             if len(v.shape) >= 2 and v.name not in _NOT_SCORED and not v.path.endswith("/bias")]
+    if len(found) == 1:
+        return [(layer.name, found[0])]
+    return [(v.path if v.path.startswith(f"{layer.name}/") else f"{layer.name}/{v.path}", v) for v in found]
 
 
 def prunable_kernels(model: keras.Model) -> Dict[str, int]:
-    """``{layer name: index in model.trainable_variables}`` of every conv and dense kernel.
+    """``{key: index in model.trainable_variables}`` of every scored weight (:func:`scored_weights`).
 
-    The weights SNIP, GraSP and SynFlow score, as in their original code (no biases, no
-    normalisation). Layers of nested models are included.
+    The weights SNIP, GraSP and SynFlow score. Layers of nested models are included; a
+    variable reached twice (a tied weight) is scored once, under its first layer.
     """
     index = {id(v): i for i, v in enumerate(model.trainable_variables)}
-    return {
-        layer.name: index[id(layer.kernel)]
-        for layer in graph.leaf_layers(model)
-        if isinstance(layer, KERNEL_LAYERS) and id(layer.kernel) in index
-    }
+    found, seen = {}, set()
+    for layer in graph.leaf_layers(model):
+        for key, variable in scored_weights(layer):
+            if id(variable) in index and id(variable) not in seen:
+                seen.add(id(variable))
+                found[key] = index[id(variable)]
+    return found
 
 
 # --- aggregation --------------------------------------------------------------------------
 
-def block_conv_layers(model: keras.Model) -> Dict[str, list]:
-    """``{block name: names of the conv and dense layers of its residual branch}``.
+def block_weights(model: keras.Model) -> Dict[str, list]:
+    """``{block name: keys of the scored weights of its residual branch}`` (:func:`scored_weights`).
 
     The branch comes from the graph (:attr:`tf_lottery.surgery.Block.branch`): a
     projection shortcut, whatever its name, is not part of what removal deletes, so it
-    is left out. Dense layers count (ConvNeXt's pointwise convs are Dense layers).
+    is left out. A residual layer (a block that is one layer) is its own branch.
 
     Raises:
-        ValueError: naming a block whose branch has no kernel to score.
+        ValueError: naming a block whose branch has no weight to score.
     """
     found = {}
     for block in surgery.find_blocks(model):
-        found[block.name] = [name for name in block.branch
-                             if isinstance(graph.operation(model, name), KERNEL_LAYERS)]
+        found[block.name] = [key for name in block.branch for key, _ in scored_weights(graph.operation(model, name))
+                             if isinstance(graph.operation(model, name), keras.layers.Layer)]
         if not found[block.name]:
-            raise ValueError(f"block {block.name!r} has no conv or dense layer in its branch {list(block.branch)}; "
-                             "the weight-level criteria score those kernels")
+            raise ValueError(f"block {block.name!r} has no weight to score in its branch {list(block.branch)}: the "
+                             "weight-level criteria score kernels and other trainable matrices (no biases, no "
+                             "normalisation scales); score it with an activation criterion (kl, expectabs) or random")
     return found
 
 
 def aggregate(model: keras.Model, weight_scores: Dict[str, np.ndarray], reduce: str = "mean") -> Dict[str, float]:
-    """Block score from per-weight scores: the sum or the mean over the block's conv kernels.
+    """Block score from per-weight scores: the sum or the mean over the block's scored weights.
 
     Raises:
         ValueError: for an unknown ``reduce``.
@@ -166,8 +204,8 @@ def aggregate(model: keras.Model, weight_scores: Dict[str, np.ndarray], reduce: 
     if reduce not in AGGREGATIONS:
         raise ValueError(f"aggregation must be one of {AGGREGATIONS}; got {reduce!r}")
     scores = {}
-    for block, convs in block_conv_layers(model).items():
-        values = np.concatenate([np.ravel(weight_scores[name]) for name in convs]).astype("float64")
+    for block, keys in block_weights(model).items():
+        values = np.concatenate([np.ravel(weight_scores[key]) for key in keys]).astype("float64")
         scores[block] = float(values.sum() if reduce == "sum" else values.mean())
     return scores
 

@@ -99,9 +99,9 @@ def _hessian_gradient(model, indices: tuple):
                 with tf.GradientTape() as inner:
                     inner.watch(params)
                     loss = base.cross_entropy(network, base.forward(network, images, params), labels, temperature)
-                grads = inner.gradient(loss, weights)
+                grads = base.dense_gradients(inner.gradient(loss, weights), weights)
                 z = tf.add_n([tf.reduce_sum(g * tf.stop_gradient(g)) for g in grads])
-            return outer.gradient(z, weights)
+            return base.dense_gradients(outer.gradient(z, weights), weights)
 
         compiled[indices] = hessian_gradient
     return compiled[indices]

@@ -36,7 +36,7 @@ def snip_weight_scores(model, data) -> Dict[str, np.ndarray]:
     with tf.GradientTape() as tape:
         tape.watch(params)
         loss = base.cross_entropy(model, base.forward(model, images, params), labels)
-    grads = tape.gradient(loss, params)
+    grads = base.dense_gradients(tape.gradient(loss, params), params)
     return {name: np.abs((params[i] * grads[i]).numpy()) for name, i in kernels.items()}
 
 

@@ -23,6 +23,12 @@ sigmoid of a squeeze-excite block) stay, and a LayerNormalization or GroupNormal
 preprocessing (``Rescaling``, ``Normalization``: keras.applications' ImageNet mean, which
 would make the all-ones image negative) is skipped, so the ones reach the first layer as
 in the original. A ReLU ResNet's scores are unchanged by all this.
+
+A layer that creates sublayers or tensors of its own dtype in ``__init__`` (keras.io's ViT
+patch encoder) keeps computing in float32 inside the float64 pass (Keras casts at its
+boundary); a layer that cannot take the float64 tensors at all is refused by name. The
+scores SynFlow reads are the matrices of :func:`tf_lottery.criteria.base.scored_weights`:
+conv and dense kernels, attention projections, embeddings.
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf_lottery.graph import reader as graph
-from tf_lottery.graph.rewire import rewire
+from tf_lottery.graph.rewire import RewireError, rewire
 from tf_lottery.criteria import base
 from tf_lottery.criteria.registry import register
 from tf_lottery.graph.heads import softmax_end
@@ -97,7 +103,12 @@ def synflow_weight_scores(model, data=None) -> Dict[str, np.ndarray]:
     Returns:
         ``{layer name: array shaped like its kernel}`` (non-negative).
     """
-    twin = _float64_twin(model)
+    try:
+        twin = _float64_twin(model)
+    except RewireError as error:
+        raise ValueError(f"SynFlow runs {model.name!r} in float64 and layer {error.operation!r} does not: {error}. "
+                         "Make the layer compute in its own dtype (create its sublayers and tensors with "
+                         "dtype=self.dtype_policy), or score with another criterion") from error
     for layer in graph.leaf_layers(twin):
         source = graph.operation(model, layer.name).get_weights()
         if source and layer.weights:  # a linearised normalisation holds its values itself
@@ -110,7 +121,7 @@ def synflow_weight_scores(model, data=None) -> Dict[str, np.ndarray]:
         tape.watch(params)
         outputs, _ = twin.stateless_call(params, non_trainable, ones, training=False)
         r = tf.reduce_sum(outputs)
-    grads = tape.gradient(r, params)
+    grads = base.dense_gradients(tape.gradient(r, params), params)
     scores = {name: (params[i] * grads[i]).numpy() for name, i in kernels.items()}
     if not any(np.any(s) for s in scores.values()):
         raise ValueError(

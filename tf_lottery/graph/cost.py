@@ -6,6 +6,13 @@ group), a dense layer ``in * out`` per position it is applied at; BatchNorm, act
 Add and pooling cost nothing. One multiply-accumulate counts as one FLOP. Depthwise,
 grouped, separable, transposed and 1-D/3-D convs follow the same rule (see
 :func:`layer_flops`); a layer with weights that is none of these is named by a warning.
+
+Attention, which the paper's ResNets do not have, follows the same convention:
+an ``EinsumDense`` costs its output elements times the sizes it sums over, and a
+``MultiHeadAttention`` layer over Tq query and Tk key positions costs its four projections
+(Tq x |W_q| + Tk x |W_k| + Tk x |W_v| + Tq x |W_o|) plus QKᵀ (heads x Tq x Tk x key_dim) and the
+weighted sum over V (heads x Tq x Tk x value_dim); its softmax, like every activation, is
+free, and so is an ``Embedding`` (a table look-up).
 """
 
 from __future__ import annotations
@@ -29,8 +36,13 @@ COUNTED = (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D, keras.
            keras.layers.Dense)
 """Layers with a FLOP count (multiply-accumulates of their kernels)."""
 
+ATTENTION = (keras.layers.MultiHeadAttention,)
+"""Layers costed as attention (Q, K, V and output projections, QKᵀ, the sum over V)."""
+
+COUNTED = COUNTED + (keras.layers.EinsumDense,) + ATTENTION
+
 FREE = (keras.layers.BatchNormalization, keras.layers.LayerNormalization, keras.layers.GroupNormalization,
-        keras.layers.Normalization, keras.layers.PReLU)
+        keras.layers.Normalization, keras.layers.PReLU, keras.layers.Embedding)
 """Layers with weights that cost nothing by the paper's convention (normalisations, scales)."""
 
 _FREE_NAMES = ("LayerScale",)  # keras.applications' ConvNeXt scale (a private class), elementwise like BN
@@ -44,6 +56,38 @@ def _positions(shape, layer) -> int:
             f"cannot cost layer {layer.name!r} (FLOPs, memory): its spatial size is unknown ({tuple(shape)}); build "
             "the model with a fixed input_shape (e.g. input_shape=(224, 224, 3))")
     return math.prod(int(d) for d in dims)
+
+
+def einsum_flops(layer, output_shape) -> int:
+    """FLOPs of an ``EinsumDense``: its output elements times the sizes of the kernel axes it
+    sums over (those of the kernel's letters that are not in the output)."""
+    inputs, output = layer.equation.split("->")
+    kernel_letters = inputs.split(",")[1]
+    summed = [size for letter, size in zip(kernel_letters, layer.kernel.shape) if letter not in output]
+    return math.prod(int(d) for d in output_shape if d is not None) * math.prod(summed)
+
+
+def attention_flops(layer, query_shape, key_shape) -> int:
+    """FLOPs of a ``MultiHeadAttention`` for one example (see the module docstring).
+
+    Args:
+        layer: The attention layer (built).
+        query_shape: Its query input's shape without the batch axis (Tq positions, features).
+        key_shape: Its key (value) input's shape without the batch axis (Tk positions, features).
+    """
+    queries, keys = _positions(query_shape, layer), _positions(key_shape, layer)
+    heads, key_dim = layer.num_heads, layer.key_dim
+    value_dim = layer.value_dim or key_dim
+    projections = (queries * math.prod(layer.query_dense.kernel.shape)
+                   + keys * math.prod(layer.key_dense.kernel.shape)
+                   + keys * math.prod(layer.value_dense.kernel.shape)
+                   + queries * math.prod(layer.output_dense.kernel.shape))
+    return projections + heads * queries * keys * (key_dim + value_dim)
+
+
+def attention_map_elements(layer, query_shape, key_shape) -> int:
+    """Elements of a ``MultiHeadAttention``'s attention map for one example (heads x Tq x Tk)."""
+    return layer.num_heads * _positions(query_shape, layer) * _positions(key_shape, layer)
 
 
 def layer_flops(layer, output_shape=None, input_shape=None) -> int:
@@ -72,6 +116,10 @@ def layer_flops(layer, output_shape=None, input_shape=None) -> int:
         return 0
     if output_shape is None:
         output_shape = tuple(layer.output.shape[1:])
+    if isinstance(layer, ATTENTION):  # alone, as self-attention; flops() gives it its key input
+        return attention_flops(layer, input_shape or output_shape, input_shape or output_shape)
+    if isinstance(layer, keras.layers.EinsumDense):
+        return einsum_flops(layer, output_shape)
     if isinstance(layer, (keras.layers.Conv1DTranspose, keras.layers.Conv2DTranspose, keras.layers.Conv3DTranspose)):
         if input_shape is None:
             input_shape = tuple(layer.input.shape[1:])
@@ -111,9 +159,15 @@ def flops(model: keras.Model) -> int:
     if missing:
         warnings.warn(f"FLOPs of {model.name!r} leave out layers {missing}: tf_lottery.graph.cost counts convs and dense "
                       "layers (normalisations and scales cost nothing)", stacklevel=2)
-    return sum(
-        layer_flops(g.operations[name], g.shapes[name], g.shapes[g.parents[name][0]] if g.parents[name] else None)
-        for name in g.order if isinstance(g.operations[name], COUNTED))
+    return sum(_flops_in(g, name) for name in g.order if isinstance(g.operations[name], COUNTED))
+
+
+def _flops_in(g, name: str) -> int:
+    """FLOPs of operation ``name`` at its shapes in graph ``g`` (attention: its query and value inputs)."""
+    layer, parents = g.operations[name], g.parents[name]
+    if isinstance(layer, ATTENTION):
+        return attention_flops(layer, g.shapes[parents[0]], g.shapes[parents[1] if len(parents) > 1 else parents[0]])
+    return layer_flops(layer, g.shapes[name], g.shapes[parents[0]] if parents else None)
 
 
 def count_filters(model: keras.Model) -> int:
@@ -136,7 +190,8 @@ def memory(model: keras.Model, batch_size: int = 128) -> int:
     ``memory = bytes_per_value * (batch_size * sum(output elements of every layer) + params)``,
     the paper authors' formula (``memory_usage`` in arturjordao/DeepPruning), with the model's own dtype size. It
     counts every operation's (first) output once (the input layer and ``keras.ops`` nodes
-    included, nested models' layers at their shapes in this model), no optimizer state and
+    included, nested models' layers at their shapes in this model) and each attention layer's
+    attention map (heads x Tq x Tk, once), no optimizer state and
     no framework workspace: a comparable model-level figure, not a process measurement.
 
     Args:
@@ -162,6 +217,11 @@ def memory(model: keras.Model, batch_size: int = 128) -> int:
     g = graph.analyse(model)
     activations = sum(_positions(g.shapes[name], g.operations[name]) * int(g.shapes[name][-1] or 0)
                       if g.shapes[name] else 1 for name in g.order)
+    for name in g.order:  # an attention layer also holds its attention map
+        layer, parents = g.operations[name], g.parents[name]
+        if isinstance(layer, ATTENTION):
+            activations += attention_map_elements(layer, g.shapes[parents[0]],
+                                                  g.shapes[parents[1] if len(parents) > 1 else parents[0]])
     return int(bytes_per_value * (batch_size * activations + model.count_params()))
 
 

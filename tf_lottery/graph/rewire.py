@@ -55,6 +55,20 @@ def transfer_weights(source: keras.Model, target: keras.Model, strict: bool = Tr
     return copied
 
 
+class RewireError(ValueError):
+    """An operation of the model failed when called on the rebuilt graph's tensors.
+
+    Attributes:
+        operation: The name of the operation that failed.
+    """
+
+    def __init__(self, model_name: str, operation, error: Exception):
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
+        super().__init__(f"rebuilding {model_name!r}: {type(operation).__name__} {operation.name!r} failed on its "
+                         f"new inputs: {first}")
+        self.operation = operation.name
+
+
 def _clone(layer):
     """A fresh copy of a layer with weights, from its config (same name, new variables)."""
     try:
@@ -87,6 +101,9 @@ def rewire(model: keras.Model, replace: Dict[str, str], clone=_clone, name: Opti
 
     Returns:
         A new functional model (weights: whatever ``clone`` gave; see :func:`transfer_weights`).
+
+    Raises:
+        RewireError: naming the operation that failed on the new graph's tensors.
     """
     view = graph_lib.flat(model)
     new_outputs: Dict[str, object] = {}
@@ -120,7 +137,12 @@ def rewire(model: keras.Model, replace: Dict[str, str], clone=_clone, name: Opti
                     target = clones.setdefault(operation.name, clone(operation))
                 else:
                     target = operation
-                out = target(*args, **kwargs)
+                try:
+                    out = target(*args, **kwargs)
+                except RewireError:
+                    raise
+                except Exception as error:  # name the operation: Keras' own message names only its class
+                    raise RewireError(model.name, operation, error) from error
             new_outputs[operation.name] = out
             return out
         return run

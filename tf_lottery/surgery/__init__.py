@@ -14,13 +14,13 @@ from tf_lottery.graph.lineage import lineage, lineage_json
 from tf_lottery.graph.rewire import rewire, transfer_weights
 from tf_lottery.surgery import filters  # noqa: F401
 from tf_lottery.surgery.residual import (
-    NO_BLOCKS_HINT, PAPER_RULE_BUILDERS, Block, blocks, check_removal, eligibility_rule, find_blocks, max_removable,
-    producers, removable_blocks, remove_blocks,
+    NO_BLOCKS_HINT, PAPER_RULE_BUILDERS, Block, blocks, check_removal, eligibility_rule, find_blocks, floor_hint,
+    max_removable, producers, removable_blocks, remove_blocks, stage_sizes,
 )
 from tf_lottery.surgery.silencing import silence_blocks, silencing_variables
 
 __all__ = [
     "Block", "NO_BLOCKS_HINT", "PAPER_RULE_BUILDERS", "blocks", "check_removal", "eligibility_rule", "filters",
-    "find_blocks", "lineage", "lineage_json", "max_removable", "producers", "remove_blocks", "removable_blocks",
-    "rewire", "silence_blocks", "silencing_variables", "transfer_weights",
+    "find_blocks", "floor_hint", "lineage", "lineage_json", "max_removable", "producers", "remove_blocks", "removable_blocks",
+    "rewire", "silence_blocks", "silencing_variables", "stage_sizes", "transfer_weights",
 ]

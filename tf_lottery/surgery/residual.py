@@ -12,6 +12,11 @@ the addition are its *branch* (the residual function, the side that removal dele
 criteria score) and its *shortcut* (empty for an identity shortcut; a projection conv,
 a pooling or a zero-padding path otherwise).
 
+A sum whose branch holds an embedding layer (``keras.layers.Embedding``, keras_hub's
+``PositionEmbedding``, or any layer class whose name ends in ``Embedding``) is not a block:
+the token + position embedding sum of a language model or a ViT encodes the input, and
+removing it would remove the positions.
+
 A block is named by the longest ``_``-separated prefix its branch's layer names and its
 addition's name have in common: ``stage2_block3`` for ``stage2_block3_conv1 ...
 stage2_block3_add``, ``conv4_block2`` in keras.applications' ResNets. Without one, a
@@ -121,6 +126,12 @@ def _is_relu(operation) -> bool:
     if isinstance(operation, keras.layers.ReLU):
         return True
     return isinstance(operation, keras.layers.Activation) and operation.get_config().get("activation") == "relu"
+
+
+def _is_embedding(operation) -> bool:
+    """A layer that embeds positions or tokens (``keras.layers.Embedding``, keras_hub's
+    ``PositionEmbedding``, ``TokenAndPositionEmbedding``, and any layer class named ``*Embedding``)."""
+    return isinstance(operation, keras.layers.Embedding) or type(operation).__name__.endswith("Embedding")
 
 
 def _same_relu(a, b) -> bool:
@@ -235,6 +246,8 @@ def find_blocks(model: keras.Model) -> List[Block]:
         branch_side = 1 - identity if identity is not None else max(
             (0, 1), key=lambda i: (len(sides[i]), weights(sides[i])))
         branch = tuple(sorted(sides[branch_side], key=g.position))
+        if any(_is_embedding(g.operations[n]) for n in branch):
+            continue  # token + position embeddings: the input's encoding, not a residual function
         found.append(dict(
             name=_block_name(g, branch, add),
             layers=tuple(sorted(body, key=g.position)),
@@ -290,6 +303,21 @@ def removable_blocks(model: keras.Model) -> List[str]:
     return [b.name for b in find_blocks(model) if b.removable]
 
 
+def stage_sizes(model: keras.Model) -> Dict[int, int]:
+    """``{stage: number of blocks}`` of ``model`` (see the module docstring for stages)."""
+    found: Dict[int, int] = {}
+    for b in find_blocks(model):
+        found[b.stage] = found.get(b.stage, 0) + 1
+    return found
+
+
+def floor_hint(model: keras.Model, min_blocks_per_stage: int) -> str:
+    """What the floor leaves, for an error: the stages' sizes and how to lower the floor."""
+    sizes = ", ".join(f"stage {s}: {n}" for s, n in sorted(stage_sizes(model).items()))
+    return (f"every stage keeps min_blocks_per_stage={min_blocks_per_stage} blocks (blocks per stage: {sizes}); "
+            f"lower it with min_blocks_per_stage= (flag --min_blocks_per_stage), 0 lets a stage lose them all")
+
+
 def max_removable(model: keras.Model, min_blocks_per_stage: int = 2) -> int:
     """How many blocks can be removed in all while every stage keeps its floor."""
     all_blocks = find_blocks(model)
@@ -336,7 +364,7 @@ def check_removal(model: keras.Model, names: Iterable[str], min_blocks_per_stage
         if left < min_blocks_per_stage:
             raise ValueError(
                 f"removing {[n for n in names if by_name[n].stage == stage]} leaves stage {stage} with "
-                f"{left} blocks, below min_blocks_per_stage={min_blocks_per_stage}"
+                f"{left} blocks, below the floor: {floor_hint(model, min_blocks_per_stage)}"
             )
     return [b for b in all_blocks if b.name in set(names)]
 

@@ -41,7 +41,8 @@ def silencing_variables(model: keras.Model, block: Block) -> list:
     constant: checked on zeros, in inference mode) to the first layer with weights, and
     returns what silences it: gamma and beta of a BatchNormalization, LayerNormalization
     or GroupNormalization; kernel and bias of a conv or dense layer (a pre-activation
-    block); the scale of a layer scale (ConvNeXt's ``gamma``) or of any other layer whose
+    block); the output projection's kernel and bias of a ``MultiHeadAttention`` (a transformer's
+    attention half-block); the scale of a layer scale (ConvNeXt's ``gamma``) or of any other layer whose
     output is its input times its single weight. In inference mode a silenced block with an
     identity shortcut then passes its input through (after a post-add ReLU that its input
     already went through): what removing it does.
@@ -73,12 +74,14 @@ def silencing_variables(model: keras.Model, block: Block) -> list:
         return [last.gamma, last.beta]
     if isinstance(last, _LINEAR):  # kernel(s) and bias all zero: the output is exactly 0
         return list(last.weights)
+    if isinstance(last, keras.layers.MultiHeadAttention):  # its output projection, zeroed, outputs exactly 0
+        return list(last.output_dense.weights)
     if len(last.trainable_weights) == 1 and len(last.weights) == 1:  # a scale: output = input * weight
         return list(last.weights)
     raise ValueError(
         f"cannot silence block {block.name!r}: its branch ends in {type(last).__name__} {current!r}; silencing "
         "needs a last BatchNormalization/LayerNormalization/GroupNormalization with scale and center, a conv or "
-        "dense layer, or a layer scale"
+        "dense layer, a MultiHeadAttention, or a layer scale"
     )
 
 

@@ -86,8 +86,8 @@ def resolve_count(model: keras.Model, num_blocks: Optional[int], fraction: Optio
     most = surgery.max_removable(model, min_blocks_per_stage)
     if num_blocks > most:
         raise ValueError(
-            f"cannot remove {num_blocks} blocks: at most {most} can be removed from {model.name} "
-            f"with min_blocks_per_stage={min_blocks_per_stage}"
+            f"cannot remove {num_blocks} blocks: at most {most} can be removed from {model.name}, since "
+            f"{surgery.floor_hint(model, min_blocks_per_stage)}"
         )
     return num_blocks
 

@@ -1,0 +1,123 @@
+"""Models written here, as a user would write them from public tutorials, for the tests that
+try tf_lottery on models nobody in the package wrote.
+
+* :func:`vit`: a keras.io-style vision transformer ("Image classification with Vision
+  Transformer"): patches, a learned position embedding, pre-norm encoder blocks of
+  ``LayerNorm -> MultiHeadAttention -> Add`` and ``LayerNorm -> Dense MLP -> Add``.
+* :func:`bert_encoder`: a BERT-style post-norm encoder on token ids (token + position
+  embeddings, ``MHA -> Add -> LayerNorm`` and ``MLP -> Add -> LayerNorm``).
+"""
+
+import keras
+import numpy as np
+
+
+@keras.saving.register_keras_serializable(package="tf_lottery_tests")
+class AddPositions(keras.layers.Layer):
+    """A learned position embedding added to a sequence of patches."""
+
+    def build(self, input_shape):
+        self.positions = self.add_weight(shape=(1, *input_shape[1:]), initializer="random_normal", name="positions")
+
+    def call(self, x):
+        return x + self.positions
+
+
+def vit(image_size=16, channels=3, patch=4, hidden=32, depth=2, heads=2, mlp=64, classes=4, seed=0,
+        name="vit"):
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((image_size, image_size, channels))
+    x = keras.layers.Conv2D(hidden, patch, strides=patch, name="patches")(inputs)
+    x = keras.layers.Reshape(((image_size // patch) ** 2, hidden), name="tokens")(x)
+    x = AddPositions(name="positions")(x)
+    for i in range(1, depth + 1):
+        y = keras.layers.LayerNormalization(epsilon=1e-6, name=f"encoder{i}_ln1")(x)
+        y = keras.layers.MultiHeadAttention(heads, hidden // heads, name=f"encoder{i}_attention")(y, y)
+        x = keras.layers.Add(name=f"encoder{i}_add1")([x, y])
+        y = keras.layers.LayerNormalization(epsilon=1e-6, name=f"encoder{i}_ln2")(x)
+        y = keras.layers.Dense(mlp, activation="gelu", name=f"encoder{i}_mlp1")(y)
+        y = keras.layers.Dense(hidden, name=f"encoder{i}_mlp2")(y)
+        x = keras.layers.Add(name=f"encoder{i}_add2")([x, y])
+    x = keras.layers.LayerNormalization(epsilon=1e-6, name="final_ln")(x)
+    x = keras.layers.GlobalAveragePooling1D(name="pool")(x)
+    outputs = keras.layers.Dense(classes, name="logits")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def vit_batch(n=16, image_size=16, channels=3, classes=4, seed=0):
+    rng = np.random.default_rng(seed)
+    return (rng.normal(size=(n, image_size, image_size, channels)).astype("float32"),
+            np.arange(n) % classes)
+
+
+@keras.saving.register_keras_serializable(package="tf_lottery_tests")
+class PatchEncoder(keras.layers.Layer):
+    """keras.io's ViT patch encoder: a projection plus a learned position embedding, its
+    sublayers created in ``__init__`` (so they keep the default float32 whatever the outer dtype)."""
+
+    def __init__(self, num_patches, projection_dim, **kwargs):
+        super().__init__(**kwargs)
+        self.num_patches, self.projection_dim = num_patches, projection_dim
+        self.projection = keras.layers.Dense(projection_dim)
+        self.position_embedding = keras.layers.Embedding(num_patches, projection_dim)
+
+    def call(self, patch):
+        positions = keras.ops.expand_dims(keras.ops.arange(0, self.num_patches, 1), axis=0)
+        return self.projection(patch) + self.position_embedding(positions)
+
+    def get_config(self):
+        return {**super().get_config(), "num_patches": self.num_patches, "projection_dim": self.projection_dim}
+
+
+def keras_io_vit(image_size=16, channels=3, patch=4, hidden=32, depth=2, heads=2, classes=4, seed=0):
+    """The keras.io tutorial's ViT shape: flattened patches through :class:`PatchEncoder`."""
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((image_size, image_size, channels))
+    count = (image_size // patch) ** 2
+    x = keras.layers.Reshape((image_size // patch, patch, image_size // patch, patch, channels))(inputs)
+    x = keras.layers.Permute((1, 3, 2, 4, 5))(x)
+    x = keras.layers.Reshape((count, patch * patch * channels), name="patches")(x)
+    x = PatchEncoder(count, hidden, name="encoded")(x)
+    for i in range(1, depth + 1):
+        y = keras.layers.LayerNormalization(epsilon=1e-6, name=f"block{i}_ln1")(x)
+        y = keras.layers.MultiHeadAttention(heads, hidden // heads, dropout=0.1, name=f"block{i}_attention")(y, y)
+        x = keras.layers.Add(name=f"block{i}_add1")([y, x])
+        y = keras.layers.LayerNormalization(epsilon=1e-6, name=f"block{i}_ln2")(x)
+        y = keras.layers.Dense(2 * hidden, activation="gelu", name=f"block{i}_mlp1")(y)
+        y = keras.layers.Dropout(0.1, name=f"block{i}_drop")(y)
+        y = keras.layers.Dense(hidden, activation="gelu", name=f"block{i}_mlp2")(y)
+        x = keras.layers.Add(name=f"block{i}_add2")([y, x])
+    x = keras.layers.LayerNormalization(epsilon=1e-6, name="final_ln")(x)
+    x = keras.layers.Flatten()(x)
+    outputs = keras.layers.Dense(classes, name="logits")(x)
+    return keras.Model(inputs, outputs, name="keras_io_vit")
+
+
+@keras.saving.register_keras_serializable(package="tf_lottery_tests")
+class PositionEmbedding(keras.layers.Layer):
+    """keras_hub-style: returns a learned embedding per position, shaped like its input."""
+
+    def build(self, input_shape):
+        self.embeddings = self.add_weight(shape=tuple(input_shape[1:]), initializer="random_normal",
+                                          name="embeddings")
+
+    def call(self, x):
+        return keras.ops.broadcast_to(self.embeddings, keras.ops.shape(x))
+
+
+def bert_encoder(sequence=8, vocabulary=50, hidden=16, heads=2, mlp=32, depth=2, classes=4, seed=0):
+    """A BERT-style post-norm encoder on token ids: token + position embeddings summed (not a
+    block), then ``MHA -> Add -> LayerNorm`` and ``MLP -> Add -> LayerNorm`` layers."""
+    keras.utils.set_random_seed(seed)
+    tokens = keras.Input((sequence,), dtype="int32", name="token_ids")
+    x = keras.layers.Embedding(vocabulary, hidden, name="token_embedding")(tokens)
+    x = keras.layers.Add(name="embeddings_add")([x, PositionEmbedding(name="position_embedding")(x)])
+    x = keras.layers.LayerNormalization(name="embeddings_ln")(x)
+    for i in range(1, depth + 1):
+        y = keras.layers.MultiHeadAttention(heads, hidden // heads, name=f"layer{i}_attention")(x, x)
+        x = keras.layers.LayerNormalization(name=f"layer{i}_ln1")(keras.layers.Add(name=f"layer{i}_add1")([x, y]))
+        y = keras.layers.Dense(mlp, activation="gelu", name=f"layer{i}_mlp1")(x)
+        y = keras.layers.Dense(hidden, name=f"layer{i}_mlp2")(y)
+        x = keras.layers.LayerNormalization(name=f"layer{i}_ln2")(keras.layers.Add(name=f"layer{i}_add2")([x, y]))
+    x = keras.layers.GlobalAveragePooling1D(name="pool")(x)
+    return keras.Model(tokens, keras.layers.Dense(classes, name="logits")(x), name="bert_encoder")
