@@ -121,3 +121,24 @@ def bert_encoder(sequence=8, vocabulary=50, hidden=16, heads=2, mlp=32, depth=2,
         x = keras.layers.LayerNormalization(name=f"layer{i}_ln2")(keras.layers.Add(name=f"layer{i}_add2")([x, y]))
     x = keras.layers.GlobalAveragePooling1D(name="pool")(x)
     return keras.Model(tokens, keras.layers.Dense(classes, name="logits")(x), name="bert_encoder")
+
+
+def two_heads(classes=4, aux_classes=3, seed=0):
+    """A small ResNet with a classifier and an auxiliary head on the last stage's features."""
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((16, 16, 3))
+    x = keras.layers.Conv2D(8, 3, padding="same", name="stem")(inputs)
+    for i in range(1, 4):
+        y = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name=f"block{i}_conv1")(x)
+        y = keras.layers.Conv2D(8, 3, padding="same", name=f"block{i}_conv2")(y)
+        x = keras.layers.Add(name=f"block{i}_add")([x, y])
+    pooled = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    logits = keras.layers.Dense(classes, name="logits")(pooled)
+    aux = keras.layers.Dense(aux_classes, name="aux")(pooled)
+    return keras.Model(inputs, [logits, aux], name="two_heads")
+
+
+def backbone(seed=0):
+    """:func:`two_heads` without a head: its output is the last feature map."""
+    model = two_heads(seed=seed)
+    return keras.Model(model.inputs, model.get_layer("block3_add").output, name="backbone")

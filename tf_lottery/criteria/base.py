@@ -16,14 +16,15 @@ import tensorflow as tf
 from tf_lottery.criteria.registry import AGGREGATIONS
 from tf_lottery.data.checks import check_images, check_labels
 from tf_lottery.graph import reader as graph
-from tf_lottery.graph.heads import outputs_probabilities
+from tf_lottery.criteria.loss import classification_loss, user_loss
 from tf_lottery.surgery import residual as surgery
 from tf_lottery.surgery.filters import FilterGroup
 
 # --- data ---------------------------------------------------------------------------------
 
 def as_batch(data, need_labels: bool = True) -> Tuple[tf.Tensor, Optional[tf.Tensor]]:
-    """Turns ``(images, labels)`` (arrays, one-hot or integer labels) into float images and int labels.
+    """Turns ``(images, labels)`` (arrays, one-hot or integer labels) into float images and int labels
+    (under the user's loss, :mod:`tf_lottery.criteria.loss`, the labels as given).
 
     Raises:
         ValueError: for a missing label array, mismatched lengths or an empty batch.
@@ -38,10 +39,11 @@ def as_batch(data, need_labels: bool = True) -> Tuple[tf.Tensor, Optional[tf.Ten
     if images.shape[0] == 0:
         raise ValueError("the scoring batch is empty")
     if labels is not None:
-        labels = integer_labels(labels)
+        # Under the user's loss (tf_lottery.criteria.loss) the labels are whatever it takes.
+        labels = np.asarray(labels) if user_loss() is not None else integer_labels(labels)
         if labels.shape[0] != images.shape[0]:
             raise ValueError(f"{images.shape[0]} images but {labels.shape[0]} labels")
-        labels = tf.convert_to_tensor(labels.astype("int64"))
+        labels = tf.convert_to_tensor(labels if user_loss() is not None else labels.astype("int64"))
     return images, labels
 
 
@@ -86,11 +88,6 @@ def class_balanced_batch(images, labels, per_class: int = 10, seed: int = 0):
 
 # --- forward, loss and weights ------------------------------------------------------------
 
-def logits_of(model: keras.Model, outputs: tf.Tensor) -> tf.Tensor:
-    """Logits from the model outputs (log of probabilities for a softmax model)."""
-    return tf.math.log(tf.clip_by_value(outputs, 1e-12, 1.0)) if outputs_probabilities(model) else outputs
-
-
 def forward(model: keras.Model, images, params=None, training: bool = True) -> tf.Tensor:
     """A pure forward pass: no weight or BatchNorm statistic of ``model`` changes.
 
@@ -110,10 +107,9 @@ def forward(model: keras.Model, images, params=None, training: bool = True) -> t
 
 
 def cross_entropy(model: keras.Model, outputs: tf.Tensor, labels: tf.Tensor, temperature: float = 1.0) -> tf.Tensor:
-    """Mean cross-entropy of the batch, on logits divided by ``temperature``."""
-    logits = logits_of(model, outputs)
-    logits = logits / tf.cast(temperature, logits.dtype)
-    return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits))
+    """The scoring loss: mean cross-entropy on logits divided by ``temperature``, or the user's
+    loss (:func:`tf_lottery.criteria.loss.classification_loss`)."""
+    return classification_loss(model, outputs, labels, temperature)
 
 
 def dense_gradients(gradients, variables) -> list:

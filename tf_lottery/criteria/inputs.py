@@ -22,7 +22,7 @@ import numpy as np
 from tf_lottery.data.checks import check_images, check_labels
 
 
-def check_scoring_data(model: keras.Model, data, needs: str, criterion: str) -> None:
+def check_scoring_data(model: keras.Model, data, needs: str, criterion: str, labels_checked: bool = True) -> None:
     """Refuses scoring data that ``model`` cannot take or that would give meaningless scores.
 
     Args:
@@ -30,6 +30,8 @@ def check_scoring_data(model: keras.Model, data, needs: str, criterion: str) -> 
         data: ``(images, labels)``, or ``images`` for a criterion that needs only images.
         needs: The criterion's ``needs``: "labelled_batch", "images" or "nothing".
         criterion: Its name, for the messages.
+        labels_checked: Whether the labels must be class indices of the model's classes
+            (False under the user's own loss: they are whatever it takes).
 
     Raises:
         ValueError: naming the criterion and what is wrong with the data.
@@ -45,7 +47,7 @@ def check_scoring_data(model: keras.Model, data, needs: str, criterion: str) -> 
     expected = tuple(model.inputs[0].shape[1:]) if single else None
     what = f"criterion {criterion!r}: the scoring images"
     array = check_images(images, what, expected)
-    if labels is not None and needs == "labelled_batch":
+    if labels is not None and needs == "labelled_batch" and labels_checked:
         classes = model.outputs[0].shape[-1] if len(model.outputs) == 1 else None
         check_labels(labels, f"criterion {criterion!r}: the scoring labels", num_classes=classes,
                      count=len(array), one_hot=True)

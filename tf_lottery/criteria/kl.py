@@ -20,6 +20,7 @@ import tensorflow as tf
 from tf_lottery.surgery import residual as surgery
 from tf_lottery.surgery.silencing import silencing_variables
 from tf_lottery.criteria import base
+from tf_lottery.criteria.loss import logits_of
 from tf_lottery.criteria.registry import register
 
 
@@ -40,7 +41,7 @@ def kl(model, data, batch_size: int = 256) -> Dict[str, float]:
     @tf.function(reduce_retracing=True)
     def forward(params, batch):  # traced once, then reused for every silenced block
         outputs = base.forward(model, batch, params, training=False)
-        return tf.nn.log_softmax(tf.cast(base.logits_of(model, outputs), tf.float64))
+        return tf.nn.log_softmax(tf.cast(logits_of(model, outputs), tf.float64))
 
     log_p = _log_probabilities(forward, images, values, batch_size)
     scores = {}

@@ -28,7 +28,8 @@ import numpy as np
 from tf_lottery.core.registry import Registry, UnknownNameError
 from tf_lottery.criteria.inputs import check_scores, check_scoring_data
 from tf_lottery.graph import reader as graph
-from tf_lottery.graph.heads import logits_output
+from tf_lottery.criteria.loss import using_loss
+from tf_lottery.graph.heads import is_classifier, logits_output, scored_output
 from tf_lottery.runtime import distribute
 from tf_lottery.surgery import residual as surgery
 from tf_lottery.surgery.filters import filter_groups
@@ -122,24 +123,41 @@ class Criterion:
             options["seed"] = seed
         return options
 
-    def __call__(self, model: keras.Model, data=None, **options) -> Dict[str, float]:
+    def __call__(self, model: keras.Model, data=None, output: Optional[str] = None, loss: Optional[Callable] = None,
+                 **options) -> Dict[str, float]:
         """Scores the blocks of ``model`` (nested models flattened, a softmax head switched to logits,
         every layer computing in float32 under a mixed-precision policy).
+
+        Args:
+            model: A functional model.
+            data: What the criterion needs (:attr:`needs`).
+            output: For a model of several outputs, the name of the one to score
+                (:func:`tf_lottery.graph.heads.scored_output`).
+            loss: ``loss(outputs, labels) -> scalar`` instead of the cross-entropy of logits and
+                labels (:mod:`tf_lottery.criteria.loss`): for a model that is not a classifier.
+            **options: The criterion's own options.
 
         Raises:
             ValueError: for missing data or data the model cannot take (checked against its
                 input and classes before any TensorFlow op runs), an option the criterion does
-                not take, a model without residual blocks, or a non-finite score (naming the
-                first bad block).
+                not take, a model without residual blocks, a model with several outputs and no
+                ``output``, a model that is not a classifier without ``loss``, or a non-finite
+                score (naming the first bad block).
         """
         if self.needs != "nothing" and data is None:
             raise ValueError(f"criterion {self.name!r} needs data ({self.needs.replace('_', ' ')}); got data=None")
         self.check_options(options)
-        view = graph.flat(model)
+        view = scored_output(graph.flat(model), output)
         if not surgery.find_blocks(view):
             raise ValueError(f"{model.name!r} has no residual block to score; {surgery.NO_BLOCKS_HINT}")
-        check_scoring_data(view, data, self.needs, self.name)
-        with logits_output(view), distribute.float32_compute(view):  # scores in float32 under mixed precision
+        if self.needs == "labelled_batch" and loss is None and not is_classifier(view):
+            raise ValueError(
+                f"{model.name!r} outputs {tuple(view.outputs[0].shape[1:])} per example, not class scores (batch, classes): criterion "
+                f"{self.name!r} differentiates the cross-entropy of logits and labels. Add a classification head "
+                "(e.g. GlobalAveragePooling2D and Dense(classes)), or pass loss=fn(outputs, labels) returning a "
+                "scalar (tl.find_ticket(..., loss=fn))")
+        check_scoring_data(view, data, self.needs, self.name, labels_checked=loss is None)
+        with logits_output(view), distribute.float32_compute(view), using_loss(loss):  # float32 under mixed precision
             scores = self.fn(view, data, **options)
         check_scores(self.name, scores)
         return scores

@@ -10,7 +10,7 @@ grouped, separable, transposed and 1-D/3-D convs follow the same rule (see
 Attention, which the paper's ResNets do not have, follows the same convention:
 an ``EinsumDense`` costs its output elements times the sizes it sums over, and a
 ``MultiHeadAttention`` layer over Tq query and Tk key positions costs its four projections
-(Tq x |W_q| + Tk x |W_k| + Tk x |W_v| + Tq x |W_o|) plus QKᵀ (heads x Tq x Tk x key_dim) and the
+(Tq x size(W_q) + Tk x size(W_k) + Tk x size(W_v) + Tq x size(W_o)) plus QKᵀ (heads x Tq x Tk x key_dim) and the
 weighted sum over V (heads x Tq x Tk x value_dim); its softmax, like every activation, is
 free, and so is an ``Embedding`` (a table look-up).
 """

@@ -23,9 +23,58 @@ from typing import Optional
 
 import keras
 
+from tf_lottery.graph.lineage import LINEAGE_ATTR
 from tf_lottery.graph.reader import analyse, output_of
 
 _SWAPPED: "weakref.WeakSet" = weakref.WeakSet()
+_VIEWS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def output_names(model: keras.Model) -> list:
+    """The names of ``model``'s outputs: the operations producing them."""
+    return [t._keras_history.operation.name for t in model.outputs]
+
+
+def scored_output(model: keras.Model, output: Optional[str] = None) -> keras.Model:
+    """``model`` with the one output a criterion scores: itself when it has one output, else a
+    view ending at ``output`` (sharing every layer and variable, so scoring it scores the model).
+
+    Args:
+        model: A functional model.
+        output: The name of the output to score (an operation producing one of the outputs);
+            needed when the model has several.
+
+    Raises:
+        ValueError: for a model of several outputs without ``output``, or an unknown name,
+            listing the outputs.
+
+    Example:
+        >>> scored_output(two_heads, "logits").outputs[0].shape
+        (None, 10)
+    """
+    names = output_names(model)
+    if output is None:
+        if len(names) == 1:
+            return model
+        raise ValueError(f"{model.name!r} has {len(names)} outputs ({', '.join(names)}); a criterion scores one: "
+                         f"pass output=<name> (flag --score_output), one of {names}")
+    if output not in names:
+        raise ValueError(f"{model.name!r} has no output {output!r}; its outputs: {names}")
+    if len(names) == 1:
+        return model
+    views = _VIEWS.setdefault(model, {})
+    if output not in views:
+        view = keras.Model(model.inputs, model.outputs[names.index(output)], name=model.name)
+        origin = getattr(model, LINEAGE_ATTR, None)
+        if origin is not None:
+            setattr(view, LINEAGE_ATTR, origin)
+        views[output] = view
+    return views[output]
+
+
+def is_classifier(model: keras.Model) -> bool:
+    """Whether ``model``'s (one) output is a batch of class scores: rank 2, (batch, classes)."""
+    return len(model.outputs) == 1 and len(model.outputs[0].shape) == 2
 
 
 def softmax_end(model: keras.Model) -> Optional[object]:
