@@ -64,6 +64,9 @@ def test_a_value_with_control_characters_gives_one_printable_line(tmp_path):
     assert ours == ["FATAL Flags parsing error: flag --weight_decay=\\r\\x1e: could not convert string to float: "
                     "'\\r\\x1e'"], result.stderr
     assert "\r" not in result.stderr and "\x1e" not in result.stderr
+    in_a_list = _run("--epsilons=0\x1e0", f"--runs_dir={tmp_path}")  # a list of integers: our own message
+    assert in_a_list.returncode != 0 and "\x1e" not in in_a_list.stderr
+    assert "--epsilons takes comma-separated integers; got 0\\x1e0" in in_a_list.stderr
 
 
 @pytest.mark.parametrize(

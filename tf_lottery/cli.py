@@ -37,8 +37,8 @@ def _all_options() -> List[options.Option]:
     found = options.options_of(Config)
     for kind in SECTIONS.values():
         found += options.options_of(kind)
-    for name in models.names():
-        found += options.options_of(models.get(name).settings)
+    for settings in models.settings_classes():
+        found += options.options_of(settings)
     return found
 
 
@@ -100,7 +100,8 @@ def _value(option: options.Option):
         try:
             value = tuple(int(v) for v in value)
         except ValueError:
-            raise app.UsageError(f"--{option.name} takes comma-separated integers; got {','.join(value)}") from None
+            raise app.UsageError(one_line(f"--{option.name} takes comma-separated integers; got {','.join(value)}")) \
+                from None
     elif option.kind == "names" and value is not None:
         value = tuple(value)
     if option.zero_means_none and value == 0:
@@ -117,12 +118,13 @@ def config_from_flags() -> Config:
     """
     try:
         layout = Config.layout(FLAGS["model"].value)
-    except UnknownNameError as error:
+    except (UnknownNameError, ValueError) as error:  # an unknown name, a model function that does not import
         raise app.UsageError(one_line(error)) from None
     foreign = sorted(name for name in OPTIONS if name not in layout and FLAGS[name].present)
     if foreign:
-        raise app.UsageError(f"--{foreign[0]} is not a setting of --model={FLAGS['model'].value}; its settings: "
-                             f"{', '.join(o.name for o in options.options_of(models.get(FLAGS['model'].value).settings))}")
+        settings = ", ".join(o.name for o in options.options_of(models.get(FLAGS["model"].value).settings))
+        raise app.UsageError(one_line(f"--{foreign[0]} is not a setting of --model={FLAGS['model'].value}; its "
+                                      f"settings: {settings}"))
     if FLAGS["num_blocks"].present and FLAGS["fraction"].present:
         raise app.UsageError(f"give --num_blocks or --fraction, not both; got --num_blocks={FLAGS['num_blocks'].value} "
                              f"and --fraction={FLAGS['fraction'].value}")

@@ -54,7 +54,7 @@ class SaveWeightsAt(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         if self.steps:  # reads one scalar a step, only when a step is wanted
-            done = int(self.model.optimizer.iterations)
+            done = optimizer_steps(self.model)
             if done in self.steps:
                 self.save_step(self.model, done)
 

@@ -197,8 +197,8 @@ class EpochCheckpoint(keras.callbacks.Callback):
 
 def optimizer_steps(model) -> int:
     """Optimizer steps ``model`` has taken (its optimizer's ``iterations``; 0 before it is built)."""
-    optimizer = getattr(model, "optimizer", None)
-    return int(optimizer.iterations) if optimizer is not None else 0
+    optimizer = getattr(model, "optimizer", None)  # iterations: a Keras, tf_keras or mirrored variable
+    return int(keras.ops.convert_to_numpy(optimizer.iterations)) if optimizer is not None else 0
 
 
 def timing_of(epochs: List[dict], batch_size: int, steps_per_epoch: int) -> dict:
