@@ -27,7 +27,7 @@ from tf_lottery.config.experiments import EXPERIMENTS
 from tf_lottery.config.sections import (
     SECTIONS, DataConfig, EvaluationConfig, MethodConfig, ModelConfig, RuntimeConfig, SweepConfig, TrainingConfig,
 )
-from tf_lottery.data import DataOptions
+from tf_lottery.data import DATASETS, DataOptions
 from tf_lottery.data.streaming import MEAN_FOLDER
 from tf_lottery.models import MODELS
 from tf_lottery.core.options import choice, integer
@@ -144,7 +144,7 @@ class Config:
             >>> Config.create(depth=32, sweep_seeds=(0, 1), export=False).command_line()
             'tf-lottery --depth=32 --noexport --sweep_seeds=0,1'
         """
-        default = Config.create(model=self.model.type).flat()
+        default = {**Config.create(model=self.model.type).flat(), "model": Config().model.type}
         words = ["tf-lottery"]
         for name, value in sorted(self.flat().items()):
             if value == default.get(name) or value is None:  # None: implied by another flag (--fraction)
@@ -218,7 +218,7 @@ class Config:
         if "data" in kept:
             kept["data"] = self.data.identity()
         if "model" in kept:
-            kept["model"] = self.model.identity()
+            kept["model"] = self.model.identity(DATASETS.get(self.data.dataset))
         if "training" in kept:
             kept["training"] = self.training.identity()
         if "sweep" in kept:

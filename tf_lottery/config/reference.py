@@ -18,7 +18,7 @@ from typing import Dict, List, Tuple
 from tf_lottery.config.core import Config
 from tf_lottery.config.sections import SECTIONS
 from tf_lottery.core import options
-from tf_lottery.models import MODELS
+from tf_lottery.models import settings_classes
 
 #: What each kind of option takes on the command line.
 KIND_LABELS = {"text": "string", "integer": "integer", "real": "number", "boolean": "bool, --no<name> for false",
@@ -34,11 +34,7 @@ def option_groups() -> List[Tuple[str, List[options.Option]]]:
     """
     groups = [("run", options.options_of(Config))]
     groups += [(name, options.options_of(kind)) for name, kind in SECTIONS.items()]
-    builders_of: Dict[type, List[str]] = {}
-    for builder in MODELS.names():
-        if builder in MODELS:  # a family prefix has no settings of its own
-            builders_of.setdefault(MODELS.get(builder).settings, []).append(builder)
-    for settings, builders in builders_of.items():
+    for settings, builders in settings_classes().items():
         declared = options.options_of(settings)
         if declared:
             groups.append((f"model settings: --model={'|'.join(builders)}", declared))

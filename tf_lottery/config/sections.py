@@ -112,13 +112,30 @@ class ModelConfig(Section):
                   "num_classes": self.num_classes}
         return {**common, **_json_ready(self.settings)}
 
-    def identity(self) -> dict:
+    def identity(self, dataset=None) -> dict:
         """:meth:`to_dict` less the builder's settings that stand at the value that builds what was
-        built before they existed (its ``IDENTITY_DEFAULTS``): earlier run folders keep their names."""
+        built before they existed (its ``IDENTITY_DEFAULTS``): earlier run folders keep their names.
+
+        For a builder whose settings do not say everything it builds (``--model=module:function``),
+        also ``"architecture"``: a digest of the model it builds at the run's input shape and
+        class count (``dataset``, a :class:`tf_lottery.data.DatasetInfo`, gives the defaults).
+
+        Raises:
+            ValueError: for such a builder when neither the config nor ``dataset`` gives the input
+                shape and class count.
+        """
         values = self.to_dict()
         for name, default in getattr(type(self.settings), "IDENTITY_DEFAULTS", {}).items():
             if values.get(name) == default:
                 values.pop(name)
+        builder = MODELS.get(self.type)
+        if builder.architecture is not None:
+            shape = self.input_shape or getattr(dataset, "input_shape", None)
+            classes = self.num_classes or getattr(dataset, "num_classes", None)
+            if not shape or not classes:
+                raise ValueError(f"--model={self.type} needs --input_shape and --num_classes with this dataset (its "
+                                 "shape and classes are known only once it is loaded)")
+            values["architecture"] = builder.architecture(self.settings, tuple(shape), classes)
         return values
 
     @classmethod

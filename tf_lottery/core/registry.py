@@ -7,6 +7,7 @@ flagfile tells the user what they could have written.
 
 from __future__ import annotations
 
+import re
 from typing import Callable, Dict, Generic, Iterator, TypeVar
 
 T = TypeVar("T")
@@ -42,6 +43,7 @@ class Registry(Generic[T]):
         self.kind = kind
         self._entries: Dict[str, T] = {}
         self._families: Dict[str, Callable[[str], T]] = {}
+        self._patterns: list = []  # (compiled regex, make, how names() shows it)
 
     def register(self, name: str) -> Callable[[T], T]:
         """Returns a decorator that stores its argument under ``name``.
@@ -91,6 +93,13 @@ class Registry(Generic[T]):
             raise ValueError(f"{self.kind} family {prefix!r} is already registered")
         self._families[prefix] = make
 
+    def register_pattern(self, pattern: str, make: Callable[[str], T], shown: str) -> None:
+        """Makes every name that fully matches the regular expression ``pattern`` valid: its
+        entry is ``make(name)``, made on first use (``package.module:function`` for a model
+        function). ``names()`` lists it as ``shown``.
+        """
+        self._patterns.append((re.compile(pattern), make, shown))
+
     def get(self, name: str) -> T:
         """Returns the entry registered as ``name`` (or made by the family its prefix names).
 
@@ -102,12 +111,16 @@ class Registry(Generic[T]):
         for prefix, make in self._families.items():
             if isinstance(name, str) and name.startswith(prefix) and len(name) > len(prefix):
                 return make(name[len(prefix):])
+        for pattern, make, _ in self._patterns:
+            if isinstance(name, str) and pattern.fullmatch(name):
+                return make(name)
         valid = ", ".join(self.names()) or "(none registered)"
         raise UnknownNameError(f"unknown {self.kind} {name!r}; valid names: {valid}") from None
 
     def names(self) -> list[str]:
         """Returns the registered names, sorted, then each family as ``prefix<name>``."""
-        return sorted(self._entries) + [f"{prefix}<name>" for prefix in self._families]
+        return (sorted(self._entries) + [f"{prefix}<name>" for prefix in self._families]
+                + [shown for _, _, shown in self._patterns])
 
     def __contains__(self, name: object) -> bool:
         return name in self._entries

@@ -76,7 +76,7 @@ class ApplicationSettings:
                              "(.weights.h5) saved from the same architecture, or leave it out for random θ0")
 
 
-def _with_weight_decay(weight_decay: float):
+def with_weight_decay(weight_decay: float):
     """Clone function: a layer rebuilt from its config with L2 on its kernel (if it has one)."""
 
     def clone(layer):
@@ -128,7 +128,7 @@ def build_application(family: str, input_shape: Sequence[int] = (224, 224, 3), n
         first = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
         raise ValueError(f"keras.applications refused --model={family} with input shape {input_shape}, "
                          f"{num_classes} classes and weights {weights_file or 'None'}: {first}") from error
-    model = surgery.rewire(base, {}, clone=_with_weight_decay(weight_decay), name=family, input_name="image")
+    model = surgery.rewire(base, {}, clone=with_weight_decay(weight_decay), name=family, input_name="image")
     surgery.transfer_weights(base, model)
     spec = {"family": family, "input_shape": list(input_shape), "num_classes": num_classes, "output": output,
             "weight_decay": weight_decay, "seed": seed, "weights_file": weights_file}

@@ -14,7 +14,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from typing import Callable, Dict, List, Optional
 
 import keras
 
@@ -36,6 +36,8 @@ class ModelBuilder:
             describes (see ``lineage.rebuild``). A builder that cannot leave blocks out
             itself builds the dense model and cuts it with
             :func:`tf_lottery.surgery.remove_blocks`.
+        architecture: ``(settings, input_shape, num_classes) -> str`` or None: a digest of the
+            built model's architecture, for builders whose settings do not determine it.
     """
 
     name: str
@@ -43,18 +45,53 @@ class ModelBuilder:
     settings: type
     from_settings: Callable
     from_spec: Callable
+    architecture: Optional[Callable] = None
 
     def __call__(self, *args, **kwargs) -> keras.Model:
         return self.fn(*args, **kwargs)
 
 
 MODELS: Registry = Registry("model")
+_PATTERN_SETTINGS: Dict[str, type] = {}  # how names() shows a pattern family -> its builders' settings
 
 
-def register_builder(name: str, *, settings: type, from_settings: Callable, from_spec: Callable):
-    """Decorator registering a public builder function as a :class:`ModelBuilder`."""
+def register_builder(name: str, *, settings: type, from_settings: Callable, from_spec: Callable,
+                     architecture: Optional[Callable] = None):
+    """Decorator registering a public builder function as a :class:`ModelBuilder`.
 
-    return MODELS.entry(name, lambda fn: ModelBuilder(name, fn, settings, from_settings, from_spec))
+    Args:
+        name: The ``--model`` value.
+        settings: Frozen dataclass of the builder's own settings (each field a flag).
+        from_settings: ``(settings, input_shape, num_classes, seed, weight_decay) -> model``.
+        from_spec: ``(spec dict, removed block names) -> model``.
+        architecture: ``(settings, input_shape, num_classes) -> str`` for a builder whose
+            settings do not say everything its models are (a user's function): a digest that
+            enters the run identity.
+
+    Example:
+        >>> @register_builder("tiny_resnet", settings=TinySettings, from_settings=build, from_spec=rebuild)
+        ... def tiny_resnet(input_shape=(32, 32, 3), num_classes=10, seed=0, width=16):
+        ...     ...
+    """
+
+    return MODELS.entry(name, lambda fn: ModelBuilder(name, fn, settings, from_settings, from_spec, architecture))
+
+
+def register_pattern(pattern: str, make: Callable[[str], ModelBuilder], shown: str, settings: type) -> None:
+    """Makes every ``--model`` value matching ``pattern`` a builder made by ``make(value)``
+    (``package.module:function``), whose settings are ``settings``."""
+    MODELS.register_pattern(pattern, make, shown)
+    _PATTERN_SETTINGS[shown] = settings
+
+
+def settings_classes() -> Dict[type, List[str]]:
+    """``{settings class: the --model values that take it}``, registered builders and patterns alike."""
+    found: Dict[type, List[str]] = {}
+    for name in MODELS:
+        found.setdefault(MODELS.get(name).settings, []).append(name)
+    for shown, settings in _PATTERN_SETTINGS.items():
+        found.setdefault(settings, []).append(shown)
+    return found
 
 
 def get(name: str) -> ModelBuilder:

@@ -1,0 +1,19 @@
+"""Model functions as a user writes them for ``--model=tests.user_models:<function>``:
+``(input_shape, num_classes, **model_args) -> keras.Model``, layers left to Keras' own names."""
+
+import keras
+
+
+def small_resnet(input_shape, num_classes, width=8, blocks=3):
+    inputs = keras.Input(input_shape)
+    x = keras.layers.Conv2D(width, 3, padding="same")(inputs)
+    for _ in range(blocks):
+        y = keras.layers.Conv2D(width, 3, padding="same", activation="relu")(x)
+        y = keras.layers.Conv2D(width, 3, padding="same")(y)
+        x = keras.layers.Add()([x, y])
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, keras.layers.Dense(num_classes)(x))
+
+
+def not_a_model(input_shape, num_classes):
+    return "a string"
