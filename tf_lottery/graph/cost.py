@@ -45,7 +45,9 @@ FREE = (keras.layers.BatchNormalization, keras.layers.LayerNormalization, keras.
         keras.layers.Normalization, keras.layers.PReLU, keras.layers.Embedding)
 """Layers with weights that cost nothing by the paper's convention (normalisations, scales)."""
 
-_FREE_NAMES = ("LayerScale",)  # keras.applications' ConvNeXt scale (a private class), elementwise like BN
+_FREE_NAMES = ("LayerScale", "PositionEmbedding")
+"""Classes by name that cost nothing: keras.applications' ConvNeXt scale (a private class) and
+keras_hub's and tf_lottery's learned position embeddings, elementwise like BatchNorm."""
 
 
 def _positions(shape, layer) -> int:
