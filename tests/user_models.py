@@ -17,3 +17,15 @@ def small_resnet(input_shape, num_classes, width=8, blocks=3):
 
 def not_a_model(input_shape, num_classes):
     return "a string"
+
+
+def gated_resnet(input_shape, num_classes, blocks=3):
+    """Residual layers whose sum the trace does not see (``--residual_layers`` declares them)."""
+    from tests import zoo
+
+    inputs = keras.Input(input_shape)
+    x = keras.layers.Conv2D(8, 3, padding="same", name="stem")(inputs)
+    for i in range(1, blocks + 1):
+        x = zoo.GatedBlock(8, name=f"res{i}")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    return keras.Model(inputs, keras.layers.Dense(num_classes, name="logits")(x))

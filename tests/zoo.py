@@ -142,3 +142,51 @@ def backbone(seed=0):
     """:func:`two_heads` without a head: its output is the last feature map."""
     model = two_heads(seed=seed)
     return keras.Model(model.inputs, model.get_layer("block3_add").output, name="backbone")
+
+
+@keras.saving.register_keras_serializable(package="tf_lottery_tests")
+class ResidualBlock(keras.layers.Layer):
+    """A basic residual block as one subclassed layer (the keras_hub style): conv-BN-ReLU-conv-BN, + x, ReLU."""
+
+    def __init__(self, filters, **kwargs):
+        super().__init__(**kwargs)
+        self.filters = filters
+        self.conv1 = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False)
+        self.bn1 = keras.layers.BatchNormalization()
+        self.conv2 = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False)
+        self.bn2 = keras.layers.BatchNormalization()
+
+    def call(self, x, training=None):
+        y = keras.ops.relu(self.bn1(self.conv1(x), training=training))
+        y = self.bn2(self.conv2(y), training=training)
+        return keras.ops.relu(x + y)
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters}
+
+
+@keras.saving.register_keras_serializable(package="tf_lottery_tests")
+class GatedBlock(keras.layers.Layer):
+    """A residual layer whose shortcut the trace does not see as one: ``x * 1.0 + f(x)`` (declare it)."""
+
+    def __init__(self, filters, **kwargs):
+        super().__init__(**kwargs)
+        self.filters = filters
+        self.conv = keras.layers.Conv2D(filters, 3, padding="same")
+
+    def call(self, x):
+        return x * 1.0 + self.conv(x)
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters}
+
+
+def layer_resnet(blocks=3, filters=8, classes=4, block=ResidualBlock, seed=0):
+    """A ResNet whose blocks are each one subclassed layer."""
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((16, 16, 3))
+    x = keras.layers.Conv2D(filters, 3, padding="same", name="stem")(inputs)
+    for i in range(1, blocks + 1):
+        x = block(filters, name=f"res{i}")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    return keras.Model(inputs, keras.layers.Dense(classes, name="logits")(x), name="layer_resnet")

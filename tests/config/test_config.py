@@ -55,7 +55,7 @@ def test_every_flag_of_0_1_is_generated_with_its_default():
         "data_path", "cache_dir",
         "warmup", "bn_momentum",  # 0.7: twin recipes
         "rewind_step", "keep_steps", "sweep_rewind_steps",  # 0.9: rewinding to a step
-        "model_args",  # 0.9: --model=package.module:function
+        "model_args", "residual_layers",  # 0.9: --model=package.module:function, residual layers
     }
     # Every flag is the default config's, except the settings of the other model builders.
     assert set(cli.OPTIONS) - set(Config().flat()) == {"weights_file", "output", "stem", "model_args"}

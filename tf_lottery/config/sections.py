@@ -262,6 +262,9 @@ class MethodConfig(Section):
     aggregation: Optional[str] = choice(None, ("sum", "mean"), "Per-weight to block score (default: the criterion's).")
     prune_first: Optional[str] = choice(None, ("low", "high"), "Override the criterion's direction.")
     score_per_class: int = integer(10, "Scoring examples per class.", lower_bound=1)
+    residual_layers: tuple = names((), "Layers that are residual blocks by themselves although tracing their call "
+                                   "does not show the residual sum (a subclassed block); see the docs' Transformers "
+                                   "page.")
     rewind: str = choice("weights", REWINDS, "lottery: rewind the kept layers' weights to epoch i, keep the trained "
                          "weights and replay the schedule from epoch i, or re-initialize at random.")
     rewind_epoch: int = integer(0, "lottery, imp: the rewind epoch i (θ_i, the weights after i epochs).",
@@ -296,10 +299,12 @@ class MethodConfig(Section):
 
     def identity(self) -> dict:
         """The fields that name a ticket run: ``--method`` and the fields the method reads, the
-        rewind step only when there is one (runs from before it existed keep their folders)."""
+        rewind step and the declared residual layers only when there are some (runs from before
+        they existed keep their folders)."""
         fields = METHODS.get(self.type).fields
         return {name: value for name, value in self.to_dict().items()
-                if (name == "type" or name in fields) and not (name == "rewind_step" and value == 0)}
+                if (name == "type" or name in fields) and not (name == "rewind_step" and value == 0)
+                and not (name == "residual_layers" and not value)}
 
     def criterion_options(self, seed: int) -> dict:
         """The options the criterion gets: those set here, checked against it, and the run's seed

@@ -149,7 +149,8 @@ class Criterion:
         self.check_options(options)
         view = scored_output(graph.flat(model), output)
         if not surgery.find_blocks(view):
-            raise ValueError(f"{model.name!r} has no residual block to score; {surgery.NO_BLOCKS_HINT}")
+            raise ValueError(f"{model.name!r} has no residual block to score; {surgery.NO_BLOCKS_HINT}; "
+                             f"{surgery.looked_at(view)}")
         if self.needs == "labelled_batch" and loss is None and not is_classifier(view):
             raise ValueError(
                 f"{model.name!r} outputs {tuple(view.outputs[0].shape[1:])} per example, not class scores (batch, classes): criterion "

@@ -106,7 +106,8 @@ def synflow_weight_scores(model, data=None) -> Dict[str, np.ndarray]:
     try:
         twin = _float64_twin(model)
     except RewireError as error:
-        raise ValueError(f"SynFlow runs {model.name!r} in float64 and layer {error.operation!r} does not: {error}. "
+        raise ValueError(f"SynFlow runs {model.name!r} in float64 and layer {error.operation!r} does not: "
+                         f"{str(error).rstrip('.')}. "
                          "Make the layer compute in its own dtype (create its sublayers and tensors with "
                          "dtype=self.dtype_policy), or score with another criterion") from error
     for layer in graph.leaf_layers(twin):

@@ -35,9 +35,17 @@ from tf_lottery.experiments.runs import RunFolder
 
 
 def dense_model(config: Config, data, seed: Optional[int] = None) -> keras.Model:
-    """The dense network of ``config`` at initialization (θ0 of ``seed``, default the config's)."""
-    return models.build(config.model, data, seed=config.seed if seed is None else seed,
-                        weight_decay=config.training.weight_decay)
+    """The dense network of ``config`` at initialization (θ0 of ``seed``, default the config's),
+    with ``--residual_layers`` declared on it.
+
+    Raises:
+        ValueError: for a declared residual layer the model does not have or that changes shape.
+    """
+    model = models.build(config.model, data, seed=config.seed if seed is None else seed,
+                         weight_decay=config.training.weight_decay)
+    if config.method.residual_layers:
+        surgery.find_blocks(model, residual_layers=config.method.residual_layers)
+    return model
 
 
 def set_up(config: Config, check_method: bool = True):

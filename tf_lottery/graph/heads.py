@@ -23,6 +23,7 @@ from typing import Optional
 
 import keras
 
+from tf_lottery.graph.inside import DECLARED_ATTR
 from tf_lottery.graph.lineage import LINEAGE_ATTR
 from tf_lottery.graph.reader import analyse, output_of
 
@@ -65,9 +66,9 @@ def scored_output(model: keras.Model, output: Optional[str] = None) -> keras.Mod
     views = _VIEWS.setdefault(model, {})
     if output not in views:
         view = keras.Model(model.inputs, model.outputs[names.index(output)], name=model.name)
-        origin = getattr(model, LINEAGE_ATTR, None)
-        if origin is not None:
-            setattr(view, LINEAGE_ATTR, origin)
+        for attribute in (LINEAGE_ATTR, DECLARED_ATTR):
+            if getattr(model, attribute, None) is not None:
+                setattr(view, attribute, getattr(model, attribute))
         views[output] = view
     return views[output]
 

@@ -31,6 +31,7 @@ from typing import Dict, List
 
 import keras
 
+from tf_lottery.graph.inside import DECLARED_ATTR
 from tf_lottery.graph.lineage import LINEAGE_ATTR
 
 
@@ -95,9 +96,9 @@ def flat(model: keras.Model) -> keras.Model:
                   for t in model.inputs]
         outputs = model._run_through_graph(inputs, operation_fn=_inline)
         view = keras.Model(keras.tree.pack_sequence_as(model._inputs_struct, inputs), outputs, name=model.name)
-        origin = getattr(model, LINEAGE_ATTR, None)
-        if origin is not None:
-            setattr(view, LINEAGE_ATTR, origin)
+        for attribute in (LINEAGE_ATTR, DECLARED_ATTR):  # the view is the model, by what it says of itself
+            if getattr(model, attribute, None) is not None:
+                setattr(view, attribute, getattr(model, attribute))
         _FLAT[model] = view
     return _FLAT[model]
 

@@ -11,6 +11,7 @@ Example:
 
 from __future__ import annotations
 
+import re
 from typing import Dict, List, Optional
 
 import keras
@@ -63,10 +64,20 @@ class RewireError(ValueError):
     """
 
     def __init__(self, model_name: str, operation, error: Exception):
-        first = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
+        first = _what_failed(error)
         super().__init__(f"rebuilding {model_name!r}: {type(operation).__name__} {operation.name!r} failed on its "
                          f"new inputs: {first}")
         self.operation = operation.name
+
+
+_NOISE = ("Exception encountered", "Arguments received", "•", "Could not automatically infer")
+
+
+def _what_failed(error: Exception) -> str:
+    """The line of a Keras call error that says what went wrong (Keras wraps it in lines about the call)."""
+    lines = [re.sub(r"\x1b\[[0-9;]*m|\[[0-9;]*m", "", line).strip() for line in str(error).splitlines()]
+    useful = [line for line in lines if line and not line.startswith(_NOISE) and not line.endswith(":")]
+    return (useful[-1] if useful else type(error).__name__)[:300]
 
 
 def _clone(layer):

@@ -15,12 +15,12 @@ from tf_lottery.graph.rewire import rewire, transfer_weights
 from tf_lottery.surgery import filters  # noqa: F401
 from tf_lottery.surgery.residual import (
     NO_BLOCKS_HINT, PAPER_RULE_BUILDERS, Block, blocks, check_removal, eligibility_rule, find_blocks, floor_hint,
-    max_removable, producers, removable_blocks, remove_blocks, stage_sizes,
+    looked_at, max_removable, producers, removable_blocks, remove_blocks, stage_sizes,
 )
 from tf_lottery.surgery.silencing import silence_blocks, silencing_variables
 
 __all__ = [
     "Block", "NO_BLOCKS_HINT", "PAPER_RULE_BUILDERS", "blocks", "check_removal", "eligibility_rule", "filters",
-    "find_blocks", "floor_hint", "lineage", "lineage_json", "max_removable", "producers", "remove_blocks", "removable_blocks",
+    "find_blocks", "floor_hint", "lineage", "looked_at", "lineage_json", "max_removable", "producers", "remove_blocks", "removable_blocks",
     "rewire", "silence_blocks", "silencing_variables", "stage_sizes", "transfer_weights",
 ]

@@ -54,6 +54,7 @@ from typing import Dict, Iterable, List, Optional, Sequence
 
 import keras
 
+from tf_lottery.graph import inside
 from tf_lottery.graph import reader as graph_lib
 from tf_lottery.graph.lineage import extend as extend_lineage
 from tf_lottery.graph.lineage import lineage, ticket_name
@@ -199,11 +200,14 @@ def eligibility_rule(model: keras.Model) -> str:
     return "paper" if origin is not None and origin.get("builder") in PAPER_RULE_BUILDERS else "shape"
 
 
-def find_blocks(model: keras.Model) -> List[Block]:
+def find_blocks(model: keras.Model, residual_layers: Optional[Sequence[str]] = None) -> List[Block]:
     """Returns every residual block of ``model`` in graph order.
 
     Args:
         model: A Keras 3 functional model (nested models are flattened first).
+        residual_layers: Names of layers that are blocks by themselves although the rule of
+            :mod:`tf_lottery.graph.inside` does not recognise them; recorded on ``model``
+            (and the tickets cut from it) for every later call.
 
     Returns:
         A list of :class:`Block` (empty for a model without residual blocks).
@@ -216,26 +220,30 @@ def find_blocks(model: keras.Model) -> List[Block]:
         >>> [b.name for b in find_blocks(model)][:2]
         ['stage1_block1', 'stage1_block2']
     """
+    if residual_layers:
+        inside.declare(model, residual_layers)
     g = graph_lib.analyse(model)
+    declared = inside.declared(model) or inside.declared(g.model)
     rule = eligibility_rule(model)
-    if rule in g.blocks:
-        return list(g.blocks[rule])
-    found = []
+    key = (rule, declared)
+    if key in g.blocks:
+        return list(g.blocks[key])
+    found = _residual_layer_blocks(g, declared)
     for add in g.order:
         parents = g.parents[add]
         if not _is_addition(g.operations[add], parents):
             continue
         left, right = (g.ancestors(p) for p in parents)
         input_layer = max(left & right, key=g.position)
-        inside = g.ancestors(input_layer)
-        body = g.ancestors(add) - inside
+        upstream = g.ancestors(input_layer)
+        body = g.ancestors(add) - upstream
         output_layer = add
         followers = g.consumers[add]
         if len(followers) == 1 and _same_relu(g.operations[followers[0]], g.operations[input_layer]):
             output_layer = followers[0]
             body = body | {output_layer}
         identity = parents.index(input_layer) if input_layer in parents else None
-        sides = [g.ancestors(p) - inside for p in parents]
+        sides = [g.ancestors(p) - upstream for p in parents]
 
         def weights(names):
             return sum(g.operations[n].count_params() for n in names
@@ -260,6 +268,7 @@ def find_blocks(model: keras.Model) -> List[Block]:
             input_shape=g.shapes[input_layer],
             output_shape=g.shapes[output_layer],
         ))
+    found.sort(key=lambda b: g.position(b["add_layer"]))
     names = [b["name"] for b in found]
     for b in found:  # a prefix two blocks share names neither: fall back to the additions' names
         if names.count(b["name"]) > 1:
@@ -279,18 +288,52 @@ def find_blocks(model: keras.Model) -> List[Block]:
             and (not paper_rule or b["input_layer"] in outputs)
         )
         blocks_.append(Block(stage=stage, removable=removable, **b))
-    g.blocks[rule] = tuple(blocks_)
+    g.blocks[key] = tuple(blocks_)
     return blocks_
 
 
-def blocks(model: keras.Model) -> List[str]:
-    """Names of all residual blocks of ``model``, in graph order.
+def _residual_layer_blocks(g: graph_lib.Graph, declared: Sequence[str]) -> List[dict]:
+    """The blocks that are one layer (:mod:`tf_lottery.graph.inside`): declared, or recognised.
+
+    Raises:
+        ValueError: for a declared layer that is not called on one tensor of its output's shape.
+    """
+    found = []
+    for name in g.order:
+        layer, parents = g.operations[name], g.parents[name]
+        shapes = [g.shapes[p] for p in parents]
+        if name in declared:
+            if len(parents) != 1 or shapes[0] != g.shapes[name]:
+                raise ValueError(f"residual layer {name!r} must be called on one tensor and keep its shape; it takes "
+                                 f"{shapes} and gives {g.shapes[name]}")
+        elif not (inside.candidate(layer, shapes, g.shapes[name]) and inside.is_residual_layer(layer, shapes[0])):
+            continue
+        found.append(dict(name=name, layers=(name,), branch=(name,), shortcut=(), input_layer=parents[0],
+                          add_layer=name, output_layer=name, identity_input=0, input_shape=shapes[0],
+                          output_shape=g.shapes[name]))
+    return found
+
+
+def looked_at(model: keras.Model) -> str:
+    """What block discovery looked at in a model where it found no block, for the error."""
+    g = graph_lib.analyse(model)
+    additions = [n for n in g.order if _is_addition(g.operations[n], g.parents[n])]
+    keeping = [n for n in g.order if isinstance(g.operations[n], keras.layers.Layer) and len(g.parents[n]) == 1
+               and g.shapes[g.parents[n][0]] == g.shapes[n] and g.operations[n].weights]
+    return (f"it looked at {len(additions)} two-input additions ({', '.join(additions[:8]) or 'none'}) and "
+            f"{len(keeping)} shape-keeping layers with weights ({', '.join(keeping[:8]) or 'none'}), none of which "
+            "holds a residual sum it can see; declare a layer that does with residual_layers=[...] "
+            "(--residual_layers)")
+
+
+def blocks(model: keras.Model, residual_layers: Optional[Sequence[str]] = None) -> List[str]:
+    """Names of all residual blocks of ``model``, in graph order (``residual_layers``: see :func:`find_blocks`).
 
     Example:
         >>> blocks(tl.models.cifar_resnet(20))[:3]
         ['stage1_block1', 'stage1_block2', 'stage1_block3']
     """
-    return [b.name for b in find_blocks(model)]
+    return [b.name for b in find_blocks(model, residual_layers)]
 
 
 def removable_blocks(model: keras.Model) -> List[str]:
@@ -345,7 +388,8 @@ def check_removal(model: keras.Model, names: Iterable[str], min_blocks_per_stage
         raise ValueError(f"min_blocks_per_stage must be >= 0; got {min_blocks_per_stage}")
     all_blocks = find_blocks(model)
     if not all_blocks:
-        raise ValueError(f"{model.name!r} has no residual block, so no block can be removed; {NO_BLOCKS_HINT}")
+        raise ValueError(f"{model.name!r} has no residual block, so no block can be removed; {NO_BLOCKS_HINT}; "
+                         f"{looked_at(model)}")
     by_name = {b.name: b for b in all_blocks}
     unknown = [n for n in names if n not in by_name]
     if unknown:
@@ -369,7 +413,8 @@ def check_removal(model: keras.Model, names: Iterable[str], min_blocks_per_stage
     return [b for b in all_blocks if b.name in set(names)]
 
 
-def remove_blocks(model: keras.Model, names: Sequence[str], min_blocks_per_stage: int = 2) -> keras.Model:
+def remove_blocks(model: keras.Model, names: Sequence[str], min_blocks_per_stage: int = 2,
+                  residual_layers: Optional[Sequence[str]] = None) -> keras.Model:
     """Returns a new, smaller model without the blocks ``names``; kept weights are inherited.
 
     Each removed block's output is replaced by its input; every kept layer with weights is
@@ -380,6 +425,7 @@ def remove_blocks(model: keras.Model, names: Sequence[str], min_blocks_per_stage
         model: A functional model (e.g. from :func:`tf_lottery.models.cifar_resnet`).
         names: Blocks to remove; each must be in :func:`removable_blocks`.
         min_blocks_per_stage: Blocks each stage must keep (the paper authors' framework: 2).
+        residual_layers: Layers that are blocks by themselves (see :func:`find_blocks`).
 
     Returns:
         A new uncompiled ``keras.Model`` (flat, when ``model`` nests models). ``model`` is
@@ -394,6 +440,8 @@ def remove_blocks(model: keras.Model, names: Sequence[str], min_blocks_per_stage
         >>> "stage1_block2" in blocks(ticket)
         False
     """
+    if residual_layers:
+        find_blocks(model, residual_layers)
     victims = check_removal(model, names, min_blocks_per_stage)
     removed = [b.name for b in victims]
     origin = lineage(model)
@@ -402,4 +450,5 @@ def remove_blocks(model: keras.Model, names: Sequence[str], min_blocks_per_stage
     ticket = rewire(model, {b.output_layer: b.input_layer for b in victims}, name=name)
     transfer_weights(model, ticket)
     extend_lineage(model, ticket, removed)
+    inside.carry_declarations(model, ticket)
     return ticket

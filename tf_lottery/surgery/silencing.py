@@ -54,6 +54,10 @@ def silencing_variables(model: keras.Model, block: Block) -> list:
     if not block.branch:
         raise ValueError(f"block {block.name!r} has no residual branch to silence")
     g = graph_lib.analyse(model)
+    if block.branch == (block.add_layer,):  # a residual layer (tf_lottery.graph.inside): its sum is in its call
+        raise ValueError(f"cannot silence block {block.name!r}: it is one {type(g.operations[block.name]).__name__} "
+                         "layer whose residual branch is inside its call, out of silencing's reach; the criterion that "
+                         "silences (kl) cannot score it: use snip, grasp, magnitude, expectabs or random")
     branch = set(block.branch)
     addends = [p for p in g.parents[block.add_layer] if p in branch]
     current = addends[0] if addends else block.branch[-1]

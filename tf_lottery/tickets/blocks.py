@@ -22,7 +22,7 @@ def apply(model, ticket, method):
 
 @register("blocks", check=check, apply=apply,
           fields=("criterion", "num_blocks", "fraction", "schedule", "min_blocks_per_stage", "aggregation",
-                  "prune_first", "score_per_class", "rewind", "rewind_epoch", "rewind_step"),
+                  "prune_first", "score_per_class", "residual_layers", "rewind", "rewind_epoch", "rewind_step"),
           summary="remove whole residual blocks (the paper's layer tickets)")
 def blocks(model, data, method, seed: int = 0) -> TicketResult:
     """Scores ``model``'s blocks with ``method.criterion`` and removes ``method.num_blocks`` of them.

@@ -23,7 +23,8 @@ from tf_lottery.tickets.registry import register
 
 MATCHES = ("layers", "none")
 FIELDS = ("criterion", "num_blocks", "fraction", "min_blocks_per_stage", "aggregation", "prune_first",
-          "score_per_class", "match", "num_filters", "filter_ranking", "rewind", "rewind_epoch", "rewind_step")
+          "score_per_class", "residual_layers", "match", "num_filters", "filter_ranking", "rewind", "rewind_epoch",
+          "rewind_step")
 
 
 def check(model, method) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import numbers
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 import keras
 
@@ -72,7 +72,7 @@ def resolve_count(model: keras.Model, num_blocks: Optional[int], fraction: Optio
     removable = surgery.removable_blocks(model)
     if not surgery.find_blocks(model):
         raise ValueError(f"{model.name!r} has no residual block, so a layer ticket cannot be cut from it; "
-                         f"{surgery.NO_BLOCKS_HINT}")
+                         f"{surgery.NO_BLOCKS_HINT}; {surgery.looked_at(model)}")
     if fraction is not None:
         if not 0 < fraction <= 1:
             raise ValueError(f"fraction must be in (0, 1]; got {fraction}")
@@ -148,6 +148,7 @@ def find_ticket(
     schedule: str = "oneshot",
     min_blocks_per_stage: int = 2,
     prune_first: Optional[str] = None,
+    residual_layers: Optional[Sequence[str]] = None,
     **criterion_options,
 ) -> TicketResult:
     """Scores the blocks of ``model`` and removes the weakest ones.
@@ -161,7 +162,10 @@ def find_ticket(
         schedule: "oneshot" or "iterative" (re-score after each removal).
         min_blocks_per_stage: Floor per stage (paper authors' framework: 2).
         prune_first: Overrides the criterion's convention ("low" or "high").
-        **criterion_options: Passed to the criterion (e.g. ``aggregation="mean"``).
+        residual_layers: Layers that are blocks by themselves although the trace does not see
+            their residual sum (:mod:`tf_lottery.graph.inside`); recorded on ``model``.
+        **criterion_options: Passed to the criterion (e.g. ``aggregation="mean"``; ``output=``
+            for a model of several outputs, ``loss=`` for one that is not a classifier).
 
     Returns:
         A :class:`TicketResult`.
@@ -178,6 +182,8 @@ def find_ticket(
     """
     if schedule not in SCHEDULES:
         raise ValueError(f"schedule must be one of {SCHEDULES}; got {schedule!r}")
+    if residual_layers:
+        surgery.find_blocks(model, residual_layers=residual_layers)
     scorer = criteria_lib.get(criterion)
     direction = prune_first or scorer.prune_first
     count = resolve_count(model, num_blocks, fraction, min_blocks_per_stage)

@@ -1,0 +1,101 @@
+"""Blocks that are one layer: a subclassed residual block is found by tracing its call, one the
+trace cannot see is declared, and either is scored, removed and rebuilt like any block."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import tf_lottery as tl
+from tests import zoo
+
+
+@pytest.fixture(scope="module")
+def model():
+    return zoo.layer_resnet(seed=1)
+
+
+def _batch():
+    return zoo.vit_batch(n=8, image_size=16)
+
+
+def test_a_subclassed_residual_block_is_a_block(model):
+    found = tl.surgery.find_blocks(model)
+    assert [(b.name, b.branch, b.input_layer, b.removable) for b in found] == [
+        ("res1", ("res1",), "stem", True), ("res2", ("res2",), "res1", True), ("res3", ("res3",), "res2", True)]
+
+
+def test_removing_a_residual_layer_rewires_its_consumers_to_its_input(model):
+    ticket = tl.surgery.remove_blocks(model, ["res2"], min_blocks_per_stage=0)
+    assert tl.surgery.blocks(ticket) == ["res1", "res3"]
+    x, _ = _batch()
+    stem = tl.graph.output_of(model, "stem")
+    import keras
+    res1 = keras.Model(model.input, tl.graph.output_of(model, "res1"))(x)
+    by_hand = model.get_layer("logits")(model.get_layer("pool")(model.get_layer("res3")(res1)))
+    np.testing.assert_allclose(ticket.predict(x, verbose=0), keras.ops.convert_to_numpy(by_hand), rtol=1e-5,
+                               atol=1e-6)
+    for layer in ticket.layers:
+        for a, b in zip(layer.get_weights(), model.get_layer(layer.name).get_weights()):
+            np.testing.assert_array_equal(a, b)
+    del stem
+
+
+@pytest.mark.parametrize("criterion", ["snip", "grasp", "magnitude", "expectabs", "random"])
+def test_criteria_score_a_residual_layer_from_its_own_weights(model, criterion):
+    data = _batch() if criterion in ("snip", "grasp") else _batch()[0]
+    scores = tl.criteria.get(criterion)(model, data)
+    assert sorted(scores) == ["res1", "res2", "res3"] and all(np.isfinite(v) for v in scores.values())
+
+
+def test_magnitude_of_a_residual_layer_is_the_mean_of_its_conv_kernels(model):
+    layer = model.get_layer("res2")
+    hand = np.concatenate([np.abs(layer.conv1.kernel.numpy()).ravel(),
+                           np.abs(layer.conv2.kernel.numpy()).ravel()]).mean()
+    assert tl.criteria.get("magnitude")(model)["res2"] == pytest.approx(hand, rel=1e-12)
+
+
+def test_what_cannot_reach_inside_a_residual_layer_refuses_it_by_name(model):
+    with pytest.raises(ValueError, match=r"cannot silence block 'res1': it is one ResidualBlock layer"):
+        tl.surgery.silence_blocks(model, ["res1"])
+    with pytest.raises(ValueError, match=r"SynFlow runs 'layer_resnet' in float64 and layer 'res1' does not"):
+        tl.criteria.get("synflow")(model)
+
+
+def test_a_layer_the_trace_cannot_see_is_declared():
+    gated = zoo.layer_resnet(block=zoo.GatedBlock)
+    with pytest.raises(ValueError, match=r"looked at 0 two-input additions \(none\) and 3 shape-keeping layers with "
+                                         r"weights \(res1, res2, res3\).*residual_layers=\[\.\.\.\]"):
+        tl.find_ticket(gated, "snip", num_blocks=1, data=_batch())
+    result = tl.find_ticket(gated, "snip", num_blocks=1, data=_batch(), min_blocks_per_stage=0,
+                            residual_layers=["res1", "res2", "res3"])
+    assert len(result.removed) == 1
+    assert len(tl.surgery.blocks(result.model)) == 2  # the ticket keeps the declaration
+    with pytest.raises(ValueError, match=r"residual_layers names \['nope'\], not layers of"):
+        tl.surgery.find_blocks(gated, residual_layers=["nope"])
+    with pytest.raises(ValueError, match=r"residual layer 'pool' must be called on one tensor and keep its shape"):
+        tl.surgery.find_blocks(zoo.layer_resnet(block=zoo.GatedBlock), residual_layers=["pool"])
+
+
+def test_residual_layers_on_the_command_line(tmp_path):
+    from tf_lottery.config import Config
+
+    declared = Config.create(residual_layers=("res1", "res2"))
+    assert declared.identity("ticket")["method"]["residual_layers"] == ["res1", "res2"]
+    assert "residual_layers" not in Config().identity("ticket")["method"]  # earlier runs keep their folders
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    command = [sys.executable, "-m", "tf_lottery.cli", "--model=tests.user_models:gated_resnet", "--dataset=synthetic",
+               "--train_size=0", "--val_size=64", "--length=1ep", "--lr_drops=", "--batch_size=64", "--num_blocks=1",
+               "--min_blocks_per_stage=1", "--criterion=snip", "--evals=clean", "--noexport", f"--runs_dir={tmp_path}"]
+    refused = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=root)
+    assert refused.returncode != 0 and "declare a layer that does with residual_layers" in refused.stderr
+    assert "Traceback" not in refused.stderr and not list(tmp_path.iterdir())  # refused before writing
+    done = subprocess.run(command + ["--residual_layers=res1,res2,res3"], capture_output=True, text=True,
+                          timeout=600, cwd=root)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (folder,) = [p for p in tmp_path.iterdir() if p.name.startswith("init_ticket-")]
+    import json
+    removed = json.loads((folder / "result.json").read_text())["ticket"]["removed"]
+    assert len(removed) == 1 and removed[0] in ("res1", "res2", "res3")

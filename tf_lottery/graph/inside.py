@@ -1,0 +1,135 @@
+"""What a layer computes inside its ``call``: whether it is a *residual layer*.
+
+A functional graph shows a subclassed layer as one node; its residual sum (keras_hub's
+``TransformerEncoder``, a decoder layer, a user's ``ResidualBlock(keras.layers.Layer)``) is
+in Python code. The rule that makes such a layer a block, by itself:
+
+1. it is called on one tensor and its output has that tensor's shape;
+2. it is not one of Keras' own layers (none of those holds a residual sum) and it has weights;
+3. traced once on a symbolic input of that shape (``tf.function``, inference mode), its graph
+   holds a residual sum ``x + f(x)``: an addition one of whose operands is the input (through
+   identities and casts only) and another is computed from it. Post-norm layers
+   (``LayerNorm(x + f(x))``) count: the sum is inside; ``x + w`` (a learned position
+   embedding) does not.
+
+When the trace cannot decide (a layer that needs more inputs, or one whose shortcut is
+computed in a way the rule does not see), declare the layer: :func:`declare` records the
+names on the model (tickets cut from it keep them), and ``find_blocks(model,
+residual_layers=[...])``, ``tl.find_ticket(..., residual_layers=[...])`` and the
+``--residual_layers`` flag do it for you.
+
+Example:
+    >>> is_residual_layer(model.get_layer("block1"), (32, 32, 16))
+    True
+"""
+
+from __future__ import annotations
+
+import json
+import weakref
+from typing import Iterable, Optional, Tuple
+
+import keras
+import tensorflow as tf
+
+DECLARED_ATTR = "_tf_lottery_residual_layers"
+
+_TRACED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_PASS_THROUGH = ("Identity", "Cast", "IdentityN")
+_ADDITIONS = ("AddV2", "Add")
+
+
+def declare(model: keras.Model, names: Iterable[str]) -> None:
+    """Records layer names of ``model`` as residual layers (blocks by themselves), whatever the trace says.
+
+    Raises:
+        ValueError: for a name that is not a layer of ``model``.
+    """
+    names = list(names)
+    known = {op.name for op in model.operations}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ValueError(f"residual_layers names {unknown}, not layers of {model.name!r}")
+    setattr(model, DECLARED_ATTR, json.dumps(sorted(set(declared(model)) | set(names))))
+
+
+def declared(model: keras.Model) -> Tuple[str, ...]:
+    """The residual layers declared on ``model`` (:func:`declare`)."""
+    text = getattr(model, DECLARED_ATTR, None)
+    return tuple(json.loads(text)) if text else ()
+
+
+def carry_declarations(source: keras.Model, target: keras.Model) -> None:
+    """Gives ``target`` (a ticket or view of ``source``) the declarations of ``source`` that it still has."""
+    names = [n for n in declared(source) if n in {op.name for op in target.operations}]
+    if names:
+        setattr(target, DECLARED_ATTR, json.dumps(names))
+
+
+def _stock(layer) -> bool:
+    return type(layer).__module__.startswith(("keras.", "keras_core.", "tf_keras."))
+
+
+def candidate(layer, input_shapes: list, output_shape: tuple) -> bool:
+    """Rules 1 and 2 of the module docstring: worth tracing."""
+    return (isinstance(layer, keras.layers.Layer) and not isinstance(layer, keras.Model) and not _stock(layer)
+            and bool(layer.weights) and len(input_shapes) == 1 and tuple(input_shapes[0]) == tuple(output_shape))
+
+
+def _source(tensor):
+    while tensor.op.type in _PASS_THROUGH and tensor.op.inputs:
+        tensor = tensor.op.inputs[0]
+    return tensor
+
+
+def _depends_on(tensor, name: str) -> bool:
+    """Whether the graph tensor ``tensor`` is computed from the tensor called ``name``."""
+    stack, seen = [tensor.op], set()
+    while stack:
+        op = stack.pop()
+        if op.name in seen:
+            continue
+        seen.add(op.name)
+        for t in op.inputs:
+            if t.name == name:
+                return True
+            stack.append(t.op)
+    return False
+
+
+def _is_residual_sum(op, placeholder: str) -> bool:
+    """``x + f(x)``: one operand is the input itself, the other is computed from it (a learned
+    position embedding, ``x + w``, is not a residual sum)."""
+    inputs = list(op.inputs)
+    for i, t in enumerate(inputs):
+        if _source(t).name == placeholder:
+            others = inputs[:i] + inputs[i + 1:]
+            if any(_depends_on(o, placeholder) for o in others):
+                return True
+    return False
+
+
+def is_residual_layer(layer, input_shape: tuple, dtype: Optional[str] = None) -> bool:
+    """Rule 3 of the module docstring: whether ``layer``'s traced graph adds its input to something.
+
+    A layer whose trace fails is not recognised (declare it instead). Cached per layer.
+    """
+    if layer in _TRACED:
+        return _TRACED[layer]
+    spec = tf.TensorSpec((1, *input_shape), dtype or layer.compute_dtype or "float32")
+
+    def call(x):
+        try:
+            return layer(x, training=False)
+        except TypeError:
+            return layer(x)
+
+    try:
+        graph = tf.function(call, autograph=False).get_concrete_function(spec).graph
+    except Exception:  # noqa: BLE001 - a layer the rule cannot trace is not recognised; declare it instead
+        _TRACED[layer] = False
+        return False
+    placeholder = graph.inputs[0].name
+    found = any(_is_residual_sum(op, placeholder) for op in graph.get_operations() if op.type in _ADDITIONS)
+    _TRACED[layer] = found
+    return found
