@@ -75,7 +75,7 @@ def test_a_layer_the_trace_cannot_see_is_declared():
     assert len(tl.surgery.blocks(result.model)) == 2  # the ticket keeps the declaration
     with pytest.raises(ValueError, match=r"residual_layers names \['nope'\], not layers of"):
         tl.surgery.find_blocks(gated, residual_layers=["nope"])
-    with pytest.raises(ValueError, match=r"residual layer 'pool' must be called on one tensor and keep its shape"):
+    with pytest.raises(ValueError, match=r"residual layer .pool. must keep the shape of its \(first\) input"):
         tl.surgery.find_blocks(zoo.layer_resnet(block=zoo.GatedBlock), residual_layers=["pool"])
 
 

@@ -27,7 +27,8 @@ from __future__ import annotations
 
 import json
 import weakref
-from typing import Iterable, Optional, Tuple
+import inspect
+from typing import Iterable, Tuple
 
 import keras
 import tensorflow as tf
@@ -71,9 +72,14 @@ def _stock(layer) -> bool:
 
 
 def candidate(layer, input_shapes: list, output_shape: tuple) -> bool:
-    """Rules 1 and 2 of the module docstring: worth tracing."""
+    """Rules 1 and 2 of the module docstring: worth tracing (other inputs, such as a padding mask, may follow
+    the first)."""
     return (isinstance(layer, keras.layers.Layer) and not isinstance(layer, keras.Model) and not _stock(layer)
-            and bool(layer.weights) and len(input_shapes) == 1 and tuple(input_shapes[0]) == tuple(output_shape))
+            and bool(layer.weights) and len(input_shapes) >= 1 and tuple(input_shapes[0]) == tuple(output_shape))
+
+
+def _takes_training(layer) -> bool:
+    return "training" in inspect.signature(layer.call).parameters
 
 
 def _source(tensor):
@@ -109,23 +115,30 @@ def _is_residual_sum(op, placeholder: str) -> bool:
     return False
 
 
-def is_residual_layer(layer, input_shape: tuple, dtype: Optional[str] = None) -> bool:
-    """Rule 3 of the module docstring: whether ``layer``'s traced graph adds its input to something.
+def is_residual_layer(layer, node) -> bool:
+    """Rule 3 of the module docstring: whether ``layer``'s traced graph adds its first input to
+    something computed from it.
+
+    Args:
+        layer: The layer.
+        node: The Keras node through which the model calls it: the trace calls it the same way
+            (the same positional and keyword arguments, other inputs such as masks included).
 
     A layer whose trace fails is not recognised (declare it instead). Cached per layer.
     """
     if layer in _TRACED:
         return _TRACED[layer]
-    spec = tf.TensorSpec((1, *input_shape), dtype or layer.compute_dtype or "float32")
+    tensors = list(node.arguments.keras_tensors)
+    specs = [tf.TensorSpec(t.shape, t.dtype) for t in tensors]
 
-    def call(x):
-        try:
-            return layer(x, training=False)
-        except TypeError:
-            return layer(x)
+    def call(*values):
+        by_id = {id(t): v for t, v in zip(tensors, values)}
+        args, kwargs = keras.tree.map_structure(
+            lambda item: by_id.get(id(item), item), (node.arguments.args, node.arguments.kwargs))
+        return layer(*args, **{"training": False, **kwargs}) if _takes_training(layer) else layer(*args, **kwargs)
 
     try:
-        graph = tf.function(call, autograph=False).get_concrete_function(spec).graph
+        graph = tf.function(call, autograph=False).get_concrete_function(*specs).graph
     except Exception:  # noqa: BLE001 - a layer the rule cannot trace is not recognised; declare it instead
         _TRACED[layer] = False
         return False

@@ -214,6 +214,11 @@ def operation(model: keras.Model, name: str):
     return found
 
 
+def node_of(model: keras.Model, name: str):
+    """The Keras node through which ``model``'s flat graph calls operation ``name`` (its arguments included)."""
+    return _node(flat(model), operation(model, name))
+
+
 def output_of(model: keras.Model, name: str):
     """The symbolic output tensor of operation ``name`` in ``model``'s flat graph."""
     view = flat(model)

@@ -303,10 +303,11 @@ def _residual_layer_blocks(g: graph_lib.Graph, declared: Sequence[str]) -> List[
         layer, parents = g.operations[name], g.parents[name]
         shapes = [g.shapes[p] for p in parents]
         if name in declared:
-            if len(parents) != 1 or shapes[0] != g.shapes[name]:
-                raise ValueError(f"residual layer {name!r} must be called on one tensor and keep its shape; it takes "
+            if not parents or shapes[0] != g.shapes[name]:
+                raise ValueError(f"residual layer {name!r} must keep the shape of its (first) input; it takes "
                                  f"{shapes} and gives {g.shapes[name]}")
-        elif not (inside.candidate(layer, shapes, g.shapes[name]) and inside.is_residual_layer(layer, shapes[0])):
+        elif not (inside.candidate(layer, shapes, g.shapes[name])
+                  and inside.is_residual_layer(layer, graph_lib.node_of(g.model, name))):
             continue
         found.append(dict(name=name, layers=(name,), branch=(name,), shortcut=(), input_layer=parents[0],
                           add_layer=name, output_layer=name, identity_input=0, input_shape=shapes[0],

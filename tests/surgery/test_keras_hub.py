@@ -1,0 +1,61 @@
+"""keras_hub backbones (random weights, tiny configurations, nothing downloaded): their transformer
+layers are blocks by themselves, their embeddings are not, and removal equals bypassing the layer."""
+
+import numpy as np
+import pytest
+
+import tf_lottery as tl
+
+keras_hub = pytest.importorskip("keras_hub")
+
+
+def _gpt2():
+    return keras_hub.models.GPT2Backbone(vocabulary_size=100, num_layers=3, num_heads=2, hidden_dim=32,
+                                         intermediate_dim=64, max_sequence_length=16)
+
+
+def _tokens():
+    return {"token_ids": np.array([[5, 2, 7, 9, 0, 0], [3, 3, 1, 4, 8, 0]]),
+            "padding_mask": np.array([[1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 0]])}
+
+
+def test_gpt2_blocks_are_its_decoder_layers_not_its_embeddings():
+    model = _gpt2()
+    found = tl.surgery.find_blocks(model)
+    assert [(b.name, b.input_layer, b.removable) for b in found] == [
+        ("transformer_layer_0", "embeddings_dropout", True), ("transformer_layer_1", "transformer_layer_0", True),
+        ("transformer_layer_2", "transformer_layer_1", True)]
+
+
+def test_removing_a_gpt2_decoder_layer_equals_bypassing_it():
+    model = _gpt2()
+    ticket = tl.surgery.remove_blocks(model, ["transformer_layer_1"], min_blocks_per_stage=0)
+    x = _tokens()
+    hidden = model.get_layer("embeddings_dropout").output
+    import keras
+    embed = keras.Model(model.inputs, hidden)(x)
+    layer0, layer2 = model.get_layer("transformer_layer_0"), model.get_layer("transformer_layer_2")
+    mask = x["padding_mask"]
+    bypassed = model.get_layer("layer_norm")(layer2(layer0(embed, decoder_padding_mask=mask), decoder_padding_mask=mask))
+    np.testing.assert_allclose(ticket.predict(x, verbose=0), keras.ops.convert_to_numpy(bypassed), rtol=1e-5,
+                               atol=1e-5)
+    for layer in ticket.layers:
+        for a, b in zip(layer.get_weights(), model.get_layer(layer.name).get_weights()):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_bert_blocks_are_its_encoder_layers():
+    model = keras_hub.models.BertBackbone(vocabulary_size=100, num_layers=2, num_heads=2, hidden_dim=32,
+                                          intermediate_dim=64, max_sequence_length=16)
+    assert [b.name for b in tl.surgery.find_blocks(model)] == ["transformer_layer_0", "transformer_layer_1"]
+
+
+def test_magnitude_scores_gpt2_layers_from_their_own_weights():
+    model = _gpt2()
+    scores = tl.criteria.get("magnitude")(model)
+    assert sorted(scores) == ["transformer_layer_0", "transformer_layer_1", "transformer_layer_2"]
+    layer = model.get_layer("transformer_layer_1")
+    keys = [key for key, _ in tl.criteria.base.scored_weights(layer)]
+    assert len(keys) == 6  # query, key, value, output kernels and the two MLP kernels
+    hand = np.concatenate([np.abs(v.numpy()).ravel() for _, v in tl.criteria.base.scored_weights(layer)]).mean()
+    assert scores["transformer_layer_1"] == pytest.approx(hand, rel=1e-12)
