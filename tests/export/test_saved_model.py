@@ -129,3 +129,35 @@ def test_a_truncated_metadata_file_is_not_a_finished_export_and_is_replaced(tmp_
     assert export.is_complete(path) and export.read_metadata(path)["files"] == meta["files"]
     os.remove(os.path.join(path, "model.keras"))  # metadata names a file that is gone
     assert not export.is_complete(path)
+
+
+_HEADS_LOADER = r"""
+import sys, json
+sys.modules["tf_lottery"] = None
+import numpy as np, tensorflow as tf
+path, x_path = sys.argv[1], sys.argv[2]
+out = tf.saved_model.load(path + "/saved_model").signatures["serving_default"](image=tf.constant(np.load(x_path)))
+print(json.dumps({key: value.numpy().tolist() for key, value in out.items()}))
+"""
+
+
+def test_a_two_headed_ticket_exports_every_head_by_name(tmp_path):
+    from tests import zoo
+
+    model = zoo.two_heads(seed=2)
+    x = np.random.default_rng(1).standard_normal((3, 16, 16, 3)).astype("float32")
+    result = tl.find_ticket(model, "snip", num_blocks=1, data=(x, np.arange(3) % 4), output="logits",
+                            min_blocks_per_stage=0)
+    path = export.save_ticket(result, str(tmp_path / "ticket"))
+    np.save(tmp_path / "x.npy", x)
+    done = subprocess.run([sys.executable, "-c", _HEADS_LOADER, path, str(tmp_path / "x.npy")], capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    served = json.loads(done.stdout.strip().splitlines()[-1])
+    logits, aux = result.model(x, training=False)
+    assert set(served) == {"logits", "probabilities", "class", "features", "logits_output", "aux"}
+    np.testing.assert_allclose(served["logits_output"], logits.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(served["logits"], logits.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(served["aux"], aux.numpy(), rtol=1e-5, atol=1e-6)
+    meta = json.loads((tmp_path / "ticket" / "metadata.json").read_text())
+    assert meta["signatures"]["serving_default"]["outputs"][-2:] == ["logits_output", "aux"]

@@ -171,8 +171,10 @@ def save_model(model: keras.Model, path: str, metadata: Optional[dict] = None, o
             "input": {"name": "image", "dtype": preprocessing.raw_dtype, "shape": list(preprocessing.raw_shape)},
             "serving_signature": "serving_default",
             "signatures": {
-                "serving_default": {"input": "image: raw images", "outputs": list(serving.OUTPUTS)},
-                "preprocessed": {"input": "image: the model's input", "outputs": list(serving.OUTPUTS)},
+                "serving_default": {"input": "image: raw images",
+                                    "outputs": list(serving.OUTPUTS) + serving.head_names(model)},
+                "preprocessed": {"input": "image: the model's input",
+                                 "outputs": list(serving.OUTPUTS) + serving.head_names(model)},
             },
             "preprocessing": preprocessing.to_dict(),
             "class_names": list(preprocessing.class_names),

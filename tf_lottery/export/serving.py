@@ -38,7 +38,7 @@ import tensorflow as tf
 from tf_lottery import graph
 from tf_lottery.data.transforms import resize_images
 from tf_lottery.core.io import atomic_path
-from tf_lottery.graph.heads import outputs_probabilities, penultimate
+from tf_lottery.graph.heads import output_names, outputs_probabilities, penultimate, scored_output
 
 OUTPUTS = ("logits", "probabilities", "class", "features")
 
@@ -106,19 +106,34 @@ class Preprocessing:
         }
 
 
+def head_names(model: keras.Model) -> list:
+    """The signature keys of a model's heads when it has several: each output's name (the
+    operation producing it), suffixed ``_output`` where it would clash with a key of
+    :data:`OUTPUTS`; empty for a model of one output."""
+    names = output_names(model)
+    if len(names) == 1:
+        return []
+    return [f"{name}_output" if name in OUTPUTS else name for name in names]
+
+
 def _heads(model: keras.Model):
-    """A model giving (features, output) from the model's input, sharing its layers; the features
-    are the classifier's input (:func:`tf_lottery.graph.heads.penultimate`), else the output."""
+    """A model giving (features, every output) from the model's input, sharing its layers; the
+    features are the first head's classifier input (:func:`tf_lottery.graph.heads.penultimate`),
+    else its output."""
     view = graph.flat(model)
+    first = scored_output(view, output_names(view)[0])
     try:
-        features = penultimate(view)
+        features = penultimate(first)
     except ValueError:  # no Dense classifier
-        features = view.outputs[0]
-    return keras.Model(view.inputs, [features, view.outputs[0]])
+        features = first.outputs[0]
+    return keras.Model(view.inputs, [features, *view.outputs])
 
 
 def write_saved_model(model: keras.Model, preprocessing: Preprocessing, path: str) -> None:
     """Writes a SavedModel with the ``serving_default`` (raw) and ``preprocessed`` signatures.
+
+    Both return the first head's ``logits``, ``probabilities``, ``class`` and ``features``; a model
+    with several outputs also returns every head's output under its name (:func:`head_names`).
 
     Args:
         model: A functional model (dense or ticket), trained.
@@ -133,13 +148,15 @@ def write_saved_model(model: keras.Model, preprocessing: Preprocessing, path: st
                          f"{tuple(preprocessing.input_shape)}")
     probabilities_out = outputs_probabilities(model)
     both = _heads(model)
+    heads = head_names(model)
 
     def serve(x):
-        features, out = both(x, training=False)
+        features, out, *others = both(x, training=False)
+        heads_out = {name: tf.cast(value, tf.float32) for name, value in zip(heads, [out, *others])}
         out = tf.cast(out, tf.float32)
         logits = tf.math.log(tf.clip_by_value(out, 1e-12, 1.0)) if probabilities_out else out
         return {"logits": logits, "probabilities": tf.nn.softmax(logits), "class": tf.argmax(logits, axis=-1),
-                "features": tf.cast(features, tf.float32)}
+                "features": tf.cast(features, tf.float32), **heads_out}
 
     archive = keras.export.ExportArchive()
     archive.track(both)
