@@ -59,3 +59,20 @@ def test_magnitude_scores_gpt2_layers_from_their_own_weights():
     assert len(keys) == 6  # query, key, value, output kernels and the two MLP kernels
     hand = np.concatenate([np.abs(v.numpy()).ravel() for _, v in tl.criteria.base.scored_weights(layer)]).mean()
     assert scores["transformer_layer_1"] == pytest.approx(hand, rel=1e-12)
+
+
+def test_a_resnet_backbone_without_head_has_blocks_and_needs_a_loss_to_be_scored():
+    model = keras_hub.models.ResNetBackbone(
+        input_conv_filters=[64], input_conv_kernel_sizes=[3], stackwise_num_filters=[64, 64],
+        stackwise_num_blocks=[2, 2], stackwise_num_strides=[1, 2], block_type="basic_block",
+        use_pre_activation=False, image_shape=(32, 32, 3))
+    assert tl.surgery.removable_blocks(model) == ["stack0_block0", "stack0_block1", "stack1_block1"]
+    x = np.random.default_rng(0).normal(size=(4, 32, 32, 3)).astype("float32")
+    with pytest.raises(ValueError, match=r"outputs \(4, 4, 64\) per example, not class scores"):
+        tl.criteria.get("snip")(model, (x, np.arange(4)))
+
+
+def test_a_vit_backbone_encoder_is_one_residual_layer_for_now():
+    model = keras_hub.models.ViTBackbone(image_shape=(32, 32, 3), patch_size=8, num_layers=2, num_heads=2,
+                                         hidden_dim=16, mlp_dim=32)
+    assert tl.surgery.blocks(model) == ["vit_encoder"]  # the container of every layer (docs: not yet)
