@@ -10,7 +10,8 @@ To first order, removing weights θ_S changes the squared gradient norm by
 *raises* the gradient norm, so GraSP removes the highest scores first
 (``prune_first="high"``).
 
-The block score is the **mean** over the block's conv weights by default. The sum is the
+The block score is the **mean** over the block's scored weights by default (conv and dense
+kernels, attention projections, embeddings: :func:`tf_lottery.criteria.base.scored_weights`). The sum is the
 first-order prediction, but removing a whole block is far beyond first order, and
 ``scripts/criteria_agreement.py`` measured (untrained ResNet-32, Fashion-MNIST, 10
 examples per class, 5 seeds) that the mean ranks blocks in the order of the real change
@@ -36,7 +37,7 @@ from tf_lottery.criteria.registry import register
 
 
 def grasp_weight_scores(model, data, temperature: float = 200.0) -> Dict[str, np.ndarray]:
-    """Per-weight GraSP score ``-θ ⊙ (H g)`` of every conv and dense kernel.
+    """Per-weight GraSP score ``-θ ⊙ (H g)`` of every scored weight (:func:`base.scored_weights`).
 
     Args:
         model: The network (unchanged by this call).

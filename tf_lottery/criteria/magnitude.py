@@ -1,4 +1,4 @@
-"""Magnitude: the L1 norm of a block's conv kernels, plain or normalised per stage.
+"""Magnitude: the L1 norm of a block's kernels (its scored weights), plain or normalised per stage.
 
 The paper (App. A.2) rejects the plain L1 criterion for layer pruning: block magnitude
 tracks the stage (wider stages have smaller he_normal weights), so a global ranking
@@ -18,7 +18,7 @@ from tf_lottery.criteria.registry import register
 
 
 def magnitude_weight_scores(model, data=None) -> Dict[str, np.ndarray]:
-    """``|w|`` of every conv and dense kernel (``data`` is ignored)."""
+    """``|w|`` of every scored weight (:func:`base.scored_weights`; ``data`` is ignored)."""
     return {name: np.abs(model.trainable_variables[i].numpy()) for name, i in base.prunable_kernels(model).items()}
 
 

@@ -3,7 +3,8 @@
 Lee, Ajanthan and Torr, "SNIP: Single-shot Network Pruning based on Connection
 Sensitivity", ICLR 2019. The saliency of a weight is the magnitude of the loss change
 from removing it, to first order: ``|∂L/∂c| = |w ⊙ g|`` at c = 1. A block's score is the
-mean (default) or sum of its conv weights' saliencies; low = unimportant. Neither
+mean (default) or sum of its scored weights' saliencies (conv and dense kernels, attention
+projections, embeddings: :func:`tf_lottery.criteria.base.scored_weights`); low = unimportant. Neither
 aggregation ranks blocks in the order of the real loss change of removing them
 (``scripts/criteria_agreement.py``); the mean is the default, as for GraSP and as in the
 paper authors' layer criteria.
@@ -21,7 +22,7 @@ from tf_lottery.criteria.registry import register
 
 
 def snip_weight_scores(model, data) -> Dict[str, np.ndarray]:
-    """Per-weight SNIP saliency ``|w * dL/dw|`` of every conv and dense kernel.
+    """Per-weight SNIP saliency ``|w * dL/dw|`` of every scored weight (:func:`base.scored_weights`).
 
     Args:
         model: The network (unchanged by this call).

@@ -5,7 +5,7 @@ iteratively conserving synaptic flow", NeurIPS 2020. Every weight is replaced by
 absolute value, an all-ones image goes through the network (BatchNorm in inference mode,
 as in the original), and R is the sum of the outputs. The product of many positive
 layers overflows float32 in deep ResNets, so the pass runs in float64 (the original does
-the same). The block score is the mean over its conv weights (or the sum). Low = unimportant.
+the same). The block score is the mean over its scored weights (or the sum). Low = unimportant.
 
 R is taken over the logits: on a softmax head every output row sums to 1 and every score
 would be 0, so the criterion runs with the softmax switched off (see
@@ -98,7 +98,7 @@ def _float64_twin(model: keras.Model) -> keras.Model:
 
 
 def synflow_weight_scores(model, data=None) -> Dict[str, np.ndarray]:
-    """Per-weight SynFlow score of every conv and dense kernel (``data`` is ignored).
+    """Per-weight SynFlow score of every scored weight (``data`` is ignored).
 
     Returns:
         ``{layer name: array shaped like its kernel}`` (non-negative).
