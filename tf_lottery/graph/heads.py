@@ -58,7 +58,7 @@ def scored_output(model: keras.Model, output: Optional[str] = None) -> keras.Mod
         if len(names) == 1:
             return model
         raise ValueError(f"{model.name!r} has {len(names)} outputs ({', '.join(names)}); a criterion scores one: "
-                         f"pass output=<name> (flag --score_output), one of {names}")
+                         f"pass output=<name>, one of {names}")
     if output not in names:
         raise ValueError(f"{model.name!r} has no output {output!r}; its outputs: {names}")
     if len(names) == 1:
