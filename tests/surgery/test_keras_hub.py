@@ -72,7 +72,10 @@ def test_a_resnet_backbone_without_head_has_blocks_and_needs_a_loss_to_be_scored
         tl.criteria.get("snip")(model, (x, np.arange(4)))
 
 
-def test_a_vit_backbone_encoder_is_one_residual_layer_for_now():
+def test_a_vit_backbone_encoder_is_a_container_named_in_the_error():
     model = keras_hub.models.ViTBackbone(image_shape=(32, 32, 3), patch_size=8, num_layers=2, num_heads=2,
                                          hidden_dim=16, mlp_dim=32)
-    assert tl.surgery.blocks(model) == ["vit_encoder"]  # the container of every layer (docs: not yet)
+    assert tl.surgery.blocks(model) == []  # its encoder holds every layer: not one block
+    with pytest.raises(ValueError, match=r"vit_encoder holds 2 residual layers \(transformer_block_1, "
+                                         r"transformer_block_2\): a container of blocks"):
+        tl.find_ticket(model, "magnitude", num_blocks=1)

@@ -12,6 +12,11 @@ in Python code. The rule that makes such a layer a block, by itself:
    (``LayerNorm(x + f(x))``) count: the sum is inside; ``x + w`` (a learned position
    embedding) does not.
 
+A layer that holds two or more such layers (keras_hub's ``ViTEncoder``, every encoder layer
+of a ViT in one layer) is a *container*, not one block: it is left out, and a model whose
+blocks are all inside one is told so (tf_lottery does not yet rebuild a container with fewer
+layers).
+
 When the trace cannot decide (a layer that needs more inputs, or one whose shortcut is
 computed in a way the rule does not see), declare the layer: :func:`declare` records the
 names on the model (tickets cut from it keep them), and ``find_blocks(model,
@@ -126,23 +131,48 @@ def is_residual_layer(layer, node) -> bool:
 
     A layer whose trace fails is not recognised (declare it instead). Cached per layer.
     """
-    if layer in _TRACED:
-        return _TRACED[layer]
-    tensors = list(node.arguments.keras_tensors)
-    specs = [tf.TensorSpec(t.shape, t.dtype) for t in tensors]
+    if layer not in _TRACED:
+        tensors = list(node.arguments.keras_tensors)
 
-    def call(*values):
-        by_id = {id(t): v for t, v in zip(tensors, values)}
-        args, kwargs = keras.tree.map_structure(
-            lambda item: by_id.get(id(item), item), (node.arguments.args, node.arguments.kwargs))
-        return layer(*args, **{"training": False, **kwargs}) if _takes_training(layer) else layer(*args, **kwargs)
+        def call(*values):
+            by_id = {id(t): v for t, v in zip(tensors, values)}
+            args, kwargs = keras.tree.map_structure(
+                lambda item: by_id.get(id(item), item), (node.arguments.args, node.arguments.kwargs))
+            return _call(layer, args, kwargs)
 
+        _TRACED[layer] = _adds_its_input(call, [tf.TensorSpec(t.shape, t.dtype) for t in tensors])
+    return _TRACED[layer]
+
+
+def inner_residual_layers(layer, node) -> list:
+    """The sublayers of ``layer`` that are residual layers on its first input's shape: a
+    *container* of blocks (keras_hub's ``ViTEncoder``) when there are two or more.
+
+    Each of Keras' own sublayers is skipped; a sublayer is traced alone on a tensor like the
+    layer's first input.
+    """
+    first = node.arguments.keras_tensors[0]
+    spec = tf.TensorSpec(first.shape, first.dtype)
+    found = []
+    for inner in layer._flatten_layers(include_self=False, recursive=False):
+        if _stock(inner) or not inner.weights:
+            continue
+        if inner not in _TRACED:
+            _TRACED[inner] = _adds_its_input(lambda x, inner=inner: _call(inner, (x,), {}), [spec])
+        if _TRACED[inner]:
+            found.append(inner.name)
+    return found
+
+
+def _call(layer, args, kwargs):
+    return layer(*args, **{"training": False, **kwargs}) if _takes_training(layer) else layer(*args, **kwargs)
+
+
+def _adds_its_input(call, specs) -> bool:
+    """Whether ``call`` traced on ``specs`` computes ``x + f(x)`` of its first argument (False when it cannot be traced)."""
     try:
         graph = tf.function(call, autograph=False).get_concrete_function(*specs).graph
     except Exception:  # noqa: BLE001 - a layer the rule cannot trace is not recognised; declare it instead
-        _TRACED[layer] = False
         return False
     placeholder = graph.inputs[0].name
-    found = any(_is_residual_sum(op, placeholder) for op in graph.get_operations() if op.type in _ADDITIONS)
-    _TRACED[layer] = found
-    return found
+    return any(_is_residual_sum(op, placeholder) for op in graph.get_operations() if op.type in _ADDITIONS)

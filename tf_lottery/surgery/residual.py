@@ -307,7 +307,8 @@ def _residual_layer_blocks(g: graph_lib.Graph, declared: Sequence[str]) -> List[
                 raise ValueError(f"residual layer {name!r} must keep the shape of its (first) input; it takes "
                                  f"{shapes} and gives {g.shapes[name]}")
         elif not (inside.candidate(layer, shapes, g.shapes[name])
-                  and inside.is_residual_layer(layer, graph_lib.node_of(g.model, name))):
+                  and inside.is_residual_layer(layer, graph_lib.node_of(g.model, name))
+                  and len(inside.inner_residual_layers(layer, graph_lib.node_of(g.model, name))) < 2):
             continue
         found.append(dict(name=name, layers=(name,), branch=(name,), shortcut=(), input_layer=parents[0],
                           add_layer=name, output_layer=name, identity_input=0, input_shape=shapes[0],
@@ -321,10 +322,15 @@ def looked_at(model: keras.Model) -> str:
     additions = [n for n in g.order if _is_addition(g.operations[n], g.parents[n])]
     keeping = [n for n in g.order if isinstance(g.operations[n], keras.layers.Layer) and len(g.parents[n]) == 1
                and g.shapes[g.parents[n][0]] == g.shapes[n] and g.operations[n].weights]
+    containers = {n: inside.inner_residual_layers(g.operations[n], graph_lib.node_of(g.model, n)) for n in keeping
+                  if inside.candidate(g.operations[n], [g.shapes[p] for p in g.parents[n]], g.shapes[n])}
+    containers = {n: inner for n, inner in containers.items() if len(inner) >= 2}
+    held = "".join(f"; {n} holds {len(inner)} residual layers ({', '.join(inner[:4])}): a container of blocks, which "
+                   "tf_lottery does not rebuild with fewer layers yet" for n, inner in containers.items())
     return (f"it looked at {len(additions)} two-input additions ({', '.join(additions[:8]) or 'none'}) and "
             f"{len(keeping)} shape-keeping layers with weights ({', '.join(keeping[:8]) or 'none'}), none of which "
             "holds a residual sum it can see; declare a layer that does with residual_layers=[...] "
-            "(--residual_layers)")
+            f"(--residual_layers){held}")
 
 
 def blocks(model: keras.Model, residual_layers: Optional[Sequence[str]] = None) -> List[str]:
