@@ -1,7 +1,6 @@
 """Transformers as residual networks: a ViT's and a BERT-style encoder's half-blocks are found,
 scored by every weight-level criterion, costed with their attention, silenced and removed."""
 
-import keras
 import numpy as np
 import pytest
 
