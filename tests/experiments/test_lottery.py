@@ -29,20 +29,26 @@ class _Snapshot(keras.callbacks.Callback):
         self.store[epoch + 1] = {layer.name: [w.copy() for w in layer.get_weights()] for layer in self.model.layers}
 
 
-def _run(tmp_path, monkeypatch, rewind):
-    """Runs `lottery`, snapshotting the dense weights after each epoch and the ticket before training."""
-    dense_after, ticket_start = {}, {}
+def _spy_on_fit(monkeypatch, dense_callback, ticket_start: dict) -> None:
+    """Makes `train.fit` give the dense training `dense_callback` and record the ticket's weights
+    (and recipe) before it trains."""
     real_fit = train.fit
 
     def spying_fit(model, data, recipe, workdir, name, **kwargs):
         if name == "dense":
-            kwargs["extra_callbacks"] = list(kwargs.get("extra_callbacks", ())) + [_Snapshot(dense_after)]
+            kwargs["extra_callbacks"] = list(kwargs.get("extra_callbacks", ())) + [dense_callback]
         else:
             ticket_start.update({l.name: [w.copy() for w in l.get_weights()] for l in model.layers})
             ticket_start["__recipe__"] = recipe
         return real_fit(model, data, recipe, workdir, name, **kwargs)
 
     monkeypatch.setattr(train, "fit", spying_fit)
+
+
+def _run(tmp_path, monkeypatch, rewind):
+    """Runs `lottery`, snapshotting the dense weights after each epoch and the ticket before training."""
+    dense_after, ticket_start = {}, {}
+    _spy_on_fit(monkeypatch, _Snapshot(dense_after), ticket_start)
     config = Config.create(experiment="lottery", dataset="synthetic", train_size=None, val_size=64, depth=20,
                     criterion="expectabs", num_blocks=2, rewind=rewind, rewind_epoch=1, length="2ep",
                     batch_size=64, learning_rate=0.05, lr_drops=("1ep",), runs_dir=str(tmp_path),
@@ -124,22 +130,13 @@ def test_rewinding_to_a_step_starts_the_ticket_from_the_weights_after_that_step(
     """open_lth's rewinding_steps: the kept layers take the dense weights after k optimizer steps,
     bit for bit, and train the recipe's remaining steps, exactly."""
     after_step, ticket_start = {}, {}
-    real_fit = train.fit
 
     class AtStep(keras.callbacks.Callback):
         def on_train_batch_end(self, batch, logs=None):
             step = int(self.model.optimizer.iterations)
             after_step[step] = {layer.name: [w.copy() for w in layer.get_weights()] for layer in self.model.layers}
 
-    def spying_fit(model, data, recipe, workdir, name, **kwargs):
-        if name == "dense":
-            kwargs["extra_callbacks"] = list(kwargs.get("extra_callbacks", ())) + [AtStep()]
-        else:
-            ticket_start.update({l.name: [w.copy() for w in l.get_weights()] for l in model.layers})
-            ticket_start["__recipe__"] = recipe
-        return real_fit(model, data, recipe, workdir, name, **kwargs)
-
-    monkeypatch.setattr(train, "fit", spying_fit)
+    _spy_on_fit(monkeypatch, AtStep(), ticket_start)
     config = Config.create(experiment="lottery", dataset="synthetic", train_size=None, val_size=64, depth=14,
                            criterion="expectabs", num_blocks=1, min_blocks_per_stage=1, rewind_step=3,
                            length="2ep", batch_size=64, learning_rate=0.05, lr_drops=("1ep",),
