@@ -3,6 +3,8 @@
 
 import keras
 
+from tests import zoo
+
 
 def small_resnet(input_shape, num_classes, width=8, blocks=3):
     inputs = keras.Input(input_shape)
@@ -21,8 +23,6 @@ def not_a_model(input_shape, num_classes):
 
 def gated_resnet(input_shape, num_classes, blocks=3):
     """Residual layers whose sum the trace does not see (``--residual_layers`` declares them)."""
-    from tests import zoo
-
     inputs = keras.Input(input_shape)
     x = keras.layers.Conv2D(8, 3, padding="same", name="stem")(inputs)
     for i in range(1, blocks + 1):

@@ -100,8 +100,7 @@ def _value(option: options.Option):
         try:
             value = tuple(int(v) for v in value)
         except ValueError:
-            raise app.UsageError(one_line(f"--{option.name} takes comma-separated integers; got {','.join(value)}")) \
-                from None
+            raise app.UsageError(f"--{option.name} takes comma-separated integers; got {','.join(value)}") from None
     elif option.kind == "names" and value is not None:
         value = tuple(value)
     if option.zero_means_none and value == 0:
@@ -119,12 +118,12 @@ def config_from_flags() -> Config:
     try:
         layout = Config.layout(FLAGS["model"].value)
     except (UnknownNameError, ValueError) as error:  # an unknown name, a model function that does not import
-        raise app.UsageError(one_line(error)) from None
+        raise app.UsageError(str(error)) from None
     foreign = sorted(name for name in OPTIONS if name not in layout and FLAGS[name].present)
     if foreign:
         settings = ", ".join(o.name for o in options.options_of(models.get(FLAGS["model"].value).settings))
-        raise app.UsageError(one_line(f"--{foreign[0]} is not a setting of --model={FLAGS['model'].value}; its "
-                                      f"settings: {settings}"))
+        raise app.UsageError(f"--{foreign[0]} is not a setting of --model={FLAGS['model'].value}; its settings: "
+                             f"{settings}")
     if FLAGS["num_blocks"].present and FLAGS["fraction"].present:
         raise app.UsageError(f"give --num_blocks or --fraction, not both; got --num_blocks={FLAGS['num_blocks'].value} "
                              f"and --fraction={FLAGS['fraction'].value}")
@@ -135,7 +134,7 @@ def config_from_flags() -> Config:
     try:
         config = Config.create(**values)
     except (ValueError, TypeError, UnknownNameError) as error:
-        raise app.UsageError(one_line(error)) from None
+        raise app.UsageError(str(error)) from None
     if FLAGS["from"].present and not experiments.get(config.experiment).takes_from:
         takers = ", ".join(n for n in experiments.EXPERIMENTS.names() if experiments.get(n).takes_from)
         raise app.UsageError(f"--experiment={config.experiment} takes no --from (it would be ignored); the "
@@ -150,7 +149,10 @@ def main(argv) -> int:
         logging.set_verbosity(logging.WARNING)  # TensorFlow's INFO lines drown the progress otherwise
     else:
         sys.stderr.write(quiet.startup_output())  # TensorFlow's C++ start-up lines, held back on import
-    config = config_from_flags()
+    try:
+        config = config_from_flags()
+    except app.UsageError as error:  # a value quoted in the message stays on one printable line
+        raise app.UsageError(one_line(error)) from None
     try:
         if experiments.get(config.experiment).scope is not None:
             runs.check_runs_dir(config.runtime.runs_dir)

@@ -64,9 +64,8 @@ def _rerun_damaged(finished, where, name, damage, rebuild, work):
         data = handle.read()
     with open(path, "wb") as handle:
         handle.write(DAMAGES[damage](data))
-    if rebuild:
-        os.remove(os.path.join(work, folder["ticket"], "result.json")) if name != "result.json" or where != "ticket" \
-            else None
+    if rebuild and (where, name) != ("ticket", "result.json"):
+        os.remove(os.path.join(work, folder["ticket"], "result.json"))
     try:
         again = experiments.get("init_ticket")(_config(work))
     except DamagedRunFile as error:

@@ -40,10 +40,11 @@ def as_batch(data, need_labels: bool = True) -> Tuple[tf.Tensor, Optional[tf.Ten
         raise ValueError("the scoring batch is empty")
     if labels is not None:
         # Under the user's loss (tf_lottery.criteria.loss) the labels are whatever it takes.
-        labels = np.asarray(labels) if user_loss() is not None else integer_labels(labels)
+        as_given = user_loss() is not None
+        labels = np.asarray(labels) if as_given else integer_labels(labels).astype("int64")
         if labels.shape[0] != images.shape[0]:
             raise ValueError(f"{images.shape[0]} images but {labels.shape[0]} labels")
-        labels = tf.convert_to_tensor(labels if user_loss() is not None else labels.astype("int64"))
+        labels = tf.convert_to_tensor(labels)
     return images, labels
 
 
@@ -145,8 +146,7 @@ def scored_weights(layer) -> List[Tuple[str, object]]:
         >>> [key for key, _ in scored_weights(model.get_layer("encoder1_attention"))]
         ['encoder1_attention/query/kernel', 'encoder1_attention/key/kernel', ...]
     """
-    found = [v for v in layer.trainable_variables
-             if len(v.shape) >= 2 and v.name not in _NOT_SCORED and not v.path.endswith("/bias")]
+    found = [v for v in layer.trainable_variables if len(v.shape) >= 2 and v.name not in _NOT_SCORED]
     if len(found) == 1:
         return [(layer.name, found[0])]
     return [(v.path if v.path.startswith(f"{layer.name}/") else f"{layer.name}/{v.path}", v) for v in found]
@@ -182,8 +182,9 @@ def block_weights(model: keras.Model) -> Dict[str, list]:
     """
     found = {}
     for block in surgery.find_blocks(model):
-        found[block.name] = [key for name in block.branch for key, _ in scored_weights(graph.operation(model, name))
-                             if isinstance(graph.operation(model, name), keras.layers.Layer)]
+        layers = [graph.operation(model, name) for name in block.branch]
+        found[block.name] = [key for layer in layers if isinstance(layer, keras.layers.Layer)
+                             for key, _ in scored_weights(layer)]
         if not found[block.name]:
             raise ValueError(f"block {block.name!r} has no weight to score in its branch {list(block.branch)}: the "
                              "weight-level criteria score kernels and other trainable matrices (no biases, no "

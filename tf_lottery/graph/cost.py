@@ -164,11 +164,17 @@ def flops(model: keras.Model) -> int:
     return sum(_flops_in(g, name) for name in g.order if isinstance(g.operations[name], COUNTED))
 
 
+def _attention_inputs(g, name: str) -> tuple:
+    """The query and key (value) shapes of attention layer ``name`` in graph ``g`` (self-attention: one input)."""
+    parents = g.parents[name]
+    return g.shapes[parents[0]], g.shapes[parents[1] if len(parents) > 1 else parents[0]]
+
+
 def _flops_in(g, name: str) -> int:
     """FLOPs of operation ``name`` at its shapes in graph ``g`` (attention: its query and value inputs)."""
     layer, parents = g.operations[name], g.parents[name]
     if isinstance(layer, ATTENTION):
-        return attention_flops(layer, g.shapes[parents[0]], g.shapes[parents[1] if len(parents) > 1 else parents[0]])
+        return attention_flops(layer, *_attention_inputs(g, name))
     return layer_flops(layer, g.shapes[name], g.shapes[parents[0]] if parents else None)
 
 
@@ -219,11 +225,8 @@ def memory(model: keras.Model, batch_size: int = 128) -> int:
     g = graph.analyse(model)
     activations = sum(_positions(g.shapes[name], g.operations[name]) * int(g.shapes[name][-1] or 0)
                       if g.shapes[name] else 1 for name in g.order)
-    for name in g.order:  # an attention layer also holds its attention map
-        layer, parents = g.operations[name], g.parents[name]
-        if isinstance(layer, ATTENTION):
-            activations += attention_map_elements(layer, g.shapes[parents[0]],
-                                                  g.shapes[parents[1] if len(parents) > 1 else parents[0]])
+    activations += sum(attention_map_elements(g.operations[name], *_attention_inputs(g, name))  # attention maps
+                       for name in g.order if isinstance(g.operations[name], ATTENTION))
     return int(bytes_per_value * (batch_size * activations + model.count_params()))
 
 

@@ -23,9 +23,7 @@ from typing import Optional
 
 import keras
 
-from tf_lottery.graph.inside import DECLARED_ATTR
-from tf_lottery.graph.lineage import LINEAGE_ATTR
-from tf_lottery.graph.reader import analyse, output_of
+from tf_lottery.graph.reader import analyse, carry_tags, output_of
 
 _SWAPPED: "weakref.WeakSet" = weakref.WeakSet()
 _VIEWS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
@@ -66,9 +64,7 @@ def scored_output(model: keras.Model, output: Optional[str] = None) -> keras.Mod
     views = _VIEWS.setdefault(model, {})
     if output not in views:
         view = keras.Model(model.inputs, model.outputs[names.index(output)], name=model.name)
-        for attribute in (LINEAGE_ATTR, DECLARED_ATTR):
-            if getattr(model, attribute, None) is not None:
-                setattr(view, attribute, getattr(model, attribute))
+        carry_tags(model, view)
         views[output] = view
     return views[output]
 

@@ -75,6 +75,14 @@ def _inline(operation):
 _FLAT: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
+def carry_tags(model: keras.Model, view: keras.Model) -> None:
+    """Gives ``view`` (a model over ``model``'s layers) what ``model`` says of itself: its lineage
+    and its declared residual layers, so the view is read as the model."""
+    for attribute in (LINEAGE_ATTR, DECLARED_ATTR):
+        if getattr(model, attribute, None) is not None:
+            setattr(view, attribute, getattr(model, attribute))
+
+
 def is_nested(model: keras.Model) -> bool:
     """Whether ``model`` calls another model as a layer."""
     return any(isinstance(op, keras.Model) for op in model.operations)
@@ -96,9 +104,7 @@ def flat(model: keras.Model) -> keras.Model:
                   for t in model.inputs]
         outputs = model._run_through_graph(inputs, operation_fn=_inline)
         view = keras.Model(keras.tree.pack_sequence_as(model._inputs_struct, inputs), outputs, name=model.name)
-        for attribute in (LINEAGE_ATTR, DECLARED_ATTR):  # the view is the model, by what it says of itself
-            if getattr(model, attribute, None) is not None:
-                setattr(view, attribute, getattr(model, attribute))
+        carry_tags(model, view)
         _FLAT[model] = view
     return _FLAT[model]
 

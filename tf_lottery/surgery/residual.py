@@ -306,10 +306,12 @@ def _residual_layer_blocks(g: graph_lib.Graph, declared: Sequence[str]) -> List[
             if not parents or shapes[0] != g.shapes[name]:
                 raise ValueError(f"residual layer {name!r} must keep the shape of its (first) input; it takes "
                                  f"{shapes} and gives {g.shapes[name]}")
-        elif not (inside.candidate(layer, shapes, g.shapes[name])
-                  and inside.is_residual_layer(layer, graph_lib.node_of(g.model, name))
-                  and len(inside.inner_residual_layers(layer, graph_lib.node_of(g.model, name))) < 2):
+        elif not inside.candidate(layer, shapes, g.shapes[name]):
             continue
+        else:
+            node = graph_lib.node_of(g.model, name)
+            if not inside.is_residual_layer(layer, node) or len(inside.inner_residual_layers(layer, node)) >= 2:
+                continue  # no residual sum it can see, or a container of blocks (not one block)
         found.append(dict(name=name, layers=(name,), branch=(name,), shortcut=(), input_layer=parents[0],
                           add_layer=name, output_layer=name, identity_input=0, input_shape=shapes[0],
                           output_shape=g.shapes[name]))
