@@ -190,3 +190,37 @@ def layer_resnet(blocks=3, filters=8, classes=4, block=ResidualBlock, seed=0):
         x = block(filters, name=f"res{i}")(x)
     x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
     return keras.Model(inputs, keras.layers.Dense(classes, name="logits")(x), name="layer_resnet")
+
+
+@keras.saving.register_keras_serializable(package="tf_lottery_tests")
+class Stack(keras.layers.Layer):
+    """A container: ``depth`` residual blocks and a final BatchNorm inside one layer (the keras_hub
+    ``ViTEncoder`` style); :mod:`tf_lottery.graph.containers` opens it once registered."""
+
+    def __init__(self, filters, depth, **kwargs):
+        super().__init__(**kwargs)
+        self.filters, self.depth = filters, depth
+        self.blocks = [ResidualBlock(filters, name=f"unit{i + 1}") for i in range(depth)]
+        self.norm = keras.layers.BatchNormalization(name="stack_norm")
+
+    def call(self, x, training=None):
+        for block in self.blocks:
+            x = block(x, training=training)
+        return self.norm(x, training=training)
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters, "depth": self.depth}
+
+
+class MisreadStack(Stack):
+    """A :class:`Stack` registered with an unroll that forgets its norm (for the check of unrolls)."""
+
+
+def stack_resnet(depth=3, filters=8, classes=4, container=Stack, seed=0):
+    """A ResNet whose blocks all sit inside one container layer."""
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((16, 16, 3))
+    x = keras.layers.Conv2D(filters, 3, padding="same", name="stem")(inputs)
+    x = container(filters, depth, name="stack")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    return keras.Model(inputs, keras.layers.Dense(classes, name="logits")(x), name="stack_resnet")

@@ -1,10 +1,12 @@
 """keras_hub backbones (random weights, tiny configurations, nothing downloaded): their transformer
 layers are blocks by themselves, their embeddings are not, and removal equals bypassing the layer."""
 
+import keras
 import numpy as np
 import pytest
 
 import tf_lottery as tl
+from tests import zoo
 
 keras_hub = pytest.importorskip("keras_hub")
 
@@ -57,7 +59,7 @@ def test_magnitude_scores_gpt2_layers_from_their_own_weights():
     layer = model.get_layer("transformer_layer_1")
     keys = [key for key, _ in tl.criteria.base.scored_weights(layer)]
     assert len(keys) == 6  # query, key, value, output kernels and the two MLP kernels
-    hand = np.concatenate([np.abs(v.numpy()).ravel() for _, v in tl.criteria.base.scored_weights(layer)]).mean()
+    hand = np.concatenate([np.abs(v.numpy()).ravel() for _, v in tl.criteria.base.scored_weights(layer)]).astype("float64").mean()
     assert scores["transformer_layer_1"] == pytest.approx(hand, rel=1e-12)
 
 
@@ -72,10 +74,56 @@ def test_a_resnet_backbone_without_head_has_blocks_and_needs_a_loss_to_be_scored
         tl.criteria.get("snip")(model, (x, np.arange(4)))
 
 
-def test_a_vit_backbone_encoder_is_a_container_named_in_the_error():
-    model = keras_hub.models.ViTBackbone(image_shape=(32, 32, 3), patch_size=8, num_layers=2, num_heads=2,
-                                         hidden_dim=16, mlp_dim=32)
-    assert tl.surgery.blocks(model) == []  # its encoder holds every layer: not one block
-    with pytest.raises(ValueError, match=r"vit_encoder holds 2 residual layers \(transformer_block_1, "
-                                         r"transformer_block_2\): a container of blocks"):
-        tl.find_ticket(model, "magnitude", num_blocks=1)
+def _vit_backbone(layers=3):
+    return keras_hub.models.ViTBackbone(image_shape=(32, 32, 3), patch_size=8, num_layers=layers, num_heads=2,
+                                        hidden_dim=16, mlp_dim=32)
+
+
+def test_a_vit_backbone_encoder_is_opened_and_its_blocks_removed_bit_exactly():
+    model = _vit_backbone()
+    assert tl.surgery.blocks(model) == ["transformer_block_1", "transformer_block_2", "transformer_block_3"]
+    ticket = tl.surgery.remove_blocks(model, ["transformer_block_2"], min_blocks_per_stage=0)
+    encoder = model.get_layer("vit_encoder")
+    x = np.random.default_rng(0).normal(size=(2, 32, 32, 3)).astype("float32")
+    h = encoder.dropout(model.get_layer("vit_patching_and_embedding")(x))
+    bypassed = encoder.layer_norm(encoder.encoder_layers[2](encoder.encoder_layers[0](h)))
+    assert np.array_equal(np.asarray(ticket(x)), np.asarray(bypassed))
+    kept = ticket.get_layer("transformer_block_3").get_weights()
+    assert all(np.array_equal(a, b) for a, b in zip(kept, encoder.encoder_layers[2].get_weights()))
+
+
+def test_a_vit_classifier_ticket_of_its_own_family_is_found_saved_and_loaded(tmp_path):
+    model = keras_hub.models.ViTImageClassifier(backbone=_vit_backbone(4), num_classes=3)
+    x = np.random.default_rng(1).normal(size=(6, 32, 32, 3)).astype("float32")
+    result = tl.find_ticket(model, "snip", data=(x, np.arange(6) % 3), num_blocks=2, min_blocks_per_stage=0)
+    smaller = tl.surgery.family_ticket(model, result.removed)
+    assert type(smaller) is type(model) and smaller.backbone.num_layers == 2
+    originals = [b for b in tl.surgery.blocks(model) if b not in result.removed]
+    assert tl.surgery.kept_blocks(smaller) == originals
+    assert np.array_equal(np.asarray(smaller(x)), np.asarray(result.model(x)))  # the flat ticket's outputs
+    old = model.backbone.get_layer("vit_encoder").encoder_layers[int(originals[1].rsplit("_", 1)[1]) - 1]
+    new = smaller.backbone.get_layer("vit_encoder").encoder_layers[1]
+    assert all(np.array_equal(a, b) for a, b in zip(new.get_weights(), old.get_weights()))
+    path = tmp_path / "ticket.keras"
+    smaller.save(path)
+    loaded = keras.saving.load_model(path)
+    assert type(loaded) is type(model) and np.array_equal(np.asarray(loaded(x)), np.asarray(smaller(x)))
+
+
+def test_a_gpt2_causal_lm_ticket_of_its_own_family_still_generates():
+    lm = keras_hub.models.GPT2CausalLM(backbone=_gpt2(), preprocessor=None)
+    smaller = tl.surgery.family_ticket(lm, ["transformer_layer_1"])
+    assert type(smaller) is type(lm) and smaller.backbone.num_layers == 2
+    assert tl.surgery.kept_blocks(smaller) == ["transformer_layer_0", "transformer_layer_2"]
+    inputs = {"token_ids": np.array([[5, 6, 7, 8, 9, 10, 11, 12]]), "padding_mask": np.ones((1, 8), bool)}
+    flat = tl.surgery.remove_blocks(lm.backbone, ["transformer_layer_1"], min_blocks_per_stage=0)
+    assert np.array_equal(np.asarray(smaller.backbone(inputs)), np.asarray(flat(inputs)))
+    prompt = {"token_ids": np.array([[5, 6, 7, 0, 0, 0, 0, 0]]), "padding_mask": np.array([[1, 1, 1, 0, 0, 0, 0, 0]], bool)}
+    generated = smaller.generate(prompt, max_length=8, stop_token_ids=None)
+    assert np.asarray(generated["token_ids"]).shape == (1, 8)
+    assert np.array_equal(np.asarray(generated["token_ids"])[0, :3], [5, 6, 7])
+
+
+def test_a_model_of_no_registered_family_is_refused_by_name():
+    with pytest.raises(ValueError, match=r"Functional 'layer_resnet' is not a registered model family"):
+        tl.surgery.family_ticket(zoo.layer_resnet(), ["res1"])

@@ -13,9 +13,10 @@ in Python code. The rule that makes such a layer a block, by itself:
    embedding) does not.
 
 A layer that holds two or more such layers (keras_hub's ``ViTEncoder``, every encoder layer
-of a ViT in one layer) is a *container*, not one block: it is left out, and a model whose
-blocks are all inside one is told so (tf_lottery does not yet rebuild a container with fewer
-layers).
+of a ViT in one layer) is a *container*, not one block. A registered container family
+(:mod:`tf_lottery.graph.containers`) is opened in the model's flat view, so its blocks are
+found one by one; an unregistered container is left out, and a model whose blocks are all
+inside one is told how to register it.
 
 When the trace cannot decide (a layer that needs more inputs, or one whose shortcut is
 computed in a way the rule does not see), declare the layer: :func:`declare` records the

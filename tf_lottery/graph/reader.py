@@ -7,7 +7,8 @@ Keras 3 puts two kinds of node in a functional graph: layers, and operations suc
 Nested models (a functional model or a ``Sequential`` called as a layer, as
 keras.applications' ConvNeXt does with its stem) are *flattened first*: :func:`flat`
 returns a view of the model in which every nested model is replaced by its own layers,
-called on the outer tensors. The view shares the layer objects, hence the variables,
+called on the outer tensors, and every registered container (one layer calling a sequence
+of blocks, keras_hub's ``ViTEncoder``: :mod:`tf_lottery.graph.containers`) by its sublayers. The view shares the layer objects, hence the variables,
 with the model: scoring it scores the model, silencing it silences the model. Blocks
 inside nested models are therefore found and removable, and a ticket cut from such a
 model is a flat functional model (layer names unchanged).
@@ -31,6 +32,7 @@ from typing import Dict, List
 
 import keras
 
+from tf_lottery.graph import containers
 from tf_lottery.graph.inside import DECLARED_ATTR
 from tf_lottery.graph.lineage import LINEAGE_ATTR
 
@@ -57,8 +59,20 @@ def check_model(model) -> None:
         )
 
 
+_CHECKED: "weakref.WeakSet" = weakref.WeakSet()
+
+
 def _inline(operation):
-    """What to call instead of ``operation`` when flattening: a nested model's own layers."""
+    """What to call instead of ``operation`` when flattening: a nested model's own layers, a
+    registered container's sublayers (:mod:`tf_lottery.graph.containers`)."""
+    unroll = containers.unroll_of(operation)
+    if unroll is not None:
+        def run_container(inputs, *args, **kwargs):
+            if operation not in _CHECKED:
+                containers.check_unrolled(operation, tuple(inputs.shape[1:]), inputs.dtype)
+                _CHECKED.add(operation)
+            return unroll(operation, inputs)
+        return run_container
     if isinstance(operation, keras.Sequential):
         def run_sequential(inputs, *args, **kwargs):
             x = inputs
@@ -84,8 +98,8 @@ def carry_tags(model: keras.Model, view: keras.Model) -> None:
 
 
 def is_nested(model: keras.Model) -> bool:
-    """Whether ``model`` calls another model as a layer."""
-    return any(isinstance(op, keras.Model) for op in model.operations)
+    """Whether ``model`` calls another model, or a registered container, as a layer."""
+    return any(isinstance(op, keras.Model) or containers.unroll_of(op) is not None for op in model.operations)
 
 
 def flat(model: keras.Model) -> keras.Model:

@@ -11,6 +11,7 @@ Example:
 
 from __future__ import annotations
 
+import inspect
 import re
 from typing import Dict, List, Optional
 
@@ -80,11 +81,32 @@ def _what_failed(error: Exception) -> str:
     return (useful[-1] if useful else type(error).__name__)[:300]
 
 
+_LAYER_ARGUMENTS = ("name", "trainable", "dtype")
+
+
+def _taken(cls, config: dict) -> dict:
+    """The entries of ``config`` that ``cls.__init__`` names (with the arguments every layer takes)."""
+    parameters = inspect.signature(cls.__init__).parameters
+    return {key: value for key, value in config.items() if key in parameters or key in _LAYER_ARGUMENTS}
+
+
 def _clone(layer):
-    """A fresh copy of a layer with weights, from its config (same name, new variables)."""
+    """A fresh copy of a layer with weights, from its config (same name, new variables).
+
+    A config that also stores values derived from the arguments, which ``__init__`` refuses
+    (keras_hub 0.32's ``ViTPatchingAndEmbedding`` stores ``num_patches``), is tried again with
+    only the entries ``__init__`` names; the weights' shapes are checked when they are moved.
+    """
+    config = layer.get_config()
     try:
-        return layer.__class__.from_config(layer.get_config())
+        return layer.__class__.from_config(config)
     except Exception as error:  # a user's layer whose config does not rebuild it
+        taken = _taken(layer.__class__, config)
+        if len(taken) < len(config):
+            try:
+                return layer.__class__.from_config(taken)
+            except Exception:  # noqa: BLE001 - the first error says more
+                pass
         raise ValueError(
             f"cannot rebuild layer {layer.name!r} ({type(layer).__name__}) from its config for the ticket: "
             f"{error}. A layer with weights must round-trip through get_config/from_config (give its __init__ "

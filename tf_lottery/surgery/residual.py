@@ -54,6 +54,7 @@ from typing import Dict, Iterable, List, Optional, Sequence
 
 import keras
 
+from tf_lottery.graph import containers as containers_lib
 from tf_lottery.graph import inside
 from tf_lottery.graph import reader as graph_lib
 from tf_lottery.graph.lineage import extend as extend_lineage
@@ -327,8 +328,10 @@ def looked_at(model: keras.Model) -> str:
     containers = {n: inside.inner_residual_layers(g.operations[n], graph_lib.node_of(g.model, n)) for n in keeping
                   if inside.candidate(g.operations[n], [g.shapes[p] for p in g.parents[n]], g.shapes[n])}
     containers = {n: inner for n, inner in containers.items() if len(inner) >= 2}
-    held = "".join(f"; {n} holds {len(inner)} residual layers ({', '.join(inner[:4])}): a container of blocks, which "
-                   "tf_lottery does not rebuild with fewer layers yet" for n, inner in containers.items())
+    held = "".join(f"; {n} holds {len(inner)} residual layers ({', '.join(inner[:4])}): a container of blocks, "
+                   f"opened once its family is registered: @tl.graph.containers.register("
+                   f"{containers_lib.class_path(type(g.operations[n]))!r}) on a function calling its sublayers "
+                   "as its call does" for n, inner in containers.items())
     return (f"it looked at {len(additions)} two-input additions ({', '.join(additions[:8]) or 'none'}) and "
             f"{len(keeping)} shape-keeping layers with weights ({', '.join(keeping[:8]) or 'none'}), none of which "
             "holds a residual sum it can see; declare a layer that does with residual_layers=[...] "

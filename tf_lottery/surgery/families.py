@@ -1,0 +1,198 @@
+"""Same-family tickets: a model of the dense model's own class with fewer blocks, the kept weights moved.
+
+:func:`tf_lottery.surgery.remove_blocks` returns a flat functional model whose layers keep
+their names, so a ticket's blocks are still named as in the dense model (iterative
+schedules, lineage and run identities rely on it). For a keras_hub model that flat model
+is no longer a ``ViTBackbone`` or a ``GPT2CausalLM``: it has no ``generate()``, saves no
+preset, and a layer whose config does not round-trip (keras_hub 0.32's
+``ViTPatchingAndEmbedding``) makes its ``.keras`` file unloadable.
+
+:func:`family_ticket` builds the same removal as a model of the dense model's class: the
+class is rebuilt from its ``get_config()`` with the number of blocks lowered, the kept
+blocks receive the removed model's weights in order (block ``j`` of the ticket is the
+``j``-th kept block), and every other weight (embeddings, final norms, a task's head) is
+moved in the order the class creates it, shapes checked. Keras numbers a family's layers
+by position, so the ticket's block names are positional (``transformer_layer_0 ...``): its
+lineage keeps the removed blocks' original names, and :func:`kept_blocks` the original name
+of each of its blocks.
+
+A *family* says where a class keeps its blocks and which ``__init__`` argument counts them;
+a keras_hub task (``ViTImageClassifier``, ``GPT2CausalLM``) is rebuilt around the family
+ticket of its backbone. Registered: keras_hub's ``ViTBackbone``, ``GPT2Backbone``,
+``LlamaBackbone``, ``GemmaBackbone`` and ``BertBackbone``.
+
+Example:
+    >>> result = tl.find_ticket(classifier, "snip", data=batch, num_blocks=2)
+    >>> smaller = family_ticket(classifier, result.removed)   # a ViTImageClassifier with 2 fewer layers
+    >>> smaller.save("ticket.keras")
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Callable, List, Optional, Sequence, Union
+
+import keras
+
+from tf_lottery.core.registry import Registry
+from tf_lottery.graph.containers import class_path
+from tf_lottery.graph.lineage import extend as extend_lineage
+from tf_lottery.surgery.residual import check_removal
+
+KEPT_ATTR = "_tf_lottery_kept_blocks"
+
+
+@dataclasses.dataclass(frozen=True)
+class Family:
+    """Where one model class keeps its blocks.
+
+    Attributes:
+        blocks: ``model -> its block layers``, in the order the model calls them.
+        count: The ``__init__`` argument (a ``get_config()`` key) giving their number.
+    """
+
+    blocks: Callable[[keras.Model], list]
+    count: str = "num_layers"
+
+
+FAMILIES: Registry[Family] = Registry("model family")
+"""``{"module.Class": Family}`` (:func:`tf_lottery.graph.containers.class_path`)."""
+
+
+def register(model_class: Union[str, type], blocks: Callable[[keras.Model], list], count: str = "num_layers") -> None:
+    """Registers a model class whose blocks :func:`family_ticket` can remove.
+
+    Args:
+        model_class: The class, or its ``"module.Class"`` path.
+        blocks: ``model -> its block layers`` in call order.
+        count: The ``get_config()`` key giving the number of blocks.
+
+    Raises:
+        ValueError: if the class is already registered.
+
+    Example:
+        >>> register(MyBackbone, lambda model: model.encoder_layers, count="depth")
+    """
+    key = model_class if isinstance(model_class, str) else class_path(model_class)
+    FAMILIES.register(key)(Family(blocks, count))
+
+
+def _transformer_layers(model):
+    return list(model.transformer_layers)
+
+
+for _backbone in ("gpt2.gpt2_backbone.GPT2Backbone", "llama.llama_backbone.LlamaBackbone",
+                  "gemma.gemma_backbone.GemmaBackbone", "bert.bert_backbone.BertBackbone"):
+    register(f"keras_hub.src.models.{_backbone}", _transformer_layers)
+register("keras_hub.src.models.vit.vit_backbone.ViTBackbone",
+         lambda model: list(model.get_layer("vit_encoder").encoder_layers))
+
+
+def family_of(model) -> Optional[Family]:
+    """The registered family of ``model``'s exact class, or None."""
+    key = class_path(type(model))
+    return FAMILIES.get(key) if key in FAMILIES else None
+
+
+def _backbone(model):
+    """``(backbone, family)``: ``model`` itself when its class is registered, a task's backbone otherwise."""
+    if family_of(model) is not None:
+        return model, family_of(model)
+    inner = getattr(model, "backbone", None)
+    if isinstance(inner, keras.Model) and family_of(inner) is not None:
+        return inner, family_of(inner)
+    return None, None
+
+
+def has_family(model) -> bool:
+    """Whether :func:`family_ticket` can rebuild ``model`` (its class, or its backbone's, is registered)."""
+    return _backbone(model)[0] is not None
+
+
+def kept_blocks(model) -> List[str]:
+    """The original name of each block of a family ticket, in order (its own names are positional).
+
+    Example:
+        >>> kept_blocks(smaller)
+        ['transformer_layer_0', 'transformer_layer_2', 'transformer_layer_3']
+    """
+    text = getattr(model, KEPT_ATTR, None)
+    if text is not None:
+        return json.loads(text)
+    backbone, family = _backbone(model)
+    return [layer.name for layer in family.blocks(backbone)] if family else []
+
+
+def _move(pairs, what: str) -> None:
+    for new, old in pairs:
+        if tuple(new.shape) != tuple(old.shape) or new.name != old.name:
+            raise ValueError(f"{what}: weight {new.path} {tuple(new.shape)} does not match {old.path} "
+                             f"{tuple(old.shape)}; the family's layers are not created in the same order")
+        new.assign(old.value)
+
+
+def _rebuild_backbone(backbone, family: Family, kept: Sequence[int]):
+    config = backbone.get_config()
+    if family.count not in config:
+        raise ValueError(f"{class_path(type(backbone))} has no {family.count!r} in its config; its family is "
+                         "registered with the wrong count argument")
+    new = type(backbone).from_config({**config, family.count: len(kept)})
+    old_blocks, new_blocks = family.blocks(backbone), family.blocks(new)
+    for j, i in enumerate(kept):
+        _move(zip(new_blocks[j].weights, old_blocks[i].weights), f"block {old_blocks[i].name}")
+    return new, old_blocks
+
+
+def _rest(model, blocks) -> list:
+    """``model``'s weights that are not its blocks', in creation order."""
+    inside = {id(v) for block in blocks for v in block.weights}
+    return [v for v in model.weights if id(v) not in inside]
+
+
+def family_ticket(model: keras.Model, names: Sequence[str], min_blocks_per_stage: int = 0) -> keras.Model:
+    """Returns ``model`` without the blocks ``names``, as a model of ``model``'s own class.
+
+    Args:
+        model: A model of a registered family, or a keras_hub task around one.
+        names: Blocks to remove, as :func:`tf_lottery.surgery.blocks` names them.
+        min_blocks_per_stage: Blocks each stage must keep (a transformer has one stage).
+
+    Returns:
+        A new model of ``type(model)``: the kept blocks' weights and every other weight bit
+        for bit; its lineage (when ``model`` has one) adds ``names``.
+
+    Raises:
+        ValueError: for a class that is not registered, a name that is not a block of the
+            family, or the removals :func:`tf_lottery.surgery.check_removal` refuses.
+
+    Example:
+        >>> smaller = family_ticket(gpt2_lm, ["transformer_layer_1"])
+        >>> smaller.backbone.num_layers
+        2
+    """
+    backbone, family = _backbone(model)
+    if family is None:
+        raise ValueError(f"{type(model).__name__} {model.name!r} is not a registered model family; registered: "
+                         f"{FAMILIES.names()} (tf_lottery.surgery.families.register adds one); remove_blocks "
+                         "gives a flat functional ticket of any model")
+    check_removal(backbone, names, min_blocks_per_stage)
+    order = [layer.name for layer in family.blocks(backbone)]
+    outside = [n for n in names if n not in order]
+    if outside:
+        raise ValueError(f"blocks {outside} are not among {type(backbone).__name__}'s layers {order}")
+    kept = [i for i, name in enumerate(order) if name not in set(names)]
+    new_backbone, old_blocks = _rebuild_backbone(backbone, family, kept)
+    _move(zip(_rest(new_backbone, family.blocks(new_backbone)), _rest(backbone, old_blocks)),
+          type(backbone).__name__)
+    if backbone is model:
+        ticket = new_backbone
+    else:
+        ticket = type(model).from_config({**model.get_config(), "backbone": new_backbone})
+        _move(zip(_rest(ticket, [new_backbone]), _rest(model, [backbone])),
+              type(model).__name__)
+    original = kept_blocks(model)
+    setattr(ticket, KEPT_ATTR, json.dumps([original[i] for i in kept]))
+    extend_lineage(model, ticket, [original[order.index(n)] for n in names])
+    return ticket
+
