@@ -127,3 +127,24 @@ def test_a_gpt2_causal_lm_ticket_of_its_own_family_still_generates():
 def test_a_model_of_no_registered_family_is_refused_by_name():
     with pytest.raises(ValueError, match=r"Functional 'layer_resnet' is not a registered model family"):
         tl.surgery.family_ticket(zoo.layer_resnet(), ["res1"])
+
+
+def test_keras_hub_layers_are_costed_from_their_traced_calls_by_hand():
+    # patches: 4 x 4 positions x 8 x 8 x 3 x 16; per block, T = 17 tokens (the class token) of 16, 2 heads of 8:
+    # Q, K, V, O projections 4 x 17 x 16 x 16, QK^T and the sum over V 2 x (2 x 17 x 17 x 8), the MLP 2 x 17 x 16 x 32
+    block = 4 * 17 * 16 * 16 + 2 * (2 * 17 * 17 * 8) + 2 * 17 * 16 * 32
+    model = _vit_backbone(3)
+    assert tl.cost.flops(model) == 16 * 8 * 8 * 3 * 16 + 3 * block
+    ticket = tl.surgery.remove_blocks(model, ["transformer_block_2"], min_blocks_per_stage=0)
+    assert tl.cost.flops(model) - tl.cost.flops(ticket) == block
+
+
+def test_a_decoder_without_a_fixed_sequence_length_is_refused_and_costed_once_it_has_one():
+    model = _gpt2()
+    with pytest.raises(ValueError, match=r"cannot cost layer 'transformer_layer_0' \(FLOPs\): a product in its call "
+                                         r"has an unknown size \(1, None, 2, 16\)"):
+        tl.cost.flops(model)
+    inputs = {name: keras.Input((16,), dtype="int32", name=name) for name in ("token_ids", "padding_mask")}
+    fixed = keras.Model(inputs, model(inputs))
+    layer = 4 * 16 * 32 * 32 + 2 * (2 * 16 * 16 * 16) + 2 * 16 * 32 * 64  # 16 tokens of 32, 2 heads of 16, MLP 64
+    assert tl.cost.flops(fixed) == 3 * layer

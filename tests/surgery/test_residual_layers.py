@@ -97,3 +97,12 @@ def test_residual_layers_on_the_command_line(tmp_path):
     import json
     removed = json.loads((folder / "result.json").read_text())["ticket"]["removed"]
     assert len(removed) == 1 and removed[0] in ("res1", "res2", "res3")
+
+
+def test_residual_layer_flops_are_counted_from_their_traced_call(model):
+    # stem 16 x 16 x 8 x (3 x 3 x 3); each block two convs 16 x 16 x 8 x (3 x 3 x 8); the head 8 x 4
+    block = 2 * 16 * 16 * 8 * 3 * 3 * 8
+    assert tl.cost.flops(model) == 16 * 16 * 8 * 27 + 3 * block + 8 * 4
+    assert tl.cost.uncounted(model) == []
+    ticket = tl.surgery.remove_blocks(model, ["res2"], min_blocks_per_stage=0)
+    assert tl.cost.flops(model) - tl.cost.flops(ticket) == block

@@ -13,6 +13,11 @@ an ``EinsumDense`` costs its output elements times the sizes it sums over, and a
 (Tq x size(W_q) + Tk x size(W_k) + Tk x size(W_v) + Tq x size(W_o)) plus QKᵀ (heads x Tq x Tk x key_dim) and the
 weighted sum over V (heads x Tq x Tk x value_dim); its softmax, like every activation, is
 free, and so is an ``Embedding`` (a table look-up).
+
+A layer that is not Keras' own (a subclassed residual block, keras_hub's transformer and
+patching layers) is costed from its call, traced once as the model calls it on one example
+(:func:`traced_flops`): each matrix product, einsum or convolution in the trace costs its
+output elements times the sizes it sums over, the same convention; every other op is free.
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ import keras
 import numpy as np
 
 from tf_lottery import graph
+from tf_lottery.graph import inside
+from tf_lottery.graph.reader import node_of
 
 
 COUNTED = (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D, keras.layers.DepthwiseConv1D,
@@ -132,15 +139,87 @@ def layer_flops(layer, output_shape=None, input_shape=None) -> int:
     return positions * math.prod(layer.kernel.shape)
 
 
-def uncounted(model: keras.Model) -> list:
-    """Names of the layers with weights that :func:`flops` neither counts nor knows to be free.
+_PRODUCTS = ("MatMul", "BatchMatMul", "BatchMatMulV2", "BatchMatMulV3", "Einsum", "Conv2D", "Conv3D",
+             "DepthwiseConv2dNative", "Conv2DBackpropInput", "Conv3DBackpropInputV2")
+"""The ops of a traced call that cost FLOPs (:func:`traced_flops`)."""
+
+
+def _known(shape, layer) -> tuple:
+    dims = tuple(shape)
+    if any(d is None for d in dims):
+        raise ValueError(
+            f"cannot cost layer {layer.name!r} (FLOPs): a product in its call has an unknown size {dims}; build the "
+            "model with fixed input sizes (a fixed sequence length or image size)")
+    return dims
+
+
+def _op_flops(op, layer) -> int:
+    """Multiply-accumulates of one op of a traced call (0 for the free ones)."""
+    if op.type not in _PRODUCTS:
+        return 0
+    out = math.prod(_known(op.outputs[0].shape, layer))
+    if op.type == "MatMul":
+        a = _known(op.inputs[0].shape, layer)
+        return out * a[0 if op.get_attr("transpose_a") else 1]
+    if op.type.startswith("BatchMatMul"):
+        a = _known(op.inputs[0].shape, layer)
+        return out * a[-2 if op.get_attr("adj_x") else -1]
+    if op.type == "Einsum":
+        terms, result = op.get_attr("equation").decode().replace("...", "").split("->")
+        sizes = {}
+        for term, tensor in zip(terms.split(","), op.inputs):
+            dims = _known(tensor.shape, layer)
+            sizes.update(zip(term, dims[len(dims) - len(term):]))
+        return out * math.prod(size for letter, size in sizes.items() if letter not in result)
+    kernel = _known(op.inputs[1].shape, layer)
+    if op.type == "DepthwiseConv2dNative":
+        return out * kernel[0] * kernel[1]
+    if op.type.startswith("Conv") and "Backprop" in op.type:  # a transposed conv: its input positions x its kernel
+        return math.prod(_known(op.inputs[2].shape, layer)[:-1]) * math.prod(kernel)
+    return out * math.prod(kernel[:-1])
+
+
+def traced_flops(layer, node) -> int:
+    """FLOPs of one example through a layer that is not Keras' own, from its traced call (module docstring).
+
+    Args:
+        layer: The layer.
+        node: The Keras node through which the model calls it (:func:`tf_lottery.graph.reader.node_of`):
+            the trace calls it the same way, masks included.
+
+    Returns:
+        The FLOPs of one example (the trace's batch axis is 1).
+
+    Raises:
+        ValueError: for a call that cannot be traced, or a product whose size is not known.
 
     Example:
-        >>> uncounted(model)          # e.g. ["attention"] for a MultiHeadAttention layer
+        >>> traced_flops(model.get_layer("res1"), tl.graph.reader.node_of(model, "res1"))
+        294912
+    """
+    traced = inside.traced_graph(layer, node, batch_size=1)
+    if traced is None:
+        raise ValueError(f"cannot cost layer {layer.name!r} ({type(layer).__name__}): its call cannot be traced "
+                         "on one example")
+    return sum(_op_flops(op, layer) for op in traced.get_operations())
+
+
+def _traced(layer) -> bool:
+    """Whether :func:`flops` costs ``layer`` from its traced call."""
+    return (isinstance(layer, keras.layers.Layer) and not isinstance(layer, COUNTED + FREE)
+            and type(layer).__name__ not in _FREE_NAMES and not inside.is_stock(layer) and bool(layer.weights))
+
+
+def uncounted(model: keras.Model) -> list:
+    """Names of the layers with weights that :func:`flops` neither counts, traces nor knows to be free.
+
+    Example:
+        >>> uncounted(model)          # e.g. ["lstm"] for a keras.layers.LSTM
         []
     """
     return [layer.name for layer in graph.leaf_layers(model)
-            if layer.weights and not isinstance(layer, COUNTED + FREE) and type(layer).__name__ not in _FREE_NAMES]
+            if layer.weights and not isinstance(layer, COUNTED + FREE) and type(layer).__name__ not in _FREE_NAMES
+            and not _traced(layer)]
 
 
 def flops(model: keras.Model) -> int:
@@ -159,9 +238,11 @@ def flops(model: keras.Model) -> int:
     g = graph.analyse(model)
     missing = uncounted(model)
     if missing:
-        warnings.warn(f"FLOPs of {model.name!r} leave out layers {missing}: tf_lottery.graph.cost counts convs and dense "
-                      "layers (normalisations and scales cost nothing)", stacklevel=2)
-    return sum(_flops_in(g, name) for name in g.order if isinstance(g.operations[name], COUNTED))
+        warnings.warn(f"FLOPs of {model.name!r} leave out layers {missing}: tf_lottery.graph.cost counts convs, dense "
+                      "and attention layers and traces layers that are not Keras' own (normalisations and scales "
+                      "cost nothing)", stacklevel=2)
+    return sum(_flops_in(g, name) for name in g.order
+               if isinstance(g.operations[name], COUNTED) or _traced(g.operations[name]))
 
 
 def _attention_inputs(g, name: str) -> tuple:
@@ -173,6 +254,8 @@ def _attention_inputs(g, name: str) -> tuple:
 def _flops_in(g, name: str) -> int:
     """FLOPs of operation ``name`` at its shapes in graph ``g`` (attention: its query and value inputs)."""
     layer, parents = g.operations[name], g.parents[name]
+    if _traced(layer):
+        return traced_flops(layer, node_of(g.model, name))
     if isinstance(layer, ATTENTION):
         return attention_flops(layer, *_attention_inputs(g, name))
     return layer_flops(layer, g.shapes[name], g.shapes[parents[0]] if parents else None)

@@ -73,14 +73,15 @@ def carry_declarations(source: keras.Model, target: keras.Model) -> None:
         setattr(target, DECLARED_ATTR, json.dumps(names))
 
 
-def _stock(layer) -> bool:
+def is_stock(layer) -> bool:
+    """Whether ``layer`` is one of Keras' own layers (none of which holds a residual sum)."""
     return type(layer).__module__.startswith(("keras.", "keras_core.", "tf_keras."))
 
 
 def candidate(layer, input_shapes: list, output_shape: tuple) -> bool:
     """Rules 1 and 2 of the module docstring: worth tracing (other inputs, such as a padding mask, may follow
     the first)."""
-    return (isinstance(layer, keras.layers.Layer) and not isinstance(layer, keras.Model) and not _stock(layer)
+    return (isinstance(layer, keras.layers.Layer) and not isinstance(layer, keras.Model) and not is_stock(layer)
             and bool(layer.weights) and len(input_shapes) >= 1 and tuple(input_shapes[0]) == tuple(output_shape))
 
 
@@ -133,16 +134,33 @@ def is_residual_layer(layer, node) -> bool:
     A layer whose trace fails is not recognised (declare it instead). Cached per layer.
     """
     if layer not in _TRACED:
-        tensors = list(node.arguments.keras_tensors)
-
-        def call(*values):
-            by_id = {id(t): v for t, v in zip(tensors, values)}
-            args, kwargs = keras.tree.map_structure(
-                lambda item: by_id.get(id(item), item), (node.arguments.args, node.arguments.kwargs))
-            return _call(layer, args, kwargs)
-
+        call, tensors = _as_called(layer, node)
         _TRACED[layer] = _adds_its_input(call, [tf.TensorSpec(t.shape, t.dtype) for t in tensors])
     return _TRACED[layer]
+
+
+def traced_graph(layer, node, batch_size: int = 1):
+    """The TensorFlow graph of ``layer``'s call as the model calls it through ``node`` (inference mode),
+    on inputs whose batch axis is ``batch_size``; None when the call cannot be traced.
+
+    Example:
+        >>> ops = traced_graph(model.get_layer("res1"), tl.graph.reader.node_of(model, "res1")).get_operations()
+    """
+    call, tensors = _as_called(layer, node)
+    return _graph(call, [tf.TensorSpec((batch_size,) + tuple(t.shape[1:]), t.dtype) for t in tensors])
+
+
+def _as_called(layer, node):
+    """``(call, tensors)``: ``call(*values)`` calls ``layer`` as ``node`` does, with ``values`` in place of ``tensors``."""
+    tensors = list(node.arguments.keras_tensors)
+
+    def call(*values):
+        by_id = {id(t): v for t, v in zip(tensors, values)}
+        args, kwargs = keras.tree.map_structure(
+            lambda item: by_id.get(id(item), item), (node.arguments.args, node.arguments.kwargs))
+        return _call(layer, args, kwargs)
+
+    return call, tensors
 
 
 def inner_residual_layers(layer, node) -> list:
@@ -156,7 +174,7 @@ def inner_residual_layers(layer, node) -> list:
     spec = tf.TensorSpec(first.shape, first.dtype)
     found = []
     for inner in layer._flatten_layers(include_self=False, recursive=False):
-        if _stock(inner) or not inner.weights:
+        if is_stock(inner) or not inner.weights:
             continue
         if inner not in _TRACED:
             _TRACED[inner] = _adds_its_input(lambda x, inner=inner: _call(inner, (x,), {}), [spec])
@@ -169,11 +187,18 @@ def _call(layer, args, kwargs):
     return layer(*args, **{"training": False, **kwargs}) if _takes_training(layer) else layer(*args, **kwargs)
 
 
+def _graph(call, specs):
+    """The graph of ``call`` traced on ``specs``, or None when it cannot be traced."""
+    try:
+        return tf.function(call, autograph=False).get_concrete_function(*specs).graph
+    except Exception:  # noqa: BLE001 - a call that cannot be traced is not read (a residual layer is declared instead)
+        return None
+
+
 def _adds_its_input(call, specs) -> bool:
     """Whether ``call`` traced on ``specs`` computes ``x + f(x)`` of its first argument (False when it cannot be traced)."""
-    try:
-        graph = tf.function(call, autograph=False).get_concrete_function(*specs).graph
-    except Exception:  # noqa: BLE001 - a layer the rule cannot trace is not recognised; declare it instead
+    graph = _graph(call, specs)
+    if graph is None:
         return False
     placeholder = graph.inputs[0].name
     return any(_is_residual_sum(op, placeholder) for op in graph.get_operations() if op.type in _ADDITIONS)
