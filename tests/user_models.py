@@ -29,3 +29,14 @@ def gated_resnet(input_shape, num_classes, blocks=3):
         x = zoo.GatedBlock(8, name=f"res{i}")(x)
     x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
     return keras.Model(inputs, keras.layers.Dense(num_classes, name="logits")(x))
+
+
+def two_heads(input_shape, num_classes):
+    """A classifier with an auxiliary head: two outputs, which the command line refuses."""
+    inputs = keras.Input(input_shape)
+    x = keras.layers.Conv2D(8, 3, padding="same")(inputs)
+    for _ in range(2):
+        x = x + keras.layers.Conv2D(8, 3, padding="same")(x)
+    pooled = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, [keras.layers.Dense(num_classes, name="logits")(pooled),
+                                keras.layers.Dense(2, name="aux")(pooled)])

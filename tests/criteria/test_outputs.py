@@ -26,6 +26,44 @@ def test_a_two_headed_model_is_scored_on_the_output_it_names(criterion):
         tl.criteria.get(criterion)(model, _batch(), output="head")
 
 
+def _two_softmax_heads():
+    """:func:`zoo.two_heads` with a softmax on each head (the criteria score their logits)."""
+    model = zoo.two_heads(seed=4)
+    heads = [keras.layers.Softmax(name=f"{name}_probabilities")(model.get_layer(name).output) for name in ("logits", "aux")]
+    return keras.Model(model.inputs, heads, name="two_heads"), model
+
+
+def test_labels_for_every_output_score_the_sum_of_their_cross_entropies():
+    import tensorflow as tf
+    model, logits_model = _two_softmax_heads()
+    x, y = _batch()
+    y_aux = np.arange(8) % 3
+    scores = tl.criteria.get("snip")(model, (x, {"logits_probabilities": y, "aux_probabilities": y_aux}))
+    assert scores == tl.criteria.get("snip")(model, (x, [y, y_aux]))  # a list in output order: the same
+    kernels = [logits_model.get_layer(n).kernel for n in ("block2_conv1", "block2_conv2")]
+    with tf.GradientTape() as tape:  # SNIP by hand on the sum of both heads' cross-entropies, on their logits
+        logits, aux = logits_model(x, training=True)
+        loss = sum(tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=out))
+                   for labels, out in ((y, logits), (y_aux, aux)))
+    grads = tape.gradient(loss, kernels)
+    hand = np.concatenate([np.abs((k * g).numpy()).ravel() for k, g in zip(kernels, grads)]).astype("float64").mean()
+    assert scores["block2"] == pytest.approx(hand, rel=1e-4)
+    for name in ("logits_probabilities", "aux_probabilities"):  # each softmax is switched back on after scoring
+        assert tl.graph.heads.outputs_probabilities(tl.graph.heads.scored_output(model, name))
+
+
+def test_labels_per_output_are_checked_against_each_output():
+    model = zoo.two_heads()
+    x, y = _batch()
+    with pytest.raises(ValueError, match=r"labels per output must name every output of 'two_heads', \['logits', "
+                                         r"'aux'\]; got \['logits'\]"):
+        tl.criteria.get("grasp")(model, (x, {"logits": y}))
+    with pytest.raises(ValueError, match=r"labels of output 'aux' go up to 3, but it has 3 classes"):
+        tl.criteria.get("grasp")(model, (x, {"logits": y, "aux": np.arange(8) % 4}))
+    with pytest.raises(ValueError, match=r"one label per example each; got lengths \[8, 4\]"):
+        tl.criteria.get("grasp")(model, (x, [y, np.arange(4) % 3]))
+
+
 def test_find_ticket_on_a_two_headed_model_keeps_both_heads():
     model = zoo.two_heads()
     result = tl.find_ticket(model, "snip", num_blocks=1, data=_batch(), output="logits", min_blocks_per_stage=0)

@@ -114,6 +114,17 @@ def test_a_function_that_returns_no_model_is_refused():
         tl.models.build(config.model, tl.data.get("synthetic"))
 
 
+def test_a_function_model_of_two_outputs_is_refused_before_a_run_folder_is_written(tmp_path):
+    command = [sys.executable, "-m", "tf_lottery.cli", "--model=tests.user_models:two_heads", "--dataset=synthetic",
+               "--train_size=0", "--val_size=64", "--length=1ep", "--lr_drops=", f"--runs_dir={tmp_path}"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=ROOT,
+                          env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert ("--model=tests.user_models:two_heads builds a model of 2 outputs (logits, aux); the command line trains, "
+            "scores and evaluates a model of one output") in done.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_init_ticket_runs_end_to_end_on_a_function_model(tmp_path):
     command = [sys.executable, "-m", "tf_lottery.cli", f"--model={SMALL}", "--model_args=width=4,blocks=4",
                "--dataset=synthetic", "--train_size=0", "--val_size=64", "--length=1ep", "--lr_drops=", "--batch_size=64",

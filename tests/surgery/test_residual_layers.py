@@ -106,3 +106,15 @@ def test_residual_layer_flops_are_counted_from_their_traced_call(model):
     assert tl.cost.uncounted(model) == []
     ticket = tl.surgery.remove_blocks(model, ["res2"], min_blocks_per_stage=0)
     assert tl.cost.flops(model) - tl.cost.flops(ticket) == block
+
+
+def test_the_stem_is_never_a_block():
+    import keras
+    inputs = keras.Input((16, 16, 3))
+    x = inputs + keras.layers.Conv2D(3, 3, padding="same", name="pre")(inputs)  # a sum on the raw input
+    x = zoo.ResidualBlock(3, name="on_input")(inputs) + x * 0  # a residual layer on the raw input
+    x = keras.layers.Conv2D(8, 3, padding="same", name="stem")(x)
+    for i in range(2):
+        x = keras.layers.Add(name=f"b{i}_add")([x, keras.layers.Conv2D(8, 3, padding="same", name=f"b{i}_conv")(x)])
+    model = keras.Model(inputs, keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(x)))
+    assert tl.surgery.blocks(model) == ["b0", "b1"]

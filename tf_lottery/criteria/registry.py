@@ -18,6 +18,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import inspect
 from typing import Callable, Dict, Mapping, Optional
@@ -28,8 +29,8 @@ import numpy as np
 from tf_lottery.core.registry import Registry, UnknownNameError
 from tf_lottery.criteria.inputs import check_scores, check_scoring_data
 from tf_lottery.graph import reader as graph
-from tf_lottery.criteria.loss import using_loss
-from tf_lottery.graph.heads import is_classifier, logits_output, scored_output
+from tf_lottery.criteria.loss import joint_cross_entropy, labels_by_output, using_loss
+from tf_lottery.graph.heads import head_views, is_classifier, joint_view, logits_output, scored_output
 from tf_lottery.runtime import distribute
 from tf_lottery.surgery import residual as surgery
 from tf_lottery.surgery.filters import filter_groups
@@ -132,7 +133,9 @@ class Criterion:
             model: A functional model.
             data: What the criterion needs (:attr:`needs`).
             output: For a model of several outputs, the name of the one to score
-                (:func:`tf_lottery.graph.heads.scored_output`).
+                (:func:`tf_lottery.graph.heads.scored_output`). Without it, labels for every
+                output (``(images, {output name: labels})`` or a list in output order) score the
+                sum of every output's cross-entropy (:mod:`tf_lottery.criteria.loss`).
             loss: ``loss(outputs, labels) -> scalar`` instead of the cross-entropy of logits and
                 labels (:mod:`tf_lottery.criteria.loss`): for a model that is not a classifier.
             **options: The criterion's own options.
@@ -147,7 +150,15 @@ class Criterion:
         if self.needs != "nothing" and data is None:
             raise ValueError(f"criterion {self.name!r} needs data ({self.needs.replace('_', ' ')}); got data=None")
         self.check_options(options)
-        view = scored_output(graph.flat(model), output)
+        flat = graph.flat(model)
+        per_output = None
+        if output is None and loss is None and len(flat.outputs) > 1 and isinstance(data, (tuple, list)) \
+                and len(data) == 2 and self.needs == "labelled_batch":
+            per_output = labels_by_output(flat, data[1])
+        if per_output is not None:  # labels for every output: the sum of their cross-entropies
+            view, data, loss = joint_view(flat), (data[0], per_output), joint_cross_entropy(flat)
+        else:
+            view = scored_output(flat, output)
         if not surgery.find_blocks(view):
             raise ValueError(f"{model.name!r} has no residual block to score; {surgery.NO_BLOCKS_HINT}; "
                              f"{surgery.looked_at(view)}")
@@ -158,7 +169,11 @@ class Criterion:
                 "(e.g. GlobalAveragePooling2D and Dense(classes)), or pass loss=fn(outputs, labels) returning a "
                 "scalar (tl.find_ticket(..., loss=fn))")
         check_scoring_data(view, data, self.needs, self.name, labels_checked=loss is None)
-        with logits_output(view), distribute.float32_compute(view), using_loss(loss):  # float32 under mixed precision
+        with contextlib.ExitStack() as context:
+            for head in head_views(flat) if per_output is not None else [view]:
+                context.enter_context(logits_output(head))
+            context.enter_context(distribute.float32_compute(view))  # float32 under mixed precision
+            context.enter_context(using_loss(loss))
             scores = self.fn(view, data, **options)
         check_scores(self.name, scores)
         return scores

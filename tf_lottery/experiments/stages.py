@@ -39,10 +39,18 @@ def dense_model(config: Config, data, seed: Optional[int] = None) -> keras.Model
     with ``--residual_layers`` declared on it.
 
     Raises:
-        ValueError: for a declared residual layer the model does not have or that changes shape.
+        ValueError: for a model of several outputs (a dataset gives one label per image), or a
+            declared residual layer the model does not have or that changes shape.
     """
     model = models.build(config.model, data, seed=config.seed if seed is None else seed,
                          weight_decay=config.training.weight_decay)
+    if len(model.outputs) != 1:
+        names = ", ".join(t._keras_history.operation.name for t in model.outputs)
+        raise ValueError(
+            f"--model={config.model.type} builds a model of {len(model.outputs)} outputs ({names}); the command line "
+            "trains, scores and evaluates a model of one output against the dataset's labels: return one output "
+            "from the function (a --model_args switch, say), or use the Python API, whose criteria score a named "
+            "output (output=) or labels for every output, and whose exports keep every head")
     if config.method.residual_layers:
         surgery.find_blocks(model, residual_layers=config.method.residual_layers)
     return model

@@ -56,7 +56,8 @@ def scored_output(model: keras.Model, output: Optional[str] = None) -> keras.Mod
         if len(names) == 1:
             return model
         raise ValueError(f"{model.name!r} has {len(names)} outputs ({', '.join(names)}); a criterion scores one: "
-                         f"pass output=<name>, one of {names}")
+                         f"pass output=<name>, one of {names}, or labels for every output "
+                         "(images, {output name: labels})")
     if output not in names:
         raise ValueError(f"{model.name!r} has no output {output!r}; its outputs: {names}")
     if len(names) == 1:
@@ -67,6 +68,35 @@ def scored_output(model: keras.Model, output: Optional[str] = None) -> keras.Mod
         carry_tags(model, view)
         views[output] = view
     return views[output]
+
+
+def joint_view(model: keras.Model) -> keras.Model:
+    """``model`` with one output, every output's class scores side by side (``(batch, sum of classes)``),
+    sharing every layer and variable: what a criterion scores against labels for every output.
+
+    Raises:
+        ValueError: naming an output that is not a batch of class scores (rank 2).
+
+    Example:
+        >>> joint_view(two_heads).outputs[0].shape        # 10 + 3 classes
+        (None, 13)
+    """
+    names = output_names(model)
+    flat_ones = [n for n, t in zip(names, model.outputs) if len(t.shape) != 2]
+    if flat_ones:
+        raise ValueError(f"labels for every output need class scores (batch, classes) from each; output "
+                         f"{flat_ones[0]!r} of {model.name!r} is not: score one output with output=<name>")
+    views = _VIEWS.setdefault(model, {})
+    if None not in views:
+        view = keras.Model(model.inputs, keras.ops.concatenate(list(model.outputs), axis=-1), name=model.name)
+        carry_tags(model, view)
+        views[None] = view
+    return views[None]
+
+
+def head_views(model: keras.Model) -> list:
+    """One view per output of ``model`` (:func:`scored_output`), in output order."""
+    return [scored_output(model, name) for name in output_names(model)]
 
 
 def is_classifier(model: keras.Model) -> bool:
