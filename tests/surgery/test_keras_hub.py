@@ -148,3 +148,34 @@ def test_a_decoder_without_a_fixed_sequence_length_is_refused_and_costed_once_it
     fixed = keras.Model(inputs, model(inputs))
     layer = 4 * 16 * 32 * 32 + 2 * (2 * 16 * 16 * 16) + 2 * 16 * 32 * 64  # 16 tokens of 32, 2 heads of 16, MLP 64
     assert tl.cost.flops(fixed) == 3 * layer
+
+
+def _llama():
+    return keras_hub.models.LlamaBackbone(vocabulary_size=100, num_layers=4, num_query_heads=4, num_key_value_heads=2,
+                                          hidden_dim=32, intermediate_dim=64)
+
+
+def test_a_llama_ticket_is_of_its_own_family_and_equals_bypassing_the_layer():
+    model = _llama()
+    assert tl.surgery.blocks(model) == [f"transformer_layer_{i}" for i in range(4)]
+    inputs = {"token_ids": np.array([[1, 2, 3, 4, 5, 6, 0, 0]]), "padding_mask": np.array([[1, 1, 1, 1, 1, 1, 0, 0]])}
+    smaller = tl.surgery.family_ticket(model, ["transformer_layer_2"])
+    x = model.token_embedding(inputs["token_ids"])
+    for i in (0, 1, 3):  # LlamaBackbone's own call, the removed layer bypassed
+        x = model.transformer_layers[i](x, decoder_padding_mask=inputs["padding_mask"])
+    assert np.array_equal(np.asarray(smaller(inputs)), np.asarray(model.layer_norm(x)))
+
+
+def test_find_ticket_cuts_a_keras_hub_model_in_its_own_class_and_names_blocks_as_the_dense_model_does():
+    model = keras_hub.models.ViTImageClassifier(backbone=_vit_backbone(4), num_classes=3)
+    x = np.random.default_rng(2).normal(size=(6, 32, 32, 3)).astype("float32")
+    data = (x, np.arange(6) % 3)
+    oneshot = tl.find_ticket(model, "magnitude", num_blocks=2, min_blocks_per_stage=0)
+    iterative = tl.find_ticket(model, "magnitude", num_blocks=2, min_blocks_per_stage=0, schedule="iterative")
+    assert type(oneshot.model) is type(model) and type(iterative.model) is type(model)
+    assert iterative.removed == oneshot.removed  # magnitude does not change as blocks go: the same two, same names
+    assert set(iterative.rounds[1]) == set(tl.surgery.blocks(model)) - {iterative.removed[0]}
+    assert tl.surgery.kept_blocks(iterative.model) == [b for b in tl.surgery.blocks(model) if b not in oneshot.removed]
+    flat = tl.find_ticket(model, "snip", data=data, num_blocks=1, min_blocks_per_stage=0, same_family=False)
+    assert not isinstance(flat.model, type(model)) and tl.surgery.blocks(flat.model) == [
+        b for b in tl.surgery.blocks(model) if b not in flat.removed]  # a flat ticket keeps the names

@@ -97,12 +97,13 @@ def _clone(layer):
     (keras_hub 0.32's ``ViTPatchingAndEmbedding`` stores ``num_patches``), is tried again with
     only the entries ``__init__`` names; the weights' shapes are checked when they are moved.
     """
-    config = layer.get_config()
+    config = {}
     try:
+        config = layer.get_config()
         return layer.__class__.from_config(config)
     except Exception as error:  # a user's layer whose config does not rebuild it
         taken = _taken(layer.__class__, config)
-        if len(taken) < len(config):
+        if config and len(taken) < len(config):
             try:
                 return layer.__class__.from_config(taken)
             except Exception:  # noqa: BLE001 - the first error says more
@@ -110,7 +111,8 @@ def _clone(layer):
         raise ValueError(
             f"cannot rebuild layer {layer.name!r} ({type(layer).__name__}) from its config for the ticket: "
             f"{error}. A layer with weights must round-trip through get_config/from_config (give its __init__ "
-            "arguments to get_config); layers without weights are reused as they are"
+            "arguments to get_config); layers without weights are reused as they are. A keras_hub model is rebuilt "
+            "in its own class instead by tl.surgery.family_ticket (find_ticket does it for a registered family)"
         ) from error
 
 

@@ -149,6 +149,7 @@ def find_ticket(
     min_blocks_per_stage: int = 2,
     prune_first: Optional[str] = None,
     residual_layers: Optional[Sequence[str]] = None,
+    same_family: Optional[bool] = None,
     **criterion_options,
 ) -> TicketResult:
     """Scores the blocks of ``model`` and removes the weakest ones.
@@ -164,6 +165,10 @@ def find_ticket(
         prune_first: Overrides the criterion's convention ("low" or "high").
         residual_layers: Layers that are blocks by themselves although the trace does not see
             their residual sum (:mod:`tf_lottery.graph.inside`); recorded on ``model``.
+        same_family: Whether the ticket is a model of ``model``'s own class
+            (:func:`tf_lottery.surgery.family_ticket`; its blocks are renamed by position, and
+            ``removed`` keeps ``model``'s names) rather than a flat functional model. Default:
+            when the class (a keras_hub backbone or task) is a registered family.
         **criterion_options: Passed to the criterion (e.g. ``aggregation="mean"``; ``output=``
             for a model of several outputs, ``loss=`` for one that is not a classifier).
 
@@ -188,16 +193,29 @@ def find_ticket(
     direction = prune_first or scorer.prune_first
     count = resolve_count(model, num_blocks, fraction, min_blocks_per_stage)
 
+    if same_family is None:
+        same_family = surgery.families.has_family(model)
+    cut = surgery.family_ticket if same_family else surgery.remove_blocks
+
     rounds = [scorer(model, data, **criterion_options)]
     if schedule == "oneshot":
         removed = select(model, rounds[0], count, direction, min_blocks_per_stage)
-        ticket = surgery.remove_blocks(model, removed, min_blocks_per_stage)
+        ticket = cut(model, removed, min_blocks_per_stage)
     else:
-        removed, ticket = [], surgery.remove_blocks(model, [], min_blocks_per_stage)
+        removed, ticket = [], surgery.remove_blocks(model, [], min_blocks_per_stage) if not same_family else model
         for step in range(count):
-            if step:
-                rounds.append(scorer(ticket, data, **criterion_options))
-            victim = select(ticket, rounds[-1], 1, direction, min_blocks_per_stage)[0]
-            removed.append(victim)
-            ticket = surgery.remove_blocks(ticket, [victim], min_blocks_per_stage)
+            scores = scorer(ticket, data, **criterion_options) if step else rounds[0]
+            if step:  # a family ticket's scores are kept under model's names
+                rounds.append({_original_name(model, ticket, name): value for name, value in scores.items()}
+                              if same_family else scores)
+            victim = select(ticket, scores, 1, direction, min_blocks_per_stage)[0]
+            removed.append(_original_name(model, ticket, victim) if same_family else victim)
+            ticket = cut(ticket, [victim], min_blocks_per_stage)
     return TicketResult(removed, rounds[0], rounds, criterion, direction, schedule, model=ticket)
+
+
+def _original_name(model: keras.Model, ticket: keras.Model, name: str) -> str:
+    """``model``'s name of block ``name`` of a family ticket cut from it (its blocks are named by position)."""
+    if ticket is model:
+        return name
+    return surgery.kept_blocks(ticket)[surgery.blocks(ticket).index(name)]
