@@ -35,15 +35,20 @@ def as_batch(data, need_labels: bool = True) -> Tuple[tf.Tensor, Optional[tf.Ten
         raise ValueError("this criterion needs a labelled batch: data=(images, labels)")
     else:
         images, labels = data, None
-    images = tf.convert_to_tensor(np.asarray(images, dtype="float32"))
-    if images.shape[0] == 0:
+    if isinstance(images, dict):  # inputs by name (token ids and a padding mask): their own dtypes
+        images = {name: tf.convert_to_tensor(np.asarray(value)) for name, value in images.items()}
+        count = int(next(iter(images.values())).shape[0])
+    else:
+        images = tf.convert_to_tensor(np.asarray(images, dtype="float32"))
+        count = int(images.shape[0])
+    if count == 0:
         raise ValueError("the scoring batch is empty")
     if labels is not None:
         # Under the user's loss (tf_lottery.criteria.loss) the labels are whatever it takes.
         as_given = user_loss() is not None
         labels = np.asarray(labels) if as_given else integer_labels(labels).astype("int64")
-        if labels.shape[0] != images.shape[0]:
-            raise ValueError(f"{images.shape[0]} images but {labels.shape[0]} labels")
+        if labels.shape[0] != count:
+            raise ValueError(f"{count} images but {labels.shape[0]} labels")
         labels = tf.convert_to_tensor(labels)
     return images, labels
 

@@ -43,14 +43,54 @@ def check_scoring_data(model: keras.Model, data, needs: str, criterion: str, lab
         raise ValueError(f"criterion {criterion!r} needs a labelled batch: data=(images, labels); got "
                          f"{type(data).__name__}")
     images, labels = data if pair else (data, None)
-    single = len(model.inputs) == 1
-    expected = tuple(model.inputs[0].shape[1:]) if single else None
-    what = f"criterion {criterion!r}: the scoring images"
-    array = check_images(images, what, expected)
+    if isinstance(images, dict):
+        count = check_named_inputs(model, images, f"criterion {criterion!r}: the scoring inputs")
+    else:
+        single = len(model.inputs) == 1
+        expected = tuple(model.inputs[0].shape[1:]) if single else None
+        count = len(check_images(images, f"criterion {criterion!r}: the scoring images", expected))
     if labels is not None and needs == "labelled_batch" and labels_checked:
         classes = model.outputs[0].shape[-1] if len(model.outputs) == 1 else None
         check_labels(labels, f"criterion {criterion!r}: the scoring labels", num_classes=classes,
-                     count=len(array), one_hot=True)
+                     count=count, one_hot=True)
+
+
+def check_named_inputs(model: keras.Model, inputs: dict, what: str) -> int:
+    """Checks inputs given by name (a language model's ``token_ids`` and ``padding_mask``) against the model's.
+
+    Args:
+        model: The model.
+        inputs: ``{input name: array}``, one entry per input of ``model``.
+        what: How the error names them.
+
+    Returns:
+        The number of examples.
+
+    Raises:
+        ValueError: for a missing or unknown name, an array that is not numbers, a shape the input
+            does not take, a float array for an integer input, non-finite values, or arrays of
+            different lengths.
+    """
+    names = [t._keras_history.operation.name for t in model.inputs]
+    if sorted(inputs) != sorted(names):
+        raise ValueError(f"{what} must name the inputs of {model.name!r}, {sorted(names)}; got {sorted(inputs)}")
+    lengths = {}
+    for name, tensor in zip(names, model.inputs):
+        array = np.asarray(inputs[name])
+        expected = tuple(tensor.shape[1:])
+        if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
+            raise ValueError(f"{what}: {name!r} must be numbers; got dtype {array.dtype}")
+        if array.ndim != len(expected) + 1 or any(e is not None and e != a for e, a in zip(expected, array.shape[1:])):
+            raise ValueError(f"{what}: {name!r} has shape {array.shape} but the model takes (batch,) + {expected}")
+        if "int" in str(tensor.dtype) and not (np.issubdtype(array.dtype, np.integer) or array.dtype == bool):
+            raise ValueError(f"{what}: {name!r} must be integers (the model's input is {tensor.dtype}); got "
+                             f"{array.dtype}")
+        if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
+            raise ValueError(f"{what}: {name!r} holds NaN or infinite values")
+        lengths[name] = len(array)
+    if len(set(lengths.values())) != 1 or 0 in lengths.values():
+        raise ValueError(f"{what} must hold the same number (>= 1) of examples each; got {lengths}")
+    return next(iter(lengths.values()))
 
 
 def check_scores(criterion: str, scores: Mapping[str, object]) -> None:

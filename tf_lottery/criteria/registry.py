@@ -28,6 +28,7 @@ import numpy as np
 
 from tf_lottery.core.registry import Registry, UnknownNameError
 from tf_lottery.criteria.inputs import check_scores, check_scoring_data
+from tf_lottery.criteria.language import causal_lm_parts
 from tf_lottery.graph import reader as graph
 from tf_lottery.criteria.loss import joint_cross_entropy, labels_by_output, using_loss
 from tf_lottery.graph.heads import head_views, is_classifier, joint_view, logits_output, scored_output
@@ -127,7 +128,7 @@ class Criterion:
     def __call__(self, model: keras.Model, data=None, output: Optional[str] = None, loss: Optional[Callable] = None,
                  **options) -> Dict[str, float]:
         """Scores the blocks of ``model`` (nested models flattened, a softmax head switched to logits,
-        every layer computing in float32 under a mixed-precision policy).
+        every layer computing in float32 under a mixed-precision policy, dropout off).
 
         Args:
             model: A functional model.
@@ -137,7 +138,10 @@ class Criterion:
                 output (``(images, {output name: labels})`` or a list in output order) score the
                 sum of every output's cross-entropy (:mod:`tf_lottery.criteria.loss`).
             loss: ``loss(outputs, labels) -> scalar`` instead of the cross-entropy of logits and
-                labels (:mod:`tf_lottery.criteria.loss`): for a model that is not a classifier.
+                labels (:mod:`tf_lottery.criteria.loss`): for a model that is not a classifier
+                (:func:`tf_lottery.criteria.language.next_token_loss` for a language model's logits).
+                A keras_hub ``*CausalLM`` task is scored through its backbone on the next-token loss
+                (:mod:`tf_lottery.criteria.language`) unless a loss is given.
             **options: The criterion's own options.
 
         Raises:
@@ -150,6 +154,9 @@ class Criterion:
         if self.needs != "nothing" and data is None:
             raise ValueError(f"criterion {self.name!r} needs data ({self.needs.replace('_', ' ')}); got data=None")
         self.check_options(options)
+        language_model = causal_lm_parts(model)
+        if language_model is not None:  # a tied-embedding causal LM: its backbone, the head in the loss
+            model, loss = language_model.backbone, loss or language_model.loss
         flat = graph.flat(model)
         per_output = None
         if output is None and loss is None and len(flat.outputs) > 1 and isinstance(data, (tuple, list)) \
@@ -173,10 +180,30 @@ class Criterion:
             for head in head_views(flat) if per_output is not None else [view]:
                 context.enter_context(logits_output(head))
             context.enter_context(distribute.float32_compute(view))  # float32 under mixed precision
+            context.enter_context(_dropout_off(view))
             context.enter_context(using_loss(loss))
             scores = self.fn(view, data, **options)
         check_scores(self.name, scores)
         return scores
+
+
+@contextlib.contextmanager
+def _dropout_off(model: keras.Model):
+    """Every dropout layer of ``model`` (inside subclassed layers too) drops nothing within the block.
+
+    The criteria run the network in training mode (batch statistics, as SNIP's and GraSP's code
+    does); a transformer's dropout would then draw a new mask per call and make the scores random.
+    """
+    layers = [layer for layer in model._flatten_layers(include_self=False, recursive=True)
+              if isinstance(layer, keras.layers.Dropout) and layer.rate]
+    rates = [layer.rate for layer in layers]
+    for layer in layers:
+        layer.rate = 0.0
+    try:
+        yield model
+    finally:
+        for layer, rate in zip(layers, rates):
+            layer.rate = rate
 
 
 def register(name: str, *, prune_first: str, needs: str, when: str, summary: str,

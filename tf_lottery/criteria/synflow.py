@@ -103,6 +103,10 @@ def synflow_weight_scores(model, data=None) -> Dict[str, np.ndarray]:
     Returns:
         ``{layer name: array shaped like its kernel}`` (non-negative).
     """
+    if len(model.inputs) != 1:
+        names = [t._keras_history.operation.name for t in model.inputs]
+        raise ValueError(f"SynFlow feeds {model.name!r} an all-ones image, and a model of several inputs ({names}: "
+                         "token ids and a mask, say) has none; score it with snip, grasp or magnitude")
     try:
         twin = _float64_twin(model)
     except RewireError as error:

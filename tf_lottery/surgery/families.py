@@ -110,6 +110,13 @@ def has_family(model) -> bool:
     return _backbone(model)[0] is not None
 
 
+def block_model(model) -> keras.Model:
+    """The model whose graph surgery reads for ``model``'s blocks: a registered family's task's backbone
+    (a causal LM's task graph calls its tied embedding twice, which surgery cannot read), else ``model``."""
+    backbone, _ = _backbone(model)
+    return backbone if backbone is not None else model
+
+
 def kept_blocks(model) -> List[str]:
     """The original name of each block of a family ticket, in order (its own names are positional).
 

@@ -191,15 +191,15 @@ def find_ticket(
         surgery.find_blocks(model, residual_layers=residual_layers)
     scorer = criteria_lib.get(criterion)
     direction = prune_first or scorer.prune_first
-    count = resolve_count(model, num_blocks, fraction, min_blocks_per_stage)
-
     if same_family is None:
         same_family = surgery.families.has_family(model)
     cut = surgery.family_ticket if same_family else surgery.remove_blocks
+    blocks_of = surgery.families.block_model if same_family else (lambda m: m)
+    count = resolve_count(blocks_of(model), num_blocks, fraction, min_blocks_per_stage)
 
     rounds = [scorer(model, data, **criterion_options)]
     if schedule == "oneshot":
-        removed = select(model, rounds[0], count, direction, min_blocks_per_stage)
+        removed = select(blocks_of(model), rounds[0], count, direction, min_blocks_per_stage)
         ticket = cut(model, removed, min_blocks_per_stage)
     else:
         removed, ticket = [], surgery.remove_blocks(model, [], min_blocks_per_stage) if not same_family else model
@@ -208,7 +208,7 @@ def find_ticket(
             if step:  # a family ticket's scores are kept under model's names
                 rounds.append({_original_name(model, ticket, name): value for name, value in scores.items()}
                               if same_family else scores)
-            victim = select(ticket, scores, 1, direction, min_blocks_per_stage)[0]
+            victim = select(blocks_of(ticket), scores, 1, direction, min_blocks_per_stage)[0]
             removed.append(_original_name(model, ticket, victim) if same_family else victim)
             ticket = cut(ticket, [victim], min_blocks_per_stage)
     return TicketResult(removed, rounds[0], rounds, criterion, direction, schedule, model=ticket)
@@ -218,4 +218,4 @@ def _original_name(model: keras.Model, ticket: keras.Model, name: str) -> str:
     """``model``'s name of block ``name`` of a family ticket cut from it (its blocks are named by position)."""
     if ticket is model:
         return name
-    return surgery.kept_blocks(ticket)[surgery.blocks(ticket).index(name)]
+    return surgery.kept_blocks(ticket)[surgery.blocks(surgery.families.block_model(ticket)).index(name)]

@@ -1,0 +1,102 @@
+"""Language models: the next-token loss the data-driven criteria differentiate, padding masked.
+
+A causal language model is scored on a batch of token sequences: the inputs are each
+sequence's tokens but the last, the labels the token that follows each position
+(:func:`next_token_batch`), and a padded position is labelled :data:`IGNORED`, which the loss
+leaves out (:func:`next_token_loss`: the mean cross-entropy over the positions that are not).
+
+keras_hub's ``*CausalLM`` tasks (GPT-2, Llama, Gemma) tie their output projection to the
+token embedding: the task's graph calls one embedding layer twice, once per direction, which
+block surgery cannot read as one graph. Such a task is scored through its backbone, whose
+blocks are the task's, with the task's head (the reversed embedding) applied inside the loss
+(:func:`causal_lm_parts`). The head's weights are the embedding table, outside every block, so
+the gradient of every block weight is the task's own.
+
+Example:
+    >>> inputs, labels = next_token_batch(token_ids, padding_mask)
+    >>> scores = tl.criteria.get("snip")(gpt2_causal_lm, (inputs, labels))
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, Optional, Tuple
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+IGNORED = -1
+"""The label of a position the next-token loss leaves out (padding, or the end of a sequence)."""
+
+
+def next_token_batch(token_ids, padding_mask=None) -> Tuple[dict, np.ndarray]:
+    """``(inputs, labels)`` for next-token prediction from a batch of token sequences.
+
+    Args:
+        token_ids: ``(batch, length)`` integer tokens, length >= 2.
+        padding_mask: ``(batch, length)``, true (1) where a token is real; default: every token.
+
+    Returns:
+        ``({"token_ids": ..., "padding_mask": ...}, labels)``: the first ``length - 1`` tokens and
+        their mask, and the next token of each position, :data:`IGNORED` where that token is padding.
+
+    Raises:
+        ValueError: for sequences shorter than 2 tokens, a negative token or a mask of another shape.
+
+    Example:
+        >>> inputs, labels = next_token_batch(np.array([[5, 6, 7, 0]]), np.array([[1, 1, 1, 0]]))
+        >>> labels
+        array([[ 6,  7, -1]])
+    """
+    ids = np.asarray(token_ids)
+    mask = np.ones_like(ids, dtype=bool) if padding_mask is None else np.asarray(padding_mask).astype(bool)
+    if ids.ndim != 2 or ids.shape[1] < 2 or not np.issubdtype(ids.dtype, np.integer):
+        raise ValueError(f"token_ids must be a (batch, length >= 2) integer array; got shape {ids.shape}, "
+                         f"dtype {ids.dtype}")
+    if mask.shape != ids.shape:
+        raise ValueError(f"padding_mask has shape {mask.shape}, token_ids {ids.shape}")
+    if (ids < 0).any():
+        raise ValueError(f"token ids must be >= 0; got {int(ids.min())}")
+    labels = np.where(mask[:, 1:], ids[:, 1:], IGNORED).astype("int64")
+    return {"token_ids": ids[:, :-1], "padding_mask": mask[:, :-1]}, labels
+
+
+def next_token_loss(logits, labels) -> tf.Tensor:
+    """Mean cross-entropy of ``logits`` (batch, length, vocabulary) against next-token ``labels`` (batch,
+    length), over the positions whose label is not :data:`IGNORED`; a ``loss=`` for the criteria.
+
+    Example:
+        >>> tl.criteria.get("snip")(functional_lm, (inputs, labels), loss=next_token_loss)
+    """
+    labels = tf.cast(labels, tf.int64)
+    kept = tf.cast(labels != IGNORED, logits.dtype)
+    entropy = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=tf.maximum(labels, 0), logits=logits)
+    return tf.reduce_sum(entropy * kept) / tf.maximum(tf.reduce_sum(kept), 1.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class CausalLM:
+    """A keras_hub causal LM as the criteria score it.
+
+    Attributes:
+        backbone: Its backbone (the blocks).
+        head: ``hidden states -> logits`` (the reversed token embedding).
+    """
+
+    backbone: keras.Model
+    head: Callable
+
+    def loss(self, hidden, labels) -> tf.Tensor:
+        """The next-token loss of the task's logits from the backbone's ``hidden`` states."""
+        return next_token_loss(self.head(hidden), labels)
+
+
+def causal_lm_parts(model) -> Optional[CausalLM]:
+    """The backbone and head of a keras_hub ``*CausalLM`` task with a tied token embedding, or None."""
+    backbone = getattr(model, "backbone", None)
+    embedding = getattr(backbone, "token_embedding", None)
+    if not (type(model).__name__.endswith("CausalLM") and type(model).__module__.startswith("keras_hub")
+            and isinstance(backbone, keras.Model) and embedding is not None):
+        return None
+    return CausalLM(backbone, lambda hidden: embedding(hidden, reverse=True))
