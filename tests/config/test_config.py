@@ -56,6 +56,7 @@ def test_every_flag_of_0_1_is_generated_with_its_default():
         "warmup", "bn_momentum",  # 0.7: twin recipes
         "rewind_step", "keep_steps", "sweep_rewind_steps",  # 0.9: rewinding to a step
         "model_args", "residual_layers",  # 0.9: --model=package.module:function, residual layers
+        "angular_window",  # 0.9: the depth criteria of language-model pruning
     }
     # Every flag is the default config's, except the settings of the other model builders.
     assert set(cli.OPTIONS) - set(Config().flat()) == {"weights_file", "output", "stem", "model_args"}
@@ -129,7 +130,7 @@ def test_identity_is_declared_per_section():
     [
         (dict(criterion="hrank", aggregation="mean"),
          "criterion 'hrank' takes no option 'aggregation'; its options: batch_size"),
-        (dict(criterion="grsp"), "unknown criterion 'grsp'; valid names: expectabs"),
+        (dict(criterion="grsp"), "unknown criterion 'grsp'; valid names: angular, block_influence, cka, expectabs"),
         (dict(evals=("clean", "robustness")),
          "unknown evaluation 'robustness'; valid names: adversarial, cka, clean, corruptions, cost, latency, shift_sets"),
         (dict(method="channels"), "unknown method 'channels'; valid names: blocks, filter_masks, filters, imp"),

@@ -262,8 +262,10 @@ def test_every_seed_of_a_sweep_draws_its_own_random_ticket():
 
 def test_criterion_conventions_and_errors(batch):
     assert criteria.get("grasp").prune_first == "high"
-    assert all(criteria.get(n).prune_first == "low" for n in criteria.names() if n != "grasp")
-    with pytest.raises(KeyError, match="unknown criterion 'grsp'; valid names: expectabs, grasp"):
+    assert criteria.get("cka").prune_first == "high"  # the block whose removal keeps features most alike
+    assert all(criteria.get(n).prune_first == "low" for n in criteria.names() if n not in ("grasp", "cka"))
+    with pytest.raises(KeyError, match="unknown criterion 'grsp'; valid names: angular, block_influence, cka, "
+                                       "expectabs, grasp"):
         criteria.get("grsp")
     with pytest.raises(ValueError, match="needs data"):
         criteria.get("snip")(tl.models.cifar_resnet(8))

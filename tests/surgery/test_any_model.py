@@ -338,8 +338,9 @@ def test_a_shared_layer_is_refused_by_name():
 
 def test_a_silencing_that_would_not_be_exact_is_refused():
     inputs = keras.Input((8, 8, 4))
-    y = keras.layers.Activation("sigmoid", name="gate")(_conv(4, "c")(inputs))
-    x = keras.layers.Add(name="r_add")([inputs, y])
+    stem = _conv(4, "stem")(inputs)  # a sum on the raw input would be the stem's, not a block
+    y = keras.layers.Activation("sigmoid", name="gate")(_conv(4, "c")(stem))
+    x = keras.layers.Add(name="r_add")([stem, y])
     model = keras.Model(inputs, _head(keras.layers.Add(name="s_add")([x, _conv(4, "d")(x)])))
     block = [b for b in surgery.find_blocks(model) if b.add_layer == "r_add"][0]
     with pytest.raises(ValueError, match="ends in Activation 'gate', which has no weights to zero"):

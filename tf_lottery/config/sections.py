@@ -261,6 +261,8 @@ class MethodConfig(Section):
            "opens with a block that has no shortcut, which always stays).", lower_bound=0)
     aggregation: Optional[str] = choice(None, ("sum", "mean"), "Per-weight to block score (default: the criterion's).")
     prune_first: Optional[str] = choice(None, ("low", "high"), "Override the criterion's direction.")
+    angular_window: Optional[int] = integer(None, "angular: the window of consecutive blocks whose angular "
+                                            "distance is measured (Gromov et al. 2024; default 1).", lower_bound=1)
     score_per_class: int = integer(10, "Scoring examples per class.", lower_bound=1)
     residual_layers: tuple = names((), "Layers that are residual blocks by themselves although tracing their call "
                                    "does not show the residual sum (a subclassed block); see the docs' Transformers "
@@ -299,12 +301,13 @@ class MethodConfig(Section):
 
     def identity(self) -> dict:
         """The fields that name a ticket run: ``--method`` and the fields the method reads, the
-        rewind step and the declared residual layers only when there are some (runs from before
-        they existed keep their folders)."""
+        rewind step, the declared residual layers and the angular window only when set (runs from
+        before they existed keep their folders)."""
         fields = METHODS.get(self.type).fields
         return {name: value for name, value in self.to_dict().items()
                 if (name == "type" or name in fields) and not (name == "rewind_step" and value == 0)
-                and not (name == "residual_layers" and not value)}
+                and not (name == "residual_layers" and not value)
+                and not (name == "angular_window" and value is None)}
 
     def criterion_options(self, seed: int) -> dict:
         """The options the criterion gets: those set here, checked against it, and the run's seed
@@ -313,7 +316,7 @@ class MethodConfig(Section):
         Raises:
             ValueError: naming an option the criterion does not take.
         """
-        return CRITERIA.get(self.criterion).run_options(seed, aggregation=self.aggregation)
+        return CRITERIA.get(self.criterion).run_options(seed, aggregation=self.aggregation, window=self.angular_window)
 
 
 @dataclasses.dataclass(frozen=True)

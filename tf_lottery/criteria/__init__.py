@@ -2,7 +2,9 @@
 
 At initialization: ``snip``, ``grasp`` (labelled batch); ``synflow``, ``magnitude``,
 ``magnitude_stage``, ``random`` (no data). After training: ``hrank``, ``expectabs``,
-``kl`` (images), ``pls`` (labelled). Each is a :class:`Criterion`:
+``kl``, ``block_influence``, ``angular``, ``cka`` (images, or inputs by name), ``pls``,
+``removal_loss`` (labelled). A keras_hub causal LM is scored on its next-token loss
+(:mod:`~tf_lottery.criteria.language`). Each is a :class:`Criterion`:
 ``tl.criteria.get("grasp")(model, (images, labels)) -> {block: score}``, with
 ``.prune_first`` saying which end of the ranking goes first. ``snip``, ``grasp``,
 ``magnitude``, ``random``, ``expectabs`` and ``hrank`` also score filters
@@ -10,7 +12,8 @@ At initialization: ``snip``, ``grasp`` (labelled batch); ``synflow``, ``magnitud
 """
 
 from tf_lottery.criteria import (  # noqa: F401  (importing registers each criterion)
-    expectabs, grasp, hrank, kl, magnitude, pls, random_blocks, snip, synflow,
+    angular, block_influence, cka, expectabs, grasp, hrank, kl, magnitude, pls, random_blocks, removal_loss, snip,
+    synflow,
 )
 from tf_lottery.criteria.base import aggregate, as_batch, class_balanced_batch
 from tf_lottery.criteria.registry import (

@@ -472,3 +472,27 @@ def remove_blocks(model: keras.Model, names: Sequence[str], min_blocks_per_stage
     extend_lineage(model, ticket, removed)
     inside.carry_declarations(model, ticket)
     return ticket
+
+
+def _shared(layer):
+    return layer
+
+
+def bypassed(model: keras.Model, names: Sequence[str]) -> keras.Model:
+    """A view of ``model`` with the blocks ``names`` bypassed (each one's output replaced by its input),
+    sharing every layer and variable with ``model``: what removing them does, measured without a copy
+    (a layer whose config does not round-trip is fine here).
+
+    Raises:
+        ValueError: for an unknown block name.
+
+    Example:
+        >>> without = bypassed(model, ["stage2_block3"])      # scores the removal, changes nothing
+    """
+    by_name = {b.name: b for b in find_blocks(model)}
+    unknown = [n for n in names if n not in by_name]
+    if unknown:
+        raise ValueError(f"unknown blocks {unknown}; blocks of {model.name}: {list(by_name)}")
+    view = rewire(model, {by_name[n].output_layer: by_name[n].input_layer for n in names}, clone=_shared)
+    inside.carry_declarations(model, view)
+    return view

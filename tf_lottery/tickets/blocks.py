@@ -5,7 +5,8 @@ A thin adapter from the config's method section to :func:`tf_lottery.tickets.fin
 
 from __future__ import annotations
 
-from tf_lottery.surgery import remove_blocks
+from tf_lottery.surgery import family_ticket, remove_blocks
+from tf_lottery.surgery.families import has_family
 from tf_lottery.tickets.find import TicketResult, find_ticket, resolve_count
 from tf_lottery.tickets.registry import register
 
@@ -17,12 +18,14 @@ def check(model, method) -> None:
 
 def apply(model, ticket, method):
     """``model`` without the blocks ``ticket`` (a :class:`~tf_lottery.results.records.TicketRecord`) removed."""
-    return remove_blocks(model, ticket.removed, method.min_blocks_per_stage)
+    cut = family_ticket if has_family(model) else remove_blocks  # as find_ticket cuts it
+    return cut(model, ticket.removed, method.min_blocks_per_stage)
 
 
 @register("blocks", check=check, apply=apply,
           fields=("criterion", "num_blocks", "fraction", "schedule", "min_blocks_per_stage", "aggregation",
-                  "prune_first", "score_per_class", "residual_layers", "rewind", "rewind_epoch", "rewind_step"),
+                  "prune_first", "angular_window", "score_per_class", "residual_layers", "rewind", "rewind_epoch",
+                  "rewind_step"),
           summary="remove whole residual blocks (the paper's layer tickets)")
 def blocks(model, data, method, seed: int = 0) -> TicketResult:
     """Scores ``model``'s blocks with ``method.criterion`` and removes ``method.num_blocks`` of them.
