@@ -1,0 +1,53 @@
+"""How well a language model predicts held-out text: perplexity, ``exp`` of the mean next-token loss.
+
+The mean is over every real next token of every sequence (padding left out,
+:mod:`tf_lottery.criteria.language`), summed batch by batch, so the batch size does not change
+the number. A model that gives every token of a vocabulary of ``V`` the same logit has perplexity
+``V`` exactly.
+
+Example:
+    >>> ids, mask = tl.data.text.token_windows(val_texts, tokenizer, length=129)
+    >>> perplexity(lm, ids, mask)
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import tensorflow as tf
+
+from tf_lottery.criteria.language import IGNORED, next_token_batch
+
+
+def perplexity(model, token_ids, padding_mask=None, batch_size: int = 32) -> float:
+    """Perplexity of ``model`` on token sequences (inference mode).
+
+    Args:
+        model: A model taking ``{"token_ids", "padding_mask"}`` and giving logits ``(batch, length, vocabulary)``
+            (a keras_hub ``*CausalLM`` task, or your own).
+        token_ids: ``(sequences, length)`` tokens, length >= 2.
+        padding_mask: True where a token is real (default: all).
+        batch_size: Sequences per forward pass.
+
+    Returns:
+        ``exp(mean next-token cross-entropy)``.
+
+    Raises:
+        ValueError: for sequences without a single real next token, or a bad batch (see
+            :func:`tf_lottery.criteria.language.next_token_batch`).
+    """
+    inputs, labels = next_token_batch(token_ids, padding_mask)
+    total, count = 0.0, 0
+    for start in range(0, len(labels), batch_size):
+        piece = {name: value[start:start + batch_size] for name, value in inputs.items()}
+        target = labels[start:start + batch_size]
+        logits = model(piece, training=False)
+        kept = target != IGNORED
+        entropy = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=np.maximum(target, 0),
+                                                                 logits=tf.cast(logits, tf.float32)).numpy()
+        total += float(np.sum(entropy.astype("float64") * kept))
+        count += int(kept.sum())
+    if count == 0:
+        raise ValueError("no real next token to predict: every sequence is padding after its first token")
+    return math.exp(total / count)
