@@ -1,6 +1,5 @@
 """Offline text for language models: the fortune corpus reader, the byte tokenizer, splits and windows."""
 
-import numpy as np
 import pytest
 
 from tf_lottery.data import text
