@@ -50,3 +50,12 @@ def test_every_public_name_of_0_7_is_still_reached_through_tl():
     assert missing == []
     assert tl.methods is tl.tickets and tl.train is tl.training and tl.cost is tl.graph.cost
     assert tl.surgery.rebuild is tl.models.rebuild and tl.filters.filter_scores is tl.criteria.filter_scores
+
+
+def test_the_names_0_9_adds_for_models_beyond_convolutions():
+    assert callable(tl.surgery.family_ticket) and callable(tl.surgery.kept_blocks) and callable(tl.surgery.bypassed)
+    assert callable(tl.graph.containers.register) and callable(tl.cost.traced_flops)
+    assert callable(tl.criteria.language.next_token_batch) and callable(tl.criteria.similarity.linear_cka)
+    assert tl.evals.linear_cka is tl.criteria.similarity.linear_cka  # one implementation
+    assert callable(tl.data.text.read_fortunes) and callable(tl.evals.language.perplexity)
+    assert callable(tl.export.save_language_model)

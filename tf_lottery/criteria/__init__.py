@@ -12,8 +12,8 @@ At initialization: ``snip``, ``grasp`` (labelled batch); ``synflow``, ``magnitud
 """
 
 from tf_lottery.criteria import (  # noqa: F401  (importing registers each criterion)
-    angular, block_influence, cka, expectabs, grasp, hrank, kl, magnitude, pls, random_blocks, removal_loss, snip,
-    synflow,
+    angular, block_influence, cka, expectabs, grasp, hrank, kl, language, magnitude, pls, random_blocks, removal_loss,
+    similarity, snip, synflow,
 )
 from tf_lottery.criteria.base import aggregate, as_batch, class_balanced_batch
 from tf_lottery.criteria.registry import (

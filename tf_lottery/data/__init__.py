@@ -5,6 +5,7 @@ Example:
     >>> data.train_pipeline(batch_size=128)
 """
 
+from tf_lottery.data import text  # noqa: F401  (language-model text: corpus, tokenizer, windows)
 from tf_lottery.data.datasets import (
     DATASETS, DatasetInfo, DatasetUnavailable, get, load_tfds, synthetic_arrays,
 )

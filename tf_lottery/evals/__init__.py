@@ -10,7 +10,7 @@ Example:
     31021952
 """
 
-from tf_lottery.evals import robustness, standard  # noqa: F401  (importing registers the evaluations)
+from tf_lottery.evals import language, robustness, standard  # noqa: F401  (importing registers the evaluations)
 from tf_lottery.evals.adversarial import ATTACKS, attack
 from tf_lottery.evals.cka import linear_cka
 from tf_lottery.evals.corruptions import CORRUPTIONS, corrupt

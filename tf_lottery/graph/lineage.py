@@ -5,6 +5,8 @@ builder's name, its JSON spec and the blocks left out (empty for the dense model
 Every ticket cut from it by :func:`tf_lottery.surgery.remove_blocks` extends the list; a
 filter ticket (:func:`tf_lottery.surgery.filters.remove_filters`) adds ``"filters"``:
 ``{conv: removed filter indices of the dense conv}``.
+A ticket rebuilt in its own class (:func:`tf_lottery.surgery.family_ticket`), whose blocks are
+renamed by position, also records the original name of each (:func:`record_kept`).
 The lineage is kept on the model as a JSON *string*: Keras tracks containers set on a
 model, and copying a tracked dict drags the whole model into the copy.
 
@@ -26,6 +28,7 @@ import keras
 from tf_lottery.core.naming import natural_key
 
 LINEAGE_ATTR = "_tf_lottery_lineage"
+KEPT_ATTR = "_tf_lottery_kept_blocks"
 
 
 def attach(model: keras.Model, builder: str, spec: dict, removed: Iterable[str] = (),
@@ -81,3 +84,15 @@ def ticket_name(dense_name: str, removed_count: int) -> str:
     """``resnet20`` -> ``resnet20_minus2``: a ticket is named after its dense model and p."""
     base = dense_name.split("_minus")[0]
     return base + (f"_minus{removed_count}" if removed_count else "")
+
+
+def record_kept(model: keras.Model, kept: Iterable[str], removed: Iterable[str]) -> None:
+    """Records on a family ticket the original name of each of its blocks, in order, and of the
+    blocks removed on the way to it (which a model without a lineage keeps nowhere else)."""
+    setattr(model, KEPT_ATTR, json.dumps({"kept": list(kept), "removed": list(removed)}))
+
+
+def recorded_kept(model: keras.Model) -> Optional[dict]:
+    """``{"kept": [...], "removed": [...]}`` as :func:`record_kept` recorded it on ``model``, or None."""
+    text = getattr(model, KEPT_ATTR, None)
+    return json.loads(text) if text is not None else None

@@ -34,7 +34,7 @@ import keras
 
 from tf_lottery.graph import containers
 from tf_lottery.graph.inside import DECLARED_ATTR
-from tf_lottery.graph.lineage import LINEAGE_ATTR
+from tf_lottery.graph.lineage import KEPT_ATTR, LINEAGE_ATTR
 
 
 def check_model(model) -> None:
@@ -92,7 +92,7 @@ _FLAT: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 def carry_tags(model: keras.Model, view: keras.Model) -> None:
     """Gives ``view`` (a model over ``model``'s layers) what ``model`` says of itself: its lineage
     and its declared residual layers, so the view is read as the model."""
-    for attribute in (LINEAGE_ATTR, DECLARED_ATTR):
+    for attribute in (LINEAGE_ATTR, DECLARED_ATTR, KEPT_ATTR):
         if getattr(model, attribute, None) is not None:
             setattr(view, attribute, getattr(model, attribute))
 

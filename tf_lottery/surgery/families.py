@@ -30,7 +30,6 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import json
 from typing import Callable, List, Optional, Sequence, Union
 
 import keras
@@ -38,9 +37,8 @@ import keras
 from tf_lottery.core.registry import Registry
 from tf_lottery.graph.containers import class_path
 from tf_lottery.graph.lineage import extend as extend_lineage
+from tf_lottery.graph.lineage import record_kept, recorded_kept
 from tf_lottery.surgery.residual import check_removal
-
-KEPT_ATTR = "_tf_lottery_kept_blocks"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,9 +122,9 @@ def kept_blocks(model) -> List[str]:
         >>> kept_blocks(smaller)
         ['transformer_layer_0', 'transformer_layer_2', 'transformer_layer_3']
     """
-    text = getattr(model, KEPT_ATTR, None)
-    if text is not None:
-        return json.loads(text)
+    recorded = recorded_kept(model)
+    if recorded is not None:
+        return recorded["kept"]
     backbone, family = _backbone(model)
     return [layer.name for layer in family.blocks(backbone)] if family else []
 
@@ -199,7 +197,9 @@ def family_ticket(model: keras.Model, names: Sequence[str], min_blocks_per_stage
         _move(zip(_rest(ticket, [new_backbone]), _rest(model, [backbone])),
               type(model).__name__)
     original = kept_blocks(model)
-    setattr(ticket, KEPT_ATTR, json.dumps([original[i] for i in kept]))
-    extend_lineage(model, ticket, [original[order.index(n)] for n in names])
+    removed = [original[order.index(n)] for n in names]
+    earlier = (recorded_kept(model) or {}).get("removed", [])
+    record_kept(ticket, [original[i] for i in kept], earlier + removed)
+    extend_lineage(model, ticket, removed)
     return ticket
 

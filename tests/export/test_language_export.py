@@ -1,0 +1,73 @@
+"""A language-model ticket exports as a SavedModel of token ids to logits that loads with TensorFlow
+alone, and as a keras_hub preset that keras_hub loads without tf_lottery, generate() included."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import tf_lottery as tl
+from tf_lottery.export.language import save_language_model
+
+keras_hub = pytest.importorskip("keras_hub")
+
+_TF_ONLY = r"""
+import sys
+sys.modules["tf_lottery"] = None
+sys.modules["keras_hub"] = None
+import numpy as np, tensorflow as tf
+path, ids_path = sys.argv[1], sys.argv[2]
+ids = np.load(ids_path)
+served = tf.saved_model.load(path + "/saved_model").signatures["serving_default"]
+out = served(token_ids=tf.constant(ids, tf.int32), padding_mask=tf.constant(np.ones_like(ids), tf.int32))
+np.save(ids_path + ".saved_model.npy", out["logits"].numpy())
+"""
+
+_PRESET = r"""
+import sys
+sys.modules["tf_lottery"] = None
+import numpy as np, keras_hub
+path, ids_path = sys.argv[1], sys.argv[2]
+ids = np.load(ids_path)
+lm = keras_hub.models.CausalLM.from_preset(path + "/preset")
+np.save(ids_path + ".preset.npy", np.asarray(lm({"token_ids": ids, "padding_mask": np.ones_like(ids)})))
+prompt = {"token_ids": ids[:1, :6], "padding_mask": np.array([[1, 1, 1, 0, 0, 0]], bool)}
+print(type(lm).__name__, lm.backbone.num_layers, np.asarray(lm.generate(prompt, max_length=6, stop_token_ids=None)["token_ids"]).shape)
+"""
+
+
+def _run(script, *args):
+    done = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return (done.stdout.strip().splitlines() or [""])[-1]
+
+
+def test_a_causal_lm_ticket_exports_for_tensorflow_and_keras_hub(tmp_path):
+    import keras
+    keras.utils.set_random_seed(0)
+    backbone = keras_hub.models.GPT2Backbone(vocabulary_size=100, num_layers=3, num_heads=2, hidden_dim=32,
+                                             intermediate_dim=64, max_sequence_length=16)
+    lm = keras_hub.models.GPT2CausalLM(backbone=backbone, preprocessor=None)
+    ticket = tl.surgery.family_ticket(lm, ["transformer_layer_1"])
+    path = save_language_model(ticket, str(tmp_path / "lm"), metadata={"seed": 0})
+    metadata = json.loads((tmp_path / "lm" / "metadata.json").read_text())
+    assert metadata["blocks"] == {"kept": ["transformer_layer_0", "transformer_layer_2"],
+                                  "removed": ["transformer_layer_1"]}
+    assert metadata["vocabulary_size"] == 100 and metadata["model_class"] == "GPT2CausalLM"
+    assert metadata["files"] == ["metadata.json", "preset", "saved_model"] and metadata["seed"] == 0
+    ids = np.random.default_rng(0).integers(1, 100, size=(2, 8)).astype("int32")
+    np.save(tmp_path / "ids.npy", ids)
+    expected = np.asarray(ticket({"token_ids": ids, "padding_mask": np.ones_like(ids)}, training=False))
+    _run(_TF_ONLY, path, str(tmp_path / "ids.npy"))
+    np.testing.assert_allclose(np.load(str(tmp_path / "ids.npy") + ".saved_model.npy"), expected, rtol=1e-5, atol=1e-5)
+    assert _run(_PRESET, path, str(tmp_path / "ids.npy")) == "GPT2CausalLM 2 (1, 6)"
+    np.testing.assert_array_equal(np.load(str(tmp_path / "ids.npy") + ".preset.npy"), expected)
+    with pytest.raises(FileExistsError):
+        save_language_model(ticket, path)
+
+
+def test_a_model_that_does_not_take_token_ids_is_refused(tmp_path):
+    with pytest.raises(ValueError, match=r"a language model export takes \['token_ids', 'padding_mask'\]"):
+        save_language_model(tl.models.cifar_resnet(8), str(tmp_path / "x"))

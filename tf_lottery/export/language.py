@@ -1,0 +1,102 @@
+"""Exporting a language-model ticket: a SavedModel of token ids to logits, a keras_hub preset, metadata.
+
+``save_language_model(model, path)`` writes, atomically (a temporary folder, then a rename):
+
+* ``saved_model/``: the signature ``serving_default(token_ids, padding_mask) -> {"logits"}``, both
+  inputs ``int32 (batch, length)`` of any batch and length, the logits ``float32 (batch, length,
+  vocabulary)``. It loads with ``tf.saved_model.load`` in a process that has TensorFlow and not
+  tf_lottery or keras_hub;
+* ``preset/``: for a keras_hub model (a ``*CausalLM`` task or a backbone), its preset
+  (``save_to_preset``): ``keras_hub.models.CausalLM.from_preset(path + "/preset")`` loads it
+  without tf_lottery, ``generate()`` included;
+* ``metadata.json``: the lineage (for a model built by a registered builder), ``blocks``: the
+  original name of each kept block of a ticket of its own class and of the removed ones
+  (:func:`tf_lottery.surgery.kept_blocks`; null for a dense model), the vocabulary size and the
+  signature, plus whatever the caller adds. It is written last: a folder without it is partial
+  and is replaced.
+
+Example:
+    >>> save_language_model(ticket, "exports/lm_ticket", metadata={"perplexity": 41.2})
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+import keras
+import tensorflow as tf
+
+from tf_lottery.core.io import atomic_path, ensure_free_space, state_bytes, write_json_atomic
+from tf_lottery.export.saved_model import _check_target
+from tf_lottery.graph.lineage import lineage, recorded_kept
+
+INPUTS = ("token_ids", "padding_mask")
+
+
+def _is_keras_hub(model) -> bool:
+    return type(model).__module__.startswith("keras_hub") and hasattr(model, "save_to_preset")
+
+
+def write_token_saved_model(model: keras.Model, path: str) -> None:
+    """Writes the SavedModel of ``model``: ``serving_default(token_ids, padding_mask) -> {"logits"}``.
+
+    Args:
+        model: Takes ``{"token_ids", "padding_mask"}`` and gives logits ``(batch, length, vocabulary)``.
+        path: The SavedModel folder (must not exist).
+    """
+    def serve(token_ids, padding_mask):
+        logits = model({"token_ids": token_ids, "padding_mask": padding_mask}, training=False)
+        return {"logits": tf.cast(logits, tf.float32)}
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint("serving_default", serve, input_signature=[
+        tf.TensorSpec((None, None), tf.int32, name=name) for name in INPUTS])
+    archive.write_out(path, verbose=False)
+
+
+def save_language_model(model: keras.Model, path: str, metadata: Optional[dict] = None,
+                        overwrite: bool = False) -> str:
+    """Exports a language model (dense or ticket) to ``path`` (see the module docstring).
+
+    Args:
+        model: A keras_hub ``*CausalLM`` (or any model of token ids and a padding mask to logits).
+        path: Export folder; must not exist (or be a partial export) unless ``overwrite``.
+        metadata: Extra JSON-ready fields for ``metadata.json``.
+        overwrite: Replace an existing export.
+
+    Returns:
+        ``path``.
+
+    Raises:
+        ValueError: for a model whose inputs are not ``token_ids`` and ``padding_mask``.
+        FileExistsError: if ``path`` is a finished export and ``overwrite`` is False, or is not an
+            export folder.
+        OSError: naming the folder when it cannot be written, or the disk is full.
+    """
+    names = sorted(t._keras_history.operation.name for t in keras.tree.flatten(model.input))
+    if names != sorted(INPUTS):
+        raise ValueError(f"a language model export takes {list(INPUTS)}; {model.name!r} takes {names}")
+    path = _check_target(path, overwrite)
+    ensure_free_space(os.path.dirname(path), 4 * state_bytes(model) + 8 * 2**20)
+    vocabulary = int(model.outputs[0].shape[-1])
+    with atomic_path(path, folder=True) as staging:
+        os.makedirs(staging)
+        write_token_saved_model(model, os.path.join(staging, "saved_model"))
+        if _is_keras_hub(model):
+            model.save_to_preset(os.path.join(staging, "preset"))
+        payload = {
+            "files": sorted([*os.listdir(staging), "metadata.json"]),
+            "model_name": model.name,
+            "model_class": type(model).__name__,
+            "lineage": lineage(model),
+            "blocks": recorded_kept(model),
+            "vocabulary_size": vocabulary,
+            "serving_signature": "serving_default",
+            "signatures": {"serving_default": {"inputs": {name: "int32 (batch, length)" for name in INPUTS},
+                                               "outputs": {"logits": "float32 (batch, length, vocabulary)"}}},
+            **(metadata or {}),
+        }
+        write_json_atomic(os.path.join(staging, "metadata.json"), payload)
+    return path
