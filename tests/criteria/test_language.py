@@ -88,3 +88,14 @@ def test_bad_language_model_inputs_are_refused_by_name():
     with pytest.raises(ValueError, match=r"SynFlow feeds 'gpt2_backbone(_\d+)?' an all-ones image, and a model of several "
                                          r"inputs"):
         tl.criteria.get("synflow")(lm)
+
+
+def test_tokens_a_keras_hub_model_cannot_take_are_refused_before_tensorflow_runs():
+    lm = _lm()
+    inputs, labels = language.next_token_batch(np.random.default_rng(0).integers(1, 100, size=(2, 20)))
+    with pytest.raises(ValueError, match=r"sequences of 19 tokens are longer than 'gpt2_backbone(_\d+)?' takes "
+                                         r"\(max_sequence_length=16\)"):
+        tl.criteria.get("snip")(lm, (inputs, labels))
+    with pytest.raises(ValueError, match=r"token ids run from 5 to 300, but 'gpt2_backbone(_\d+)?' has a vocabulary "
+                                         r"of 100: the tokens come from another tokenizer"):
+        tl.evals.language.perplexity(lm, np.array([[5, 6, 300, 7]]))

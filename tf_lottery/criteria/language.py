@@ -75,6 +75,31 @@ def next_token_loss(logits, labels) -> tf.Tensor:
     return tf.reduce_sum(entropy * kept) / tf.maximum(tf.reduce_sum(kept), 1.0)
 
 
+def check_tokens(model, inputs) -> None:
+    """Refuses token ids a keras_hub model cannot take: longer than its ``max_sequence_length`` or
+    outside its vocabulary (ids of another tokenizer), before any TensorFlow op runs.
+
+    Args:
+        model: A keras_hub task or backbone (a model without those attributes is not checked).
+        inputs: ``{"token_ids": ..., ...}``.
+
+    Raises:
+        ValueError: naming the length or the id and what the model takes.
+    """
+    backbone = getattr(model, "backbone", model)
+    if not isinstance(inputs, dict) or "token_ids" not in inputs:
+        return
+    ids = np.asarray(inputs["token_ids"])
+    longest = getattr(backbone, "max_sequence_length", None)
+    if longest is not None and ids.ndim == 2 and ids.shape[1] > longest:
+        raise ValueError(f"sequences of {ids.shape[1]} tokens are longer than {backbone.name!r} takes "
+                         f"(max_sequence_length={longest}): cut them (token_windows' length is the model's plus one)")
+    vocabulary = getattr(backbone, "vocabulary_size", None)
+    if vocabulary is not None and ids.size and (ids.min() < 0 or ids.max() >= vocabulary):
+        raise ValueError(f"token ids run from {int(ids.min())} to {int(ids.max())}, but {backbone.name!r} has a "
+                         f"vocabulary of {vocabulary}: the tokens come from another tokenizer than the model's")
+
+
 @dataclasses.dataclass(frozen=True)
 class CausalLM:
     """A keras_hub causal LM as the criteria score it.

@@ -28,7 +28,7 @@ import numpy as np
 
 from tf_lottery.core.registry import Registry, UnknownNameError
 from tf_lottery.criteria.inputs import check_scores, check_scoring_data
-from tf_lottery.criteria.language import causal_lm_parts
+from tf_lottery.criteria.language import causal_lm_parts, check_tokens
 from tf_lottery.graph import reader as graph
 from tf_lottery.criteria.loss import joint_cross_entropy, labels_by_output, using_loss
 from tf_lottery.graph.heads import head_views, is_classifier, joint_view, logits_output, scored_output
@@ -156,6 +156,7 @@ class Criterion:
         self.check_options(options)
         language_model = causal_lm_parts(model)
         if language_model is not None:  # a tied-embedding causal LM: its backbone, the head in the loss
+            check_tokens(model, data[0] if isinstance(data, (tuple, list)) else data)
             model, loss = language_model.backbone, loss or language_model.loss
         flat = graph.flat(model)
         per_output = None

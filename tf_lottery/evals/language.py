@@ -17,7 +17,7 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from tf_lottery.criteria.language import IGNORED, next_token_batch
+from tf_lottery.criteria.language import IGNORED, check_tokens, next_token_batch
 
 
 def perplexity(model, token_ids, padding_mask=None, batch_size: int = 32) -> float:
@@ -34,10 +34,12 @@ def perplexity(model, token_ids, padding_mask=None, batch_size: int = 32) -> flo
         ``exp(mean next-token cross-entropy)``.
 
     Raises:
-        ValueError: for sequences without a single real next token, or a bad batch (see
-            :func:`tf_lottery.criteria.language.next_token_batch`).
+        ValueError: for sequences without a single real next token, a bad batch (see
+            :func:`tf_lottery.criteria.language.next_token_batch`), or tokens a keras_hub model
+            cannot take (:func:`tf_lottery.criteria.language.check_tokens`).
     """
     inputs, labels = next_token_batch(token_ids, padding_mask)
+    check_tokens(model, inputs)
     total, count = 0.0, 0
     for start in range(0, len(labels), batch_size):
         piece = {name: value[start:start + batch_size] for name, value in inputs.items()}
