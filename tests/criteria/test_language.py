@@ -99,3 +99,11 @@ def test_tokens_a_keras_hub_model_cannot_take_are_refused_before_tensorflow_runs
     with pytest.raises(ValueError, match=r"token ids run from 5 to 300, but 'gpt2_backbone(_\d+)?' has a vocabulary "
                                          r"of 100: the tokens come from another tokenizer"):
         tl.evals.language.perplexity(lm, np.array([[5, 6, 300, 7]]))
+
+
+def test_flops_per_token_count_the_decoder_layers_and_the_tied_head_by_hand():
+    lm = _lm()  # 3 layers, 16 tokens of 32, 2 heads of 16, MLP 64, a vocabulary of 100
+    layer = 4 * 16 * 32 * 32 + 2 * (2 * 16 * 16 * 16) + 2 * 16 * 32 * 64
+    assert tl.evals.language.flops_per_token(lm, 16) == 3 * layer / 16 + 32 * 100
+    smaller = tl.surgery.family_ticket(lm, ["transformer_layer_0"])
+    assert tl.evals.language.flops_per_token(smaller, 16) == 2 * layer / 16 + 32 * 100
