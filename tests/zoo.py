@@ -224,3 +224,13 @@ def stack_resnet(depth=3, filters=8, classes=4, container=Stack, seed=0):
     x = container(filters, depth, name="stack")(x)
     x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
     return keras.Model(inputs, keras.layers.Dense(classes, name="logits")(x), name="stack_resnet")
+
+
+def gpt2_lm(layers=3, dropout=0.1, seed=0):
+    """A tiny keras_hub GPT2CausalLM (random weights, vocabulary 100, 16 positions, hidden 32, 2 heads,
+    MLP 64, no preprocessor); the caller has checked that keras_hub installs."""
+    import keras_hub
+    keras.utils.set_random_seed(seed)
+    backbone = keras_hub.models.GPT2Backbone(vocabulary_size=100, num_layers=layers, num_heads=2, hidden_dim=32,
+                                             intermediate_dim=64, max_sequence_length=16, dropout=dropout)
+    return keras_hub.models.GPT2CausalLM(backbone=backbone, preprocessor=None)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import tf_lottery as tl
+from tests import zoo
 from tf_lottery.criteria import language, similarity
 
 ROTATION = np.array([[0.0, -1.0, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, -1.0], [0.0, 0.0, 1.0, 0.0]])
@@ -76,10 +77,7 @@ keras_hub = pytest.importorskip("keras_hub")
 
 @pytest.fixture(scope="module")
 def lm():
-    keras.utils.set_random_seed(0)
-    backbone = keras_hub.models.GPT2Backbone(vocabulary_size=100, num_layers=4, num_heads=2, hidden_dim=32,
-                                             intermediate_dim=64, max_sequence_length=16)
-    return keras_hub.models.GPT2CausalLM(backbone=backbone, preprocessor=None)
+    return zoo.gpt2_lm(layers=4)
 
 
 def _tokens():

@@ -6,17 +6,14 @@ import pytest
 import tensorflow as tf
 
 import tf_lottery as tl
+from tests import zoo
 from tf_lottery.criteria import language
 
 keras_hub = pytest.importorskip("keras_hub")
 
 
 def _lm(dropout=0.1, seed=0):
-    import keras
-    keras.utils.set_random_seed(seed)
-    backbone = keras_hub.models.GPT2Backbone(vocabulary_size=100, num_layers=3, num_heads=2, hidden_dim=32,
-                                             intermediate_dim=64, max_sequence_length=16, dropout=dropout)
-    return keras_hub.models.GPT2CausalLM(backbone=backbone, preprocessor=None)
+    return zoo.gpt2_lm(dropout=dropout, seed=seed)
 
 
 def _batch():

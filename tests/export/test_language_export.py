@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import tf_lottery as tl
+from tests import zoo
 from tf_lottery.export.language import save_language_model
 
 keras_hub = pytest.importorskip("keras_hub")
@@ -45,11 +46,7 @@ def _run(script, *args):
 
 
 def test_a_causal_lm_ticket_exports_for_tensorflow_and_keras_hub(tmp_path):
-    import keras
-    keras.utils.set_random_seed(0)
-    backbone = keras_hub.models.GPT2Backbone(vocabulary_size=100, num_layers=3, num_heads=2, hidden_dim=32,
-                                             intermediate_dim=64, max_sequence_length=16)
-    lm = keras_hub.models.GPT2CausalLM(backbone=backbone, preprocessor=None)
+    lm = zoo.gpt2_lm(dropout=0.0)
     ticket = tl.surgery.family_ticket(lm, ["transformer_layer_1"])
     path = save_language_model(ticket, str(tmp_path / "lm"), metadata={"seed": 0})
     metadata = json.loads((tmp_path / "lm" / "metadata.json").read_text())
