@@ -9,7 +9,7 @@ from tf_lottery.criteria.grasp import grasp_weight_scores
 from tf_lottery.criteria.snip import snip_weight_scores
 
 AT_INIT = ["snip", "grasp", "synflow", "magnitude", "magnitude_stage", "random"]
-AFTER_TRAINING = ["hrank", "expectabs", "pls", "kl"]
+AFTER_TRAINING = ["hrank", "expectabs", "pls", "kl", "block_influence", "angular", "cka", "removal_loss"]
 
 
 @pytest.fixture(scope="module")

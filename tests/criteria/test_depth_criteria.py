@@ -34,6 +34,13 @@ def test_block_influence_is_one_minus_the_cosine_of_a_blocks_input_and_output():
     assert scores == pytest.approx({"b1": 0.0, "b2": 2.0, "b3": 1 - np.sqrt(0.5)}, abs=1e-6)
 
 
+@pytest.mark.parametrize("criterion", ["block_influence", "angular", "cka"])
+def test_the_image_criteria_take_a_labelled_batch_as_the_command_line_gives_it(criterion):
+    model = _known_blocks()
+    x = _x()
+    assert tl.criteria.get(criterion)(model, (x, np.arange(16) % 3)) == tl.criteria.get(criterion)(model, x)
+
+
 def test_the_angular_distance_of_a_window_and_the_window_it_removes():
     model = _known_blocks()
     assert tl.criteria.get("angular")(model, _x()) == pytest.approx({"b1": 0.0, "b2": 1.0, "b3": 0.25}, abs=1e-5)
@@ -68,6 +75,8 @@ def test_the_cosine_weighs_positions_by_the_mask():
     assert similarity.mean_cosine(x, y) == pytest.approx(0.5)
     assert similarity.mean_cosine(x, y, np.array([[1.0, 0.0]])) == pytest.approx(1.0)
     assert similarity.angular_distance(x, y, np.array([[0.0, 1.0]])) == pytest.approx(0.5)
+    zero = np.zeros((1, 2, 2))
+    assert similarity.mean_cosine(zero, zero) == 1.0 and similarity.mean_cosine(x, zero) == 0.0
     with pytest.raises(ValueError, match="no position is kept"):
         similarity.mean_cosine(x, y, np.zeros((1, 2)))
 

@@ -21,7 +21,7 @@ from typing import Dict
 import numpy as np
 
 from tf_lottery import surgery
-from tf_lottery.criteria import features
+from tf_lottery.criteria import base, features
 from tf_lottery.criteria.registry import register
 from tf_lottery.criteria.similarity import angular_distance
 
@@ -47,7 +47,8 @@ def angular(model, data, window: int = 1, last_token: bool = False, batch_size: 
     if isinstance(window, bool) or not isinstance(window, int) or window < 1:
         raise ValueError(f"window must be an integer >= 1; got {window!r}")
     found = surgery.find_blocks(model)
-    streams = features.block_streams(model, data, batch_size)
+    inputs = base.inputs_of(data)
+    streams = features.block_streams(model, inputs, batch_size)
     scores = {b.name: 1.0 for b in found}
     for start in range(len(found) - window + 1):
         chain = found[start:start + window]
@@ -56,7 +57,7 @@ def angular(model, data, window: int = 1, last_token: bool = False, batch_size: 
         x_in, x_out = streams[chain[0].name][0], streams[chain[-1].name][1]
         if x_in.shape != x_out.shape:
             continue
-        weights = features.position_weights(data, x_in)
+        weights = features.position_weights(inputs, x_in)
         if last_token:
             distance = angular_distance(_last_positions(x_in, weights), _last_positions(x_out, weights))
         else:

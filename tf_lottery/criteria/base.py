@@ -241,6 +241,13 @@ def group_activations(model: keras.Model, groups: Sequence[FilterGroup], images,
     return {g.conv: out for g, out in zip(groups, outputs)}
 
 
+def inputs_of(data):
+    """The model inputs of ``data`` (``inputs`` or ``(inputs, labels)``): a float32 array of images, or
+    inputs by name as arrays (a language model's ``token_ids`` and ``padding_mask``)."""
+    inputs = as_batch(data, need_labels=False)[0]
+    return {name: value.numpy() for name, value in inputs.items()} if isinstance(inputs, dict) else inputs.numpy()
+
+
 def images_of(data) -> np.ndarray:
     """The images of ``data`` (``images`` or ``(images, labels)``) as a float32 array."""
     return as_batch(data, need_labels=False)[0].numpy()

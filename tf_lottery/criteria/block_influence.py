@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Dict
 
-from tf_lottery.criteria import features
+from tf_lottery.criteria import base, features
 from tf_lottery.criteria.registry import register
 from tf_lottery.criteria.similarity import mean_cosine
 
@@ -24,6 +24,7 @@ from tf_lottery.criteria.similarity import mean_cosine
           summary="1 - cos(block input, block output) per position (ShortGPT, Men et al. 2024)")
 def block_influence(model, data, batch_size: int = 256) -> Dict[str, float]:
     """Block scores: 1 minus the mean cosine of each block's input and output (see module docstring)."""
-    streams = features.block_streams(model, data, batch_size)
-    return {name: 1.0 - mean_cosine(x_in, x_out, features.position_weights(data, x_in))
+    inputs = base.inputs_of(data)
+    streams = features.block_streams(model, inputs, batch_size)
+    return {name: 1.0 - mean_cosine(x_in, x_out, features.position_weights(inputs, x_in))
             if x_in.shape == x_out.shape else 2.0 for name, (x_in, x_out) in streams.items()}

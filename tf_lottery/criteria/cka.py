@@ -20,7 +20,7 @@ import keras
 import numpy as np
 
 from tf_lottery import graph, surgery
-from tf_lottery.criteria import features
+from tf_lottery.criteria import base, features
 from tf_lottery.criteria.registry import register
 from tf_lottery.criteria.similarity import linear_cka
 
@@ -51,9 +51,17 @@ def _features(model: keras.Model, data, batch_size: int) -> np.ndarray:
           summary="linear CKA of the final features with and without the block (Pons et al. 2024)")
 def cka(model, data, batch_size: int = 256) -> Dict[str, float]:
     """Block scores: the CKA of the network's features with and without each block (see module docstring)."""
-    reference = _features(model, data, batch_size)
+    inputs = base.inputs_of(data)
+    reference = _features(model, inputs, batch_size)
     scores = {}
     for block in surgery.find_blocks(model):
-        scores[block.name] = linear_cka(reference, _features(surgery.bypassed(model, [block.name]), data, batch_size)) \
-            if block.removable else 0.0  # never removed: the lowest similarity
+        if not block.removable:
+            scores[block.name] = 0.0  # never removed: the lowest similarity
+            continue
+        try:
+            scores[block.name] = linear_cka(reference, _features(surgery.bypassed(model, [block.name]), inputs,
+                                                                 batch_size))
+        except ValueError as error:  # a constant representation: its CKA is undefined
+            raise ValueError(f"criterion 'cka' on {model.name!r} without block {block.name!r}: {error}; the "
+                             "network's features do not vary over this batch (a dead block or input?)") from error
     return scores

@@ -102,8 +102,11 @@ def _per_position(x, y, weights: Optional[np.ndarray]):
 
 
 def _cosines(x, y) -> np.ndarray:
-    norms = np.linalg.norm(x, axis=1) * np.linalg.norm(y, axis=1)
-    return np.where(norms > 0, np.sum(x * y, axis=1) / np.where(norms > 0, norms, 1.0), 1.0)
+    """Row by row cosines; two zero rows are alike (1), a zero row and another are not (0)."""
+    norm_x, norm_y = np.linalg.norm(x, axis=1), np.linalg.norm(y, axis=1)
+    norms = norm_x * norm_y
+    both_zero = (norm_x == 0) & (norm_y == 0)
+    return np.where(norms > 0, np.sum(x * y, axis=1) / np.where(norms > 0, norms, 1.0), both_zero.astype("float64"))
 
 
 def mean_cosine(x, y, weights: Optional[np.ndarray] = None) -> float:
@@ -115,7 +118,8 @@ def mean_cosine(x, y, weights: Optional[np.ndarray] = None) -> float:
         weights: ``(batch, ...)`` leading axes of the positions' weights (a padding mask), or None.
 
     Returns:
-        The weighted mean cosine, in [-1, 1] (two zero vectors count as equal).
+        The weighted mean cosine, in [-1, 1] (two zero vectors count as alike, 1; a zero vector
+        and another as unrelated, 0: a block that zeroes the state changes it completely).
 
     Raises:
         ValueError: for different shapes, or weights that keep no position.
