@@ -179,3 +179,21 @@ def test_find_ticket_cuts_a_keras_hub_model_in_its_own_class_and_names_blocks_as
     flat = tl.find_ticket(model, "snip", data=data, num_blocks=1, min_blocks_per_stage=0, same_family=False)
     assert not isinstance(flat.model, type(model)) and tl.surgery.blocks(flat.model) == [
         b for b in tl.surgery.blocks(model) if b not in flat.removed]  # a flat ticket keeps the names
+
+
+def test_bert_and_gemma_tickets_of_their_own_family_equal_their_flat_tickets():
+    bert = keras_hub.models.BertBackbone(vocabulary_size=100, num_layers=3, num_heads=2, hidden_dim=32,
+                                         intermediate_dim=64, max_sequence_length=16)
+    gemma = keras_hub.models.GemmaBackbone(vocabulary_size=100, num_layers=3, num_query_heads=2, num_key_value_heads=1,
+                                           hidden_dim=32, intermediate_dim=64, head_dim=16)
+    ids = np.array([[1, 2, 3, 4, 5, 6, 0, 0]])
+    mask = np.array([[1, 1, 1, 1, 1, 1, 0, 0]])
+    cases = [(bert, {"token_ids": ids, "segment_ids": np.zeros_like(ids), "padding_mask": mask}),
+             (gemma, {"token_ids": ids, "padding_mask": mask})]
+    for model, inputs in cases:
+        middle = tl.surgery.blocks(model)[1]
+        smaller = tl.surgery.family_ticket(model, [middle])
+        assert type(smaller) is type(model) and smaller.num_layers == 2
+        flat = tl.surgery.remove_blocks(model, [middle], min_blocks_per_stage=0)
+        for got, expected in zip(keras.tree.flatten(smaller(inputs)), keras.tree.flatten(flat(inputs))):
+            np.testing.assert_array_equal(np.asarray(got), np.asarray(expected))
