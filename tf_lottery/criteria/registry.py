@@ -141,7 +141,8 @@ class Criterion:
                 labels (:mod:`tf_lottery.criteria.loss`): for a model that is not a classifier
                 (:func:`tf_lottery.criteria.language.next_token_loss` for a language model's logits).
                 A keras_hub ``*CausalLM`` task is scored through its backbone on the next-token loss
-                (:mod:`tf_lottery.criteria.language`) unless a loss is given.
+                (:mod:`tf_lottery.criteria.language`); a loss given instead receives the backbone's
+                hidden states.
             **options: The criterion's own options.
 
         Raises:
