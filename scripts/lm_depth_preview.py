@@ -1,0 +1,146 @@
+"""A preview of the tiny-LM twin's after-training half: depth-prune a trained decoder with each criterion.
+
+A GPT-2-style ``GPT2CausalLM`` (byte vocabulary, ``--layers`` layers) is trained on Debian's fortunes
+corpus (``apt-get install fortunes``; 90 % of the entries, split by entry, seeded) for
+``--train_steps`` steps of AdamW. Then, for each after-training criterion (Block Influence, angular
+distance over a window of ``--removed`` layers, CKA, removal loss) and a seeded random choice,
+``--removed`` layers are removed (a ticket of the model's own class) and reported:
+
+* held-out perplexity right after removal and after a short healing fine-tune of
+  ``--heal_fraction`` of the training steps (a fresh AdamW at the same rate);
+* the layers each criterion removed, and how far the criteria agree (the Jaccard index of every
+  pair's removed layers).
+
+One seed and a short training: a preview of what the twin measures, not the twin.
+Results go to ``benchmarks/results/lm_depth_preview/`` (``results.json``, ``report.md``).
+
+    taskset -c 0 python scripts/lm_depth_preview.py --layers=8 --train_steps=2500
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import time
+
+import keras
+import keras_hub
+import numpy as np
+from absl import app, flags
+
+import tf_lottery as tl
+from tf_lottery.core.io import write_json_atomic, write_text_atomic
+from tf_lottery.criteria.language import IGNORED, next_token_batch
+from tf_lottery.data import text
+from tf_lottery.evals.language import perplexity
+from tf_lottery.reports.tables import markdown_table
+
+_LAYERS = flags.DEFINE_integer("layers", 8, "Decoder layers.", lower_bound=2)
+_HIDDEN = flags.DEFINE_integer("hidden", 128, "Hidden size (MLP: 4x).", lower_bound=8)
+_HEADS = flags.DEFINE_integer("heads", 4, "Attention heads.", lower_bound=1)
+_LENGTH = flags.DEFINE_integer("length", 128, "Tokens per sequence.", lower_bound=8)
+_BATCH = flags.DEFINE_integer("batch_size", 16, "Sequences per step.", lower_bound=1)
+_STEPS = flags.DEFINE_integer("train_steps", 2500, "Dense training steps.", lower_bound=1)
+_RATE = flags.DEFINE_float("learning_rate", 1e-3, "AdamW learning rate (cosine decay after 5 % warm-up).")
+_REMOVED = flags.DEFINE_integer("removed", 2, "Layers removed (25 % of 8).", lower_bound=1)
+_HEAL = flags.DEFINE_float("heal_fraction", 0.1, "Healing steps, as a fraction of the training steps.")
+_CALIBRATION = flags.DEFINE_integer("calibration", 64, "Training sequences the criteria read.", lower_bound=4)
+_VAL = flags.DEFINE_integer("val_sequences", 256, "Held-out sequences for perplexity.", lower_bound=1)
+_SEED = flags.DEFINE_integer("seed", 0, "Seed (split, initialization, random criterion).")
+_OUT = flags.DEFINE_string("out", "benchmarks/results/lm_depth_preview", "Output folder.")
+
+CRITERIA = ("block_influence", "angular", "cka", "removal_loss", "random")
+
+
+def _compile(model, steps: int):
+    schedule = keras.optimizers.schedules.CosineDecay(0.0, decay_steps=max(1, steps - steps // 20),
+                                                      warmup_target=_RATE.value, warmup_steps=max(1, steps // 20))
+    model.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=0.01),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    return model
+
+
+def _train(model, inputs, labels, steps: int, seed: int) -> float:
+    """Trains ``steps`` steps on batches drawn in a seeded order; returns the seconds taken."""
+    order = np.random.default_rng(seed).permutation(len(labels))
+    picks = np.resize(order, steps * _BATCH.value)
+    x = {name: value[picks] for name, value in inputs.items()}
+    y = labels[picks]
+    start = time.perf_counter()
+    _compile(model, steps).fit(x, np.maximum(y, 0), sample_weight=(y != IGNORED).astype("float32"),
+                               batch_size=_BATCH.value, epochs=1, shuffle=False, verbose=0)
+    return time.perf_counter() - start
+
+
+def main(argv):
+    del argv
+    entries = text.read_fortunes()
+    train_texts, val_texts = text.split_texts(entries, 0.1, seed=_SEED.value)
+    tokenizer = text.ByteTokenizer()
+    train_ids, train_mask = text.token_windows(train_texts, tokenizer, _LENGTH.value + 1)
+    val_ids, val_mask = text.token_windows(val_texts, tokenizer, _LENGTH.value + 1)
+    val_ids, val_mask = val_ids[:_VAL.value], val_mask[:_VAL.value]
+    inputs, labels = next_token_batch(train_ids, train_mask)
+
+    keras.utils.set_random_seed(_SEED.value)
+    backbone = keras_hub.models.GPT2Backbone(vocabulary_size=tokenizer.vocabulary_size, num_layers=_LAYERS.value,
+                                             num_heads=_HEADS.value, hidden_dim=_HIDDEN.value,
+                                             intermediate_dim=4 * _HIDDEN.value, max_sequence_length=_LENGTH.value,
+                                             dropout=0.0)
+    dense = keras_hub.models.GPT2CausalLM(backbone=backbone, preprocessor=None)
+    untrained = perplexity(dense, val_ids, val_mask)
+    seconds = _train(dense, inputs, labels, _STEPS.value, _SEED.value)
+    dense_ppl = perplexity(dense, val_ids, val_mask)
+    tokens = _STEPS.value * _BATCH.value * _LENGTH.value
+    print(f"dense: perplexity {untrained:.1f} -> {dense_ppl:.2f} after {tokens:,} tokens in {seconds:.0f} s")
+
+    calibration = {name: value[:_CALIBRATION.value] for name, value in inputs.items()}
+    pair = (calibration, labels[:_CALIBRATION.value])
+    heal_steps = max(1, round(_HEAL.value * _STEPS.value))
+    rows, found = [], {}
+    for criterion in CRITERIA:
+        options = {"window": _REMOVED.value} if criterion == "angular" else {}
+        data = pair if criterion == "removal_loss" else calibration
+        if criterion == "random":
+            options, data = {"seed": _SEED.value}, None
+        result = tl.find_ticket(dense, criterion, num_blocks=_REMOVED.value, data=data, min_blocks_per_stage=0,
+                                **options)
+        ticket = result.model
+        removed_ppl = perplexity(ticket, val_ids, val_mask)
+        _train(ticket, inputs, labels, heal_steps, _SEED.value + 1)
+        healed_ppl = perplexity(ticket, val_ids, val_mask)
+        found[criterion] = {"removed": sorted(result.removed), "perplexity_after_removal": removed_ppl,
+                            "perplexity_after_healing": healed_ppl, "scores": result.scores}
+        rows.append([criterion, ", ".join(sorted(result.removed)), f"{removed_ppl:.2f}", f"{healed_ppl:.2f}"])
+        print(rows[-1])
+    agreement = {f"{a} / {b}": len(set(found[a]["removed"]) & set(found[b]["removed"])) /
+                 len(set(found[a]["removed"]) | set(found[b]["removed"]))
+                 for a, b in itertools.combinations(CRITERIA, 2)}
+    results = {"setup": {"layers": _LAYERS.value, "hidden": _HIDDEN.value, "heads": _HEADS.value,
+                         "length": _LENGTH.value, "batch_size": _BATCH.value, "train_steps": _STEPS.value,
+                         "train_tokens": tokens, "learning_rate": _RATE.value, "removed": _REMOVED.value,
+                         "heal_steps": heal_steps, "calibration_sequences": _CALIBRATION.value,
+                         "val_sequences": int(len(val_ids)), "seed": _SEED.value,
+                         "params": int(dense.count_params()), "corpus_entries": len(entries)},
+               "dense": {"perplexity_untrained": untrained, "perplexity": dense_ppl, "train_seconds": seconds},
+               "criteria": found, "agreement_jaccard": agreement}
+    report = "\n\n".join([
+        "# Depth pruning a trained tiny decoder (a preview of the tiny-LM twin's after-training half)",
+        f"GPT2CausalLM, {_LAYERS.value} layers, hidden {_HIDDEN.value}, {dense.count_params():,} parameters, byte "
+        f"vocabulary; trained {_STEPS.value} steps ({tokens:,} tokens, {seconds:.0f} s) on the fortunes corpus; held-out "
+        f"perplexity {untrained:.1f} untrained, **{dense_ppl:.2f}** trained. Each criterion removes {_REMOVED.value} "
+        f"layers (scored on {_CALIBRATION.value} training sequences); healing: {heal_steps} steps of AdamW. One seed.",
+        markdown_table(["criterion", "removed layers", "perplexity after removal", "after healing"], rows),
+        "Agreement (Jaccard index of the removed layers):\n\n" + markdown_table(
+            ["pair", "Jaccard"], [[pair_name, f"{value:.2f}"] for pair_name, value in agreement.items()]),
+        "Command: `python scripts/lm_depth_preview.py " + " ".join(
+            f"--{name}={flags.FLAGS[name].value}" for name in ("layers", "hidden", "train_steps", "removed", "seed")) + "`",
+    ])
+    os.makedirs(_OUT.value, exist_ok=True)
+    write_json_atomic(os.path.join(_OUT.value, "results.json"), results)
+    write_text_atomic(os.path.join(_OUT.value, "report.md"), report + "\n")
+    print(report)
+
+
+if __name__ == "__main__":
+    app.run(main)
