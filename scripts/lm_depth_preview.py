@@ -1,4 +1,5 @@
-"""A preview of the tiny-LM twin's after-training half: depth-prune a trained decoder with each criterion.
+"""A preview of the tiny-LM twin: depth-prune a decoder after training (``--mode=trained``) or at initialization
+(``--mode=init``).
 
 A GPT-2-style ``GPT2CausalLM`` (byte vocabulary, ``--layers`` layers) is trained on Debian's fortunes
 corpus (``apt-get install fortunes``; 90 % of the entries, split by entry, seeded) for
@@ -11,10 +12,17 @@ distance over a window of ``--removed`` layers, CKA, removal loss) and a seeded 
 * the layers each criterion removed, and how far the criteria agree (the Jaccard index of every
   pair's removed layers).
 
+``--mode=init`` is the seed paper's setting instead: GraSP and SNIP tickets removing ``--removed``
+layers are cut from the untrained θ0 (scored on ``--calibration`` training sequences), and the dense
+model and each ticket are trained alike (the same steps, batches and schedule); reported are the
+held-out perplexities, the training times and the measured speed-up beside the FLOPs-implied one.
+
 One seed and a short training: a preview of what the twin measures, not the twin.
-Results go to ``benchmarks/results/lm_depth_preview/`` (``results.json``, ``report.md``).
+Results go to ``benchmarks/results/lm_depth_preview/`` (``--mode=trained``) or
+``benchmarks/results/lm_init_preview/`` (``--mode=init``): ``results.json``, ``report.md``.
 
     taskset -c 0 python scripts/lm_depth_preview.py --layers=8 --train_steps=2500
+    taskset -c 0 python scripts/lm_depth_preview.py --mode=init --layers=8 --train_steps=2500
 """
 
 from __future__ import annotations
@@ -47,9 +55,11 @@ _HEAL = flags.DEFINE_float("heal_fraction", 0.1, "Healing steps, as a fraction o
 _CALIBRATION = flags.DEFINE_integer("calibration", 64, "Training sequences the criteria read.", lower_bound=4)
 _VAL = flags.DEFINE_integer("val_sequences", 256, "Held-out sequences for perplexity.", lower_bound=1)
 _SEED = flags.DEFINE_integer("seed", 0, "Seed (split, initialization, random criterion).")
-_OUT = flags.DEFINE_string("out", "benchmarks/results/lm_depth_preview", "Output folder.")
+_MODE = flags.DEFINE_enum("mode", "trained", ["trained", "init"], "Prune after training, or at initialization.")
+_OUT = flags.DEFINE_string("out", None, "Output folder (default: benchmarks/results/lm_<mode>_preview).")
 
 CRITERIA = ("block_influence", "angular", "cka", "removal_loss", "random")
+AT_INIT = ("snip", "grasp")
 
 
 def _compile(model, steps: int):
@@ -72,22 +82,79 @@ def _train(model, inputs, labels, steps: int, seed: int) -> float:
     return time.perf_counter() - start
 
 
-def main(argv):
-    del argv
+def _data():
+    """``(entries, tokenizer, (train inputs, train labels), (val ids, val mask))``."""
     entries = text.read_fortunes()
     train_texts, val_texts = text.split_texts(entries, 0.1, seed=_SEED.value)
     tokenizer = text.ByteTokenizer()
     train_ids, train_mask = text.token_windows(train_texts, tokenizer, _LENGTH.value + 1)
     val_ids, val_mask = text.token_windows(val_texts, tokenizer, _LENGTH.value + 1)
-    val_ids, val_mask = val_ids[:_VAL.value], val_mask[:_VAL.value]
-    inputs, labels = next_token_batch(train_ids, train_mask)
+    return entries, tokenizer, next_token_batch(train_ids, train_mask), (val_ids[:_VAL.value], val_mask[:_VAL.value])
 
+
+def _decoder(tokenizer):
     keras.utils.set_random_seed(_SEED.value)
     backbone = keras_hub.models.GPT2Backbone(vocabulary_size=tokenizer.vocabulary_size, num_layers=_LAYERS.value,
                                              num_heads=_HEADS.value, hidden_dim=_HIDDEN.value,
                                              intermediate_dim=4 * _HIDDEN.value, max_sequence_length=_LENGTH.value,
                                              dropout=0.0)
-    dense = keras_hub.models.GPT2CausalLM(backbone=backbone, preprocessor=None)
+    return keras_hub.models.GPT2CausalLM(backbone=backbone, preprocessor=None)
+
+
+def _write(out: str, results: dict, report: str) -> None:
+    os.makedirs(out, exist_ok=True)
+    write_json_atomic(os.path.join(out, "results.json"), results)
+    write_text_atomic(os.path.join(out, "report.md"), report + "\n")
+    print(report)
+
+
+def at_initialization() -> None:
+    """``--mode=init``: GraSP and SNIP tickets from θ0, trained like the dense model (module docstring)."""
+    entries, tokenizer, (inputs, labels), (val_ids, val_mask) = _data()
+    dense = _decoder(tokenizer)
+    pair = ({name: value[:_CALIBRATION.value] for name, value in inputs.items()}, labels[:_CALIBRATION.value])
+    tickets = {c: tl.find_ticket(dense, c, num_blocks=_REMOVED.value, data=pair, min_blocks_per_stage=0)
+               for c in AT_INIT}  # all cut from θ0 before the dense model trains
+    flops = {"dense": tl.evals.language.flops_per_token(dense, _LENGTH.value)}
+    models = {"dense": dense, **{c: r.model for c, r in tickets.items()}}
+    found = {}
+    for name, model in models.items():
+        flops.setdefault(name, tl.evals.language.flops_per_token(model, _LENGTH.value))
+        seconds = _train(model, inputs, labels, _STEPS.value, _SEED.value)
+        found[name] = {"perplexity": perplexity(model, val_ids, val_mask), "train_seconds": seconds,
+                       "flops_per_token": flops[name], "params": int(model.count_params()),
+                       "removed": sorted(tickets[name].removed) if name in tickets else []}
+        print(name, found[name])
+    rows = [[name, ", ".join(r["removed"]) or "-", f"{r['perplexity']:.2f}",
+             f"{r['perplexity'] - found['dense']['perplexity']:+.2f}", f"{r['train_seconds']:.0f}",
+             f"{found['dense']['train_seconds'] / r['train_seconds']:.2f}x",
+             f"{found['dense']['flops_per_token'] / r['flops_per_token']:.2f}x"] for name, r in found.items()]
+    tokens = _STEPS.value * _BATCH.value * _LENGTH.value
+    report = "\n\n".join([
+        "# Layer tickets of a tiny decoder at initialization (a preview of the tiny-LM twin's at-init half)",
+        f"GPT2CausalLM, {_LAYERS.value} layers, hidden {_HIDDEN.value}, byte vocabulary; GraSP and SNIP tickets "
+        f"removing {_REMOVED.value} layers cut from θ0 (scored on {_CALIBRATION.value} training sequences, the "
+        f"next-token loss); the dense model and every ticket trained {_STEPS.value} steps ({tokens:,} tokens) on the "
+        "fortunes corpus with the same batches and schedule, one after the other on one core. One seed.",
+        markdown_table(["model", "removed layers", "held-out perplexity", "vs dense", "training (s)",
+                        "measured speed-up", "FLOPs-implied"], rows),
+        f"Command: `python scripts/lm_depth_preview.py --mode=init --layers={_LAYERS.value} --hidden={_HIDDEN.value} "
+        f"--train_steps={_STEPS.value} --removed={_REMOVED.value} --seed={_SEED.value}`",
+    ])
+    _write(_OUT.value or "benchmarks/results/lm_init_preview", {"setup": {
+        "layers": _LAYERS.value, "hidden": _HIDDEN.value, "heads": _HEADS.value, "length": _LENGTH.value,
+        "batch_size": _BATCH.value, "train_steps": _STEPS.value, "train_tokens": tokens, "removed": _REMOVED.value,
+        "calibration_sequences": _CALIBRATION.value, "seed": _SEED.value, "corpus_entries": len(entries)},
+        "models": found, "scores": {c: r.scores for c, r in tickets.items()}}, report)
+
+
+def main(argv):
+    del argv
+    if _MODE.value == "init":
+        at_initialization()
+        return
+    entries, tokenizer, (inputs, labels), (val_ids, val_mask) = _data()
+    dense = _decoder(tokenizer)
     untrained = perplexity(dense, val_ids, val_mask)
     seconds = _train(dense, inputs, labels, _STEPS.value, _SEED.value)
     dense_ppl = perplexity(dense, val_ids, val_mask)
@@ -136,10 +203,7 @@ def main(argv):
         "Command: `python scripts/lm_depth_preview.py " + " ".join(
             f"--{name}={flags.FLAGS[name].value}" for name in ("layers", "hidden", "train_steps", "removed", "seed")) + "`",
     ])
-    os.makedirs(_OUT.value, exist_ok=True)
-    write_json_atomic(os.path.join(_OUT.value, "results.json"), results)
-    write_text_atomic(os.path.join(_OUT.value, "report.md"), report + "\n")
-    print(report)
+    _write(_OUT.value or "benchmarks/results/lm_depth_preview", results, report)
 
 
 if __name__ == "__main__":
