@@ -129,8 +129,12 @@ def kept_blocks(model) -> List[str]:
     return [layer.name for layer in family.blocks(backbone)] if family else []
 
 
-def _move(pairs, what: str) -> None:
-    for new, old in pairs:
+def _move(targets: list, sources: list, what: str) -> None:
+    """Copies ``sources`` into ``targets`` in order, checking that they are the same weights one for one."""
+    if len(targets) != len(sources):
+        raise ValueError(f"{what}: {len(targets)} weights to fill from {len(sources)}; the family's layers are not "
+                         "created alike")
+    for new, old in zip(targets, sources):
         if tuple(new.shape) != tuple(old.shape) or new.name != old.name:
             raise ValueError(f"{what}: weight {new.path} {tuple(new.shape)} does not match {old.path} "
                              f"{tuple(old.shape)}; the family's layers are not created in the same order")
@@ -145,7 +149,7 @@ def _rebuild_backbone(backbone, family: Family, kept: Sequence[int]):
     new = type(backbone).from_config({**config, family.count: len(kept)})
     old_blocks, new_blocks = family.blocks(backbone), family.blocks(new)
     for j, i in enumerate(kept):
-        _move(zip(new_blocks[j].weights, old_blocks[i].weights), f"block {old_blocks[i].name}")
+        _move(list(new_blocks[j].weights), list(old_blocks[i].weights), f"block {old_blocks[i].name}")
     return new, old_blocks
 
 
@@ -188,14 +192,12 @@ def family_ticket(model: keras.Model, names: Sequence[str], min_blocks_per_stage
         raise ValueError(f"blocks {outside} are not among {type(backbone).__name__}'s layers {order}")
     kept = [i for i, name in enumerate(order) if name not in set(names)]
     new_backbone, old_blocks = _rebuild_backbone(backbone, family, kept)
-    _move(zip(_rest(new_backbone, family.blocks(new_backbone)), _rest(backbone, old_blocks)),
-          type(backbone).__name__)
+    _move(_rest(new_backbone, family.blocks(new_backbone)), _rest(backbone, old_blocks), type(backbone).__name__)
     if backbone is model:
         ticket = new_backbone
     else:
         ticket = type(model).from_config({**model.get_config(), "backbone": new_backbone})
-        _move(zip(_rest(ticket, [new_backbone]), _rest(model, [backbone])),
-              type(model).__name__)
+        _move(_rest(ticket, [new_backbone]), _rest(model, [backbone]), type(model).__name__)
     original = kept_blocks(model)
     removed = [original[order.index(n)] for n in names]
     earlier = (recorded_kept(model) or {}).get("removed", [])
