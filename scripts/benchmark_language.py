@@ -33,6 +33,7 @@ import tf_lottery as tl
 from tf_lottery.core.io import write_json_atomic
 from tf_lottery.criteria.language import IGNORED, next_token_batch
 from tf_lottery.data import text
+from tf_lottery.models.decoder import byte_decoder
 from tf_lottery.reports.tables import markdown_table
 
 _LAYERS = flags.DEFINE_integer("layers", 6, "Decoder layers.", lower_bound=2)
@@ -61,12 +62,7 @@ def _windows(count: int, length: int):
 
 
 def _model(layers: int) -> keras.Model:
-    keras.utils.set_random_seed(0)
-    backbone = keras_hub.models.GPT2Backbone(vocabulary_size=text.ByteTokenizer.vocabulary_size, num_layers=layers,
-                                             num_heads=_HEADS.value, hidden_dim=_HIDDEN.value,
-                                             intermediate_dim=4 * _HIDDEN.value, max_sequence_length=_LENGTH.value,
-                                             dropout=0.0)
-    return keras_hub.models.GPT2CausalLM(backbone=backbone, preprocessor=None)
+    return byte_decoder(layers, _HIDDEN.value, _HEADS.value, _LENGTH.value, seed=0)
 
 
 def _compile(model):

@@ -32,7 +32,6 @@ import os
 import time
 
 import keras
-import keras_hub
 import numpy as np
 from absl import app, flags
 
@@ -41,6 +40,7 @@ from tf_lottery.core.io import write_json_atomic, write_text_atomic
 from tf_lottery.criteria.language import IGNORED, next_token_batch
 from tf_lottery.data import text
 from tf_lottery.evals.language import perplexity
+from tf_lottery.models.decoder import byte_decoder
 from tf_lottery.reports.tables import markdown_table
 
 _LAYERS = flags.DEFINE_integer("layers", 8, "Decoder layers.", lower_bound=2)
@@ -92,13 +92,8 @@ def _data():
     return entries, tokenizer, next_token_batch(train_ids, train_mask), (val_ids[:_VAL.value], val_mask[:_VAL.value])
 
 
-def _decoder(tokenizer):
-    keras.utils.set_random_seed(_SEED.value)
-    backbone = keras_hub.models.GPT2Backbone(vocabulary_size=tokenizer.vocabulary_size, num_layers=_LAYERS.value,
-                                             num_heads=_HEADS.value, hidden_dim=_HIDDEN.value,
-                                             intermediate_dim=4 * _HIDDEN.value, max_sequence_length=_LENGTH.value,
-                                             dropout=0.0)
-    return keras_hub.models.GPT2CausalLM(backbone=backbone, preprocessor=None)
+def _decoder():
+    return byte_decoder(_LAYERS.value, _HIDDEN.value, _HEADS.value, _LENGTH.value, _SEED.value)
 
 
 def _write(out: str, results: dict, report: str) -> None:
@@ -111,7 +106,7 @@ def _write(out: str, results: dict, report: str) -> None:
 def at_initialization() -> None:
     """``--mode=init``: GraSP and SNIP tickets from θ0, trained like the dense model (module docstring)."""
     entries, tokenizer, (inputs, labels), (val_ids, val_mask) = _data()
-    dense = _decoder(tokenizer)
+    dense = _decoder()
     pair = ({name: value[:_CALIBRATION.value] for name, value in inputs.items()}, labels[:_CALIBRATION.value])
     tickets = {c: tl.find_ticket(dense, c, num_blocks=_REMOVED.value, data=pair, min_blocks_per_stage=0)
                for c in AT_INIT}  # all cut from θ0 before the dense model trains
@@ -154,7 +149,7 @@ def main(argv):
         at_initialization()
         return
     entries, tokenizer, (inputs, labels), (val_ids, val_mask) = _data()
-    dense = _decoder(tokenizer)
+    dense = _decoder()
     untrained = perplexity(dense, val_ids, val_mask)
     seconds = _train(dense, inputs, labels, _STEPS.value, _SEED.value)
     dense_ppl = perplexity(dense, val_ids, val_mask)
