@@ -69,10 +69,17 @@ def next_token_loss(logits, labels) -> tf.Tensor:
     Example:
         >>> tl.criteria.get("snip")(functional_lm, (inputs, labels), loss=next_token_loss)
     """
+    total, count = next_token_entropy(logits, labels)
+    return total / tf.maximum(count, 1.0)
+
+
+def next_token_entropy(logits, labels) -> Tuple[tf.Tensor, tf.Tensor]:
+    """``(sum of the cross-entropies, number of positions)`` over the labels that are not :data:`IGNORED`:
+    what :func:`next_token_loss` averages, and what a perplexity sums batch by batch."""
     labels = tf.cast(labels, tf.int64)
     kept = tf.cast(labels != IGNORED, logits.dtype)
     entropy = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=tf.maximum(labels, 0), logits=logits)
-    return tf.reduce_sum(entropy * kept) / tf.maximum(tf.reduce_sum(kept), 1.0)
+    return tf.reduce_sum(entropy * kept), tf.reduce_sum(kept)
 
 
 def check_tokens(model, inputs) -> None:

@@ -93,9 +93,12 @@ def _per_position(x, y, weights: Optional[np.ndarray]):
     if x.shape != y.shape:
         raise ValueError(f"hidden states to compare must have one shape; got {x.shape} and {y.shape}")
     rows = x.reshape(-1, x.shape[-1]), y.reshape(-1, y.shape[-1])
-    kept = np.ones(len(rows[0])) if weights is None else np.broadcast_to(
-        np.asarray(weights, dtype="float64").reshape(weights.shape + (1,) * (x.ndim - 1 - np.ndim(weights))),
-        x.shape[:-1]).reshape(-1)
+    if weights is None:
+        kept = np.ones(len(rows[0]))
+    else:  # weights of the leading axes, e.g. (batch, length) for (batch, length, features)
+        weights = np.asarray(weights, dtype="float64")
+        kept = np.broadcast_to(weights.reshape(weights.shape + (1,) * (x.ndim - 1 - weights.ndim)),
+                               x.shape[:-1]).reshape(-1)
     if kept.sum() <= 0:
         raise ValueError("no position is kept (the weights or padding mask are all 0)")
     return rows[0], rows[1], kept

@@ -16,12 +16,11 @@ from __future__ import annotations
 import math
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from tf_lottery.graph import cost
 
-from tf_lottery.criteria.language import IGNORED, causal_lm_parts, check_tokens, next_token_batch
+from tf_lottery.criteria.language import causal_lm_parts, check_tokens, next_token_batch, next_token_entropy
 
 
 def perplexity(model, token_ids, padding_mask=None, batch_size: int = 32) -> float:
@@ -48,12 +47,9 @@ def perplexity(model, token_ids, padding_mask=None, batch_size: int = 32) -> flo
     for start in range(0, len(labels), batch_size):
         piece = {name: value[start:start + batch_size] for name, value in inputs.items()}
         target = labels[start:start + batch_size]
-        logits = model(piece, training=False)
-        kept = target != IGNORED
-        entropy = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=np.maximum(target, 0),
-                                                                 logits=tf.cast(logits, tf.float32)).numpy()
-        total += float(np.sum(entropy.astype("float64") * kept))
-        count += int(kept.sum())
+        entropy, positions = next_token_entropy(tf.cast(model(piece, training=False), tf.float32), target)
+        total += float(entropy)
+        count += int(positions)
     if count == 0:
         raise ValueError("no real next token to predict: every sequence is padding after its first token")
     return math.exp(total / count)
