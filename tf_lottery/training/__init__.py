@@ -1,7 +1,8 @@
 """Layer 4, training by one recipe: :mod:`~tf_lottery.training.recipe` (the frozen recipe and
 lengths), :mod:`~tf_lottery.training.schedules` (the serializable warm-up),
-:mod:`~tf_lottery.training.loop` (``fit``, ``evaluate``, callbacks) and
-:mod:`~tf_lottery.training.resume` (the crash-safe epoch checkpoint).
+:mod:`~tf_lottery.training.loop` (``fit``, ``evaluate``, callbacks),
+:mod:`~tf_lottery.training.resume` (the crash-safe epoch checkpoint) and
+:mod:`~tf_lottery.training.language` (the causal-LM recipe: AdamW, warmed-up cosine, next-token loss).
 
 Reached as ``tl.train`` too (its name before 0.8).
 
@@ -11,7 +12,7 @@ Example:
     >>> outcome = tl.train.fit(ticket, data, recipe, workdir="runs/mine", name="ticket")
 """
 
-from tf_lottery.training import resume  # noqa: F401
+from tf_lottery.training import language, resume  # noqa: F401
 from tf_lottery.training.loop import (
     SaveWeightsAt, TrainingDiverged, check_fits, compile_model, evaluate, fit, make_deterministic, read_history,
 )
@@ -20,6 +21,6 @@ from tf_lottery.training.schedules import LinearWarmup, warmup_class, warmup_fac
 
 __all__ = [
     "LinearWarmup", "NO_WARMUP", "Recipe", "SaveWeightsAt", "TrainingDiverged", "check_fits", "compile_model",
-    "evaluate", "fit", "make_deterministic", "parse_length", "read_history", "resume", "to_steps", "warmup_class",
+    "evaluate", "fit", "language", "make_deterministic", "parse_length", "read_history", "resume", "to_steps", "warmup_class",
     "warmup_factor", "warmup_schedule",
 ]
