@@ -38,11 +38,12 @@ $(STAMP): setup.cfg pyproject.toml
 	$(BIN)/python -m pip install -q -e ".[test,docs]"
 	touch $(STAMP)
 
-# Fashion-MNIST from Debian (installs offline from the package mirror); skipped when present.
+# Fashion-MNIST and the fortunes text corpus from Debian (install offline from the package mirror);
+# skipped when present.
 data:
-	@test -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz || \
-	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist; } || \
-	  echo "warning: could not install dataset-fashion-mnist (needs root and apt); see README"
+	@{ test -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz && test -d /usr/share/games/fortunes; } || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist fortunes; } || \
+	  echo "warning: could not install dataset-fashion-mnist and fortunes (needs root and apt); see README"
 
 clean:
 	rm -rf $(VENV) *.egg-info docs/_build

@@ -27,7 +27,7 @@ CASES = [
     (["--experiment=export", "--from=/nowhere"], "--from=/nowhere: not a run folder (it has no config.json)"),
     (["--criterion=grsp"], "unknown criterion 'grsp'; valid names:"),
     (["--dataset=mnits"], "unknown dataset 'mnits'"),
-    (["--model=resnet9"], "unknown model 'resnet9'; valid names: cifar_resnet, convnext_tiny, efficientnetb0, "
+    (["--model=resnet9"], "unknown model 'resnet9'; valid names: byte_decoder, cifar_resnet, convnext_tiny, efficientnetb0, "
                             "imagenet_resnet, mobilenetv2, resnet101"),
     (["--method=layers"], "unknown method 'layers'; valid names: blocks, filter_masks, filters, imp"),
     (["--match=closest"], "match"),
@@ -73,7 +73,7 @@ CASES = [
     (["--experiment=sweep", "--sweep_experiment=lottery", "--sweep_rewind_epochs=0,3"],
      "rewind epoch must be in [0, 2] for a 3ep recipe; got 3"),
     (["--evals=clean,robustness"], "unknown evaluation 'robustness'; valid names: adversarial, cka, clean, "
-                                   "corruptions, cost, latency, shift_sets"),
+                                   "corruptions, cost, generation, latency, shift_sets"),
     (["--severities=6"], "severities takes distinct values from 1 to 5; got [6]"),
     (["--severities=0"], "severities must be >= 1"),
     (["--epsilons=8,8"], "epsilons lists 8 twice; got 8,8: give each value once"),

@@ -57,9 +57,12 @@ def test_every_flag_of_0_1_is_generated_with_its_default():
         "rewind_step", "keep_steps", "sweep_rewind_steps",  # 0.9: rewinding to a step
         "model_args", "residual_layers",  # 0.9: --model=package.module:function, residual layers
         "angular_window",  # 0.9: the depth criteria of language-model pruning
+        "task", "sequence_length", "optimizer", "score_sequences",  # 0.9: --task=causal_lm
+        "num_layers", "hidden_dim", "num_heads",
     }
     # Every flag is the default config's, except the settings of the other model builders.
-    assert set(cli.OPTIONS) - set(Config().flat()) == {"weights_file", "output", "stem", "model_args"}
+    assert set(cli.OPTIONS) - set(Config().flat()) == {"weights_file", "output", "stem", "model_args", "num_layers",
+                                                        "hidden_dim", "num_heads"}
     assert _parse() == Config()  # the flags' defaults are the config's: the quick demo
 
 
@@ -132,7 +135,7 @@ def test_identity_is_declared_per_section():
          "criterion 'hrank' takes no option 'aggregation'; its options: batch_size"),
         (dict(criterion="grsp"), "unknown criterion 'grsp'; valid names: angular, block_influence, cka, expectabs"),
         (dict(evals=("clean", "robustness")),
-         "unknown evaluation 'robustness'; valid names: adversarial, cka, clean, corruptions, cost, latency, shift_sets"),
+         "unknown evaluation 'robustness'; valid names: adversarial, cka, clean, corruptions, cost, generation, latency, shift_sets"),
         (dict(method="channels"), "unknown method 'channels'; valid names: blocks, filter_masks, filters, imp"),
         (dict(depth=33), r"depth must be 6n\+2 with n >= 1"),
         (dict(keep_epochs=(2, 2)), "keep_epochs lists 2 twice; got 2,2: give each value once"),

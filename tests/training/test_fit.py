@@ -167,7 +167,7 @@ def test_tf_keras_gets_the_same_warmup_schedule():
 def _compiled_with_warmup(recipe):
     inputs = keras.Input((4,))
     model = keras.Model(inputs, keras.layers.Dense(3, name="head")(inputs), name="tiny")
-    model.compile(optimizer=recipe.optimizer(steps_per_epoch=5), loss="mse")
+    model.compile(optimizer=recipe.make_optimizer(steps_per_epoch=5), loss="mse")
     return model
 
 

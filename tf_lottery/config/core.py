@@ -32,6 +32,11 @@ from tf_lottery.data.streaming import MEAN_FOLDER
 from tf_lottery.models import MODELS
 from tf_lottery.core.options import choice, integer
 
+LANGUAGE_MODELS = ("byte_decoder",)
+"""The ``--model`` values ``--task=causal_lm`` builds."""
+LANGUAGE_EVALS = ("clean", "cost", "latency", "generation")
+"""The evaluations of a language model (clean: perplexity; cost: FLOPs per token; latency: tokens/s)."""
+
 SCOPES = {"dense": ("dense",), "ticket": ("dense", "ticket"), "sweep": ("dense", "ticket", "sweep")}
 
 
@@ -71,10 +76,28 @@ class Config:
 
     def __post_init__(self):
         options.check_options(self)
+        self._check_task()
         for name in self.sweep.sweep_criteria:  # each point's criterion takes the method's options
             dataclasses.replace(self.method, criterion=name)
         for epoch in self.sweep.sweep_rewind_epochs:  # each point's rewind epoch is inside the training
             self.training.recipe().resumed_at(epoch)
+
+    def _check_task(self) -> None:
+        """Refuses what a ``--task`` cannot run: a language model's model, method and evaluations,
+        and a language evaluation of an image run."""
+        if self.data.task == "causal_lm":
+            if self.model.type not in LANGUAGE_MODELS:
+                raise ValueError(f"--task=causal_lm trains a language model: --model={' or '.join(LANGUAGE_MODELS)}; "
+                                 f"got --model={self.model.type}")
+            if self.method.type != "blocks" or set(self.sweep.sweep_methods) - {"blocks"}:
+                raise ValueError(f"--task=causal_lm makes layer tickets (--method=blocks); got --method="
+                                 f"{','.join(self.sweep.sweep_methods or (self.method.type,))}")
+            refused = [name for name in self.evaluation.evals if name not in LANGUAGE_EVALS]
+            if refused:
+                raise ValueError(f"--evals={','.join(refused)} measure images; --task=causal_lm takes "
+                                 f"{','.join(LANGUAGE_EVALS)}")
+        elif "generation" in self.evaluation.evals:
+            raise ValueError("--evals=generation measures a language model's generate(): it needs --task=causal_lm")
 
     # --- flat names ----------------------------------------------------------------------
 
@@ -244,7 +267,7 @@ class Config:
         shape = tuple(self.model.input_shape) if self.model.input_shape else None
         return DataOptions(d.dataset, d.data_dir, d.download, d.train_size, d.val_size, d.test_size,
                            d.mean_subtraction, d.crop, d.flip, self.seed, image_shape=shape, data_path=d.data_path,
-                           cache_dir=d.cache_dir)
+                           cache_dir=d.cache_dir, sequence_length=d.sequence_length)
 
     def data_mean_dir(self) -> str:
         """Where a streamed dataset's training mean is kept between runs: ``<runs_dir>/.data``."""

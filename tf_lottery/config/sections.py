@@ -21,7 +21,7 @@ from typing import ClassVar, Optional
 from tf_lottery.config.experiments import EXPERIMENTS
 from tf_lottery.core import options
 from tf_lottery.criteria import CRITERIA
-from tf_lottery.data import DATASETS
+from tf_lottery.data import DATASETS, TASKS
 from tf_lottery.data.streaming import DATA_PATHS, resolve_path
 from tf_lottery.runtime.distribute import LR_SCALINGS, STRATEGIES, XLA_MODES
 from tf_lottery.evals import EVALS
@@ -34,9 +34,11 @@ from tf_lottery.tickets.filters import MATCHES
 from tf_lottery.models import MODELS
 from tf_lottery.core.options import boolean, choice, integer, integers, names, real, text
 from tf_lottery.training import NO_WARMUP, Recipe, parse_length
-from tf_lottery.training.recipe import canonical_drops
+from tf_lottery.training.recipe import OPTIMIZERS, canonical_drops
 
 REWINDS = ("weights", "lr", "reinit")
+SCORE_SEQUENCES = 64
+"""``--task=causal_lm``: the sequences a criterion scores on when ``--score_sequences`` is not given."""
 SCHEDULES = ("oneshot", "iterative")
 
 
@@ -169,16 +171,35 @@ class DataConfig(Section):
     data_path: str = choice("auto", DATA_PATHS, "memory (numpy arrays), stream (tfds as_dataset, for data that does "
                             "not fit in memory) or auto (tfds:<name> datasets stream, the registered ones load).")
     cache_dir: Optional[str] = text(None, "stream: cache the decoded examples on disk in this folder (tf.data cache).")
+    task: str = choice("classify", TASKS, "What the model learns: classify (images and their labels) or causal_lm "
+                       "(the next token of a text corpus: --dataset=fortunes --model=byte_decoder; "
+                       "flags/fortunes_causal_lm.cfg).")
+    sequence_length: int = integer(128, "causal_lm: tokens per training sequence (the model's "
+                                   "max_sequence_length).", lower_bound=2, upper_bound=65536,
+                                   why="attention over a sequence costs its length squared")
 
     def __post_init__(self):
         super().__post_init__()
-        resolve_path(DATASETS.get(self.dataset), self.data_path)  # a path the dataset lacks fails here
+        info = DATASETS.get(self.dataset)
+        if info.task != self.task:
+            texts = [name for name in DATASETS.names() if DATASETS.get(name).task == "causal_lm"]
+            raise ValueError(f"--dataset={self.dataset} is data for --task={info.task}; got --task={self.task}"
+                             + (f" (text corpora: {', '.join(texts)})" if self.task == "causal_lm" else ""))
+        if self.task == "classify":
+            resolve_path(info, self.data_path)  # a path the dataset lacks fails here
 
     def identity(self) -> dict:
-        """The fields that name a dense run: all but the cache folder, and the data path only
-        when it is not the dataset's automatic one (so earlier runs keep their folders)."""
+        """The fields that name a dense run: all but the cache folder, the data path only
+        when it is not the dataset's automatic one, and the task and sequence length only for a
+        language model (so earlier runs keep their folders)."""
         values = self.to_dict()
         values.pop("cache_dir")
+        if self.task == "classify":
+            values.pop("task")
+            values.pop("sequence_length")
+        else:
+            values.pop("data_path")
+            return values
         requested = values.pop("data_path")
         info = DATASETS.get(self.dataset)
         if resolve_path(info, requested) != resolve_path(info, "auto"):
@@ -207,6 +228,8 @@ class TrainingConfig(Section):
                                   lower_bound=0)
     keep_steps: tuple = integers((), "Optimizer steps after which the dense run keeps its weights θ_k (lottery and "
                                  "imp add --rewind_step); any length unit.", lower_bound=1)
+    optimizer: str = choice("sgd", OPTIMIZERS, "sgd (momentum, --nesterov: the paper's CNN recipe) or adamw (decoupled "
+                            "weight decay 0.01, the language models' recipe; ignores --momentum).")
 
     def __post_init__(self):
         # One spelling per length before anything is checked or hashed: 02ep and 2ep name one run.
@@ -231,7 +254,7 @@ class TrainingConfig(Section):
     def recipe(self) -> Recipe:
         """The training recipe (validates lengths and rates)."""
         return Recipe(self.length, self.batch_size, self.learning_rate, self.momentum, self.nesterov,
-                      self.lr_drops, self.lr_drop_factor, warmup=self.warmup)
+                      self.lr_drops, self.lr_drop_factor, warmup=self.warmup, optimizer=self.optimizer)
 
     def identity(self) -> dict:
         """The fields that name a dense run: all, the warm-up and the kept steps only when there are
@@ -241,6 +264,8 @@ class TrainingConfig(Section):
             values.pop("warmup")
         if not self.keep_steps:
             values.pop("keep_steps")
+        if self.optimizer == "sgd":
+            values.pop("optimizer")
         return values
 
 
@@ -264,6 +289,8 @@ class MethodConfig(Section):
     angular_window: Optional[int] = integer(None, "angular: the window of consecutive blocks whose angular "
                                             "distance is measured (Gromov et al. 2024; default 1).", lower_bound=1)
     score_per_class: int = integer(10, "Scoring examples per class.", lower_bound=1)
+    score_sequences: Optional[int] = integer(None, f"causal_lm: training sequences the criteria score on (default "
+                                             f"{SCORE_SEQUENCES}).", lower_bound=1)
     residual_layers: tuple = names((), "Layers that are residual blocks by themselves although tracing their call "
                                    "does not show the residual sum (a subclassed block); see the docs' Transformers "
                                    "page.")
@@ -307,7 +334,8 @@ class MethodConfig(Section):
         return {name: value for name, value in self.to_dict().items()
                 if (name == "type" or name in fields) and not (name == "rewind_step" and value == 0)
                 and not (name == "residual_layers" and not value)
-                and not (name == "angular_window" and value is None)}
+                and not (name == "angular_window" and value is None)
+                and not (name == "score_sequences" and value is None)}
 
     def criterion_options(self, seed: int) -> dict:
         """The options the criterion gets: those set here, checked against it, and the run's seed

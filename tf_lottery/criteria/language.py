@@ -26,41 +26,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-IGNORED = -1
-"""The label of a position the next-token loss leaves out (padding, or the end of a sequence)."""
-
-
-def next_token_batch(token_ids, padding_mask=None) -> Tuple[dict, np.ndarray]:
-    """``(inputs, labels)`` for next-token prediction from a batch of token sequences.
-
-    Args:
-        token_ids: ``(batch, length)`` integer tokens, length >= 2.
-        padding_mask: ``(batch, length)``, true (1) where a token is real; default: every token.
-
-    Returns:
-        ``({"token_ids": ..., "padding_mask": ...}, labels)``: the first ``length - 1`` tokens and
-        their mask, and the next token of each position, :data:`IGNORED` where that token is padding.
-
-    Raises:
-        ValueError: for sequences shorter than 2 tokens, a negative token or a mask of another shape.
-
-    Example:
-        >>> inputs, labels = next_token_batch(np.array([[5, 6, 7, 0]]), np.array([[1, 1, 1, 0]]))
-        >>> labels
-        array([[ 6,  7, -1]])
-    """
-    ids = np.asarray(token_ids)
-    mask = np.ones_like(ids, dtype=bool) if padding_mask is None else np.asarray(padding_mask).astype(bool)
-    if ids.ndim != 2 or ids.shape[1] < 2 or not np.issubdtype(ids.dtype, np.integer):
-        raise ValueError(f"token_ids must be a (batch, length >= 2) integer array; got shape {ids.shape}, "
-                         f"dtype {ids.dtype}")
-    if mask.shape != ids.shape:
-        raise ValueError(f"padding_mask has shape {mask.shape}, token_ids {ids.shape}")
-    if (ids < 0).any():
-        raise ValueError(f"token ids must be >= 0; got {int(ids.min())}")
-    labels = np.where(mask[:, 1:], ids[:, 1:], IGNORED).astype("int64")
-    return {"token_ids": ids[:, :-1], "padding_mask": mask[:, :-1]}, labels
-
+from tf_lottery.data.sequences import IGNORED, next_token_batch  # noqa: F401  (public here too)
 
 def next_token_loss(logits, labels) -> tf.Tensor:
     """Mean cross-entropy of ``logits`` (batch, length, vocabulary) against next-token ``labels`` (batch,

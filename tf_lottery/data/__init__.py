@@ -5,15 +5,16 @@ Example:
     >>> data.train_pipeline(batch_size=128)
 """
 
-from tf_lottery.data import text  # noqa: F401  (language-model text: corpus, tokenizer, windows)
+from tf_lottery.data import sequences, text  # noqa: F401  (language-model text: corpus, tokenizer, windows, pairs)
 from tf_lottery.data.datasets import (
-    DATASETS, DatasetInfo, DatasetUnavailable, get, load_tfds, synthetic_arrays,
+    DATASETS, TASKS, DatasetInfo, DatasetUnavailable, get, load_tfds, synthetic_arrays,
 )
 from tf_lottery.data.idx import DEFAULT_FASHION_MNIST_DIR, IdxError, load_fashion_mnist, read_idx
 from tf_lottery.data.pipeline import DataOptions, PreparedData, prepare
+from tf_lottery.data.sequences import TextData
 
 __all__ = [
-    "DATASETS", "DEFAULT_FASHION_MNIST_DIR", "DataOptions", "DatasetInfo", "DatasetUnavailable",
-    "IdxError", "PreparedData", "get", "load_fashion_mnist", "load_tfds", "prepare", "read_idx",
+    "DATASETS", "TASKS", "DEFAULT_FASHION_MNIST_DIR", "DataOptions", "DatasetInfo", "DatasetUnavailable",
+    "IdxError", "PreparedData", "TextData", "get", "load_fashion_mnist", "load_tfds", "prepare", "read_idx",
     "synthetic_arrays",
 ]

@@ -10,6 +10,9 @@ with uint8 (or float) images of shape (N, H, W, C) and integer labels.
   error says how to get it, at once.
 * ``synthetic``: seeded random images whose class shifts the mean of a channel, so a
   network can learn it (tests and smoke runs).
+* ``fortunes``: a text corpus for ``--task=causal_lm`` (Debian's ``fortunes`` package,
+  :mod:`tf_lottery.data.text`): its loader returns ``{"texts": [...]}``, which
+  :func:`tf_lottery.data.sequences.prepare_text` cuts into next-token pairs.
 """
 
 from __future__ import annotations
@@ -21,11 +24,15 @@ from typing import Callable, Dict, Optional, Tuple
 import numpy as np
 
 from tf_lottery.data.idx import DEFAULT_FASHION_MNIST_DIR, load_fashion_mnist
+from tf_lottery.data.text import FORTUNES_DIR, ByteTokenizer, read_fortunes
 from tf_lottery.core.registry import Registry
 
 DATASETS: Registry = Registry("dataset")
 
 Arrays = Tuple[np.ndarray, np.ndarray]
+
+TASKS = ("classify", "causal_lm")
+"""What a dataset is data for: images and labels, or a text corpus for next-token prediction."""
 
 
 class DatasetUnavailable(RuntimeError):
@@ -46,6 +53,8 @@ class DatasetInfo:
         tfds_name: The tfds dataset it streams from (``--data_path=stream``), or None.
         streams: Whether ``--data_path=auto`` streams it (``tfds:<name>``) instead of loading
             it into memory (the registered datasets: at most 200 MB of uint8 images).
+        task: What it is data for: ``classify`` (images and labels) or ``causal_lm`` (a text
+            corpus; ``input_shape`` is its default sequence length, ``num_classes`` its vocabulary).
     """
 
     name: str
@@ -56,6 +65,7 @@ class DatasetInfo:
     class_names: tuple = ()
     tfds_name: Optional[str] = None
     streams: bool = False
+    task: str = "classify"
 
     def __post_init__(self):
         if not self.class_names:
@@ -68,10 +78,10 @@ class DatasetInfo:
         return self.loader(data_dir, download, seed)
 
 
-def register(name, input_shape, num_classes, source, class_names=(), tfds_name=None):
+def register(name, input_shape, num_classes, source, class_names=(), tfds_name=None, task="classify"):
     """Decorator registering a loader as a :class:`DatasetInfo`."""
     return DATASETS.entry(name, lambda loader: DatasetInfo(name, tuple(input_shape), num_classes, loader, source,
-                                                           tuple(class_names), tfds_name))
+                                                           tuple(class_names), tfds_name, task=task))
 
 
 def _any_tfds(name: str) -> DatasetInfo:
@@ -185,6 +195,12 @@ def synthetic_arrays(num_train: int = 512, num_test: int = 128, input_shape=(16,
         return np.clip(images, 0, 255).astype("uint8"), labels.astype("int64")
 
     return {"train": make(num_train), "test": make(num_test)}
+
+
+@register("fortunes", (128,), ByteTokenizer.vocabulary_size, "Debian fortunes (English quotations; text, bytes)",
+          task="causal_lm")
+def _fortunes(data_dir, download, seed):
+    return {"texts": read_fortunes(data_dir or FORTUNES_DIR)}
 
 
 @register("synthetic", (16, 16, 3), 4, "seeded random images (tests and smoke runs)")

@@ -18,6 +18,7 @@ import tensorflow as tf
 
 from tf_lottery.data.checks import check_images, check_labels
 from tf_lottery.data.datasets import Arrays, get
+from tf_lottery.data.sequences import prepare_text
 from tf_lottery.data.streaming import prepare_stream, resolve_path
 from tf_lottery.data.transforms import augmenter, resize, resize_images, shard_by_data  # noqa: F401  (public here)
 
@@ -42,6 +43,7 @@ class DataOptions:
         data_path: "memory" (arrays), "stream" (tfds, :mod:`tf_lottery.data.streaming`) or
             "auto" (:func:`tf_lottery.data.streaming.resolve_path`).
         cache_dir: Streaming: where ``tf.data`` caches the decoded examples (None: no cache).
+        sequence_length: A text corpus (``--task=causal_lm``): positions per sequence.
     """
 
     name: str = "fashion_mnist"
@@ -57,6 +59,7 @@ class DataOptions:
     image_shape: Optional[tuple] = None
     data_path: str = "auto"
     cache_dir: Optional[str] = None
+    sequence_length: int = 128
 
 
 @dataclasses.dataclass
@@ -159,7 +162,7 @@ def prepare(options: DataOptions, mean_dir: Optional[str] = None):
 
     Returns:
         A :class:`PreparedData`, or a :class:`~tf_lottery.data.streaming.StreamingData` with
-        the same interface.
+        the same interface; for a text corpus, a :class:`~tf_lottery.data.sequences.TextData`.
 
     Raises:
         DatasetUnavailable: the data is not on this machine (with how to get it).
@@ -170,6 +173,9 @@ def prepare(options: DataOptions, mean_dir: Optional[str] = None):
         >>> batches = data.train_pipeline(batch_size=128)
     """
     info = get(options.name)
+    if info.task == "causal_lm":
+        return prepare_text(info.load(options.data_dir, options.download, options.seed)["texts"], options,
+                            options.sequence_length)
     if resolve_path(info, options.data_path) == "stream":
         return prepare_stream(info, options, mean_dir)
     if options.image_shape is not None and info.input_shape[-1] not in (1, options.image_shape[-1]):

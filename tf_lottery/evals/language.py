@@ -14,10 +14,15 @@ Example:
 from __future__ import annotations
 
 import math
+import time
 
 import keras
+import numpy as np
 import tensorflow as tf
 
+from tf_lottery import training
+from tf_lottery.data.sequences import IGNORED
+from tf_lottery.evals.registry import register
 from tf_lottery.graph import cost
 
 from tf_lottery.criteria.language import causal_lm_parts, check_tokens, next_token_batch, next_token_entropy
@@ -83,3 +88,101 @@ def flops_per_token(model, sequence_length: int) -> float:
         table = parts.backbone.token_embedding.embeddings
         total += int(table.shape[0]) * int(table.shape[1])
     return float(total)
+
+
+# --- the evaluations of a --task=causal_lm run (clean, cost and latency dispatch here for text data) ---
+
+def text_clean(model, data) -> dict:
+    """``clean`` of a language model: held-out perplexity, the mean next-token loss, token accuracy.
+
+    Returns:
+        ``{"perplexity", "loss", "accuracy", "examples", "tokens"}`` on the test split: ``loss`` is
+        ``log(perplexity)``, ``accuracy`` the share of real next tokens predicted first (arg max).
+    """
+    ids, mask = data.token_windows("test")
+    value = perplexity(model, ids, mask)
+    accuracy = training.evaluate(model, data, "test")["accuracy"]
+    tokens = int(np.sum(data.arrays("test")[1] != IGNORED))
+    return {"perplexity": value, "loss": math.log(value), "accuracy": accuracy, "examples": data.size("test"),
+            "tokens": tokens}
+
+
+def text_cost(model, data) -> dict:
+    """``cost`` of a language model: ``{"params", "layers", "flops_per_token", "flops"}``; ``flops``
+    is a whole sequence's forward pass (``flops_per_token`` x the sequence length)."""
+    length = int(data.input_shape[0])
+    per_token = flops_per_token(model, length)
+    backbone = getattr(model, "backbone", model)
+    layers = getattr(backbone, "num_layers", None)
+    return {"params": int(model.count_params()), "layers": None if layers is None else int(layers),
+            "flops_per_token": per_token, "flops": int(round(per_token * length))}
+
+
+def _timed(call, repeats: int, warmup: int) -> list:
+    for _ in range(warmup):
+        call()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def text_latency(model, data, batch_sizes, repeats: int = 10, warmup: int = 3) -> dict:
+    """``latency`` of a language model: a compiled forward pass over full-length sequences.
+
+    Returns:
+        ``{batch size (str): {"median_s", "min_s", "max_s", "tokens_per_s", "repeats"}}``.
+    """
+    forward = tf.function(lambda x: model(x, training=False))
+    inputs, _ = data.arrays("test")
+    results = {}
+    for batch in batch_sizes:
+        picks = np.resize(np.arange(len(inputs["token_ids"])), batch)
+        x = {name: tf.constant(value[picks]) for name, value in inputs.items()}
+        times = _timed(lambda: forward(x).numpy(), repeats, warmup)
+        median = float(np.median(times))
+        results[str(batch)] = {"median_s": median, "min_s": float(min(times)), "max_s": float(max(times)),
+                               "tokens_per_s": batch * int(data.input_shape[0]) / median, "repeats": repeats}
+    return results
+
+
+PROMPT_TOKENS = 16
+"""Tokens of held-out text each generation starts from (half the sequence length when that is shorter)."""
+
+
+def generation(model, data, new_tokens: int = 64, repeats: int = 3) -> dict:
+    """Measured greedy generation of a keras_hub causal LM: up to ``new_tokens`` tokens (as many as the
+    sequence length leaves) after a prompt of :data:`PROMPT_TOKENS` held-out tokens, one sequence at a
+    time (after one untimed warm-up call, which compiles).
+
+    Returns:
+        ``{"tokens_per_s", "latency_per_token_s", "new_tokens", "prompt_tokens", "repeats"}`` (medians).
+
+    Raises:
+        ValueError: for a model without ``generate`` (not a keras_hub causal LM).
+    """
+    if not hasattr(model, "generate"):
+        raise ValueError(f"generation measures a keras_hub causal LM's generate(); {model.name!r} has none")
+    longest = int(data.input_shape[0])
+    prompt_tokens = min(PROMPT_TOKENS, longest // 2)
+    length = min(longest, prompt_tokens + new_tokens)
+    inputs, _ = data.arrays("test", 1)
+    ids = np.zeros((1, length), dtype="int32")
+    ids[0, :prompt_tokens] = inputs["token_ids"][0, :prompt_tokens]
+    mask = np.zeros((1, length), dtype=bool)
+    mask[0, :prompt_tokens] = True
+    prompt = {"token_ids": ids, "padding_mask": mask}
+    made = length - prompt_tokens
+    times = _timed(lambda: model.generate(prompt, max_length=length, stop_token_ids=None), repeats, 1)
+    median = float(np.median(times))
+    return {"tokens_per_s": made / median, "latency_per_token_s": median / made, "new_tokens": made,
+            "prompt_tokens": prompt_tokens, "repeats": repeats}
+
+
+@register("generation", settings=lambda config: {"new_tokens": 64},
+          summary="causal_lm: measured generation tokens/s and latency per token (batch 1, greedy)")
+def generation_eval(model, data, evaluation_config) -> dict:
+    """The ``generation`` evaluation (:func:`generation`)."""
+    return generation(model, data)

@@ -1,27 +1,40 @@
-"""The standard evaluations: clean test accuracy, cost from the graph, measured latency."""
+"""The standard evaluations: clean test accuracy, cost from the graph, measured latency.
+
+For text data (``--task=causal_lm``) each measures what it means for a language model
+(:mod:`tf_lottery.evals.language`): held-out perplexity, FLOPs per token, tokens/s.
+"""
 
 from __future__ import annotations
 
 from tf_lottery.graph import cost
 from tf_lottery import training
+from tf_lottery.data import TextData
+from tf_lottery.evals import language
 from tf_lottery.evals.registry import register
 
 
 @register("clean", summary="loss and accuracy on the test split")
 def clean(model, data, evaluation_config) -> dict:
-    """``{"loss", "accuracy", "examples"}`` of the compiled model on the test split."""
+    """``{"loss", "accuracy", "examples"}`` of the compiled model on the test split (text: and perplexity)."""
+    if isinstance(data, TextData):
+        return language.text_clean(model, data)
     return training.evaluate(model, data, "test")
 
 
 @register("cost", settings=lambda config: {"memory_batch_size": config.memory_batch_size},
           summary="params, FLOPs, conv filters and memory, computed from the graph")
 def cost_summary(model, data, evaluation_config) -> dict:
-    """``{"params", "flops", "filters", "memory_bytes", "memory_batch_size"}`` (see :mod:`tf_lottery.graph.cost`)."""
+    """``{"params", "flops", "filters", "memory_bytes", "memory_batch_size"}`` (see :mod:`tf_lottery.graph.cost`);
+    text: :func:`tf_lottery.evals.language.text_cost`."""
+    if isinstance(data, TextData):
+        return language.text_cost(model, data)
     return cost.summary(model, evaluation_config.memory_batch_size)
 
 
 @register("latency", settings=lambda config: {"batch_sizes": list(config.latency_batch_sizes)},
           summary="measured inference seconds per batch (median after warm-up), per batch size")
 def latency(model, data, evaluation_config) -> dict:
-    """``{batch size (str): {"median_s", "min_s", "max_s", "images_per_s", "repeats"}}``."""
+    """``{batch size (str): {"median_s", "min_s", "max_s", "images_per_s", "repeats"}}`` (text: tokens_per_s)."""
+    if isinstance(data, TextData):
+        return language.text_latency(model, data, evaluation_config.latency_batch_sizes)
     return {str(k): v for k, v in cost.latency(model, evaluation_config.latency_batch_sizes).items()}

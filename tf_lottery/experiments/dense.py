@@ -26,7 +26,7 @@ from tf_lottery import training
 from tf_lottery.config import Config, MethodConfig, SweepConfig
 from tf_lottery.config.experiments import EXPERIMENTS, register
 from tf_lottery.experiments.stages import (
-    dense_metadata, export_options, has_evals, measure, publish, set_up, steps_per_epoch, train_or_load,
+    dense_metadata, has_evals, save_export, measure, publish, set_up, steps_per_epoch, train_or_load,
 )
 from tf_lottery.core.log import log
 from tf_lottery.results.records import ModelRecord
@@ -114,8 +114,7 @@ def train_dense(config: Config, data, model) -> tuple[ModelRecord, RunFolder]:
             record = measure(config, run, "dense", model, data, trained)
             run.write_json("dense.json", record.to_dict())
         if config.runtime.export and not export.is_complete(run.file("export/dense")):
-            export.save_model(model, run.file("export/dense"), dense_metadata(own, run, record.accuracy),
-                              **export_options(config, data))
+            save_export(config, model, run.file("export/dense"), dense_metadata(own, run, record.accuracy), data)
             publish(config, model.name, run.file("export/dense"), run)
         log(f"dense: {100 * record.accuracy:.2f} % test accuracy ({run.path})" if record.accuracy is not None
             else f"dense: trained ({run.path})")

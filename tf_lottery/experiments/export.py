@@ -25,7 +25,7 @@ from tf_lottery.data import prepare
 from tf_lottery.experiments.dense import dense_config
 from tf_lottery.experiments.existing import targets, trained_ticket
 from tf_lottery.config.experiments import register
-from tf_lottery.experiments.stages import dense_metadata, export_options, publish, ticket_metadata, trained_dense
+from tf_lottery.experiments.stages import dense_metadata, publish, save_export, ticket_metadata, trained_dense
 from tf_lottery.core.log import log
 from tf_lottery.results.records import ModelRecord, RunRecord
 from tf_lottery.experiments.runs import RunFolder
@@ -56,7 +56,7 @@ class Exported:
 def _export(config: Config, run: RunFolder, side: str, model, data, metadata: dict) -> Exported:
     path = run.file(f"export/{side}")
     with run.lock(config.runtime.wait_for_lock):
-        export.save_model(model, path, metadata, overwrite=True, **export_options(config, data))
+        save_export(config, model, path, metadata, data, overwrite=True)
     log(f"{side}: exported {model.name} to {path}")
     sizes = export.read_metadata(path)["sizes"]
     return Exported(run.path, side, model.name, path, publish(config, model.name, path, run), sizes)

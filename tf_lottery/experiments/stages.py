@@ -25,7 +25,8 @@ from tf_lottery.results import curves
 from tf_lottery.runtime import carbon, distribute
 from tf_lottery.training import resume
 from tf_lottery.config import Config
-from tf_lottery.data import prepare
+from tf_lottery.config.sections import SCORE_SEQUENCES
+from tf_lottery.data import TextData, prepare
 from tf_lottery.core.faults import crash_point
 from tf_lottery.core.log import log
 from tf_lottery.results.records import (
@@ -142,6 +143,16 @@ def publish(config: Config, model_name: str, path: str, run: RunFolder) -> Optio
     return version
 
 
+def save_export(config: Config, model, path: str, metadata: dict, data, overwrite: bool = False) -> None:
+    """Exports a trained model of a run: :func:`tf_lottery.export.save_model` for images (with the
+    run's preprocessing and TFLite flags), :func:`tf_lottery.export.save_language_model` for a
+    language model (its token SavedModel and keras_hub preset)."""
+    if isinstance(data, TextData):
+        export.save_language_model(model, path, metadata, overwrite=overwrite)
+    else:
+        export.save_model(model, path, metadata, overwrite=overwrite, **export_options(config, data))
+
+
 def export_options(config: Config, data) -> dict:
     """:func:`tf_lottery.export.save_model`'s options for a run: its preprocessing and the TFLite flags."""
     return {"preprocessing": serving.Preprocessing.from_data(data), "tflite": config.runtime.tflite,
@@ -177,8 +188,11 @@ def make_ticket(config: Config, run: RunFolder, dense, data, file: str = "scores
         log(f"decision found in {run.file(file)}: removing {_shown(scoring.ticket.removed)}")
         return scoring
     method = config.method
-    x, y = criteria.class_balanced_batch(*data.arrays("train", data.scoring_pool), per_class=method.score_per_class,
-                                         seed=config.seed)
+    if isinstance(data, TextData):  # the first sequences of the seeded shuffle
+        x, y = data.arrays("train", method.score_sequences or SCORE_SEQUENCES)
+    else:
+        x, y = criteria.class_balanced_batch(*data.arrays("train", data.scoring_pool),
+                                             per_class=method.score_per_class, seed=config.seed)
     scored_by = f" ({method.criterion} on {len(y)} examples)" if "criterion" in tickets.get(method.type).fields else ""
     log(f"making a {method.type} ticket of {dense.name}{scored_by}")
     with carbon.track("scoring", run.path, config.runtime.carbon_country) as energy:
@@ -248,7 +262,8 @@ def measure(config: Config, run: RunFolder, name: str, model, data, training: Tr
         reference: The trained dense network, for pairwise evaluations of a ticket (``cka``).
     """
     results = evals.run_cached(model, data, config.evaluation, run, name, log, reference=reference)
-    return ModelRecord(model.name, len(surgery.blocks(model)), training, results, removed)
+    return ModelRecord(model.name, len(surgery.blocks(surgery.families.block_model(model))), training, results,
+                       removed)
 
 
 def has_evals(record: ModelRecord, config: Config, side: str) -> bool:
@@ -324,7 +339,7 @@ def write_summary(config: Config, run: RunFolder, record: RunRecord) -> str:
 def plot_scores(config: Config, run: RunFolder, dense, scoring: ScoringRecord) -> None:
     """Writes scores.png: every block's score by stage, the removed ones marked (block scores only:
     the scores of a filter or weight ticket have no such plot)."""
-    found = {b.name: b for b in surgery.find_blocks(dense)}
+    found = {b.name: b for b in surgery.find_blocks(surgery.families.block_model(dense))}
     if not set(scoring.ticket.scores) <= set(found):
         return
     plots.block_scores(scoring.ticket.scores, {n: b.stage for n, b in found.items()},
@@ -362,7 +377,7 @@ def record_run(config: Config, run: RunFolder, data, ticket, trained: TrainingRe
     if config.runtime.export:
         if not export.is_complete(run.file("export/ticket")):
             meta = ticket_metadata(config, run, scoring, measured.accuracy, rewind)
-            export.save_model(ticket, run.file("export/ticket"), meta, **export_options(config, data))
+            save_export(config, ticket, run.file("export/ticket"), meta, data)
             publish(config, ticket.name, run.file("export/ticket"), run)
         exports = {"dense": dense_run.file("export/dense"), "ticket": run.file("export/ticket")}
     result = RunRecord(

@@ -29,6 +29,7 @@ import tensorflow as tf
 
 from tf_lottery.core.io import atomic_path, ensure_free_space, state_bytes, write_json_atomic
 from tf_lottery.export.saved_model import _check_target
+from tf_lottery.export.serving import folder_bytes
 from tf_lottery.graph.lineage import lineage, recorded_kept
 
 INPUTS = ("token_ids", "padding_mask")
@@ -93,6 +94,10 @@ def save_language_model(model: keras.Model, path: str, metadata: Optional[dict] 
             "lineage": lineage(model),
             "blocks": recorded_kept(model),
             "vocabulary_size": vocabulary,
+            "params": int(model.count_params()),
+            "sizes": {"saved_model_bytes": folder_bytes(os.path.join(staging, "saved_model")),
+                      **({"preset_bytes": folder_bytes(os.path.join(staging, "preset"))} if _is_keras_hub(model)
+                         else {})},
             "serving_signature": "serving_default",
             "signatures": {"serving_default": {"inputs": {name: "int32 (batch, length)" for name in INPUTS},
                                                "outputs": {"logits": "float32 (batch, length, vocabulary)"}}},

@@ -40,7 +40,7 @@ from tf_lottery.core.io import atomic_path, ensure_free_space, state_bytes, writ
 from tf_lottery.graph.lineage import lineage
 
 
-EXPORT_FILES = {"saved_model", "model.keras", "mean.npy", "model.tflite", "model_dynamic_range.tflite",
+EXPORT_FILES = {"saved_model", "model.keras", "preset", "mean.npy", "model.tflite", "model_dynamic_range.tflite",
                 "metadata.json"}
 
 

@@ -21,6 +21,7 @@ from tf_lottery.models.cifar_resnet import (  # noqa: E402
 from tf_lottery.models.applications import FAMILIES as APPLICATIONS, ApplicationSettings, build_application
 from tf_lottery.models.imagenet_resnet import ImageNetResNetSettings, ImageNetResNetSpec, imagenet_resnet
 from tf_lottery.models.function import FunctionSettings, canonical_names, parse_model_args
+from tf_lottery.models.decoder import ByteDecoderSettings, byte_decoder
 from tf_lottery.graph.heads import float32_head, logits_output, outputs_probabilities
 from tf_lottery.graph.lineage import lineage, lineage_json
 from tf_lottery.models.from_lineage import rebuild

@@ -143,7 +143,8 @@ class TrainingRecord:
 
 # The evaluations whose results sit at the top of a model record, as in tf_lottery 0.1:
 # "clean" under "test", "cost"'s fields at the top level, "latency" under "latency".
-_COST_KEYS = ("params", "nonzero_params", "flops", "filters", "memory_bytes", "memory_batch_size")
+_COST_KEYS = ("params", "nonzero_params", "flops", "filters", "memory_bytes", "memory_batch_size", "layers",
+              "flops_per_token")  # the last two: a language model's (--task=causal_lm)
 
 
 @dataclasses.dataclass(frozen=True)

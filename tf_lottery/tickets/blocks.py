@@ -6,14 +6,14 @@ A thin adapter from the config's method section to :func:`tf_lottery.tickets.fin
 from __future__ import annotations
 
 from tf_lottery.surgery import family_ticket, remove_blocks
-from tf_lottery.surgery.families import has_family
+from tf_lottery.surgery.families import block_model, has_family
 from tf_lottery.tickets.find import TicketResult, find_ticket, resolve_count
 from tf_lottery.tickets.registry import register
 
 
 def check(model, method) -> None:
     """Fails (ValueError naming the maximum) when ``method``'s p cannot be removed from ``model``."""
-    resolve_count(model, method.num_blocks, method.fraction, method.min_blocks_per_stage)
+    resolve_count(block_model(model), method.num_blocks, method.fraction, method.min_blocks_per_stage)
 
 
 def apply(model, ticket, method):
@@ -24,7 +24,8 @@ def apply(model, ticket, method):
 
 @register("blocks", check=check, apply=apply,
           fields=("criterion", "num_blocks", "fraction", "schedule", "min_blocks_per_stage", "aggregation",
-                  "prune_first", "angular_window", "score_per_class", "residual_layers", "rewind", "rewind_epoch",
+                  "prune_first", "angular_window", "score_per_class", "score_sequences", "residual_layers", "rewind",
+                  "rewind_epoch",
                   "rewind_step"),
           summary="remove whole residual blocks (the paper's layer tickets)")
 def blocks(model, data, method, seed: int = 0) -> TicketResult:

@@ -100,11 +100,16 @@ def make_deterministic() -> None:
 
 
 def compile_model(model: keras.Model, recipe: Recipe, steps_per_epoch: int) -> None:
-    """Compiles with the recipe's optimizer, cross-entropy on logits (or probabilities) and accuracy."""
+    """Compiles with the recipe's optimizer, cross-entropy on logits (or probabilities) and accuracy.
+
+    The accuracy is a weighted metric: where the data gives sample weights (a language model's
+    batches weigh padding 0) it counts the weighted positions only; without weights it is the
+    plain accuracy. It also replaces the metrics a keras_hub task would add by itself.
+    """
     model.compile(
-        optimizer=recipe.optimizer(steps_per_epoch),
+        optimizer=recipe.make_optimizer(steps_per_epoch),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=not outputs_probabilities(model)),
-        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
         jit_compile=distribute.current().jit_compile,
     )
     distribute.prepare_fit(model)

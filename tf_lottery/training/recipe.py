@@ -25,6 +25,11 @@ from tf_lottery.training.schedules import warmup_factor, warmup_schedule
 _LENGTH = re.compile(r"^\s*([0-9]+)\s*(ep|it)\s*$", re.ASCII)  # ASCII digits only: "２ep" is refused
 NO_WARMUP = "0ep"
 
+OPTIMIZERS = ("sgd", "adamw")
+"""``sgd``: SGD with (Nesterov) momentum, the paper group's CNN recipe; ``adamw``: AdamW with a decoupled
+weight decay of :data:`ADAMW_WEIGHT_DECAY` (GPT-2's and nanoGPT's), the recipe language models train by."""
+ADAMW_WEIGHT_DECAY = 0.01
+
 #: The longest lengths accepted: far beyond any published recipe (CIFAR's 200ep, ImageNet's 90ep), so
 #: that a typo such as 99999999999ep is refused at once instead of planning a training that never ends.
 MAX_LENGTH = {"ep": 100_000, "it": 1_000_000_000}
@@ -108,6 +113,7 @@ class Recipe:
             constant 0.01 instead). Counted inside ``length``; drops still apply at their lengths.
         warmup_start: The warm-up's starting factor in [0, 1) (a rewound recipe that resumes
             inside the warm-up starts where the warm-up stood).
+        optimizer: One of :data:`OPTIMIZERS` (``adamw`` ignores ``momentum`` and ``nesterov``).
     """
 
     length: str = "200ep"
@@ -119,8 +125,11 @@ class Recipe:
     lr_drop_factor: float = 0.1
     warmup: str = NO_WARMUP
     warmup_start: float = 0.0
+    optimizer: str = "sgd"
 
     def __post_init__(self):
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}; got {self.optimizer!r}")
         object.__setattr__(self, "length", canonical_length(self.length))
         object.__setattr__(self, "lr_drops", canonical_drops(self.lr_drops, self.length))
         object.__setattr__(self, "warmup", canonical_length(self.warmup, allow_zero=True))
@@ -173,7 +182,10 @@ class Recipe:
         rate = values[sum(step > b for b in boundaries)]
         return rate * warmup_factor(step, self.warmup_steps(steps_per_epoch), self.warmup_start)
 
-    def optimizer(self, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+    def make_optimizer(self, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+        """The recipe's optimizer on its schedule."""
+        if self.optimizer == "adamw":
+            return keras.optimizers.AdamW(self.schedule(steps_per_epoch), weight_decay=ADAMW_WEIGHT_DECAY)
         return keras.optimizers.SGD(self.schedule(steps_per_epoch), momentum=self.momentum, nesterov=self.nesterov)
 
     def resumed_at(self, epoch: int) -> "Recipe":

@@ -1,0 +1,171 @@
+"""--task=causal_lm end to end: a byte decoder's layer ticket through init_ticket, sweep, resume and export,
+on a small corpus the test writes in the fortunes format (the real corpus: flags/fortunes_causal_lm.cfg)."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+pytest.importorskip("keras_hub")
+
+from tf_lottery import experiments  # noqa: E402
+from tf_lottery import training as train  # noqa: E402
+from tf_lottery.config import Config  # noqa: E402
+from tf_lottery.data import prepare  # noqa: E402
+
+WORDS = "the a cat dog sat ran on under mat log quickly slowly and then".split()
+
+
+def _corpus(folder) -> str:
+    rng = np.random.default_rng(0)
+    entries = [" ".join(rng.choice(WORDS, size=rng.integers(4, 12))) + "." for _ in range(400)]
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, "tiny"), "w") as handle:
+        handle.write("\n%\n".join(entries) + "\n%\n")
+    return str(folder)
+
+
+def _config(tmp_path, **changes):
+    values = dict(task="causal_lm", dataset="fortunes", data_dir=_corpus(tmp_path / "corpus"), model="byte_decoder",
+                  num_layers=3, hidden_dim=16, num_heads=2, sequence_length=16, train_size=None, val_size=32,
+                  test_size=32, optimizer="adamw", learning_rate=0.01, batch_size=16, length="2ep", warmup="4it",
+                  lr_drops=(), criterion="snip", num_blocks=1, min_blocks_per_stage=1, score_sequences=16,
+                  evals=("clean", "cost", "latency", "generation"), latency_batch_sizes=(1, 4),
+                  runs_dir=str(tmp_path / "runs"))
+    values.update(changes)
+    if values["model"] != "byte_decoder":
+        for name in ("num_layers", "hidden_dim", "num_heads"):
+            values.pop(name)
+    return Config.create(**values)
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    config = _config(tmp_path_factory.mktemp("lm"))
+    return config, experiments.get("init_ticket")(config)
+
+
+def test_the_ticket_is_a_smaller_decoder_measured_as_a_language_model(finished):
+    config, result = finished
+    assert result.dense.blocks == 3 and result.ticket.blocks == 2 and len(result.ticket.removed) == 1
+    for side in (result.dense, result.ticket):
+        clean = side.evals["clean"]
+        assert clean["loss"] == pytest.approx(np.log(clean["perplexity"]))
+        assert 1 < clean["perplexity"] < 258  # it learned something of a byte vocabulary
+        assert side.evals["cost"]["flops"] == pytest.approx(16 * side.evals["cost"]["flops_per_token"], abs=1)
+        assert set(side.evals["latency"]) == {"1", "4"}
+        generation = side.evals["generation"]
+        assert (generation["prompt_tokens"], generation["new_tokens"]) == (8, 8)  # half the sequence each
+        assert generation["tokens_per_s"] == pytest.approx(1 / generation["latency_per_token_s"])
+    assert result.ticket.evals["cost"]["layers"] == 2 and result.dense.evals["cost"]["layers"] == 3
+    assert result.ticket.params < result.dense.params
+    with open(os.path.join(result.run_folder, "summary.md")) as handle:
+        summary = handle.read()
+    assert "held-out perplexity" in summary and "FLOPs per token" in summary and "training tokens/s" in summary
+    assert result.dense.energy.status and result.ticket.training.timing.train_seconds > 0
+
+
+def test_the_run_is_named_by_the_task_and_an_image_run_keeps_its_name(finished):
+    config, result = finished
+    identity = config.data.identity()
+    assert identity["task"] == "causal_lm" and identity["sequence_length"] == 16
+    assert config.training.identity()["optimizer"] == "adamw"
+    assert config.replace(sequence_length=32).digest("dense") != config.digest("dense")
+    image = Config().data.identity()
+    assert "task" not in image and "sequence_length" not in image and "optimizer" not in Config().training.identity()
+
+
+def test_the_export_serves_the_perplexity_the_run_measured(finished):
+    config, result = finished
+    export = os.path.join(result.run_folder, "export", "ticket")
+    with open(os.path.join(export, "metadata.json")) as handle:
+        metadata = json.load(handle)
+    assert {"saved_model", "preset", "metadata.json"} <= set(metadata["files"])
+    assert metadata["lineage"]["removed"] == result.ticket.removed and metadata["config_hash"]
+    ids, mask = prepare(config.data_options()).token_windows("test")
+    np.save(os.path.join(export, "..", "ids.npy"), ids)
+    np.save(os.path.join(export, "..", "mask.npy"), mask)
+    # A TensorFlow-only process: the SavedModel's logits give the recorded held-out perplexity.
+    script = f"""
+import numpy as np, tensorflow as tf
+serve = tf.saved_model.load({os.path.join(export, 'saved_model')!r}).signatures["serving_default"]
+ids, mask = np.load({os.path.join(export, '..', 'ids.npy')!r}), np.load({os.path.join(export, '..', 'mask.npy')!r})
+logits = serve(token_ids=tf.constant(ids[:, :-1], tf.int32), padding_mask=tf.constant(mask[:, :-1], tf.int32))
+logits = list(logits.values())[0].numpy().astype("float64")
+logp = logits - np.log(np.exp(logits - logits.max(-1, keepdims=True)).sum(-1, keepdims=True)) - logits.max(-1, keepdims=True)
+picked = np.take_along_axis(logp, ids[:, 1:, None].astype(int), -1)[..., 0]
+real = mask[:, 1:].astype(bool)
+print(float(np.exp(-picked[real].mean())))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    served = float(done.stdout.strip().splitlines()[-1])
+    assert served == pytest.approx(result.ticket.evals["clean"]["perplexity"], rel=1e-4)
+
+
+def test_a_killed_ticket_training_is_trained_again_alone(finished, monkeypatch):
+    config, result = finished
+    for name in ("result.json", "train_ticket.json", "ticket_final.weights.h5", "summary.md", "evals"):
+        path = os.path.join(result.run_folder, name)
+        shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+    trained = []
+    real_fit = train.fit
+    monkeypatch.setattr(train, "fit", lambda model, *a, **k: trained.append(a[3]) or real_fit(model, *a, **k))
+    again = experiments.get("init_ticket")(config)
+    assert trained == ["ticket"]
+    assert again.ticket.removed == result.ticket.removed
+    assert again.dense.evals["clean"] == result.dense.evals["clean"]  # the dense run was reused, not retrained
+
+
+def test_a_sweep_over_criteria_cuts_a_ticket_per_criterion(finished):
+    config, _ = finished
+    sweep = experiments.get("sweep")(config.replace(experiment="sweep", sweep_criteria=("snip", "grasp"),
+                                                    evals=("clean", "cost")))
+    assert sorted(row.criterion for row in sweep.rows) == ["grasp", "snip"]
+    assert all(row.ticket_flops < row.dense_flops for row in sweep.rows)
+    assert os.path.exists(os.path.join(sweep.run_folder, "report.md"))
+
+
+@pytest.mark.parametrize("flat, message", [
+    (dict(task="classify"), "--dataset=fortunes is data for --task=causal_lm; got --task=classify"),
+    (dict(model="cifar_resnet"), "--task=causal_lm trains a language model: --model=byte_decoder; got "
+                                 "--model=cifar_resnet"),
+    (dict(evals=("clean", "corruptions")), "--evals=corruptions measure images; --task=causal_lm takes "
+                                           "clean,cost,latency,generation"),
+    (dict(method="filters"), "--task=causal_lm makes layer tickets"),
+])
+def test_what_a_language_run_cannot_do_is_refused_when_the_config_is_built(tmp_path, flat, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        _config(tmp_path, **flat)
+
+
+def test_an_image_dataset_is_refused_for_a_language_task_and_generation_for_images():
+    with pytest.raises(ValueError, match=r"--dataset=fashion_mnist is data for --task=classify; got "
+                                         r"--task=causal_lm \(text corpora: fortunes\)"):
+        Config.create(task="causal_lm")
+    with pytest.raises(ValueError, match="--evals=generation measures a language model's generate"):
+        Config.create(evals=("clean", "generation"))
+
+
+def test_the_cli_refuses_an_empty_corpus_and_writes_nothing(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    runs = tmp_path / "runs"
+    done = subprocess.run([sys.executable, "-m", "tf_lottery.cli", "--flagfile=flags/fortunes_causal_lm.cfg",
+                           f"--data_dir={empty}", f"--runs_dir={runs}"], capture_output=True, text=True,
+                          cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert f"the corpus at {empty} is empty" in done.stderr
+    assert not runs.exists() or not any(name for name in os.listdir(runs) if not name.startswith("."))
+
+
+def test_the_export_experiment_exports_a_language_run_again(finished):
+    config, result = finished
+    written = experiments.get("export")(config.replace(experiment="export", **{"from": (result.run_folder,)}))
+    path = os.path.join(result.run_folder, "export", "ticket")
+    with open(os.path.join(path, "metadata.json")) as handle:
+        assert json.load(handle)["model_class"] == "GPT2CausalLM"
+    assert any(path in str(item) for item in written)
