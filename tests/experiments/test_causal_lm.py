@@ -169,3 +169,11 @@ def test_the_export_experiment_exports_a_language_run_again(finished):
     with open(os.path.join(path, "metadata.json")) as handle:
         assert json.load(handle)["model_class"] == "GPT2CausalLM"
     assert any(path in str(item) for item in written)
+
+
+def test_lottery_scores_the_trained_decoder_and_rewinds_the_ticket_to_theta0(tmp_path):
+    config = _config(tmp_path, experiment="lottery", criterion="block_influence", evals=("clean", "cost"),
+                     keep_epochs=(0,), export=False)
+    result = experiments.get("lottery")(config)
+    assert result.rewind.epoch == 0 and len(result.ticket.removed) == 1
+    assert result.ticket.blocks == 2 and 1 < result.ticket.evals["clean"]["perplexity"] < 258
