@@ -82,9 +82,6 @@ def test_bad_language_model_inputs_are_refused_by_name():
         tl.criteria.get("snip")(lm, ({"token_ids": inputs["token_ids"]}, labels))
     with pytest.raises(ValueError, match=r"'token_ids' must be integers"):
         tl.criteria.get("snip")(lm, ({**inputs, "token_ids": inputs["token_ids"].astype("float32")}, labels))
-    with pytest.raises(ValueError, match=r"SynFlow feeds 'gpt2_backbone(_\d+)?' an all-ones image, and a model of several "
-                                         r"inputs"):
-        tl.criteria.get("synflow")(lm)
 
 
 def test_tokens_a_keras_hub_model_cannot_take_are_refused_before_tensorflow_runs():
@@ -104,3 +101,59 @@ def test_flops_per_token_count_the_decoder_layers_and_the_tied_head_by_hand():
     assert tl.evals.language.flops_per_token(lm, 16) == 3 * layer / 16 + 32 * 100
     smaller = tl.surgery.family_ticket(lm, ["transformer_layer_0"])
     assert tl.evals.language.flops_per_token(smaller, 16) == 2 * layer / 16 + 32 * 100
+
+
+def _hand_synflow_r(backbone, weights):
+    """SynFlow's R of a GPT-2 backbone written out by hand: every token's embedding (the sum of the absolute
+    table's rows) plus the absolute positions, then each pre-LayerNorm decoder layer with absolute weights,
+    its normalisations affine, its GELU the identity and its causal softmax attention kept, then the final
+    normalisation's affine part; R is the sum of the output. ``weights``: ``{variable path: tf.Variable}``."""
+    length, heads = backbone.max_sequence_length, backbone.num_heads
+    w = {path: tf.abs(tf.cast(value, tf.float64)) for path, value in weights.items()}
+    x = tf.reduce_sum(w["token_embedding/embeddings"], 0)[None, :] + w["position_embedding/embeddings"][:length]
+    causal = np.tril(np.ones((length, length), bool))
+    for i in range(backbone.num_layers):
+        p = f"transformer_layer_{i}/"
+        h = x * w[p + "self_attention_layer_norm/gamma"] + w[p + "self_attention_layer_norm/beta"]
+        q, k, v = (tf.einsum("lh,hnd->lnd", h, w[p + f"self_attention/{n}/kernel"]) + w[p + f"self_attention/{n}/bias"]
+                   for n in ("query", "key", "value"))
+        logits = tf.einsum("lnd,mnd->nlm", q / np.sqrt(int(q.shape[-1])), k)
+        attention = tf.nn.softmax(tf.where(causal[None], logits, tf.constant(-1e30, tf.float64)), axis=-1)
+        x = x + tf.einsum("nlm,mnd,ndh->lh", attention, v, w[p + "self_attention/attention_output/kernel"]) \
+            + w[p + "self_attention/attention_output/bias"]
+        h = x * w[p + "feedforward_layer_norm/gamma"] + w[p + "feedforward_layer_norm/beta"]
+        hidden = h @ w[p + "feedforward_intermediate_dense/kernel"] + w[p + "feedforward_intermediate_dense/bias"]
+        x = x + hidden @ w[p + "feedforward_output_dense/kernel"] + w[p + "feedforward_output_dense/bias"]
+    assert heads == int(q.shape[1])
+    return tf.reduce_sum(x * w["layer_norm/gamma"] + w["layer_norm/beta"])
+
+
+def test_synflow_scores_a_causal_lm_by_its_linearised_path_flow_against_a_hand_computation():
+    lm = _lm(dropout=0.1)
+    backbone = lm.backbone
+    twin, inputs = tl.criteria.synflow.token_twin(backbone)
+    weights = {v.path: tf.Variable(tf.cast(v, tf.float64)) for v in backbone.weights}
+    with tf.GradientTape() as tape:
+        hand_r = _hand_synflow_r(backbone, weights)
+    assert float(tf.reduce_sum(twin(inputs, training=False))) == pytest.approx(float(hand_r), rel=1e-9)
+    grads = tape.gradient(hand_r, weights)
+    scores = tl.criteria.get("synflow")(lm)  # the task is scored through its backbone
+    assert sorted(scores) == ["transformer_layer_0", "transformer_layer_1", "transformer_layer_2"]
+    for block in scores:
+        kernels = [path for path in weights if path.startswith(block + "/") and len(weights[path].shape) >= 2
+                   and not path.endswith("/bias")]  # the scored matrices: kernels, not attention biases
+        # d R(|w|) / dw = sign(w) dR/d|w|, and dR/d|w| >= 0 in a positive network: |w| dR/d|w| = |w * dR/dw|
+        hand = np.concatenate([np.abs((weights[p] * grads[p]).numpy()).ravel() for p in kernels]).mean()
+        assert scores[block] == pytest.approx(hand, rel=1e-6)
+    ticket = tl.find_ticket(lm, "synflow", num_blocks=1, min_blocks_per_stage=0)
+    assert type(ticket.model).__name__ == "GPT2CausalLM" and ticket.model.backbone.num_layers == 2
+
+
+def test_synflow_refuses_a_model_of_several_inputs_that_are_not_tokens_by_name():
+    import keras
+
+    a, b = keras.Input((4,), name="a"), keras.Input((4,), name="b")
+    model = keras.Model([a, b], keras.layers.Dense(2)(keras.layers.Concatenate()([a, b])))
+    with pytest.raises(ValueError, match=r"SynFlow feeds '.*' an all-ones image \(a language model: every token\), "
+                                         r"and a model of the inputs \['a', 'b'\] has neither"):
+        tl.criteria.synflow.synflow_weight_scores(model)

@@ -24,6 +24,18 @@ preprocessing (``Rescaling``, ``Normalization``: keras.applications' ImageNet me
 would make the all-ones image negative) is skipped, so the ones reach the first layer as
 in the original. A ReLU ResNet's scores are unchanged by all this.
 
+**Language models** (a model of ``token_ids`` and ``padding_mask``: a keras_hub backbone, which the
+criteria registry hands a ``*CausalLM`` task's scoring to). Token ids have no all-ones value, so
+this module takes the all-ones input of the embedding's linear map: a one-hot input of ones in
+every vocabulary entry, whose embedding is the sum of the table's absolute rows at every
+position (the position embedding is added as usual, its weights made absolute too); every
+position is real. The network is the model rebuilt from its config in float64 with absolute
+weights, linearised inside its subclassed layers as above: each ``LayerNormalization`` becomes
+``|gamma| x + |beta|`` and each rectifier activation of a dense layer (GPT-2's GELU) the
+identity; the attention softmax stays, a gate. R is the sum of the backbone's output (the tied
+head, the reversed embedding, lies outside every block). This is tf_lottery's extension: Tanaka
+et al. define SynFlow for convolutional and fully connected networks only.
+
 A layer that creates sublayers or tensors of its own dtype in ``__init__`` (keras.io's ViT
 patch encoder) keeps computing in float32 inside the float64 pass (Keras casts at its
 boundary); a layer that cannot take the float64 tensors at all is refused by name. The
@@ -97,16 +109,93 @@ def _float64_twin(model: keras.Model) -> keras.Model:
     return rewire(model, skip, clone=_float64_layer, input_dtype="float64", clone_weightless=True)
 
 
+TOKEN_INPUTS = ("padding_mask", "token_ids")
+
+
+def _input_names(model) -> list:
+    return sorted(t._keras_history.operation.name for t in model.inputs)
+
+
+def _linear_rectifier(activation) -> bool:
+    name = getattr(activation, "__name__", "")
+    return any(name == r or name.startswith(f"{r}_") for r in _RECTIFIERS)
+
+
+def _affine(layer):
+    """A ``LayerNormalization``'s inference-free affine part, ``gamma x + beta`` (weights already absolute)."""
+    def call(inputs, *args, **kwargs):
+        outputs = inputs * layer.gamma if layer.scale else inputs
+        return outputs + layer.beta if layer.center else outputs
+    return call
+
+
+def _every_token(embedding):
+    """The token embedding's forward call on the all-ones one-hot input: the sum of its (absolute)
+    rows at every position; its reversed call (a tied head) is kept."""
+    forward = embedding.call
+
+    def call(inputs, reverse=False):
+        if reverse:
+            return forward(inputs, reverse=True)
+        total = tf.reduce_sum(embedding.embeddings, axis=0)
+        return tf.broadcast_to(total, tf.concat([tf.shape(inputs), tf.shape(total)], axis=0))
+    return call
+
+
+def token_twin(model):
+    """``(twin, inputs)``: the float64, absolute, linearised twin of a language model and its all-ones input,
+    whose output sums to SynFlow's R (the module docstring's language models).
+
+    Raises:
+        ValueError: for a model that cannot be rebuilt from its config, or has no token embedding.
+    """
+    config = model.get_config()
+    config["dtype"] = "float64"
+    try:
+        twin = model.__class__.from_config(config)
+    except Exception as error:  # a user's model without a config to rebuild it from
+        raise ValueError(f"SynFlow rebuilds a language model from its config in float64, and {model.name!r} "
+                         f"({type(model).__name__}) cannot be: {error}; score it with snip, grasp or magnitude") \
+            from error
+    twin.set_weights([np.abs(w).astype("float64") for w in model.get_weights()])
+    embedding = getattr(twin, "token_embedding", None)
+    if embedding is None or not hasattr(embedding, "embeddings"):
+        raise ValueError(f"SynFlow of a language model feeds every token to its token embedding; "
+                         f"{model.name!r} has no token_embedding attribute (a keras_hub backbone has one)")
+    embedding.call = _every_token(embedding)
+    for layer in twin._flatten_layers(include_self=False, recursive=True):
+        if isinstance(layer, keras.layers.LayerNormalization):
+            layer.call = _affine(layer)
+        elif _linear_rectifier(getattr(layer, "activation", None)):
+            layer.activation = keras.activations.linear
+    length = int(model.inputs[0].shape[1] or getattr(model, "max_sequence_length", 0) or 1)
+    inputs = {"token_ids": tf.zeros((1, length), tf.int32), "padding_mask": tf.ones((1, length), tf.int32)}
+    return twin, inputs
+
+
+def _token_weight_scores(model) -> Dict[str, np.ndarray]:
+    """SynFlow of a model of token ids and a padding mask (the module docstring's language models)."""
+    twin, inputs = token_twin(model)
+    kernels = base.prunable_kernels(twin)
+    variables = twin.trainable_variables
+    with tf.GradientTape() as tape:
+        r = tf.reduce_sum(twin(inputs, training=False))
+    grads = base.dense_gradients(tape.gradient(r, variables), variables)
+    return {name: (variables[i].numpy() * grads[i].numpy()) for name, i in kernels.items()}
+
+
 def synflow_weight_scores(model, data=None) -> Dict[str, np.ndarray]:
     """Per-weight SynFlow score of every scored weight (``data`` is ignored).
 
     Returns:
         ``{layer name: array shaped like its kernel}`` (non-negative).
     """
+    if _input_names(model) == sorted(TOKEN_INPUTS):
+        return _token_weight_scores(model)
     if len(model.inputs) != 1:
         names = [t._keras_history.operation.name for t in model.inputs]
-        raise ValueError(f"SynFlow feeds {model.name!r} an all-ones image, and a model of several inputs ({names}: "
-                         "token ids and a mask, say) has none; score it with snip, grasp or magnitude")
+        raise ValueError(f"SynFlow feeds {model.name!r} an all-ones image (a language model: every token), and a "
+                         f"model of the inputs {names} has neither; score it with snip, grasp or magnitude")
     try:
         twin = _float64_twin(model)
     except RewireError as error:
