@@ -20,7 +20,9 @@ from tf_lottery.data.checks import check_images, check_labels
 from tf_lottery.data.datasets import Arrays, get
 from tf_lottery.data.sequences import prepare_text
 from tf_lottery.data.streaming import prepare_stream, resolve_path
-from tf_lottery.data.transforms import augmenter, resize, resize_images, shard_by_data  # noqa: F401  (public here)
+from tf_lottery.data.transforms import (  # noqa: F401  (public here)
+    augmenter, resize, resize_images, shard_by_data, take_first,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -145,14 +147,6 @@ class PreparedData:
         return shard_by_data(batches.prefetch(tf.data.AUTOTUNE))
 
 
-def _take(arrays: Arrays, count: Optional[int], what: str) -> Arrays:
-    if count is None:
-        return arrays
-    if count < 1 or count > len(arrays[1]):
-        raise ValueError(f"{what} must be between 1 and {len(arrays[1])}; got {count}")
-    return arrays[0][:count], arrays[1][:count]
-
-
 def prepare(options: DataOptions, mean_dir: Optional[str] = None):
     """Loads, splits, subsets and preprocesses a dataset: into memory, or as a stream.
 
@@ -195,8 +189,8 @@ def prepare(options: DataOptions, mean_dir: Optional[str] = None):
         raise ValueError(f"val_size must be between 0 and {len(train[1]) - 1}; got {options.val_size}")
     cut = len(train[1]) - options.val_size
     val = (train[0][cut:], train[1][cut:])
-    train = _take((train[0][:cut], train[1][:cut]), options.train_size, "train_size")
-    test = _take((raw["test"][0], np.asarray(raw["test"][1], dtype="int64")), options.test_size, "test_size")
+    train = take_first((train[0][:cut], train[1][:cut]), options.train_size, "train_size")
+    test = take_first((raw["test"][0], np.asarray(raw["test"][1], dtype="int64")), options.test_size, "test_size")
 
     def scale(images):
         images = np.asarray(images, dtype="float32")

@@ -28,7 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf_lottery.data.text import ByteTokenizer, split_texts, token_windows
-from tf_lottery.data.transforms import shard_by_data
+from tf_lottery.data.transforms import shard_by_data, take_first
 
 IGNORED = -1
 """The label of a position the next-token loss leaves out (padding, or the end of a sequence)."""
@@ -156,14 +156,6 @@ class TextData:
         return shard_by_data(batches.prefetch(tf.data.AUTOTUNE))
 
 
-def _take(pairs: Pairs, count: Optional[int], what: str) -> Pairs:
-    if count is None:
-        return pairs
-    if count < 1 or count > len(pairs[1]):
-        raise ValueError(f"{what} must be between 1 and {len(pairs[1])} sequences; got {count}")
-    return {name: value[:count] for name, value in pairs[0].items()}, pairs[1][:count]
-
-
 def prepare_text(texts: Sequence[str], options, length: int, tokenizer: Optional[ByteTokenizer] = None) -> TextData:
     """Splits a corpus and cuts it into next-token pairs of ``length`` positions (module docstring).
 
@@ -191,7 +183,8 @@ def prepare_text(texts: Sequence[str], options, length: int, tokenizer: Optional
         raise ValueError(f"val_size must be between 0 and {len(order) - 1} sequences; got {options.val_size}")
     cut = len(order) - options.val_size
     val = ({name: value[cut:] for name, value in train[0].items()}, train[1][cut:])
-    train = _take(({name: value[:cut] for name, value in train[0].items()}, train[1][:cut]), options.train_size,
-                  "train_size")
-    test = _take(next_token_batch(*token_windows(test_texts, tokenizer, length + 1)), options.test_size, "test_size")
+    train = take_first(({name: value[:cut] for name, value in train[0].items()}, train[1][:cut]),
+                       options.train_size, "train_size", " sequences")
+    test = take_first(next_token_batch(*token_windows(test_texts, tokenizer, length + 1)), options.test_size,
+                      "test_size", " sequences")
     return TextData({"train": train, "val": val, "test": test}, options, tokenizer.vocabulary_size, len(texts))

@@ -76,3 +76,19 @@ def resize(images: np.ndarray, shape, batch: int = 2048) -> np.ndarray:
                          f"{shape}: only grey images are repeated over the channels")
     parts = [resize_images(images[start:start + batch], shape).numpy() for start in range(0, len(images), batch)]
     return np.concatenate(parts) if parts else np.zeros((0, *shape), "float32")
+
+
+def take_first(split: tuple, count, what: str, unit: str = "") -> tuple:
+    """The first ``count`` examples of ``(inputs, labels)`` (inputs an array or a dict of arrays); all
+    when ``count`` is None.
+
+    Raises:
+        ValueError: for a count outside 1 to the split's size, naming ``what``.
+    """
+    if count is None:
+        return split
+    inputs, labels = split
+    if count < 1 or count > len(labels):
+        raise ValueError(f"{what} must be between 1 and {len(labels)}{unit}; got {count}")
+    first = {name: value[:count] for name, value in inputs.items()} if isinstance(inputs, dict) else inputs[:count]
+    return first, labels[:count]

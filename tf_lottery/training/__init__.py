@@ -21,6 +21,6 @@ from tf_lottery.training.schedules import LinearWarmup, warmup_class, warmup_fac
 
 __all__ = [
     "LinearWarmup", "NO_WARMUP", "Recipe", "SaveWeightsAt", "TrainingDiverged", "check_fits", "compile_model",
-    "evaluate", "fit", "language", "make_deterministic", "parse_length", "read_history", "resume", "to_steps", "warmup_class",
-    "warmup_factor", "warmup_schedule",
+    "evaluate", "fit", "language", "make_deterministic", "parse_length", "read_history", "resume", "to_steps",
+    "warmup_class", "warmup_factor", "warmup_schedule",
 ]
