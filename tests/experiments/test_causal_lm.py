@@ -177,3 +177,13 @@ def test_lottery_scores_the_trained_decoder_and_rewinds_the_ticket_to_theta0(tmp
     result = experiments.get("lottery")(config)
     assert result.rewind.epoch == 0 and len(result.ticket.removed) == 1
     assert result.ticket.blocks == 2 and 1 < result.ticket.evals["clean"]["perplexity"] < 258
+
+
+def test_describe_lists_the_decoder_layers_with_their_params_by_hand(tmp_path, capsys):
+    totals = experiments.get("describe")(_config(tmp_path, experiment="describe"))
+    # a GPT-2 layer of hidden h: Q, K, V, O (h x h + h each), the MLP (h x 4h + 4h, 4h x h + h), two LayerNorms (2h)
+    h = 16
+    per_layer = 4 * (h * h + h) + (h * 4 * h + 4 * h) + (4 * h * h + h) + 2 * 2 * h
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| transformer_layer_")]
+    assert len(rows) == 3 and all(line.split("|")[4].strip() == str(per_layer) for line in rows)
+    assert (totals["blocks"], totals["removable"], totals["max_removable"]) == (3, 3, 2)

@@ -125,7 +125,7 @@ def test_model_registry_lists_valid_names():
     builder = tl.models.get("cifar_resnet")
     assert builder.fn is tl.models.cifar_resnet and builder(depth=20).count_params() == 274_442
     assert builder.settings is tl.models.CifarResNetSettings
-    with pytest.raises(KeyError, match="valid names: cifar_resnet"):
+    with pytest.raises(KeyError, match="valid names: byte_decoder, cifar_resnet"):
         tl.models.get("resnet_imagenet")
 
 

@@ -1,4 +1,4 @@
-"""``describe``: a table of a model's residual blocks with their cost, and totals."""
+"""``describe``: a table of a model's residual blocks with their cost, and totals (a language model: its layers)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import keras
 
 from tf_lottery import data, graph, surgery
 from tf_lottery.graph import cost
+from tf_lottery.evals.language import flops_per_token
 from tf_lottery.config import Config
 from tf_lottery.config.experiments import register
 from tf_lottery.experiments.stages import dense_model
@@ -44,6 +45,8 @@ def describe(config: Config) -> dict:
     """
     info = data.get(config.data.dataset)  # only its shapes: nothing is loaded
     model = dense_model(config, info)
+    if config.data.task == "causal_lm":
+        return describe_language_model(config, model)
     headers, rows = block_table(model)
     memory_batch = config.evaluation.memory_batch_size
     totals = cost.summary(model, memory_batch)
@@ -68,4 +71,24 @@ def describe(config: Config) -> dict:
         ],
         align="lr",
     ))
+    return totals
+
+
+def describe_language_model(config: Config, model) -> dict:
+    """``describe`` of a ``--task=causal_lm`` model: its layers (the blocks) with their params, and its
+    params and FLOPs per token at ``--sequence_length`` (a layer's FLOPs are in the run's ``cost``)."""
+    length = config.data.sequence_length
+    body = surgery.families.block_model(model)
+    fixed = {name: keras.Input((length,), dtype="int32", name=name) for name in ("token_ids", "padding_mask")}
+    _, rows = block_table(graph.flat(keras.Model(fixed, body(fixed))))
+    totals = {"params": int(model.count_params()), "flops_per_token": flops_per_token(model, length),
+              "blocks": len(rows), "removable": sum(r[2] == "yes" for r in rows),
+              "max_removable": surgery.max_removable(body, config.method.min_blocks_per_stage)}
+    print(f"{model.name} ({type(model).__name__}): vocabulary {model.output.shape[-1]}, sequences of {length} tokens")
+    print(markdown_table(["layer", "stage", "removable", "params"], [r[:4] for r in rows], align="lrlr"))
+    print(markdown_table(["total", "value"], [
+        ["params", f"{totals['params']:,}"], [f"FLOPs per token (sequences of {length})", f"{totals['flops_per_token']:,.0f}"],
+        ["layers", totals["blocks"]], ["removable layers", totals["removable"]],
+        [f"most removable ({config.method.min_blocks_per_stage} per stage kept)", totals["max_removable"]],
+    ], align="lr"))
     return totals
