@@ -126,7 +126,12 @@ def test_a_sweep_over_criteria_cuts_a_ticket_per_criterion(finished):
                                                     evals=("clean", "cost")))
     assert sorted(row.criterion for row in sweep.rows) == ["grasp", "snip"]
     assert all(row.ticket_flops < row.dense_flops for row in sweep.rows)
-    assert os.path.exists(os.path.join(sweep.run_folder, "report.md"))
+    assert all(row.dense_perplexity > 1 and row.ticket_perplexity > 1 for row in sweep.rows)
+    with open(os.path.join(sweep.run_folder, "report.md")) as handle:
+        report = handle.read()
+    for row in sweep.rows:  # each cell's perplexities, and one seed's difference: no interval
+        line = next(line for line in report.splitlines() if line.startswith(f"| {row.criterion} "))
+        assert f"{row.dense_perplexity:.3f}" in line and f"{row.ticket_perplexity:.3f}" in line
 
 
 @pytest.mark.parametrize("flat, message", [

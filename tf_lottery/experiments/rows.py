@@ -83,4 +83,6 @@ def sweep_row(point, result: RunRecord, rewinds: bool) -> SweepRow:
         dense_seconds_to_final=curves.seconds_to_reach(dense_curve, dense_final),
         ticket_seconds_to_dense=curves.seconds_to_reach(ticket_curve, dense_final),
         dense_train_accuracy=dense_history.get("accuracy") or None,
+        dense_perplexity=result.dense.evals.get("clean", {}).get("perplexity"),
+        ticket_perplexity=result.ticket.evals.get("clean", {}).get("perplexity"),
     )

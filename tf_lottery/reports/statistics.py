@@ -35,6 +35,26 @@ def statistics_table(rows, keys, paper_of=None) -> str:
     return markdown_table(headers, body, align="l" * len(keys) + "lrrrrll")
 
 
+def perplexity_table(rows, keys) -> str:
+    """A language-model sweep's cells by held-out perplexity: the ticket's mean, and dense minus ticket per
+    seed (positive: the ticket predicts held-out text better) with its 95 % t interval and verdict."""
+    body = []
+    for head, group in group_by(rows, *keys).items():
+        paired = [r for r in group if r.dense_perplexity is not None and r.ticket_perplexity is not None]
+        if not paired:
+            continue
+        summary = stats.paired([r.dense_perplexity - r.ticket_perplexity for r in paired],
+                               seeds=[r.seed for r in paired])
+        body.append([*["—" if v is None else v for v in head], ", ".join(map(str, summary.seeds)),
+                     f"{sum(r.dense_perplexity for r in paired) / len(paired):.3f}",
+                     f"{sum(r.ticket_perplexity for r in paired) / len(paired):.3f}",
+                     stats.per_seed_text(summary, "{:+.3f}"), stats.interval_text(summary, "{:+.3f}"),
+                     summary.verdict])
+    headers = [*keys, "seeds", "dense perplexity", "ticket perplexity", "dense − ticket per seed", "95 % CI (t)",
+               "verdict"]
+    return markdown_table(headers, body, align="l" * len(keys) + "lrrrrl")
+
+
 def verdict_counts(rows, keys) -> str:
     """``"wins 3, within noise 6, loses 1 (of 10 cells)"``."""
     found = [paired_accuracy(g).verdict for g in group_by(rows, *keys).values()]

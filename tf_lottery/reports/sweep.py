@@ -18,7 +18,9 @@ from tf_lottery.results.records import SweepRow
 from tf_lottery.reports.cells import ordered_values
 from tf_lottery.reports.paper_tables import CKA_NOTE, cka_table2, has_cka, model_depth, table1, table1_paper, table2, table4
 from tf_lottery.reports.recipe_check import RECIPE_NOTE, dense_table, model_label, recipe_text, warmup_epochs
-from tf_lottery.reports.statistics import STATISTICS_NOTE, TIME_NOTE, statistics_table, time_to_dense_table, verdict_counts
+from tf_lottery.reports.statistics import (
+    STATISTICS_NOTE, TIME_NOTE, perplexity_table, statistics_table, time_to_dense_table, verdict_counts,
+)
 
 
 def write(config: Config, rows: List[SweepRow], folder: str) -> str:
@@ -53,6 +55,12 @@ def write(config: Config, rows: List[SweepRow], folder: str) -> str:
         if has_cka(rows):
             parts += ["## CKA with the dense network (Table 2 shape)", "", cka_table2(rows), "",
                       CKA_NOTE.format(along="row"), ""]
+    if any(r.ticket_perplexity is not None for r in rows):
+        parts += ["## Held-out perplexity (a language model: the verdict that counts)", "",
+                  perplexity_table(rows, keys), "",
+                  "Dense minus ticket held-out perplexity per seed: positive when the ticket predicts held-out "
+                  "text better; the verdict reads the 95 % t interval as below. The accuracy tables are "
+                  "next-token accuracy.", ""]
     parts += [
         "## Statistics: paired differences per cell", "", statistics_table(rows, keys, paper_of), "",
         f"Verdicts: {verdict_counts(rows, keys)}. {STATISTICS_NOTE}", "",

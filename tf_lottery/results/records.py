@@ -483,6 +483,9 @@ class SweepRow:
     dense_train_accuracy: Optional[list] = None  # per epoch, for the recipe check (tf_lottery.results.curves)
     # Added in 0.9: the rewind step k (0: rewound to ``rewind_epoch``).
     rewind_step: Optional[int] = None
+    # Added in 0.9: held-out perplexity of a language model (--task=causal_lm; None for images).
+    dense_perplexity: Optional[float] = None
+    ticket_perplexity: Optional[float] = None
 
     @property
     def rewinds(self) -> bool:
