@@ -11,7 +11,8 @@ def test_public_modules_and_entry_points():
     assert callable(tl.train.fit) and callable(tl.carbon.track) and callable(tl.models.cifar_resnet)
     assert callable(tl.models.build) and callable(tl.models.rebuild) and callable(tl.evals.run_cached)
     assert tl.methods.get("blocks").name == "blocks"
-    assert tl.evals.EVALS.names() == ["adversarial", "cka", "clean", "corruptions", "cost", "latency", "shift_sets"]
+    assert tl.evals.EVALS.names() == ["adversarial", "cka", "clean", "corruptions", "cost", "generation", "latency",
+                                      "shift_sets"]
     assert callable(tl.evals.corrupt) and callable(tl.evals.attack) and callable(tl.evals.linear_cka)
 
 
