@@ -186,6 +186,13 @@ class Config:
         found = (execution or distribute.current()).identity()
         return dataclasses.replace(self, execution=tuple(sorted(found.items())))
 
+    @property
+    def precision(self) -> str:
+        """The dtype policy this config's runs compute in ("float32", "mixed_bfloat16", ...): the bound
+        execution's, else the current one's (reports name it, since speed-ups hold per precision)."""
+        found = distribute.current().identity() if self.execution is None else dict(self.execution)
+        return found.get("precision", "float32")
+
     # --- JSON and identity ---------------------------------------------------------------
 
     def to_dict(self) -> dict:

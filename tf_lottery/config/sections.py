@@ -23,7 +23,7 @@ from tf_lottery.core import options
 from tf_lottery.criteria import CRITERIA
 from tf_lottery.data import DATASETS, TASKS
 from tf_lottery.data.streaming import DATA_PATHS, resolve_path
-from tf_lottery.runtime.distribute import LR_SCALINGS, STRATEGIES, XLA_MODES
+from tf_lottery.runtime.distribute import LR_SCALINGS, PRECISIONS, STRATEGIES, XLA_MODES
 from tf_lottery.evals import EVALS
 from tf_lottery.evals.adversarial import ATTACKS
 from tf_lottery.evals.corruptions import CORRUPTIONS, SEVERITIES
@@ -472,8 +472,11 @@ class RuntimeConfig(Section):
                                    "(default: each replica's, as on one device with --batch_size images).")
     xla: str = choice("auto", XLA_MODES, "XLA compilation of training steps: auto (Keras: on for one GPU, off on CPUs "
                       "and under tf.distribute), on or off.")
-    mixed_precision: bool = boolean(False, "Compute in mixed_float16 on GPUs (with loss scaling) or mixed_bfloat16 on "
-                                    "CPUs and TPUs; variables, logits and losses stay float32.")
+    precision: str = choice("float32", PRECISIONS, "Arithmetic of training and evaluation: float32; bfloat16 "
+                            "(mixed_bfloat16: bfloat16 compute, float32 variables, head and loss); float16 (GPUs, "
+                            "with loss scaling); auto (bfloat16 where the CPU, GPU or TPU computes it natively, "
+                            "detected, else float32).")
+    mixed_precision: bool = boolean(False, "Kept from 0.6: --precision=float16 on GPUs, bfloat16 elsewhere.")
 
     def __post_init__(self):
         super().__post_init__()
@@ -483,6 +486,9 @@ class RuntimeConfig(Section):
         if len(self.carbon_country) != 3 or not self.carbon_country.isalpha():
             raise ValueError(f"carbon_country must be an ISO 3166 alpha-3 code such as USA or FRA; "
                              f"got {self.carbon_country!r}")
+        if self.mixed_precision and self.precision != "float32":
+            raise ValueError(f"--mixed_precision and --precision={self.precision} both set the arithmetic; give "
+                             "--precision alone (--mixed_precision is --precision=bfloat16, or float16 on GPUs)")
 
 
 def _distinct(name: str, values: tuple) -> None:

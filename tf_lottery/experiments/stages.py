@@ -93,7 +93,7 @@ def check_execution(method_name: str) -> None:
     if method.fit is not None and (execution.replicas > 1 or execution.precision != "float32"):
         raise ValueError(f"--method={method.name} trains its tickets with tfmot (tf_keras), which tf_lottery runs "
                          f"on one device in float32; got {execution.describe()}: drop --strategy and "
-                         "--mixed_precision for it")
+                         "--precision (or --mixed_precision) for it")
 
 
 def steps_per_epoch(config: Config, data) -> int:
@@ -325,7 +325,7 @@ def restore_history(run: RunFolder, name: str, trained: TrainingRecord) -> None:
 def write_summary(config: Config, run: RunFolder, record: RunRecord) -> str:
     """Writes ``summary.md`` (the run table under a title) unless it already holds just that; returns the table."""
     table = reports.run_table(record)
-    text = f"# {config.experiment} {run.digest}\n\n{table}"
+    text = f"# {config.experiment} {run.digest}\n\nPrecision: {config.precision}.\n\n{table}"
     try:
         with open(run.file("summary.md"), encoding="utf-8") as handle:
             current = handle.read()

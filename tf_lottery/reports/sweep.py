@@ -32,7 +32,8 @@ def write(config: Config, rows: List[SweepRow], folder: str) -> str:
     depth = model_depth(config)
     setup = (f"{config.data.dataset}, {model_label(config)}, {recipe_text(config)}, "
              f"train size {config.data.train_size or 'all'}, "
-             f"seeds {', '.join(map(str, seeds))}, {len(rows)} runs")
+             f"seeds {', '.join(map(str, seeds))}, {len(rows)} runs, precision {config.precision} (dense and "
+             "tickets alike)")
     energy = "unavailable" if not any(r.co2_reduction_pct is not None for r in rows) else "codecarbon"
     parts = [
         f"# Sweep {os.path.basename(folder)}", "", setup, "",

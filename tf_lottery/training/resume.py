@@ -6,13 +6,16 @@
   temporary name and renamed (Keras' ``BackupAndRestore`` writes in place, so a kill
   during the write leaves a truncated file that blocks every rerun);
 * ``progress.json``, written after the weights (atomically): every finished epoch's wall
-  seconds, its session and its logs, and which checkpoints exist.
+  seconds, its session and its logs, which checkpoints exist, and the precision (the model's
+  Keras dtype policy) the training computes in.
 
 A kill at any point leaves ``progress.json`` naming a complete checkpoint. The last two
 checkpoints are kept: one that does not load is reported and the previous one is used,
 or, with none left, training starts over (never a traceback). The history CSV is written
 from ``progress.json``, so it always holds each finished epoch exactly once. The state is
-discarded by the caller only after the final weights are saved.
+discarded by the caller only after the final weights are saved. A training resumes in the
+precision it began in: a model of another dtype policy is refused (:func:`check_precision`), since
+its float32 variables would load and silently continue another training.
 """
 
 from __future__ import annotations
@@ -43,6 +46,23 @@ def state_folder(workdir: str, name: str) -> str:
 def discard(workdir: str, name: str) -> None:
     """Removes the resume state of ``name`` (once its final weights are saved)."""
     shutil.rmtree(state_folder(workdir, name), ignore_errors=True)
+
+
+def precision_of(model: keras.Model) -> str:
+    """The dtype policy ``model`` was built under ("float32", "mixed_bfloat16", ...)."""
+    return model.dtype_policy.name
+
+
+def check_precision(saved: Optional[str], model: keras.Model, folder: str) -> None:
+    """Refuses to resume a training state saved in another precision than ``model`` computes in.
+
+    Raises:
+        ValueError: naming both precisions and the state folder.
+    """
+    if saved is not None and saved != precision_of(model):
+        raise ValueError(f"{folder} holds a training that computes in {saved}, but this model computes in "
+                         f"{precision_of(model)}: a run continues in the precision it began in; rerun with the "
+                         "run's --precision, or delete the folder to train from the start")
 
 
 def history_csv(epochs: List[dict]) -> str:
@@ -110,12 +130,16 @@ class EpochCheckpoint(keras.callbacks.Callback):
                 together (:func:`tf_lottery.runtime.distribute.gather_from_workers`): a kill can stop
                 one worker an epoch before another, so all of them resume from the newest
                 epoch every one of them has (two checkpoints are kept), or from the start.
+
+        Raises:
+            ValueError: when the state was saved in another precision (:func:`check_precision`).
         """
         progress = self._progress() or {}
         epochs = progress.get("epochs", [])
         available = sorted(progress.get("checkpoints", []), reverse=True)
         if not available and gather is None:
             return 0
+        check_precision(progress.get("precision"), model, self.folder)
         if model.optimizer is not None and not model.optimizer.built:
             model.optimizer.build(model.trainable_variables)
         variables = list(model.weights) + (list(model.optimizer.variables) if model.optimizer is not None else [])
@@ -184,7 +208,8 @@ class EpochCheckpoint(keras.callbacks.Callback):
             self.model.save_weights(temporary)
             crash_point("checkpoint")
         kept = sorted(_checkpoints(self.folder))[-_KEPT_CHECKPOINTS:]
-        write_json_atomic(os.path.join(self.folder, "progress.json"), {"epochs": self.epochs, "checkpoints": kept})
+        write_json_atomic(os.path.join(self.folder, "progress.json"), {"epochs": self.epochs, "checkpoints": kept,
+                                                                       "precision": precision_of(self.model)})
         for stale in set(_checkpoints(self.folder)) - set(kept):
             os.remove(os.path.join(self.folder, f"epoch-{stale}.weights.h5"))
 
