@@ -17,7 +17,7 @@ from typing import Optional
 import keras
 import numpy as np
 
-from tf_lottery.runtime import distribute
+from tf_lottery.runtime import distribute, keras_patches
 from tf_lottery.graph.heads import outputs_probabilities
 from tf_lottery.training.recipe import Recipe
 from tf_lottery.training.resume import EpochCheckpoint, optimizer_steps
@@ -203,16 +203,17 @@ def fit(model: keras.Model, data, recipe: Recipe, workdir: str, name: str,
     has_val = data.size("val") > 0
     batches = data.train_pipeline(recipe.batch_size, start_step=start * per_epoch)  # those an unbroken run gets
     call_start = time.perf_counter()
-    model.fit(
-        batches,
-        epochs=epochs,
-        initial_epoch=start,
-        steps_per_epoch=per_epoch,
-        validation_data=data.eval_pipeline("val", 256) if has_val else None,
-        callbacks=callbacks,
-        shuffle=False,  # the pipeline shuffles, seeded
-        verbose=(1 if sys.stdout.isatty() else 2) if verbose is None else verbose,
-    )
+    with keras_patches.fused_batch_norm():  # the same step, batch norm in TensorFlow's fused kernel
+        model.fit(
+            batches,
+            epochs=epochs,
+            initial_epoch=start,
+            steps_per_epoch=per_epoch,
+            validation_data=data.eval_pipeline("val", 256) if has_val else None,
+            callbacks=callbacks,
+            shuffle=False,  # the pipeline shuffles, seeded
+            verbose=(1 if sys.stdout.isatty() else 2) if verbose is None else verbose,
+        )
     fit_call_seconds = time.perf_counter() - call_start
     history = read_history(history_path)
     losses = history.get("loss", [])
