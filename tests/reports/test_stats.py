@@ -140,3 +140,22 @@ def test_a_resumed_training_is_compared_at_its_steady_pace():
     unmeasured = Comparison.between(dense, traced)
     assert unmeasured.training_speedup_x is None and unmeasured.images_per_second_ratio_x is None
     assert resumed.training.timing.to_dict()["steady_epoch_seconds"] == [5.0, 5.0]
+
+
+@pytest.mark.parametrize("dense_ppl, ticket_ppl, wins", [(12.0, 11.5, True), (12.0, 12.0, True), (12.0, 12.5, False)])
+def test_a_language_models_ticket_wins_by_perplexity_not_token_accuracy(dense_ppl, ticket_ppl, wins):
+    import dataclasses
+
+    from tf_lottery.results.records import Comparison
+
+    def epoch(seconds):
+        return {"epoch": 0, "seconds": seconds, "setup_seconds": 0.0, "session": 0, "logs": {}}
+
+    # The ticket's token accuracy is higher in every case: only the perplexity decides.
+    dense = dataclasses.replace(_record([epoch(10.0)]), evals={"clean": {"accuracy": 0.40, "perplexity": dense_ppl}})
+    ticket = dataclasses.replace(_record([epoch(8.0)]), evals={"clean": {"accuracy": 0.45, "perplexity": ticket_ppl}})
+    compared = Comparison.between(dense, ticket)
+    assert compared.winning_ticket is wins and compared.accuracy_pp == pytest.approx(5.0)
+    images = dataclasses.replace(_record([epoch(8.0)]), evals={"clean": {"accuracy": 0.39}})
+    assert Comparison.between(dataclasses.replace(dense, evals={"clean": {"accuracy": 0.40}}), images
+                              ).winning_ticket is False  # without perplexities: accuracy, as for images

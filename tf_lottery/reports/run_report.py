@@ -87,7 +87,8 @@ def language_run_table(result: RunRecord) -> str:
     sides = (dense, ticket)
     ppl = [side.evals["clean"].get("perplexity") for side in sides]
     change = None if None in ppl else ppl[1] - ppl[0]
-    verdict = "" if change is None else f" ({'winning ticket' if change <= 0 else 'not a winning ticket'})"
+    verdict = ("" if change is None or diff.winning_ticket is None
+               else f" ({'winning ticket' if diff.winning_ticket else 'not a winning ticket'})")
 
     def value(side, evaluation, key, spec="{:,.0f}", scale=1.0):
         found = side.evals.get(evaluation, {}).get(key)

@@ -277,11 +277,21 @@ def _ratio(top: Optional[float], bottom: Optional[float]) -> Optional[float]:
     return top / bottom if top and bottom else None
 
 
+def _wins(dense: "ModelRecord", ticket: "ModelRecord", accuracy_pp: Optional[float]) -> Optional[bool]:
+    """Whether the ticket wins: perplexity where both sides have one (lower wins), else accuracy."""
+    perplexity = [side.evals.get("clean", {}).get("perplexity") for side in (dense, ticket)]
+    if None not in perplexity:
+        return perplexity[1] <= perplexity[0]
+    return None if accuracy_pp is None else accuracy_pp >= 0.0
+
+
 @dataclasses.dataclass(frozen=True)
 class Comparison:
     """Ticket versus dense: accuracy in percentage points, reductions in % less, ratios in x.
 
-    A figure either side could not measure is None ("unavailable"), never 0.
+    A figure either side could not measure is None ("unavailable"), never 0. A ticket wins when its
+    test accuracy is at least the dense model's; for a language model (both sides measured a held-out
+    perplexity) when its perplexity is at most the dense model's.
     """
 
     accuracy_pp: Optional[float]
@@ -320,7 +330,7 @@ class Comparison:
         batch = shared[-1] if shared else None
         return cls(
             accuracy_pp=accuracy_pp,
-            winning_ticket=None if accuracy_pp is None else accuracy_pp >= 0.0,
+            winning_ticket=_wins(dense, ticket, accuracy_pp),
             params_reduction_pct=_less(dense.params, ticket.params),
             flops_reduction_pct=_less(dense.flops, ticket.flops),
             memory_reduction_pct=_less(dense.cost("memory_bytes"), ticket.cost("memory_bytes")),
