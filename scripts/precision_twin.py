@@ -18,7 +18,6 @@ run folders under ``--runs_dir`` (a rerun finds finished runs and only reports).
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 import platform
@@ -29,7 +28,7 @@ import sys
 from absl import app, flags
 
 from tf_lottery.core.io import write_json_atomic, write_text_atomic
-from tf_lottery.reports.stats import interval_text, paired
+from tf_lottery.reports.stats import paired
 from tf_lottery.reports.tables import markdown_table
 
 PRECISIONS = ("float32", "bfloat16")
