@@ -44,3 +44,68 @@ def test_a_decoder_learns_the_labels_and_ignores_the_padded_ones():
     assert before > 100 and perplexity(lm, ids, mask) < 3  # near-uniform over 258 ids, then memorized
     with pytest.raises(ValueError, match="inputs and labels differ in length"):
         fit_next_token(lm, inputs, labels[:3], steps=1, batch_size=2)
+
+
+def _tiny_lm(seed: int = 0):
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    ids = keras.Input((6,), dtype="int32", name="token_ids")
+    mask = keras.Input((6,), dtype="int32", name="padding_mask")
+    hidden = keras.layers.Embedding(12, 8)(ids)
+    return keras.Model({"token_ids": ids, "padding_mask": mask}, keras.layers.Dense(12)(hidden))
+
+
+def _sequences():
+    ids = np.random.default_rng(0).integers(0, 12, size=(10, 7))
+    mask = np.ones_like(ids)
+    return {"token_ids": ids[:, :-1], "padding_mask": mask[:, :-1]}, ids[:, 1:]
+
+
+def test_a_checkpointed_training_in_chunks_ends_where_one_fit_ends(tmp_path):
+    inputs, labels = _sequences()
+    whole, chunked = _tiny_lm(), _tiny_lm()
+    plain = fit_next_token(whole, inputs, labels, steps=7, batch_size=3, seed=1, learning_rate=1e-2)
+    timed = fit_next_token(chunked, inputs, labels, steps=7, batch_size=3, seed=1, learning_rate=1e-2,
+                           checkpoint_dir=str(tmp_path / "state"), checkpoint_steps=3)
+    for a, b in zip(whole.get_weights(), chunked.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    assert plain.sessions == timed.sessions == 1 and timed.seconds > 0 and timed.cpu_seconds > 0
+    assert sorted(p.name for p in (tmp_path / "state").iterdir()) == ["progress.json", "state-7.weights.h5"]
+    again = _tiny_lm(seed=5)  # a finished state: nothing left to train, the trained weights load
+    rerun = fit_next_token(again, inputs, labels, steps=7, batch_size=3, seed=1, learning_rate=1e-2,
+                           checkpoint_dir=str(tmp_path / "state"), checkpoint_steps=3)
+    assert rerun.sessions == 2 and rerun.seconds == pytest.approx(timed.seconds)
+    for a, b in zip(chunked.get_weights(), again.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_next_token_training_killed_after_a_chunk_resumes_on_the_same_batches(tmp_path):
+    import subprocess
+    import sys
+    import textwrap
+
+    state = tmp_path / "state"
+    script = textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(__import__("pathlib").Path(__file__).parent)!r})
+        from test_language import _sequences, _tiny_lm
+        from tf_lottery.training.language import fit_next_token
+        fit_next_token(_tiny_lm(), *_sequences(), steps=7, batch_size=3, seed=1, learning_rate=1e-2,
+                       checkpoint_dir={str(state)!r}, checkpoint_steps=2)
+    """)
+    killed = subprocess.run([sys.executable, "-c", script], env=dict(__import__("os").environ,
+                            TF_LOTTERY_CRASH_AT="chunk:2"), capture_output=True, text=True)
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    assert __import__("json").loads((state / "progress.json").read_text())["steps_done"] == 4
+    resumed, whole = _tiny_lm(), _tiny_lm()
+    timing = fit_next_token(resumed, *_sequences(), steps=7, batch_size=3, seed=1, learning_rate=1e-2,
+                            checkpoint_dir=str(state), checkpoint_steps=2)
+    fit_next_token(whole, *_sequences(), steps=7, batch_size=3, seed=1, learning_rate=1e-2)
+    assert timing.sessions == 2
+    for a, b in zip(whole.get_weights(), resumed.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    with pytest.raises(ValueError, match="belongs to another training"):
+        fit_next_token(_tiny_lm(), *_sequences(), steps=9, batch_size=3, seed=1, checkpoint_dir=str(state))
+    with pytest.raises(ValueError, match="checkpoint_steps must be >= 1; got 0"):
+        fit_next_token(_tiny_lm(), *_sequences(), steps=9, batch_size=3, checkpoint_steps=0)

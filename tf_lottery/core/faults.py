@@ -3,7 +3,8 @@
 ``TF_LOTTERY_CRASH_AT=name`` (or ``name:n``) kills the process the first (or n-th) time
 the code reaches ``crash_point(name)``: during scoring (``scoring``), after a training
 batch (``batch``), while a checkpoint is being written (``checkpoint``), between the end
-of training and the final weights (``trained``), during an export (``export``). Unset,
+of training and the final weights (``trained``), during an export (``export``), after a chunk of
+a next-token training is saved (``chunk``). Unset,
 as always outside the tests, a crash point costs one environment look-up.
 
 Example:

@@ -7,6 +7,11 @@ where a label below zero (padding, :data:`tf_lottery.criteria.language.IGNORED`)
 Batches are drawn in a seeded order, so two models trained with one seed see the same batches:
 a dense model and its ticket differ only in their layers.
 
+A long training can keep its state in a folder (``checkpoint_dir``): every ``checkpoint_steps``
+steps the model and optimizer state are written (to a temporary name, then renamed) beside a
+``progress.json``, and a training started again with the same arguments resumes after the last
+finished chunk, on the same batches, instead of starting over. A kill loses at most one chunk.
+
 Example:
     >>> inputs, labels = tl.criteria.language.next_token_batch(ids, mask)
     >>> seconds = fit_next_token(lm, inputs, labels, steps=1000, batch_size=16, seed=0)
@@ -14,10 +19,18 @@ Example:
 
 from __future__ import annotations
 
+import json
+import os
 import time
+from typing import NamedTuple, Optional
 
 import keras
 import numpy as np
+
+from tf_lottery.core.faults import crash_point
+from tf_lottery.core.io import atomic_path, write_json_atomic
+from tf_lottery.core.log import log
+from tf_lottery.training.resume import check_precision, precision_of
 
 WARMUP_FRACTION = 0.05
 """The share of the steps the learning rate warms up over."""
@@ -79,8 +92,66 @@ def batch_order(examples: int, steps: int, batch_size: int, seed: int) -> np.nda
     return np.concatenate([rng.permutation(examples) for _ in range(rounds)])[:needed]
 
 
+class TrainingTime(NamedTuple):
+    """How long :func:`fit_next_token` trained, summed over every session of a resumed training.
+
+    Attributes:
+        seconds: Wall seconds of ``fit`` (each session's first step includes tracing).
+        cpu_seconds: CPU seconds of this process's threads over the same spans. On a process
+            pinned to one core this is the training's cost even when another process shares the
+            core or the process is paused, which wall seconds are not.
+        sessions: The processes that trained (more than 1: resumed).
+    """
+
+    seconds: float
+    cpu_seconds: float
+    sessions: int
+
+
+_PROGRESS = "progress.json"
+
+
+def _restore(model: keras.Model, folder: str, identity: dict) -> dict:
+    """The progress of the state in ``folder`` loaded into ``model``; a fresh one when there is none.
+
+    Raises:
+        ValueError: when the state belongs to another training (``identity`` differs) or precision.
+    """
+    fresh = {"identity": identity, "steps_done": 0, "seconds": 0.0, "cpu_seconds": 0.0, "sessions": 0}
+    path = os.path.join(folder, _PROGRESS)
+    if not os.path.exists(path):
+        return fresh
+    with open(path) as handle:
+        progress = json.load(handle)
+    if progress.get("identity") != identity:
+        raise ValueError(f"the training state in {folder} belongs to another training "
+                         f"({progress.get('identity')}, not {identity}); remove the folder or pass another one")
+    check_precision(progress.get("precision"), model, folder)
+    if not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)
+    model.load_weights(os.path.join(folder, progress["weights"]))
+    log(f"resuming the next-token training after step {progress['steps_done']} of {identity['steps']} from {folder}")
+    return progress
+
+
+def _save(model: keras.Model, folder: str, progress: dict) -> None:
+    """Writes the state after ``progress["steps_done"]`` steps; the one before goes only once
+    ``progress.json`` names the new one, so a kill at any moment leaves a state that loads."""
+    os.makedirs(folder, exist_ok=True)
+    weights = f"state-{progress['steps_done']}.weights.h5"
+    with atomic_path(os.path.join(folder, weights)) as temporary:
+        model.save_weights(temporary)
+    progress["weights"] = weights
+    write_json_atomic(os.path.join(folder, _PROGRESS), dict(progress, precision=precision_of(model)))
+    for name in os.listdir(folder):
+        if name.startswith("state-") and name.endswith(".weights.h5") and name != weights:
+            os.remove(os.path.join(folder, name))
+    crash_point("chunk")
+
+
 def fit_next_token(model: keras.Model, inputs: dict, labels: np.ndarray, steps: int, batch_size: int,
-                   seed: int = 0, learning_rate: float = 1e-3) -> float:
+                   seed: int = 0, learning_rate: float = 1e-3, checkpoint_dir: Optional[str] = None,
+                   checkpoint_steps: int = 1000) -> TrainingTime:
     """Trains ``model`` ``steps`` steps of ``batch_size`` sequences by the module's recipe.
 
     Args:
@@ -91,21 +162,46 @@ def fit_next_token(model: keras.Model, inputs: dict, labels: np.ndarray, steps: 
         batch_size: Sequences per step.
         seed: Seed of the batch order.
         learning_rate: Peak learning rate.
+        checkpoint_dir: A folder for the training state (the module docstring); ``None`` keeps none.
+            The caller removes it once it has what it needs from the trained model.
+        checkpoint_steps: Steps between two states written, >= 1.
 
     Returns:
-        The seconds ``fit`` took (compilation of the first step included).
+        A :class:`TrainingTime` (compilation of each session's first step included).
 
     Raises:
-        ValueError: for no sequences, or inputs and labels of different lengths.
+        ValueError: for no sequences, inputs and labels of different lengths, a ``checkpoint_steps``
+            below 1, or a state in ``checkpoint_dir`` of another training or precision.
+
+    Example:
+        >>> fit_next_token(lm, inputs, labels, steps=20_000, batch_size=16, checkpoint_dir="/tmp/lm").seconds
     """
     labels = np.asarray(labels)
     if any(len(value) != len(labels) for value in inputs.values()):
         raise ValueError(f"inputs and labels differ in length: {[len(v) for v in inputs.values()]} vs {len(labels)}")
+    if checkpoint_steps < 1:
+        raise ValueError(f"checkpoint_steps must be >= 1; got {checkpoint_steps}")
     picks = batch_order(len(labels), steps, batch_size, seed)
     x = {name: np.asarray(value)[picks] for name, value in inputs.items()}
     y = labels[picks]
     compile_next_token(model, steps, learning_rate)
-    start = time.perf_counter()
-    model.fit(x, np.maximum(y, 0), sample_weight=(y >= 0).astype("float32"), batch_size=batch_size, epochs=1,
-              shuffle=False, verbose=0)
-    return time.perf_counter() - start
+    identity = {"steps": steps, "batch_size": batch_size, "seed": seed, "learning_rate": learning_rate,
+                "sequences": len(labels)}
+    progress = (_restore(model, checkpoint_dir, identity) if checkpoint_dir
+                else {"steps_done": 0, "seconds": 0.0, "cpu_seconds": 0.0, "sessions": 0})
+    progress["sessions"] += 1
+    chunk = checkpoint_steps if checkpoint_dir else steps
+    while progress["steps_done"] < steps:
+        first = progress["steps_done"]
+        last = min(steps, first + chunk)
+        rows = slice(first * batch_size, last * batch_size)
+        wall, cpu = time.perf_counter(), time.process_time()
+        model.fit({name: value[rows] for name, value in x.items()}, np.maximum(y[rows], 0),
+                  sample_weight=(y[rows] >= 0).astype("float32"), batch_size=batch_size, epochs=1,
+                  shuffle=False, verbose=0)
+        progress["seconds"] += time.perf_counter() - wall
+        progress["cpu_seconds"] += time.process_time() - cpu
+        progress["steps_done"] = last
+        if checkpoint_dir:
+            _save(model, checkpoint_dir, progress)
+    return TrainingTime(progress["seconds"], progress["cpu_seconds"], progress["sessions"])
