@@ -88,3 +88,29 @@ def test_a_resumed_stream_gets_the_batches_an_unbroken_one_gets():
     for a, b in zip(unbroken[17:], resumed):
         np.testing.assert_array_equal(a, b)
     assert not np.array_equal(unbroken[0], unbroken[12])  # the second pass is reshuffled (12 batches a pass)
+
+
+def test_a_tfds_text_dataset_trains_on_its_train_split_and_tests_on_its_test_split(tmp_path):
+    with tfds.testing.mock_data(num_examples=6):
+        corpus = data.datasets.get("tfds_text:imdb_reviews").load(str(tmp_path), False, 0)
+        prepared = data.prepare(data.DataOptions("tfds_text:imdb_reviews", data_dir=str(tmp_path), val_size=2,
+                                                 sequence_length=8))
+    assert len(corpus["texts"]) == len(corpus["test_texts"]) == 6
+    assert all(isinstance(entry, str) and entry for entry in corpus["texts"])
+    tokens = sum(len(entry.encode("utf-8")) + 1 for entry in corpus["test_texts"])  # + the end token
+    # every test entry (not 10 % of the training ones) is in the test windows, packed 9 tokens a window
+    assert prepared.size("test") == -(-tokens // 9)
+    assert prepared.input_shape == (8,) and prepared.num_classes == 258
+
+
+def test_a_tfds_text_dataset_needs_one_text_feature_and_says_how_to_get_it(tmp_path):
+    import tensorflow as tf
+
+    assert data.datasets.text_feature({"text": tfds.features.Text(), "label": tfds.features.ClassLabel(num_classes=2)}
+                                      ) == "text"
+    assert data.datasets.text_feature({"title": tfds.features.Text(), "id": tfds.features.Tensor(
+        shape=(), dtype=tf.int64)}) == "title"
+    with pytest.raises(ValueError, match=r"no single text feature among \['a', 'b'\]"):
+        data.datasets.text_feature({"a": tfds.features.Text(), "b": tfds.features.Text()})
+    with pytest.raises(data.DatasetUnavailable, match=r"'tiny_shakespeare' is not available in .*--download"):
+        data.datasets.get("tfds_text:tiny_shakespeare").load(str(tmp_path), False, 0)

@@ -43,3 +43,12 @@ def test_bad_sizes_and_an_empty_corpus_are_refused():
         prepare_text(_texts(), DataOptions("fortunes", val_size=0, train_size=100000), length=8)
     with pytest.raises(ValueError, match=r"the training split \(\d+ sequences\) is smaller than one batch \(4096\)"):
         prepare_text(_texts(), DataOptions("fortunes", val_size=0), length=8).train_pipeline(4096)
+    with pytest.raises(ValueError, match="the corpus's test split is empty"):
+        prepare_text(_texts(), DataOptions("tfds_text:lm1b", val_size=0), length=8, test_texts=[])
+
+
+def test_a_corpus_with_its_own_test_split_keeps_every_training_entry():
+    given = prepare_text(_texts(), DataOptions("tfds_text:lm1b", val_size=0), length=8, test_texts=["held out."])
+    split = prepare_text(_texts(), DataOptions("fortunes", val_size=0), length=8)
+    assert given.size("test") == 2 and given.size("train") > split.size("train")  # 10 bytes + end: 2 windows of 9
+    assert given.splits["test"][0]["token_ids"][0].tolist() == [ord(c) + 2 for c in "held out"]

@@ -52,3 +52,34 @@ def test_windows_pack_texts_with_end_tokens_and_mask_the_padding():
         text.token_windows([], tokenizer, length=4)
     with pytest.raises(ValueError, match="length must be an integer >= 2; got 1"):
         text.token_windows(["ab"], tokenizer, length=1)
+
+
+def _docs(tmp_path):
+    (tmp_path / "library").mkdir()
+    (tmp_path / "tutorial.rst.txt").write_text("An Informal Introduction\n************************\n\nText.\n")
+    (tmp_path / "library" / "os.rst.txt").write_text(":mod:`os` --- interfaces\n")
+    (tmp_path / "library" / "blank.rst.txt").write_text("\n  \n")
+    (tmp_path / "library" / "conf.py").write_text("not a page")
+    return str(tmp_path)
+
+
+def test_the_python_docs_are_read_page_by_page_blank_pages_and_other_files_left_out(tmp_path):
+    assert text.read_python_docs(_docs(tmp_path)) == [":mod:`os` --- interfaces",
+                                                      "An Informal Introduction\n************************\n\nText."]
+
+
+def test_missing_python_docs_say_which_package_installs_them(tmp_path, monkeypatch):
+    with pytest.raises(FileNotFoundError, match=r"install Debian's corpus with `apt-get install python3-doc`"):
+        text.read_python_docs(str(tmp_path / "nowhere"))
+    with pytest.raises(ValueError, match="is empty: no \\*.rst.txt page"):
+        text.read_python_docs(str(tmp_path))
+    monkeypatch.setattr(text, "PYTHON_DOCS_GLOB", str(tmp_path / "nothing*" / "html" / "_sources"))
+    with pytest.raises(FileNotFoundError, match="apt-get install python3-doc"):
+        text.python_docs_folder()
+
+
+def test_the_newest_installed_python_release_is_read(tmp_path, monkeypatch):
+    for release in ("python3.9", "python3.11", "python3.10"):
+        (tmp_path / release / "html" / "_sources").mkdir(parents=True)
+    monkeypatch.setattr(text, "PYTHON_DOCS_GLOB", str(tmp_path / "python3*" / "html" / "_sources"))
+    assert text.python_docs_folder() == str(tmp_path / "python3.11" / "html" / "_sources")

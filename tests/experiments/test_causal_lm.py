@@ -149,7 +149,7 @@ def test_what_a_language_run_cannot_do_is_refused_when_the_config_is_built(tmp_p
 
 def test_an_image_dataset_is_refused_for_a_language_task_and_generation_for_images():
     with pytest.raises(ValueError, match=r"--dataset=fashion_mnist is data for --task=classify; got "
-                                         r"--task=causal_lm \(text corpora: fortunes\)"):
+                                         r"--task=causal_lm \(text corpora: fortunes, python_docs, tfds_text:<name>\)"):
         Config.create(task="causal_lm")
     with pytest.raises(ValueError, match="--evals=generation measures a language model's generate"):
         Config.create(evals=("clean", "generation"))
@@ -191,4 +191,16 @@ def test_describe_lists_the_decoder_layers_with_their_params_by_hand(tmp_path, c
     per_layer = 4 * (h * h + h) + (h * 4 * h + 4 * h) + (4 * h * h + h) + 2 * 2 * h
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| transformer_layer_")]
     assert len(rows) == 3 and all(line.split("|")[4].strip() == str(per_layer) for line in rows)
+    # per token: the projections and the MLP (12 h^2 multiply-adds) and attention over the 16 positions
+    # (scores and the weighted values: 2 x 16 x h), the convention of tl.graph.cost
+    per_token = 12 * h * h + 2 * 16 * h
+    assert all(line.split("|")[5].strip() == f"{per_token:,}" for line in rows)
+    assert totals["layer_flops_per_token"] == {f"transformer_layer_{i}": per_token for i in range(3)}
     assert (totals["blocks"], totals["removable"], totals["max_removable"]) == (3, 3, 2)
+
+
+def test_a_tfds_text_corpus_and_the_python_docs_are_language_data():
+    for name in ("tfds_text:tiny_shakespeare", "python_docs"):
+        assert Config.create(task="causal_lm", dataset=name, model="byte_decoder").data.dataset == name
+    with pytest.raises(ValueError, match=r"--dataset=tfds:mnist is data for --task=classify"):
+        Config.create(task="causal_lm", dataset="tfds:mnist", model="byte_decoder")

@@ -172,8 +172,8 @@ class DataConfig(Section):
                             "not fit in memory) or auto (tfds:<name> datasets stream, the registered ones load).")
     cache_dir: Optional[str] = text(None, "stream: cache the decoded examples on disk in this folder (tf.data cache).")
     task: str = choice("classify", TASKS, "What the model learns: classify (images and their labels) or causal_lm "
-                       "(the next token of a text corpus: --dataset=fortunes --model=byte_decoder; "
-                       "flags/fortunes_causal_lm.cfg).")
+                       "(the next token of a text corpus: --dataset=fortunes, python_docs or tfds_text:<name> "
+                       "--model=byte_decoder; flags/fortunes_causal_lm.cfg).")
     sequence_length: int = integer(128, "causal_lm: tokens per training sequence (the model's "
                                    "max_sequence_length).", lower_bound=2, upper_bound=65536,
                                    why="attention over a sequence costs its length squared")

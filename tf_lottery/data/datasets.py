@@ -10,9 +10,14 @@ with uint8 (or float) images of shape (N, H, W, C) and integer labels.
   error says how to get it, at once.
 * ``synthetic``: seeded random images whose class shifts the mean of a channel, so a
   network can learn it (tests and smoke runs).
-* ``fortunes``: a text corpus for ``--task=causal_lm`` (Debian's ``fortunes`` package,
-  :mod:`tf_lottery.data.text`): its loader returns ``{"texts": [...]}``, which
-  :func:`tf_lottery.data.sequences.prepare_text` cuts into next-token pairs.
+* ``fortunes``, ``python_docs``: text corpora for ``--task=causal_lm`` (Debian's ``fortunes`` and
+  ``python3-doc`` packages, :mod:`tf_lottery.data.text`): a loader returns ``{"texts": [...]}``,
+  which :func:`tf_lottery.data.sequences.prepare_text` splits by entry and cuts into next-token pairs.
+* ``tfds_text:<name>``: any tfds dataset with a text feature, for ``--task=causal_lm`` online (or
+  prepared in ``--data_dir``): ``tfds_text:tiny_shakespeare``, ``tfds_text:imdb_reviews``,
+  ``tfds_text:lm1b``, ``tfds_text:wikipedia/20230601.en``. Its loader returns the dataset's own
+  training split and its test split (``validation`` where it has no ``test``) as
+  ``{"texts", "test_texts"}``; offline and not prepared, it fails at once with what to do.
 """
 
 from __future__ import annotations
@@ -22,9 +27,10 @@ import os
 from typing import Callable, Dict, Optional, Tuple
 
 import numpy as np
+import tensorflow as tf
 
 from tf_lottery.data.idx import DEFAULT_FASHION_MNIST_DIR, load_fashion_mnist
-from tf_lottery.data.text import FORTUNES_DIR, ByteTokenizer, read_fortunes
+from tf_lottery.data.text import FORTUNES_DIR, ByteTokenizer, read_fortunes, read_python_docs
 from tf_lottery.core.registry import Registry
 
 DATASETS: Registry = Registry("dataset")
@@ -98,6 +104,19 @@ def _any_tfds(name: str) -> DatasetInfo:
 DATASETS.register_family("tfds:", _any_tfds)
 
 
+def _any_tfds_text(name: str) -> DatasetInfo:
+    """``tfds_text:<name>``: a tfds dataset's text feature as a corpus (:func:`load_tfds_texts`)."""
+
+    def load(data_dir, download, seed):
+        return load_tfds_texts(name, data_dir, download)
+
+    return DatasetInfo(f"tfds_text:{name}", (128,), ByteTokenizer.vocabulary_size, load, f"tfds {name}, text (bytes)",
+                       task="causal_lm")
+
+
+DATASETS.register_family("tfds_text:", _any_tfds_text)
+
+
 FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
                          "Ankle boot")
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
@@ -152,6 +171,65 @@ def load_tfds(name: str, data_dir: Optional[str], download: bool) -> Dict[str, A
     return {split: load_tfds_split(name, split, data_dir, download) for split in ("train", "test")}
 
 
+def text_feature(features) -> str:
+    """The feature of a tfds ``FeaturesDict`` that holds the text: ``text`` when there is one, else
+    the only string feature.
+
+    Raises:
+        ValueError: when there is no string feature, or several and none is ``text``.
+    """
+    strings = [key for key, feature in features.items() if getattr(feature, "tf_dtype", None) == tf.string]
+    if "text" in strings or len(strings) == 1:
+        return "text" if "text" in strings else strings[0]
+    raise ValueError(f"no single text feature among {sorted(features)} (string features: {strings}); "
+                     "tfds_text: needs a feature named 'text' or exactly one string feature")
+
+
+def load_tfds_texts(name: str, data_dir: Optional[str], download: bool) -> Dict[str, list]:
+    """A tfds dataset's texts: ``{"texts": training split, "test_texts": test split}``.
+
+    The test split is ``test``, or ``validation`` when the dataset has no ``test``.
+
+    Raises:
+        DatasetUnavailable: naming the dataset, the folder and how to get the data.
+        ValueError: for a dataset without a single text feature or without a test split.
+
+    Example:
+        >>> corpus = load_tfds_texts("tiny_shakespeare", None, download=True)
+        >>> len(corpus["texts"]), len(corpus["test_texts"])
+        (1, 1)
+    """
+    import tensorflow_datasets as tfds
+
+    def load(split):
+        return tfds.load(name, split=split, data_dir=data_dir, download=download, with_info=True)
+
+    try:
+        train, info = load("train")
+    except Exception as error:  # tfds raises AssertionError, ConnectionError, ...: all mean "not here"
+        where = data_dir or "~/tensorflow_datasets"
+        hint = ("pass --download on a machine with internet, or point --data_dir at a folder where tfds prepared it"
+                if not download else "check the internet connection or --data_dir")
+        raise DatasetUnavailable(f"dataset {name!r} is not available in {where}: {hint} "
+                                 f"(tfds said: {str(error).splitlines()[0][:200]})") from error
+    feature = text_feature(info.features)
+    known = list(info.splits) or ["test", "validation"]  # a mocked dataset lists no splits
+    test_name = next((split for split in ("test", "validation") if split in known), None)
+    if test_name is None:
+        raise ValueError(f"tfds dataset {name!r} has splits {sorted(known)}: tfds_text: needs a 'test' or "
+                         "'validation' split")
+    try:
+        test, _ = load(test_name)
+    except (KeyError, ValueError):  # no test split after all: its validation split
+        test_name = "validation"
+        test, _ = load(test_name)
+
+    def texts(split):
+        return [item[feature].decode("utf-8", errors="replace") for item in tfds.as_numpy(split)]
+
+    return {"texts": texts(train), "test_texts": texts(test)}
+
+
 @register("fashion_mnist", (28, 28, 1), 10, "Debian dataset-fashion-mnist IDX files, else tfds", FASHION_MNIST_CLASSES,
           tfds_name="fashion_mnist")
 def _fashion_mnist(data_dir, download, seed):
@@ -201,6 +279,12 @@ def synthetic_arrays(num_train: int = 512, num_test: int = 128, input_shape=(16,
           task="causal_lm")
 def _fortunes(data_dir, download, seed):
     return {"texts": read_fortunes(data_dir or FORTUNES_DIR)}
+
+
+@register("python_docs", (128,), ByteTokenizer.vocabulary_size,
+          "Debian python3-doc (the Python documentation's English sources; text, bytes)", task="causal_lm")
+def _python_docs(data_dir, download, seed):
+    return {"texts": read_python_docs(data_dir)}
 
 
 @register("synthetic", (16, 16, 3), 4, "seeded random images (tests and smoke runs)")

@@ -168,8 +168,8 @@ def prepare(options: DataOptions, mean_dir: Optional[str] = None):
     """
     info = get(options.name)
     if info.task == "causal_lm":
-        return prepare_text(info.load(options.data_dir, options.download, options.seed)["texts"], options,
-                            options.sequence_length)
+        corpus = info.load(options.data_dir, options.download, options.seed)
+        return prepare_text(corpus["texts"], options, options.sequence_length, test_texts=corpus.get("test_texts"))
     if resolve_path(info, options.data_path) == "stream":
         return prepare_stream(info, options, mean_dir)
     if options.image_shape is not None and info.input_shape[-1] not in (1, options.image_shape[-1]):

@@ -10,7 +10,8 @@ same ``size``, ``arrays``, ``train_pipeline`` and ``eval_pipeline``, so one trai
 with :data:`IGNORED` replaced by 0 and a weight of 0 there, which Keras' loss and metrics read.
 
 The splits (:func:`prepare_text`): 10 % of the corpus entries are the test split (by entry,
-seeded by the run's seed, so no entry is in two splits); the rest are cut into windows, shuffled
+seeded by the run's seed, so no entry is in two splits), unless the corpus comes with its own
+test split (a tfds dataset's ``test`` or ``validation``), which is then used; the rest are cut into windows, shuffled
 by the seed, ``val_size`` windows held out from the end and ``train_size`` kept.
 
 Example:
@@ -156,11 +157,14 @@ class TextData:
         return shard_by_data(batches.prefetch(tf.data.AUTOTUNE))
 
 
-def prepare_text(texts: Sequence[str], options, length: int, tokenizer: Optional[ByteTokenizer] = None) -> TextData:
+def prepare_text(texts: Sequence[str], options, length: int, tokenizer: Optional[ByteTokenizer] = None,
+                 test_texts: Optional[Sequence[str]] = None) -> TextData:
     """Splits a corpus and cuts it into next-token pairs of ``length`` positions (module docstring).
 
     Args:
         texts: The corpus entries.
+        test_texts: A test split the corpus comes with (a tfds dataset's); then ``texts`` are all
+            training text and no entry of them is held out for the test.
         options: A :class:`~tf_lottery.data.DataOptions` (seed, ``train_size``, ``val_size``, ``test_size``
             in sequences).
         length: Positions per sequence (the model's ``max_sequence_length``), >= 1.
@@ -175,7 +179,12 @@ def prepare_text(texts: Sequence[str], options, length: int, tokenizer: Optional
     if not texts:
         raise ValueError("the corpus is empty: no text to train on")
     tokenizer = tokenizer or ByteTokenizer()
-    train_texts, test_texts = split_texts(texts, TEST_FRACTION, seed=options.seed)
+    if test_texts is None:
+        train_texts, test_texts = split_texts(texts, TEST_FRACTION, seed=options.seed)
+    elif not test_texts:
+        raise ValueError("the corpus's test split is empty: no text to measure perplexity on")
+    else:
+        train_texts = list(texts)
     train = next_token_batch(*token_windows(train_texts, tokenizer, length + 1))
     order = np.random.default_rng(options.seed).permutation(len(train[1]))
     train = ({name: value[order] for name, value in train[0].items()}, train[1][order])

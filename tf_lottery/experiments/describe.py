@@ -24,7 +24,7 @@ def block_table(model) -> tuple[list, list]:
     rows = []
     for block in surgery.find_blocks(model):
         layers = [n for n in block.layers if isinstance(g.operations[n], keras.layers.Layer)]
-        block_flops = sum(cost.layer_flops(g.operations[n], g.shapes[n], g.shapes[g.parents[n][0]]) for n in layers)
+        block_flops = sum(cost.operation_flops(g, n) for n in layers)
         rows.append([
             block.name,
             block.stage,
@@ -75,8 +75,10 @@ def describe(config: Config) -> dict:
 
 
 def describe_language_model(config: Config, model) -> dict:
-    """``describe`` of a ``--task=causal_lm`` model: its layers (the blocks) with their params, and its
-    params and FLOPs per token at ``--sequence_length`` (a layer's FLOPs are in the run's ``cost``)."""
+    """``describe`` of a ``--task=causal_lm`` model: its layers (the blocks) with their params and
+    FLOPs per token, and the model's params and FLOPs per token, at ``--sequence_length`` (a layer's
+    FLOPs include its attention over the whole sequence, divided by the length; the share is of the
+    whole model's, the embedding and the tied head included)."""
     length = config.data.sequence_length
     body = surgery.families.block_model(model)
     fixed = {name: keras.Input((length,), dtype="int32", name=name) for name in ("token_ids", "padding_mask")}
@@ -84,8 +86,11 @@ def describe_language_model(config: Config, model) -> dict:
     totals = {"params": int(model.count_params()), "flops_per_token": flops_per_token(model, length),
               "blocks": len(rows), "removable": sum(r[2] == "yes" for r in rows),
               "max_removable": surgery.max_removable(body, config.method.min_blocks_per_stage)}
+    totals["layer_flops_per_token"] = {r[0]: r[4] / length for r in rows}
     print(f"{model.name} ({type(model).__name__}): vocabulary {model.output.shape[-1]}, sequences of {length} tokens")
-    print(markdown_table(["layer", "stage", "removable", "params"], [r[:4] for r in rows], align="lrlr"))
+    print(markdown_table(["layer", "stage", "removable", "params", "FLOPs per token", "% FLOPs"],
+                         [r[:4] + [f"{r[4] / length:,.0f}", f"{100 * r[4] / length / totals['flops_per_token']:.1f}"]
+                          for r in rows], align="lrlrrr"))
     print(markdown_table(["total", "value"], [
         ["params", f"{totals['params']:,}"], [f"FLOPs per token (sequences of {length})", f"{totals['flops_per_token']:,.0f}"],
         ["layers", totals["blocks"]], ["removable layers", totals["removable"]],

@@ -241,8 +241,7 @@ def flops(model: keras.Model) -> int:
         warnings.warn(f"FLOPs of {model.name!r} leave out layers {missing}: tf_lottery.graph.cost counts convs, dense "
                       "and attention layers and traces layers that are not Keras' own (normalisations and scales "
                       "cost nothing)", stacklevel=2)
-    return sum(_flops_in(g, name) for name in g.order
-               if isinstance(g.operations[name], COUNTED) or _traced(g.operations[name]))
+    return sum(operation_flops(g, name) for name in g.order)
 
 
 def _attention_inputs(g, name: str) -> tuple:
@@ -251,9 +250,19 @@ def _attention_inputs(g, name: str) -> tuple:
     return g.shapes[parents[0]], g.shapes[parents[1] if len(parents) > 1 else parents[0]]
 
 
-def _flops_in(g, name: str) -> int:
-    """FLOPs of operation ``name`` at its shapes in graph ``g`` (attention: its query and value inputs)."""
+def operation_flops(g, name: str) -> int:
+    """FLOPs of operation ``name`` at its shapes in graph ``g`` (:func:`tf_lottery.graph.analyse`), as
+    :func:`flops` counts them: a counted layer by its formula (attention: at its query and value
+    inputs), a layer that is not Keras' own from its traced call, anything else 0.
+
+    Example:
+        >>> g = tl.graph.analyse(model)
+        >>> sum(operation_flops(g, name) for name in g.order) == flops(model)
+        True
+    """
     layer, parents = g.operations[name], g.parents[name]
+    if not (isinstance(layer, COUNTED) or _traced(layer)):
+        return 0
     if _traced(layer):
         return traced_flops(layer, node_of(g.model, name))
     if isinstance(layer, ATTENTION):
