@@ -38,12 +38,14 @@ $(STAMP): setup.cfg pyproject.toml
 	$(BIN)/python -m pip install -q -e ".[test,docs]"
 	touch $(STAMP)
 
-# Fashion-MNIST and the fortunes text corpus from Debian (install offline from the package mirror);
-# skipped when present.
+# Fashion-MNIST and the text corpora (fortunes, the Python documentation's sources) from Debian
+# (install offline from the package mirror); skipped when present.
 data:
-	@{ test -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz && test -d /usr/share/games/fortunes; } || \
-	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist fortunes; } || \
-	  echo "warning: could not install dataset-fashion-mnist and fortunes (needs root and apt); see README"
+	@{ test -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz && test -d /usr/share/games/fortunes && \
+	   ls -d /usr/share/doc/python3*/html/_sources >/dev/null 2>&1; } || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist fortunes \
+	    python3-doc; } || \
+	  echo "warning: could not install dataset-fashion-mnist, fortunes and python3-doc (needs root and apt); see README"
 
 clean:
 	rm -rf $(VENV) *.egg-info docs/_build

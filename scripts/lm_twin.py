@@ -1,8 +1,9 @@
 """The tiny-LM twin: layer tickets of a GPT-2-style decoder at initialization, and depth pruning after training.
 
-A ``GPT2CausalLM`` (byte vocabulary, ``--layers`` layers, hidden ``--hidden``) is trained on Debian's
-fortunes corpus (``apt-get install fortunes``; 90 % of the entries for training, split by entry with
-seed 0 for every seed, so the held-out text is one) by :mod:`tf_lottery.training.language`'s recipe.
+A ``GPT2CausalLM`` (byte vocabulary, ``--layers`` layers, hidden ``--hidden``) is trained on a Debian
+text corpus (``--corpus``: ``fortunes`` or ``python_docs``, :mod:`tf_lottery.data.text`; 90 % of the
+entries for training, split by entry with seed 0 for every seed, so the held-out text is one) by
+:mod:`tf_lottery.training.language`'s recipe.
 For each seed:
 
 * **At initialization** (the seed paper's setting, its Table 2 twin for language): GraSP and SNIP
@@ -18,8 +19,16 @@ For each seed:
   the criteria's agreement (Jaccard index of the removed layers).
 
 Each trained model's numbers are written to ``<out>/runs/<seed>_<name>.json`` as it finishes, and a
-run started again skips what is there (the trained dense weights are kept in ``--cache``), so a kill
-loses at most one model. ``results.json`` and ``report.md`` are rewritten from the runs at the end.
+run started again skips what is there. Within a model, the training state is written to ``--cache``
+every ``--checkpoint_steps`` steps (:func:`tf_lottery.training.language.fit_next_token`), so a kill
+loses at most one chunk; the layers a ticket removes are kept there too when it is first cut, so a
+resumed ticket is the same ticket. ``results.json`` and ``report.md`` are rewritten from the runs
+after every seed. Seeds can train in parallel, one process per core, into one ``--out``; the last
+to finish (or a run with ``--summarize_only``) writes the report of them all.
+
+Speed-ups are read from CPU seconds (:class:`tf_lottery.training.language.TrainingTime`): on a
+process pinned to one core they are the training's cost whatever else shares the machine; wall
+seconds are recorded beside them.
 
     taskset -c 1 python scripts/lm_twin.py --seeds=0,1,2 --train_steps=1200
 """
@@ -29,12 +38,13 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import shutil
 
 import numpy as np
 from absl import app, flags
 
 import tf_lottery as tl
-from tf_lottery.core.io import write_json_atomic, write_text_atomic
+from tf_lottery.core.io import atomic_path, write_json_atomic, write_text_atomic
 from tf_lottery.criteria.language import next_token_batch
 from tf_lottery.data import text
 from tf_lottery.evals.language import flops_per_token, perplexity
@@ -43,6 +53,7 @@ from tf_lottery.reports import stats
 from tf_lottery.reports.tables import markdown_table
 from tf_lottery.training.language import fit_next_token
 
+_CORPUS = flags.DEFINE_enum("corpus", "fortunes", ["fortunes", "python_docs"], "The Debian text corpus.")
 _SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds (initialization, batch order, random criterion).")
 _LAYERS = flags.DEFINE_integer("layers", 8, "Decoder layers.", lower_bound=2)
 _HIDDEN = flags.DEFINE_integer("hidden", 128, "Hidden size (MLP: 4x).", lower_bound=8)
@@ -58,7 +69,13 @@ _HEAL = flags.DEFINE_float("heal_fraction", 0.1, "Healing steps, as a share of t
 _CALIBRATION = flags.DEFINE_integer("calibration", 64, "Training sequences the criteria read.", lower_bound=4)
 _VAL = flags.DEFINE_integer("val_sequences", 256, "Held-out sequences for perplexity.", lower_bound=1)
 _OUT = flags.DEFINE_string("out", "benchmarks/results/lm_twin", "Output folder.")
-_CACHE = flags.DEFINE_string("cache", "/tmp/lm_twin_cache", "Where trained dense weights are kept between runs.")
+_CACHE = flags.DEFINE_string("cache", "/tmp/lm_twin_cache", "Where training states, trained dense weights and cut "
+                             "tickets are kept between runs.")
+_CHECKPOINT = flags.DEFINE_integer("checkpoint_steps", 1000, "Steps between two training states written.",
+                                   lower_bound=1)
+_REPORT_SEEDS = flags.DEFINE_list("report_seeds", None, "Seeds the report covers (default: --seeds); give every "
+                                  "seed when seeds train in parallel processes.")
+_SUMMARIZE_ONLY = flags.DEFINE_bool("summarize_only", False, "Only rewrite the report from the finished runs.")
 
 AT_INIT = ("grasp", "snip")
 AFTER_TRAINING = ("block_influence", "angular", "cka", "removal_loss", "random")
@@ -66,7 +83,7 @@ AFTER_TRAINING = ("block_influence", "angular", "cka", "removal_loss", "random")
 
 def _data():
     """``(entries, (train inputs, train labels), (val ids, val mask))``; one split for every seed."""
-    entries = text.read_fortunes()
+    entries = tl.data.datasets.get(_CORPUS.value).load()["texts"]
     train_texts, val_texts = text.split_texts(entries, 0.1, seed=0)
     tokenizer = text.ByteTokenizer()
     train = next_token_batch(*text.token_windows(train_texts, tokenizer, _LENGTH.value + 1))
@@ -88,14 +105,48 @@ def _save_run(seed: int, name: str, found: dict) -> None:
     print(seed, name, {k: v for k, v in found.items() if k != "scores"}, flush=True)
 
 
-def _train_and_measure(seed, name, model, train, val, removed, scores=None) -> None:
-    seconds = fit_next_token(model, *train, steps=_STEPS.value, batch_size=_BATCH.value, seed=seed,
-                             learning_rate=_RATE.value)
+def _state(seed: int, name: str) -> str:
+    return os.path.join(_CACHE.value, f"S{_STEPS.value}_L{_LAYERS.value}_H{_HIDDEN.value}", f"{seed}_{name}")
+
+
+def _fit(seed, name, model, inputs, labels, steps, batch_seed):
+    timing = fit_next_token(model, inputs, labels, steps=steps, batch_size=_BATCH.value, seed=batch_seed,
+                            learning_rate=_RATE.value, checkpoint_dir=_state(seed, name),
+                            checkpoint_steps=_CHECKPOINT.value)
+    return timing
+
+
+def _train_and_measure(seed, name, model, train, val, removed, scores=None, keep=None) -> None:
+    """Trains and records ``name``; ``keep``, a path, receives the trained weights before the record
+    is written (a kill in between finds the finished training state and only records it)."""
+    timing = _fit(seed, name, model, *train, _STEPS.value, seed)
+    if keep:
+        with atomic_path(keep) as temporary:
+            model.save_weights(temporary)
+    tokens = _STEPS.value * _BATCH.value * _LENGTH.value
     _save_run(seed, name, {
-        "perplexity": perplexity(model, *val), "train_seconds": seconds,
-        "train_tokens_per_second": _STEPS.value * _BATCH.value * _LENGTH.value / seconds,
+        "perplexity": perplexity(model, *val), "train_seconds": timing.seconds,
+        "train_cpu_seconds": timing.cpu_seconds, "sessions": timing.sessions,
+        "train_tokens_per_second": tokens / timing.seconds,
+        "train_tokens_per_cpu_second": tokens / timing.cpu_seconds,
         "flops_per_token": flops_per_token(model, _LENGTH.value), "params": int(model.count_params()),
         "layers": int(model.backbone.num_layers), "removed": sorted(removed), "scores": scores or {}})
+    shutil.rmtree(_state(seed, name), ignore_errors=True)
+
+
+def _ticket(seed, name, dense, criterion, count, pair):
+    """The ticket ``name`` of ``dense`` at θ0: cut once, then rebuilt from the layers it removed, so
+    a resumed training continues the same ticket (a close score could tip another way on a rerun)."""
+    cut = os.path.join(_state(seed, name), "ticket.json")
+    if os.path.exists(cut):
+        with open(cut) as handle:
+            kept = json.load(handle)
+        model = tl.surgery.family_ticket(dense, kept["removed"], min_blocks_per_stage=0)
+        return model, kept["removed"], kept["scores"]
+    result = tl.find_ticket(dense, criterion, num_blocks=count, data=pair, min_blocks_per_stage=0)
+    os.makedirs(os.path.dirname(cut), exist_ok=True)
+    write_json_atomic(cut, {"removed": sorted(result.removed), "scores": result.scores})
+    return result.model, sorted(result.removed), result.scores
 
 
 def _after_training(seed, dense, train, val) -> None:
@@ -116,12 +167,12 @@ def _after_training(seed, dense, train, val) -> None:
             options, data = {"seed": seed}, None
         result = tl.find_ticket(dense, criterion, num_blocks=count, data=data, min_blocks_per_stage=0, **options)
         removed_ppl = perplexity(result.model, *val)
-        fit_next_token(result.model, inputs, labels, steps=heal_steps, batch_size=_BATCH.value, seed=seed + 1,
-                       learning_rate=_RATE.value)
+        _fit(seed, f"trained_{criterion}", result.model, inputs, labels, heal_steps, seed + 1)
         _save_run(seed, f"trained_{criterion}", {
             "removed": sorted(result.removed), "perplexity_after_removal": removed_ppl,
             "perplexity_after_healing": perplexity(result.model, *val), "heal_steps": heal_steps,
             "scores": result.scores})
+        shutil.rmtree(_state(seed, f"trained_{criterion}"), ignore_errors=True)
 
 
 def run_seed(seed: int, train, val) -> None:
@@ -133,19 +184,16 @@ def run_seed(seed: int, train, val) -> None:
     for criterion, count in itertools.product(AT_INIT, [int(p) for p in _REMOVED.value]):
         name = f"{criterion}_{count}"
         if not _done(seed, name):  # cut from θ0, before the dense model trains
-            tickets[name] = tl.find_ticket(dense, criterion, num_blocks=count, data=pair, min_blocks_per_stage=0)
+            tickets[name] = _ticket(seed, name, dense, criterion, count, pair)
     weights = os.path.join(_CACHE.value, f"seed{seed}_L{_LAYERS.value}_H{_HIDDEN.value}_S{_STEPS.value}"
                                          ".weights.h5")
     if _done(seed, "dense") and os.path.exists(weights):
         dense.load_weights(weights)
     else:
-        _train_and_measure(seed, "dense", dense, train, val, [])
-        os.makedirs(_CACHE.value, exist_ok=True)
-        dense.save_weights(weights + ".tmp.weights.h5")
-        os.replace(weights + ".tmp.weights.h5", weights)
+        _train_and_measure(seed, "dense", dense, train, val, [], keep=weights)
     _after_training(seed, dense, train, val)
-    for name, result in tickets.items():
-        _train_and_measure(seed, name, result.model, train, val, result.removed, result.scores)
+    for name, (model, removed, scores) in tickets.items():
+        _train_and_measure(seed, name, model, train, val, removed, scores)
 
 
 def _load_runs(seeds) -> dict:
@@ -157,6 +205,11 @@ def _load_runs(seeds) -> dict:
                 with open(os.path.join(folder, file)) as handle:
                     found.setdefault(file[len(f"{seed}_"):-5], {})[seed] = json.load(handle)
     return found
+
+
+def _cost(run: dict) -> float:
+    """A run's training CPU seconds (wall seconds for runs recorded before they were kept)."""
+    return run.get("train_cpu_seconds", run["train_seconds"])
 
 
 def _jaccard(a, b) -> float:
@@ -180,7 +233,7 @@ def summarize(seeds, entries) -> None:
             continue
         # dense minus ticket: positive when the ticket predicts held-out text better
         summary = stats.paired([dense[s]["perplexity"] - ticket[s]["perplexity"] for s in both], seeds=both)
-        speed = [dense[s]["train_seconds"] / ticket[s]["train_seconds"] for s in both]
+        speed = [_cost(dense[s]) / _cost(ticket[s]) for s in both]
         implied = [dense[s]["flops_per_token"] / ticket[s]["flops_per_token"] for s in both]
         at_init[name] = {"seeds": both, "perplexity": [ticket[s]["perplexity"] for s in both],
                          "dense_minus_ticket": summary.to_dict(),
@@ -218,22 +271,22 @@ def summarize(seeds, entries) -> None:
              "removed_after_training": count, "heal_steps": heal_steps, "calibration_sequences": _CALIBRATION.value,
              "val_sequences": _VAL.value, "seeds": seeds, "params": params, "corpus_entries": len(entries)}
     command = ("taskset -c 1 python scripts/lm_twin.py --seeds=" + ",".join(map(str, seeds)) + " " + " ".join(
-        f"--{name}={flags.FLAGS[name].value}" for name in ("layers", "hidden", "heads", "length", "batch_size",
+        f"--{name}={flags.FLAGS[name].value}" for name in ("corpus", "layers", "hidden", "heads", "length", "batch_size",
                                                            "train_steps", "learning_rate", "prune_fraction",
                                                            "heal_fraction", "calibration")))
     report = "\n\n".join([
         "# The tiny-LM twin: layer tickets of a decoder at initialization, and depth pruning after training",
         f"GPT2CausalLM (keras_hub), {_LAYERS.value} layers, hidden {_HIDDEN.value}, {_HEADS.value} heads, "
-        f"{params:,} parameters, byte vocabulary (258 ids), sequences of {_LENGTH.value} tokens; the fortunes "
-        f"corpus ({len(entries):,} entries, 10 % held out by entry, {_VAL.value} held-out sequences). Every model "
+        f"{params:,} parameters, byte vocabulary (258 ids), sequences of {_LENGTH.value} tokens; the "
+        f"{_CORPUS.value} corpus ({len(entries):,} entries, 10 % held out by entry, {_VAL.value} held-out sequences). Every model "
         f"trains {_STEPS.value} steps of {_BATCH.value} sequences ({tokens:,} tokens) of AdamW on a warmed-up "
-        "cosine, with the same batches per seed, one after the other on one core. Seeds: "
+        "cosine, with the same batches per seed, each process on one core. Seeds: "
         f"{', '.join(map(str, seeds))}.",
         "## At initialization: GraSP and SNIP tickets against the dense model from the same θ0",
         "The difference is dense minus ticket held-out perplexity per seed (positive: the ticket is better), with "
         "its 95 % t interval over the seeds; the verdict reads the interval (wins above 0, loses below, ties "
-        "across). Speed-ups are dense training seconds over the ticket's (measured) and dense FLOPs per token "
-        "over the ticket's (implied).",
+        "across). Speed-ups are dense training CPU seconds over the ticket's (measured; one core per process) and "
+        "dense FLOPs per token over the ticket's (implied).",
         markdown_table(["model", "removed layers (per seed)", "perplexity", "dense − ticket", "95 % interval",
                         "verdict", "measured speed-up", "FLOPs-implied", "seeds"], at_init_rows),
         f"## After training: {count} of {_LAYERS.value} layers removed from the trained dense model",
@@ -256,10 +309,12 @@ def summarize(seeds, entries) -> None:
 def main(argv):
     del argv
     seeds = [int(seed) for seed in _SEEDS.value]
+    report_seeds = [int(seed) for seed in (_REPORT_SEEDS.value or _SEEDS.value)]
     entries, train, val = _data()
-    for seed in seeds:
+    for seed in [] if _SUMMARIZE_ONLY.value else seeds:
         run_seed(seed, train, val)
-        summarize(seeds, entries)
+        summarize(report_seeds, entries)
+    summarize(report_seeds, entries)
 
 
 if __name__ == "__main__":
