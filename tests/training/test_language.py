@@ -109,3 +109,22 @@ def test_a_next_token_training_killed_after_a_chunk_resumes_on_the_same_batches(
         fit_next_token(_tiny_lm(), *_sequences(), steps=9, batch_size=3, seed=1, checkpoint_dir=str(state))
     with pytest.raises(ValueError, match="checkpoint_steps must be >= 1; got 0"):
         fit_next_token(_tiny_lm(), *_sequences(), steps=9, batch_size=3, checkpoint_steps=0)
+
+
+def test_a_state_that_does_not_load_is_said_and_the_training_starts_over(tmp_path, capsys):
+    inputs, labels = _sequences()
+    state = tmp_path / "state"
+    fit_next_token(_tiny_lm(), inputs, labels, steps=4, batch_size=3, seed=1, checkpoint_dir=str(state),
+                   checkpoint_steps=2)
+    (state / "state-4.weights.h5").write_bytes(b"truncated")
+    model, whole = _tiny_lm(), _tiny_lm()
+    timing = fit_next_token(model, inputs, labels, steps=4, batch_size=3, seed=1, checkpoint_dir=str(state),
+                            checkpoint_steps=2)
+    fit_next_token(whole, inputs, labels, steps=4, batch_size=3, seed=1)
+    assert timing.sessions == 1 and "does not load" in capsys.readouterr().out
+    for a, b in zip(whole.get_weights(), model.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    (state / "progress.json").write_text("{not json")
+    assert fit_next_token(_tiny_lm(), inputs, labels, steps=4, batch_size=3, seed=1, checkpoint_dir=str(state),
+                          checkpoint_steps=2).sessions == 1
+    assert "is unreadable" in capsys.readouterr().out

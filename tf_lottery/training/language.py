@@ -10,7 +10,8 @@ a dense model and its ticket differ only in their layers.
 A long training can keep its state in a folder (``checkpoint_dir``): every ``checkpoint_steps``
 steps the model and optimizer state are written (to a temporary name, then renamed) beside a
 ``progress.json``, and a training started again with the same arguments resumes after the last
-finished chunk, on the same batches, instead of starting over. A kill loses at most one chunk.
+finished chunk, on the same batches, instead of starting over. A kill loses at most one chunk; a
+state that does not load is reported and the training starts over (never a traceback).
 
 Example:
     >>> inputs, labels = tl.criteria.language.next_token_batch(ids, mask)
@@ -121,15 +122,28 @@ def _restore(model: keras.Model, folder: str, identity: dict) -> dict:
     path = os.path.join(folder, _PROGRESS)
     if not os.path.exists(path):
         return fresh
-    with open(path) as handle:
-        progress = json.load(handle)
+    try:
+        with open(path) as handle:
+            progress = json.load(handle)
+        progress["weights"], progress["steps_done"]  # noqa: B018  (KeyError: not a progress file)
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        log(f"the training state {path} is unreadable ({error}); training from the start")
+        return fresh
     if progress.get("identity") != identity:
         raise ValueError(f"the training state in {folder} belongs to another training "
                          f"({progress.get('identity')}, not {identity}); remove the folder or pass another one")
     check_precision(progress.get("precision"), model, folder)
     if not model.optimizer.built:
         model.optimizer.build(model.trainable_variables)
-    model.load_weights(os.path.join(folder, progress["weights"]))
+    start = [v.numpy() for v in model.weights + model.optimizer.variables]
+    try:
+        model.load_weights(os.path.join(folder, progress["weights"]))
+    except (OSError, ValueError) as error:  # a half-loaded state must not stay behind
+        for variable, value in zip(model.weights + model.optimizer.variables, start):
+            variable.assign(value)
+        log(f"the training state {progress['weights']} in {folder} does not load "
+            f"({str(error).splitlines()[0][:120]}); training from the start")
+        return fresh
     log(f"resuming the next-token training after step {progress['steps_done']} of {identity['steps']} from {folder}")
     return progress
 
