@@ -15,7 +15,7 @@ state that does not load is reported and the training starts over (never a trace
 
 Example:
     >>> inputs, labels = tl.criteria.language.next_token_batch(ids, mask)
-    >>> seconds = fit_next_token(lm, inputs, labels, steps=1000, batch_size=16, seed=0)
+    >>> fit_next_token(lm, inputs, labels, steps=1000, batch_size=16, seed=0).seconds
 """
 
 from __future__ import annotations
