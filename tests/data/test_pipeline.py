@@ -104,8 +104,12 @@ def test_a_resumed_stream_gets_the_batches_an_unbroken_one_gets():
 def test_a_tfds_text_dataset_trains_on_its_train_split_and_tests_on_its_test_split(tmp_path):
     with tfds.testing.mock_data(num_examples=6):
         corpus = data.datasets.get("tfds_text:imdb_reviews").load(str(tmp_path), False, 0)
+        titles = data.datasets.get("tfds_text:cnn_dailymail#highlights").load(str(tmp_path), False, 0)
+        with pytest.raises(ValueError, match="#label: not a string feature"):
+            data.datasets.get("tfds_text:imdb_reviews#label").load(str(tmp_path), False, 0)
         prepared = data.prepare(data.DataOptions("tfds_text:imdb_reviews", data_dir=str(tmp_path), val_size=2,
                                                  sequence_length=8))
+    assert len(titles["texts"]) == 6 and titles["texts"] != corpus["texts"]
     assert len(corpus["texts"]) == len(corpus["test_texts"]) == 6
     assert all(isinstance(entry, str) and entry for entry in corpus["texts"])
     tokens = sum(len(entry.encode("utf-8")) + 1 for entry in corpus["test_texts"])  # + the end token
@@ -121,8 +125,12 @@ def test_a_tfds_text_dataset_needs_one_text_feature_and_says_how_to_get_it(tmp_p
                                       ) == "text"
     assert data.datasets.text_feature({"title": tfds.features.Text(), "id": tfds.features.Tensor(
         shape=(), dtype=tf.int64)}) == "title"
-    with pytest.raises(ValueError, match=r"no single text feature among \['a', 'b'\]"):
-        data.datasets.text_feature({"a": tfds.features.Text(), "b": tfds.features.Text()})
+    two = {"a": tfds.features.Text(), "b": tfds.features.Text(), "n": tfds.features.ClassLabel(num_classes=2)}
+    with pytest.raises(ValueError, match=r"no single text feature among \['a', 'b', 'n'\].*tfds_text:<name>#<feature>"):
+        data.datasets.text_feature(two)
+    assert data.datasets.text_feature(two, "b") == "b"
+    with pytest.raises(ValueError, match=r"#n: not a string feature of the dataset; its string features: \['a', 'b'\]"):
+        data.datasets.text_feature(two, "n")
     calls = _spy_on_tfds_load(monkeypatch)
     with pytest.raises(data.DatasetUnavailable, match=r"'tiny_shakespeare' is not available in .*--download"):
         data.datasets.get("tfds_text:tiny_shakespeare").load(str(tmp_path), False, 0)

@@ -13,9 +13,10 @@ with uint8 (or float) images of shape (N, H, W, C) and integer labels.
 * ``fortunes``, ``python_docs``: text corpora for ``--task=causal_lm`` (Debian's ``fortunes`` and
   ``python3-doc`` packages, :mod:`tf_lottery.data.text`): a loader returns ``{"texts": [...]}``,
   which :func:`tf_lottery.data.sequences.prepare_text` splits by entry and cuts into next-token pairs.
-* ``tfds_text:<name>``: any tfds dataset with a text feature, for ``--task=causal_lm`` online (or
-  prepared in ``--data_dir``): ``tfds_text:tiny_shakespeare``, ``tfds_text:imdb_reviews``,
-  ``tfds_text:lm1b``, ``tfds_text:wikipedia/20230601.en``. Its loader returns the dataset's own
+* ``tfds_text:<name>[#<feature>]``: any tfds dataset with a text feature, for ``--task=causal_lm``
+  online (or prepared in ``--data_dir``): ``tfds_text:tiny_shakespeare``, ``tfds_text:imdb_reviews``,
+  ``tfds_text:lm1b``, ``tfds_text:cnn_dailymail#article`` (a feature named where there are several
+  and none is ``text``). Its loader returns the dataset's own
   training split and its test split (``validation`` where it has no ``test``) as
   ``{"texts", "test_texts"}``; offline and not prepared, it fails at once with what to do.
 """
@@ -105,10 +106,11 @@ DATASETS.register_family("tfds:", _any_tfds)
 
 
 def _any_tfds_text(name: str) -> DatasetInfo:
-    """``tfds_text:<name>``: a tfds dataset's text feature as a corpus (:func:`load_tfds_texts`)."""
+    """``tfds_text:<name>[#<feature>]``: a tfds dataset's text feature as a corpus (:func:`load_tfds_texts`)."""
+    dataset, _, feature = name.partition("#")
 
     def load(data_dir, download, seed):
-        return load_tfds_texts(name, data_dir, download)
+        return load_tfds_texts(dataset, data_dir, download, feature or None)
 
     return DatasetInfo(f"tfds_text:{name}", (128,), ByteTokenizer.vocabulary_size, load, f"tfds {name}, text (bytes)",
                        task="causal_lm")
@@ -171,24 +173,31 @@ def load_tfds(name: str, data_dir: Optional[str], download: bool) -> Dict[str, A
     return {split: load_tfds_split(name, split, data_dir, download) for split in ("train", "test")}
 
 
-def text_feature(features) -> str:
-    """The feature of a tfds ``FeaturesDict`` that holds the text: ``text`` when there is one, else
-    the only string feature.
+def text_feature(features, wanted: Optional[str] = None) -> str:
+    """The feature of a tfds ``FeaturesDict`` that holds the text: ``wanted`` when given, else ``text``
+    when there is one, else the only string feature.
 
     Raises:
-        ValueError: when there is no string feature, or several and none is ``text``.
+        ValueError: when ``wanted`` is not a string feature, or there is no string feature, or
+            several and none is ``text``.
     """
     strings = [key for key, feature in features.items() if getattr(feature, "tf_dtype", None) == tf.string]
+    if wanted is not None:
+        if wanted not in strings:
+            raise ValueError(f"#{wanted}: not a string feature of the dataset; its string features: {strings}")
+        return wanted
     if "text" in strings or len(strings) == 1:
         return "text" if "text" in strings else strings[0]
     raise ValueError(f"no single text feature among {sorted(features)} (string features: {strings}); "
-                     "tfds_text: needs a feature named 'text' or exactly one string feature")
+                     "name one: tfds_text:<name>#<feature>")
 
 
-def load_tfds_texts(name: str, data_dir: Optional[str], download: bool) -> Dict[str, list]:
+def load_tfds_texts(name: str, data_dir: Optional[str], download: bool,
+                    feature: Optional[str] = None) -> Dict[str, list]:
     """A tfds dataset's texts: ``{"texts": training split, "test_texts": test split}``.
 
-    The test split is ``test``, or ``validation`` when the dataset has no ``test``.
+    The test split is ``test``, or ``validation`` when the dataset has no ``test``; the text is
+    ``feature``, or the one :func:`text_feature` finds.
 
     Raises:
         DatasetUnavailable: naming the dataset, the folder and how to get the data.
@@ -212,7 +221,7 @@ def load_tfds_texts(name: str, data_dir: Optional[str], download: bool) -> Dict[
                 if not download else "check the internet connection or --data_dir")
         raise DatasetUnavailable(f"dataset {name!r} is not available in {where}: {hint} "
                                  f"(tfds said: {str(error).splitlines()[0][:200]})") from error
-    feature = text_feature(info.features)
+    feature = text_feature(info.features, feature)
     known = list(info.splits) or ["test", "validation"]  # a mocked dataset lists no splits
     test_name = next((split for split in ("test", "validation") if split in known), None)
     if test_name is None:
