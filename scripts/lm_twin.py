@@ -271,15 +271,15 @@ def summarize(seeds, entries) -> None:
              "removed_after_training": count, "heal_steps": heal_steps, "calibration_sequences": _CALIBRATION.value,
              "val_sequences": _VAL.value, "seeds": seeds, "params": params, "corpus_entries": len(entries)}
     command = ("taskset -c 1 python scripts/lm_twin.py --seeds=" + ",".join(map(str, seeds)) + " " + " ".join(
-        f"--{name}={flags.FLAGS[name].value}" for name in ("corpus", "layers", "hidden", "heads", "length", "batch_size",
-                                                           "train_steps", "learning_rate", "prune_fraction",
-                                                           "heal_fraction", "calibration")))
+        f"--{name}={flags.FLAGS[name].value}" for name in ("corpus", "layers", "hidden", "heads", "length",
+                                                           "batch_size", "train_steps", "learning_rate",
+                                                           "prune_fraction", "heal_fraction", "calibration")))
     report = "\n\n".join([
         "# The tiny-LM twin: layer tickets of a decoder at initialization, and depth pruning after training",
         f"GPT2CausalLM (keras_hub), {_LAYERS.value} layers, hidden {_HIDDEN.value}, {_HEADS.value} heads, "
         f"{params:,} parameters, byte vocabulary (258 ids), sequences of {_LENGTH.value} tokens; the "
-        f"{_CORPUS.value} corpus ({len(entries):,} entries, 10 % held out by entry, {_VAL.value} held-out sequences). Every model "
-        f"trains {_STEPS.value} steps of {_BATCH.value} sequences ({tokens:,} tokens) of AdamW on a warmed-up "
+        f"{_CORPUS.value} corpus ({len(entries):,} entries, 10 % held out by entry, {_VAL.value} held-out "
+        f"sequences). Every model trains {_STEPS.value} steps of {_BATCH.value} sequences ({tokens:,} tokens) of AdamW on a warmed-up "
         "cosine, with the same batches per seed, each process on one core. Seeds: "
         f"{', '.join(map(str, seeds))}.",
         "## At initialization: GraSP and SNIP tickets against the dense model from the same θ0",

@@ -11,8 +11,9 @@ with :data:`IGNORED` replaced by 0 and a weight of 0 there, which Keras' loss an
 
 The splits (:func:`prepare_text`): 10 % of the corpus entries are the test split (by entry,
 seeded by the run's seed, so no entry is in two splits), unless the corpus comes with its own
-test split (a tfds dataset's ``test`` or ``validation``), which is then used; the rest are cut into windows, shuffled
-by the seed, ``val_size`` windows held out from the end and ``train_size`` kept.
+test split (a tfds dataset's ``test`` or ``validation``), which is then used; the rest are cut
+into windows, shuffled by the seed, ``val_size`` windows held out from the end and ``train_size``
+kept.
 
 Example:
     >>> data = prepare_text(text.read_fortunes(), DataOptions("fortunes", val_size=256), length=128)
