@@ -43,6 +43,13 @@ PYTHON_DOCS_GLOB = "/usr/share/doc/python3*/html/_sources"
 """Where Debian's ``python3.X-doc`` packages put the documentation's sources (X: the release)."""
 
 
+def _require_folder(directory: str, what: str, package: str) -> None:
+    """Raises ``FileNotFoundError`` naming the Debian package that installs ``what`` when ``directory`` is not a folder."""
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"no {what} at {directory}: install Debian's corpus with `apt-get install {package}` "
+                                "(offline from the Debian registry), or pass the folder")
+
+
 def read_fortunes(directory: str = FORTUNES_DIR) -> List[str]:
     """Every entry of the fortune files in ``directory``, in file-name order.
 
@@ -54,9 +61,7 @@ def read_fortunes(directory: str = FORTUNES_DIR) -> List[str]:
         >>> len(read_fortunes()) > 10000
         True
     """
-    if not os.path.isdir(directory):
-        raise FileNotFoundError(f"no fortune files at {directory}: install Debian's corpus with "
-                                "`apt-get install fortunes` (offline from the Debian registry), or pass the folder")
+    _require_folder(directory, "fortune files", "fortunes")
     texts = []
     for name in sorted(os.listdir(directory)):
         path = os.path.join(directory, name)
@@ -109,9 +114,7 @@ def read_python_docs(directory: Optional[str] = None) -> List[str]:
         True
     """
     directory = directory or python_docs_folder()
-    if not os.path.isdir(directory):
-        raise FileNotFoundError(f"no Python documentation sources at {directory}: install Debian's corpus with "
-                                "`apt-get install python3-doc` (offline from the Debian registry), or pass the folder")
+    _require_folder(directory, "Python documentation sources", "python3-doc")
     texts = []
     for path in sorted(glob.glob(os.path.join(directory, "**", "*.rst.txt"), recursive=True)):
         with open(path, encoding="utf-8", errors="replace") as handle:
