@@ -223,7 +223,7 @@ def summarize(seeds, entries) -> None:
     at_init_rows, at_init = [], {}
     dense_ppl = [dense[s]["perplexity"] for s in seeds if s in dense]
     if dense_ppl:
-        at_init_rows.append(["dense", "-", f"{np.mean(dense_ppl):.2f}", "—", "—", "—", "1.00x", "1.00x",
+        at_init_rows.append(["dense", "-", f"{np.mean(dense_ppl):.3f}", "—", "—", "—", "1.00x", "1.00x",
                              f"{len(dense_ppl)}"])
     for criterion, count in itertools.product(AT_INIT, [int(p) for p in _REMOVED.value]):
         name = f"{criterion}_{count}"
@@ -242,8 +242,8 @@ def summarize(seeds, entries) -> None:
                          "removed": {str(s): ticket[s]["removed"] for s in both}}
         at_init_rows.append([f"{criterion.upper() if criterion == 'snip' else 'GraSP'} −{count}",
                              "; ".join(", ".join(ticket[s]["removed"]) for s in both),
-                             f"{np.mean(at_init[name]['perplexity']):.2f}", f"{summary.mean:+.2f}",
-                             stats.interval_text(summary), summary.verdict or "—", f"{np.mean(speed):.2f}x",
+                             f"{np.mean(at_init[name]['perplexity']):.3f}", f"{summary.mean:+.3f}",
+                             stats.interval_text(summary, "{:+.3f}"), summary.verdict or "—", f"{np.mean(speed):.2f}x",
                              f"{np.mean(implied):.2f}x", f"{len(both)}"])
     trained_rows, trained = [], {}
     for criterion in AFTER_TRAINING:
@@ -253,8 +253,8 @@ def summarize(seeds, entries) -> None:
             continue
         trained[criterion] = {str(s): runs_of[s] for s in done}
         trained_rows.append([criterion, "; ".join(", ".join(runs_of[s]["removed"]) for s in done),
-                             f"{np.mean([runs_of[s]['perplexity_after_removal'] for s in done]):.2f}",
-                             f"{np.mean([runs_of[s]['perplexity_after_healing'] for s in done]):.2f}",
+                             f"{np.mean([runs_of[s]['perplexity_after_removal'] for s in done]):.3f}",
+                             f"{np.mean([runs_of[s]['perplexity_after_healing'] for s in done]):.3f}",
                              f"{len(done)}"])
     agreement = {}
     for a, b in itertools.combinations(trained, 2):
@@ -292,7 +292,7 @@ def summarize(seeds, entries) -> None:
         f"## After training: {count} of {_LAYERS.value} layers removed from the trained dense model",
         f"Each criterion scores the trained model on {_CALIBRATION.value} training sequences; healing is "
         f"{heal_steps} steps of AdamW ({_HEAL.value:.0%} of training) from a fresh optimizer. Dense held-out "
-        f"perplexity: {np.mean(dense_ppl):.2f} (mean over the seeds)." if dense_ppl else "",
+        f"perplexity: {np.mean(dense_ppl):.3f} (mean over the seeds)." if dense_ppl else "",
         markdown_table(["criterion", "removed layers (per seed)", "perplexity after removal", "after healing",
                         "seeds"], trained_rows),
         "Agreement (Jaccard index of the removed layers, mean over the seeds):\n\n" + markdown_table(
