@@ -68,3 +68,18 @@ def test_a_causal_lm_ticket_exports_for_tensorflow_and_keras_hub(tmp_path):
 def test_a_model_that_does_not_take_token_ids_is_refused(tmp_path):
     with pytest.raises(ValueError, match=r"a language model export takes \['token_ids', 'padding_mask'\]"):
         save_language_model(tl.models.cifar_resnet(8), str(tmp_path / "x"))
+
+
+def test_a_llama3_ticket_found_by_snip_is_a_llama3_causal_lm_whose_preset_generates_without_tf_lottery(tmp_path):
+    backbone = keras_hub.models.Llama3Backbone(vocabulary_size=64, num_layers=4, hidden_dim=32, intermediate_dim=64,
+                                               num_query_heads=2, num_key_value_heads=1)
+    lm = keras_hub.models.Llama3CausalLM(backbone=backbone, preprocessor=None)  # not registered: by convention
+    ids = np.random.default_rng(1).integers(1, 64, size=(4, 9)).astype("int32")
+    batch = ({"token_ids": ids[:, :-1], "padding_mask": np.ones_like(ids[:, :-1])}, ids[:, 1:])
+    result = tl.find_ticket(lm, "snip", data=batch, num_blocks=1, min_blocks_per_stage=0)
+    assert type(result.model) is type(lm) and result.model.backbone.num_layers == 3
+    path = save_language_model(result.model, str(tmp_path / "lm"))
+    np.save(tmp_path / "ids.npy", ids[:, :-1])
+    assert _run(_PRESET, path, str(tmp_path / "ids.npy")) == "Llama3CausalLM 3 (1, 6)"
+    np.testing.assert_array_equal(np.load(str(tmp_path / "ids.npy") + ".preset.npy"),
+                                  np.asarray(result.model(batch[0], training=False)))

@@ -197,3 +197,60 @@ def test_bert_and_gemma_tickets_of_their_own_family_equal_their_flat_tickets():
         flat = tl.surgery.remove_blocks(model, [middle], min_blocks_per_stage=0)
         for got, expected in zip(keras.tree.flatten(smaller(inputs)), keras.tree.flatten(flat(inputs))):
             np.testing.assert_array_equal(np.asarray(got), np.asarray(expected))
+
+
+def _bypassed(model, layer, inputs):
+    """``model(inputs)`` with ``layer`` replaced by the identity, in the model's own call."""
+    layer.call = lambda x, *args, **kwargs: x
+    return [np.asarray(t) for t in keras.tree.flatten(model(inputs))]
+
+
+_TINY = dict(vocabulary_size=64, num_layers=4, hidden_dim=32, intermediate_dim=64)
+_GROUPED = dict(_TINY, num_query_heads=2, num_key_value_heads=1)
+CONVENTION_CASES = {  # none of these classes is registered: keras_hub's transformer_layers convention finds them
+    "Llama3Backbone": _GROUPED,  # a LlamaBackbone subclass
+    "MistralBackbone": _GROUPED,
+    "MixtralBackbone": dict(_GROUPED, num_experts=2, top_k=1),
+    "Qwen3Backbone": dict(_GROUPED, head_dim=16),
+    "Phi3Backbone": _GROUPED,
+    "OPTBackbone": dict(_TINY, num_heads=2),
+    "XLMRobertaBackbone": dict(_TINY, num_heads=2),
+    "DistilBertBackbone": dict(_TINY, num_heads=2),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CONVENTION_CASES))
+def test_a_backbone_of_keras_hubs_convention_is_cut_in_its_own_class_and_equals_bypassing_the_layer(name):
+    model = getattr(keras_hub.models, name)(**CONVENTION_CASES[name])
+    assert tl.surgery.families.has_family(model)
+    removed = model.transformer_layers[1]
+    smaller = tl.surgery.family_ticket(model, [removed.name])
+    assert type(smaller) is type(model) and smaller.num_layers == 3
+    for new, old in zip(smaller.transformer_layers, [model.transformer_layers[i] for i in (0, 2, 3)]):
+        assert all(np.array_equal(a, b) for a, b in zip(new.get_weights(), old.get_weights()))
+    inputs = {"token_ids": np.array([[5, 2, 7, 9, 4, 1, 0, 0], [3, 3, 1, 4, 8, 6, 2, 0]]),
+              "padding_mask": np.array([[1] * 6 + [0] * 2, [1] * 7 + [0]])}
+    got = [np.asarray(t) for t in keras.tree.flatten(smaller(inputs))]
+    for a, b in zip(got, _bypassed(model, removed, inputs)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def _gemma2(layers=4):
+    return keras_hub.models.GemmaBackbone(vocabulary_size=64, num_layers=layers, num_query_heads=2,
+                                          num_key_value_heads=1, hidden_dim=32, intermediate_dim=64, head_dim=16,
+                                          use_sliding_window_attention=True, sliding_window_size=2)
+
+
+def test_a_gemma2_ticket_that_would_shift_its_alternating_attention_is_refused_and_a_whole_period_is_cut():
+    model = _gemma2()  # layers 0 and 2 attend through a sliding window, 1 and 3 globally
+    with pytest.raises(ValueError, match=r"GemmaBackbone sets its layers by position: 'decoder_block_2' would be the "
+                                         r"ticket's layer 1 with use_sliding_window_attention=False \(it has True\)"):
+        tl.surgery.family_ticket(model, ["decoder_block_1"])
+    inputs = {"token_ids": np.array([[5, 2, 7, 9, 4, 1, 3, 8]]), "padding_mask": np.ones((1, 8), "int32")}
+    flat = tl.find_ticket(model, "magnitude", num_blocks=1, min_blocks_per_stage=0, same_family=False)
+    assert not isinstance(flat.model, type(model))  # the flat ticket keeps every layer as it is
+    pair = tl.surgery.family_ticket(model, ["decoder_block_1", "decoder_block_2"])  # one period of the pattern
+    assert [layer.use_sliding_window_attention for layer in pair.transformer_layers] == [True, False]
+    model.transformer_layers[2].call = lambda x, *args, **kwargs: x
+    np.testing.assert_allclose(np.asarray(pair(inputs)), _bypassed(model, model.transformer_layers[1], inputs)[0],
+                               rtol=1e-5, atol=1e-6)

@@ -18,8 +18,11 @@ of each of its blocks.
 
 A *family* says where a class keeps its blocks and which ``__init__`` argument counts them;
 a keras_hub task (``ViTImageClassifier``, ``GPT2CausalLM``) is rebuilt around the family
-ticket of its backbone. Registered: keras_hub's ``ViTBackbone``, ``GPT2Backbone``,
-``LlamaBackbone``, ``GemmaBackbone`` and ``BertBackbone``.
+ticket of its backbone. Registered: keras_hub's ``ViTBackbone``; and, by keras_hub's own
+convention (:data:`TRANSFORMER_LAYERS`), every model whose ``transformer_layers`` list is as long
+as its config's ``num_layers``: GPT-2, Llama and Llama 3, Gemma, BERT, Mistral, Mixtral, Qwen,
+Phi-3, OPT, RoBERTa and more. A class that sets its layers by position (Gemma 2's alternating
+sliding window) is rebuilt only where every kept layer keeps its settings.
 
 Example:
     >>> result = tl.find_ticket(classifier, "snip", data=batch, num_blocks=2)
@@ -76,21 +79,39 @@ def register(model_class: Union[str, type], blocks: Callable[[keras.Model], list
     FAMILIES.register(key)(Family(blocks, count))
 
 
-def _transformer_layers(model):
-    return list(model.transformer_layers)
-
-
-for _backbone in ("gpt2.gpt2_backbone.GPT2Backbone", "llama.llama_backbone.LlamaBackbone",
-                  "gemma.gemma_backbone.GemmaBackbone", "bert.bert_backbone.BertBackbone"):
-    register(f"keras_hub.src.models.{_backbone}", _transformer_layers)
 register("keras_hub.src.models.vit.vit_backbone.ViTBackbone",
          lambda model: list(model.get_layer("vit_encoder").encoder_layers))
 
+TRANSFORMER_LAYERS = Family(lambda model: list(model.transformer_layers))
+"""keras_hub's convention, which its language backbones follow (31 of them in keras_hub 0.32):
+the blocks are ``model.transformer_layers`` and ``num_layers`` counts them."""
+
+
+def _follows_convention(model) -> bool:
+    layers = getattr(model, "transformer_layers", None)
+    if not isinstance(layers, (list, tuple)) or not layers:
+        return False
+    if not all(isinstance(layer, keras.layers.Layer) for layer in layers):
+        return False
+    try:
+        config = model.get_config()
+    except (NotImplementedError, AttributeError, TypeError):  # a model that cannot be rebuilt from its config
+        return False
+    return config.get("num_layers") == len(layers)
+
 
 def family_of(model) -> Optional[Family]:
-    """The registered family of ``model``'s exact class, or None."""
-    key = class_path(type(model))
-    return FAMILIES.get(key) if key in FAMILIES else None
+    """The family of ``model``'s class, or None.
+
+    The family registered for its class, else for the nearest registered class it derives from
+    (keras_hub's ``Llama3Backbone`` is a ``LlamaBackbone``), else :data:`TRANSFORMER_LAYERS`
+    when ``model`` follows keras_hub's convention (a ``transformer_layers`` list as long as its
+    config's ``num_layers``: ``MistralBackbone``, ``QwenBackbone``, ``OPTBackbone``, ...).
+    """
+    for cls in type(model).__mro__:
+        if class_path(cls) in FAMILIES:
+            return FAMILIES.get(class_path(cls))
+    return TRANSFORMER_LAYERS if isinstance(model, keras.Model) and _follows_convention(model) else None
 
 
 def _backbone(model):
@@ -148,9 +169,42 @@ def _rebuild_backbone(backbone, family: Family, kept: Sequence[int]):
                          "registered with the wrong count argument")
     new = type(backbone).from_config({**config, family.count: len(kept)})
     old_blocks, new_blocks = family.blocks(backbone), family.blocks(new)
+    _check_settings_kept(backbone, [(old_blocks[i], new_blocks[j], j) for j, i in enumerate(kept)])
     for j, i in enumerate(kept):
         _move(list(new_blocks[j].weights), list(old_blocks[i].weights), f"block {old_blocks[i].name}")
     return new, old_blocks
+
+
+def layer_settings(layer) -> dict:
+    """The public numbers, strings and flags a layer keeps as attributes: what its constructor set.
+
+    Read from the attributes rather than ``get_config()``, which some layers cannot give
+    (keras_hub 0.32's ``LlamaTransformerDecoder`` names an attribute it never sets).
+    """
+    return {key: value for key, value in vars(layer).items()
+            if not key.startswith("_") and key != "name" and isinstance(value, (bool, int, float, str, type(None)))}
+
+
+def _check_settings_kept(backbone, pairs) -> None:
+    """Refuses a rebuild in which a kept block would run with other settings than it had.
+
+    A class may set each layer by its position: Gemma 2 (``GemmaBackbone`` with
+    ``use_sliding_window_attention``) alternates local and global attention, Gemma 3 makes
+    every sixth layer global. Rebuilt with fewer layers, the layer after a removed one takes
+    its predecessor's position and settings, and the ticket would compute something else
+    with the right weights.
+    """
+    for old, new, position in pairs:
+        before, after = layer_settings(old), layer_settings(new)
+        changed = sorted(key for key in set(before) | set(after) if before.get(key) != after.get(key))
+        if changed:
+            what = ", ".join(f"{key}={after.get(key)!r} (it has {before.get(key)!r})" for key in changed)
+            raise ValueError(
+                f"{type(backbone).__name__} sets its layers by position: {old.name!r} would be the ticket's layer "
+                f"{position} with {what}. Remove layers that leave every kept layer its settings (whole periods "
+                "of the pattern, such as two consecutive layers of an alternating one, or the last layers), or cut a "
+                "flat ticket, which keeps each layer as it is: tl.surgery.remove_blocks, or "
+                "tl.find_ticket(..., same_family=False)")
 
 
 def _rest(model, blocks) -> list:
@@ -173,7 +227,9 @@ def family_ticket(model: keras.Model, names: Sequence[str], min_blocks_per_stage
 
     Raises:
         ValueError: for a class that is not registered, a name that is not a block of the
-            family, or the removals :func:`tf_lottery.surgery.check_removal` refuses.
+            family, the removals :func:`tf_lottery.surgery.check_removal` refuses, or a removal
+            after which a kept layer would run with other settings (a class that sets its
+            layers by position, such as Gemma 2's alternating sliding window).
 
     Example:
         >>> smaller = family_ticket(gpt2_lm, ["transformer_layer_1"])
@@ -183,7 +239,8 @@ def family_ticket(model: keras.Model, names: Sequence[str], min_blocks_per_stage
     backbone, family = _backbone(model)
     if family is None:
         raise ValueError(f"{type(model).__name__} {model.name!r} is not a registered model family; registered: "
-                         f"{FAMILIES.names()} (tf_lottery.surgery.families.register adds one); remove_blocks "
+                         f"{FAMILIES.names()} and any model whose transformer_layers list is as long as its config's "
+                         "num_layers (tf_lottery.surgery.families.register adds one); remove_blocks "
                          "gives a flat functional ticket of any model")
     check_removal(backbone, names, min_blocks_per_stage)
     order = [layer.name for layer in family.blocks(backbone)]
