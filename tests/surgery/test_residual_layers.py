@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import keras
 import numpy as np
 import pytest
 
@@ -31,7 +32,6 @@ def test_removing_a_residual_layer_rewires_its_consumers_to_its_input(model):
     ticket = tl.surgery.remove_blocks(model, ["res2"], min_blocks_per_stage=0)
     assert tl.surgery.blocks(ticket) == ["res1", "res3"]
     x, _ = _batch()
-    import keras
     res1 = keras.Model(model.input, tl.graph.output_of(model, "res1"))(x)
     by_hand = model.get_layer("logits")(model.get_layer("pool")(model.get_layer("res3")(res1)))
     np.testing.assert_allclose(ticket.predict(x, verbose=0), keras.ops.convert_to_numpy(by_hand), rtol=1e-5,
@@ -118,3 +118,32 @@ def test_the_stem_is_never_a_block():
         x = keras.layers.Add(name=f"b{i}_add")([x, keras.layers.Conv2D(8, 3, padding="same", name=f"b{i}_conv")(x)])
     model = keras.Model(inputs, keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(x)))
     assert tl.surgery.blocks(model) == ["b0", "b1"]
+
+
+class _MaskedResidual(keras.layers.Layer):
+    """``x + mask * dense(x)``: a residual layer that a model calls with keywords only."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.dense = keras.layers.Dense(8)
+
+    def call(self, inputs, attention_mask):
+        return inputs + self.dense(inputs) * keras.ops.expand_dims(attention_mask, -1)
+
+
+def test_a_residual_layer_called_with_keywords_only_is_a_block_on_its_main_input():
+    # Keras flattens keyword arguments by name, so attention_mask comes before inputs (keras_hub's Falcon)
+    tokens, mask = keras.Input((5, 8), name="tokens"), keras.Input((5,), name="mask")
+    h = keras.layers.Dense(8, name="embed")(tokens)
+    for i in range(3):
+        h = _MaskedResidual(name=f"layer{i}")(inputs=h, attention_mask=mask)
+    model = keras.Model([tokens, mask], keras.layers.Dense(2, name="head")(h))
+    assert [(b.name, b.input_layer) for b in tl.surgery.find_blocks(model)] == [
+        ("layer0", "embed"), ("layer1", "layer0"), ("layer2", "layer1")]
+    ticket = tl.surgery.remove_blocks(model, ["layer1"], min_blocks_per_stage=0)
+    rng = np.random.default_rng(0)
+    x, m = rng.normal(size=(2, 5, 8)).astype("float32"), (rng.random((2, 5)) > 0.3).astype("float32")
+    layer = model.get_layer
+    by_hand = layer("head")(layer("layer2")(inputs=layer("layer0")(inputs=layer("embed")(x), attention_mask=m),
+                                            attention_mask=m))
+    np.testing.assert_allclose(np.asarray(ticket([x, m])), np.asarray(by_hand), rtol=1e-5, atol=1e-6)

@@ -150,9 +150,31 @@ def traced_graph(layer, node, batch_size: int = 1):
     return _graph(call, [tf.TensorSpec((batch_size,) + tuple(t.shape[1:]), t.dtype) for t in tensors])
 
 
+def call_inputs(layer, node) -> list:
+    """The Keras tensors ``node`` passes to ``layer``, its main input first.
+
+    The main input is the first positional tensor or, for a call made with keywords only
+    (keras_hub's Falcon calls ``layer(inputs=x, decoder_padding_mask=mask)``), the tensor given
+    as the first parameter of ``layer.call``. Keras flattens keyword arguments by name, which
+    would put the mask first.
+
+    Example:
+        >>> [t.name for t in call_inputs(layer, node)]   # ['transformer_layer_0', 'padding_mask']
+    """
+    tensors = list(node.arguments.keras_tensors)
+    if node.arguments.args or len(tensors) < 2:
+        return tensors
+    positional = [p.name for p in inspect.signature(layer.call).parameters.values()
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    main = node.arguments.kwargs.get(positional[0]) if positional else None
+    if not any(main is t for t in tensors):
+        return tensors
+    return [main] + [t for t in tensors if t is not main]
+
+
 def _as_called(layer, node):
     """``(call, tensors)``: ``call(*values)`` calls ``layer`` as ``node`` does, with ``values`` in place of ``tensors``."""
-    tensors = list(node.arguments.keras_tensors)
+    tensors = call_inputs(layer, node)
 
     def call(*values):
         by_id = {id(t): v for t, v in zip(tensors, values)}
@@ -170,7 +192,7 @@ def inner_residual_layers(layer, node) -> list:
     Each of Keras' own sublayers is skipped; a sublayer is traced alone on a tensor like the
     layer's first input.
     """
-    first = node.arguments.keras_tensors[0]
+    first = call_inputs(layer, node)[0]
     spec = tf.TensorSpec(first.shape, first.dtype)
     found = []
     for inner in layer._flatten_layers(include_self=False, recursive=False):

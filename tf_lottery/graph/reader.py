@@ -33,7 +33,7 @@ from typing import Dict, List
 import keras
 
 from tf_lottery.graph import containers
-from tf_lottery.graph.inside import DECLARED_ATTR
+from tf_lottery.graph.inside import DECLARED_ATTR, call_inputs
 from tf_lottery.graph.lineage import KEPT_ATTR, LINEAGE_ATTR
 
 
@@ -204,13 +204,14 @@ def analyse(model: keras.Model) -> Graph:
         if name in operations:
             raise ValueError(f"two operations of {model.name!r} are named {name!r}; surgery names them apart")
         node = _node(view, operation)
-        for tensor in node.input_tensors:
+        inputs = call_inputs(operation, node)
+        for tensor in inputs:
             if tensor._keras_history.tensor_index != 0:
                 raise ValueError(f"{name!r} consumes output {tensor._keras_history.tensor_index} of a "
                                  "multi-output operation; not supported")
         order.append(name)
         operations[name] = operation
-        parents[name] = [t._keras_history.operation.name for t in node.input_tensors]
+        parents[name] = [t._keras_history.operation.name for t in inputs]  # the main input first
         output = node.outputs[0]
         shapes[name] = tuple(output.shape[1:])
     consumers = {name: [] for name in order}
