@@ -40,3 +40,9 @@ def two_heads(input_shape, num_classes):
     pooled = keras.layers.GlobalAveragePooling2D()(x)
     return keras.Model(inputs, [keras.layers.Dense(num_classes, name="logits")(pooled),
                                 keras.layers.Dense(2, name="aux")(pooled)])
+
+
+def per_token_mlp(input_shape, num_classes):
+    """Builds on token sequences but takes one unnamed input: not a language model of the command line."""
+    inputs = keras.Input(input_shape)
+    return keras.Model(inputs, keras.layers.Dense(num_classes)(keras.layers.Dense(8)(inputs)))

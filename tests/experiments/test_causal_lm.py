@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-pytest.importorskip("keras_hub")
+keras_hub = pytest.importorskip("keras_hub")
 
 from tf_lottery import experiments  # noqa: E402
 from tf_lottery import training as train  # noqa: E402
@@ -136,8 +136,8 @@ def test_a_sweep_over_criteria_cuts_a_ticket_per_criterion(finished):
 
 @pytest.mark.parametrize("flat, message", [
     (dict(task="classify"), "--dataset=fortunes is data for --task=causal_lm; got --task=classify"),
-    (dict(model="cifar_resnet"), "--task=causal_lm trains a language model: --model=byte_decoder; got "
-                                 "--model=cifar_resnet"),
+    (dict(model="cifar_resnet"), "--task=causal_lm trains a language model: --model=byte_decoder or "
+                                 "package.module:function (yours); got --model=cifar_resnet"),
     (dict(evals=("clean", "corruptions")), "--evals=corruptions measure images; --task=causal_lm takes "
                                            "clean,cost,latency,generation"),
     (dict(method="filters"), "--task=causal_lm makes layer tickets"),
@@ -204,3 +204,37 @@ def test_a_tfds_text_corpus_and_the_python_docs_are_language_data():
         assert Config.create(task="causal_lm", dataset=name, model="byte_decoder").data.dataset == name
     with pytest.raises(ValueError, match=r"--dataset=tfds:mnist is data for --task=classify"):
         Config.create(task="causal_lm", dataset="tfds:mnist", model="byte_decoder")
+
+
+def llama3_lm(input_shape, num_classes, layers=3):
+    """A user's own language model for ``--model=tests.experiments.test_causal_lm:llama3_lm``: a tiny
+    keras_hub Llama 3 on the data's vocabulary (not registered anywhere)."""
+    backbone = keras_hub.models.Llama3Backbone(vocabulary_size=num_classes, num_layers=layers, hidden_dim=16,
+                                               intermediate_dim=32, num_query_heads=2, num_key_value_heads=1)
+    return keras_hub.models.Llama3CausalLM(backbone=backbone, preprocessor=None)
+
+
+def test_your_own_keras_hub_language_model_runs_on_the_command_line_and_exports_in_its_class(tmp_path):
+    config = _config(tmp_path, model="tests.experiments.test_causal_lm:llama3_lm", model_args="layers=3",
+                     evals=("clean", "generation"))
+    result = experiments.get("init_ticket")(config)
+    assert (result.dense.blocks, result.ticket.blocks, result.dense.model_name) == (3, 2, "llama3_lm")
+    assert 1 < result.ticket.evals["clean"]["perplexity"] < 258
+    with open(os.path.join(result.run_folder, "export", "ticket", "metadata.json")) as handle:
+        metadata = json.load(handle)
+    assert metadata["model_class"] == "Llama3CausalLM" and metadata["blocks"]["removed"] == result.ticket.removed
+    reloaded = keras_hub.models.CausalLM.from_preset(os.path.join(result.run_folder, "export", "ticket", "preset"))
+    assert type(reloaded).__name__ == "Llama3CausalLM" and reloaded.backbone.num_layers == 2
+
+
+@pytest.mark.parametrize("function, message", [
+    ("small_resnet", r"--model=tests.user_models:small_resnet refused \(input_shape=\(16,\), num_classes=258, "
+                     r"--model_args \{\}\): .*expected min_ndim=4"),
+    ("per_token_mlp", r"--model=tests.user_models:per_token_mlp builds 'per_token_mlp', which takes \['input_layer'\]; "
+                      r"--task=causal_lm trains a language model that takes \['token_ids', 'padding_mask'\]"),
+])
+def test_your_own_model_that_is_not_a_language_model_is_refused_before_anything_is_written(tmp_path, function, message):
+    config = _config(tmp_path, model=f"tests.user_models:{function}", batch_size=8)
+    with pytest.raises(ValueError, match=message):
+        experiments.get("init_ticket")(config)
+    assert not (tmp_path / "runs").exists() or not os.listdir(tmp_path / "runs")

@@ -86,9 +86,9 @@ class Config:
         """Refuses what a ``--task`` cannot run: a language model's model, method and evaluations,
         and a language evaluation of an image run."""
         if self.data.task == "causal_lm":
-            if self.model.type not in LANGUAGE_MODELS:
-                raise ValueError(f"--task=causal_lm trains a language model: --model={' or '.join(LANGUAGE_MODELS)}; "
-                                 f"got --model={self.model.type}")
+            if self.model.type not in LANGUAGE_MODELS and ":" not in self.model.type:
+                raise ValueError(f"--task=causal_lm trains a language model: --model={' or '.join(LANGUAGE_MODELS)} "
+                                 f"or package.module:function (yours); got --model={self.model.type}")
             if self.method.type != "blocks" or set(self.sweep.sweep_methods) - {"blocks"}:
                 raise ValueError(f"--task=causal_lm makes layer tickets (--method=blocks); got --method="
                                  f"{','.join(self.sweep.sweep_methods or (self.method.type,))}")
@@ -248,7 +248,10 @@ class Config:
         if "data" in kept:
             kept["data"] = self.data.identity()
         if "model" in kept:
-            kept["model"] = self.model.identity(DATASETS.get(self.data.dataset))
+            dataset = DATASETS.get(self.data.dataset)
+            if self.data.task == "causal_lm":  # the model is built for the run's sequences, not the corpus' default
+                dataset = dataclasses.replace(dataset, input_shape=(self.data.sequence_length,))
+            kept["model"] = self.model.identity(dataset)
         if "training" in kept:
             kept["training"] = self.training.identity()
         if "sweep" in kept:

@@ -173,7 +173,7 @@ class DataConfig(Section):
     cache_dir: Optional[str] = text(None, "stream: cache the decoded examples on disk in this folder (tf.data cache).")
     task: str = choice("classify", TASKS, "What the model learns: classify (images and their labels) or causal_lm "
                        "(the next token of a text corpus: --dataset=fortunes, python_docs or tfds_text:<name> "
-                       "--model=byte_decoder; flags/fortunes_causal_lm.cfg).")
+                       "--model=byte_decoder or package.module:function; flags/fortunes_causal_lm.cfg).")
     sequence_length: int = integer(128, "causal_lm: tokens per training sequence (the model's "
                                    "max_sequence_length).", lower_bound=2, upper_bound=65536,
                                    why="attention over a sequence costs its length squared")

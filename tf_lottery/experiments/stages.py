@@ -40,11 +40,18 @@ def dense_model(config: Config, data, seed: Optional[int] = None) -> keras.Model
     with ``--residual_layers`` declared on it.
 
     Raises:
-        ValueError: for a model of several outputs (a dataset gives one label per image), or a
-            declared residual layer the model does not have or that changes shape.
+        ValueError: for a model of several outputs (a dataset gives one label per image), a
+            language run's model that does not take token ids and a padding mask, or a declared
+            residual layer the model does not have or that changes shape.
     """
-    model = models.build(config.model, data, seed=config.seed if seed is None else seed,
-                         weight_decay=config.training.weight_decay)
+    # A language model's weight decay is AdamW's, decoupled (GPT-2's, nanoGPT's): no L2 on top of it.
+    l2 = 0.0 if config.data.task == "causal_lm" else config.training.weight_decay
+    model = models.build(config.model, data, seed=config.seed if seed is None else seed, weight_decay=l2)
+    takes = sorted(t._keras_history.operation.name for t in keras.tree.flatten(model.input))
+    if config.data.task == "causal_lm" and takes != sorted(export.language.INPUTS):
+        raise ValueError(f"--model={config.model.type} builds {model.name!r}, which takes {takes}; --task=causal_lm "
+                         f"trains a language model that takes {list(export.language.INPUTS)} and returns next-token "
+                         "logits (a keras_hub *CausalLM with preprocessor=None, say)")
     if len(model.outputs) != 1:
         names = ", ".join(t._keras_history.operation.name for t in model.outputs)
         raise ValueError(

@@ -183,14 +183,15 @@ def _build(path: str, arguments: dict, input_shape, num_classes: int, seed: int,
     keras.utils.set_random_seed(seed)
     try:
         model = function(tuple(input_shape), num_classes, **arguments)
-    except TypeError as error:
+    except (TypeError, ValueError) as error:  # arguments it does not take, or a shape it cannot build on
         raise ValueError(f"--model={path} refused (input_shape={tuple(input_shape)}, num_classes={num_classes}, "
                          f"--model_args {arguments}): {error}") from error
     if not isinstance(model, keras.Model):
         raise TypeError(f"--model={path} must return a keras.Model; got {type(model).__name__}")
-    graph.check_model(model)
-    canonical_names(model)
-    if re.fullmatch(r"functional(_\d+)?", model.name):  # Keras' numbered default: named after the function
+    body = surgery.families.block_model(model)  # a keras_hub task's graph calls its tied embedding twice
+    graph.check_model(body)
+    canonical_names(body)
+    if _auto_named(model):  # Keras' numbered default (functional_3, llama3_causal_lm_1): named after the function
         model.name = path.rpartition(":")[2]
     if weight_decay:
         decayed = surgery.rewire(model, {}, clone=with_weight_decay(weight_decay), name=model.name)
@@ -223,7 +224,10 @@ def function_builder(path: str) -> ModelBuilder:
         model = _build(path, spec["model_args"], spec["input_shape"], spec["num_classes"], spec["seed"],
                        spec["weight_decay"])
         attach_lineage(model, path, spec)
-        return surgery.remove_blocks(model, list(removed), min_blocks_per_stage=0) if removed else model
+        if not removed:
+            return model
+        cut = surgery.family_ticket if surgery.families.has_family(model) else surgery.remove_blocks  # find_ticket's
+        return cut(model, list(removed), min_blocks_per_stage=0)
 
     def architecture(settings: FunctionSettings, input_shape, num_classes) -> str:
         return _digest(path, settings.model_args, tuple(input_shape), num_classes)
