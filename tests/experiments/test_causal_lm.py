@@ -214,10 +214,12 @@ def llama3_lm(input_shape, num_classes, layers=3):
     return keras_hub.models.Llama3CausalLM(backbone=backbone, preprocessor=None)
 
 
-def test_your_own_keras_hub_language_model_runs_on_the_command_line_and_exports_in_its_class(tmp_path):
+def test_your_own_keras_hub_language_model_runs_on_the_command_line_and_exports_in_its_class(tmp_path, capsys):
     config = _config(tmp_path, model="tests.experiments.test_causal_lm:llama3_lm", model_args="layers=3",
                      evals=("clean", "generation"))
     result = experiments.get("init_ticket")(config)
+    perplexity = result.dense.evals["clean"]["perplexity"]
+    assert f"dense: held-out perplexity {perplexity:.3f} (" in capsys.readouterr().out  # not an accuracy
     assert (result.dense.blocks, result.ticket.blocks, result.dense.model_name) == (3, 2, "llama3_lm")
     assert 1 < result.ticket.evals["clean"]["perplexity"] < 258
     with open(os.path.join(result.run_folder, "export", "ticket", "metadata.json")) as handle:

@@ -116,9 +116,16 @@ def train_dense(config: Config, data, model) -> tuple[ModelRecord, RunFolder]:
         if config.runtime.export and not export.is_complete(run.file("export/dense")):
             save_export(config, model, run.file("export/dense"), dense_metadata(own, run, record.accuracy), data)
             publish(config, model.name, run.file("export/dense"), run)
-        log(f"dense: {100 * record.accuracy:.2f} % test accuracy ({run.path})" if record.accuracy is not None
-            else f"dense: trained ({run.path})")
+        log(f"dense: {_headline(record)} ({run.path})")
     return record, run
+
+
+def _headline(record: ModelRecord) -> str:
+    """What the log says of a measured dense model: a language model's perplexity, else its accuracy."""
+    perplexity = record.evals.get("clean", {}).get("perplexity")
+    if perplexity is not None:
+        return f"held-out perplexity {perplexity:.3f}"
+    return f"{100 * record.accuracy:.2f} % test accuracy" if record.accuracy is not None else "trained"
 
 
 @register("dense", scope="dense")
