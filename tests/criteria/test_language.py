@@ -157,3 +157,21 @@ def test_synflow_refuses_a_model_of_several_inputs_that_are_not_tokens_by_name()
     with pytest.raises(ValueError, match=r"SynFlow feeds '.*' an all-ones image \(a language model: every token\), "
                                          r"and a model of the inputs \['a', 'b'\] has neither"):
         tl.criteria.synflow.synflow_weight_scores(model)
+
+
+@pytest.mark.parametrize("criterion, needs", [("grasp", "pair"), ("snip", "pair"), ("synflow", None),
+                                              ("block_influence", "inputs"), ("angular", "inputs"),
+                                              ("cka", "inputs"), ("removal_loss", "pair")])
+def test_every_language_criterion_cuts_a_mistral_causal_lm_into_a_smaller_one(criterion, needs):
+    # MistralCausalLM is registered nowhere: keras_hub's transformer_layers convention makes it a family
+    backbone = keras_hub.models.MistralBackbone(vocabulary_size=100, num_layers=4, hidden_dim=32, intermediate_dim=64,
+                                                num_query_heads=2, num_key_value_heads=1)
+    lm = keras_hub.models.MistralCausalLM(backbone=backbone, preprocessor=None)
+    inputs, labels = _batch()
+    data = {"pair": (inputs, labels), "inputs": inputs, None: None}[needs]
+    result = tl.find_ticket(lm, criterion, num_blocks=2, data=data, min_blocks_per_stage=0,
+                            **({"window": 2} if criterion == "angular" else {}))
+    assert sorted(result.scores) == [f"transformer_layer_{i}" for i in range(4)]
+    assert all(np.isfinite(v) for v in result.scores.values())
+    assert type(result.model) is type(lm) and result.model.backbone.num_layers == 2
+    assert tl.surgery.kept_blocks(result.model) == [b for b in sorted(result.scores) if b not in result.removed]
