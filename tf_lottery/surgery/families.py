@@ -175,7 +175,7 @@ def _rebuild_backbone(backbone, family: Family, kept: Sequence[int]):
     return new, old_blocks
 
 
-def layer_settings(layer) -> dict:
+def _layer_settings(layer) -> dict:
     """The public numbers, strings and flags a layer keeps as attributes: what its constructor set.
 
     Read from the attributes rather than ``get_config()``, which some layers cannot give
@@ -195,7 +195,7 @@ def _check_settings_kept(backbone, pairs) -> None:
     with the right weights.
     """
     for old, new, position in pairs:
-        before, after = layer_settings(old), layer_settings(new)
+        before, after = _layer_settings(old), _layer_settings(new)
         changed = sorted(key for key in set(before) | set(after) if before.get(key) != after.get(key))
         if changed:
             what = ", ".join(f"{key}={after.get(key)!r} (it has {before.get(key)!r})" for key in changed)
