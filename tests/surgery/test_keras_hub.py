@@ -248,10 +248,10 @@ def test_a_gemma2_ticket_that_would_shift_its_alternating_attention_is_refused_a
                                          r"ticket's layer 1 with use_sliding_window_attention=False \(it has True\)"):
         tl.surgery.family_ticket(model, ["decoder_block_1"])
     inputs = {"token_ids": np.array([[5, 2, 7, 9, 4, 1, 3, 8]]), "padding_mask": np.ones((1, 8), "int32")}
-    flat = tl.find_ticket(model, "magnitude", num_blocks=1, min_blocks_per_stage=0, same_family=False)
-    assert not isinstance(flat.model, type(model))  # the flat ticket keeps every layer as it is
+    flat = tl.surgery.remove_blocks(model, ["decoder_block_1"], min_blocks_per_stage=0)  # keeps each layer as it is
     pair = tl.surgery.family_ticket(model, ["decoder_block_1", "decoder_block_2"])  # one period of the pattern
     assert [layer.use_sliding_window_attention for layer in pair.transformer_layers] == [True, False]
-    model.transformer_layers[2].call = lambda x, *args, **kwargs: x
-    np.testing.assert_allclose(np.asarray(pair(inputs)), _bypassed(model, model.transformer_layers[1], inputs)[0],
+    np.testing.assert_allclose(np.asarray(flat(inputs)), _bypassed(model, model.transformer_layers[1], inputs)[0],
                                rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(pair(inputs)), _bypassed(model, model.transformer_layers[2], inputs)[0],
+                               rtol=1e-5, atol=1e-6)  # layers 1 and 2 both bypassed now

@@ -47,7 +47,7 @@ def dense_model(config: Config, data, seed: Optional[int] = None) -> keras.Model
     # A language model's weight decay is AdamW's, decoupled (GPT-2's, nanoGPT's): no L2 on top of it.
     l2 = 0.0 if config.data.task == "causal_lm" else config.training.weight_decay
     model = models.build(config.model, data, seed=config.seed if seed is None else seed, weight_decay=l2)
-    takes = sorted(t._keras_history.operation.name for t in keras.tree.flatten(model.input))
+    takes = export.language.input_names(model)
     if config.data.task == "causal_lm" and takes != sorted(export.language.INPUTS):
         raise ValueError(f"--model={config.model.type} builds {model.name!r}, which takes {takes}; --task=causal_lm "
                          f"trains a language model that takes {list(export.language.INPUTS)} and returns next-token "

@@ -35,6 +35,16 @@ from tf_lottery.graph.lineage import lineage, recorded_kept
 INPUTS = ("token_ids", "padding_mask")
 
 
+def input_names(model: keras.Model) -> list:
+    """The names of ``model``'s inputs, sorted: ``sorted(INPUTS)`` for a language model this module exports.
+
+    Example:
+        >>> input_names(lm)
+        ['padding_mask', 'token_ids']
+    """
+    return sorted(t._keras_history.operation.name for t in keras.tree.flatten(model.input))
+
+
 def _is_keras_hub(model) -> bool:
     return type(model).__module__.startswith("keras_hub") and hasattr(model, "save_to_preset")
 
@@ -76,7 +86,7 @@ def save_language_model(model: keras.Model, path: str, metadata: Optional[dict] 
             export folder.
         OSError: naming the folder when it cannot be written, or the disk is full.
     """
-    names = sorted(t._keras_history.operation.name for t in keras.tree.flatten(model.input))
+    names = input_names(model)
     if names != sorted(INPUTS):
         raise ValueError(f"a language model export takes {list(INPUTS)}; {model.name!r} takes {names}")
     path = _check_target(path, overwrite)
