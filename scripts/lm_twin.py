@@ -187,12 +187,17 @@ def run_seed(seed: int, train, val) -> None:
             tickets[name] = _ticket(seed, name, dense, criterion, count, pair)
     weights = os.path.join(_CACHE.value, f"seed{seed}_L{_LAYERS.value}_H{_HIDDEN.value}_S{_STEPS.value}"
                                          ".weights.h5")
-    if _done(seed, "dense") and os.path.exists(weights):
-        dense.load_weights(weights)
-    else:
+    # The trained dense weights are needed only by after-training rows still to run: a finished
+    # seed whose cache is gone (a new machine) goes straight on to its tickets.
+    pending = [criterion for criterion in AFTER_TRAINING if not _done(seed, f"trained_{criterion}")]
+    if not _done(seed, "dense") or (pending and not os.path.exists(weights)):
         _train_and_measure(seed, "dense", dense, train, val, [], keep=weights)
-    _after_training(seed, dense, train, val)
-    for name, (model, removed, scores) in tickets.items():
+    elif pending:
+        dense.load_weights(weights)
+    if pending:
+        _after_training(seed, dense, train, val)
+    # Cheapest first (fewest layers kept), so a session that ends mid-seed loses the shortest training.
+    for name, (model, removed, scores) in sorted(tickets.items(), key=lambda item: item[1][0].backbone.num_layers):
         _train_and_measure(seed, name, model, train, val, removed, scores)
 
 
