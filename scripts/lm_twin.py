@@ -23,23 +23,31 @@ run started again skips what is there. Within a model, the training state is wri
 every ``--checkpoint_steps`` steps (:func:`tf_lottery.training.language.fit_next_token`), so a kill
 loses at most one chunk; the layers a ticket removes are kept there too when it is first cut, so a
 resumed ticket is the same ticket. ``results.json`` and ``report.md`` are rewritten from the runs
-after every seed. Seeds can train in parallel, one process per core, into one ``--out``; the last
-to finish (or a run with ``--summarize_only``) writes the report of them all.
+after every seed.
+
+Processes share the work: each model is claimed with a file lock beside its training state, so
+two processes started alike (one per core, the same ``--seeds``, ``--out`` and ``--cache``) train
+different models, a seed's tickets beside its dense model; a process ends when every model is
+finished or held by another. The last to finish (or a run with ``--summarize_only``) writes the
+report of them all.
 
 Speed-ups are read from CPU seconds (:class:`tf_lottery.training.language.TrainingTime`): on a
 process pinned to one core they are the training's cost whatever else shares the machine; wall
 seconds are recorded beside them.
 
-    taskset -c 1 python scripts/lm_twin.py --seeds=0,1,2 --train_steps=1200
+    taskset -c 1 python scripts/lm_twin.py --seeds=0,1,2 --train_steps=1200 &
+    taskset -c 0 python scripts/lm_twin.py --seeds=0,1,2 --train_steps=1200 &
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
 import shutil
 
+import filelock
 import numpy as np
 from absl import app, flags
 
@@ -74,7 +82,7 @@ _CACHE = flags.DEFINE_string("cache", "/tmp/lm_twin_cache", "Where training stat
 _CHECKPOINT = flags.DEFINE_integer("checkpoint_steps", 1000, "Steps between two training states written.",
                                    lower_bound=1)
 _REPORT_SEEDS = flags.DEFINE_list("report_seeds", None, "Seeds the report covers (default: --seeds); give every "
-                                  "seed when seeds train in parallel processes.")
+                                  "seed when processes train different seeds.")
 _SUMMARIZE_ONLY = flags.DEFINE_bool("summarize_only", False, "Only rewrite the report from the finished runs.")
 
 AT_INIT = ("grasp", "snip")
@@ -107,6 +115,28 @@ def _save_run(seed: int, name: str, found: dict) -> None:
 
 def _state(seed: int, name: str) -> str:
     return os.path.join(_CACHE.value, f"S{_STEPS.value}_L{_LAYERS.value}_H{_HIDDEN.value}", f"{seed}_{name}")
+
+
+@contextlib.contextmanager
+def _claimed(seed: int, name: str):
+    """Yields whether this process holds model ``name`` of ``seed``: False while another process
+    trains it. The lock is an OS file lock, so a killed process lets go of it."""
+    os.makedirs(os.path.dirname(_state(seed, name)), exist_ok=True)
+    lock = filelock.FileLock(_state(seed, name) + ".lock")
+    try:
+        lock.acquire(timeout=0)
+    except filelock.Timeout:
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        lock.release()
+
+
+def _theta0(seed: int):
+    """The seed's dense decoder at initialization (the same weights in every process)."""
+    return byte_decoder(_LAYERS.value, _HIDDEN.value, _HEADS.value, _LENGTH.value, seed)
 
 
 def _fit(seed, name, model, inputs, labels, steps, batch_seed):
@@ -149,56 +179,64 @@ def _ticket(seed, name, dense, criterion, count, pair):
     return result.model, sorted(result.removed), result.scores
 
 
-def _after_training(seed, dense, train, val) -> None:
+def _after_training(seed, criterion, dense, train, val) -> None:
+    """Removes ``--prune_fraction`` of the trained ``dense`` model's layers by ``criterion``, heals and records it."""
     inputs, labels = train
     calibration = {name: value[:_CALIBRATION.value] for name, value in inputs.items()}
-    pair = (calibration, labels[:_CALIBRATION.value])
     count = max(1, round(_PRUNE.value * _LAYERS.value))
     heal_steps = max(1, round(_HEAL.value * _STEPS.value))
-    for criterion in AFTER_TRAINING:
-        if _done(seed, f"trained_{criterion}"):
-            continue
-        options, data = {}, calibration
-        if criterion == "angular":
-            options = {"window": count}
-        elif criterion == "removal_loss":
-            data = pair
-        elif criterion == "random":
-            options, data = {"seed": seed}, None
-        result = tl.find_ticket(dense, criterion, num_blocks=count, data=data, min_blocks_per_stage=0, **options)
-        removed_ppl = perplexity(result.model, *val)
-        _fit(seed, f"trained_{criterion}", result.model, inputs, labels, heal_steps, seed + 1)
-        _save_run(seed, f"trained_{criterion}", {
-            "removed": sorted(result.removed), "perplexity_after_removal": removed_ppl,
-            "perplexity_after_healing": perplexity(result.model, *val), "heal_steps": heal_steps,
-            "scores": result.scores})
-        shutil.rmtree(_state(seed, f"trained_{criterion}"), ignore_errors=True)
+    options, data = {}, calibration
+    if criterion == "angular":
+        options = {"window": count}
+    elif criterion == "removal_loss":
+        data = (calibration, labels[:_CALIBRATION.value])
+    elif criterion == "random":
+        options, data = {"seed": seed}, None
+    result = tl.find_ticket(dense, criterion, num_blocks=count, data=data, min_blocks_per_stage=0, **options)
+    removed_ppl = perplexity(result.model, *val)
+    _fit(seed, f"trained_{criterion}", result.model, inputs, labels, heal_steps, seed + 1)
+    _save_run(seed, f"trained_{criterion}", {
+        "removed": sorted(result.removed), "perplexity_after_removal": removed_ppl,
+        "perplexity_after_healing": perplexity(result.model, *val), "heal_steps": heal_steps,
+        "scores": result.scores})
+    shutil.rmtree(_state(seed, f"trained_{criterion}"), ignore_errors=True)
 
 
 def run_seed(seed: int, train, val) -> None:
-    """Trains what ``<out>/runs`` lacks of one seed (the module docstring)."""
+    """Trains what ``<out>/runs`` lacks of one seed and no other process holds (the module docstring):
+    the dense model, then the after-training rows (which need its trained weights), then the
+    tickets, cheapest first, so a session that ends mid-seed loses the shortest training."""
     inputs, labels = train
-    dense = byte_decoder(_LAYERS.value, _HIDDEN.value, _HEADS.value, _LENGTH.value, seed)
-    pair = ({name: value[:_CALIBRATION.value] for name, value in inputs.items()}, labels[:_CALIBRATION.value])
-    tickets = {}
-    for criterion, count in itertools.product(AT_INIT, [int(p) for p in _REMOVED.value]):
-        name = f"{criterion}_{count}"
-        if not _done(seed, name):  # cut from θ0, before the dense model trains
-            tickets[name] = _ticket(seed, name, dense, criterion, count, pair)
     weights = os.path.join(_CACHE.value, f"seed{seed}_L{_LAYERS.value}_H{_HIDDEN.value}_S{_STEPS.value}"
                                          ".weights.h5")
-    # The trained dense weights are needed only by after-training rows still to run: a finished
-    # seed whose cache is gone (a new machine) goes straight on to its tickets.
     pending = [criterion for criterion in AFTER_TRAINING if not _done(seed, f"trained_{criterion}")]
+    dense = None
+    # A finished dense model trains again only for after-training rows whose weights are gone
+    # (a new machine); a finished seed goes straight on to its tickets.
     if not _done(seed, "dense") or (pending and not os.path.exists(weights)):
-        _train_and_measure(seed, "dense", dense, train, val, [], keep=weights)
-    elif pending:
-        dense.load_weights(weights)
-    if pending:
-        _after_training(seed, dense, train, val)
-    # Cheapest first (fewest layers kept), so a session that ends mid-seed loses the shortest training.
-    for name, (model, removed, scores) in sorted(tickets.items(), key=lambda item: item[1][0].backbone.num_layers):
-        _train_and_measure(seed, name, model, train, val, removed, scores)
+        with _claimed(seed, "dense") as mine:
+            if mine and (not _done(seed, "dense") or (pending and not os.path.exists(weights))):
+                dense = _theta0(seed)
+                _train_and_measure(seed, "dense", dense, train, val, [], keep=weights)
+    for criterion in pending:
+        if not (_done(seed, "dense") and os.path.exists(weights)):
+            break  # another process trains the dense model and goes on to these rows
+        with _claimed(seed, f"trained_{criterion}") as mine:
+            if mine and not _done(seed, f"trained_{criterion}"):
+                if dense is None:
+                    dense = _theta0(seed)
+                    dense.load_weights(weights)
+                _after_training(seed, criterion, dense, train, val)
+    pair = ({name: value[:_CALIBRATION.value] for name, value in inputs.items()}, labels[:_CALIBRATION.value])
+    counts = sorted((int(p) for p in _REMOVED.value), reverse=True)
+    for count, criterion in itertools.product(counts, AT_INIT):
+        name = f"{criterion}_{count}"
+        if _done(seed, name):
+            continue
+        with _claimed(seed, name) as mine:
+            if mine and not _done(seed, name):
+                model, removed, scores = _ticket(seed, name, _theta0(seed), criterion, count, pair)
+                _train_and_measure(seed, name, model, train, val, removed, scores)
 
 
 def _load_runs(seeds) -> dict:
