@@ -104,8 +104,11 @@ CASES = [
     (["--sweep_seeds=0,0"], "sweep_seeds lists 0 twice"),
     (["--lr_drops=1ep,1ep"], "lr_drops lists a drop twice; got 1ep,1ep"),
     (["--lr_drops=1ep,01ep"], "lr_drops lists a drop twice; got 1ep,01ep"),
-    (["--lr_drops=3ep"], "lr_drops must lie inside the training (3ep); got 3ep, which never takes effect"),
+    (["--lr_drops=3ep"], "lr_drops must lie inside the training (3ep); got 3ep, which never takes effect: give drops "
+                       "before 3ep (--lr_drops), or none (--lr_drops=)"),
     (["--lr_drops=2ep,7ep"], "lr_drops must lie inside the training (3ep); got 7ep"),
+    (["--length=1ep"], "lr_drops must lie inside the training (1ep); got 2ep, which never takes effect: give drops "
+                       "before 1ep (--lr_drops), or none (--lr_drops=)"),  # the default drop, 2ep
     (["--runs_dir="], "runs_dir is empty; name the folder of run folders"),
     (["--from={tmp}"], "--experiment=init_ticket takes no --from (it would be ignored); the experiments that read "
                        "run folders: export, robustness"),

@@ -85,7 +85,8 @@ def canonical_drops(drops, length: str, inside: bool = False) -> tuple:
     total, unit = parse_length(length)
     late = [f"{c}{u}" for c, u in parsed if inside and u == unit and c >= total]
     if late:
-        raise ValueError(f"lr_drops must lie inside the training ({length}); got {late[0]}, which never takes effect")
+        raise ValueError(f"lr_drops must lie inside the training ({length}); got {late[0]}, which never takes effect: "
+                         f"give drops before {total}{unit} (--lr_drops), or none (--lr_drops=)")
     return tuple(f"{c}{u}" for c, u in parsed)
 
 
