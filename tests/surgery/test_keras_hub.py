@@ -255,3 +255,26 @@ def test_a_gemma2_ticket_that_would_shift_its_alternating_attention_is_refused_a
                                rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(np.asarray(pair(inputs)), _bypassed(model, model.transformer_layers[2], inputs)[0],
                                rtol=1e-5, atol=1e-6)  # layers 1 and 2 both bypassed now
+
+
+def test_a_gemma2_causal_lm_refusal_points_to_the_flat_ticket_of_its_backbone_which_equals_bypassing():
+    lm = keras_hub.models.GemmaCausalLM(backbone=_gemma2(), preprocessor=None)
+    with pytest.raises(ValueError, match=r"cut a flat ticket, which keeps each layer as it is: of its backbone only, "
+                                         r"tl.surgery.remove_blocks\(model.backbone, names\) \(a GemmaCausalLM is "
+                                         r"cut in its own class only"):
+        tl.surgery.family_ticket(lm, ["decoder_block_1"])
+    inputs = {"token_ids": np.array([[5, 2, 7, 9, 4, 1, 3, 8]]), "padding_mask": np.ones((1, 8), "int32")}
+    flat = tl.surgery.remove_blocks(lm.backbone, ["decoder_block_1"], min_blocks_per_stage=0)  # the advice, followed
+    np.testing.assert_allclose(np.asarray(flat(inputs)), _bypassed(lm.backbone, lm.backbone.transformer_layers[1],
+                                                                   inputs)[0], rtol=1e-5, atol=1e-6)
+
+
+def test_a_causal_lm_is_refused_a_flat_ticket_by_name_before_it_is_scored():
+    lm = keras_hub.models.GPT2CausalLM(backbone=_gpt2(), preprocessor=None)
+    assert tl.surgery.families.flat_refusal(lm.backbone) is None
+    with pytest.raises(ValueError, match=r"GPT2CausalLM 'gpt2_causal_lm\w*' is cut in its own class only, not flat "
+                                         r"\(same_family=False\): 'token_embedding' is called 2 times .* find a flat "
+                                         r"ticket of its backbone, model.backbone"):
+        tl.find_ticket(lm, "magnitude", num_blocks=1, min_blocks_per_stage=0, same_family=False)
+    flat = tl.find_ticket(lm.backbone, "magnitude", num_blocks=1, min_blocks_per_stage=0, same_family=False)
+    assert tl.surgery.blocks(flat.model) == [b for b in tl.surgery.blocks(lm.backbone) if b not in flat.removed]

@@ -38,6 +38,7 @@ from typing import Callable, List, Optional, Sequence, Union
 import keras
 
 from tf_lottery.core.registry import Registry
+from tf_lottery.graph import reader as graph_reader
 from tf_lottery.graph.containers import class_path
 from tf_lottery.graph.lineage import extend as extend_lineage
 from tf_lottery.graph.lineage import record_kept, recorded_kept
@@ -162,14 +163,14 @@ def _move(targets: list, sources: list, what: str) -> None:
         new.assign(old.value)
 
 
-def _rebuild_backbone(backbone, family: Family, kept: Sequence[int]):
+def _rebuild_backbone(backbone, family: Family, kept: Sequence[int], flat_way: str):
     config = backbone.get_config()
     if family.count not in config:
         raise ValueError(f"{class_path(type(backbone))} has no {family.count!r} in its config; its family is "
                          "registered with the wrong count argument")
     new = type(backbone).from_config({**config, family.count: len(kept)})
     old_blocks, new_blocks = family.blocks(backbone), family.blocks(new)
-    _check_settings_kept(backbone, [(old_blocks[i], new_blocks[j], j) for j, i in enumerate(kept)])
+    _check_settings_kept(backbone, [(old_blocks[i], new_blocks[j], j) for j, i in enumerate(kept)], flat_way)
     for j, i in enumerate(kept):
         _move(list(new_blocks[j].weights), list(old_blocks[i].weights), f"block {old_blocks[i].name}")
     return new, old_blocks
@@ -185,14 +186,14 @@ def _layer_settings(layer) -> dict:
             if not key.startswith("_") and key != "name" and isinstance(value, (bool, int, float, str, type(None)))}
 
 
-def _check_settings_kept(backbone, pairs) -> None:
+def _check_settings_kept(backbone, pairs, flat_way: str) -> None:
     """Refuses a rebuild in which a kept block would run with other settings than it had.
 
     A class may set each layer by its position: Gemma 2 (``GemmaBackbone`` with
     ``use_sliding_window_attention``) alternates local and global attention, Gemma 3 makes
     every sixth layer global. Rebuilt with fewer layers, the layer after a removed one takes
     its predecessor's position and settings, and the ticket would compute something else
-    with the right weights.
+    with the right weights. ``flat_way`` says how to cut a flat ticket instead.
     """
     for old, new, position in pairs:
         before, after = _layer_settings(old), _layer_settings(new)
@@ -203,8 +204,30 @@ def _check_settings_kept(backbone, pairs) -> None:
                 f"{type(backbone).__name__} sets its layers by position: {old.name!r} would be the ticket's layer "
                 f"{position} with {what}. Remove layers that leave every kept layer its settings (whole periods "
                 "of the pattern, such as two consecutive layers of an alternating one, or the last layers), or cut a "
-                "flat ticket, which keeps each layer as it is: tl.surgery.remove_blocks, or "
-                "tl.find_ticket(..., same_family=False)")
+                f"flat ticket, which keeps each layer as it is: {flat_way}")
+
+
+def flat_refusal(model) -> Optional[str]:
+    """Why block surgery cannot cut ``model`` flat although its family can cut it in its own class,
+    or None: a causal LM's head calls its backbone's token embedding again (tied weights), and
+    surgery reads graphs whose layers are each called once. Its backbone can be cut flat.
+    """
+    backbone, _ = _backbone(model)
+    if backbone is None or backbone is model:
+        return None
+    try:
+        graph_reader.analyse(model)
+    except ValueError as error:
+        return str(error)
+    return None
+
+
+def _flat_way(model) -> str:
+    """How a flat ticket of ``model`` is cut: of the model itself, or of a task's backbone only."""
+    if flat_refusal(model) is None:
+        return "tl.surgery.remove_blocks(model, names), or tl.find_ticket(..., same_family=False)"
+    return (f"of its backbone only, tl.surgery.remove_blocks(model.backbone, names) (a {type(model).__name__} is "
+            "cut in its own class only: its head calls a layer of its backbone again)")
 
 
 def _rest(model, blocks) -> list:
@@ -248,7 +271,7 @@ def family_ticket(model: keras.Model, names: Sequence[str], min_blocks_per_stage
     if outside:
         raise ValueError(f"blocks {outside} are not among {type(backbone).__name__}'s layers {order}")
     kept = [i for i, name in enumerate(order) if name not in set(names)]
-    new_backbone, old_blocks = _rebuild_backbone(backbone, family, kept)
+    new_backbone, old_blocks = _rebuild_backbone(backbone, family, kept, _flat_way(model))
     _move(_rest(new_backbone, family.blocks(new_backbone)), _rest(backbone, old_blocks), type(backbone).__name__)
     if backbone is model:
         ticket = new_backbone

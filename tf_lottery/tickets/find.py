@@ -176,8 +176,8 @@ def find_ticket(
         A :class:`TicketResult`.
 
     Raises:
-        ValueError: for an unknown schedule, a bad count (naming the maximum) or data the
-            criterion needs but did not get.
+        ValueError: for an unknown schedule, a bad count (naming the maximum), data the
+            criterion needs but did not get, or ``same_family=False`` for a keras_hub task.
         KeyError: for an unknown criterion, listing the valid ones.
 
     Example:
@@ -193,6 +193,11 @@ def find_ticket(
     direction = prune_first or scorer.prune_first
     if same_family is None:
         same_family = surgery.families.has_family(model)
+    refusal = None if same_family else surgery.families.flat_refusal(model)
+    if refusal:
+        raise ValueError(f"{type(model).__name__} {model.name!r} is cut in its own class only, not flat "
+                         f"(same_family=False): {refusal}. Keep same_family, or find a flat ticket of its "
+                         "backbone, model.backbone")
     cut = surgery.family_ticket if same_family else surgery.remove_blocks
     blocks_of = surgery.families.block_model if same_family else (lambda m: m)
     count = resolve_count(blocks_of(model), num_blocks, fraction, min_blocks_per_stage)
