@@ -252,7 +252,7 @@ def _load_runs(seeds) -> dict:
 
 def _cost(run: dict) -> float:
     """A run's training CPU seconds (wall seconds for runs recorded before they were kept)."""
-    return run.get("train_cpu_seconds", run["train_seconds"])
+    return run["train_cpu_seconds"] if run.get("train_cpu_seconds") is not None else run["train_seconds"]
 
 
 def _jaccard(a, b) -> float:
