@@ -163,14 +163,14 @@ def _move(targets: list, sources: list, what: str) -> None:
         new.assign(old.value)
 
 
-def _rebuild_backbone(backbone, family: Family, kept: Sequence[int], flat_way: str):
+def _rebuild_backbone(backbone, family: Family, kept: Sequence[int], model):
     config = backbone.get_config()
     if family.count not in config:
         raise ValueError(f"{class_path(type(backbone))} has no {family.count!r} in its config; its family is "
                          "registered with the wrong count argument")
     new = type(backbone).from_config({**config, family.count: len(kept)})
     old_blocks, new_blocks = family.blocks(backbone), family.blocks(new)
-    _check_settings_kept(backbone, [(old_blocks[i], new_blocks[j], j) for j, i in enumerate(kept)], flat_way)
+    _check_settings_kept(backbone, [(old_blocks[i], new_blocks[j], j) for j, i in enumerate(kept)], model)
     for j, i in enumerate(kept):
         _move(list(new_blocks[j].weights), list(old_blocks[i].weights), f"block {old_blocks[i].name}")
     return new, old_blocks
@@ -186,14 +186,15 @@ def _layer_settings(layer) -> dict:
             if not key.startswith("_") and key != "name" and isinstance(value, (bool, int, float, str, type(None)))}
 
 
-def _check_settings_kept(backbone, pairs, flat_way: str) -> None:
+def _check_settings_kept(backbone, pairs, model) -> None:
     """Refuses a rebuild in which a kept block would run with other settings than it had.
 
     A class may set each layer by its position: Gemma 2 (``GemmaBackbone`` with
     ``use_sliding_window_attention``) alternates local and global attention, Gemma 3 makes
     every sixth layer global. Rebuilt with fewer layers, the layer after a removed one takes
     its predecessor's position and settings, and the ticket would compute something else
-    with the right weights. ``flat_way`` says how to cut a flat ticket instead.
+    with the right weights. The refusal says how to cut a flat ticket of ``model`` (the model being
+    cut: the backbone, or a task around it) instead.
     """
     for old, new, position in pairs:
         before, after = _layer_settings(old), _layer_settings(new)
@@ -204,13 +205,17 @@ def _check_settings_kept(backbone, pairs, flat_way: str) -> None:
                 f"{type(backbone).__name__} sets its layers by position: {old.name!r} would be the ticket's layer "
                 f"{position} with {what}. Remove layers that leave every kept layer its settings (whole periods "
                 "of the pattern, such as two consecutive layers of an alternating one, or the last layers), or cut a "
-                f"flat ticket, which keeps each layer as it is: {flat_way}")
+                f"flat ticket, which keeps each layer as it is: {_flat_way(model)}")
 
 
 def flat_refusal(model) -> Optional[str]:
     """Why block surgery cannot cut ``model`` flat although its family can cut it in its own class,
     or None: a causal LM's head calls its backbone's token embedding again (tied weights), and
     surgery reads graphs whose layers are each called once. Its backbone can be cut flat.
+
+    Example:
+        >>> flat_refusal(gpt2_lm)            # "'token_embedding' is called 2 times in 'gpt2_causal_lm'; ..."
+        >>> flat_refusal(gpt2_lm.backbone)   # None
     """
     backbone, _ = _backbone(model)
     if backbone is None or backbone is model:
@@ -271,7 +276,7 @@ def family_ticket(model: keras.Model, names: Sequence[str], min_blocks_per_stage
     if outside:
         raise ValueError(f"blocks {outside} are not among {type(backbone).__name__}'s layers {order}")
     kept = [i for i, name in enumerate(order) if name not in set(names)]
-    new_backbone, old_blocks = _rebuild_backbone(backbone, family, kept, _flat_way(model))
+    new_backbone, old_blocks = _rebuild_backbone(backbone, family, kept, model)
     _move(_rest(new_backbone, family.blocks(new_backbone)), _rest(backbone, old_blocks), type(backbone).__name__)
     if backbone is model:
         ticket = new_backbone
