@@ -62,6 +62,7 @@ from tf_lottery.reports.tables import markdown_table
 from tf_lottery.training.language import fit_next_token
 
 _CORPUS = flags.DEFINE_enum("corpus", "fortunes", ["fortunes", "python_docs"], "The Debian text corpus.")
+_DATA_DIR = flags.DEFINE_string("data_dir", None, "The corpus folder (default: where the Debian package installs it).")
 _SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds (initialization, batch order, random criterion).")
 _LAYERS = flags.DEFINE_integer("layers", 8, "Decoder layers.", lower_bound=2)
 _HIDDEN = flags.DEFINE_integer("hidden", 128, "Hidden size (MLP: 4x).", lower_bound=8)
@@ -91,7 +92,7 @@ AFTER_TRAINING = ("block_influence", "angular", "cka", "removal_loss", "random")
 
 def _data():
     """``(entries, (train inputs, train labels), (val ids, val mask))``; one split for every seed."""
-    entries = tl.data.datasets.get(_CORPUS.value).load()["texts"]
+    entries = tl.data.datasets.get(_CORPUS.value).load(_DATA_DIR.value)["texts"]
     train_texts, val_texts = text.split_texts(entries, 0.1, seed=0)
     tokenizer = text.ByteTokenizer()
     train = next_token_batch(*text.token_windows(train_texts, tokenizer, _LENGTH.value + 1))

@@ -16,26 +16,16 @@ from tf_lottery import experiments  # noqa: E402
 from tf_lottery import training as train  # noqa: E402
 from tf_lottery.config import Config  # noqa: E402
 from tf_lottery.data import prepare  # noqa: E402
-
-WORDS = "the a cat dog sat ran on under mat log quickly slowly and then".split()
-
-
-def _corpus(folder) -> str:
-    rng = np.random.default_rng(0)
-    entries = [" ".join(rng.choice(WORDS, size=rng.integers(4, 12))) + "." for _ in range(400)]
-    os.makedirs(folder, exist_ok=True)
-    with open(os.path.join(folder, "tiny"), "w") as handle:
-        handle.write("\n%\n".join(entries) + "\n%\n")
-    return str(folder)
+from tests.corpora import tiny_fortunes  # noqa: E402
 
 
 def _config(tmp_path, **changes):
-    values = dict(task="causal_lm", dataset="fortunes", data_dir=_corpus(tmp_path / "corpus"), model="byte_decoder",
-                  num_layers=3, hidden_dim=16, num_heads=2, sequence_length=16, train_size=None, val_size=32,
-                  test_size=32, optimizer="adamw", learning_rate=0.01, batch_size=16, length="2ep", warmup="4it",
-                  lr_drops=(), criterion="snip", num_blocks=1, min_blocks_per_stage=1, score_sequences=16,
-                  evals=("clean", "cost", "latency", "generation"), latency_batch_sizes=(1, 4),
-                  runs_dir=str(tmp_path / "runs"))
+    values = dict(task="causal_lm", dataset="fortunes", data_dir=tiny_fortunes(tmp_path / "corpus"),
+                  model="byte_decoder", num_layers=3, hidden_dim=16, num_heads=2, sequence_length=16,
+                  train_size=None, val_size=32, test_size=32, optimizer="adamw", learning_rate=0.01,
+                  batch_size=16, length="2ep", warmup="4it", lr_drops=(), criterion="snip", num_blocks=1,
+                  min_blocks_per_stage=1, score_sequences=16, evals=("clean", "cost", "latency", "generation"),
+                  latency_batch_sizes=(1, 4), runs_dir=str(tmp_path / "runs"))
     values.update(changes)
     if values["model"] != "byte_decoder":
         for name in ("num_layers", "hidden_dim", "num_heads"):

@@ -1,0 +1,98 @@
+"""scripts/lm_twin.py, the tiny-LM twin's evidence script, on a tiny decoder and a corpus the test
+writes: every model is trained once and recorded, a second start trains nothing, and the report's
+numbers are the runs' numbers (paired differences, CPU-second speed-ups, the criteria's agreement)."""
+
+import itertools
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+pytest.importorskip("keras_hub")
+
+from tests.corpora import tiny_fortunes  # noqa: E402
+
+SCRIPT = os.path.join(os.path.dirname(__file__), "..", "scripts", "lm_twin.py")
+AFTER_TRAINING = ("block_influence", "angular", "cka", "removal_loss", "random")
+SEEDS = (0, 1)
+
+
+def _twin(tmp_path, *extra):
+    command = [sys.executable, SCRIPT, "--corpus=fortunes", f"--data_dir={tmp_path / 'corpus'}",
+               "--seeds=" + ",".join(map(str, SEEDS)), "--layers=2", "--hidden=16", "--heads=2", "--length=16",
+               "--batch_size=4", "--train_steps=4", "--checkpoint_steps=2", "--removed=1", "--calibration=4",
+               "--val_sequences=8", f"--out={tmp_path / 'out'}", f"--cache={tmp_path / 'cache'}", *extra]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=900,
+                            env={**os.environ, "CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def _run(tmp_path, seed, name):
+    return json.loads((tmp_path / "out" / "runs" / f"{seed}_{name}.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def twin(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("twin")
+    tiny_fortunes(tmp_path / "corpus")
+    _twin(tmp_path)
+    return tmp_path
+
+
+def test_every_model_of_every_seed_is_trained_and_recorded(twin):
+    names = ["dense", "grasp_1", "snip_1"] + [f"trained_{c}" for c in AFTER_TRAINING]
+    assert sorted(os.listdir(twin / "out" / "runs")) == sorted(f"{s}_{n}.json" for s in SEEDS for n in names)
+    for seed in SEEDS:
+        dense = _run(twin, seed, "dense")
+        assert dense["layers"] == 2 and dense["removed"] == []
+        for name in ("grasp_1", "snip_1"):
+            ticket = _run(twin, seed, name)
+            assert ticket["layers"] == 1 and len(ticket["removed"]) == 1 and ticket["params"] < dense["params"]
+            assert ticket["flops_per_token"] < dense["flops_per_token"]
+        for criterion in AFTER_TRAINING:
+            row = _run(twin, seed, f"trained_{criterion}")
+            assert len(row["removed"]) == 1 and row["heal_steps"] == 1  # max(1, 10 % of 4 steps)
+    # training states are removed once a model is recorded
+    assert not [name for name in os.listdir(twin / "cache" / "S4_L2_H16") if not name.endswith(".lock")]
+
+
+def test_the_report_is_computed_from_the_runs(twin):
+    results = json.loads((twin / "out" / "results.json").read_text())
+    for name in ("grasp_1", "snip_1"):
+        row = results["at_initialization"][name]
+        dense = [_run(twin, s, "dense") for s in SEEDS]
+        ticket = [_run(twin, s, name) for s in SEEDS]
+        assert row["seeds"] == list(SEEDS)
+        differences = [d["perplexity"] - t["perplexity"] for d, t in zip(dense, ticket)]
+        assert row["dense_minus_ticket"]["mean"] == pytest.approx(np.mean(differences), rel=1e-12)
+        assert row["measured_speedup"] == pytest.approx(
+            [d["train_cpu_seconds"] / t["train_cpu_seconds"] for d, t in zip(dense, ticket)], rel=1e-12)
+        assert row["flops_implied_speedup"] == pytest.approx(
+            [d["flops_per_token"] / t["flops_per_token"] for d, t in zip(dense, ticket)], rel=1e-12)
+    assert set(results["after_training"]) == set(AFTER_TRAINING)
+    for a, b in itertools.combinations(AFTER_TRAINING, 2):
+        same = [_run(twin, s, f"trained_{a}")["removed"] == _run(twin, s, f"trained_{b}")["removed"] for s in SEEDS]
+        assert results["agreement_jaccard"][f"{a} / {b}"] == pytest.approx(np.mean(same))  # one layer: 1 or 0
+    assert results["setup"]["train_tokens"] == 4 * 4 * 16
+    report = (twin / "out" / "report.md").read_text()
+    assert "| GraSP −1 " in report and "| SNIP −1 " in report and "| block_influence " in report
+
+
+def test_a_second_start_trains_nothing_and_costs_recovered_runs_by_the_seconds_they_have(twin):
+    runs = twin / "out" / "runs"
+    # runs rebuilt after their machine was lost keep one of the two clocks (the evidence page's recovery)
+    no_cpu = {**_run(twin, 0, "grasp_1"), "train_cpu_seconds": None, "train_seconds": 2.5}
+    (runs / "0_grasp_1.json").write_text(json.dumps(no_cpu))
+    no_wall = {**_run(twin, 1, "grasp_1"), "train_seconds": None}
+    (runs / "1_grasp_1.json").write_text(json.dumps(no_wall))
+    written = {name: os.stat(runs / name).st_mtime_ns for name in os.listdir(runs)}
+    _twin(twin)
+    assert {name: os.stat(runs / name).st_mtime_ns for name in os.listdir(runs)} == written
+    speedup = json.loads((twin / "out" / "results.json").read_text())["at_initialization"]["grasp_1"]
+    assert speedup["measured_speedup"] == pytest.approx([
+        _run(twin, 0, "dense")["train_cpu_seconds"] / 2.5,
+        _run(twin, 1, "dense")["train_cpu_seconds"] / no_wall["train_cpu_seconds"]])
