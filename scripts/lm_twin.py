@@ -84,6 +84,9 @@ _CHECKPOINT = flags.DEFINE_integer("checkpoint_steps", 1000, "Steps between two 
                                    lower_bound=1)
 _REPORT_SEEDS = flags.DEFINE_list("report_seeds", None, "Seeds the report covers (default: --seeds); give every "
                                   "seed when processes train different seeds.")
+_SPEED = flags.DEFINE_string("speed", None, "A scripts/benchmark_language.py result of this decoder with tickets "
+                              "of the --removed counts (its models interleaved in one process): the "
+                              "report gives its CPU-time speed-ups beside the per-run ones.")
 _SUMMARIZE_ONLY = flags.DEFINE_bool("summarize_only", False, "Only rewrite the report from the finished runs.")
 
 AT_INIT = ("grasp", "snip")
@@ -260,15 +263,35 @@ def _jaccard(a, b) -> float:
     return len(set(a) & set(b)) / len(set(a) | set(b))
 
 
+def interleaved_speedups() -> dict:
+    """``{layers removed: CPU-time training speed-up}`` from ``--speed`` (empty without it).
+
+    Raises:
+        ValueError: when the file measured another decoder or batch than this twin's, naming both.
+    """
+    if not _SPEED.value:
+        return {}
+    with open(_SPEED.value) as handle:
+        measured = json.load(handle)
+    ours = {"layers": _LAYERS.value, "hidden": _HIDDEN.value, "heads": _HEADS.value, "length": _LENGTH.value,
+            "batch_size": _BATCH.value}
+    theirs = {name: measured["setup"].get(name) for name in ours}
+    if theirs != ours:
+        raise ValueError(f"it measured {theirs}, not this twin's {ours}")
+    return {-int(name): model["speedups"]["train_cpu"] for name, model in measured["models"].items()
+            if name != "dense"}
+
+
 def summarize(seeds, entries) -> None:
     """Writes ``results.json`` and ``report.md`` from the finished runs."""
     runs = _load_runs(seeds)
     dense = runs.get("dense", {})
+    interleaved = interleaved_speedups()
     at_init_rows, at_init = [], {}
     dense_ppl = [dense[s]["perplexity"] for s in seeds if s in dense]
     if dense_ppl:
         at_init_rows.append(["dense", "-", f"{np.mean(dense_ppl):.3f}", "—", "—", "—", "1.00x", "1.00x",
-                             f"{len(dense_ppl)}"])
+                             "1.00x", f"{len(dense_ppl)}"])
     for criterion, count in itertools.product(AT_INIT, [int(p) for p in _REMOVED.value]):
         name = f"{criterion}_{count}"
         ticket = runs.get(name, {})
@@ -283,11 +306,13 @@ def summarize(seeds, entries) -> None:
                          "dense_minus_ticket": summary.to_dict(),
                          "measured_speedup": speed,
                          "flops_implied_speedup": implied,
+                         "interleaved_speedup": interleaved.get(count),
                          "removed": {str(s): ticket[s]["removed"] for s in both}}
         at_init_rows.append([f"{criterion.upper() if criterion == 'snip' else 'GraSP'} −{count}",
                              "; ".join(", ".join(ticket[s]["removed"]) for s in both),
                              f"{np.mean(at_init[name]['perplexity']):.3f}", f"{summary.mean:+.3f}",
                              stats.interval_text(summary, "{:+.3f}"), summary.verdict or "—", f"{np.mean(speed):.2f}x",
+                             f"{interleaved[count]:.2f}x" if count in interleaved else "—",
                              f"{np.mean(implied):.2f}x", f"{len(both)}"])
     trained_rows, trained = [], {}
     for criterion in AFTER_TRAINING:
@@ -313,7 +338,8 @@ def summarize(seeds, entries) -> None:
              "batch_size": _BATCH.value, "train_steps": _STEPS.value, "train_tokens": tokens,
              "learning_rate": _RATE.value, "removed_at_init": [int(p) for p in _REMOVED.value],
              "removed_after_training": count, "heal_steps": heal_steps, "calibration_sequences": _CALIBRATION.value,
-             "val_sequences": _VAL.value, "seeds": seeds, "params": params, "corpus_entries": len(entries)}
+             "val_sequences": _VAL.value, "seeds": seeds, "params": params, "corpus_entries": len(entries),
+             "interleaved_speed": _SPEED.value}
     command = ("taskset -c 1 python scripts/lm_twin.py --seeds=" + ",".join(map(str, seeds)) + " " + " ".join(
         f"--{name}={flags.FLAGS[name].value}" for name in ("corpus", "layers", "hidden", "heads", "length",
                                                            "batch_size", "train_steps", "learning_rate",
@@ -329,10 +355,15 @@ def summarize(seeds, entries) -> None:
         "## At initialization: GraSP and SNIP tickets against the dense model from the same θ0",
         "The difference is dense minus ticket held-out perplexity per seed (positive: the ticket is better), with "
         "its 95 % t interval over the seeds; the verdict reads the interval (wins above 0, loses below, ties "
-        "across). Speed-ups are dense training CPU seconds over the ticket's (measured; one core per process) and "
-        "dense FLOPs per token over the ticket's (implied).",
+        "across). Speed-ups are dense training CPU seconds over the ticket's (measured; one core per process), "
+        "the same ratio for the decoders trained in turn within one process (interleaved: "
+        + (f"`{_SPEED.value}`, scripts/benchmark_language.py" if interleaved else "not given, --speed") +
+        ") and dense FLOPs per token over the ticket's (implied). The measured ratio compares runs trained hours "
+        "or sessions apart, so it moves with the machine's per-core speed between them; the interleaved one does "
+        "not.",
         markdown_table(["model", "removed layers (per seed)", "perplexity", "dense − ticket", "95 % interval",
-                        "verdict", "measured speed-up", "FLOPs-implied", "seeds"], at_init_rows),
+                        "verdict", "measured speed-up", "interleaved speed-up", "FLOPs-implied", "seeds"],
+                       at_init_rows),
         f"## After training: {count} of {_LAYERS.value} layers removed from the trained dense model",
         f"Each criterion scores the trained model on {_CALIBRATION.value} training sequences; healing is "
         f"{heal_steps} steps of AdamW ({_HEAL.value:.0%} of training) from a fresh optimizer. Dense held-out "
@@ -354,6 +385,10 @@ def main(argv):
     del argv
     seeds = [int(seed) for seed in _SEEDS.value]
     report_seeds = [int(seed) for seed in (_REPORT_SEEDS.value or _SEEDS.value)]
+    try:  # a --speed of another decoder is refused before anything trains
+        interleaved_speedups()
+    except (OSError, ValueError, KeyError) as error:
+        raise app.UsageError(f"--speed={_SPEED.value}: {error}") from None
     entries, train, val = _data()
     for seed in [] if _SUMMARIZE_ONLY.value else seeds:
         run_seed(seed, train, val)

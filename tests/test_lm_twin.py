@@ -20,14 +20,14 @@ AFTER_TRAINING = ("block_influence", "angular", "cka", "removal_loss", "random")
 SEEDS = (0, 1)
 
 
-def _twin(tmp_path, *extra):
+def _twin(tmp_path, *extra, check=True):
     command = [sys.executable, SCRIPT, "--corpus=fortunes", f"--data_dir={tmp_path / 'corpus'}",
                "--seeds=" + ",".join(map(str, SEEDS)), "--layers=2", "--hidden=16", "--heads=2", "--length=16",
                "--batch_size=4", "--train_steps=4", "--checkpoint_steps=2", "--removed=1", "--calibration=4",
                "--val_sequences=8", f"--out={tmp_path / 'out'}", f"--cache={tmp_path / 'cache'}", *extra]
     result = subprocess.run(command, capture_output=True, text=True, timeout=900,
                             env={**os.environ, "CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": "2"})
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.returncode == 0 or not check, result.stderr[-3000:]
     return result
 
 
@@ -90,9 +90,21 @@ def test_a_second_start_trains_nothing_and_costs_recovered_runs_by_the_seconds_t
     no_wall = {**_run(twin, 1, "grasp_1"), "train_seconds": None}
     (runs / "1_grasp_1.json").write_text(json.dumps(no_wall))
     written = {name: os.stat(runs / name).st_mtime_ns for name in os.listdir(runs)}
-    _twin(twin)
+    # a benchmark_language.py result of this decoder (its layout, numbers made up) gives the interleaved column
+    setup = {"layers": 2, "hidden": 16, "heads": 2, "length": 16, "batch_size": 4}
+    speed = {"setup": setup, "models": {"dense": {"speedups": {"train_cpu": 1.0}},
+                                        "-1": {"speedups": {"train_cpu": 1.37}}}}
+    (twin / "speed.json").write_text(json.dumps(speed))
+    _twin(twin, f"--speed={twin / 'speed.json'}")
     assert {name: os.stat(runs / name).st_mtime_ns for name in os.listdir(runs)} == written
-    speedup = json.loads((twin / "out" / "results.json").read_text())["at_initialization"]["grasp_1"]
+    results = json.loads((twin / "out" / "results.json").read_text())
+    speedup = results["at_initialization"]["grasp_1"]
     assert speedup["measured_speedup"] == pytest.approx([
         _run(twin, 0, "dense")["train_cpu_seconds"] / 2.5,
         _run(twin, 1, "dense")["train_cpu_seconds"] / no_wall["train_cpu_seconds"]])
+    assert speedup["interleaved_speedup"] == 1.37 and "| 1.37x " in (twin / "out" / "report.md").read_text()
+    # one of another decoder is refused by name before anything is read or written
+    (twin / "other.json").write_text(json.dumps({**speed, "setup": {**setup, "hidden": 32}}))
+    refused = _twin(twin, f"--speed={twin / 'other.json'}", check=False)
+    assert refused.returncode != 0 and "'hidden': 32" in refused.stderr and "Traceback" not in refused.stderr
+    assert json.loads((twin / "out" / "results.json").read_text()) == results
