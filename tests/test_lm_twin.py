@@ -1,6 +1,7 @@
 """scripts/lm_twin.py, the tiny-LM twin's evidence script, on a tiny decoder and a corpus the test
 writes: every model is trained once and recorded, a second start trains nothing, and the report's
-numbers are the runs' numbers (paired differences, CPU-second speed-ups, the criteria's agreement)."""
+numbers are the runs' numbers (paired differences, CPU-second speed-ups, the criteria's agreement)
+and scripts/benchmark_language.py's interleaved speed-ups of the same decoder."""
 
 import itertools
 import json
@@ -16,6 +17,7 @@ pytest.importorskip("keras_hub")
 from tests.corpora import tiny_fortunes  # noqa: E402
 
 SCRIPT = os.path.join(os.path.dirname(__file__), "..", "scripts", "lm_twin.py")
+BENCHMARK = os.path.join(os.path.dirname(__file__), "..", "scripts", "benchmark_language.py")
 AFTER_TRAINING = ("block_influence", "angular", "cka", "removal_loss", "random")
 SEEDS = (0, 1)
 
@@ -82,7 +84,7 @@ def test_the_report_is_computed_from_the_runs(twin):
     assert "| GraSP −1 " in report and "| SNIP −1 " in report and "| block_influence " in report
 
 
-def test_a_second_start_trains_nothing_and_costs_recovered_runs_by_the_seconds_they_have(twin):
+def test_a_second_start_trains_nothing_and_reports_recovered_runs_and_interleaved_speed_ups(twin):
     runs = twin / "out" / "runs"
     # runs rebuilt after their machine was lost keep one of the two clocks (the evidence page's recovery)
     no_cpu = {**_run(twin, 0, "grasp_1"), "train_cpu_seconds": None, "train_seconds": 2.5}
@@ -90,11 +92,17 @@ def test_a_second_start_trains_nothing_and_costs_recovered_runs_by_the_seconds_t
     no_wall = {**_run(twin, 1, "grasp_1"), "train_seconds": None}
     (runs / "1_grasp_1.json").write_text(json.dumps(no_wall))
     written = {name: os.stat(runs / name).st_mtime_ns for name in os.listdir(runs)}
-    # a benchmark_language.py result of this decoder (its layout, numbers made up) gives the interleaved column
-    setup = {"layers": 2, "hidden": 16, "heads": 2, "length": 16, "batch_size": 4}
-    speed = {"setup": setup, "models": {"dense": {"speedups": {"train_cpu": 1.0}},
-                                        "-1": {"speedups": {"train_cpu": 1.37}}}}
-    (twin / "speed.json").write_text(json.dumps(speed))
+    # scripts/benchmark_language.py measures this decoder and its ticket interleaved: the report's third column
+    benchmark = subprocess.run(
+        [sys.executable, BENCHMARK, "--layers=2", "--hidden=16", "--heads=2", "--length=16", "--batch_size=4",
+         "--removed=1", "--steps=2", "--repeats=1", "--prompt=4", f"--out={twin}", "--name=speed"],
+        capture_output=True, text=True, timeout=600, env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
+    assert benchmark.returncode == 0, benchmark.stderr[-3000:]
+    speed = json.loads((twin / "speed.json").read_text())
+    ticket = speed["models"]["-1"]
+    assert ticket["layers"] == 1 and ticket["flops_per_token"] == _run(twin, 0, "grasp_1")["flops_per_token"]
+    assert ticket["speedups"]["flops_implied"] == pytest.approx(
+        speed["models"]["dense"]["flops_per_token"] / ticket["flops_per_token"])
     _twin(twin, f"--speed={twin / 'speed.json'}")
     assert {name: os.stat(runs / name).st_mtime_ns for name in os.listdir(runs)} == written
     results = json.loads((twin / "out" / "results.json").read_text())
@@ -102,9 +110,10 @@ def test_a_second_start_trains_nothing_and_costs_recovered_runs_by_the_seconds_t
     assert speedup["measured_speedup"] == pytest.approx([
         _run(twin, 0, "dense")["train_cpu_seconds"] / 2.5,
         _run(twin, 1, "dense")["train_cpu_seconds"] / no_wall["train_cpu_seconds"]])
-    assert speedup["interleaved_speedup"] == 1.37 and "| 1.37x " in (twin / "out" / "report.md").read_text()
+    assert speedup["interleaved_speedup"] == ticket["speedups"]["train_cpu"]
+    assert f"| {ticket['speedups']['train_cpu']:.2f}x " in (twin / "out" / "report.md").read_text()
     # one of another decoder is refused by name before anything is read or written
-    (twin / "other.json").write_text(json.dumps({**speed, "setup": {**setup, "hidden": 32}}))
+    (twin / "other.json").write_text(json.dumps({**speed, "setup": {**speed["setup"], "hidden": 32}}))
     refused = _twin(twin, f"--speed={twin / 'other.json'}", check=False)
     assert refused.returncode != 0 and "'hidden': 32" in refused.stderr and "Traceback" not in refused.stderr
     assert json.loads((twin / "out" / "results.json").read_text()) == results
