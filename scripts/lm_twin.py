@@ -33,7 +33,9 @@ report of them all.
 
 Speed-ups are read from CPU seconds (:class:`tf_lottery.training.language.TrainingTime`): on a
 process pinned to one core they are the training's cost whatever else shares the machine; wall
-seconds are recorded beside them.
+seconds are recorded beside them. Runs trained sessions apart still see the machine's per-core
+speed drift between them, so ``--speed`` takes ``scripts/benchmark_language.py``'s measurement of
+the same decoder and its tickets trained in turn in one process, and the report gives it beside.
 
     taskset -c 1 python scripts/lm_twin.py --seeds=0,1,2 --train_steps=1200 &
     taskset -c 0 python scripts/lm_twin.py --seeds=0,1,2 --train_steps=1200 &
