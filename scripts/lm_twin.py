@@ -265,6 +265,18 @@ def _jaccard(a, b) -> float:
     return len(set(a) & set(b)) / len(set(a) | set(b))
 
 
+def _layers_per_seed(removed_per_seed) -> str:
+    """The report's "removed layers" cell: ``0, 1; 0, 2`` for keras_hub's ``transformer_layer_<i>``
+    names (one group per seed), the names themselves for any other."""
+    prefix = "transformer_layer_"
+
+    def short(name):
+        index = name[len(prefix):]
+        return index if name.startswith(prefix) and index.isdigit() else name
+
+    return "; ".join(", ".join(short(name) for name in removed) for removed in removed_per_seed)
+
+
 def interleaved_speedups() -> dict:
     """``{layers removed: CPU-time training speed-up}`` from ``--speed`` (empty without it).
 
@@ -311,22 +323,29 @@ def summarize(seeds, entries) -> None:
                          "interleaved_speedup": interleaved.get(count),
                          "removed": {str(s): ticket[s]["removed"] for s in both}}
         at_init_rows.append([f"{criterion.upper() if criterion == 'snip' else 'GraSP'} −{count}",
-                             "; ".join(", ".join(ticket[s]["removed"]) for s in both),
+                             _layers_per_seed(ticket[s]["removed"] for s in both),
                              f"{np.mean(at_init[name]['perplexity']):.3f}", f"{summary.mean:+.3f}",
                              stats.interval_text(summary, "{:+.3f}"), summary.verdict or "—", f"{np.mean(speed):.2f}x",
                              f"{interleaved[count]:.2f}x" if count in interleaved else "—",
                              f"{np.mean(implied):.2f}x", f"{len(both)}"])
-    trained_rows, trained = [], {}
+    trained_rows, trained, healed_gap = [], {}, {}
     for criterion in AFTER_TRAINING:
         runs_of = runs.get(f"trained_{criterion}", {})
         done = [s for s in seeds if s in runs_of]
         if not done:
             continue
         trained[criterion] = {str(s): runs_of[s] for s in done}
-        trained_rows.append([criterion, "; ".join(", ".join(runs_of[s]["removed"]) for s in done),
+        gap_cells = ["—", "—", "—"]
+        paired = [s for s in done if s in dense]
+        if paired:  # does the healed model reach its own dense model?
+            healed = stats.paired([dense[s]["perplexity"] - runs_of[s]["perplexity_after_healing"] for s in paired],
+                                  seeds=paired)
+            healed_gap[criterion] = healed.to_dict()
+            gap_cells = [f"{healed.mean:+.3f}", stats.interval_text(healed, "{:+.3f}"), healed.verdict or "—"]
+        trained_rows.append([criterion, _layers_per_seed(runs_of[s]["removed"] for s in done),
                              f"{np.mean([runs_of[s]['perplexity_after_removal'] for s in done]):.3f}",
                              f"{np.mean([runs_of[s]['perplexity_after_healing'] for s in done]):.3f}",
-                             f"{len(done)}"])
+                             *gap_cells, f"{len(done)}"])
     agreement = {}
     for a, b in itertools.combinations(trained, 2):
         shared = sorted(set(trained[a]) & set(trained[b]))
@@ -363,22 +382,24 @@ def summarize(seeds, entries) -> None:
         ") and dense FLOPs per token over the ticket's (implied). The measured ratio compares runs trained hours "
         "or sessions apart, so it moves with the machine's per-core speed between them; the interleaved one does "
         "not.",
-        markdown_table(["model", "removed layers (per seed)", "perplexity", "dense − ticket", "95 % interval",
+        markdown_table(["model", "removed layers (index; per seed)", "perplexity", "dense − ticket", "95 % interval",
                         "verdict", "measured speed-up", "interleaved speed-up", "FLOPs-implied", "seeds"],
                        at_init_rows),
         f"## After training: {count} of {_LAYERS.value} layers removed from the trained dense model",
         f"Each criterion scores the trained model on {_CALIBRATION.value} training sequences; healing is "
         f"{heal_steps} steps of AdamW ({_HEAL.value:.0%} of training) from a fresh optimizer. Dense held-out "
-        f"perplexity: {np.mean(dense_ppl):.3f} (mean over the seeds)." if dense_ppl else "",
-        markdown_table(["criterion", "removed layers (per seed)", "perplexity after removal", "after healing",
-                        "seeds"], trained_rows),
+        f"perplexity: {np.mean(dense_ppl):.3f} (mean over the seeds); dense − healed is paired by seed, read "
+        "as above." if dense_ppl else "",
+        markdown_table(["criterion", "removed layers (index; per seed)", "perplexity after removal", "after healing",
+                        "dense − healed", "95 % interval", "verdict", "seeds"], trained_rows),
         "Agreement (Jaccard index of the removed layers, mean over the seeds):\n\n" + markdown_table(
             ["pair", "Jaccard"], [[name, f"{value:.2f}"] for name, value in agreement.items()]),
         f"Command: `{command}`",
     ])
     write_json_atomic(os.path.join(_OUT.value, "results.json"), {
         "setup": setup, "dense": {str(s): dense[s] for s in seeds if s in dense}, "at_initialization": at_init,
-        "after_training": trained, "agreement_jaccard": agreement, "command": command})
+        "after_training": trained, "dense_minus_healed": healed_gap, "agreement_jaccard": agreement,
+        "command": command})
     write_text_atomic(os.path.join(_OUT.value, "report.md"), report + "\n")
     print(report)
 

@@ -76,12 +76,19 @@ def test_the_report_is_computed_from_the_runs(twin):
         assert row["flops_implied_speedup"] == pytest.approx(
             [d["flops_per_token"] / t["flops_per_token"] for d, t in zip(dense, ticket)], rel=1e-12)
     assert set(results["after_training"]) == set(AFTER_TRAINING)
+    for criterion in AFTER_TRAINING:
+        healed = [_run(twin, s, "dense")["perplexity"]
+                  - _run(twin, s, f"trained_{criterion}")["perplexity_after_healing"] for s in SEEDS]
+        assert results["dense_minus_healed"][criterion]["mean"] == pytest.approx(np.mean(healed), rel=1e-12)
     for a, b in itertools.combinations(AFTER_TRAINING, 2):
         same = [_run(twin, s, f"trained_{a}")["removed"] == _run(twin, s, f"trained_{b}")["removed"] for s in SEEDS]
         assert results["agreement_jaccard"][f"{a} / {b}"] == pytest.approx(np.mean(same))  # one layer: 1 or 0
     assert results["setup"]["train_tokens"] == 4 * 4 * 16
     report = (twin / "out" / "report.md").read_text()
     assert "| GraSP −1 " in report and "| SNIP −1 " in report and "| block_influence " in report
+    # removed layers read as indices, one group per seed: "| GraSP −1 | 0; 1 |"
+    cell = "; ".join(_run(twin, s, "grasp_1")["removed"][0].rsplit("_", 1)[1] for s in SEEDS)
+    assert f"| GraSP −1 | {cell} " in report
 
 
 def test_a_second_start_trains_nothing_and_reports_recovered_runs_and_interleaved_speed_ups(twin):
