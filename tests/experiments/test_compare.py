@@ -174,8 +174,10 @@ def test_the_compare_report_puts_the_papers_table_3_and_the_statistics_beside_th
     table3 = text.split("(pp vs dense)")[1].split("\n\n")[1].splitlines()
     assert [c.strip() for c in table3[0].split("|")[1:-1]] == ["method", "snip", "paper", "grasp", "paper"]
     layers = [c.strip() for c in table3[2].split("|")[1:-1]]
-    assert layers == ["layers (ours)", "**+0.40 ± 0.10** (wins)", "+0.08", "**+0.10 ± 0.30** (within noise)", "+0.40"]
+    # n = 3, t = 4.303: +0.10 ± 0.30 gives [-0.65, +0.85], above -ξ = -1 pp; -1.07 ± 0.21 gives [-1.59, -0.55]
+    assert layers == ["layers (ours)", "**+0.40 ± 0.10** (wins)", "+0.08",
+                      "**+0.10 ± 0.30** (winning ticket at ξ = 1 pp)", "+0.40"]
     filters = [c.strip() for c in table3[3].split("|")[1:-1]]
-    assert filters[1:] == ["-1.07 ± 0.21 (loses)", "-0.79", "-0.20 ± 0.30 (within noise)", "-0.11"]
-    assert "Verdicts: wins 2, loses 1, within noise 3 (of 6 cells)" in text
+    assert filters[1:] == ["-1.07 ± 0.21 (undetermined)", "-0.79", "-0.20 ± 0.30 (winning ticket at ξ = 1 pp)", "-0.11"]
+    assert "Verdicts: wins 2, winning ticket at ξ = 1 pp 3, undetermined 1 (of 6 cells)" in text
     assert os.path.exists(tmp_path / "report.md")

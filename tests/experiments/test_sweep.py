@@ -40,6 +40,55 @@ def test_points_are_seed_major_and_share_one_dense_config_per_seed():
     assert len({r.digest("ticket") for r in runs}) == 12
 
 
+def test_explicit_cells_and_a_training_length_axis():
+    config = Config.create(experiment="sweep", sweep_cells=("grasp:3", "random:5"), sweep_seeds=(0, 1),
+                           sweep_lengths=("4ep", "16ep"), length="16ep", lr_drops=("8ep", "12ep"), warmup="1ep")
+    runs = points(config)
+    assert [(r.seed, r.training.length, r.method.criterion, r.method.num_blocks) for r in runs[:4]] == [
+        (0, "4ep", "grasp", 3), (0, "4ep", "random", 5), (0, "16ep", "grasp", 3), (0, "16ep", "random", 5)]
+    assert len(runs) == 8
+    assert {r.training.length: r.training.lr_drops for r in runs} == {"4ep": ("2ep", "3ep"), "16ep": ("8ep", "12ep")}
+    assert {r.training.warmup for r in runs} == {"1ep"}  # the warm-up keeps its length
+    assert len({dense_config(r) for r in runs}) == 4  # one dense network per seed and length
+    # The full-length points are the very runs a sweep without the axis makes: the same folders.
+    plain = points(Config.create(experiment="sweep", sweep_cells=("grasp:3", "random:5"), sweep_seeds=(0, 1),
+                                 length="16ep", lr_drops=("8ep", "12ep"), warmup="1ep"))
+    assert [r.digest("ticket") for r in plain] == [r.digest("ticket") for r in runs if r.training.length == "16ep"]
+    with pytest.raises(ValueError, match="falls at 4.5ep of 6ep, not a whole epoch"):
+        points(config.replace(sweep_lengths=("6ep",)))
+    with pytest.raises(ValueError, match="not both"):
+        Config.create(experiment="sweep", sweep_cells=("grasp:3",), sweep_criteria=("snip",))
+
+
+def test_the_sweeps_declarations_name_the_sweep_never_a_run():
+    base = Config.create(experiment="sweep", sweep_cells=("grasp:3", "random:3"), sweep_seeds=(0, 1))
+    declared = base.replace(sweep_margin=0.5, sweep_alpha=0.1, sweep_power=0.9, sweep_detectable=0.3,
+                            sweep_comparisons=("grasp-random",))
+    assert [r.digest("ticket") for r in points(base)] == [r.digest("ticket") for r in points(declared)]
+    assert base.digest("sweep") != declared.digest("sweep")
+    # at their defaults the declarations stay out of the identity: earlier sweeps keep their folders
+    assert "sweep_margin" not in Config.create(experiment="sweep").identity("sweep")["sweep"]
+    assert base.replace(sweep_shard="2/3").digest("sweep") == base.digest("sweep")  # a shard is not another sweep
+    for bad, message in [(dict(sweep_cells=("grasp:0",)), "criterion:p items"),
+                         (dict(sweep_cells=("grasp",)), "got 'grasp'"),
+                         (dict(sweep_comparisons=("grasp-grasp",)), "A-B items"),
+                         (dict(sweep_shard="3/2"), "1 <= i <= n"), (dict(sweep_alpha=1.5), "sweep_alpha"),
+                         (dict(sweep_power=0.01), "sweep_power"), (dict(sweep_detectable=0.0), "sweep_detectable")]:
+        with pytest.raises(ValueError, match=message):
+            Config.create(experiment="sweep", **bad)
+
+
+def test_shards_split_the_sweep_by_dense_network_and_cover_it_once():
+    from tf_lottery.experiments.sweep import share
+
+    config = Config.create(experiment="sweep", sweep_cells=("grasp:3", "random:3"), sweep_seeds=(0, 1, 2, 3, 4))
+    runs = points(config)
+    shards = [share(runs, (i, 3)) for i in (1, 2, 3)]
+    assert [[r.seed for r in shard] for shard in shards] == [[0, 0, 3, 3], [1, 1, 4, 4], [2, 2]]
+    assert sorted(r.digest("ticket") for shard in shards for r in shard) == sorted(r.digest("ticket") for r in runs)
+    assert share(runs, None) == runs and share(runs, (6, 6)) == []
+
+
 def test_lottery_points_keep_every_rewind_epoch_in_one_dense_run():
     config = Config.create(experiment="sweep", sweep_experiment="lottery", length="4ep", lr_drops=(),
                            sweep_criteria=("kl", "random"), sweep_rewinds=("weights", "lr"),
@@ -179,9 +228,12 @@ def test_table_2_marks_the_best_criterion_of_each_p():
     assert [c.strip() for c in lines[0].split("|")[1:-1]] == ["p", "snip", "grasp"]
     p1 = [c.strip() for c in lines[2].split("|")[1:-1]]
     p2 = [c.strip() for c in lines[3].split("|")[1:-1]]
-    # Two seeds: t(0.975, 1) = 12.71, so every interval straddles 0.
-    assert p1 == ["1", "+0.20 ± 0.42 (within noise)", "**+0.30 ± 0.14** (within noise)"]  # a tie would bold both
-    assert p2 == ["2", "-1.50 ± 0.71 (within noise)", "**+0.20 ± 0.14** (within noise)"]
+    # Two seeds: t(0.975, 1) = 12.71. GraSP's [+0.2, +0.4] gives [-0.97, +1.57], above -ξ = -1 pp.
+    assert p1 == ["1", "+0.20 ± 0.42 (undetermined)", "**+0.30 ± 0.14** (winning ticket at ξ = 1 pp)"]  # a tie would bold both
+    assert p2 == ["2", "-1.50 ± 0.71 (undetermined)", "**+0.20 ± 0.14** (undetermined)"]  # [-1.07, +1.47]
+    # A narrower margin, declared so: the same interval crosses -0.5.
+    narrow = report.table2(ROWS, declared=report.Declared(margin=0.5)).splitlines()[2]
+    assert "**+0.30 ± 0.14** (undetermined)" in narrow
 
 
 def test_table_2_puts_the_papers_value_beside_each_cell():
@@ -195,13 +247,52 @@ def test_table_2_puts_the_papers_value_beside_each_cell():
 def test_statistics_table_by_hand():
     text = report.statistics_table(ROWS, ("criterion", "p"))
     snip_p1 = next(line for line in text.splitlines() if line.startswith("| snip") and "| 1 " in line)
-    # [+0.5, -0.1]: mean 0.2, std 0.4243, half width 12.706 * 0.4243 / sqrt(2) = 3.812
+    # [+0.5, -0.1]: mean 0.2, std 0.4243, half width 12.706 * 0.4243 / sqrt(2) = 3.812; two seeds of that
+    # spread detect 4.90 pp at 80 % power (statsmodels' TTestPower: 11.549 standard deviations)
     assert [c.strip() for c in snip_p1.split("|")[1:-1]] == [
-        "snip", "1", "0, 1", "+0.50 / -0.10", "+0.20", "0.42", "[-3.61, +4.01]", "within noise", ""]
-    assert report.verdict_counts(ROWS, ("criterion", "p")) == "within noise 4 (of 4 cells)"
+        "snip", "1", "0, 1", "+0.50 / -0.10", "+0.20", "0.42", "[-3.61, +4.01]", "4.90", "undetermined", ""]
+    assert "MDD at 80 % power (pp)" in text.splitlines()[0]
+    assert report.verdict_counts(ROWS, ("criterion", "p")) == "winning ticket at ξ = 1 pp 1, undetermined 3 (of 4 cells)"
     three = [dataclasses.replace(ROWS[0], seed=s, accuracy_pp=v) for s, v in enumerate([1.0, 1.2, 0.8])]
     assert report.verdict_counts(three, ("criterion", "p")) == "wins 1 (of 1 cells)"
     assert "[+0.50, +1.50]" in report.statistics_table(three, ("criterion", "p"))
+    near = [dataclasses.replace(ROWS[0], seed=s, accuracy_pp=v) for s, v in enumerate([-0.2, 0.1, -0.1])]
+    assert report.verdict_counts(near, ("criterion", "p")) == "winning ticket at ξ = 1 pp 1 (of 1 cells)"
+
+
+def test_the_declared_family_pools_over_p_pairs_by_seed_and_p_and_corrects_by_holm():
+    from statsmodels.stats.multitest import multipletests
+
+    from tf_lottery.reports import stats
+
+    declared = report.Declared(margin=1.0, comparisons=(("grasp", "snip"),))
+    found = report.declared_family(ROWS, declared)
+    assert [c.name for c in found] == ["snip pooled over p", "grasp pooled over p", "grasp − snip"]
+    # snip per seed: seed 0 (0.5 - 1.0) / 2 = -0.25, seed 1 (-0.1 - 2.0) / 2 = -1.05
+    assert found[0].summary.differences == (pytest.approx(-0.25), pytest.approx(-1.05))
+    # grasp − snip per seed, paired by p: seed 0 ((0.2 - 0.5) + (0.3 + 1.0)) / 2 = 0.5; seed 1 ((0.4 + 0.1) + (0.1 + 2.0)) / 2 = 1.3
+    assert found[2].kind == "contrast" and found[2].summary.differences == (pytest.approx(0.5), pytest.approx(1.3))
+    raw = [stats.one_sided_p([-0.25, -1.05], 0.0, "greater"), stats.one_sided_p([-0.25, -1.05], -1.0, "greater"),
+           stats.one_sided_p([-0.25, -1.05], -1.0, "less")]
+    assert [p for p, _ in found[0].tests.values()] == pytest.approx(raw)
+    every = [p for c in found for p, _ in c.tests.values()]
+    assert len(every) == 3 + 3 + 4
+    assert [a for c in found for _, a in c.tests.values()] == pytest.approx(list(multipletests(every, method="holm")[1]))
+    text = report.family_table(ROWS, declared)
+    line = next(line for line in text.splitlines() if line.startswith("| grasp − snip"))
+    assert [c.strip() for c in line.split("|")[1:4]] == ["grasp − snip", "0, 1", "+0.90"]
+    assert "verdict after Holm" in text
+
+
+def test_a_training_length_axis_keeps_each_length_apart():
+    rows = [dataclasses.replace(r, length=length) for length in ("4ep", "16ep") for r in ROWS]
+    text = report.statistics_table(rows, ("length", "criterion", "p"))
+    heads = [[c.strip() for c in line.split("|")[1:4]] for line in text.splitlines()[2:]]
+    assert heads.count(["4ep", "snip", "1"]) == 1 and heads.count(["16ep", "snip", "1"]) == 1
+    assert report.table2(rows).splitlines()[0].split("|")[1].strip() == "length"
+    names = [c.name for c in report.declared_family(rows, report.Declared(comparisons=(("grasp", "snip"),)))]
+    assert names == ["snip pooled over p at 4ep", "grasp pooled over p at 4ep", "grasp − snip at 4ep",
+                     "snip pooled over p at 16ep", "grasp pooled over p at 16ep", "grasp − snip at 16ep"]
 
 
 def test_time_to_the_dense_accuracy_table():
@@ -220,7 +311,7 @@ def test_table_4_reports_reductions_and_speedups():
     snip_p2 = next(line for line in text.splitlines() if line.startswith("| snip") and "| 2 " in line)
     cells = [c.strip() for c in snip_p2.split("|")[1:-1]]
     assert cells == ["snip", "2", "20.00", "5.00", "7.00", "unavailable", "1.30x", "1.30x", "1.25x",
-                     "-1.50 ± 0.71 (within noise)", "2", ""]
+                     "-1.50 ± 0.71 (undetermined)", "2", ""]
     grasp_p1 = next(line for line in text.splitlines() if line.startswith("| grasp") and "| 1 " in line)
     assert "1.10 ± 0.14x" in grasp_p1 and "20.00" in grasp_p1
     with_paper = report.table4(ROWS, depth=32)
@@ -234,7 +325,7 @@ def test_report_writes_its_plots(tmp_path):
     dense_mean = next(line for line in text.splitlines() if line.startswith("| mean ± std"))
     assert [c.strip() for c in dense_mean.split("|")[1:-1]] == [
         "mean ± std", "90.50 ± 0.71", "", "", "", "spread 1.00 pp: within the 1 pp band", "2 seeds"]
-    assert "## Statistics: paired differences per cell" in text and "Verdicts: within noise 4 (of 4 cells)" in text
+    assert "## Statistics: paired differences per cell" in text and "Verdicts: winning ticket at ξ = 1 pp 1, undetermined 3 (of 4 cells)" in text
     for name in ("report.md", "accuracy_difference.png", "accuracy_vs_flops.png", "speedup.png"):
         assert os.path.getsize(tmp_path / name) > 1000
     assert not [n for n in os.listdir(tmp_path) if n.startswith(".")]

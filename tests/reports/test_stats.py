@@ -14,41 +14,51 @@ def test_t_quantiles_are_the_textbook_ones(degrees, expected):
     assert stats.t_quantile(0.95, degrees) == pytest.approx(expected, abs=1e-4)
 
 
-def test_three_seeds_within_noise_by_hand():
+def test_three_seeds_undetermined_by_hand():
     summary = stats.paired([0.4, 0.9, 0.2], seeds=[0, 1, 2])
     std = math.sqrt(((0.4 - 0.5) ** 2 + (0.9 - 0.5) ** 2 + (0.2 - 0.5) ** 2) / 2)  # 0.360555
     half = 4.302653 * std / math.sqrt(3)  # 0.895665
     assert summary.mean == pytest.approx(0.5) and summary.std == pytest.approx(std)
     assert (summary.low, summary.high) == (pytest.approx(0.5 - half, abs=1e-5), pytest.approx(0.5 + half, abs=1e-5))
-    assert summary.verdict == "within noise" and summary.n == 3 and summary.seeds == (0, 1, 2)
+    assert summary.verdict == "undetermined" and summary.n == 3 and summary.seeds == (0, 1, 2)
     assert stats.interval_text(summary) == "[-0.40, +1.40]"
     assert stats.per_seed_text(summary) == "+0.40 / +0.90 / +0.20"
+    # At ξ = 1 pp the whole interval lies above -1: a winning ticket at ξ, not a win.
+    assert stats.paired([0.4, 0.9, 0.2], xi=1.0).verdict == "winning ticket at ξ"
 
 
-def test_wins_and_loses_need_the_whole_interval_on_one_side():
+def test_the_four_verdicts_need_the_whole_interval():
     # mean 1.0, std 0.2: half width 4.3027 * 0.2 / sqrt(3) = 0.4968
-    wins = stats.paired([1.0, 1.2, 0.8])
+    wins = stats.paired([1.0, 1.2, 0.8], xi=1.0)
     assert wins.low == pytest.approx(0.50317, abs=1e-5) and wins.verdict == "wins"
-    assert stats.paired([-1.0, -1.2, -0.8]).verdict == "loses"
-    # Every seed positive is not enough when the spread is large: [0.1, 2.0, 0.2] straddles 0.
-    assert stats.paired([0.1, 2.0, 0.2]).verdict == "within noise"
-
-
-def test_interval_edges_and_xi():
-    assert stats.verdict(0.0, 0.8) == "wins"  # at or above 0: the paper's ξ = 0 with ">="
-    assert stats.verdict(-0.5, -1e-9) == "loses"
-    assert stats.verdict(-1e-9, 0.5) == "within noise"
-    # mean -0.2, std 0.1: [-0.448, +0.048]; within noise at ξ = 0, a win when 0.5 pp below dense still wins
-    assert stats.paired([-0.3, -0.2, -0.1]).verdict == "within noise"
-    assert stats.paired([-0.3, -0.2, -0.1], xi=0.5).verdict == "wins"
+    assert stats.paired([-2.0, -2.2, -1.8], xi=1.0).verdict == "loses"  # [-2.50, -1.50] below -1
+    assert stats.paired([-1.0, -1.2, -0.8], xi=1.0).verdict == "undetermined"  # crosses -1
+    assert stats.paired([-1.0, -1.2, -0.8], xi=0.0).verdict == "loses"
+    assert stats.paired([0.1, 2.0, 0.2]).verdict == "undetermined"  # every seed positive is not enough
+    assert stats.verdict(1e-9, 0.8) == "wins" and stats.verdict(0.0, 0.8) == "undetermined"  # ξ = 0: at 0 is not above
+    assert stats.verdict(0.0, 0.8, xi=0.5) == "winning ticket at ξ"
+    assert stats.verdict(-0.6, -0.5, xi=0.5) == "undetermined" and stats.verdict(-0.6, -0.51, xi=0.5) == "loses"
     with pytest.raises(ValueError, match="xi must be"):
         stats.paired([0.1, 0.2], xi=-1)
+    with pytest.raises(ValueError, match="kind must be"):
+        stats.paired([0.1, 0.2], kind="dense")
+
+
+def test_contrasts_of_two_tickets():
+    assert stats.contrast(0.1, 0.5) == "better" and stats.contrast(-0.5, -0.1) == "worse"
+    assert stats.contrast(-0.4, 0.4, xi=0.5) == "equivalent at ±ξ" and stats.contrast(-0.4, 0.6, xi=0.5) == "undetermined"
+    assert stats.paired([0.1, -0.1, 0.0, 0.05], kind="contrast", xi=1.0).verdict == "equivalent at ±ξ"
+
+
+def test_no_verdict_word_of_the_old_scale_is_left():
+    assert "within noise" not in stats.VERDICTS + stats.CONTRASTS
 
 
 def test_one_seed_and_unavailable_values():
     one = stats.paired([0.5])
-    assert (one.mean, one.std, one.low, one.high, one.verdict) == (0.5, None, None, None, "one seed")
-    assert stats.interval_text(one) == "—"
+    assert (one.mean, one.std, one.low, one.high, one.verdict, one.detectable) == (0.5, None, None, None, "one seed",
+                                                                                    None)
+    assert stats.interval_text(one) == "—" and stats.detectable_text(one) == "—"
     kept = stats.paired([0.4, None, 0.2], seeds=[0, 1, 2])
     assert kept.differences == (0.4, 0.2) and kept.seeds == (0, 2) and kept.mean == pytest.approx(0.3)
     none = stats.paired([None])
@@ -56,6 +66,118 @@ def test_one_seed_and_unavailable_values():
     with pytest.raises(ValueError, match="2 seeds for 3 differences"):
         stats.paired([0.1, 0.2, 0.3], seeds=[0, 1])
     assert stats.paired([0.1, 0.3]).to_dict()["n"] == 2
+    assert stats.paired([0.3, 0.3, 0.3]).detectable is None  # no spread: no power to speak of
+
+
+def _statsmodels_detectable(std, n, power=0.8):
+    """The same quantity from statsmodels' TTestPower (an implementation independent of ours)."""
+    from statsmodels.stats.power import TTestPower
+
+    return std * TTestPower().solve_power(effect_size=None, nobs=n, alpha=0.05, power=power, alternative="two-sided")
+
+
+@pytest.mark.parametrize("n", range(3, 11))
+def test_power_and_the_minimum_detectable_difference_match_statsmodels_and_scipys_nct(n):
+    from scipy import stats as scipy_stats
+    from statsmodels.stats.power import TTestPower
+
+    detectable = stats.minimum_detectable(0.41, n)
+    assert detectable == pytest.approx(_statsmodels_detectable(0.41, n), rel=1e-6)
+    assert stats.power(detectable, 0.41, n) == pytest.approx(0.8, abs=1e-8)
+    for effect in (0.1, 0.3, 0.5):  # larger effects reach scipy's NaN of the far tail in statsmodels too
+        expected = TTestPower().power(effect_size=effect / 0.41, nobs=n, alpha=0.05, alternative="two-sided")
+        assert stats.power(effect, 0.41, n) == pytest.approx(expected, abs=1e-9)
+        # by hand from the noncentral t: the mass beyond the critical values
+        critical = scipy_stats.t.ppf(0.975, n - 1)
+        shift = effect * math.sqrt(n) / 0.41
+        by_hand = scipy_stats.nct.sf(critical, n - 1, shift) + scipy_stats.nct.cdf(-critical, n - 1, shift)
+        assert stats.power(effect, 0.41, n) == pytest.approx(by_hand, abs=1e-12)
+
+
+@pytest.mark.parametrize("n, golden", [(3, 1.3383), (4, 0.8725), (5, 0.6896), (6, 0.5882), (7, 0.5218),
+                                       (8, 0.4740), (9, 0.4375), (10, 0.4084)])
+def test_the_minimum_detectable_difference_at_the_old_twins_spread(n, golden):
+    # Golden values (std 0.41 pp, the CNN twin's paired spread): statsmodels 0.15 TTestPower, rounded.
+    assert stats.minimum_detectable(0.41, n) == pytest.approx(golden, abs=5e-5)
+
+
+def test_the_planner_finds_the_fewest_seeds():
+    assert stats.seeds_needed(0.41, 0.5) == 8  # 7 seeds detect 0.522 pp, 8 seeds 0.474
+    assert stats.minimum_detectable(0.41, 7) > 0.5 >= stats.minimum_detectable(0.41, 8)
+    assert stats.seeds_needed(0.41, 2.0) == 3 and stats.seeds_needed(0.41, 5.0) == 2
+    for std, target in [(0.2, 0.3), (1.0, 0.5), (0.05, 0.1)]:
+        n = stats.seeds_needed(std, target)
+        assert _statsmodels_detectable(std, n) <= target < _statsmodels_detectable(std, n - 1)
+    with pytest.raises(ValueError, match="target must be"):
+        stats.seeds_needed(0.4, 0)
+    with pytest.raises(ValueError, match="more than 1000 seeds"):
+        stats.seeds_needed(10.0, 0.01)
+    with pytest.raises(ValueError, match="at least 2 seeds"):
+        stats.power(0.5, 0.4, 1)
+
+
+def test_pooled_spread_by_hand():
+    # (1 * 0.08 + 2 * 0.04) / 3 = 0.05333
+    assert stats.pooled_std([[0.1, 0.5], [1.0, 1.2, 1.4], [7.0]]) == pytest.approx(math.sqrt(0.16 / 3))
+    assert stats.pooled_std([[1.0], []]) is None
+
+
+def test_holm_by_hand_and_against_statsmodels():
+    from statsmodels.stats.multitest import multipletests
+
+    # sorted 0.01, 0.03, 0.04: x3, x2, x1 -> 0.03, 0.06, 0.04 -> monotone 0.03, 0.06, 0.06
+    assert stats.holm([0.01, 0.04, 0.03]) == [0.03, 0.06, 0.06]
+    assert stats.holm([0.5, 0.6]) == [1.0, 1.0] and stats.holm([]) == []
+    values = [0.001, 0.2, 0.012, 0.04, 0.0049, 0.9, 0.013]
+    assert stats.holm(values) == pytest.approx(list(multipletests(values, method="holm")[1]), abs=1e-12)
+    with pytest.raises(ValueError, match="p-values must be in"):
+        stats.holm([0.1, 1.5])
+
+
+def test_one_sided_p_values_by_hand():
+    from scipy import stats as scipy_stats
+
+    values = [0.4, 0.9, 0.2]
+    t = (0.5 + 1.0) / (stats.paired(values).std / math.sqrt(3))  # against -1: 7.2058
+    assert stats.one_sided_p(values, -1.0, "greater") == pytest.approx(scipy_stats.t.sf(t, 2), abs=1e-12)
+    assert stats.one_sided_p(values, -1.0, "less") == pytest.approx(scipy_stats.t.cdf(t, 2), abs=1e-12)
+    assert stats.one_sided_p([0.3, 0.3], 0.0, "greater") == 0.0 and stats.one_sided_p([0.3, 0.3], 0.0, "less") == 1.0
+
+
+def test_a_family_of_one_reads_as_its_interval_and_holm_only_widens():
+    # one comparison against dense: three one-sided tests, so Holm multiplies the smallest by 3
+    values = [0.4, 0.9, 0.2]
+    alone = stats.family([("grasp", "ticket", values, None)], xi=1.0)[0]
+    assert set(alone.tests) == {"above 0", "above -ξ", "below -ξ"}
+    p_above_xi = stats.one_sided_p(values, -1.0, "greater")  # 0.0094: 3 x 0.0094 = 0.028 > 0.025
+    assert alone.tests["above -ξ"] == (pytest.approx(p_above_xi), pytest.approx(3 * p_above_xi))
+    assert alone.summary.verdict == "winning ticket at ξ" and alone.verdict == "undetermined"
+    tight = stats.family([("grasp", "ticket", [0.5, 0.6, 0.55, 0.45], None)], xi=1.0)[0]
+    assert tight.verdict == "wins" and tight.summary.verdict == "wins"
+    # a contrast: four tests; equivalence needs both of its one-sided tests
+    pair = stats.family([("grasp - snip", "contrast", [0.1, -0.05, 0.02, 0.0, 0.03], None)], xi=1.0)[0]
+    assert set(pair.tests) == {"above 0", "below 0", "above -ξ", "below +ξ"} and pair.verdict == "equivalent at ±ξ"
+    # a one-seed comparison is left out of the family and of its correction
+    assert [c.name for c in stats.family([("a", "ticket", [0.1], None), ("b", "ticket", values, None)], 1.0)] == ["b"]
+    # Holm over the family: the adjusted p-values are statsmodels' over every test of every comparison
+    from statsmodels.stats.multitest import multipletests
+
+    found = stats.family([("a", "ticket", values, None), ("b", "contrast", [0.2, 0.1, 0.4], None)], xi=1.0)
+    raw = [p for c in found for p, _ in c.tests.values()]
+    adjusted = [a for c in found for _, a in c.tests.values()]
+    assert adjusted == pytest.approx(list(multipletests(raw, method="holm")[1]), abs=1e-12)
+
+
+def test_the_verdict_text_names_its_margin():
+    assert stats.verdict_text("winning ticket at ξ", 1.0) == "winning ticket at ξ = 1 pp"
+    assert stats.verdict_text("equivalent at ±ξ", 0.5, "%") == "equivalent at ±ξ = 0.5 %"
+    assert stats.verdict_text("loses", 1.0) == "loses" and stats.verdict_text(None, 1.0) == "—"
+
+
+def test_the_modules_examples_run():
+    import doctest
+
+    assert doctest.testmod(stats).failed == 0
 
 
 def test_learning_curve_adds_the_setup_before_the_first_epoch():

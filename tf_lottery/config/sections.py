@@ -34,7 +34,7 @@ from tf_lottery.tickets.filters import MATCHES
 from tf_lottery.models import MODELS
 from tf_lottery.core.options import boolean, choice, integer, integers, names, real, text
 from tf_lottery.training import NO_WARMUP, Recipe, parse_length
-from tf_lottery.training.recipe import OPTIMIZERS, canonical_drops
+from tf_lottery.training.recipe import OPTIMIZERS, canonical_drops, canonical_length
 
 REWINDS = ("weights", "lr", "reinit")
 SCORE_SEQUENCES = 64
@@ -44,6 +44,11 @@ SCHEDULES = ("oneshot", "iterative")
 
 def _sweepable():
     return [name for name in EXPERIMENTS.names() if EXPERIMENTS.get(name).sweepable]
+
+
+def _json_ready_default(field) -> object:
+    """A dataclass field's default as :func:`_json_ready` writes it (tuples become lists)."""
+    return list(field.default) if isinstance(field.default, tuple) else field.default
 
 
 def _json_ready(instance) -> dict:
@@ -366,25 +371,114 @@ class SweepConfig(Section):
                                           "(empty: --rewind_epoch).")
     sweep_rewind_steps: tuple = integers((), "sweep (lottery, imp): the rewind steps, e.g. 0,100,500 (empty: "
                                          "--rewind_step); not with --sweep_rewind_epochs.", lower_bound=0)
+    sweep_cells: tuple = names((), "sweep: an explicit list of criterion:p cells, e.g. grasp:3,grasp:5,snip:5,"
+                               "random:5, run instead of every criterion at every p (not with --sweep_criteria or "
+                               "--sweep_num_blocks).")
+    sweep_lengths: tuple = names((), "sweep: training lengths to run every point at, e.g. 4ep,8ep,16ep (empty: "
+                                 "--length). The learning-rate drops keep their fraction of the training (drops at "
+                                 "8ep,12ep of 16ep are at 2ep,3ep of 4ep); the warm-up keeps its length.")
+    sweep_margin: float = real(1.0, "sweep: the margin ξ of every verdict, declared before the runs (the paper's "
+                               "Eq. 1: a winning ticket is at most ξ below dense): percentage points of accuracy, or "
+                               "% of the dense perplexity for a language model.", lower_bound=0)
+    sweep_alpha: float = real(0.05, "sweep: α of the two-sided intervals (one-sided tests at α/2, Holm-corrected over "
+                              "the declared comparisons).")
+    sweep_power: float = real(0.8, "sweep: the power at which each cell's minimum detectable difference is given.")
+    sweep_detectable: float = real(0.5, "sweep, plan: the minimum detectable difference the seeds should reach "
+                                   "(pp, or % of perplexity); --experiment=plan says how many seeds that takes.")
+    sweep_comparisons: tuple = names((), "sweep: declared comparisons of two criteria at the same seeds and p, e.g. "
+                                     "grasp-snip,grasp-random (each criterion pooled over p is always declared).")
+    sweep_shard: str = text("", "sweep: run only share i of n of the sweep's runs, e.g. 2/8 (a cluster's array task; "
+                            "the runs folder's locks guard shared runs; the report is written once every run is "
+                            "finished). Not part of the sweep's identity.")
+
+    # Declared after the runs existed: left out of the identity at their defaults, so earlier sweeps keep
+    # their folders. The shard says which process runs what, never what the sweep is.
+    _LATER = ("sweep_cells", "sweep_lengths", "sweep_margin", "sweep_alpha", "sweep_power", "sweep_detectable",
+              "sweep_comparisons")
 
     def __post_init__(self):
         super().__post_init__()
         for name in ("sweep_num_blocks", "sweep_seeds", "sweep_rewind_epochs", "sweep_rewind_steps"):
             _distinct(name, getattr(self, name))
-        if self.sweep_rewind_epochs and self.sweep_rewind_steps:
-            raise ValueError("give --sweep_rewind_epochs or --sweep_rewind_steps, not both")
-
-    def identity(self) -> dict:
-        """The lists that name a sweep: all, the rewind steps only when given (so sweeps from
-        before they existed keep their folders)."""
-        values = self.to_dict()
-        if not self.sweep_rewind_steps:
-            values.pop("sweep_rewind_steps")
-        return values
-        for name in ("sweep_criteria", "sweep_methods"):
+        for name in ("sweep_criteria", "sweep_methods", "sweep_cells", "sweep_lengths", "sweep_comparisons"):
             values = getattr(self, name)
             if len(set(values)) != len(values):
-                raise ValueError(f"{name} lists a name twice: {list(values)}")
+                raise ValueError(f"--{name} lists a value twice: {','.join(values)}")
+        if self.sweep_rewind_epochs and self.sweep_rewind_steps:
+            raise ValueError("give --sweep_rewind_epochs or --sweep_rewind_steps, not both")
+        if self.sweep_cells and (self.sweep_criteria or self.sweep_num_blocks):
+            raise ValueError("give --sweep_cells, or --sweep_criteria and --sweep_num_blocks, not both")
+        object.__setattr__(self, "sweep_cells", tuple(f"{c}:{p}" for c, p in self.cells()))
+        object.__setattr__(self, "sweep_lengths", tuple(canonical_length(v) for v in self.sweep_lengths))
+        if not (0 < self.sweep_alpha < 1):
+            raise ValueError(f"--sweep_alpha must be in (0, 1); got {self.sweep_alpha!r}")
+        if not (self.sweep_alpha / 2 < self.sweep_power < 1):
+            raise ValueError(f"--sweep_power must be in ({self.sweep_alpha / 2:g}, 1); got {self.sweep_power!r}")
+        if not (self.sweep_detectable > 0 and math.isfinite(self.sweep_detectable)):
+            raise ValueError(f"--sweep_detectable must be a number > 0; got {self.sweep_detectable!r}")
+        if not math.isfinite(self.sweep_margin):
+            raise ValueError(f"--sweep_margin must be a finite number >= 0; got {self.sweep_margin!r}")
+        for item in self.sweep_comparisons:
+            self.contrast(item)
+        self.shard()
+
+    def cells(self) -> list:
+        """``[(criterion, p), ...]`` of ``--sweep_cells``.
+
+        Raises:
+            ValueError: naming an item that is not ``criterion:p`` with a registered criterion and p >= 1.
+        """
+        found = []
+        for item in self.sweep_cells:
+            name, _, count = str(item).partition(":")
+            name = name.strip()
+            if name not in CRITERIA.names() or not count.strip().isdigit() or int(count) < 1:
+                raise ValueError(f"--sweep_cells takes criterion:p items, p >= 1 and the criterion one of "
+                                 f"{', '.join(CRITERIA.names())}; got {item!r}")
+            found.append((name, int(count)))
+        if len(set(found)) != len(found):
+            raise ValueError(f"--sweep_cells lists a cell twice: {','.join(self.sweep_cells)}")
+        return found
+
+    @staticmethod
+    def contrast(item: str) -> tuple:
+        """``"grasp-snip"`` -> ``("grasp", "snip")``.
+
+        Raises:
+            ValueError: naming an item that is not two different registered criteria joined by ``-``.
+        """
+        first, _, second = str(item).partition("-")
+        names_ = CRITERIA.names()
+        if first not in names_ or second not in names_ or first == second:
+            raise ValueError(f"--sweep_comparisons takes A-B items of two different criteria, each one of "
+                             f"{', '.join(names_)}; got {item!r}")
+        return first, second
+
+    def shard(self) -> Optional[tuple]:
+        """``(i, n)`` of ``--sweep_shard`` (1 <= i <= n), None without one.
+
+        Raises:
+            ValueError: naming a value that is not ``i/n``.
+        """
+        if not self.sweep_shard:
+            return None
+        index, _, count = self.sweep_shard.partition("/")
+        if not (index.strip().isdigit() and count.strip().isdigit() and 1 <= int(index) <= int(count)):
+            raise ValueError(f"--sweep_shard takes i/n with 1 <= i <= n, e.g. 2/8; got {self.sweep_shard!r}")
+        return int(index), int(count)
+
+    def identity(self) -> dict:
+        """The lists and declarations that name a sweep: all but the shard; the rewind steps and
+        what came later only when given (so sweeps from before they existed keep their folders)."""
+        values = self.to_dict()
+        values.pop("sweep_shard")
+        if not self.sweep_rewind_steps:
+            values.pop("sweep_rewind_steps")
+        defaults = SweepConfig.__dataclass_fields__
+        for name in self._LATER:
+            if values[name] == _json_ready_default(defaults[name]):
+                values.pop(name)
+        return values
 
 
 @dataclasses.dataclass(frozen=True)
@@ -418,7 +512,7 @@ class EvaluationConfig(Section):
     random_start: bool = boolean(True, "adversarial: PGD starts at a uniform random point of the ball.")
     attack_examples: Optional[int] = integer(1000, "adversarial: attack the first N test images (0 = all).",
                                              lower_bound=0, zero_means_none=True)
-    runs_from: tuple = names((), "robustness and export: run folders to evaluate or export (ticket, dense, sweep or "
+    runs_from: tuple = names((), "robustness, export and plan: run folders to evaluate or export (ticket, dense, sweep or "
                              "compare folders; empty: the runs the other flags name).", flag="from")
     cka_examples: int = integer(1000, "cka: the fixed evaluation batch, the first N test images (the debiased "
                                 "form needs 4 to 5000).", lower_bound=4)

@@ -8,7 +8,7 @@ The CLI picks one with ``--experiment=NAME``.
 
 from tf_lottery.config.experiments import EXPERIMENTS, Experiment, register
 from tf_lottery.experiments import (  # noqa: F401,E402  (registers them)
-    compare, dense, describe, export, imp, init_ticket, lottery, robustness, sweep,
+    compare, dense, describe, export, imp, init_ticket, lottery, plan, robustness, sweep,
 )
 
 

@@ -85,4 +85,5 @@ def sweep_row(point, result: RunRecord, rewinds: bool) -> SweepRow:
         dense_train_accuracy=dense_history.get("accuracy") or None,
         dense_perplexity=result.dense.evals.get("clean", {}).get("perplexity"),
         ticket_perplexity=result.ticket.evals.get("clean", {}).get("perplexity"),
+        length=point.training.length,
     )

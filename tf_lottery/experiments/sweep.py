@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from typing import List
+from typing import List, Optional
 
 from tf_lottery import tickets
 from tf_lottery import reports
@@ -33,6 +33,7 @@ from tf_lottery.core.progress import Progress
 from tf_lottery.experiments.rows import sweep_row
 from tf_lottery.results.records import SweepRow
 from tf_lottery.experiments.runs import RunFolder
+from tf_lottery.training.recipe import stretch_drops
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,14 +87,19 @@ def points(config: Config, default_methods: tuple = ()) -> list[Config]:
         keep_steps |= {step for _, step in rewind_points}
     keep.discard(0)
     keep_steps.discard(0)
-    fraction = method.fraction if not sweep.sweep_num_blocks else None
+    fraction = method.fraction if not (sweep.sweep_num_blocks or sweep.sweep_cells) else None
+    cells = [(count, name) for name, count in sweep.cells()] or list(itertools.product(counts, names))
+    training = config.training
+    lengths = [(length, stretch_drops(training.lr_drops, training.length, length))
+               for length in sweep.sweep_lengths] or [(training.length, training.lr_drops)]
     base = dataclasses.replace(config, sweep=SweepConfig())
     found, seen = [], set()
-    for seed, kind, count, name, mode, (epoch, step) in itertools.product(seeds, types, counts, names, modes,
-                                                                          rewind_points):
+    for seed, (length, drops), kind, (count, name), mode, (epoch, step) in itertools.product(
+            seeds, lengths, types, cells, modes, rewind_points):
         point = base.replace(experiment=experiments[kind], method=kind, seed=seed, num_blocks=count,
                              fraction=fraction, criterion=name, rewind=mode, rewind_epoch=epoch, rewind_step=step,
-                             keep_epochs=tuple(sorted(keep)), keep_steps=tuple(sorted(keep_steps)))
+                             keep_epochs=tuple(sorted(keep)), keep_steps=tuple(sorted(keep_steps)),
+                             length=length, lr_drops=drops)
         key = (point.experiment, point.digest("ticket"))
         if key not in seen:
             seen.add(key)
@@ -117,28 +123,73 @@ def check(config: Config, runs: list[Config]) -> None:
         check_execution(method.type)
 
 
+def share(runs: list[Config], shard: Optional[tuple]) -> list[Config]:
+    """The runs of shard ``(i, n)``: the points are grouped by their dense network (seed and
+    training length) and the groups dealt out in order, group k to shard k mod n + 1, so that no
+    two shards train the same dense network. ``None``: every run.
+
+    Example:
+        >>> [p.seed for p in share(points(config), (2, 2))]  # seeds 0, 1, 2, 3 with two cells each
+        [1, 1, 3, 3]
+    """
+    if shard is None:
+        return list(runs)
+    index, count = shard
+    groups = list(dict.fromkeys(point.digest("dense") for point in runs))
+    mine = {group for number, group in enumerate(groups) if number % count == index - 1}
+    return [point for point in runs if point.digest("dense") in mine]
+
+
+def unfinished(runs: list[Config]) -> list[Config]:
+    """The runs whose folder holds no result.json yet."""
+    return [point for point in runs
+            if not RunFolder(point, EXPERIMENTS.get(point.experiment).scope).exists("result.json")]
+
+
+def _run_point(config: Config, point: Config, number: int, progress: Progress) -> SweepRow:
+    experiment = EXPERIMENTS.get(point.experiment)
+    method = point.method
+    log(f"{config.experiment} run {progress.status(number)}: seed {point.seed}, {method.type}"
+        + (f", p={method.num_blocks}, {method.criterion}" if "criterion" in METHODS.get(method.type).fields else "")
+        + (f", {point.training.length}" if config.sweep.sweep_lengths else "")
+        + (f", rewind={method.rewind} to {rewind_point(method)}" if experiment.rewinds else ""))
+    return sweep_row(point, experiment(point), experiment.rewinds)
+
+
 def run_points(config: Config, runs: list[Config], write_report) -> SweepResult:
     """Runs ``runs`` in order in the folder of ``config`` (scope "sweep"), then its report.
+
+    With ``--sweep_shard=i/n`` only shard i's runs are run (:func:`share`), without holding the
+    sweep's folder (each run's own lock guards it); the report is then written when no run of the
+    sweep is left unfinished, by whichever shard finishes last.
 
     Args:
         config: The sweep's (or compare's) config: names its folder.
         runs: The points (from :func:`points`), checked with :func:`check`.
         write_report: ``(config, rows, folder) -> text``: writes report.md and plots.
+
+    Returns:
+        The :class:`SweepResult`; a shard that leaves other shards' runs unfinished returns no rows
+        and no report.
     """
     folder = RunFolder(config, "sweep")
+    shard = config.sweep.shard()
+    if shard is not None:
+        mine = share(runs, shard)
+        log(f"{config.experiment} shard {shard[0]}/{shard[1]}: {len(mine)} of {len(runs)} runs, folder {folder.path}")
+        progress = Progress(len(mine))
+        for number, point in enumerate(mine, 1):
+            _run_point(config, point, number, progress)
+        left = unfinished(runs)
+        if left:
+            log(f"shard {shard[0]}/{shard[1]} done; {len(left)} runs of other shards unfinished: the shard that "
+                "finishes last writes the report (or rerun the sweep without --sweep_shard)")
+            return SweepResult(folder.path, [], "")
     with folder.lock(config.runtime.wait_for_lock):
         folder.start()
         log(f"{config.experiment}: {len(runs)} runs, folder {folder.path}")
-        rows = []
         progress = Progress(len(runs))
-        for number, point in enumerate(runs, 1):
-            experiment = EXPERIMENTS.get(point.experiment)
-            method = point.method
-            log(f"{config.experiment} run {progress.status(number)}: seed {point.seed}, {method.type}"
-                + (f", p={method.num_blocks}, {method.criterion}" if "criterion" in METHODS.get(method.type).fields
-                   else "")
-                + (f", rewind={method.rewind} to {rewind_point(method)}" if experiment.rewinds else ""))
-            rows.append(sweep_row(point, experiment(point), experiment.rewinds))
+        rows = [_run_point(config, point, number, progress) for number, point in enumerate(runs, 1)]
         folder.write_json("results.json", {"config": config.to_dict(), "rows": [r.to_dict() for r in rows]})
         text = write_report(config, rows, folder.path)
     print(text)

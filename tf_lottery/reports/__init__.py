@@ -19,12 +19,14 @@ from tf_lottery.reports.compare import METHOD_LABELS, cka_table3, cost_table, ta
 from tf_lottery.reports.paper_tables import cka_table2, has_cka, table1, table2, table4
 from tf_lottery.reports.recipe_check import dense_table, model_label, recipe_text, warmup_epochs
 from tf_lottery.reports.run_report import run_table
-from tf_lottery.reports.statistics import paired_accuracy, statistics_table, time_to_dense_table, verdict_counts
+from tf_lottery.reports.statistics import (
+    Declared, declared_family, family_table, paired_accuracy, statistics_table, time_to_dense_table, verdict_counts,
+)
 from tf_lottery.reports.sweep import write
 from tf_lottery.reports.tables import markdown_table
 
 __all__ = [
-    "METHOD_LABELS", "cell", "cka_table2", "cka_table3", "cost_table", "dense_table", "has_cka", "markdown_table",
+    "Declared", "METHOD_LABELS", "cell", "declared_family", "family_table", "cka_table2", "cka_table3", "cost_table", "dense_table", "has_cka", "markdown_table",
     "mean_std", "model_label", "paired_accuracy", "paper", "plots", "recipe_text", "robustness", "run_table",
     "statistics_table", "stats", "table1", "table2", "table3", "table4", "time_to_dense_table", "verdict_counts",
     "warmup_epochs", "write", "write_compare",

@@ -16,7 +16,9 @@ from tf_lottery.tickets import METHODS
 from tf_lottery.reports.cells import cell, group_by, ordered_values
 from tf_lottery.reports.paper_tables import CKA_NOTE, difference_table, has_cka, model_depth
 from tf_lottery.reports.recipe_check import RECIPE_NOTE, dense_table, model_label, recipe_text, warmup_epochs
-from tf_lottery.reports.statistics import STATISTICS_NOTE, TIME_NOTE, statistics_table, time_to_dense_table, verdict_counts
+from tf_lottery.reports.statistics import (
+    DEFAULT, TIME_NOTE, Declared, statistics_note, statistics_table, time_to_dense_table, verdict_counts,
+)
 
 
 #: How ``compare`` reports name each method (the paper's Table 3 calls filter tickets "standard LTH").
@@ -36,11 +38,11 @@ def _structured(rows) -> list:
     return _labelled(sorted((r for r in rows if r.method in order), key=lambda r: order.index(r.method)))
 
 
-def table3(rows, paper_of=None) -> str:
+def table3(rows, paper_of=None, declared: Declared = DEFAULT) -> str:
     """Table 3 shape: filter and layer tickets (rows) by criterion (columns), pp vs dense, one p
     (``paper_of(row)`` of a labelled row: the paper's value beside each column)."""
     return difference_table(_structured(rows), ("method",), "criterion", lambda name: name, best_of="column",
-                             paper_of=paper_of)
+                             paper_of=paper_of, declared=declared)
 
 
 def cka_table3(rows) -> str:
@@ -91,6 +93,7 @@ def cost_table(rows) -> str:
 def write_compare(config: Config, rows: List[SweepRow], folder: str) -> str:
     """Writes report.md of a ``compare`` run into ``folder``; returns its text."""
     plots.accuracy_vs_time(rows, os.path.join(folder, "accuracy_vs_time.png"))
+    declared = Declared.of(config)
     seeds = ordered_values(rows, "seed")
     method = config.method
     depth = model_depth(config)
@@ -112,7 +115,7 @@ def write_compare(config: Config, rows: List[SweepRow], folder: str) -> str:
     for p in [p for p in ordered_values(rows, "p") if p is not None]:
         at_p = [r for r in rows if r.p == p]
         parts += [f"## Table 3 shape: filter vs layer tickets at initialization, p = {p} (pp vs dense)", "",
-                  table3(at_p, paper_of), ""]
+                  table3(at_p, paper_of, declared), ""]
         if has_cka(at_p):
             parts += [f"CKA with the dense network, p = {p}:", "", cka_table3(at_p), "",
                       CKA_NOTE.format(along="column"), ""]
@@ -132,8 +135,8 @@ def write_compare(config: Config, rows: List[SweepRow], folder: str) -> str:
     keys = ("method", "criterion", "p")
     labelled = _labelled(rows)
     parts += [
-        "## Statistics: paired differences per cell", "", statistics_table(labelled, keys, paper_of), "",
-        f"Verdicts: {verdict_counts(labelled, keys)}. {STATISTICS_NOTE}", "",
+        "## Statistics: paired differences per cell", "", statistics_table(labelled, keys, paper_of, declared), "",
+        f"Verdicts: {verdict_counts(labelled, keys, declared)}. {statistics_note(declared)}", "",
         "## Time to the dense network's final accuracy", "", time_to_dense_table(labelled, keys), "", TIME_NOTE, "",
         "![accuracy vs time](accuracy_vs_time.png)", "",
         "## Cost of every method (mean ± std over seeds)", "", cost_table(rows), "",

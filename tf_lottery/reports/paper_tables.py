@@ -21,11 +21,11 @@ from tf_lottery.reports import paper
 from tf_lottery.reports.tables import markdown_table
 from tf_lottery.training import parse_length
 from tf_lottery.reports.cells import cell, group_by, mean_std, ordered_values
-from tf_lottery.reports.statistics import paired_accuracy
+from tf_lottery.reports.statistics import DEFAULT, Declared, paired_accuracy, verdict_cell
 
 
 def difference_table(rows, row_keys, column_key, column_label, best_of: str = "row", value: str = "accuracy_pp",
-                      spec: str = "{:+.2f}", paper_of=None) -> str:
+                      spec: str = "{:+.2f}", paper_of=None, declared: Declared = DEFAULT) -> str:
     """Rows x columns of accuracy differences (pp; or another row field ``value`` formatted by
     ``spec``), both in sweep order; the best (highest) mean of each row (``best_of="row"``) or of
     each column (``"column"``) in bold. Accuracy cells carry their verdict; ``paper_of(row)``,
@@ -48,7 +48,7 @@ def difference_table(rows, row_keys, column_key, column_label, best_of: str = "r
             return ""
         text = cell(values[key], spec, bold=best(key))
         if value == "accuracy_pp" and means[key] is not None:
-            text += f" ({paired_accuracy(groups[key[0] + (key[1],)]).verdict})"
+            text += f" ({verdict_cell(paired_accuracy(groups[key[0] + (key[1],)], declared), declared)})"
         return text
 
     def published(key):
@@ -82,17 +82,20 @@ def table1_paper(config: Config):
     return lambda r: paper.table1(depth, r.criterion, r.rewind, None if r.by_step else r.rewind_epoch, epochs)
 
 
-def table1(rows, paper_of=None) -> str:
+def table1(rows, paper_of=None, declared: Declared = DEFAULT) -> str:
     """Table 1 shape: after-training criterion (x rewind mode) by rewind epoch θ_i (or step: θ_<k>it),
     pp vs dense."""
     keys = ("criterion", "rewind") if len(ordered_values(rows, "rewind")) > 1 else ("criterion",)
     suffix = "it" if any(r.by_step for r in rows) else ""
-    return difference_table(rows, keys, "rewind_at", lambda at: f"θ_{at}{suffix}", paper_of=paper_of)
+    return difference_table(rows, keys, "rewind_at", lambda at: f"θ_{at}{suffix}", paper_of=paper_of,
+                            declared=declared)
 
 
-def table2(rows, paper_of=None) -> str:
-    """Table 2 shape: p by criterion at initialization, pp vs dense (the paper's beside, when given)."""
-    return difference_table(rows, ("p",), "criterion", lambda name: name, paper_of=paper_of)
+def table2(rows, paper_of=None, declared: Declared = DEFAULT) -> str:
+    """Table 2 shape: p (by training length, when a sweep has several) by criterion at initialization,
+    pp vs dense (the paper's beside, when given)."""
+    keys = ("length", "p") if len(ordered_values(rows, "length")) > 1 else ("p",)
+    return difference_table(rows, keys, "criterion", lambda name: name, paper_of=paper_of, declared=declared)
 
 
 def has_cka(rows) -> bool:
@@ -111,19 +114,20 @@ CKA_NOTE = ("Linear CKA (Kornblith et al. 2019) between the dense network's and 
              "and the debiased form are in every run's `evals/ticket/cka.json` and in `--experiment=robustness`.")
 
 
-def table4(rows, depth: Optional[int] = None) -> str:
+def table4(rows, depth: Optional[int] = None, declared: Declared = DEFAULT) -> str:
     """Table 4 shape: reductions (% less than dense) and speed-ups (x), mean ± std over seeds, the
     accuracy difference with its verdict, and the paper's row for a GraSP ResNet32/56 ticket of
     ``depth`` (FLOPs / memory / CO2 reductions and speed-up)."""
-    keys = ["criterion", "p"] + (["rewind", "rewind_at"] if rows and rows[0].rewinds else [])
+    keys = (["length"] if len(ordered_values(rows, "length")) > 1 else []) + ["criterion", "p"] + (
+        ["rewind", "rewind_at"] if rows and rows[0].rewinds else [])
     body = []
     for head, group in group_by(rows, *keys).items():
         def col(key, spec="{:.2f}", suffix=""):
             return cell([getattr(r, key) for r in group], spec, suffix=suffix)
         accuracy = col("accuracy_pp", "{:+.2f}")
-        summary = paired_accuracy(group)
+        summary = paired_accuracy(group, declared)
         if summary.verdict is not None:
-            accuracy += f" ({summary.verdict})"
+            accuracy += f" ({verdict_cell(summary, declared)})"
         row = paper.table4(depth, group[0].criterion, group[0].p) if not group[0].rewinds else None
         published = "" if row is None else f"{row[0]:.2f} / {row[1]:.2f} / {row[2]:.2f} / {row[3]:.2f}x"
         body.append([*head, col("flops_reduction_pct"), col("params_reduction_pct"), col("memory_reduction_pct"),

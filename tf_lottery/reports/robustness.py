@@ -4,8 +4,9 @@ Every difference is a ticket's accuracy minus the dense accuracy *of its own see
 same θ0, data and recipe), in percentage points, then mean ± std over seeds. A cell whose
 mean is >= 0 is **bold**: the ticket is at least as robust as the dense network on
 average (the paper's "(+)", its ξ = 0 of Eq. 1); each cell also carries its verdict
-(:mod:`tf_lottery.reports.stats`): "wins" only when the 95 % t interval of the per-seed differences
-lies at or above 0, "loses" when it lies below, "within noise" otherwise. The paper's Table 5 (ResNet32/56 GraSP
+(:mod:`tf_lottery.reports.stats`, margin ξ = 1 pp): "wins" when the 95 % t interval of the per-seed
+differences lies above 0, "winning ticket at ξ" above -ξ, "loses" below -ξ, "undetermined" when it
+crosses -ξ. The paper's Table 5 (ResNet32/56 GraSP
 tickets, CIFAR-10-C and CIFAR-10.2, one run each) is shown beside the matching rows.
 """
 
@@ -16,6 +17,7 @@ from typing import Callable, Dict, List, Optional
 
 from tf_lottery.reports import plots
 from tf_lottery.reports import stats
+from tf_lottery.reports.statistics import DEFAULT
 from tf_lottery.config import Config
 from tf_lottery.evals.cka import ordered_views
 from tf_lottery.evals.corruptions import CORRUPTIONS
@@ -69,11 +71,11 @@ def _by_number(keys) -> List[str]:
 
 def _winning(values) -> str:
     """``mean ± std`` of per-seed paired differences, bold when the mean is >= 0, with the cell's
-    verdict (:mod:`tf_lottery.reports.stats`: the 95 % t interval against ξ = 0)."""
+    verdict (:mod:`tf_lottery.reports.stats`: the 95 % t interval against the default margin ξ = 1 pp)."""
     mean = mean_std(values)[0]
     text = cell(values, bold=mean is not None and mean >= 0)
-    verdict = stats.paired(values).verdict
-    return text if verdict is None else f"{text} ({verdict})"
+    summary = stats.paired(values, xi=DEFAULT.margin)
+    return text if summary.verdict is None else f"{text} ({stats.verdict_text(summary.verdict, DEFAULT.margin)})"
 
 
 def _columns(rows) -> List[tuple]:

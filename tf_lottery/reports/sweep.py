@@ -19,13 +19,16 @@ from tf_lottery.reports.cells import ordered_values
 from tf_lottery.reports.paper_tables import CKA_NOTE, cka_table2, has_cka, model_depth, table1, table1_paper, table2, table4
 from tf_lottery.reports.recipe_check import RECIPE_NOTE, dense_table, model_label, recipe_text, warmup_epochs
 from tf_lottery.reports.statistics import (
-    STATISTICS_NOTE, TIME_NOTE, perplexity_table, statistics_table, time_to_dense_table, verdict_counts,
+    TIME_NOTE, Declared, family_note, family_table, perplexity_table, statistics_note, statistics_table,
+    time_to_dense_table, verdict_counts,
 )
 
 
 def write(config: Config, rows: List[SweepRow], folder: str) -> str:
     """Writes report.md and the plots of a sweep into ``folder``; returns the report's text."""
     lottery = rows[0].rewinds
+    declared = Declared.of(config)
+    lengths = len(ordered_values(rows, "length")) > 1
     x_key = "rewind_at" if lottery and len(ordered_values(rows, "p")) == 1 else "p"
     drawn = _draw_plots(rows, x_key, folder)
     seeds = ordered_values(rows, "seed")
@@ -46,28 +49,31 @@ def write(config: Config, rows: List[SweepRow], folder: str) -> str:
         paper_of = table1_paper(config)
         keys = ("criterion", "rewind", "rewind_at", "p")
         parts += ["## Table 1 shape: after-training criteria by rewind epoch (pp vs dense)", "",
-                  table1(rows, paper_of), "",
+                  table1(rows, paper_of, declared), "",
                   "The paper's column of θ_i is its value at the same fraction of the training (its θ_0, θ_25, "
                   "θ_50, θ_75 of 200 epochs), where the fraction is one of those.", ""]
     else:
         paper_of = lambda r: paper.table2(depth, r.criterion, r.p)  # noqa: E731
-        keys = ("criterion", "p")
-        parts += ["## Table 2 shape: tickets at initialization (pp vs dense)", "", table2(rows, paper_of), ""]
+        keys = ("length", "criterion", "p") if lengths else ("criterion", "p")
+        parts += ["## Table 2 shape: tickets at initialization (pp vs dense)", "", table2(rows, paper_of, declared), ""]
         if has_cka(rows):
             parts += ["## CKA with the dense network (Table 2 shape)", "", cka_table2(rows), "",
                       CKA_NOTE.format(along="row"), ""]
-    if any(r.ticket_perplexity is not None for r in rows):
+    language = any(r.ticket_perplexity is not None for r in rows)
+    if language:
         parts += ["## Held-out perplexity (a language model: the verdict that counts)", "",
-                  perplexity_table(rows, keys), "",
-                  "Dense minus ticket held-out perplexity per seed: positive when the ticket predicts held-out "
-                  "text better; the verdict reads the 95 % t interval as below. The accuracy tables are "
-                  "next-token accuracy.", ""]
+                  perplexity_table(rows, keys, declared), "",
+                  "Dense minus ticket held-out perplexity per seed in % of the dense perplexity: positive when the "
+                  f"ticket predicts held-out text better; the verdict reads the interval against ξ = "
+                  f"{declared.margin:g} % as below. The accuracy tables are next-token accuracy.", ""]
     parts += [
-        "## Statistics: paired differences per cell", "", statistics_table(rows, keys, paper_of), "",
-        f"Verdicts: {verdict_counts(rows, keys)}. {STATISTICS_NOTE}", "",
+        "## Statistics: paired differences per cell", "", statistics_table(rows, keys, paper_of, declared), "",
+        f"Verdicts: {verdict_counts(rows, keys, declared)}. {statistics_note(declared)}", "",
+        "## Declared comparisons (Holm-corrected family)", "", family_table(rows, declared, language), "",
+        family_note(declared, language), "",
         "## Time to the dense network's final accuracy", "", time_to_dense_table(rows, keys), "", TIME_NOTE, "",
         *(["![accuracy vs time](accuracy_vs_time.png)", ""] if "accuracy_vs_time.png" in drawn else []),
-        "## Table 4 shape: efficiency (% less than dense; speed-up in x)", "", table4(rows, depth), "",
+        "## Table 4 shape: efficiency (% less than dense; speed-up in x)", "", table4(rows, depth, declared), "",
         f"Training speed-up = dense training time / ticket training time, measured (wall clock, whole "
         f"`fit`){'; a rewound ticket trains n - i epochs, so its time ratio includes the shorter schedule' if lottery else ''}. "
         "Images/s ratio = ticket / dense training throughput after the first epoch: the per-step gain alone. "

@@ -496,6 +496,8 @@ class SweepRow:
     # Added in 0.9: held-out perplexity of a language model (--task=causal_lm; None for images).
     dense_perplexity: Optional[float] = None
     ticket_perplexity: Optional[float] = None
+    # Added in 0.10: the training length of the point (a sweep's --sweep_lengths axis).
+    length: Optional[str] = None
 
     @property
     def rewinds(self) -> bool:

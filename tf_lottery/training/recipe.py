@@ -90,6 +90,43 @@ def canonical_drops(drops, length: str, inside: bool = False) -> tuple:
     return tuple(f"{c}{u}" for c, u in parsed)
 
 
+def stretch_drops(drops, length: str, new_length: str) -> tuple:
+    """The learning-rate drops of a recipe of ``length`` moved to a training of ``new_length``, each
+    at the same fraction of the training: a sweep's training-length axis (``--sweep_lengths``).
+
+    Args:
+        drops: The drops, in the unit of ``length``.
+        length: The recipe's training length.
+        new_length: The length to stretch (or shrink) it to, in the same unit.
+
+    Returns:
+        The drops in their one spelling.
+
+    Raises:
+        ValueError: for lengths of two units, or a drop that would not land on a whole epoch
+            (or step), naming it.
+
+    Example:
+        >>> stretch_drops(("8ep", "12ep"), "16ep", "4ep")
+        ('2ep', '3ep')
+    """
+    total, unit = parse_length(length)
+    new_total, new_unit = parse_length(new_length)
+    moved = []
+    for drop in drops:
+        count, drop_unit = parse_length(drop)
+        if unit != new_unit or drop_unit != unit:
+            raise ValueError(f"a training-length axis keeps one unit: --length={length}, --lr_drops drop {drop} and "
+                             f"the length {new_length} must all be in epochs or all in steps")
+        if (count * new_total) % total:
+            raise ValueError(f"the learning-rate drop at {drop} of {length} falls at {count * new_total / total:g}"
+                             f"{unit} of {new_length}, not a whole {'epoch' if unit == 'ep' else 'step'}: choose "
+                             f"lengths that keep every drop whole (multiples of {total // math.gcd(total, count)}"
+                             f"{unit} for this drop)")
+        moved.append(f"{count * new_total // total}{unit}")
+    return canonical_drops(moved, new_length, inside=True)
+
+
 def to_steps(text: str, steps_per_epoch: int, allow_zero: bool = False) -> int:
     """Optimizer steps of a length string."""
     count, unit = parse_length(text, allow_zero)
