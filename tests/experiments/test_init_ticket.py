@@ -52,7 +52,14 @@ def test_the_run_record_is_complete(finished):
     assert set(os.listdir(os.path.join(dense_folder, "export"))) == {"dense"}
     assert result.exports["dense"] == os.path.join(dense_folder, "export", "dense")
     saved = json.load(open(os.path.join(folder, "result.json")))
-    assert RunRecord.from_dict(saved) == result and RunRecord.from_dict(saved).to_dict() == saved
+    # Recorded relative: another run to the runs folder, the run's own files to its folder.
+    assert saved["run_folder"] == os.path.basename(folder) and saved["dense_run_folder"] == os.path.basename(dense_folder)
+    assert saved["exports"] == {"dense": os.path.join(os.path.basename(dense_folder), "export", "dense"),
+                                "ticket": os.path.join("export", "ticket")}
+    assert result.to_dict() == saved and RunRecord.from_dict(saved).to_dict() == saved
+    moved = RunRecord.from_dict(saved).anchored("/elsewhere/runs/" + os.path.basename(folder), "/elsewhere/runs")
+    assert moved.exports["dense"] == os.path.join("/elsewhere/runs", os.path.basename(dense_folder), "export", "dense")
+    assert moved.exports["ticket"] == os.path.join("/elsewhere/runs", os.path.basename(folder), "export", "ticket")
 
 
 def test_the_numbers_mean_what_they_say(finished):

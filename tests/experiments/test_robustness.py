@@ -55,7 +55,7 @@ def test_every_ticket_is_measured_against_the_dense_run_of_its_seed(measured):
         assert row.ticket["adversarial"]["examples"] == 24 and row.ticket["cka"]["examples"] == 40
         assert list(row.ticket["cka"]["views"]) == ["stage1", "stage2", "stage3", "penultimate"]
     saved = json.loads(open(os.path.join(result.run_folder, "results.json")).read())
-    assert [r["run_folder"] for r in saved["rows"]] == [r.run_folder for r in result.rows]
+    assert [r["run_folder"] for r in saved["rows"]] == [os.path.basename(r.run_folder) for r in result.rows]
 
 
 def test_the_results_are_the_models_measured_by_hand(measured):

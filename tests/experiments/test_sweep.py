@@ -178,7 +178,15 @@ def test_rows_and_report_agree_with_the_runs(swept):
     text = open(os.path.join(folder, "report.md")).read()
     assert report.cell(snip) in text and "Table 2 shape" in text and "Table 4 shape" in text
     saved = json.load(open(os.path.join(folder, "results.json")))["rows"]
-    assert [SweepRow.from_dict(r) for r in saved] == result.rows
+    # results.json names the runs relative to the runs folder: the sweep's folder moves whole
+    assert [r["run_folder"] for r in saved] == [os.path.basename(r.run_folder) for r in result.rows]
+    assert not any(os.path.isabs(r["dense_run_folder"]) or os.sep in r["dense_run_folder"] for r in saved)
+    assert [SweepRow.from_dict(r) for r in saved] == [dataclasses.replace(
+        r, run_folder=os.path.basename(r.run_folder), dense_run_folder=os.path.basename(r.dense_run_folder))
+        for r in result.rows]
+    record = json.load(open(os.path.join(result.rows[0].run_folder, "result.json")))
+    assert record["run_folder"] == os.path.basename(result.rows[0].run_folder)
+    assert record["dense_run_folder"] == os.path.basename(result.rows[0].dense_run_folder)
 
 
 def test_an_interrupted_sweep_resumes_run_by_run(swept, monkeypatch):
@@ -324,11 +332,27 @@ def test_report_writes_its_plots(tmp_path):
     assert "fashion_mnist, ResNet-20, 3ep at learning rate 0.05" in text
     dense_mean = next(line for line in text.splitlines() if line.startswith("| mean ± std"))
     assert [c.strip() for c in dense_mean.split("|")[1:-1]] == [
-        "mean ± std", "90.50 ± 0.71", "", "", "", "spread 1.00 pp: within the 1 pp band", "2 seeds"]
+        "mean ± std", "90.50 ± 0.71", "", "", "", "spread 1.00 pp: within the 1 pp band", "", "2 seeds"]
     assert "## Statistics: paired differences per cell" in text and "Verdicts: winning ticket at ξ = 1 pp 1, undetermined 3 (of 4 cells)" in text
     for name in ("report.md", "accuracy_difference.png", "accuracy_vs_flops.png", "speedup.png"):
         assert os.path.getsize(tmp_path / name) > 1000
     assert not [n for n in os.listdir(tmp_path) if n.startswith(".")]
+    assert "## Declared comparisons (Holm-corrected family)" in text and "| grasp pooled over p |" in text.replace(
+        "  ", "")
+
+
+def test_the_report_says_whether_every_training_plateaued(tmp_path):
+    rising = [[1, 0.80], [2, 0.85], [3, 0.90], [4, 0.92], [5, 0.94]]  # the last 20 %: epoch 5 only -> 4, 5
+    flat = [[1, 0.80], [2, 0.85], [3, 0.90], [4, 0.931], [5, 0.932]]
+    rows = [dataclasses.replace(r, dense_curve=flat, ticket_curve=rising if r.criterion == "snip" else flat)
+            for r in ROWS]
+    text = report.write(Config(), rows, str(tmp_path))
+    assert "## Plateau: did every training converge?" in text
+    lines = {tuple(c.strip() for c in line.split("|")[1:3]): [c.strip() for c in line.split("|")[3:-1]]
+             for line in text.split("## Plateau")[1].split("\n\n")[1].splitlines()[2:]}
+    assert lines[("dense", "")] == ["2 of 2", "—", "0.10 / 0.10"]
+    assert lines[("snip", "1")] == ["0 of 2", "still rising", "2.00 / 2.00"]
+    assert lines[("grasp", "2")][0] == "2 of 2"
 
 
 def _flagfile_config(name):

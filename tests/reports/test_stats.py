@@ -281,3 +281,16 @@ def test_a_language_models_ticket_wins_by_perplexity_not_token_accuracy(dense_pp
     images = dataclasses.replace(_record([epoch(8.0)]), evals={"clean": {"accuracy": 0.39}})
     assert Comparison.between(dataclasses.replace(dense, evals={"clean": {"accuracy": 0.40}}), images
                               ).winning_ticket is False  # without perplexities: accuracy, as for images
+
+
+def test_plateau_over_the_last_fifth_of_the_epochs():
+    # 16 epochs: the last 20 % are epochs 13 to 16 (0.8 x 16 = 12.8)
+    curve = [[i, 0.90] for i in range(12)] + [[12, 0.9366], [13, 0.9356], [14, 0.9342], [15, 0.9334]]
+    found = curves.plateau(curve)
+    assert found.epochs == (13, 14, 15, 16) and found.state == "falling"
+    assert (found.range_pp, found.change_pp) == (pytest.approx(0.32), pytest.approx(-0.32))
+    assert curves.plateau(curve[:12] + [[12, 0.935], [13, 0.936], [14, 0.934], [15, 0.9352]]).state == "plateaued"
+    assert curves.plateau(curve[:12] + [[12, 0.930], [13, 0.932], [14, 0.934], [15, 0.9352]]).state == "still rising"
+    assert curves.plateau(curve[:12] + [[12, 0.930], [13, 0.935], [14, 0.929], [15, 0.9301]]).state == "moving"
+    assert curves.plateau([[1, 0.5], [2, 0.6]]).epochs == (1, 2)  # at least two epochs are compared
+    assert curves.plateau([[1, 0.5]]) is None and curves.plateau(None) is None

@@ -116,3 +116,26 @@ def write_text_atomic(path: str, text: str) -> None:
 def write_json_atomic(path: str, payload) -> None:
     """Writes ``payload`` as indented JSON, atomically (see :func:`write_text_atomic`)."""
     write_text_atomic(path, json.dumps(payload, indent=2, sort_keys=True) + "\n")
+
+
+def run_path(runs_dir, recorded):
+    """Where a run folder that another record names lives under ``runs_dir``.
+
+    Records name other runs relative to the runs folder (``dense-3f2a9c1b7d4e``); records of 0.9
+    and earlier hold the path of their time (``/work/runs/dense-...`` or ``runs/dense-...``). Both are
+    read as the folder of that name under ``runs_dir``, so a runs folder stays whole when moved.
+
+    Args:
+        runs_dir: The runs folder of the reading run (None: the recorded path as it is).
+        recorded: The recorded name or path (None: nothing recorded).
+
+    Returns:
+        The path, or None.
+
+    Example:
+        >>> run_path("/data/runs", "/old/place/runs/dense-3f2a9c1b7d4e")
+        '/data/runs/dense-3f2a9c1b7d4e'
+    """
+    if recorded is None or runs_dir is None:
+        return recorded
+    return os.path.join(runs_dir, os.path.basename(os.path.normpath(recorded)))

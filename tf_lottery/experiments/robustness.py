@@ -49,7 +49,7 @@ from tf_lottery.core.io import write_json_atomic
 from tf_lottery.core.log import log
 from tf_lottery.core.progress import Progress
 from tf_lottery.experiments.rows import blocks_removed
-from tf_lottery.results.records import RunRecord
+from tf_lottery.results.records import folder_name, RunRecord
 from tf_lottery.experiments.runs import RunFolder
 
 #: The evaluations this experiment runs (``clean`` is always added for the reference accuracy).
@@ -72,7 +72,9 @@ class RobustnessRow:
     ticket: Optional[Dict[str, dict]]
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """JSON-ready; the run folders by name (relative to the runs folder)."""
+        return {**dataclasses.asdict(self), "run_folder": folder_name(self.run_folder),
+                "dense_run_folder": folder_name(self.dense_run_folder)}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from typing import Optional
 
+from tf_lottery.core.io import run_path
+
 from tf_lottery.results import curves
 from tf_lottery.results.records import ModelRecord, RunRecord, SweepRow
 from tf_lottery.tickets import METHODS
@@ -51,10 +53,11 @@ def sweep_row(point, result: RunRecord, rewinds: bool) -> SweepRow:
     c = result.comparison
     batch = c.latency_batch_size
     method = point.method.type
-    dense_curve = curves.read_curve(result.dense_run_folder, "dense", result.dense.training.timing)
-    ticket_curve = curves.read_curve(result.run_folder, "ticket", result.ticket.training.timing)
+    runs_dir = point.runtime.runs_dir
+    dense_curve = curves.read_curve(run_path(runs_dir, result.dense_run_folder), "dense", result.dense.training.timing)
+    ticket_curve = curves.read_curve(run_path(runs_dir, result.run_folder), "ticket", result.ticket.training.timing)
     dense_final = curves.final_accuracy(dense_curve)
-    dense_history = curves.read_history(result.dense_run_folder, "dense")
+    dense_history = curves.read_history(run_path(runs_dir, result.dense_run_folder), "dense")
     return SweepRow(
         seed=point.seed, criterion=point.method.criterion, p=blocks_removed(point, result),
         experiment=point.experiment,
@@ -69,7 +72,7 @@ def sweep_row(point, result: RunRecord, rewinds: bool) -> SweepRow:
         co2_reduction_pct=c.co2_reduction_pct, energy_reduction_pct=c.energy_reduction_pct,
         training_speedup_x=c.training_speedup_x, images_per_second_ratio_x=c.images_per_second_ratio_x,
         flops_implied_speedup_x=c.flops_implied_speedup_x,
-        run_folder=result.run_folder, dense_run_folder=result.dense_run_folder,
+        run_folder=run_path(runs_dir, result.run_folder), dense_run_folder=run_path(runs_dir, result.dense_run_folder),
         method=method, dense_params=result.dense.params, ticket_params=result.ticket.params,
         ticket_nonzero_params=result.ticket.cost("nonzero_params"),
         dense_filters=result.dense.cost("filters"), ticket_filters=result.ticket.cost("filters"),

@@ -304,6 +304,8 @@ def already_done(config: Config, run: RunFolder, quiet: bool = False) -> Optiona
             log(f"{run.path} ran before; measuring the evaluations it lacks")
         return None
     log(f"this config already ran: {run.path} (delete the folder to run it again)")
+    # The record names runs relative to the runs folder: in memory they are paths under this one.
+    record = record.anchored(run.path, config.runtime.runs_dir)
     # summary.md follows from the record: remade when missing or damaged (the same bytes, atomically,
     # so two processes doing it at once cannot clash).
     print(write_summary(config, run, record))
@@ -331,7 +333,7 @@ def restore_history(run: RunFolder, name: str, trained: TrainingRecord) -> None:
 
 def write_summary(config: Config, run: RunFolder, record: RunRecord) -> str:
     """Writes ``summary.md`` (the run table under a title) unless it already holds just that; returns the table."""
-    table = reports.run_table(record)
+    table = reports.run_table(record, config.runtime.runs_dir)
     text = f"# {config.experiment} {run.digest}\n\nPrecision: {config.precision}.\n\n{table}"
     try:
         with open(run.file("summary.md"), encoding="utf-8") as handle:

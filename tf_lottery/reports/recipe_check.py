@@ -7,6 +7,7 @@ from __future__ import annotations
 from tf_lottery.config import Config
 from tf_lottery.reports.tables import markdown_table
 from tf_lottery.results import curves
+from tf_lottery.results.records import folder_name
 from tf_lottery.training import parse_length
 from tf_lottery.reports.cells import cell, group_by, percent_cell
 
@@ -32,7 +33,8 @@ def dense_table(rows, warmup_epochs: int = 0) -> str:
     for (seed,), group in group_by(rows, "seed").items():
         first = group[0]
         body.append([seed, percent_cell(first.dense_accuracy), f"{first.dense_train_seconds:.0f}",
-                     *_recipe_flags(first, warmup_epochs), first.dense_run_folder or ""])
+                     *_recipe_flags(first, warmup_epochs), plateau_cell(first.dense_curve),
+                     folder_name(first.dense_run_folder) or ""])
     accuracies = [None if g[0].dense_accuracy is None else 100 * g[0].dense_accuracy
                   for g in group_by(rows, "seed").values()]
     known = [a for a in accuracies if a is not None]
@@ -40,11 +42,44 @@ def dense_table(rows, warmup_epochs: int = 0) -> str:
     band = "" if spread is None else (f"spread {spread:.2f} pp: "
                                       f"{'within' if spread <= curves.BAND_PP else 'outside'} the "
                                       f"{curves.BAND_PP:g} pp band")
-    body.append(["mean ± std", cell(accuracies, "{:.2f}"), "", "", "", band,
+    body.append(["mean ± std", cell(accuracies, "{:.2f}"), "", "", "", band, "",
                  f"{len(accuracies)} seed{'s' if len(accuracies) > 1 else ''}"])
     headers = ["seed", "test accuracy (%)", "training time (s)", "last epoch's training-accuracy gain (pp)",
-               "worst validation drop / gap to training after warm-up (pp)", "recipe check", "dense run folder"]
-    return markdown_table(headers, body, align="lrrrrll")
+               "worst validation drop / gap to training after warm-up (pp)", "recipe check",
+               f"last {100 * curves.PLATEAU_FRACTION:g} % of epochs: validation range / change (pp)", "dense run folder"]
+    return markdown_table(headers, body, align="lrrrrlll")
+
+
+def plateau_cell(curve) -> str:
+    """``plateaued (0.12 / +0.04)``: the state of the held-out accuracy over the last 20 % of the epochs."""
+    found = curves.plateau(curve)
+    return "—" if found is None else f"{found.state} ({found.range_pp:.2f} / {found.change_pp:+.2f})"
+
+
+def plateau_table(rows, keys) -> str:
+    """How many runs of each cell (and the dense runs) plateaued over the last 20 % of their epochs,
+    with each run's validation range over that window."""
+    def summary(found_curves):
+        states = [curves.plateau(c) for c in found_curves]
+        states = [s for s in states if s is not None]
+        count = sum(s.state == "plateaued" for s in states)
+        others = sorted({s.state for s in states} - {"plateaued"})
+        return [f"{count} of {len(states)}", ", ".join(others) or "—",
+                " / ".join(f"{s.range_pp:.2f}" for s in states) or "—"]
+
+    dense = {r.dense_run_folder: r.dense_curve for r in rows}
+    body = [["dense", *[""] * (len(keys) - 1), *summary(dense.values())]]
+    for head, group in group_by(rows, *keys).items():
+        body.append([*["—" if v is None else v for v in head], *summary(r.ticket_curve for r in group)])
+    headers = [*keys, "plateaued", "the others", "validation range over the window per run (pp)"]
+    return markdown_table(headers, body, align="l" * len(keys) + "rll")
+
+
+PLATEAU_NOTE = (
+    f"Plateaued: the held-out (validation) accuracy moves by at most {curves.PLATEAU_PP:g} pp over the epochs that end "
+    f"in the last {100 * curves.PLATEAU_FRACTION:g} % of the training (range = highest − lowest there; change = last − "
+    "first). Otherwise \"still rising\" (the last epoch is more than that above the window's first), \"falling\" (more "
+    "than that below it: past its peak) or \"moving\".")
 
 
 RECIPE_NOTE = (

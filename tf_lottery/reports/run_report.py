@@ -4,14 +4,22 @@
 from __future__ import annotations
 
 
+from tf_lottery.core.io import run_path
 from tf_lottery.reports.tables import markdown_table
 from tf_lottery.results import curves
 from tf_lottery.results.records import RunRecord
 from tf_lottery.reports.cells import change_cell, energy_cell, fmt_value, less_cell, percent_cell
 
 
-def run_table(result: RunRecord) -> str:
+def run_table(result: RunRecord, runs_dir=None) -> str:
     """Dense versus ticket as a Markdown table (printed at the end of a run and saved).
+
+    Args:
+        result: The run record.
+        runs_dir: The runs folder holding the run (the record names its runs relative to it).
+
+    Returns:
+        The Markdown table.
 
     Example:
         >>> print(run_table(RunRecord.from_dict(json.load(open("runs/init_ticket-.../result.json")))))
@@ -48,7 +56,7 @@ def run_table(result: RunRecord) -> str:
          else f"latency, batch {batch} (ms, measured)", latency(dense), latency(ticket), fmt_value(diff.latency_speedup_x, "{:,.2f}x")],
         [f"training time (s, measured{resumed})", f"{dense.train_seconds:.1f}", f"{ticket.train_seconds:.1f}",
          fmt_value(diff.training_speedup_x, "{:,.2f}x speed-up" + (" at the steady pace" if resumed else ""))],
-        _time_to_dense_row(result),
+        _time_to_dense_row(result, runs_dir),
         [f"training images/s (measured{', steady epochs' if resumed else ''})", fmt_value(dense.images_per_second, "{:,.0f}"),
          fmt_value(ticket.images_per_second, "{:,.0f}"), fmt_value(diff.images_per_second_ratio_x, "{:,.2f}x")],
         ["training energy (Wh, estimated)" if dense.energy.estimated else "training energy (Wh)",
@@ -59,11 +67,11 @@ def run_table(result: RunRecord) -> str:
     return markdown_table(["", "dense", "ticket", "change"], rows, align="lrrl")
 
 
-def _time_to_dense_row(result: RunRecord) -> list:
+def _time_to_dense_row(result: RunRecord, runs_dir=None) -> list:
     """The run table's row: seconds until the dense network's final validation accuracy is reached
     (dense: its own first epoch there), measured on each training's curve (:mod:`tf_lottery.results.curves`)."""
-    dense = curves.read_curve(result.dense_run_folder, "dense", result.dense.training.timing)
-    ticket = curves.read_curve(result.run_folder, "ticket", result.ticket.training.timing)
+    dense = curves.read_curve(run_path(runs_dir, result.dense_run_folder), "dense", result.dense.training.timing)
+    ticket = curves.read_curve(run_path(runs_dir, result.run_folder), "ticket", result.ticket.training.timing)
     target = curves.final_accuracy(dense)
     if target is None:
         return ["time to the dense final val accuracy (no validation split)", "unavailable", "unavailable", ""]

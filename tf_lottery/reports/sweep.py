@@ -17,7 +17,9 @@ from tf_lottery.reports import paper, plots
 from tf_lottery.results.records import SweepRow
 from tf_lottery.reports.cells import ordered_values
 from tf_lottery.reports.paper_tables import CKA_NOTE, cka_table2, has_cka, model_depth, table1, table1_paper, table2, table4
-from tf_lottery.reports.recipe_check import RECIPE_NOTE, dense_table, model_label, recipe_text, warmup_epochs
+from tf_lottery.reports.recipe_check import (
+    PLATEAU_NOTE, RECIPE_NOTE, dense_table, model_label, plateau_table, recipe_text, warmup_epochs,
+)
 from tf_lottery.reports.statistics import (
     TIME_NOTE, Declared, family_note, family_table, perplexity_table, statistics_note, statistics_table,
     time_to_dense_table, verdict_counts,
@@ -59,6 +61,8 @@ def write(config: Config, rows: List[SweepRow], folder: str) -> str:
         if has_cka(rows):
             parts += ["## CKA with the dense network (Table 2 shape)", "", cka_table2(rows), "",
                       CKA_NOTE.format(along="row"), ""]
+    if any(r.dense_curve for r in rows):
+        parts += ["## Plateau: did every training converge?", "", plateau_table(rows, keys), "", PLATEAU_NOTE, ""]
     language = any(r.ticket_perplexity is not None for r in rows)
     if language:
         parts += ["## Held-out perplexity (a language model: the verdict that counts)", "",

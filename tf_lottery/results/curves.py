@@ -24,6 +24,8 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import os
 from typing import List, Optional, Sequence
 
@@ -94,6 +96,70 @@ def seconds_to_reach(curve: Optional[Curve], target: Optional[float]) -> Optiona
 #: GAP_PP below that epoch's training accuracy (batch-norm statistics that lag the weights); the
 #: dense test accuracies of the seeds agree when they span at most BAND_PP.
 FLAT_PP, COLLAPSE_PP, GAP_PP, BAND_PP = 1.0, 10.0, 15.0, 1.0
+
+
+PLATEAU_PP = 0.2
+"""A training has plateaued when its held-out accuracy moves by at most this much (pp) over the last
+:data:`PLATEAU_FRACTION` of its epochs."""
+PLATEAU_FRACTION = 0.2
+
+
+@dataclasses.dataclass(frozen=True)
+class Plateau:
+    """How the held-out accuracy moves over the last part of a training.
+
+    Attributes:
+        epochs: The epochs of the window (1-based), those ending after ``1 - fraction`` of the training.
+        range_pp: Highest minus lowest held-out accuracy in the window (pp).
+        change_pp: Last minus first epoch of the window (pp): positive while still rising.
+        state: ``"plateaued"`` (range at most :data:`PLATEAU_PP`), ``"still rising"`` (the last epoch
+            is above the window's first by more), ``"falling"`` (below it by more: past its peak) or
+            ``"moving"`` (up and down by more, ending near where it began).
+    """
+
+    epochs: tuple
+    range_pp: float
+    change_pp: float
+    state: str
+
+    def to_dict(self) -> dict:
+        return {**dataclasses.asdict(self), "epochs": list(self.epochs)}
+
+
+def plateau(curve: Optional[Curve], fraction: float = PLATEAU_FRACTION, tolerance_pp: float = PLATEAU_PP
+            ) -> Optional[Plateau]:
+    """Whether a learning curve has plateaued: its held-out accuracy over the epochs that end in the
+    last ``fraction`` of the training (at least 2 epochs) moves by at most ``tolerance_pp``.
+
+    Args:
+        curve: ``[[seconds, validation accuracy], ...]`` per epoch.
+        fraction: The last part of the training looked at (0.2: the last 20 % of its epochs).
+        tolerance_pp: The largest move allowed.
+
+    Returns:
+        A :class:`Plateau`, or None for fewer than 2 epochs.
+
+    Example:
+        >>> plateau([[1, 0.90], [2, 0.93], [3, 0.931], [4, 0.932], [5, 0.9315]]).state
+        'plateaued'
+        >>> plateau([[1, 0.90], [2, 0.92], [3, 0.93], [4, 0.936], [5, 0.933]]).state  # epochs 4, 5
+        'falling'
+    """
+    if not curve or len(curve) < 2:
+        return None
+    count = len(curve)
+    first = min(count - 2, int(math.floor((1 - fraction) * count + 1e-9)))
+    window = [100.0 * v for _, v in curve[first:]]
+    spread, change = max(window) - min(window), window[-1] - window[0]
+    if spread <= tolerance_pp + 1e-9:
+        state = "plateaued"
+    elif change > tolerance_pp:
+        state = "still rising"
+    elif change < -tolerance_pp:
+        state = "falling"
+    else:
+        state = "moving"
+    return Plateau(tuple(range(first + 1, count + 1)), round(spread, 6), round(change, 6), state)
 
 
 def last_epoch_gain(train_accuracy: Optional[Sequence[float]]) -> Optional[float]:

@@ -15,8 +15,10 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import Dict, List, Optional
 
+from tf_lottery.core.io import run_path
 from tf_lottery.graph import cost
 
 
@@ -29,6 +31,17 @@ def _take(cls, values: dict):
     """``cls(**values)`` with only ``cls``'s fields (keys a later version added are ignored)."""
     names = {f.name for f in dataclasses.fields(cls)}
     return cls(**{k: v for k, v in values.items() if k in names})
+
+
+def folder_name(path: Optional[str]) -> Optional[str]:
+    """A run folder as records write it: its name, relative to the runs folder (``dense-3f2a9c1b7d4e``),
+    so a runs folder stays whole when moved (:func:`tf_lottery.core.io.run_path` reads it back).
+
+    Example:
+        >>> folder_name("/work/runs/dense-3f2a9c1b7d4e/")
+        'dense-3f2a9c1b7d4e'
+    """
+    return None if path is None else os.path.basename(os.path.normpath(path))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -409,7 +422,8 @@ class RunRecord:
     def to_dict(self) -> dict:
         scoring = self.scoring.to_dict()
         out = {
-            "config_hash": self.config_hash, "run_folder": self.run_folder, "dense_run_folder": self.dense_run_folder,
+            "config_hash": self.config_hash, "run_folder": folder_name(self.run_folder),
+            "dense_run_folder": folder_name(self.dense_run_folder),
             "data": self.data, "scoring": {k: scoring[k] for k in ("scoring_seconds", "scoring_examples", "energy")},
             "ticket_search": scoring["ticket"],
             "dense": self.dense.to_dict(), "ticket": self.ticket.to_dict(), "comparison": self.comparison.to_dict(),
@@ -423,8 +437,33 @@ class RunRecord:
         if self.rewind is not None:
             out["rewind"] = self.rewind.to_dict()
         if self.exports is not None:
-            out["exports"] = dict(self.exports)
+            out["exports"] = {side: self._relative(path) for side, path in self.exports.items()}
         return out
+
+    def _relative(self, path: str) -> str:
+        """A recorded path: the run's own files relative to its folder, another run's to the runs folder."""
+        if not os.path.isabs(path) and not os.path.isabs(self.run_folder) and os.sep not in os.path.normpath(
+                self.run_folder):
+            return path  # read from a record: already relative
+        own = os.path.normpath(self.run_folder)
+        if os.path.commonpath([os.path.abspath(path), os.path.abspath(own)]) == os.path.abspath(own):
+            return os.path.relpath(path, own)
+        return os.path.relpath(path, os.path.dirname(own) or ".")
+
+    def anchored(self, run_folder: str, runs_dir: str) -> "RunRecord":
+        """This record (as read from a result.json) with its folders and exports as paths: the run
+        at ``run_folder``, every other run under ``runs_dir``.
+
+        Example:
+            >>> record.anchored("runs/init_ticket-3f2a9c1b7d4e", "runs").dense_run_folder
+            'runs/dense-6b7b7f746cfd'
+        """
+        dense = run_path(runs_dir, self.dense_run_folder)
+        others = {folder_name(self.dense_run_folder)} - {None}
+        exports = None if self.exports is None else {
+            side: (os.path.join(runs_dir, path) if path.split("/")[0] in others else os.path.join(run_folder, path))
+            if not os.path.isabs(path) else path for side, path in self.exports.items()}
+        return dataclasses.replace(self, run_folder=run_folder, dense_run_folder=dense, exports=exports)
 
     @classmethod
     def from_dict(cls, values: dict) -> "RunRecord":
@@ -528,7 +567,9 @@ class SweepRow:
         return _ratio(self.dense_train_seconds, self.ticket_seconds_to_dense)
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """JSON-ready; the run folders by name (relative to the runs folder)."""
+        return {**dataclasses.asdict(self), "run_folder": folder_name(self.run_folder),
+                "dense_run_folder": folder_name(self.dense_run_folder)}
 
     @classmethod
     def from_dict(cls, values: dict) -> "SweepRow":
