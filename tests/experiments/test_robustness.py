@@ -151,6 +151,7 @@ def test_a_sweep_asking_for_cka_gains_the_cka_table_and_reuses_the_cached_measur
 
 def test_table_5_cells_carry_their_verdict():
     assert report_robustness._winning([0.3, 0.5, 0.4]) == "**+0.40 ± 0.10** (wins)"
-    assert report_robustness._winning([-1.0, -1.3, -0.9]) == "-1.07 ± 0.21 (loses)"
+    assert report_robustness._winning([-1.0, -1.3, -0.9]) == "-1.07 ± 0.21 (undetermined)"  # [-1.59, -0.55] crosses -1
+    assert report_robustness._winning([-2.0, -2.3, -1.9]) == "-2.07 ± 0.21 (loses)"
     assert report_robustness._winning([1.13]) == "**+1.13** (one seed)"
     assert report_robustness._winning([None]) == "unavailable"

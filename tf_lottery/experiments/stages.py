@@ -28,6 +28,7 @@ from tf_lottery.config import Config
 from tf_lottery.config.sections import SCORE_SEQUENCES
 from tf_lottery.data import TextData, prepare
 from tf_lottery.core.faults import crash_point
+from tf_lottery.experiments.one_run import spread_note
 from tf_lottery.core.log import log
 from tf_lottery.results.records import (
     Comparison, Energy, ModelRecord, Rewind, RunRecord, ScoringRecord, Timing, TrainingRecord,
@@ -400,4 +401,6 @@ def record_run(config: Config, run: RunFolder, data, ticket, trained: TrainingRe
     run.write_json("result.json", result.to_dict())
     log(f"done: {run.path}")
     print(table)
+    if config.data.task == "classify":
+        print(spread_note(config, result.comparison.accuracy_pp))
     return result

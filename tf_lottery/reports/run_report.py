@@ -28,8 +28,7 @@ def run_table(result: RunRecord, runs_dir=None) -> str:
         return language_run_table(result)
     dense, ticket, diff = result.dense, result.ticket, result.comparison
     batch = diff.latency_batch_size
-    verdict = ("" if diff.winning_ticket is None
-               else f" ({'winning ticket' if diff.winning_ticket else 'not a winning ticket'})")
+    verdict = "" if diff.accuracy_pp is None else " (one run: no verdict)"
 
     def latency(side):
         return fmt_value(None if batch is None else 1000 * side.latency[str(batch)]["median_s"], "{:.1f}")
@@ -95,8 +94,7 @@ def language_run_table(result: RunRecord) -> str:
     sides = (dense, ticket)
     ppl = [side.evals["clean"].get("perplexity") for side in sides]
     change = None if None in ppl else ppl[1] - ppl[0]
-    verdict = ("" if change is None or diff.winning_ticket is None
-               else f" ({'winning ticket' if diff.winning_ticket else 'not a winning ticket'})")
+    verdict = "" if change is None else " (one run: no verdict)"
 
     def value(side, evaluation, key, spec="{:,.0f}", scale=1.0):
         found = side.evals.get(evaluation, {}).get(key)

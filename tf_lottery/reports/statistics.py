@@ -194,7 +194,8 @@ def family_table(rows, declared: Declared = DEFAULT, perplexity: bool = False) -
 
 def family_note(declared: Declared = DEFAULT, perplexity: bool = False) -> str:
     unit = "% of the dense perplexity" if perplexity else "pp"
-    return (f"Declared before the runs: ξ = {declared.margin:g} {unit}, α = {declared.alpha:g}, power "
+    return (f"Declared by the sweep's configuration (--sweep_margin, --sweep_alpha, --sweep_power, "
+            f"--sweep_comparisons): ξ = {declared.margin:g} {unit}, α = {declared.alpha:g}, power "
             f"{100 * declared.power:g} %. A comparison against dense has three one-sided t tests (above 0, above −ξ, "
             "below −ξ); a comparison of two criteria four (above 0, below 0, and equivalence within ±ξ as two "
             f"one-sided tests). Holm's correction runs over every test of the family; each is rejected at α/2 = "
@@ -210,7 +211,7 @@ def statistics_note(declared: Declared = DEFAULT) -> str:
         f"{100 * declared.confidence:g} % CI: Student's t interval of the mean paired difference, mean ± t(1 − α/2, "
         "n − 1) · std / √n (t = 4.30 for 3 seeds). MDD: the minimum detectable difference, the smallest true "
         f"distance from a boundary that these seeds detect with {100 * declared.power:g} % power at their spread "
-        "(noncentral t). Verdict (the paper's Eq. 1, ξ declared before the runs, applied to the interval): "
+        "(noncentral t). Verdict (the paper's Eq. 1, ξ declared by the sweep, applied to the interval): "
         f"**wins** when the interval lies above 0; **winning ticket at ξ = {declared.margin:g} pp** when it lies "
         f"above −ξ; **loses** when it lies below −ξ; **undetermined** when it crosses −ξ: these seeds cannot "
         "tell, and the MDD says what they could have told. The paper's values are single CIFAR-10 runs: a "
