@@ -89,6 +89,8 @@ _REPORT_SEEDS = flags.DEFINE_list("report_seeds", None, "Seeds the report covers
 _SPEED = flags.DEFINE_string("speed", None, "A scripts/benchmark_language.py result of this decoder with tickets "
                               "of the --removed counts (its models interleaved in one process): the "
                               "report gives its CPU-time speed-ups beside the per-run ones.")
+_MARGIN = flags.DEFINE_float("margin", 1.0, "The margin ξ of the verdicts, in % of the dense perplexity (a ticket at "
+                             "most ξ % worse than its dense model is a winning ticket at ξ).", lower_bound=0)
 _SUMMARIZE_ONLY = flags.DEFINE_bool("summarize_only", False, "Only rewrite the report from the finished runs.")
 
 AT_INIT = ("grasp", "snip")
@@ -277,8 +279,9 @@ def _layers_per_seed(removed_per_seed) -> str:
     return "; ".join(", ".join(short(name) for name in removed) for removed in removed_per_seed)
 
 
-def interleaved_speedups() -> dict:
-    """``{layers removed: CPU-time training speed-up}`` from ``--speed`` (empty without it).
+def interleaved_speedups(kind: str = "train_cpu") -> dict:
+    """``{layers removed: training speed-up}`` from ``--speed`` (empty without it): ``kind`` ``train_cpu``
+    (the ratio of training CPU seconds) or ``train_wall`` (of wall seconds).
 
     Raises:
         ValueError: when the file measured another decoder or batch than this twin's, naming both.
@@ -292,42 +295,71 @@ def interleaved_speedups() -> dict:
     theirs = {name: measured["setup"].get(name) for name in ours}
     if theirs != ours:
         raise ValueError(f"it measured {theirs}, not this twin's {ours}")
-    return {-int(name): model["speedups"]["train_cpu"] for name, model in measured["models"].items()
+    return {-int(name): model["speedups"][kind] for name, model in measured["models"].items()
             if name != "dense"}
+
+
+def _relative(dense_ppl: float, other_ppl: float) -> float:
+    """Dense minus another model's perplexity in % of the dense one (positive: the other predicts better)."""
+    return 100.0 * (dense_ppl - other_ppl) / dense_ppl
+
+
+def _paired(values, seeds, kind: str = "ticket"):
+    return stats.paired(values, seeds=seeds, xi=_MARGIN.value, kind=kind)
+
+
+def _verdict(summary) -> str:
+    return stats.verdict_text(summary.verdict, _MARGIN.value, "%")
 
 
 def summarize(seeds, entries) -> None:
     """Writes ``results.json`` and ``report.md`` from the finished runs."""
     runs = _load_runs(seeds)
     dense = runs.get("dense", {})
-    interleaved = interleaved_speedups()
+    interleaved, interleaved_wall = interleaved_speedups(), interleaved_speedups("train_wall")
     at_init_rows, at_init = [], {}
     dense_ppl = [dense[s]["perplexity"] for s in seeds if s in dense]
     if dense_ppl:
-        at_init_rows.append(["dense", "-", f"{np.mean(dense_ppl):.3f}", "—", "—", "—", "1.00x", "1.00x",
-                             "1.00x", f"{len(dense_ppl)}"])
+        at_init_rows.append(["dense", "-", f"{np.mean(dense_ppl):.3f}", "—", "—", "—", "—", "1.00x", "1.00x",
+                             "1.00x", "1.00x", f"{len(dense_ppl)}"])
     for criterion, count in itertools.product(AT_INIT, [int(p) for p in _REMOVED.value]):
         name = f"{criterion}_{count}"
         ticket = runs.get(name, {})
         both = [s for s in seeds if s in ticket and s in dense]
         if not both:
             continue
-        # dense minus ticket: positive when the ticket predicts held-out text better
-        summary = stats.paired([dense[s]["perplexity"] - ticket[s]["perplexity"] for s in both], seeds=both)
+        # dense minus ticket in % of dense: positive when the ticket predicts held-out text better
+        summary = _paired([_relative(dense[s]["perplexity"], ticket[s]["perplexity"]) for s in both], both)
         speed = [_cost(dense[s]) / _cost(ticket[s]) for s in both]
         implied = [dense[s]["flops_per_token"] / ticket[s]["flops_per_token"] for s in both]
         at_init[name] = {"seeds": both, "perplexity": [ticket[s]["perplexity"] for s in both],
-                         "dense_minus_ticket": summary.to_dict(),
-                         "measured_speedup": speed,
+                         "dense_minus_ticket_pct": summary.to_dict(),
+                         "measured_speedup_cpu": speed,
                          "flops_implied_speedup": implied,
-                         "interleaved_speedup": interleaved.get(count),
+                         "interleaved_speedup_cpu": interleaved.get(count),
+                         "interleaved_speedup_wall": interleaved_wall.get(count),
                          "removed": {str(s): ticket[s]["removed"] for s in both}}
         at_init_rows.append([f"{criterion.upper() if criterion == 'snip' else 'GraSP'} −{count}",
                              _layers_per_seed(ticket[s]["removed"] for s in both),
-                             f"{np.mean(at_init[name]['perplexity']):.3f}", f"{summary.mean:+.3f}",
-                             stats.interval_text(summary, "{:+.3f}"), summary.verdict or "—", f"{np.mean(speed):.2f}x",
+                             f"{np.mean(at_init[name]['perplexity']):.3f}", f"{summary.mean:+.2f}",
+                             stats.interval_text(summary), stats.detectable_text(summary), _verdict(summary),
+                             f"{np.mean(speed):.2f}x",
                              f"{interleaved[count]:.2f}x" if count in interleaved else "—",
+                             f"{interleaved_wall[count]:.2f}x" if count in interleaved_wall else "—",
                              f"{np.mean(implied):.2f}x", f"{len(both)}"])
+    contrast_rows, contrasts = [], {}
+    for count in [int(p) for p in _REMOVED.value]:
+        grasp, snip = runs.get(f"grasp_{count}", {}), runs.get(f"snip_{count}", {})
+        both = [s for s in seeds if s in grasp and s in snip and s in dense]
+        if len(both) < 2:
+            continue
+        # SNIP's ticket minus GraSP's, each against the same dense model: positive when SNIP's predicts better
+        summary = _paired([_relative(dense[s]["perplexity"], snip[s]["perplexity"])
+                           - _relative(dense[s]["perplexity"], grasp[s]["perplexity"]) for s in both], both, "contrast")
+        contrasts[f"snip_{count} - grasp_{count}"] = summary.to_dict()
+        contrast_rows.append([f"SNIP −{count} − GraSP −{count}", f"{summary.mean:+.2f}", stats.interval_text(summary),
+                              stats.detectable_text(summary), _verdict(summary).replace("better", "SNIP better").replace(
+                                  "worse", "GraSP better"), f"{len(both)}"])
     trained_rows, trained, healed_gap = [], {}, {}
     for criterion in AFTER_TRAINING:
         runs_of = runs.get(f"trained_{criterion}", {})
@@ -338,10 +370,10 @@ def summarize(seeds, entries) -> None:
         gap_cells = ["—", "—", "—"]
         paired = [s for s in done if s in dense]
         if paired:  # does the healed model reach its own dense model?
-            healed = stats.paired([dense[s]["perplexity"] - runs_of[s]["perplexity_after_healing"] for s in paired],
-                                  seeds=paired)
+            healed = _paired([_relative(dense[s]["perplexity"], runs_of[s]["perplexity_after_healing"])
+                              for s in paired], paired)
             healed_gap[criterion] = healed.to_dict()
-            gap_cells = [f"{healed.mean:+.3f}", stats.interval_text(healed, "{:+.3f}"), healed.verdict or "—"]
+            gap_cells = [f"{healed.mean:+.2f}", stats.interval_text(healed), _verdict(healed)]
         trained_rows.append([criterion, _layers_per_seed(runs_of[s]["removed"] for s in done),
                              f"{np.mean([runs_of[s]['perplexity_after_removal'] for s in done]):.3f}",
                              f"{np.mean([runs_of[s]['perplexity_after_healing'] for s in done]):.3f}",
@@ -374,31 +406,40 @@ def summarize(seeds, entries) -> None:
         "cosine, with the same batches per seed, each process on one core. Seeds: "
         f"{', '.join(map(str, seeds))}.",
         "## At initialization: GraSP and SNIP tickets against the dense model from the same θ0",
-        "The difference is dense minus ticket held-out perplexity per seed (positive: the ticket is better), with "
-        "its 95 % t interval over the seeds; the verdict reads the interval (wins above 0, loses below, ties "
-        "across). Speed-ups are dense training CPU seconds over the ticket's (measured; one core per process), "
-        "the same ratio for the decoders trained in turn within one process (interleaved: "
+        "The difference is dense minus ticket held-out perplexity per seed in % of the dense perplexity (positive: "
+        "the ticket is better), with its 95 % t interval over the seeds and the minimum detectable difference (MDD) "
+        f"at 80 % power. The verdict reads the interval against the margin ξ = {_MARGIN.value:g} % (the paper's "
+        "Eq. 1): wins above 0, winning ticket at ξ above −ξ, loses below −ξ, undetermined across −ξ. Speed-ups: "
+        "dense training CPU seconds over the ticket's (measured per run, one core per process); the same ratio, and "
+        "the ratio of wall seconds, for the decoders trained in turn within one process (interleaved: "
         + (f"`{_SPEED.value}`, scripts/benchmark_language.py" if interleaved else "not given, --speed") +
-        ") and dense FLOPs per token over the ticket's (implied). The measured ratio compares runs trained hours "
-        "or sessions apart, so it moves with the machine's per-core speed between them; the interleaved one does "
-        "not.",
-        markdown_table(["model", "removed layers (index; per seed)", "perplexity", "dense − ticket", "95 % interval",
-                        "verdict", "measured speed-up", "interleaved speed-up", "FLOPs-implied", "seeds"],
+        "); dense FLOPs per token over the ticket's (implied). CPU seconds count the process's own computation; wall "
+        "seconds also count the time it waited for a shared machine, so where the two differ the machine was busy. "
+        "The per-run ratio compares runs trained hours or sessions apart, so it moves with the machine's per-core "
+        "speed between them; the interleaved ones do not.",
+        markdown_table(["model", "removed layers (index; per seed)", "perplexity", "dense − ticket (%)",
+                        "95 % interval", "MDD (%)", "verdict", "per-run speed-up (CPU s)",
+                        "interleaved speed-up (CPU s)", "interleaved speed-up (wall s)", "FLOPs-implied", "seeds"],
                        at_init_rows),
+        "Two criteria are compared by their paired difference, not by their separate verdicts: SNIP's ticket minus "
+        "GraSP's at the same number of layers, each against the dense model of its seed (% of the dense "
+        "perplexity; positive: SNIP's predicts better).",
+        markdown_table(["contrast", "mean (%)", "95 % interval", "MDD (%)", "verdict", "seeds"], contrast_rows),
         f"## After training: {count} of {_LAYERS.value} layers removed from the trained dense model",
         f"Each criterion scores the trained model on {_CALIBRATION.value} training sequences; healing is "
         f"{heal_steps} steps of AdamW ({_HEAL.value:.0%} of training) from a fresh optimizer. Dense held-out "
-        f"perplexity: {np.mean(dense_ppl):.3f} (mean over the seeds); dense − healed is paired by seed, read "
-        "as above." if dense_ppl else "",
+        f"perplexity: {np.mean(dense_ppl):.3f} (mean over the seeds); dense − healed (% of the dense perplexity) "
+        "is paired by seed, read as above." if dense_ppl else "",
         markdown_table(["criterion", "removed layers (index; per seed)", "perplexity after removal", "after healing",
-                        "dense − healed", "95 % interval", "verdict", "seeds"], trained_rows),
+                        "dense − healed (%)", "95 % interval", "verdict", "seeds"], trained_rows),
         "Agreement (Jaccard index of the removed layers, mean over the seeds):\n\n" + markdown_table(
             ["pair", "Jaccard"], [[name, f"{value:.2f}"] for name, value in agreement.items()]),
         f"Command: `{command}`",
     ])
     write_json_atomic(os.path.join(_OUT.value, "results.json"), {
         "setup": setup, "dense": {str(s): dense[s] for s in seeds if s in dense}, "at_initialization": at_init,
-        "after_training": trained, "dense_minus_healed": healed_gap, "agreement_jaccard": agreement,
+        "after_training": trained, "dense_minus_healed_pct": healed_gap, "contrasts_pct": contrasts,
+        "margin_pct": _MARGIN.value, "agreement_jaccard": agreement,
         "command": command})
     write_text_atomic(os.path.join(_OUT.value, "report.md"), report + "\n")
     print(report)

@@ -1,0 +1,135 @@
+"""The result tables of README.md and docs/, generated from the committed results files.
+
+A table in the text sits between ``<!-- table: NAME -->`` and ``<!-- /table -->``; this script
+rebuilds every such table from its source under ``benchmarks/results`` (with the reports' own
+statistics, :mod:`tf_lottery.reports`) and writes it in place. ``--check`` writes nothing and fails
+when a table differs from what its files give: ``tests/test_evidence.py`` runs that check, so a
+number typed by hand, or a results file changed without its text, fails the suite.
+
+    .venv/bin/python scripts/evidence_tables.py            # rewrite the tables
+    .venv/bin/python scripts/evidence_tables.py --check    # compare only
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import statistics
+import sys
+from typing import Callable, Dict
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, ".."))
+
+from tf_lottery.reports import paper, stats  # noqa: E402
+from tf_lottery.reports.cells import cell, group_by  # noqa: E402
+from tf_lottery.reports.statistics import DEFAULT, paired_accuracy, verdict_cell  # noqa: E402
+from tf_lottery.reports.tables import markdown_table  # noqa: E402
+from tf_lottery.results.records import SweepRow  # noqa: E402
+
+REPO = os.path.join(HERE, "..")
+RESULTS = os.path.join(REPO, "benchmarks", "results")
+DOCUMENTS = ("README.md", "docs/evidence.md", "docs/howto/language-models.md")
+MARKER = re.compile(r"(<!-- table: (?P<name>[a-z0-9_]+) -->\n)(?P<body>.*?)(<!-- /table -->)", re.S)
+
+
+def _rows(folder: str, root: str) -> list:
+    with open(os.path.join(root, folder, "results.json"), encoding="utf-8") as handle:
+        return [SweepRow.from_dict(r) for r in json.load(handle)["rows"]]
+
+
+def table2_twin(root: str) -> str:
+    """The README's Table 2 twin: ticket − dense per criterion and p, the verdict at the default ξ, the
+    paper's value, GraSP's FLOPs reduction and measured training speed-up."""
+    rows = _rows("fashion_mnist_table2", root)
+    groups = group_by(rows, "criterion", "p")
+    body = []
+    for p in (1, 3, 5):
+        line = [p]
+        for criterion in ("snip", "grasp"):
+            group = groups[(criterion, p)]
+            summary = paired_accuracy(group)
+            line += [f"{cell([r.accuracy_pp for r in group])} ({verdict_cell(summary)}; MDD "
+                     f"{stats.detectable_text(summary)})", f"{paper.table2(32, criterion, p):+.2f}"]
+        grasp = groups[("grasp", p)]
+        line += [f"{statistics.fmean(r.flops_reduction_pct for r in grasp):.1f} %",
+                 f"{statistics.fmean(r.training_speedup_x for r in grasp):.2f}x"]
+        body.append(line)
+    return markdown_table(["p", "SNIP (pp)", "paper", "GraSP (pp)", "paper", "GraSP FLOPs ↓", "speed-up (wall)"],
+                          body, align="lrrrrrr")
+
+
+def lm_twin_at_init(root: str) -> str:
+    """The tiny-LM twin at initialization: dense − ticket in % of the dense perplexity, interval, MDD,
+    verdict, and the interleaved speed-ups in CPU and wall seconds."""
+    with open(os.path.join(root, "lm_twin_long", "results.json"), encoding="utf-8") as handle:
+        found = json.load(handle)
+    margin = found["margin_pct"]
+    body = []
+    for name, cell_ in found["at_initialization"].items():
+        criterion, count = name.split("_")
+        summary = stats.Paired(**{k: v for k, v in cell_["dense_minus_ticket_pct"].items() if k != "n"})
+        body.append([f"{'GraSP' if criterion == 'grasp' else 'SNIP'} −{count}", f"{summary.mean:+.2f}",
+                     stats.interval_text(summary), stats.detectable_text(summary),
+                     stats.verdict_text(summary.verdict, margin, "%"),
+                     f"{cell_['interleaved_speedup_cpu']:.2f}x", f"{cell_['interleaved_speedup_wall']:.2f}x",
+                     f"{statistics.fmean(cell_['flops_implied_speedup']):.2f}x"])
+    return markdown_table(["ticket", "dense − ticket (% of dense)", "95 % interval", "MDD (%)", "verdict",
+                           "speed-up (CPU s)", "speed-up (wall s)", "FLOPs-implied"], body, align="lrrrlrrr")
+
+
+def lm_twin_contrasts(root: str) -> str:
+    """SNIP's ticket minus GraSP's at the same number of layers (paired by seed)."""
+    with open(os.path.join(root, "lm_twin_long", "results.json"), encoding="utf-8") as handle:
+        found = json.load(handle)
+    margin = found["margin_pct"]
+    body = []
+    for name, values in found["contrasts_pct"].items():
+        summary = stats.Paired(**{k: v for k, v in values.items() if k != "n"})
+        body.append([name.replace("snip_", "SNIP −").replace("grasp_", "GraSP −"), f"{summary.mean:+.2f}",
+                     stats.interval_text(summary), stats.detectable_text(summary),
+                     stats.verdict_text(summary.verdict, margin, "%")])
+    return markdown_table(["contrast", "mean (% of dense)", "95 % interval", "MDD (%)", "verdict"], body,
+                          align="lrrrl")
+
+
+TABLES: Dict[str, Callable[[str], str]] = {
+    "table2_twin": table2_twin,
+    "lm_twin_at_init": lm_twin_at_init,
+    "lm_twin_contrasts": lm_twin_contrasts,
+}
+"""Every generated table, by the name its marker gives."""
+
+
+def render(text: str, root: str = RESULTS) -> str:
+    """``text`` with every marked table rebuilt from the files under ``root``.
+
+    Raises:
+        KeyError: for a marker naming no table.
+    """
+    return MARKER.sub(lambda m: f"{m.group(1)}{TABLES[m.group('name')](root)}\n{m.group(4)}", text)
+
+
+def main(argv) -> int:
+    check = "--check" in argv
+    stale = []
+    for name in DOCUMENTS:
+        path = os.path.join(REPO, name)
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+        new = render(text)
+        if new != text:
+            stale.append(name)
+            if not check:
+                with open(path, "w", encoding="utf-8") as handle:
+                    handle.write(new)
+    if check and stale:
+        print(f"tables differ from their files in {', '.join(stale)}: run scripts/evidence_tables.py")
+        return 1
+    print("tables " + ("checked" if check else "written") + (f": {', '.join(stale)} changed" if stale else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
