@@ -94,7 +94,29 @@ def lm_twin_contrasts(root: str) -> str:
                           align="lrrrl")
 
 
+def lm_twin_after_training(root: str) -> str:
+    """The tiny-LM twin after training: perplexity right after removal and healed (means over seeds), and
+    dense − healed in % of the dense perplexity with its interval and verdict."""
+    with open(os.path.join(root, "lm_twin_long", "results.json"), encoding="utf-8") as handle:
+        found = json.load(handle)
+    margin = found["margin_pct"]
+    labels = {"block_influence": "Block Influence", "angular": "angular distance", "cka": "CKA",
+              "removal_loss": "removal loss", "random": "random"}
+    body = []
+    for criterion, runs in found["after_training"].items():
+        summary = stats.Paired(**{k: v for k, v in found["dense_minus_healed_pct"][criterion].items() if k != "n"})
+        body.append([labels.get(criterion, criterion),
+                     "; ".join(", ".join(str(int(n.rsplit("_", 1)[-1])) for n in runs[s]["removed"]) for s in runs),
+                     f"{statistics.fmean(r['perplexity_after_removal'] for r in runs.values()):.3f}",
+                     f"{statistics.fmean(r['perplexity_after_healing'] for r in runs.values()):.3f}",
+                     f"{summary.mean:+.2f}", stats.interval_text(summary),
+                     stats.verdict_text(summary.verdict, margin, "%")])
+    return markdown_table(["criterion", "layers removed (per seed)", "right after removal", "healed",
+                           "dense − healed (% of dense)", "95 % interval", "verdict"], body, align="llrrrrl")
+
+
 TABLES: Dict[str, Callable[[str], str]] = {
+    "lm_twin_after_training": lm_twin_after_training,
     "table2_twin": table2_twin,
     "lm_twin_at_init": lm_twin_at_init,
     "lm_twin_contrasts": lm_twin_contrasts,
