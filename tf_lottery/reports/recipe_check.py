@@ -83,7 +83,7 @@ PLATEAU_NOTE = (
 
 
 RECIPE_NOTE = (
-    "Recipe check (README \"Twin recipes\"): a dense training has flattened when its last epoch adds at most "
+    "Recipe check (docs, the paper's tables page, \"Twin recipes\"): a dense training has flattened when its last epoch adds at most "
     f"{curves.FLAT_PP:g} pp of training accuracy; its validation accuracy has collapsed when an epoch after the "
     f"warm-up falls more than {curves.COLLAPSE_PP:g} pp below the best earlier epoch (drop) or more than "
     f"{curves.GAP_PP:g} pp below that epoch's training accuracy (gap); the seeds agree when their dense test "

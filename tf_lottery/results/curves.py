@@ -90,7 +90,7 @@ def seconds_to_reach(curve: Optional[Curve], target: Optional[float]) -> Optiona
     return None
 
 
-#: The recipe check's thresholds (README "Twin recipes"): a training has flattened when its last
+#: The recipe check's thresholds (docs: the paper's tables, "Twin recipes"): a training has flattened when its last
 #: epoch adds at most FLAT_PP to the training accuracy; the validation accuracy has collapsed when an
 #: epoch after the warm-up falls more than COLLAPSE_PP below the best epoch before it, or more than
 #: GAP_PP below that epoch's training accuracy (batch-norm statistics that lag the weights); the
