@@ -119,8 +119,9 @@ def test_a_sweep_over_criteria_cuts_a_ticket_per_criterion(finished):
     assert all(row.dense_perplexity > 1 and row.ticket_perplexity > 1 for row in sweep.rows)
     with open(os.path.join(sweep.run_folder, "report.md")) as handle:
         report = handle.read()
+    table = report.split("## Held-out perplexity")[1].split("\n## ")[0]
     for row in sweep.rows:  # each cell's perplexities, and one seed's difference: no interval
-        line = next(line for line in report.splitlines() if line.startswith(f"| {row.criterion} "))
+        line = next(line for line in table.splitlines() if line.startswith(f"| {row.criterion} "))
         assert f"{row.dense_perplexity:.3f}" in line and f"{row.ticket_perplexity:.3f}" in line
 
 

@@ -19,6 +19,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
 from typing import Dict, Optional, Tuple
 
 from tf_lottery.runtime import distribute
@@ -29,7 +30,7 @@ from tf_lottery.config.sections import (
 )
 from tf_lottery.data import DATASETS, DataOptions
 from tf_lottery.data.streaming import MEAN_FOLDER
-from tf_lottery.models import MODELS
+from tf_lottery.models import MODELS, function
 from tf_lottery.core.options import choice, integer
 
 LANGUAGE_MODELS = ("byte_decoder",)
@@ -122,7 +123,15 @@ class Config:
         Example:
             >>> Config.create(dataset="synthetic", depth=20, length="1ep", runs_dir="/tmp/runs")
         """
+        return cls._create(flat, trust=True)
+
+    @classmethod
+    def _create(cls, flat: dict, trust: bool) -> "Config":
+        """:meth:`create`; ``trust``: the caller named ``model``, so a user's function may be imported
+        (a config read from an artifact never gets here with trust: :meth:`from_dict`, :meth:`replace`)."""
         model_type = flat.get("model", ModelConfig().type)
+        if trust and isinstance(model_type, str) and re.fullmatch(function.PATTERN, model_type):
+            function.trust(model_type)
         layout = cls.layout(model_type)
         unknown = sorted(set(flat) - set(layout))
         if unknown:
@@ -157,7 +166,7 @@ class Config:
         if "model" in flat and flat["model"] != self.model.type:
             for name in options.options_of(self.model.settings.__class__):
                 values.pop(name.name)
-        return dataclasses.replace(Config.create(**{**values, **flat}), execution=self.execution)
+        return dataclasses.replace(Config._create({**values, **flat}, trust="model" in flat), execution=self.execution)
 
     def command_line(self) -> str:
         """The ``tf-lottery`` command that runs this config: its experiment and every setting that

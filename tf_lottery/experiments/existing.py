@@ -20,6 +20,7 @@ import keras
 from tf_lottery import tickets
 from tf_lottery import training
 from tf_lottery.config import Config
+from tf_lottery.models import function
 from tf_lottery.experiments.dense import dense_config
 from tf_lottery.config.experiments import EXPERIMENTS
 from tf_lottery.experiments.stages import dense_model
@@ -48,6 +49,8 @@ def _read_config(folder: str) -> Config:
     remedy = ("it cannot be remade from this folder: rerun the command that made the run (its folder is named by "
               "the hash of its config), or restore the file")
     config = read_json_object(path, Config.from_dict, remedy)
+    if re.fullmatch(function.PATTERN, config.model.type) and not function.is_trusted(config.model.type):
+        raise function.refusal(config.model.type, f"--from={folder}: its config.json")
     return config.replace(runs_dir=os.path.dirname(os.path.abspath(folder)))
 
 

@@ -17,7 +17,14 @@ text). Every experiment then runs on it as on a registered builder:
 * the lineage records the path and the arguments, so a ticket is rebuilt from its export's
   ``metadata.json`` by importing the same function (it must be importable where it is rebuilt).
 
-The module is imported when the flag is read, from the working folder or ``PYTHONPATH``.
+The module is imported when the flag is read, from the working folder or ``PYTHONPATH``: a
+``--model`` given on the command line (or in a flagfile) runs that module, as a script would.
+
+**Safe by default.** A name read from an artifact (a lineage in an export's ``metadata.json``,
+another run's ``config.json``) is never imported: importing a module runs its code, so an export
+shared by someone else could run anything. Only names the user gave are (:func:`trust`): the
+``--model`` flag, :meth:`~tf_lottery.config.Config.create`, :func:`tf_lottery.models.get`, or
+``safe_mode=False`` (Keras' word for the same opt-in) on :func:`tf_lottery.models.rebuild`.
 
 Example:
     $ tf-lottery --model=my_models:vit --model_args=depth=6,hidden=64 --dataset=fashion_mnist
@@ -121,12 +128,44 @@ def _split_pairs(text: str) -> list:
     return [p for p in pairs if p.strip()]
 
 
+class UnsafeModelError(ValueError):
+    """A model would be built by importing code the user did not name."""
+
+
+_TRUSTED: set = set()
+
+
+def trust(path: str) -> None:
+    """Lets ``package.module:function`` be imported in this process: the user named it.
+
+    Example:
+        >>> trust("my_models:vit")
+    """
+    _TRUSTED.add(path)
+
+
+def is_trusted(path: str) -> bool:
+    """Whether :func:`trust` was called with ``path`` in this process."""
+    return path in _TRUSTED
+
+
+def refusal(path: str, where: str = "this artifact") -> UnsafeModelError:
+    """The error for a user function named by an artifact, saying how to opt in."""
+    return UnsafeModelError(
+        f"{where} builds its model with {path}, code from outside tf_lottery: importing it would run it. "
+        f"Refused (safe mode). If you trust it, opt in: pass safe_mode=False, or give --model={path} on the "
+        "command line")
+
+
 def import_function(path: str) -> Callable:
     """The function ``package.module:function`` names (the working folder importable first).
 
     Raises:
+        UnsafeModelError: for a path nobody trusted (:func:`trust`): it is not imported.
         ValueError: for a module that does not import or a name that is not a function in it.
     """
+    if path not in _TRUSTED:
+        raise refusal(path, "a config or lineage")
     module_name, _, name = path.partition(":")
     if os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.insert(0, os.getcwd())
@@ -205,14 +244,20 @@ def architecture_digest(model: keras.Model) -> str:
     return hashlib.sha256(json.dumps(model.get_config(), sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
-@functools.lru_cache(maxsize=None)
 def function_builder(path: str) -> ModelBuilder:
-    """The builder of ``--model=path`` (made once per path; the module is imported here).
+    """The builder of ``--model=path``: for a trusted path (:func:`trust`) the module is imported
+    here (a bad one is refused at once); for another, nothing is imported and building refuses.
 
     Raises:
-        ValueError: for a module or function that cannot be imported.
+        ValueError: for a trusted module or function that cannot be imported.
     """
-    import_function(path)
+    return _function_builder(path, path in _TRUSTED)
+
+
+@functools.lru_cache(maxsize=None)
+def _function_builder(path: str, trusted: bool) -> ModelBuilder:
+    if trusted:
+        import_function(path)
 
     def from_settings(settings: FunctionSettings, input_shape, num_classes, seed, weight_decay):
         model = _build(path, settings.arguments(), input_shape, num_classes, seed, weight_decay)

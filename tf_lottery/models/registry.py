@@ -101,6 +101,10 @@ def get(name: str) -> ModelBuilder:
         >>> tl.models.get("cifar_resnet")(depth=32).count_params()
         470218
     """
+    if isinstance(name, str) and ":" in name:  # package.module:function, named by the caller: it may be imported
+        from tf_lottery.models import function  # (which imports this module)
+
+        function.trust(name)
     return MODELS.get(name)
 
 
