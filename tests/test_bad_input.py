@@ -241,3 +241,28 @@ def test_one_spelling_per_length_names_one_run():
     ordered = Config.create(length="10ep", lr_drops=("4ep", "8ep"))
     assert Config.create(length="10ep", lr_drops=("8ep", "4ep")).digest("dense") == ordered.digest("dense")
     assert ordered.training.lr_drops == ("4ep", "8ep")
+
+
+def test_a_registry_named_by_a_list_says_so_in_one_line():
+    import tf_lottery as tl
+
+    with pytest.raises(tl.core.registry.UnknownNameError, match=r"named by one string; got list \['grasp'\]"):
+        tl.criteria.get(["grasp"])
+
+
+def test_an_angular_window_longer_than_the_blocks_is_refused():
+    import numpy as np
+
+    import tf_lottery as tl
+
+    model = tl.models.cifar_resnet(depth=8, num_classes=3, input_shape=(8, 8, 1), seed=0)
+    images = np.zeros((6, 8, 8, 1), "float32")
+    with pytest.raises(ValueError, match="angular window=1000 is longer than resnet8's 3 blocks; give a window of 1 to 3"):
+        tl.criteria.get("angular")(model, images, window=1000)
+
+
+def test_cpu_devices_has_a_bound_with_its_reason():
+    from tf_lottery.config import Config
+
+    with pytest.raises(ValueError, match="1024"):
+        Config.create(cpu_devices=100000)

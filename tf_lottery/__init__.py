@@ -54,7 +54,7 @@ surgery.rebuild = models.rebuild  # tl.surgery.rebuild, where 0.1 had it
 filters.filter_scores = criteria.filter_scores  # tl.filters.filter_scores: a criterion's per-filter form
 filters.flat_scores = criteria.flat_scores
 
-__version__ = "0.9.0"
+__version__ = "0.10.0.dev0"
 __all__ = [
     "Config", "TicketResult", "carbon", "config", "core", "cost", "criteria", "curves", "data", "distribute", "evals",
     "experiments", "export", "filters", "find_ticket", "graph", "legacy", "methods", "models", "paper", "records",

@@ -552,13 +552,14 @@ class RuntimeConfig(Section):
     tensorboard: bool = boolean(False, "Write TensorBoard logs.")
     wait_for_lock: bool = boolean(True, "When another process is using a run folder, wait for it (else fail at once).")
     deterministic: bool = boolean(False, "TensorFlow op determinism and one thread per op: the same command gives "
-                                  "the same weights, bit for bit (slower; see README).")
+                                  "the same weights, bit for bit (slower; docs: Reproducibility).")
     strategy: str = choice("default", STRATEGIES, "tf.distribute strategy: default (one device), mirrored (the "
                            "devices of one machine), multi_worker (the machines of TF_CONFIG), tpu.")
     devices: tuple = names((), "mirrored: the devices, e.g. gpu:0,gpu:1 (empty: every GPU, else every logical CPU).")
     cpu_devices: Optional[int] = integer(None, "Split the CPU into N logical devices before TensorFlow starts "
                                          "(runs mirrored on a CPU machine; 0 = no split).", lower_bound=0,
-                                         zero_means_none=True)
+                                         zero_means_none=True, upper_bound=1024,
+                                         why="each logical device holds its own copy of the model and its buffers")
     tpu: Optional[str] = text(None, "tpu: the TPU's name or grpc:// address (empty: the local TPU).")
     lr_scaling: str = choice("linear", LR_SCALINGS, "How the learning rate follows the replicas: linear (times "
                              "the replicas, Goyal et al. 2017) or none. --batch_size is per replica.")

@@ -104,8 +104,13 @@ class Registry(Generic[T]):
         """Returns the entry registered as ``name`` (or made by the family its prefix names).
 
         Raises:
-            UnknownNameError: naming the unknown value and every valid name.
+            UnknownNameError: naming the unknown value and every valid name (also for a value that is
+                not a string, such as a list).
         """
+        if not isinstance(name, str):
+            valid = ", ".join(self.names()) or "(none registered)"
+            raise UnknownNameError(f"a {self.kind} is named by one string; got {type(name).__name__} {name!r}; "
+                                   f"valid names: {valid}")
         if name in self._entries:
             return self._entries[name]
         for prefix, make in self._families.items():

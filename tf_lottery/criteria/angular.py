@@ -42,11 +42,15 @@ def angular(model, data, window: int = 1, last_token: bool = False, batch_size: 
     """Block scores: the smallest angular distance of the windows each block belongs to (see module docstring).
 
     Raises:
-        ValueError: for a window below 1, or ``last_token`` on hidden states that are not sequences.
+        ValueError: for a window below 1 or longer than the model's blocks, or ``last_token`` on hidden
+            states that are not sequences.
     """
     if isinstance(window, bool) or not isinstance(window, int) or window < 1:
         raise ValueError(f"window must be an integer >= 1; got {window!r}")
     found = surgery.find_blocks(model)
+    if window > len(found):  # no window would fit: every block would keep the score 1.0 and the choice be arbitrary
+        raise ValueError(f"angular window={window} is longer than {model.name}'s {len(found)} blocks; give a window "
+                         f"of 1 to {len(found)} (--angular_window)")
     inputs = base.inputs_of(data)
     streams = features.block_streams(model, inputs, batch_size)
     scores = {b.name: 1.0 for b in found}

@@ -202,7 +202,8 @@ def make_ticket(config: Config, run: RunFolder, dense, data, file: str = "scores
         x, y = criteria.class_balanced_batch(*data.arrays("train", data.scoring_pool),
                                              per_class=method.score_per_class, seed=config.seed)
     scored_by = f" ({method.criterion} on {len(y)} examples)" if "criterion" in tickets.get(method.type).fields else ""
-    log(f"making a {method.type} ticket of {dense.name}{scored_by}")
+    article = "an" if method.type[:1] in "aeiou" else "a"
+    log(f"making {article} {method.type} ticket of {dense.name}{scored_by}")
     with carbon.track("scoring", run.path, config.runtime.carbon_country) as energy:
         start = time.perf_counter()
         result = tickets.get(method.type)(dense, (x, y), method, config.seed)
