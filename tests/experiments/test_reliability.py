@@ -29,7 +29,8 @@ def _run(runs_dir, *extra, crash_at=None, wait=True):
     command = [sys.executable, "-m", "tf_lottery.cli", *ARGS, *extra, f"--runs_dir={runs_dir}"]
     if not wait:
         return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    # far above the worst case on a busy machine (a run takes about a minute idle): a limit, never a timing
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=3600)
 
 
 def _weights(path):
@@ -100,9 +101,11 @@ def test_a_run_killed_at_any_point_finishes_as_if_never_killed(crash_at, unbroke
     if crash_at in SESSIONS:  # the resumed training says so, and its energy cannot be complete
         side, sessions = SESSIONS[crash_at]
         assert record[side]["train"]["timing"]["sessions"] == sessions
-        if sessions > 1:
-            assert record[side]["energy"]["status"] == "unavailable"
-            assert "interrupted and resumed" in record[side]["energy"]["reason"]
+        # Even with no epoch left to train (a kill between the last epoch and the final weights): the
+        # finishing session's tracker saw a fraction of a second, never a figure for the training.
+        assert record[side]["energy"]["status"] == "unavailable"
+        assert record[side]["energy"].get("energy_kwh") is None
+        assert "interrupted and resumed" in record[side]["energy"]["reason"]
 
 
 def test_a_dense_run_killed_after_its_rewind_step_keeps_the_same_theta_k(tmp_path):
@@ -139,7 +142,7 @@ def test_two_processes_on_one_dense_run(tmp_path):
     """grasp and snip of one seed at once: the dense network is trained once, and both runs use it."""
     first = _run(tmp_path, "--criterion=grasp", wait=False)
     second = _run(tmp_path, "--criterion=snip", wait=False)
-    outputs = [p.communicate(timeout=600) for p in (first, second)]
+    outputs = [p.communicate(timeout=3600) for p in (first, second)]
     assert [p.returncode for p in (first, second)] == [0, 0], [o[1][-2000:] for o in outputs]
     dense = _folder(tmp_path, "dense")
     history = open(os.path.join(dense, "history_dense.csv")).read().splitlines()
@@ -157,7 +160,7 @@ def test_a_second_process_can_refuse_to_wait(tmp_path):
     while not glob.glob(str(tmp_path / ".locks" / "init_ticket-*.owner")) and time.time() < deadline:
         time.sleep(0.2)
     second = _run(tmp_path, "--nowait_for_lock")
-    first.communicate(timeout=600)
+    first.communicate(timeout=3600)
     assert second.returncode == 2 and "Traceback" not in second.stderr
     assert "is in use by process" in second.stderr and "--nowait_for_lock" in second.stderr
     assert first.returncode == 0

@@ -40,7 +40,7 @@ print(type(lm).__name__, lm.backbone.num_layers, np.asarray(lm.generate(prompt, 
 
 
 def _run(script, *args):
-    done = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, timeout=300)
+    done = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, timeout=3600)
     assert done.returncode == 0, done.stderr[-3000:]
     return (done.stdout.strip().splitlines() or [""])[-1]
 

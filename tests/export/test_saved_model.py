@@ -34,7 +34,7 @@ def test_exported_ticket_loads_without_tf_lottery_and_gives_the_same_outputs(tmp
     x = np.random.default_rng(1).standard_normal((3, 32, 32, 3)).astype("float32")
     np.save(tmp_path / "x.npy", x)
     result = subprocess.run([sys.executable, "-c", _LOADER, path, str(tmp_path / "x.npy")],
-                            capture_output=True, text=True, timeout=300)
+                            capture_output=True, text=True, timeout=3600)
     assert result.returncode == 0, result.stderr[-2000:]
     expected = ticket_result.model(x, training=False).numpy()
     np.testing.assert_allclose(np.load(str(tmp_path / "x.npy") + ".saved_model.npy"), expected, rtol=1e-5, atol=1e-6)
@@ -151,7 +151,7 @@ def test_a_two_headed_ticket_exports_every_head_by_name(tmp_path):
     path = export.save_ticket(result, str(tmp_path / "ticket"))
     np.save(tmp_path / "x.npy", x)
     done = subprocess.run([sys.executable, "-c", _HEADS_LOADER, path, str(tmp_path / "x.npy")], capture_output=True,
-                          text=True, timeout=300)
+                          text=True, timeout=3600)
     assert done.returncode == 0, done.stderr[-2000:]
     served = json.loads(done.stdout.strip().splitlines()[-1])
     logits, aux = result.model(x, training=False)

@@ -53,9 +53,9 @@ def run(tmp_path_factory):
 def _consume(code: str, export: str, folder, language: str = "python") -> subprocess.CompletedProcess:
     if language == "sh":
         return subprocess.run(["bash", "-c", f"export PATH={os.path.dirname(sys.executable)}:$PATH\n{code}"],
-                              env={**os.environ, "EXPORT": export}, capture_output=True, text=True, timeout=300)
+                              env={**os.environ, "EXPORT": export}, capture_output=True, text=True, timeout=3600)
     return subprocess.run([sys.executable, "-c", _PRELUDE + code, export, str(folder / "images.npy"),
-                           str(folder / "labels.npy")], capture_output=True, text=True, timeout=600)
+                           str(folder / "labels.npy")], capture_output=True, text=True, timeout=3600)
 
 
 def test_the_readme_has_every_example():

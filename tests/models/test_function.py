@@ -80,7 +80,7 @@ def test_block_names_and_identity_do_not_depend_on_what_the_process_built_first(
     runs = []
     for build_first in (False, True):
         script = _DIGEST_AND_BLOCKS.format(root=ROOT, build_first=build_first, path=SMALL)
-        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, cwd=ROOT)
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=3600, cwd=ROOT)
         assert done.returncode == 0, done.stderr[-2000:]
         runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
     assert runs[0] == runs[1]
@@ -117,7 +117,7 @@ def test_a_function_that_returns_no_model_is_refused():
 def test_a_function_model_of_two_outputs_is_refused_before_a_run_folder_is_written(tmp_path):
     command = [sys.executable, "-m", "tf_lottery.cli", "--model=tests.user_models:two_heads", "--dataset=synthetic",
                "--train_size=0", "--val_size=64", "--length=1ep", "--lr_drops=", f"--runs_dir={tmp_path}"]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=ROOT,
+    done = subprocess.run(command, capture_output=True, text=True, timeout=3600, cwd=ROOT,
                           env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert ("--model=tests.user_models:two_heads builds a model of 2 outputs (logits, aux); the command line trains, "
@@ -130,7 +130,7 @@ def test_init_ticket_runs_end_to_end_on_a_function_model(tmp_path):
                "--dataset=synthetic", "--train_size=0", "--val_size=64", "--length=1ep", "--lr_drops=", "--batch_size=64",
                "--num_blocks=1", "--min_blocks_per_stage=1", "--latency_batch_sizes=1", "--memory_batch_size=8",
                f"--runs_dir={tmp_path}"]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=ROOT,
+    done = subprocess.run(command, capture_output=True, text=True, timeout=3600, cwd=ROOT,
                           env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
     assert done.returncode == 0, done.stderr[-3000:]
     (folder,) = [p for p in tmp_path.iterdir() if p.name.startswith("init_ticket-")]
@@ -142,6 +142,6 @@ def test_init_ticket_runs_end_to_end_on_a_function_model(tmp_path):
     assert metadata["lineage"]["builder"] == SMALL and metadata["lineage"]["spec"]["model_args"] == {
         "width": 4, "blocks": 4}
     assert metadata["lineage"]["removed"] == result["ticket"]["removed"]
-    again = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=ROOT,
+    again = subprocess.run(command, capture_output=True, text=True, timeout=3600, cwd=ROOT,
                            env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
     assert again.returncode == 0 and f"this config already ran: {folder}" in again.stdout + again.stderr

@@ -130,7 +130,7 @@ def _cli(runs_dir, *extra, env_extra=None):
     command = [sys.executable, "-m", "tf_lottery.cli", "--dataset=synthetic", "--train_size=0", "--val_size=64",
                "--length=2ep", "--lr_drops=", "--num_blocks=1", "--depth=14", "--min_blocks_per_stage=1",
                "--evals=clean", "--noexport", "--batch_size=64", f"--runs_dir={runs_dir}", *extra]
-    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=3600)
 
 
 def test_a_run_killed_in_bfloat16_resumes_in_its_own_folder_in_bfloat16(tmp_path):

@@ -87,11 +87,11 @@ def test_residual_layers_on_the_command_line(tmp_path):
     command = [sys.executable, "-m", "tf_lottery.cli", "--model=tests.user_models:gated_resnet", "--dataset=synthetic",
                "--train_size=0", "--val_size=64", "--length=1ep", "--lr_drops=", "--batch_size=64", "--num_blocks=1",
                "--min_blocks_per_stage=1", "--criterion=snip", "--evals=clean", "--noexport", f"--runs_dir={tmp_path}"]
-    refused = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=root)
+    refused = subprocess.run(command, capture_output=True, text=True, timeout=3600, cwd=root)
     assert refused.returncode != 0 and "declare a layer that does with residual_layers" in refused.stderr
     assert "Traceback" not in refused.stderr and not list(tmp_path.iterdir())  # refused before writing
     done = subprocess.run(command + ["--residual_layers=res1,res2,res3"], capture_output=True, text=True,
-                          timeout=600, cwd=root)
+                          timeout=3600, cwd=root)
     assert done.returncode == 0, done.stderr[-3000:]
     (folder,) = [p for p in tmp_path.iterdir() if p.name.startswith("init_ticket-")]
     import json

@@ -245,17 +245,21 @@ def train_or_load(config: Config, run: RunFolder, model, data, name: str, recipe
         resume.discard(run.path, name)  # left by a kill after the record was written
         return record
     log(f"{name}: training {model.name} ({model.count_params():,} params) for {recipe.length}")
+    # A training state left by a killed session: this session continues it (maybe with no epoch left,
+    # a kill between the last epoch and the final weights), so its tracker sees only part of the training.
+    resumed = os.path.isdir(resume.state_folder(run.path, name))
     with carbon.track(name, run.path, config.runtime.carbon_country) as energy:
         fitted = (fit or training.fit)(model, data, recipe, run.path, name, tensorboard=config.runtime.tensorboard,
                                     extra_callbacks=callbacks)
     crash_point("trained")
     timing = Timing(**fitted["timing"])
     energy = Energy.from_dict(energy)
-    if timing.sessions > 1:  # the killed sessions' energy was never reported: the sum cannot be complete
+    if resumed or timing.sessions > 1:  # the killed sessions' energy was never reported: no complete sum
         energy = dataclasses.replace(energy, status="unavailable", duration_s=None, energy_kwh=None, co2_kg=None,
                                      cpu_power_w=None, ram_power_w=None, reason=(
-            f"training was interrupted and resumed ({timing.sessions} sessions); codecarbon reports a "
-            "session only when it ends, so the interrupted sessions' energy is missing"))
+            f"training was interrupted and resumed ({timing.sessions} session{'s' if timing.sessions > 1 else ''} "
+            "with epochs, and the one that finished it); codecarbon reports a session only when it ends, so the "
+            "interrupted sessions' energy is missing"))
     record = TrainingRecord(timing, fitted["steps"], fitted["epochs"], energy, fitted["history"])
     run.save_weights(model, f"{name}_final.weights.h5")
     run.write_json(f"train_{name}.json", record.to_dict())
