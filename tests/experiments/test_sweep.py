@@ -420,3 +420,15 @@ def test_a_sweep_report_draws_only_the_plots_its_evaluations_measured(tmp_path):
     text = report.write(config, no_accuracy, str(tmp_path / "b"))
     assert sorted(f for f in os.listdir(tmp_path / "b") if f.endswith(".png")) == ["speedup.png"]
     assert "unavailable" in text and "(speedup.png)" in text
+
+
+def test_shards_run_their_share_and_the_last_writes_the_whole_report(tmp_path):
+    config = _config(tmp_path, sweep_criteria=("snip",), sweep_seeds=(0, 1), train_size=128, val_size=32)
+    first = experiments.get("sweep")(config.replace(sweep_shard="1/2"))
+    assert first.rows == [] and first.report == ""  # seed 1's runs are the other shard's: no report yet
+    assert not os.path.exists(os.path.join(first.run_folder, "report.md"))
+    finished = {name for name in os.listdir(tmp_path) if os.path.exists(tmp_path / name / "result.json")}
+    assert len(finished) == 1  # seed 0's ticket, nothing of seed 1
+    second = experiments.get("sweep")(config.replace(sweep_shard="2/2"))
+    assert [r.seed for r in second.rows] == [0, 1] and second.run_folder == first.run_folder
+    assert os.path.exists(os.path.join(second.run_folder, "report.md"))
