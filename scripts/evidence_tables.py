@@ -115,7 +115,50 @@ def lm_twin_after_training(root: str) -> str:
                            "dense − healed (% of dense)", "95 % interval", "verdict"], body, align="llrrrrl")
 
 
+def converged_pilot(root: str) -> str:
+    """The converged twin's pilot: per seed, the dense test accuracy and its plateau, and each ticket's
+    difference to dense; the last rows give each cell's mean, interval, MDD and verdict at ξ = 1 pp."""
+    from tf_lottery.results import curves
+
+    rows = _rows(os.path.join("fashion_mnist_converged", "pilot"), root)
+    cells = list(dict.fromkeys((r.criterion, r.p) for r in rows))
+    body = []
+    for seed in sorted({r.seed for r in rows}):
+        mine = [r for r in rows if r.seed == seed]
+        found = curves.plateau(mine[0].dense_curve)
+        by = {(r.criterion, r.p): r for r in mine}
+        body.append([seed, f"{100 * mine[0].dense_accuracy:.2f}",
+                     "—" if found is None else f"{found.state} ({found.range_pp:.2f})",
+                     *[f"{by[c].accuracy_pp:+.2f}" if c in by else "—" for c in cells]])
+    summaries = [paired_accuracy([r for r in rows if (r.criterion, r.p) == c]) for c in cells]
+    body.append(["mean [95 % CI]", f"{100 * statistics.fmean({r.seed: r.dense_accuracy for r in rows}.values()):.2f}",
+                 "", *[f"{s.mean:+.2f} {stats.interval_text(s)}" for s in summaries]])
+    body.append(["MDD; verdict at ξ = 1 pp", "", "",
+                 *[f"{stats.detectable_text(s)}; {verdict_cell(s)}" for s in summaries]])
+    return markdown_table(["seed", "dense test accuracy (%)", "dense: last 20 % of epochs (validation range, pp)",
+                           *[f"{c} −{p} (pp)" for c, p in cells]], body, align="lrl" + "r" * len(cells))
+
+
+def converged_plan(root: str) -> str:
+    """The seed plan from the pilot (``plan.json``): pooled spreads and the seeds each kind of
+    comparison needs to detect the target difference."""
+    with open(os.path.join(root, "fashion_mnist_converged", "pilot", "plan.json"), encoding="utf-8") as handle:
+        found = json.load(handle)
+    body = []
+    for name, key in (("ticket − dense", "cells"), ("criterion − criterion", "contrasts")):
+        summary = found[key]
+        if summary["pooled_std"] is None:
+            continue
+        shown = {int(n): v for n, v in summary["detectable_by_seeds"].items()}
+        body.append([name, f"{summary['pooled_std']:.3f}", summary["degrees_of_freedom"],
+                     f"{shown[3]:.2f}", f"{shown[8]:.2f}", summary["seeds_needed"] or "more than 1000"])
+    return markdown_table(["paired difference", "pooled std (pp)", "degrees of freedom", "MDD at 3 seeds (pp)",
+                           "MDD at 8 seeds (pp)", f"seeds for MDD ≤ {found['target']:g} pp"], body, align="lrrrrr")
+
+
 TABLES: Dict[str, Callable[[str], str]] = {
+    "converged_pilot": converged_pilot,
+    "converged_plan": converged_plan,
     "lm_twin_after_training": lm_twin_after_training,
     "table2_twin": table2_twin,
     "lm_twin_at_init": lm_twin_at_init,

@@ -22,7 +22,7 @@ CASES = [
     (["--depth=33"], "depth must be 6n+2 with n >= 1"),
     (["--depth=abc"], "depth"),
     (["--experiment=nope"],
-     "unknown experiment 'nope'; valid names: compare, dense, describe, export, imp, init_ticket, lottery, robustness, "
+     "unknown experiment 'nope'; valid names: compare, dense, describe, export, imp, init_ticket, lottery, plan, robustness, "
      "sweep"),
     (["--experiment=export", "--from=/nowhere"], "--from=/nowhere: not a run folder (it has no config.json)"),
     (["--criterion=grsp"], "unknown criterion 'grsp'; valid names:"),
@@ -111,7 +111,7 @@ CASES = [
                        "before 1ep (--lr_drops), or none (--lr_drops=)"),  # the default drop, 2ep
     (["--runs_dir="], "runs_dir is empty; name the folder of run folders"),
     (["--from={tmp}"], "--experiment=init_ticket takes no --from (it would be ignored); the experiments that read "
-                       "run folders: export, robustness"),
+                       "run folders: export, plan, robustness"),
     (["--experiment=sweep", "--from={tmp}"], "--experiment=sweep takes no --from"),
     (["--input_shape=28,28"], "input_shape takes height,width,channels (three integers, e.g. 32,32,3); got 28,28"),
     # values the data or the model refuses: found after loading, still before writing

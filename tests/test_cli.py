@@ -40,7 +40,7 @@ def test_describe_from_a_flagfile(tmp_path):
     [
         (["--depth=33"], "depth must be 6n+2 with n >= 1"),
         (["--experiment=nope"], "unknown experiment 'nope'; valid names: compare, dense, describe, export, imp, "
-                                "init_ticket, lottery, robustness, sweep"),
+                                "init_ticket, lottery, plan, robustness, sweep"),
         (["--shortcut=option_c"], "shortcut"),
         (["--no_such_flag=1"], "no_such_flag"),
         (["--blocks_per_stage=3,x,3"], "--blocks_per_stage takes comma-separated integers"),
