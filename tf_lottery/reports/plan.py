@@ -78,9 +78,9 @@ def plan(rows, declared: Declared = DEFAULT, perplexity: Optional[bool] = None) 
         perplexity: Plan on the relative perplexity (default: when the rows have perplexities).
 
     Returns:
-        ``{"target", "power", "alpha", "unit", "cells": {...}, "contrasts": {...}, "per_cell": [...],
-        "per_contrast": [...]}``; each summary holds the pooled spread, its degrees of freedom, the seeds
-        needed (None when no spread is known) and the MDD at 2 to 12 seeds.
+        A dict with the target, power, alpha and unit, the summaries ``cells`` and ``contrasts`` (each:
+        the pooled spread, its degrees of freedom, the seeds needed, None when no spread is known, and
+        the MDD at 2 to 12 seeds), and the lists ``per_cell`` and ``per_contrast``.
 
     Raises:
         ValueError: for no rows.
