@@ -24,14 +24,14 @@ sys.path.insert(0, os.path.join(HERE, ".."))
 
 from tf_lottery.reports import paper, stats  # noqa: E402
 from tf_lottery.reports.cells import cell, group_by  # noqa: E402
-from tf_lottery.reports.statistics import DEFAULT, paired_accuracy, verdict_cell  # noqa: E402
+from tf_lottery.reports.statistics import DEFAULT, paired_accuracy, statistics_table, verdict_cell  # noqa: E402
 from tf_lottery.reports.tables import markdown_table  # noqa: E402
 from tf_lottery.results.records import SweepRow  # noqa: E402
 
 REPO = os.path.join(HERE, "..")
 RESULTS = os.path.join(REPO, "benchmarks", "results")
 DOCUMENTS = ("README.md", "docs/evidence.md", "docs/howto/language-models.md")
-MARKER = re.compile(r"(<!-- table: (?P<name>[a-z0-9_]+) -->\n)(?P<body>.*?)(<!-- /table -->)", re.S)
+MARKER = re.compile(r"(<!-- table: (?P<name>[a-z0-9_.:]+) -->\n)(?P<body>.*?)(<!-- /table -->)", re.S)
 
 
 def _rows(folder: str, root: str) -> list:
@@ -167,13 +167,33 @@ TABLES: Dict[str, Callable[[str], str]] = {
 """Every generated table, by the name its marker gives."""
 
 
+def sweep_statistics(folder: str, root: str) -> str:
+    """Every cell of a committed sweep or compare folder: per-seed differences, interval, MDD and verdict
+    at the default ξ (the reports' own :func:`tf_lottery.reports.statistics_table`)."""
+    from tf_lottery.reports.compare import _labelled
+
+    with open(os.path.join(root, folder, "results.json"), encoding="utf-8") as handle:
+        payload = json.load(handle)
+    rows = [SweepRow.from_dict(r) for r in payload["rows"]]
+    if payload["config"]["experiment"] == "compare":
+        return statistics_table(_labelled(rows), ("method", "criterion", "p"))
+    keys = ("criterion", "rewind_at", "p") if rows[0].rewinds else ("criterion", "p")
+    return statistics_table(rows, keys)
+
+
+def _table(name: str, root: str) -> str:
+    if name.startswith("stats:"):
+        return sweep_statistics(name.split(":", 1)[1], root)
+    return TABLES[name](root)
+
+
 def render(text: str, root: str = RESULTS) -> str:
     """``text`` with every marked table rebuilt from the files under ``root``.
 
     Raises:
         KeyError: for a marker naming no table.
     """
-    return MARKER.sub(lambda m: f"{m.group(1)}{TABLES[m.group('name')](root)}\n{m.group(4)}", text)
+    return MARKER.sub(lambda m: f"{m.group(1)}{_table(m.group('name'), root)}\n{m.group(4)}", text)
 
 
 def main(argv) -> int:
