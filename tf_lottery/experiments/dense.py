@@ -101,6 +101,7 @@ def train_dense(config: Config, data, model) -> tuple[ModelRecord, RunFolder]:
     own = dense_config(config)
     run = RunFolder(own, "dense")
     with run.lock(config.runtime.wait_for_lock):
+        run.verify()  # a file that does not match the manifest is set aside here, and remade or retrained below
         run.start()
         if not run.exists(theta_file(0)):
             run.save_weights(model, theta_file(0))
@@ -116,6 +117,7 @@ def train_dense(config: Config, data, model) -> tuple[ModelRecord, RunFolder]:
         if config.runtime.export and not export.is_complete(run.file("export/dense")):
             save_export(config, model, run.file("export/dense"), dense_metadata(own, run, record.accuracy), data)
             publish(config, model.name, run.file("export/dense"), run)
+        run.seal()
         log(f"dense: {_headline(record)} ({run.path})")
     return record, run
 

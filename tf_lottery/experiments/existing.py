@@ -26,6 +26,7 @@ from tf_lottery.config.experiments import EXPERIMENTS
 from tf_lottery.experiments.stages import dense_model
 from tf_lottery.experiments.sweep import points
 from tf_lottery.results.records import ScoringRecord
+from tf_lottery.experiments import integrity
 from tf_lottery.experiments.runs import DamagedRunFile, RunFolder, read_json_object
 
 
@@ -116,6 +117,14 @@ def targets(config: Config) -> List[Target]:
                          f"same flags with --experiment=sweep, or the run's own command); {config.experiment} "
                          "retrains nothing")
     unique = {(t.ticket_folder or RunFolder(dense_config(t.config), "dense").path): t for t in found}
+    for target in unique.values():
+        for folder in (target.ticket_folder, RunFolder(dense_config(target.config), "dense").path):
+            bad = integrity.untrusted(folder) if folder else []
+            if bad:
+                raise ValueError(f"{folder} does not match its manifest ({'; '.join(f.describe() for f in bad[:3])}"
+                                 f"{' ...' if len(bad) > 3 else ''}): rerun its own command "
+                                 f"({target.config.command_line()}), which remakes or retrains what is damaged; "
+                                 f"{config.experiment} retrains nothing")
     return list(unique.values())
 
 

@@ -56,7 +56,13 @@ class Exported:
 def _export(config: Config, run: RunFolder, side: str, model, data, metadata: dict) -> Exported:
     path = run.file(f"export/{side}")
     with run.lock(config.runtime.wait_for_lock):
+        # An earlier export's TFLite files are of the same weights: they are written again, never lost.
+        had = set(export.read_metadata(path, verify=False).get("files", [])) if export.is_complete(path) else set()
+        config = config.replace(tflite=config.runtime.tflite or bool(had & {"model.tflite"}),
+                                tflite_dynamic_range=config.runtime.tflite_dynamic_range or bool(
+                                    had & {"model_dynamic_range.tflite"}))
         save_export(config, model, path, metadata, data, overwrite=True)
+        run.seal()
     log(f"{side}: exported {model.name} to {path}")
     sizes = export.read_metadata(path)["sizes"]
     return Exported(run.path, side, model.name, path, publish(config, model.name, path, run), sizes)

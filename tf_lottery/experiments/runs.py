@@ -28,6 +28,7 @@ from tf_lottery.core.io import (
     atomic_path, ensure_free_space, remove_leftovers, state_bytes, write_json_atomic, write_text_atomic,
 )
 from tf_lottery.core.log import log
+from tf_lottery.experiments import integrity
 
 
 class RunInUse(RuntimeError):
@@ -56,7 +57,13 @@ _DAMAGE = (KeyError, TypeError, ValueError, AttributeError, IndexError)
 
 
 def _role(name: str) -> str:
-    return next((what for key, what in _ROLES if name.startswith(key) or name.endswith(key)), "a run file")
+    """What a run file holds: its exact name first, then the start of its name, then its ending
+    (``train_dense.json`` is a training record, not ``dense.json``)."""
+    for matches in (str.__eq__, str.startswith, str.endswith):
+        found = next((what for key, what in _ROLES if matches(name, key)), None)
+        if found:
+            return found
+    return "a run file"
 
 
 def read_json_object(path: str, parse: Optional[Callable] = None, remedy: Optional[str] = None):
@@ -114,36 +121,14 @@ class RunFolder:
 
     @contextlib.contextmanager
     def lock(self, wait: bool = True) -> Iterator[None]:
-        """Holds the folder's lock for the enclosed code.
-
-        Args:
-            wait: Wait for another process to release it (saying so), or fail at once.
-
-        Raises:
-            RunInUse: when ``wait`` is False and another process holds the folder.
+        """Holds the folder's lock for the enclosed code (see :func:`folder_lock`).
 
         Example:
             >>> with run.lock():
             ...     train_or_load(...)
         """
-        folder = os.path.join(os.path.dirname(self.path) or ".", ".locks")
-        os.makedirs(folder, exist_ok=True)
-        path = os.path.join(folder, os.path.basename(self.path) + ".lock")
-        lock = filelock.FileLock(path)
-        try:
-            lock.acquire(timeout=0)
-        except filelock.Timeout:
-            owner = _read(path + ".owner") or "another process"
-            if not wait:
-                raise RunInUse(f"{self.path} is in use by {owner}; rerun when it is done "
-                               "(or without --nowait_for_lock to wait for it)") from None
-            log(f"waiting for {self.path}: in use by {owner}")
-            lock.acquire()
-        try:
-            write_text_atomic(path + ".owner", f"process {os.getpid()} since {time.strftime('%H:%M:%S')}")
+        with folder_lock(self.path, wait):
             yield
-        finally:
-            lock.release()
 
     def start(self) -> None:
         """Creates the folder with its config.json (once the inputs are known to be valid) and
@@ -156,6 +141,24 @@ class RunFolder:
         if not self.exists("config.json"):
             write_text_atomic(self.file("config.json"), self.config.to_json())
         remove_leftovers(self.path)
+        if integrity.read_manifest(self.path) is None:  # a new run (or one from before manifests: adopted)
+            integrity.seal(self.path)
+        else:
+            integrity.record_file(self.path, "config.json")  # remade from the flags after a verification
+
+    def verify(self) -> bool:
+        """Verifies the folder against its manifest and sets aside what must be remade or retrained
+        (under this folder's lock; see :mod:`tf_lottery.experiments.integrity`).
+
+        Returns:
+            Whether anything was found (the run is then not finished).
+        """
+        return integrity.verify(self.path, self.scope)
+
+    def seal(self, extra: Optional[dict] = None) -> None:
+        """Records every file of the folder in its manifest (at the end of a stage that wrote files
+        other than through this class: trainings' histories, plots, exports)."""
+        integrity.seal(self.path, extra=extra)
 
     def file(self, name: str) -> str:
         """Path of a file of the run."""
@@ -219,15 +222,49 @@ class RunFolder:
 
     def write_json(self, name: str, payload) -> None:
         write_json_atomic(self.file(name), payload)
+        integrity.record_file(self.path, name)
 
     def write_text(self, name: str, text: str) -> None:
         write_text_atomic(self.file(name), text)
+        integrity.record_file(self.path, name)
 
     def save_weights(self, model, name: str) -> None:
         """Saves weights atomically (``name`` ends in ``.weights.h5``, as Keras requires)."""
         ensure_free_space(self.path, state_bytes(model))
         with atomic_path(self.file(name)) as temporary:
             model.save_weights(temporary)
+        integrity.record_file(self.path, name)
+
+
+@contextlib.contextmanager
+def folder_lock(path: str, wait: bool = True) -> Iterator[None]:
+    """Holds the lock of the run folder ``path`` (``<runs_dir>/.locks/<folder>.lock``) for the enclosed code.
+
+    Args:
+        path: The run folder.
+        wait: Wait for another process to release it (saying so), or fail at once.
+
+    Raises:
+        RunInUse: when ``wait`` is False and another process holds the folder.
+    """
+    folder = os.path.join(os.path.dirname(path) or ".", ".locks")
+    os.makedirs(folder, exist_ok=True)
+    file = os.path.join(folder, os.path.basename(path) + ".lock")
+    lock = filelock.FileLock(file)
+    try:
+        lock.acquire(timeout=0)
+    except filelock.Timeout:
+        owner = _read(file + ".owner") or "another process"
+        if not wait:
+            raise RunInUse(f"{path} is in use by {owner}; rerun when it is done "
+                           "(or without --nowait_for_lock to wait for it)") from None
+        log(f"waiting for {path}: in use by {owner}")
+        lock.acquire()
+    try:
+        write_text_atomic(file + ".owner", f"process {os.getpid()} since {time.strftime('%H:%M:%S')}")
+        yield
+    finally:
+        lock.release()
 
 
 def _read(path: str) -> Optional[str]:

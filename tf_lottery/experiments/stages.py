@@ -33,7 +33,9 @@ from tf_lottery.core.log import log
 from tf_lottery.results.records import (
     Comparison, Energy, ModelRecord, Rewind, RunRecord, ScoringRecord, Timing, TrainingRecord,
 )
-from tf_lottery.experiments.runs import RunFolder
+from tf_lottery.core import manifest
+from tf_lottery.experiments import integrity
+from tf_lottery.experiments.runs import RunFolder, folder_lock
 
 
 def dense_model(config: Config, data, seed: Optional[int] = None) -> keras.Model:
@@ -174,7 +176,7 @@ def started(config: Config, run: RunFolder):
     Yields the run's record when another process finished it while this one waited, else None.
     """
     with run.lock(config.runtime.wait_for_lock):
-        finished = already_done(config, run, quiet=True)
+        finished = already_done(config, run, quiet=True, locked=True)
         if finished is None:
             run.start()
             log(f"run folder {run.path}")
@@ -235,6 +237,10 @@ def train_or_load(config: Config, run: RunFolder, model, data, name: str, recipe
             ``trainer()`` for tickets that train differently, e.g. under tfmot masks).
     """
     recipe = recipe or config.training.recipe()
+    if f"{name}_final.weights.h5" in integrity.not_kept(run.path):
+        raise ValueError(f"{run.file(f'{name}_final.weights.h5')} was not kept (manifest.json says so: the run's "
+                         "small files were kept without its weights); it is not trained again here: run it in "
+                         "another --runs_dir")
     record = run.read_json(f"train_{name}.json", TrainingRecord.from_dict) if run.exists(
         f"{name}_final.weights.h5") else None
     if record is not None:
@@ -264,6 +270,7 @@ def train_or_load(config: Config, run: RunFolder, model, data, name: str, recipe
     run.save_weights(model, f"{name}_final.weights.h5")
     run.write_json(f"train_{name}.json", record.to_dict())
     resume.discard(run.path, name)  # only now: a kill before this point resumes from the state
+    run.seal()  # the history CSV and codecarbon's log, written during training
     return record
 
 
@@ -299,23 +306,85 @@ def trained_dense(config: Config, data, dense_run: RunFolder) -> keras.Model:
     return model
 
 
-def already_done(config: Config, run: RunFolder, quiet: bool = False) -> Optional[RunRecord]:
-    """The record of a finished run that holds every requested evaluation (printing its table and writing
-    summary.md again when it differs), or None."""
+def already_done(config: Config, run: RunFolder, quiet: bool = False, locked: bool = False) -> Optional[RunRecord]:
+    """The record of a finished run, verified: its folder and its dense run's match their manifests, and it
+    holds every requested evaluation (printing its table and writing summary.md again when it differs);
+    else None, after setting aside what the run's stages must remake or retrain
+    (:mod:`tf_lottery.experiments.integrity`).
+
+    Args:
+        quiet: Say nothing when the run lacks evaluations.
+        locked: Whether the caller holds the run's lock (else it is taken here).
+
+    Raises:
+        ValueError: when the run lacks an evaluation and its weights were not kept (committed evidence):
+            it is never trained again for that.
+    """
+    if not os.path.isdir(run.path):
+        return None
+    if not locked:
+        with run.lock(config.runtime.wait_for_lock):
+            return already_done(config, run, quiet, locked=True)
+    damaged = run.verify()
     record = run.read_json("result.json", RunRecord.from_dict, recompute=True)  # remade from the stages' files
-    if record is None:
+    if record is None or damaged:
+        return None
+    # The record names runs relative to the runs folder: in memory they are paths under this one.
+    record = record.anchored(run.path, config.runtime.runs_dir)
+    dense_folder = record.dense_run_folder
+    if dense_folder and os.path.isdir(dense_folder):
+        with folder_lock(dense_folder, config.runtime.wait_for_lock):
+            if integrity.verify(dense_folder, "dense"):
+                return None  # the dense run remakes (or retrains) its part, then this run's record is made again
+            if integrity.read_manifest(dense_folder) is None:
+                integrity.adopt(dense_folder, ["dense_final.weights.h5", theta_zero()])
+    if not _same_dense(run, dense_folder):
         return None
     if not (has_evals(record.dense, config, "dense") and has_evals(record.ticket, config, "ticket")):
+        absent = integrity.not_kept(run.path) + (integrity.not_kept(dense_folder) if dense_folder else [])
+        if absent:
+            wanted = sorted(set(evals.wanted(config.evaluation, "ticket")) - set(record.ticket.evals))
+            raise ValueError(f"{run.path} lacks --evals={','.join(wanted) or 'its dense evaluations'}, and its "
+                             f"weights were not kept ({', '.join(absent)}, named in manifest.json): it is not "
+                             "trained again for that; run it in another --runs_dir to train and measure it")
         if not quiet:
             log(f"{run.path} ran before; measuring the evaluations it lacks")
         return None
+    if integrity.read_manifest(run.path) is None:
+        integrity.adopt(run.path, ["ticket_final.weights.h5"])
     log(f"this config already ran: {run.path} (delete the folder to run it again)")
-    # The record names runs relative to the runs folder: in memory they are paths under this one.
-    record = record.anchored(run.path, config.runtime.runs_dir)
+    absent = integrity.not_kept(run.path) + (integrity.not_kept(dense_folder) if dense_folder else [])
+    if absent:
+        log(f"  verified from its small files; weights not kept: {', '.join(absent)}")
     # summary.md follows from the record: remade when missing or damaged (the same bytes, atomically,
     # so two processes doing it at once cannot clash).
     print(write_summary(config, run, record))
     return record
+
+
+def theta_zero() -> str:
+    """The file of a dense run's θ0 weights."""
+    return "theta_0.weights.h5"
+
+
+def _dense_input(dense_folder: Optional[str]) -> dict:
+    """What a ticket's record was made from in its dense run: ``dense.json``'s digest (sealed in the ticket's manifest)."""
+    file = os.path.join(dense_folder, "dense.json") if dense_folder else None
+    return {"dense_json_sha256": manifest.file_digest(file)} if file and os.path.exists(file) else {}
+
+
+def _same_dense(run: RunFolder, dense_folder: Optional[str]) -> bool:
+    """Whether the dense run's ``dense.json`` is the one the ticket's record was made from; if not,
+    the record and the summary are set aside (named) so that they are made again from the current one."""
+    recorded = (integrity.read_manifest(run.path) or {}).get("made_from", {})
+    if not recorded or _dense_input(dense_folder) == recorded:
+        return True
+    for name in ("result.json", "summary.md"):
+        if run.exists(name):
+            os.replace(run.file(name), run.file(name + ".damaged"))
+    log(f"warning: {run.file('result.json')} was made from another {dense_folder}/dense.json; it is made "
+        "again from the current one")
+    return False
 
 
 def restore_history(run: RunFolder, name: str, trained: TrainingRecord) -> None:
@@ -404,6 +473,7 @@ def record_run(config: Config, run: RunFolder, data, ticket, trained: TrainingRe
     )
     table = write_summary(config, run, result)
     run.write_json("result.json", result.to_dict())
+    run.seal(extra={"made_from": _dense_input(dense_run.path)})
     log(f"done: {run.path}")
     print(table)
     if config.data.task == "classify":

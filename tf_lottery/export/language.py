@@ -28,7 +28,8 @@ import keras
 import tensorflow as tf
 
 from tf_lottery.core.io import atomic_path, ensure_free_space, state_bytes, write_json_atomic
-from tf_lottery.export.saved_model import _check_target
+from tf_lottery.core import manifest
+from tf_lottery.export.saved_model import _check_target, with_caller_metadata
 from tf_lottery.export.serving import folder_bytes
 from tf_lottery.graph.lineage import lineage, recorded_kept
 
@@ -99,6 +100,7 @@ def save_language_model(model: keras.Model, path: str, metadata: Optional[dict] 
             model.save_to_preset(os.path.join(staging, "preset"))
         payload = {
             "files": sorted([*os.listdir(staging), "metadata.json"]),
+            "manifest": manifest.describe(staging),
             "model_name": model.name,
             "model_class": type(model).__name__,
             "lineage": lineage(model),
@@ -111,7 +113,6 @@ def save_language_model(model: keras.Model, path: str, metadata: Optional[dict] 
             "serving_signature": "serving_default",
             "signatures": {"serving_default": {"inputs": {name: "int32 (batch, length)" for name in INPUTS},
                                                "outputs": {"logits": "float32 (batch, length, vocabulary)"}}},
-            **(metadata or {}),
         }
-        write_json_atomic(os.path.join(staging, "metadata.json"), payload)
+        write_json_atomic(os.path.join(staging, "metadata.json"), with_caller_metadata(payload, metadata))
     return path

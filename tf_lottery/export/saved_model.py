@@ -20,21 +20,28 @@
   signatures, the preprocessing and class names, the sizes of the SavedModel and of each
   ``.tflite`` file, and whatever the caller adds (seed, config hash, metrics).
 
-An existing, complete export is never overwritten unless ``overwrite=True``; an empty or
-partial one (only export files, no ``metadata.json``, which is written last) is replaced.
+``metadata.json`` carries the export's manifest (each file's size and SHA-256); :func:`read_metadata` and
+:func:`is_complete` verify it, so a file changed after the export is named rather than loaded.
+
+An existing, complete export is never overwritten unless ``overwrite=True``; an empty folder, or an
+export whose ``metadata.json`` or files are damaged, is replaced. A folder holding anything but an
+export's files, or files without an export's ``metadata.json`` (a ``model.keras`` of your own, say),
+is never replaced.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
-from typing import Optional
+from typing import List, Optional
 
 import keras
 import numpy as np
 
 from tf_lottery import graph
 from tf_lottery.export import serving
+from tf_lottery.core import manifest
 from tf_lottery.core.faults import crash_point
 from tf_lottery.core.io import atomic_path, ensure_free_space, state_bytes, write_json_atomic
 from tf_lottery.graph.lineage import lineage
@@ -51,25 +58,38 @@ class DamagedExport(ValueError):
 def _metadata_or_none(path: str) -> Optional[dict]:
     """The parsed ``metadata.json`` of ``path``, None when it is missing, unreadable or not an object."""
     try:
-        with open(os.path.join(path, "metadata.json")) as handle:
+        with open(os.path.join(path, "metadata.json"), encoding="utf-8") as handle:
             payload = json.load(handle)
     except (OSError, ValueError):
         return None
     return payload if isinstance(payload, dict) else None
 
 
-def is_complete(path: str) -> bool:
-    """Whether ``path`` holds a finished export: its ``metadata.json`` (written last) parses, and the
-    files it names are there (exports from before tf_lottery 0.9, which name none: the SavedModel
-    and the ``.keras`` file)."""
-    payload = _metadata_or_none(path)
-    if payload is None:
-        return False
+def findings(path: str, payload: dict) -> List[manifest.Finding]:
+    """The files of the export ``path`` that do not match the manifest its ``metadata.json`` carries
+    (exports from before tf_lottery 0.10 carry none: only the files it names are checked)."""
     files = payload.get("files", ["saved_model", "model.keras"])
     if not isinstance(files, list) or not all(isinstance(name, str) and name in EXPORT_FILES for name in files):
-        return False
-    return all(os.path.exists(os.path.join(path, name)) for name in files) and os.path.exists(
-        os.path.join(path, "saved_model", "saved_model.pb"))
+        return [manifest.Finding("metadata.json", "changed", "its 'files' are not an export's files")]
+    missing = [manifest.Finding(name, "missing") for name in files if not os.path.exists(os.path.join(path, name))]
+    if not os.path.exists(os.path.join(path, "saved_model", "saved_model.pb")):
+        missing.append(manifest.Finding("saved_model/saved_model.pb", "missing"))
+    if "manifest" not in payload:
+        return missing
+    try:
+        recorded = manifest.validated({"files": payload["manifest"]})
+    except ValueError as error:
+        return [manifest.Finding("metadata.json", "changed", f"its manifest is not one: {error}")]
+    found = [f for f in manifest.check(path, recorded) if f.name != "metadata.json"]
+    return missing + [f for f in found if f.name not in {m.name for m in missing}]
+
+
+def is_complete(path: str) -> bool:
+    """Whether ``path`` holds a finished, sound export: its ``metadata.json`` (written last) parses, and
+    every file matches the manifest it carries (size and SHA-256); exports from before tf_lottery
+    0.10, which carry none, need the files they name (before 0.9: the SavedModel and the ``.keras`` file)."""
+    payload = _metadata_or_none(path)
+    return payload is not None and not findings(path, payload)
 
 
 def _check_target(path, overwrite: bool) -> str:
@@ -93,13 +113,17 @@ def _check_target(path, overwrite: bool) -> str:
         if not os.path.isdir(target) or os.path.islink(target):
             raise FileExistsError(f"{target} exists and is not an export folder (a file or a link); "
                                   "choose another path")
-        others = sorted(set(os.listdir(target)) - EXPORT_FILES)
+        present = os.listdir(target)
+        others = sorted(set(present) - EXPORT_FILES)
+        if present and not os.path.exists(os.path.join(target, "metadata.json")):
+            others = others or sorted(present)  # exports are written whole: files without metadata.json are not one
         if others:
             raise FileExistsError(f"{target} holds files that are not an export's ({', '.join(others[:5])}"
                                   f"{' ...' if len(others) > 5 else ''}); it is never replaced, even with "
                                   "overwrite=True: choose another path")
         if is_complete(target) and not overwrite:
             raise FileExistsError(f"{target} holds a finished export; pass overwrite=True to replace it")
+        # What remains is an export whose metadata.json or files are damaged: it is replaced.
     parent = os.path.dirname(target)
     try:
         os.makedirs(parent, exist_ok=True)
@@ -166,6 +190,7 @@ def save_model(model: keras.Model, path: str, metadata: Optional[dict] = None, o
             sizes["tflite"] = converted
         payload = {
             "files": sorted([*os.listdir(staging), "metadata.json"]),  # what a finished export holds
+            "manifest": manifest.describe(staging),  # each file's size and SHA-256: loading verifies them
             "model_name": model.name,
             "lineage": lineage(model),
             "input": {"name": "image", "dtype": preprocessing.raw_dtype, "shape": list(preprocessing.raw_shape)},
@@ -182,18 +207,60 @@ def save_model(model: keras.Model, path: str, metadata: Optional[dict] = None, o
             "sizes": sizes,
             "keras_safe_mode": not lambdas,
             **({"lambda_layers": lambdas} if lambdas else {}),
-            **(metadata or {}),
         }
-        write_json_atomic(os.path.join(staging, "metadata.json"), payload)
+        write_json_atomic(os.path.join(staging, "metadata.json"), with_caller_metadata(payload, metadata))
     return path
 
 
-def read_metadata(path: str) -> dict:
-    """The ``metadata.json`` of an export folder.
+def with_caller_metadata(own: dict, metadata: Optional[dict]) -> dict:
+    """The export's own fields with the caller's beside them, checked before anything is written.
+
+    Raises:
+        TypeError: for ``metadata`` that is not a dict of JSON values (str keys; lists, numbers, text, None).
+        ValueError: for a key the export writes itself (``files``, ``manifest``, ``lineage``, ...: the caller's
+            value would be believed in their place), or a NaN or infinite number (JSON has none), naming it.
+    """
+    if metadata is None:
+        return own
+    if not isinstance(metadata, dict):
+        raise TypeError(f"metadata must be a dict of JSON values; got {type(metadata).__name__}")
+    clashes = sorted(set(metadata) & set(own))
+    if clashes:
+        raise ValueError(f"metadata={{{', '.join(repr(k) + ': ...' for k in clashes)}}}: "
+                         f"{'these keys are' if len(clashes) > 1 else 'this key is'} the export's own "
+                         f"({', '.join(sorted(own))}); name your fields otherwise")
+    _check_json(metadata, "metadata")
+    return {**own, **metadata}
+
+
+def _check_json(value, where: str) -> None:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError(f"{where} has the key {key!r}: JSON keys are text")
+            _check_json(item, f"{where}[{key!r}]")
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            _check_json(item, f"{where}[{index}]")
+    elif isinstance(value, float) or (isinstance(value, np.floating)):
+        if not math.isfinite(value):
+            raise ValueError(f"{where} is {value}: JSON has no NaN or infinity; write None (null) instead")
+    elif not (value is None or isinstance(value, (str, bool, int, np.integer))):
+        raise TypeError(f"{where} is a {type(value).__name__}, not a JSON value (text, a number, a list, a dict, None)")
+
+
+def read_metadata(path: str, verify: bool = True) -> dict:
+    """The ``metadata.json`` of an export folder, after verifying the export against the manifest it carries.
+
+    Args:
+        path: The export folder.
+        verify: Check every file's size and SHA-256 (an export is where a shared, possibly hostile,
+            artifact arrives); False reads the metadata alone.
 
     Raises:
         FileNotFoundError: naming the folder when it holds no finished export.
-        DamagedExport: naming the file when it does not parse as a JSON object.
+        DamagedExport: naming the file when it does not parse as a JSON object, or the files that do not
+            match the manifest.
     """
     file = os.path.join(path, "metadata.json")
     if not os.path.exists(file):
@@ -202,6 +269,10 @@ def read_metadata(path: str) -> dict:
     if payload is None:
         raise DamagedExport(f"{file} is damaged (not a JSON object): it should hold the export's lineage, "
                             "signatures and sizes; export the model again (delete the folder, or pass overwrite=True)")
+    bad = findings(path, payload) if verify else []
+    if bad:
+        raise DamagedExport(f"{path} does not match its manifest ({'; '.join(f.describe() for f in bad[:4])}"
+                            f"{' ...' if len(bad) > 4 else ''}): do not load it; export the model again")
     return payload
 
 
@@ -219,5 +290,5 @@ def save_ticket(result, path: str, metadata: Optional[dict] = None, overwrite: b
     if not isinstance(getattr(result, "model", None), keras.Model) or not hasattr(result, "to_dict"):
         raise TypeError(f"result must be a TicketResult (from tl.find_ticket) or a keras.Model; got "
                         f"{type(result).__name__}")
-    extra = {"ticket": result.to_dict(), **(metadata or {})}
+    extra = with_caller_metadata({"ticket": result.to_dict()}, metadata)
     return save_model(result.model, path, extra, overwrite, **options)
