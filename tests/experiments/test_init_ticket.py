@@ -14,11 +14,11 @@ from tf_lottery.results.records import ModelRecord, RunRecord
 
 FILES = {
     "config.json", "scores.json", "scores.png", "history_ticket.csv", "curves.png", "train_ticket.json",
-    "ticket_final.weights.h5", "result.json", "summary.md", "export", "evals",
+    "ticket_final.weights.h5", "result.json", "summary.md", "export", "evals", "manifest.json",
 }
 DENSE_FILES = {
     "config.json", "theta_0.weights.h5", "history_dense.csv", "train_dense.json", "dense_final.weights.h5",
-    "dense.json", "export", "evals",
+    "dense.json", "export", "evals", "manifest.json",
 }
 
 
@@ -207,3 +207,23 @@ def test_a_run_times_its_way_to_the_dense_accuracy(finished):
     reached = ticket[-1][1] >= dense[-1][1]
     assert (row.ticket_seconds_to_dense == ticket[-1][0]) if reached else row.ticket_seconds_to_dense is None
     assert row.dense_seconds_to_final == dense[-1][0] and row.dense_train_accuracy is not None
+
+
+def test_the_manifest_records_every_file_of_the_run_and_a_damaged_export_is_remade(finished, tmp_path, capfd):
+    from tf_lottery.core import manifest
+    config, result = finished
+    for folder in (result.run_folder, result.dense_run_folder):
+        recorded = manifest.read(folder)
+        assert sorted(recorded["files"]) == manifest.files_of(folder)  # walked, not trusted
+        assert manifest.check(folder, recorded) == []
+    work = tmp_path / "runs"
+    shutil.copytree(config.runtime.runs_dir, work)
+    ticket = work / os.path.basename(result.run_folder)
+    meta = ticket / "export" / "ticket" / "metadata.json"
+    meta.write_text(meta.read_text()[:100])  # truncated: the command line remakes it, as the API does
+    capfd.readouterr()
+    again = experiments.get("init_ticket")(config.replace(runs_dir=str(work)))
+    said = capfd.readouterr().out
+    assert f"warning: {meta}: changed" in said and "remade from the run's sound files" in said
+    assert tl.export.is_complete(str(ticket / "export" / "ticket")) and again.ticket.removed == result.ticket.removed
+    assert (ticket / "export" / "ticket.damaged" / "metadata.json").exists()

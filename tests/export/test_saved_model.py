@@ -131,6 +131,49 @@ def test_a_truncated_metadata_file_is_not_a_finished_export_and_is_replaced(tmp_
     assert not export.is_complete(path)
 
 
+def test_an_export_carries_its_manifest_and_reading_it_verifies_every_file(tmp_path, ticket_result):
+    path = export.save_ticket(ticket_result, str(tmp_path / "ticket"))
+    meta = export.read_metadata(path)
+    assert "model.keras" in meta["manifest"] and "saved_model/saved_model.pb" in meta["manifest"]
+    assert "metadata.json" not in meta["manifest"]
+    keras_file = tmp_path / "ticket" / "model.keras"
+    data = bytearray(keras_file.read_bytes())
+    data[len(data) // 2] ^= 1  # a flipped byte: same size, other content
+    keras_file.write_bytes(bytes(data))
+    assert not export.is_complete(path)
+    with pytest.raises(export.DamagedExport, match=r"does not match its manifest \(model.keras: changed \(same size, "
+                                                   r"other content\)\): do not load it"):
+        export.read_metadata(path)
+    (tmp_path / "ticket" / "extra.py").write_text("import os")
+    with pytest.raises(export.DamagedExport, match=r"extra.py: unrecorded"):
+        export.read_metadata(path)
+    assert export.read_metadata(path, verify=False)["model_name"] == meta["model_name"]
+
+
+@pytest.mark.parametrize("metadata,error,message", [
+    ({"files": ["model.keras"]}, ValueError, r"metadata=\{'files': ...\}: this key is the export's own"),
+    ({"lineage": None, "manifest": {}}, ValueError, r"'lineage': ..., 'manifest': ...\}: these keys are"),
+    ({"metrics": {"accuracy": float("nan")}}, ValueError, r"metadata\['metrics'\]\['accuracy'\] is nan: JSON has no"),
+    ({"seed": object()}, TypeError, r"metadata\['seed'\] is a object, not a JSON value"),
+    (["a"], TypeError, "metadata must be a dict of JSON values; got list"),
+])
+def test_caller_metadata_never_replaces_the_export_s_own_fields(tmp_path, ticket_result, metadata, error, message):
+    with pytest.raises(error, match=message):
+        export.save_ticket(ticket_result, str(tmp_path / "ticket"), metadata)
+    assert not (tmp_path / "ticket").exists()  # checked before anything is written
+
+
+@pytest.mark.parametrize("own", ["model.keras", "saved_model"])
+def test_a_folder_of_your_own_model_is_never_replaced(tmp_path, ticket_result, own):
+    (tmp_path / "best").mkdir()
+    mine = tmp_path / "best" / own
+    mine.mkdir() if own == "saved_model" else mine.write_bytes(b"my model")
+    for overwrite in (False, True):
+        with pytest.raises(FileExistsError, match="is never replaced"):
+            export.save_ticket(ticket_result, str(tmp_path / "best"), overwrite=overwrite)
+    assert os.listdir(tmp_path / "best") == [own]
+
+
 _HEADS_LOADER = r"""
 import sys, json
 sys.modules["tf_lottery"] = None
