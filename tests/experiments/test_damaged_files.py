@@ -230,3 +230,16 @@ def test_a_sweep_s_rows_never_lead_outside_its_runs_folder_nor_back_to_itself(fi
         config = Config.create(experiment="export", **{"from": (str(sweep),)}, runs_dir=str(tmp_path / "w"))
         with pytest.raises(DamagedRunFile, match=re.escape(message)):
             experiments.get("export")(config)
+
+
+def test_a_moved_runs_folder_remakes_its_summary_with_what_it_had(finished, tmp_path, capfd):
+    runs, record = finished
+    before = open(os.path.join(record.run_folder, "summary.md")).read()
+    work = tmp_path / "elsewhere" / "runs"
+    shutil.copytree(runs, work)
+    ticket = work / os.path.basename(record.run_folder)
+    os.remove(ticket / "summary.md")
+    experiments.get("init_ticket")(_config(work))
+    after = (ticket / "summary.md").read_text()
+    assert "no validation split" not in after and "time to the dense final val accuracy" in after
+    assert after == before

@@ -297,3 +297,35 @@ def test_weights_are_saved_after_the_given_steps(tmp_path, small_data):
     assert not all(np.array_equal(a, b) for a, b in zip(saved[3], saved[13]))
     with pytest.raises(TypeError, match="needs save_step"):
         train.SaveWeightsAt((), None, steps=(3,))
+
+
+@pytest.mark.parametrize("progress,named", [
+    ({"epochs": [{"epoch": 0, "seconds": 1.0, "logs": {}}], "checkpoints": [1]}, "epochs[0]['session'] is None"),
+    ({"epochs": [{"epoch": 0, "session": 0, "seconds": -98.2, "logs": {}}], "checkpoints": [1]},
+     "epochs[0]['seconds'] is -98.2, not a count or seconds >= 0"),
+    ({"epochs": "x", "checkpoints": [1]}, "'epochs' and 'checkpoints' must be lists"),
+    ({"epochs": ["x"], "checkpoints": [1]}, "epochs[0] is not an object"),
+    ({"epochs": [], "checkpoints": ["<"]}, "'checkpoints' must hold epoch counts >= 1"),
+    ([1, 2], "a JSON list, not an object"),
+])
+def test_a_damaged_progress_file_is_named_with_what_is_wrong_and_training_starts_over(tmp_path, small_data, capfd,
+                                                                                      progress, named):
+    import json
+    recipe = train.Recipe(length="2ep", batch_size=32, learning_rate=0.05, lr_drops=())
+    (tmp_path / "resume_dense").mkdir()
+    (tmp_path / "resume_dense" / "progress.json").write_text(json.dumps(progress))
+    result = train.fit(tl.models.cifar_resnet(8, input_shape=(16, 16, 3), num_classes=4), small_data, recipe,
+                       str(tmp_path), "dense", verbose=0)
+    said = capfd.readouterr().out
+    assert f"resume state {tmp_path / 'resume_dense' / 'progress.json'} is unreadable ({named}" in said
+    assert result["history"]["epoch"] == [0, 1] and result["timing"]["sessions"] == 1
+
+
+def test_a_training_record_with_negative_seconds_is_damage():
+    from tf_lottery.results.records import Timing
+    with pytest.raises(ValueError, match="a training time is negative or not a number"):
+        Timing(train_seconds=-98.2, epoch_seconds=[1.0], epochs_timed=1, images_per_second=None,
+               images_per_second_note="")
+    with pytest.raises(ValueError, match="sessions=0"):
+        Timing(train_seconds=1.0, epoch_seconds=[1.0], epochs_timed=1, images_per_second=None,
+               images_per_second_note="", sessions=0)

@@ -15,6 +15,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from typing import Dict, List, Optional
 
@@ -116,6 +117,19 @@ class Timing:
             if values[added] is None:
                 values.pop(added)
         return values
+
+    def __post_init__(self):
+        """Refuses what no measurement gives (a record read back from a damaged or edited file)."""
+        counts = (self.train_seconds, *self.epoch_seconds, *(self.steady_epoch_seconds or ()),
+                  *((self.fit_call_seconds,) if self.fit_call_seconds is not None else ()))
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
+                   for v in counts):
+            raise ValueError(f"a training time is negative or not a number (train_seconds={self.train_seconds!r}, "
+                             f"epoch_seconds={self.epoch_seconds!r}): no measurement gives one")
+        if not isinstance(self.sessions, int) or self.sessions < 1 or not isinstance(self.epochs_timed, int) \
+                or self.epochs_timed < 0:
+            raise ValueError(f"sessions={self.sessions!r} and epochs_timed={self.epochs_timed!r} must be counts "
+                             "(sessions >= 1)")
 
     def steady_seconds(self) -> Optional[float]:
         """The training's time at its steady pace: the mean steady epoch times the epochs (None

@@ -125,8 +125,16 @@ def _restore(model: keras.Model, folder: str, identity: dict) -> dict:
     try:
         with open(path) as handle:
             progress = json.load(handle)
-        progress["weights"], progress["steps_done"]  # noqa: B018  (KeyError: not a progress file)
-    except (OSError, ValueError, KeyError, TypeError) as error:
+        if not isinstance(progress, dict):
+            raise ValueError(f"a JSON {type(progress).__name__}, not an object")
+        if not isinstance(progress.get("weights"), str) or os.sep in progress["weights"]:
+            raise ValueError(f"'weights' is {progress.get('weights')!r}, not a file name of the state")
+        for key in ("steps_done", "sessions", "seconds", "cpu_seconds"):
+            value = progress.get(key, 0)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0 or (
+                    key in ("steps_done", "sessions") and not isinstance(value, int)):
+                raise ValueError(f"'{key}' is {value!r}, not a count or seconds >= 0")
+    except (OSError, ValueError) as error:
         log(f"the training state {path} is unreadable ({error}); training from the start")
         return fresh
     if progress.get("identity") != identity:

@@ -38,6 +38,37 @@ from tf_lottery.core.log import log
 _KEPT_CHECKPOINTS = 2
 
 
+def _number(value, least: float = 0.0) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= least
+
+
+def checked_progress(progress) -> dict:
+    """``progress`` when it is a resume state's ``progress.json``: a list of finished epochs (each with its
+    index, session, non-negative wall seconds and steps, and its logs) and a list of checkpoint epoch counts.
+
+    Raises:
+        ValueError: saying which field is wrong (the caller names the file and trains from the start).
+    """
+    if not isinstance(progress, dict):
+        raise ValueError(f"a JSON {type(progress).__name__}, not an object")
+    epochs, checkpoints = progress.get("epochs", []), progress.get("checkpoints", [])
+    if not isinstance(epochs, list) or not isinstance(checkpoints, list):
+        raise ValueError("'epochs' and 'checkpoints' must be lists")
+    for index, epoch in enumerate(epochs):
+        if not isinstance(epoch, dict):
+            raise ValueError(f"epochs[{index}] is not an object")
+        for key, least in (("epoch", 0), ("session", 0), ("seconds", 0), ("setup_seconds", 0), ("steps", 0)):
+            if key in epoch or key in ("epoch", "session", "seconds"):
+                if not _number(epoch.get(key), least) or (key in ("epoch", "session", "steps") and
+                                                          not isinstance(epoch.get(key), int)):
+                    raise ValueError(f"epochs[{index}]['{key}'] is {epoch.get(key)!r}, not a count or seconds >= 0")
+        if not isinstance(epoch.get("logs", {}), dict):
+            raise ValueError(f"epochs[{index}]['logs'] is not an object")
+    if not all(isinstance(c, int) and not isinstance(c, bool) and c >= 1 for c in checkpoints):
+        raise ValueError("'checkpoints' must hold epoch counts >= 1")
+    return progress
+
+
 def state_folder(workdir: str, name: str) -> str:
     """The resume state folder of model ``name`` in ``workdir``."""
     return os.path.join(workdir, f"resume_{name}")
@@ -110,11 +141,8 @@ class EpochCheckpoint(keras.callbacks.Callback):
         if not os.path.exists(path):
             return None
         try:
-            with open(path) as handle:
-                progress = json.load(handle)
-            if not isinstance(progress, dict):
-                raise ValueError("not a JSON object")
-            return progress
+            with open(path, encoding="utf-8") as handle:
+                return checked_progress(json.load(handle))
         except (OSError, ValueError) as error:
             log(f"{self.name}: resume state {path} is unreadable ({error}); training from the start")
             return None
