@@ -3,7 +3,7 @@
 The evidence campaigns train in a runs folder outside the repository (``scripts/campaign.sh``); this
 script trains nothing. For the sweep a flagfile names, it copies each finished run's small files
 (config, result, histories, scores, training records; never weights) and its dense run's into
-``<out>/runs/<run folder>/``, then rebuilds the sweep's rows from those copies alone and writes
+``<out>/runs/<run folder>/`` with a ``manifest.json`` of the copy (naming the weights as not kept), then rebuilds the sweep's rows from those copies alone and writes
 ``<out>/results.json``, ``<out>/report.md`` and the plots, exactly as the sweep would (the same
 :func:`tf_lottery.reports.write`). Runs still training are listed, not reported. Rerun it as runs finish.
 
@@ -27,9 +27,13 @@ import sys
 from absl import app, flags
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import relative_paths  # noqa: E402
 
 from tf_lottery import cli, reports  # noqa: E402
 from tf_lottery.config import Config  # noqa: E402
+from tf_lottery.core import manifest  # noqa: E402
 from tf_lottery.core.io import write_json_atomic  # noqa: E402
 from tf_lottery.experiments.rows import sweep_row  # noqa: E402
 from tf_lottery.experiments.sweep import points  # noqa: E402
@@ -66,6 +70,9 @@ def _copy_small_files(source: str, target: str) -> None:
             if name.endswith(".json"):
                 os.makedirs(os.path.join(target, "evals", side), exist_ok=True)
                 shutil.copyfile(os.path.join(evals, side, name), os.path.join(target, "evals", side, name))
+    relative_paths.rewrite_folder(target)  # records of 0.9 named the machine's paths
+    # The copy's own manifest: a rerun verifies these small files and reports "weights not kept".
+    manifest.write(target, not_kept=sorted(n for n in os.listdir(source) if n.endswith(".weights.h5")))
 
 
 def collect(config: Config, runs_dir, out: str) -> tuple:

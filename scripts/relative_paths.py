@@ -18,6 +18,7 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
+from tf_lottery.core import manifest  # noqa: E402
 from tf_lottery.core.io import write_text_atomic  # noqa: E402
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "benchmarks", "results")
@@ -58,12 +59,14 @@ def rewrite_json(value, key=None):
     return value
 
 
-def main() -> int:
-    changed = 0
-    for folder, _, names in os.walk(ROOT):
+def rewrite_folder(root: str) -> int:
+    """Rewrites the JSON and Markdown files under ``root``; a run folder whose files changed gets its
+    manifest written again (keeping what it names as not kept). Returns the number of files rewritten."""
+    changed, touched = 0, set()
+    for folder, _, names in os.walk(root):
         for name in names:
             path = os.path.join(folder, name)
-            if not name.endswith((".json", ".md")):
+            if not name.endswith((".json", ".md")) or name == manifest.MANIFEST:
                 continue
             with open(path, encoding="utf-8") as handle:
                 text = handle.read()
@@ -76,7 +79,20 @@ def main() -> int:
             if new != text:
                 write_text_atomic(path, new)
                 changed += 1
-    print(f"{changed} files rewritten")
+                touched.add(folder)
+    for folder in touched:  # the run folder holding the file (evals/<side>/ files sit two levels down)
+        while folder.startswith(root) and not os.path.exists(os.path.join(folder, manifest.MANIFEST)):
+            if folder == root:
+                break
+            folder = os.path.dirname(folder)
+        current = manifest.read(folder) if os.path.exists(os.path.join(folder, manifest.MANIFEST)) else None
+        if current is not None:
+            manifest.write(folder, not_kept=current.get("not_kept", []))
+    return changed
+
+
+def main() -> int:
+    print(f"{rewrite_folder(ROOT)} files rewritten")
     return 0
 
 
