@@ -13,6 +13,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tf_lottery.core import arguments
 from tf_lottery.criteria.registry import AGGREGATIONS
 from tf_lottery.data.checks import check_images, check_labels
 from tf_lottery.graph import reader as graph
@@ -81,6 +82,7 @@ def class_balanced_batch(images, labels, per_class: int = 10, seed: int = 0):
     Example:
         >>> x, y = class_balanced_batch(train_x, train_y, per_class=10)
     """
+    arguments.count("per_class", per_class, least=1)
     images = check_images(images, "class_balanced_batch: the images")
     labels = check_labels(labels, "class_balanced_batch: the labels", count=len(images), one_hot=True)
     rng = np.random.default_rng(seed)

@@ -78,8 +78,9 @@ def check_named_inputs(model: keras.Model, inputs: dict, what: str) -> int:
     for name, tensor in zip(names, model.inputs):
         array = np.asarray(inputs[name])
         expected = tuple(tensor.shape[1:])
-        if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
-            raise ValueError(f"{what}: {name!r} must be numbers; got dtype {array.dtype}")
+        if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool) or np.issubdtype(
+                array.dtype, np.complexfloating):
+            raise ValueError(f"{what}: {name!r} must be real numbers; got dtype {array.dtype}")
         if array.ndim != len(expected) + 1 or any(e is not None and e != a for e, a in zip(expected, array.shape[1:])):
             raise ValueError(f"{what}: {name!r} has shape {array.shape} but the model takes (batch,) + {expected}")
         if "int" in str(tensor.dtype) and not (np.issubdtype(array.dtype, np.integer) or array.dtype == bool):

@@ -21,11 +21,13 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import inspect
+import numbers
 from typing import Callable, Dict, Mapping, Optional
 
 import keras
 import numpy as np
 
+from tf_lottery.core import arguments
 from tf_lottery.core.registry import Registry, UnknownNameError
 from tf_lottery.criteria.inputs import check_scores, check_scoring_data
 from tf_lottery.criteria.language import causal_lm_parts, check_tokens
@@ -109,8 +111,15 @@ class Criterion:
         if unknown:
             takes = ", ".join(self.options()) or "none"
             raise ValueError(f"criterion {self.name!r} takes no option {unknown[0]!r}; its options: {takes}")
-        if "aggregation" in options and options["aggregation"] not in AGGREGATIONS:
-            raise ValueError(f"aggregation must be one of {AGGREGATIONS}; got {options['aggregation']!r}")
+        if "aggregation" in options:
+            arguments.one_of("aggregation", options["aggregation"], AGGREGATIONS)
+        for name, default in self.options().items():  # an option of a numeric default takes a number
+            value = options.get(name)
+            if value is not None and isinstance(default, numbers.Real) and not isinstance(default, bool):
+                if isinstance(default, numbers.Integral):
+                    arguments.count(name, value, least=1)
+                else:
+                    arguments.number(name, value)
 
     def run_options(self, seed: int, **chosen) -> Dict[str, object]:
         """The options a run passes: the ``chosen`` ones (None values left out), checked, plus the

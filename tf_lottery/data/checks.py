@@ -43,6 +43,9 @@ def check_images(images, what: str, expected_shape: Optional[Sequence[Optional[i
         raise ValueError(f"{what} must be one array of equally shaped images; {error}") from None
     if array.dtype == bool or not np.issubdtype(array.dtype, np.number):
         raise ValueError(f"{what} must be numbers (an integer or float array); got dtype {array.dtype}")
+    if np.issubdtype(array.dtype, np.complexfloating):  # a model of real weights would drop the imaginary part
+        raise ValueError(f"{what} must be real numbers (an integer or float array); got dtype {array.dtype}: pass "
+                         "the real part, the magnitude, or both as channels")
     if array.ndim < 2:
         raise ValueError(f"{what} must be a batch of images (rank >= 2, images along the first axis); "
                          f"got shape {array.shape}")

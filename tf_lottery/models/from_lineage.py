@@ -45,9 +45,14 @@ def rebuild(origin: Union[str, dict], weights_from: Optional[keras.Model] = None
         >>> ticket2 = rebuild(lineage_json(ticket), weights_from=ticket)
     """
     if isinstance(origin, str):
-        origin = json.loads(origin)
+        try:
+            origin = json.loads(origin)
+        except ValueError as error:
+            raise ValueError(f"origin must be a lineage (a dict, or its JSON text); the text does not parse: "
+                             f"{error}") from None
     if not isinstance(origin, dict):
-        raise ValueError(f"a lineage is a JSON object with 'builder' and 'spec'; got {type(origin).__name__}")
+        raise ValueError(f"origin must be a lineage: a JSON object with 'builder' and 'spec' (an export's "
+                         f"metadata.json 'lineage'); got {type(origin).__name__}")
     name = origin.get("builder")
     if isinstance(name, str) and re.fullmatch(function.PATTERN, name) and not function.is_trusted(name):
         if safe_mode:

@@ -377,6 +377,17 @@ def stage_sizes(model: keras.Model) -> Dict[int, int]:
 def floor_hint(model: keras.Model, min_blocks_per_stage: int) -> str:
     """What the floor leaves, for an error: the stages' sizes and how to lower the floor."""
     sizes = ", ".join(f"stage {s}: {n}" for s, n in sorted(stage_sizes(model).items()))
+    found = find_blocks(model)
+    fixed = [b.name for b in found if not b.removable]
+    if min_blocks_per_stage == 0 or max_removable(model, 0) == max_removable(model, min_blocks_per_stage):
+        # The floor is not what limits: the blocks that change shape (each stage's first, with a
+        # projection or no shortcut) can never go, whatever the floor.
+        why = ("a block whose input is not the previous block's output (each stage's first, under the paper's rule) or "
+               "that changes its input's shape (a projection, no shortcut) always stays" if eligibility_rule(model) ==
+               "paper" else "a block that changes its input's shape (a projection, or no shortcut) always stays")
+        return (f"only {sum(b.removable for b in found)} of its {len(found)} blocks are removable "
+                f"({', '.join(fixed[:6])}{' ...' if len(fixed) > 6 else ''} cannot go: {why}); lowering "
+                "min_blocks_per_stage does not change that")
     return (f"every stage keeps min_blocks_per_stage={min_blocks_per_stage} blocks (blocks per stage: {sizes}); "
             f"lower it with min_blocks_per_stage= (flag --min_blocks_per_stage), 0 lets a stage lose them all")
 

@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import dataclasses
 import numbers
+import warnings
 from typing import Dict, List, Optional, Sequence
 
 import keras
 
+from tf_lottery.core import arguments
 from tf_lottery import criteria as criteria_lib
 from tf_lottery import surgery
 from tf_lottery.results.records import TicketRecord
@@ -111,8 +113,9 @@ def select(model: keras.Model, scores: Dict[str, float], count: int, prune_first
         ValueError: for a bad ``prune_first``, a removable block without a score, or
             when fewer than ``count`` blocks can be picked.
     """
-    if prune_first not in ("low", "high"):
-        raise ValueError(f"prune_first must be 'low' or 'high'; got {prune_first!r}")
+    arguments.one_of("prune_first", prune_first, ("low", "high"))
+    arguments.count("count", count, least=1)
+    arguments.count("min_blocks_per_stage", min_blocks_per_stage)
     found = surgery.find_blocks(model)
     order = {b.name: i for i, b in enumerate(found)}
     stage_of = {b.name: b.stage for b in found}
@@ -136,7 +139,33 @@ def select(model: keras.Model, scores: Dict[str, float], count: int, prune_first
             left[stage_of[name]] -= 1
     if len(picked) < count:
         raise ValueError(f"only {len(picked)} of {count} blocks can be removed within the floor")
+    _refuse_or_warn_ties(scores, ranking, picked, left, stage_of, min_blocks_per_stage)
     return picked
+
+
+class TiedScores(UserWarning):
+    """The last block picked and the first one left scored the same: graph order chose between them."""
+
+
+def _refuse_or_warn_ties(scores, ranking, picked, left, stage_of, floor) -> None:
+    """Refuses scores that say nothing (every eligible block the same, as all-zero or saturated inputs
+    give GraSP and SNIP), and warns when the last picked score ties the first one left, naming the blocks.
+
+    Raises:
+        ValueError: when every eligible block has the same score.
+    """
+    values = {scores[name] for name in ranking}
+    if len(ranking) > len(picked) and len(values) == 1:
+        raise ValueError(f"every removable block scored {next(iter(values))!r}, so the scores cannot choose "
+                         f"{len(picked)} of {len(ranking)}: the scoring data gave the criterion nothing to measure "
+                         "(all-zero or saturated inputs, say: check their scale and content)")
+    last = picked[-1]
+    eligible_left = [name for name in ranking if name not in picked and left[stage_of[name]] - 1 >= floor]
+    tied = [name for name in eligible_left if scores[name] == scores[last]]
+    if tied:
+        warnings.warn(TiedScores(f"{last} (removed) and {', '.join(tied)} (kept) have the same score "
+                                 f"{scores[last]!r}: graph order chose which goes; the ticket is one of several "
+                                 "equally scored ones"), stacklevel=3)
 
 
 def find_ticket(
@@ -185,11 +214,16 @@ def find_ticket(
         >>> result.removed
         ['stage1_block4', 'stage2_block2', 'stage1_block2']
     """
-    if schedule not in SCHEDULES:
-        raise ValueError(f"schedule must be one of {SCHEDULES}; got {schedule!r}")
+    arguments.one_of("schedule", schedule, SCHEDULES)
+    arguments.count("min_blocks_per_stage", min_blocks_per_stage)
+    arguments.one_of("prune_first", prune_first, ("low", "high"), optional=True)
+    if residual_layers is not None and (isinstance(residual_layers, str) or not all(
+            isinstance(n, str) for n in residual_layers)):
+        raise TypeError(f"residual_layers must be a list of layer names; got {residual_layers!r}")
     if residual_layers:
         surgery.find_blocks(model, residual_layers=residual_layers)
     scorer = criteria_lib.get(criterion)
+    scorer.check_options({k: v for k, v in criterion_options.items() if k not in ("output", "loss")})
     direction = prune_first or scorer.prune_first
     if same_family is None:
         same_family = surgery.families.has_family(model)

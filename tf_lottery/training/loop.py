@@ -17,6 +17,7 @@ from typing import Optional
 import keras
 import numpy as np
 
+from tf_lottery.core import arguments
 from tf_lottery.runtime import distribute, keras_patches
 from tf_lottery.graph.heads import outputs_probabilities
 from tf_lottery.training.recipe import Recipe
@@ -106,6 +107,9 @@ def compile_model(model: keras.Model, recipe: Recipe, steps_per_epoch: int) -> N
     batches weigh padding 0) it counts the weighted positions only; without weights it is the
     plain accuracy. It also replaces the metrics a keras_hub task would add by itself.
     """
+    arguments.instance("model", model, keras.Model, "a keras.Model")
+    arguments.instance("recipe", recipe, Recipe, "a tl.train.Recipe, e.g. Recipe(length='3ep')")
+    arguments.count("steps_per_epoch", steps_per_epoch, least=1)
     model.compile(
         optimizer=recipe.make_optimizer(steps_per_epoch),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=not outputs_probabilities(model)),
@@ -153,6 +157,21 @@ def check_fits(recipe: Recipe, train_size: int) -> int:
     return steps_per_epoch
 
 
+def check_classes(model: keras.Model, data) -> None:
+    """Refuses a classifier with fewer outputs than the data's classes (a label would index past the logits).
+
+    Raises:
+        ValueError: naming both counts.
+    """
+    classes = getattr(data, "num_classes", None)
+    if getattr(data, "task", "classify") != "classify" or not classes or len(model.outputs) != 1:
+        return
+    units = model.outputs[0].shape[-1]
+    if units is not None and units < classes:
+        raise ValueError(f"the data has {classes} classes (labels 0 to {classes - 1}) but {model.name!r} outputs "
+                         f"{units}: build the model with num_classes={classes}")
+
+
 def fit(model: keras.Model, data, recipe: Recipe, workdir: str, name: str,
         verbose: Optional[int] = None, tensorboard: bool = False, extra_callbacks=()) -> dict:
     """Trains ``model`` by ``recipe`` on ``data`` (a :class:`~tf_lottery.data.PreparedData`).
@@ -184,6 +203,14 @@ def fit(model: keras.Model, data, recipe: Recipe, workdir: str, name: str,
         TrainingDiverged: if the loss became NaN or infinite.
         ValueError: if the training split is smaller than one batch.
     """
+    arguments.instance("model", model, keras.Model, "a keras.Model")
+    arguments.instance("recipe", recipe, Recipe, "a tl.train.Recipe, e.g. Recipe(length='3ep')")
+    if not callable(getattr(data, "size", None)) or not callable(getattr(data, "train_pipeline", None)):
+        raise TypeError(f"data must be prepared data (tl.data.prepare(...), a PreparedData or TextData); got "
+                        f"{type(data).__name__}")
+    arguments.instance("workdir", workdir, (str, os.PathLike), "a folder path")
+    arguments.instance("name", name, str, "the model's name in the run folder, e.g. 'dense'")
+    check_classes(model, data)
     recipe = distribute.current().global_recipe(recipe)
     steps_per_epoch = check_fits(recipe, data.size("train"))
     epochs, per_epoch = recipe.plan(steps_per_epoch)

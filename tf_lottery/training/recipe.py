@@ -20,6 +20,7 @@ from typing import Tuple
 
 import keras
 
+from tf_lottery.core import arguments
 from tf_lottery.training.schedules import warmup_factor, warmup_schedule
 
 _LENGTH = re.compile(r"^\s*([0-9]+)\s*(ep|it)\s*$", re.ASCII)  # ASCII digits only: "２ep" is refused
@@ -166,6 +167,8 @@ class Recipe:
     optimizer: str = "sgd"
 
     def __post_init__(self):
+        for name in ("learning_rate", "momentum", "lr_drop_factor", "warmup_start"):
+            arguments.number(name, getattr(self, name))
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}; got {self.optimizer!r}")
         object.__setattr__(self, "length", canonical_length(self.length))
