@@ -138,6 +138,16 @@ CASES = [
      "sweep_rewind_epochs and sweep_rewind_steps need --sweep_experiment=lottery"),
     (["--dataset=cifar10", "--data_dir={tmp}/nothing"], "'cifar10' is not available in"),
     (["--dataset=fashion_mnist", "--data_dir={tmp}/nothing"], "apt-get install dataset-fashion-mnist"),
+    (SYNTHETIC + ["--lr_drops=100000it"], "--lr_drops=100000it is at or past the end of the training (--length=1ep"),
+    (SYNTHETIC + ["--warmup=1000it"], "--warmup=1000it is not shorter than the training (--length=1ep"),
+    (SYNTHETIC + ["--evals=shift_sets"], "no published shift set tests synthetic models"),
+    (SYNTHETIC + ["--serving_dir={tmp}/a_file"], "--serving_dir={tmp}/a_file: {tmp}/a_file is a file"),
+    (["--carbon_country=ZZZ"], "carbon_country='ZZZ' is not a country codecarbon has a grid energy mix for"),
+    (["--flagfile={tmp}/latin1.cfg"], "--flagfile={tmp}/latin1.cfg is not UTF-8 text (invalid start byte: byte 0xff"),
+    (SYNTHETIC + ["--model=tests.user_models:raises_memory_error"],
+     "--model=tests.user_models:raises_memory_error ran out of memory building the model"),
+    (SYNTHETIC + ["--model=tests.user_models:exits"],
+     "--model=tests.user_models:exits called sys.exit(0) instead of returning a keras.Model"),
     (["--runs_dir={tmp}/a_file"], "--runs_dir={tmp}/a_file is a file; it must be a folder"),
     (["--runs_dir={tmp}/dangling"], "the --runs_dir {tmp}/dangling is a link to {tmp}/gone, which does not exist"),
     # the API
@@ -180,7 +190,7 @@ def _cli(args, runs_dir, capsys):
     """(exit code, what the user sees on stderr) of one command line, run in-process."""
     cli.FLAGS.unparse_flags()
     try:
-        argv = cli.FLAGS(["tf-lottery", f"--runs_dir={runs_dir}", *args])  # later flags win
+        argv = cli.parse_flags(["tf-lottery", f"--runs_dir={runs_dir}", *args])  # later flags win
         code = cli.main(argv)
         return code, capsys.readouterr().err
     except (app.UsageError, flags.Error) as error:  # absl prints it as one line and exits 1
@@ -204,6 +214,7 @@ def test_bad_input_is_refused_with_one_clear_line_before_anything_is_written(cas
     args, message = case
     (tmp_path / "a_file").write_text("not a folder")
     (tmp_path / "dangling").symlink_to(tmp_path / "gone")
+    (tmp_path / "latin1.cfg").write_bytes(b"--depth=\xff20\n")
     code, seen = _cli([a.format(tmp=tmp_path) for a in args], tmp_path / "runs", capsys)
     assert code != 0
     assert message.format(tmp=tmp_path) in seen, seen
@@ -212,7 +223,7 @@ def test_bad_input_is_refused_with_one_clear_line_before_anything_is_written(cas
 
 
 def test_the_catalogue_is_large_enough():
-    assert len(CASES) >= 40
+    assert len(CASES) >= 48
 
 
 def test_lengths_in_steps_work_wherever_no_epoch_arithmetic_is_needed(tmp_path):

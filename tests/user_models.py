@@ -46,3 +46,14 @@ def per_token_mlp(input_shape, num_classes):
     """Builds on token sequences but takes one unnamed input: not a language model of the command line."""
     inputs = keras.Input(input_shape)
     return keras.Model(inputs, keras.layers.Dense(num_classes)(keras.layers.Dense(8)(inputs)))
+
+
+def raises_memory_error(input_shape, num_classes):
+    """A builder that runs out of memory: named in one line, never a traceback."""
+    raise MemoryError("a 10 GB embedding")
+
+
+def exits(input_shape, num_classes):
+    """A builder written as a script: it never returns, and nothing may pass as done."""
+    import sys
+    sys.exit(0)

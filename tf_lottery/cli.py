@@ -224,10 +224,42 @@ def parse_flags(argv: List[str]) -> List[str]:
     Raises:
         flags.Error: for a value a flag refuses.
     """
+    for file in _flagfiles(argv):
+        _check_flagfile(file)
     try:
         return FLAGS(argv)
     except flags.Error as error:
         raise flags.Error(one_line(error)) from None
+    except UnicodeDecodeError as error:  # a flagfile named inside another flagfile
+        raise flags.Error(f"a flagfile is not UTF-8 text ({error.reason} at byte {error.start}); save it as UTF-8") \
+            from None
+
+
+def _flagfiles(argv: List[str]) -> List[str]:
+    """The ``--flagfile`` values of ``argv`` (``--flagfile=F`` or ``--flagfile F``)."""
+    found = []
+    for index, arg in enumerate(argv):
+        if arg.startswith("--flagfile="):
+            found.append(arg.split("=", 1)[1])
+        elif arg == "--flagfile" and index + 1 < len(argv):
+            found.append(argv[index + 1])
+    return found
+
+
+def _check_flagfile(file: str) -> None:
+    """Refuses a flagfile that is not UTF-8 text (absl would fail with a traceback), naming it and the byte.
+
+    Raises:
+        flags.Error: naming the file.
+    """
+    try:
+        with open(file, encoding="utf-8") as handle:
+            handle.read()
+    except UnicodeDecodeError as error:
+        raise flags.Error(f"--flagfile={file} is not UTF-8 text ({error.reason}: byte {error.object[error.start]:#04x} "
+                          f"at position {error.start}); save it as UTF-8") from None
+    except OSError:
+        return  # absl names a missing file itself
 
 
 def _parse_flags_or_exit(argv: List[str]) -> List[str]:

@@ -23,6 +23,7 @@ from tf_lottery.core import options
 from tf_lottery.criteria import CRITERIA
 from tf_lottery.data import DATASETS, TASKS
 from tf_lottery.data.streaming import DATA_PATHS, resolve_path
+from tf_lottery.runtime import carbon
 from tf_lottery.runtime.distribute import LR_SCALINGS, PRECISIONS, STRATEGIES, XLA_MODES
 from tf_lottery.evals import EVALS
 from tf_lottery.evals.adversarial import ATTACKS
@@ -581,6 +582,7 @@ class RuntimeConfig(Section):
         if len(self.carbon_country) != 3 or not self.carbon_country.isalpha():
             raise ValueError(f"carbon_country must be an ISO 3166 alpha-3 code such as USA or FRA; "
                              f"got {self.carbon_country!r}")
+        carbon.check_country(self.carbon_country)
         if self.mixed_precision and self.precision != "float32":
             raise ValueError(f"--mixed_precision and --precision={self.precision} both set the arithmetic; give "
                              "--precision alone (--mixed_precision is --precision=bfloat16, or float16 on GPUs)")

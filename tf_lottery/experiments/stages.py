@@ -20,6 +20,7 @@ import keras
 
 from tf_lottery import criteria, evals, export, models, reports, surgery, tickets, training
 from tf_lottery.export import serving
+from tf_lottery.evals.robustness import check_shift_sets
 from tf_lottery.reports import plots
 from tf_lottery.results import curves
 from tf_lottery.runtime import carbon, distribute
@@ -122,7 +123,11 @@ def check_data(config: Config, data) -> None:
     Raises:
         ValueError: naming the flag, its value and what the data allows.
     """
-    steps_per_epoch(config, data)
+    training.check_lengths(distribute.current().global_recipe(config.training.recipe()), steps_per_epoch(config, data))
+    if config.runtime.serving_dir:
+        serving.check_serving_dir(config.runtime.serving_dir)
+    if "shift_sets" in config.evaluation.evals:  # a set of another dataset, or one not on this machine
+        check_shift_sets(config.evaluation, config.data.dataset)
     classes = config.model.num_classes
     if classes is not None and classes < data.num_classes:
         raise ValueError(f"--num_classes={classes} but {config.data.dataset} has labels up to "

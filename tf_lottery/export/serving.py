@@ -220,6 +220,22 @@ def convert_tflite(saved_model: str, path: str, dynamic_range: bool = False) -> 
             "quantization": "dynamic_range" if dynamic_range else "none (float32)", "select_tf_ops": select}
 
 
+def check_serving_dir(serving_dir: str) -> None:
+    """Fails before a run trains when ``serving_dir`` cannot take TF Serving's folders.
+
+    Raises:
+        ValueError: for a path that is a file (or under one), or a folder (or its nearest existing
+            parent) that is not writable.
+    """
+    existing = os.path.abspath(serving_dir)
+    while not os.path.exists(existing) and os.path.dirname(existing) != existing:
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise ValueError(f"--serving_dir={serving_dir}: {existing} is a file; TF Serving's layout needs a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"--serving_dir={serving_dir}: {existing} is not writable")
+
+
 def serving_version(saved_model: str, serving_dir: str, name: str) -> str:
     """Copies a SavedModel to ``serving_dir/name/<n>/``, TF Serving's layout, with ``n`` one above
     the highest version there (1 for the first). The copy takes its number only once complete.

@@ -225,6 +225,17 @@ def _build(path: str, arguments: dict, input_shape, num_classes: int, seed: int,
     except (TypeError, ValueError) as error:  # arguments it does not take, or a shape it cannot build on
         raise ValueError(f"--model={path} refused (input_shape={tuple(input_shape)}, num_classes={num_classes}, "
                          f"--model_args {arguments}): {error}") from error
+    except MemoryError as error:
+        raise ValueError(f"--model={path} ran out of memory building the model (input_shape={tuple(input_shape)}, "
+                         f"--model_args {arguments}){f': {error}' if str(error) else ''}; build a smaller one") from None
+    except SystemExit as error:  # a function written as a script: nothing was built, so nothing may pass as done
+        raise RuntimeError(f"--model={path} called sys.exit({error.code!r}) instead of returning a keras.Model; "
+                           "a model function builds and returns the model") from None
+    except KeyboardInterrupt:
+        raise
+    except Exception as error:  # noqa: BLE001  (the user's code: any failure is named, never a traceback)
+        raise RuntimeError(f"--model={path} failed while building the model: {type(error).__name__}: "
+                           f"{str(error).splitlines()[0] if str(error) else ''}") from error
     if not isinstance(model, keras.Model):
         raise TypeError(f"--model={path} must return a keras.Model; got {type(model).__name__}")
     body = surgery.families.block_model(model)  # a keras_hub task's graph calls its tied embedding twice

@@ -10,10 +10,36 @@ is recorded as ``"status": "unavailable"`` with the reason, never as 0.
 from __future__ import annotations
 
 import contextlib
+import functools
 import glob
+import importlib.resources
+import json
 import logging
 import os
 from typing import Iterator
+
+
+@functools.lru_cache(maxsize=1)
+def known_countries() -> frozenset:
+    """The ISO 3166 alpha-3 codes codecarbon has a grid energy mix for (its ``global_energy_mix.json``);
+    empty when the file cannot be read (then no code is refused here)."""
+    try:
+        mix = importlib.resources.files("codecarbon") / "data" / "private_infra" / "global_energy_mix.json"
+        return frozenset(json.loads(mix.read_text(encoding="utf-8")))
+    except (ImportError, OSError, ValueError):
+        return frozenset()
+
+
+def check_country(country: str) -> None:
+    """Refuses a country codecarbon has no grid figure for (it would label a made-up grid).
+
+    Raises:
+        ValueError: naming the value and a few valid codes.
+    """
+    known = known_countries()
+    if known and country not in known:
+        raise ValueError(f"carbon_country={country!r} is not a country codecarbon has a grid energy mix for; give "
+                         f"an ISO 3166 alpha-3 code such as USA, FRA, DEU, CHN, IND ({len(known)} are known)")
 
 
 def energy_mode() -> str:

@@ -14,13 +14,13 @@ Example:
 
 from tf_lottery.training import language, resume  # noqa: F401
 from tf_lottery.training.loop import (
-    SaveWeightsAt, TrainingDiverged, check_fits, compile_model, evaluate, fit, make_deterministic, read_history,
+    SaveWeightsAt, TrainingDiverged, check_fits, check_lengths, compile_model, evaluate, fit, make_deterministic, read_history,
 )
 from tf_lottery.training.recipe import NO_WARMUP, Recipe, parse_length, to_steps
 from tf_lottery.training.schedules import LinearWarmup, warmup_class, warmup_factor, warmup_schedule
 
 __all__ = [
-    "LinearWarmup", "NO_WARMUP", "Recipe", "SaveWeightsAt", "TrainingDiverged", "check_fits", "compile_model",
+    "LinearWarmup", "NO_WARMUP", "Recipe", "SaveWeightsAt", "TrainingDiverged", "check_fits", "check_lengths", "compile_model",
     "evaluate", "fit", "language", "make_deterministic", "parse_length", "read_history", "resume", "to_steps",
     "warmup_class", "warmup_factor", "warmup_schedule",
 ]

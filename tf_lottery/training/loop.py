@@ -20,7 +20,7 @@ import numpy as np
 from tf_lottery.core import arguments
 from tf_lottery.runtime import distribute, keras_patches
 from tf_lottery.graph.heads import outputs_probabilities
-from tf_lottery.training.recipe import Recipe
+from tf_lottery.training.recipe import Recipe, to_steps
 from tf_lottery.training.resume import EpochCheckpoint, optimizer_steps
 
 
@@ -155,6 +155,23 @@ def check_fits(recipe: Recipe, train_size: int) -> int:
         raise ValueError(f"the training split ({train_size} examples) is smaller than one batch ({batch}); "
                          "lower --batch_size or raise --train_size")
     return steps_per_epoch
+
+
+def check_lengths(recipe: Recipe, steps_per_epoch: int) -> None:
+    """Refuses drops and a warm-up that do not fall inside the training, whatever their units: lengths in
+    epochs and in steps compare only once an epoch's steps are known (a config's check, before its run).
+
+    Raises:
+        ValueError: naming the flag, its value and the training's length in steps.
+    """
+    total = to_steps(recipe.length, steps_per_epoch)
+    for drop in recipe.lr_drops:
+        if to_steps(drop, steps_per_epoch) >= total:
+            raise ValueError(f"--lr_drops={drop} is at or past the end of the training (--length={recipe.length} = "
+                             f"{total} steps of {steps_per_epoch} per epoch); drops must fall within it")
+    if to_steps(recipe.warmup, steps_per_epoch, allow_zero=True) >= total:
+        raise ValueError(f"--warmup={recipe.warmup} is not shorter than the training (--length={recipe.length} = "
+                         f"{total} steps of {steps_per_epoch} per epoch)")
 
 
 def check_classes(model: keras.Model, data) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 import re
 from typing import Tuple
 
@@ -167,8 +168,10 @@ class Recipe:
     optimizer: str = "sgd"
 
     def __post_init__(self):
-        for name in ("learning_rate", "momentum", "lr_drop_factor", "warmup_start"):
-            arguments.number(name, getattr(self, name))
+        for name in ("learning_rate", "momentum", "lr_drop_factor", "warmup_start"):  # the type here, ranges below
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                arguments.number(name, value)
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}; got {self.optimizer!r}")
         object.__setattr__(self, "length", canonical_length(self.length))
