@@ -277,3 +277,13 @@ def test_cpu_devices_has_a_bound_with_its_reason():
 
     with pytest.raises(ValueError, match="1024"):
         Config.create(cpu_devices=100000)
+
+
+def test_tensorboard_without_its_package_is_refused_before_anything_is_written(tmp_path, capsys, monkeypatch):
+    import importlib.util
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "tensorboard" else real(name, *a))
+    code, seen = _cli(SYNTHETIC + ["--tensorboard"], tmp_path / "runs", capsys)
+    assert code == 2 and "--tensorboard writes logs through the tensorboard package, which is not installed: pip " \
+                          "install 'tf_lottery[tensorboard]'" in seen
+    assert not (tmp_path / "runs").exists()

@@ -1,4 +1,5 @@
 import os
+import re
 import subprocess
 import sys
 
@@ -177,3 +178,23 @@ def test_the_quieting_leaves_an_imported_tensorflow_alone():
     from tf_lottery.core import quiet
 
     assert quiet.quiet_tensorflow_startup() is False  # TensorFlow is imported in this process already
+
+
+@pytest.mark.parametrize("level", [None, "2"])
+def test_a_grasp_run_prints_no_tensorflow_log_lines_and_names_what_it_removes(tmp_path, level):
+    """TensorFlow's C++ lines (the start-up's, and oneDNN's int32 notice when GraSP's second-order graph
+    runs) stay off the terminal by default and when the user sets TF_CPP_MIN_LOG_LEVEL=2 themselves."""
+    env = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
+    if level is not None:
+        env["TF_CPP_MIN_LOG_LEVEL"] = level
+    done = subprocess.run([sys.executable, "-m", "tf_lottery.cli", "--dataset=synthetic", "--train_size=256",
+                           "--val_size=64", "--test_size=64", "--depth=14", "--min_blocks_per_stage=1",
+                           "--num_blocks=1", "--length=1ep", "--lr_drops=", "--noexport", "--evals=clean",
+                           f"--runs_dir={tmp_path}"], capture_output=True, text=True, env=env, timeout=3600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    noise = [line for line in done.stderr.splitlines() if re.match(r"[EWI]0000 ", line)]
+    assert not noise, noise
+    removed = re.search(r"removing \['(\w+)'\]", done.stdout)
+    assert removed, done.stdout[-2000:]
+    summary = [p for p in tmp_path.glob("init_ticket-*/summary.md")][0].read_text()
+    assert f"Removed: {removed[1]}." in summary

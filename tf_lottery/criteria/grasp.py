@@ -32,6 +32,7 @@ from typing import Dict
 import numpy as np
 import tensorflow as tf
 
+from tf_lottery.core import quiet
 from tf_lottery.criteria import base
 from tf_lottery.criteria.registry import register
 
@@ -56,12 +57,15 @@ def grasp_weight_scores(model, data, temperature: float = 200.0) -> Dict[str, np
     kernels = base.prunable_kernels(model)
     params = [tf.convert_to_tensor(v.value) for v in model.trainable_variables]
     hessian_gradient = _hessian_gradient(model, tuple(kernels.values()))
-    with _unoptimised():
+    # Unoptimised, the graph's int32 shape arithmetic reaches oneDNN, which says at ERROR level that it
+    # falls back to Eigen on CPUs without AVX-512: a notice, not an error, so it is not shown.
+    with _unoptimised(), quiet.dropping(ONEDNN_INT32_NOTICE):
         hg = hessian_gradient(images, labels, params, tf.constant(temperature))
     return {name: (-params[i] * h).numpy() for (name, i), h in zip(kernels.items(), hg)}
 
 
 _COMPILED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+ONEDNN_INT32_NOTICE = "oneDNN supports DT_INT32 only on platforms with AVX-512"
 
 
 @contextlib.contextmanager

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import importlib.util
 import os
 import time
 from typing import Optional
@@ -126,6 +127,9 @@ def check_data(config: Config, data) -> None:
     training.check_lengths(distribute.current().global_recipe(config.training.recipe()), steps_per_epoch(config, data))
     if config.runtime.serving_dir:
         serving.check_serving_dir(config.runtime.serving_dir)
+    if config.runtime.tensorboard and importlib.util.find_spec("tensorboard") is None:
+        raise ValueError("--tensorboard writes logs through the tensorboard package, which is not installed: "
+                         "pip install 'tf_lottery[tensorboard]' (or drop --tensorboard)")
     if "shift_sets" in config.evaluation.evals:  # a set of another dataset, or one not on this machine
         check_shift_sets(config.evaluation, config.data.dataset)
     classes = config.model.num_classes
@@ -218,6 +222,7 @@ def make_ticket(config: Config, run: RunFolder, dense, data, file: str = "scores
     crash_point("scoring")
     scoring = ScoringRecord(result.record(), seconds, int(len(y)), Energy.from_dict(energy))
     run.write_json(file, scoring.to_dict())
+    log(f"removing {_shown(scoring.ticket.removed)}")
     return scoring
 
 
@@ -414,7 +419,10 @@ def restore_history(run: RunFolder, name: str, trained: TrainingRecord) -> None:
 def write_summary(config: Config, run: RunFolder, record: RunRecord) -> str:
     """Writes ``summary.md`` (the run table under a title) unless it already holds just that; returns the table."""
     table = reports.run_table(record, config.runtime.runs_dir)
-    text = f"# {config.experiment} {run.digest}\n\nPrecision: {config.precision}.\n\n{table}"
+    removed = record.ticket.removed or []
+    what = (f"Removed: {', '.join(removed)}.\n\n" if removed and len(removed) <= 32 else
+            f"Removed: {len(removed)} ({', '.join(removed[:8])}, ...; all in scores.json).\n\n" if removed else "")
+    text = f"# {config.experiment} {run.digest}\n\nPrecision: {config.precision}.\n\n{what}{table}"
     try:
         with open(run.file("summary.md"), encoding="utf-8") as handle:
             current = handle.read()
