@@ -108,15 +108,46 @@ def test_residual_layer_flops_are_counted_from_their_traced_call(model):
     assert tl.cost.flops(model) - tl.cost.flops(ticket) == block
 
 
-def test_the_stem_is_never_a_block():
-    import keras
-    inputs = keras.Input((16, 16, 3))
-    x = inputs + keras.layers.Conv2D(3, 3, padding="same", name="pre")(inputs)  # a sum on the raw input
-    x = zoo.ResidualBlock(3, name="on_input")(inputs) + x * 0  # a residual layer on the raw input
-    x = keras.layers.Conv2D(8, 3, padding="same", name="stem")(x)
+def _four_blocks(shortcut: str):
+    """Four residual blocks, the first reading the model's input, their sums written three ways."""
+    inputs = keras.Input((16, 16, 8))
+    x = inputs
+    for i in range(4):
+        y = keras.layers.Conv2D(8, 3, padding="same", name=f"b{i}_conv")(x)
+        if shortcut == "operator":
+            x = x + y
+        elif shortcut == "lambda":  # the identity path through a Lambda (Python code) before the sum
+            x = keras.layers.Add(name=f"b{i}_add")([keras.layers.Lambda(lambda t: t, name=f"b{i}_same")(x), y])
+        else:
+            x = keras.layers.Add(name=f"b{i}_add")([x, y])
+    return keras.Model(inputs, keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(x)))
+
+
+@pytest.mark.parametrize("shortcut", ["add", "operator", "lambda"])
+def test_a_block_that_reads_the_model_input_is_a_block(shortcut):
+    """A regression of 0.9 dropped it as "the stem"; the stem rule must never drop a real block."""
+    import numpy as np
+    model = _four_blocks(shortcut)
+    found = tl.surgery.find_blocks(model)
+    assert len(found) == 4 and found[0].input_layer == model.inputs[0]._keras_history.operation.name, found
+    if shortcut == "lambda":  # a shortcut of Python code is not an identity: removal would not know what to keep
+        assert not any(b.removable for b in found)
+        return
+    assert all(b.removable for b in found)
+    first = found[0].name
+    ticket = tl.surgery.remove_blocks(model, [first], min_blocks_per_stage=0)
+    assert len(tl.surgery.find_blocks(ticket)) == 3
+    x = np.random.default_rng(0).standard_normal((2, 16, 16, 8)).astype("float32")
+    assert ticket(x).shape == (2, 2)
+
+
+def test_an_embedding_sum_is_not_a_block():
+    inputs = keras.Input((6,), dtype="int32")
+    tokens = keras.layers.Embedding(50, 8, name="tokens")(inputs)
+    x = tokens + keras.layers.Embedding(6, 8, name="positions")(keras.ops.arange(6)[None, :] * 0 + inputs * 0)
     for i in range(2):
-        x = keras.layers.Add(name=f"b{i}_add")([x, keras.layers.Conv2D(8, 3, padding="same", name=f"b{i}_conv")(x)])
-    model = keras.Model(inputs, keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(x)))
+        x = keras.layers.Add(name=f"b{i}_add")([x, keras.layers.Dense(8, name=f"b{i}_dense")(x)])
+    model = keras.Model(inputs, keras.layers.Dense(2)(keras.layers.GlobalAveragePooling1D()(x)))
     assert tl.surgery.blocks(model) == ["b0", "b1"]
 
 

@@ -12,13 +12,12 @@ the addition are its *branch* (the residual function, the side that removal dele
 criteria score) and its *shortcut* (empty for an identity shortcut; a projection conv,
 a pooling or a zero-padding path otherwise).
 
-The stem is never a block. A sum whose branch holds an embedding layer
-(``keras.layers.Embedding``, keras_hub's ``PositionEmbedding``, or any layer class whose
-name ends in ``Embedding``) is not a block: the token + position embedding sum of a
-language model or a ViT encodes the input, and removing it would remove the positions.
-Nor is a sum, or a residual layer, on the network's raw input (its block input would be
-an ``Input``): whatever adds to the input itself encodes it, and a block takes what the
-stem made of it.
+A sum whose branch holds an embedding layer (``keras.layers.Embedding``, keras_hub's
+``PositionEmbedding``, or any layer class whose name ends in ``Embedding``) is not a block:
+the token + position embedding sum of a language model or a ViT encodes the input, and
+removing it would remove the positions. A residual block that reads the network's input
+directly (``x = inputs + conv(inputs)``) is a block like any other: under the shape rule
+it is removable when it keeps its input's shape.
 
 A block is named by the longest ``_``-separated prefix its branch's layer names and its
 addition's name have in common: ``stage2_block3`` for ``stage2_block3_conv1 ...
@@ -137,11 +136,6 @@ def _is_embedding(operation) -> bool:
     """A layer that embeds positions or tokens (``keras.layers.Embedding``, keras_hub's
     ``PositionEmbedding``, ``TokenAndPositionEmbedding``, and any layer class named ``*Embedding``)."""
     return isinstance(operation, keras.layers.Embedding) or type(operation).__name__.endswith("Embedding")
-
-
-def _is_network_input(g: graph_lib.Graph, name: str) -> bool:
-    """Whether operation ``name`` is one of the network's inputs (a sum on it belongs to the stem)."""
-    return isinstance(g.operations[name], keras.layers.InputLayer)
 
 
 def _same_relu(a, b) -> bool:
@@ -263,8 +257,8 @@ def find_blocks(model: keras.Model, residual_layers: Optional[Sequence[str]] = N
         branch_side = 1 - identity if identity is not None else max(
             (0, 1), key=lambda i: (len(sides[i]), weights(sides[i])))
         branch = tuple(sorted(sides[branch_side], key=g.position))
-        if any(_is_embedding(g.operations[n]) for n in branch) or _is_network_input(g, input_layer):
-            continue  # token + position embeddings, or a sum on the raw input: the stem, not a residual function
+        if any(_is_embedding(g.operations[n]) for n in branch):
+            continue  # token + position embeddings: they encode the input, not a residual function
         found.append(dict(
             name=_block_name(g, branch, add),
             layers=tuple(sorted(body, key=g.position)),
@@ -315,7 +309,7 @@ def _residual_layer_blocks(g: graph_lib.Graph, declared: Sequence[str]) -> List[
             if not parents or shapes[0] != g.shapes[name]:
                 raise ValueError(f"residual layer {name!r} must keep the shape of its (first) input; it takes "
                                  f"{shapes} and gives {g.shapes[name]}")
-        elif not inside.candidate(layer, shapes, g.shapes[name]) or _is_network_input(g, parents[0]):
+        elif not inside.candidate(layer, shapes, g.shapes[name]):
             continue
         else:
             node = graph_lib.node_of(g.model, name)
