@@ -41,3 +41,66 @@ def test_shipped_flagfiles_keep_the_digests_of_0_7(flagfile):
 def test_the_quick_demo_lands_in_its_0_4_folder():
     config = _config(None)
     assert f"{config.experiment}-{config.digest('ticket')}" == "init_ticket-27cb9d7dd0a7"
+
+
+# --- one training, one run folder: equivalent spellings give one identity -------------------------------
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+from tf_lottery.config import Config  # noqa: E402
+from tf_lottery.data.idx import DEFAULT_FASHION_MNIST_DIR  # noqa: E402
+
+
+@st.composite
+def _meaning_and_spellings(draw):
+    """A run's meaning, then two spellings of it drawn independently (explicit defaults, units, -0.0,
+    trailing slashes, settings that the meaning makes moot)."""
+    criterion = draw(st.sampled_from(["grasp", "snip", "magnitude"]))
+    optimizer = draw(st.sampled_from(["sgd", "adamw"]))
+    drops = draw(st.sampled_from([(), ("2ep",)]))
+    num_blocks = draw(st.sampled_from([1, 2]))
+    decay = draw(st.sampled_from([0.0, 1e-4]))
+
+    def spelling():
+        kw = dict(criterion=criterion, optimizer=optimizer, lr_drops=drops, num_blocks=num_blocks, val_size=1000)
+        kw["data_dir"] = draw(st.sampled_from([None, DEFAULT_FASHION_MNIST_DIR, DEFAULT_FASHION_MNIST_DIR + "/"]))
+        kw["weight_decay"] = -decay if decay == 0.0 and draw(st.booleans()) else decay
+        kw.update(draw(st.sampled_from([{"depth": 14}, {"blocks_per_stage": (2, 2, 2)},
+                                        {"depth": 20, "blocks_per_stage": (2, 2, 2)}])))
+        if optimizer == "adamw":
+            kw["momentum"], kw["nesterov"] = draw(st.sampled_from([0.9, 0.5])), draw(st.booleans())
+        if not drops:
+            kw["lr_drop_factor"] = draw(st.sampled_from([0.1, 0.5]))
+        kw["num_classes"] = draw(st.sampled_from([None, 10]))
+        kw["input_shape"] = draw(st.sampled_from([None, (28, 28, 1)]))
+        own = {"grasp": ("mean", "high"), "snip": ("mean", "low"), "magnitude": ("mean", "low")}[criterion]
+        if own[0] is not None:
+            kw["aggregation"] = draw(st.sampled_from([None, own[0]]))
+        if own[1] is not None:
+            kw["prune_first"] = draw(st.sampled_from([None, own[1]]))
+        if criterion == "magnitude":
+            kw["score_per_class"] = draw(st.sampled_from([10, 3]))
+        if num_blocks == 1:
+            kw["schedule"] = draw(st.sampled_from(["oneshot", "iterative"]))
+        kw["train_size"] = draw(st.sampled_from([0, 60000 - 1000]))
+        kw["test_size"] = draw(st.sampled_from([0, 10000]))
+        return kw
+
+    return spelling(), spelling()
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(pair=_meaning_and_spellings())
+def test_equivalent_spellings_of_one_training_name_one_run(pair):
+    first, second = (Config.create(**kw) for kw in pair)
+    for scope in ("dense", "ticket"):
+        assert first.digest(scope) == second.digest(scope), (scope, pair)
+
+
+def test_what_changes_the_training_still_changes_the_name():
+    base = Config.create(depth=14)
+    for change in ({"depth": 20}, {"blocks_per_stage": (2, 3, 2)}, {"weight_decay": 1e-3}, {"train_size": 100},
+                   {"data_dir": "/elsewhere"}, {"num_classes": 12}, {"lr_drops": ("1ep",)}, {"momentum": 0.5}):
+        assert base.replace(**change).digest("dense") != base.digest("dense"), change
+    for change in ({"aggregation": "sum"}, {"prune_first": "low"}, {"schedule": "iterative"}, {"score_per_class": 3}):
+        assert base.replace(**change).digest("ticket") != base.digest("ticket"), change

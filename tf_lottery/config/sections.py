@@ -15,6 +15,7 @@ a run's identity (the hash naming its run folder) through ``IDENTITY``:
 from __future__ import annotations
 
 import dataclasses
+import os
 import math
 from typing import ClassVar, Optional
 
@@ -136,6 +137,15 @@ class ModelConfig(Section):
         for name, default in getattr(type(self.settings), "IDENTITY_DEFAULTS", {}).items():
             if values.get(name) == default:
                 values.pop(name)
+        canonical = getattr(type(self.settings), "canonical", None)
+        if canonical is not None:  # the builder's own equivalent spellings (depth against stages, say)
+            values = canonical(values)
+        if dataset is not None:  # the dataset's own shape and classes, given explicitly, are the default
+            if values.get("num_classes") == getattr(dataset, "num_classes", None):
+                values["num_classes"] = None
+            shape = values.get("input_shape")
+            if shape is not None and tuple(shape) == tuple(getattr(dataset, "input_shape", ()) or ()):
+                values["input_shape"] = None
         builder = MODELS.get(self.type)
         if builder.architecture is not None:
             shape = self.input_shape or getattr(dataset, "input_shape", None)
@@ -210,7 +220,23 @@ class DataConfig(Section):
         info = DATASETS.get(self.dataset)
         if resolve_path(info, requested) != resolve_path(info, "auto"):
             values["data_path"] = resolve_path(info, requested)
+        # One spelling of the same data: the default folder given explicitly (or with a trailing /) is the
+        # default; "all the examples" given as their count is all of them.
+        values["data_dir"] = _canonical_dir(info, self.data_dir)
+        sizes = info.split_sizes or {}
+        for split, left in (("train", sizes.get("train", 0) - self.val_size), ("test", sizes.get("test"))):
+            if values[f"{split}_size"] == 0 or (left and values[f"{split}_size"] == left):
+                values[f"{split}_size"] = None
         return values
+
+
+def _canonical_dir(info, data_dir: Optional[str]) -> Optional[str]:
+    """``--data_dir`` as a run's identity reads it: None for the dataset's default folder (or a dataset that
+    reads no folder), else the path without a trailing separator."""
+    if data_dir is None or info.name == "synthetic":
+        return None
+    path = os.path.normpath(os.path.expanduser(data_dir))
+    return None if info.default_dir and path == os.path.normpath(info.default_dir) else path
 
 
 @dataclasses.dataclass(frozen=True)
@@ -265,7 +291,12 @@ class TrainingConfig(Section):
     def identity(self) -> dict:
         """The fields that name a dense run: all, the warm-up and the kept steps only when there are
         some (so runs from before they existed keep their folders)."""
-        values = self.to_dict()
+        values = _no_negative_zero(self.to_dict())
+        defaults = TrainingConfig.__dataclass_fields__
+        if not self.lr_drops:  # a drop factor with no drop changes nothing
+            values["lr_drop_factor"] = defaults["lr_drop_factor"].default
+        if self.optimizer != "sgd":  # AdamW has no (Nesterov) momentum
+            values["momentum"], values["nesterov"] = defaults["momentum"].default, defaults["nesterov"].default
         if parse_length(self.warmup, allow_zero=True)[0] == 0:
             values.pop("warmup")
         if not self.keep_steps:
@@ -337,11 +368,30 @@ class MethodConfig(Section):
         rewind step, the declared residual layers and the angular window only when set (runs from
         before they existed keep their folders)."""
         fields = METHODS.get(self.type).fields
-        return {name: value for name, value in self.to_dict().items()
-                if (name == "type" or name in fields) and not (name == "rewind_step" and value == 0)
-                and not (name == "residual_layers" and not value)
-                and not (name == "angular_window" and value is None)
-                and not (name == "score_sequences" and value is None)}
+        values = {name: value for name, value in _no_negative_zero(self.to_dict()).items()
+                  if (name == "type" or name in fields) and not (name == "rewind_step" and value == 0)
+                  and not (name == "residual_layers" and not value)
+                  and not (name == "angular_window" and value is None)
+                  and not (name == "score_sequences" and value is None)}
+        return self._canonical(values)
+
+    def _canonical(self, values: dict) -> dict:
+        """One spelling of one decision: the criterion's own aggregation and direction given explicitly
+        are its defaults, a data-free criterion's batch size says nothing, and removing one block
+        iteratively is removing it once."""
+        defaults = MethodConfig.__dataclass_fields__
+        criterion = CRITERIA.get(self.criterion) if "criterion" in values else None
+        if criterion is not None:
+            if values.get("aggregation") is not None and values["aggregation"] == criterion.options().get(
+                    "aggregation"):
+                values["aggregation"] = None
+            if values.get("prune_first") is not None and values["prune_first"] == criterion.prune_first:
+                values["prune_first"] = None
+            if criterion.needs == "nothing" and "score_per_class" in values:
+                values["score_per_class"] = defaults["score_per_class"].default
+        if values.get("schedule") == "iterative" and values.get("num_blocks") == 1 and values.get("fraction") is None:
+            values["schedule"] = "oneshot"
+        return values
 
     def criterion_options(self, seed: int) -> dict:
         """The options the criterion gets: those set here, checked against it, and the run's seed
@@ -586,6 +636,11 @@ class RuntimeConfig(Section):
         if self.mixed_precision and self.precision != "float32":
             raise ValueError(f"--mixed_precision and --precision={self.precision} both set the arithmetic; give "
                              "--precision alone (--mixed_precision is --precision=bfloat16, or float16 on GPUs)")
+
+
+def _no_negative_zero(values: dict) -> dict:
+    """``values`` with every -0.0 as 0.0 (``--weight_decay=-0.0`` trains as ``0``)."""
+    return {k: (0.0 if isinstance(v, float) and v == 0.0 else v) for k, v in values.items()}
 
 
 def _distinct(name: str, values: tuple) -> None:

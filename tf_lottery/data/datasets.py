@@ -62,6 +62,9 @@ class DatasetInfo:
             it into memory (the registered datasets: at most 200 MB of uint8 images).
         task: What it is data for: ``classify`` (images and labels) or ``causal_lm`` (a text
             corpus; ``input_shape`` is its default sequence length, ``num_classes`` its vocabulary).
+        split_sizes: Examples in its ``train`` and ``test`` splits when they are fixed (so that "all of
+            them" has one spelling in a run's identity), else None.
+        default_dir: Where it is read from without ``--data_dir`` (None: tfds's own folder, or no files).
     """
 
     name: str
@@ -73,6 +76,8 @@ class DatasetInfo:
     tfds_name: Optional[str] = None
     streams: bool = False
     task: str = "classify"
+    split_sizes: Optional[Dict[str, int]] = None
+    default_dir: Optional[str] = None
 
     def __post_init__(self):
         if not self.class_names:
@@ -85,10 +90,12 @@ class DatasetInfo:
         return self.loader(data_dir, download, seed)
 
 
-def register(name, input_shape, num_classes, source, class_names=(), tfds_name=None, task="classify"):
+def register(name, input_shape, num_classes, source, class_names=(), tfds_name=None, task="classify",
+             split_sizes=None, default_dir=None):
     """Decorator registering a loader as a :class:`DatasetInfo`."""
     return DATASETS.entry(name, lambda loader: DatasetInfo(name, tuple(input_shape), num_classes, loader, source,
-                                                           tuple(class_names), tfds_name, task=task))
+                                                           tuple(class_names), tfds_name, task=task,
+                                                           split_sizes=split_sizes, default_dir=default_dir))
 
 
 def _any_tfds(name: str) -> DatasetInfo:
@@ -240,7 +247,8 @@ def load_tfds_texts(name: str, data_dir: Optional[str], download: bool,
 
 
 @register("fashion_mnist", (28, 28, 1), 10, "Debian dataset-fashion-mnist IDX files, else tfds", FASHION_MNIST_CLASSES,
-          tfds_name="fashion_mnist")
+          tfds_name="fashion_mnist", split_sizes={"train": 60000, "test": 10000},
+          default_dir=DEFAULT_FASHION_MNIST_DIR)
 def _fashion_mnist(data_dir, download, seed):
     folder = data_dir or DEFAULT_FASHION_MNIST_DIR
     if os.path.exists(os.path.join(folder, "train-images-idx3-ubyte.gz")) or not download:
@@ -249,17 +257,19 @@ def _fashion_mnist(data_dir, download, seed):
     return load_tfds("fashion_mnist", data_dir, download)
 
 
-@register("mnist", (28, 28, 1), 10, "tfds mnist", tfds_name="mnist")
+@register("mnist", (28, 28, 1), 10, "tfds mnist", tfds_name="mnist", split_sizes={"train": 60000, "test": 10000})
 def _mnist(data_dir, download, seed):
     return load_tfds("mnist", data_dir, download)
 
 
-@register("cifar10", (32, 32, 3), 10, "tfds cifar10", CIFAR10_CLASSES, tfds_name="cifar10")
+@register("cifar10", (32, 32, 3), 10, "tfds cifar10", CIFAR10_CLASSES, tfds_name="cifar10",
+          split_sizes={"train": 50000, "test": 10000})
 def _cifar10(data_dir, download, seed):
     return load_tfds("cifar10", data_dir, download)
 
 
-@register("cifar100", (32, 32, 3), 100, "tfds cifar100", CIFAR100_CLASSES, tfds_name="cifar100")
+@register("cifar100", (32, 32, 3), 100, "tfds cifar100", CIFAR100_CLASSES, tfds_name="cifar100",
+          split_sizes={"train": 50000, "test": 10000})
 def _cifar100(data_dir, download, seed):
     return load_tfds("cifar100", data_dir, download)
 
@@ -296,6 +306,7 @@ def _python_docs(data_dir, download, seed):
     return {"texts": read_python_docs(data_dir)}
 
 
-@register("synthetic", (16, 16, 3), 4, "seeded random images (tests and smoke runs)")
+@register("synthetic", (16, 16, 3), 4, "seeded random images (tests and smoke runs)",
+          split_sizes={"train": 512, "test": 128})
 def _synthetic(data_dir, download, seed):
     return synthetic_arrays(seed=seed)

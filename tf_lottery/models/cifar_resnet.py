@@ -273,6 +273,22 @@ class CifarResNetSettings:
         if not 0 <= self.bn_momentum < 1:
             raise ValueError(f"bn_momentum must be in [0, 1); got {self.bn_momentum}")
 
+    @staticmethod
+    def canonical(values: dict) -> dict:
+        """One spelling of one network for a run's identity: three equal stages given as
+        ``blocks_per_stage`` are the ``depth`` they make (``--blocks_per_stage=2,2,2`` is ``--depth=14``);
+        other stages override ``depth``, which then says nothing and is left out."""
+        stages = values.get("blocks_per_stage")
+        if stages is None:
+            return values
+        stages = tuple(stages)
+        values = dict(values)
+        if len(stages) == 3 and len(set(stages)) == 1:
+            values["depth"], values["blocks_per_stage"] = 6 * stages[0] + 2, None
+        else:
+            values.pop("depth", None)
+        return values
+
     def blocks(self) -> tuple:
         """Blocks per stage: ``blocks_per_stage``, else from ``depth``.
 
