@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-slow docs setup data clean
+.PHONY: demo test test-slow test-oldest docs setup data clean
 
 demo: setup data
 	$(BIN)/tf-lottery $(ARGS)
@@ -31,12 +31,28 @@ test-slow: setup
 
 setup: $(STAMP)
 
-# Reinstalls when the package definition changes.
-$(STAMP): setup.cfg pyproject.toml
+# Reinstalls when the package definition or the locked set changes. constraints.txt pins every
+# package to the set measured together here; setup.cfg gives the library's ranges.
+EXTRAS ?= test,docs,hub,baselines,tensorboard
+
+$(STAMP): setup.cfg pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e ".[test,docs]"
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[$(EXTRAS)]"
 	touch $(STAMP)
+
+# The oldest supported versions (constraints-oldest.txt: TensorFlow 2.20, Keras 3.12, absl-py 2.x,
+# no baselines extra) in a virtual environment of their own, and a fast subset on them.
+OLDEST       ?= .venv-oldest
+OLDEST_TESTS ?= tests/surgery tests/criteria tests/export/test_saved_model.py \
+	tests/test_cli.py::test_a_grasp_run_prints_no_tensorflow_log_lines_and_names_what_it_removes
+
+test-oldest:
+	test -x $(OLDEST)/bin/python || $(PYTHON) -m venv $(OLDEST)
+	$(OLDEST)/bin/python -m pip install -q --upgrade pip
+	$(OLDEST)/bin/python -m pip install -q -c constraints-oldest.txt -e ".[test]"
+	$(OLDEST)/bin/python -m pip list 2>/dev/null | grep -iE "^(tensorflow|keras|absl-py|numpy|tf.keras|tensorflow-model-optimization) "
+	$(OLDEST)/bin/python -m pytest -q -n $(JOBS) --dist loadfile $(OLDEST_TESTS)
 
 # Fashion-MNIST and the text corpora (fortunes, the Python documentation's sources) from Debian
 # (install offline from the package mirror); skipped when present.
@@ -48,4 +64,4 @@ data:
 	  echo "warning: could not install dataset-fashion-mnist, fortunes and python3-doc (needs root and apt); see README"
 
 clean:
-	rm -rf $(VENV) *.egg-info docs/_build
+	rm -rf $(VENV) $(OLDEST) *.egg-info docs/_build

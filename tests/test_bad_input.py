@@ -287,3 +287,16 @@ def test_tensorboard_without_its_package_is_refused_before_anything_is_written(t
     assert code == 2 and "--tensorboard writes logs through the tensorboard package, which is not installed: pip " \
                           "install 'tf_lottery[tensorboard]'" in seen
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("method", ["imp", "filter_masks"])
+def test_a_baseline_without_its_extra_is_refused_naming_the_extra(tmp_path, capsys, monkeypatch, method):
+    import importlib.util
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "tensorflow_model_optimization" else real(name, *a))
+    code, seen = _cli(SYNTHETIC + [f"--method={method}", "--criterion=snip"], tmp_path / "runs", capsys)
+    assert code == 2 and len(seen.strip().splitlines()) == 1
+    assert (f"--method={method} trains under tfmot, which needs the baselines extra (tensorflow_model_optimization "
+            "missing): pip install 'tf_lottery[baselines]'") in seen
+    assert not (tmp_path / "runs").exists()

@@ -7,6 +7,7 @@ whole: a new package must take its place in a layer, or it would escape the chec
 
 import configparser
 import os
+import json
 import re
 
 import tf_lottery
@@ -56,3 +57,21 @@ def test_the_tests_mirror_the_package_tree():
     assert set(folders) <= set(_subpackages()), set(folders) - set(_subpackages())
     for folder in folders:
         assert os.path.isfile(os.path.join(tests, folder, "__init__.py")), folder
+
+
+def test_import_tf_lottery_loads_no_heavy_package_beyond_what_keras_itself_loads():
+    """The public face is lazy: ``import tf_lottery`` adds none of these to what ``import keras`` loads
+    (Keras 3.15 itself imports matplotlib, scikit-learn and scipy through TensorFlow's keras)."""
+    import subprocess
+    import sys
+    heavy = ["matplotlib", "sklearn", "scipy", "keras_hub", "tensorflow_datasets", "codecarbon", "statsmodels",
+             "tf_lottery.reports", "tf_lottery.criteria", "tf_lottery.experiments"]
+    probe = ("import sys, json; import {0}; print(json.dumps(sorted(m for m in {1} if m in sys.modules)))")
+    seen = {}
+    for module in ("keras", "tf_lottery"):
+        done = subprocess.run([sys.executable, "-c", probe.format(module, heavy)], capture_output=True, text=True,
+                              timeout=3600)
+        assert done.returncode == 0, done.stderr[-2000:]
+        seen[module] = set(json.loads(done.stdout.strip().splitlines()[-1]))
+    assert seen["tf_lottery"] - seen["keras"] == set()
+    assert not {"keras_hub", "tensorflow_datasets", "codecarbon"} & seen["tf_lottery"]

@@ -29,30 +29,54 @@ from tf_lottery.core.quiet import quiet_tensorflow_startup
 
 quiet_tensorflow_startup()  # before any import of TensorFlow: its C++ start-up lines stay off the terminal
 
-from tf_lottery import (  # noqa: E402
-    config, core, criteria, data, evals, experiments, export, graph, legacy, models, reports, results, runtime,
-    surgery, tickets, training,
-)
-from tf_lottery.config import Config  # noqa: E402
-from tf_lottery.core import registry  # noqa: E402
-from tf_lottery.export import serving  # noqa: E402
-from tf_lottery.graph import cost  # noqa: E402
-from tf_lottery.reports import paper, stats  # noqa: E402
-from tf_lottery.results import curves, records  # noqa: E402
-from tf_lottery.runtime import carbon, distribute  # noqa: E402
-from tf_lottery.surgery import filters  # noqa: E402
-from tf_lottery.tickets import TicketResult, find_ticket  # noqa: E402
-from tf_lottery.training import resume  # noqa: E402
+import importlib  # noqa: E402
 
-# The 0.7 names of packages that were renamed (their old import paths are listed in the README's upgrade notes).
-methods = tickets
-train = training
+# The public face resolves lazily (PEP 562): ``import tf_lottery`` loads no package until one is used, so a
+# user who needs ``tl.surgery`` never pays for matplotlib (reports), scikit-learn (criteria) or keras_hub.
+_MODULES = {
+    "config": "tf_lottery.config", "core": "tf_lottery.core", "criteria": "tf_lottery.criteria",
+    "data": "tf_lottery.data", "evals": "tf_lottery.evals", "experiments": "tf_lottery.experiments",
+    "export": "tf_lottery.export", "graph": "tf_lottery.graph", "legacy": "tf_lottery.legacy",
+    "models": "tf_lottery.models", "reports": "tf_lottery.reports", "results": "tf_lottery.results",
+    "runtime": "tf_lottery.runtime", "surgery": "tf_lottery.surgery", "tickets": "tf_lottery.tickets",
+    "training": "tf_lottery.training", "registry": "tf_lottery.core.registry", "serving": "tf_lottery.export.serving",
+    "cost": "tf_lottery.graph.cost", "paper": "tf_lottery.reports.paper", "stats": "tf_lottery.reports.stats",
+    "curves": "tf_lottery.results.curves", "records": "tf_lottery.results.records",
+    "carbon": "tf_lottery.runtime.carbon", "distribute": "tf_lottery.runtime.distribute",
+    "filters": "tf_lottery.surgery.filters", "resume": "tf_lottery.training.resume",
+    # The 0.7 names of packages that were renamed (their old import paths are in the README's upgrade notes).
+    "methods": "tf_lottery.tickets", "train": "tf_lottery.training",
+}
+_OBJECTS = {"Config": ("tf_lottery.config", "Config"), "TicketResult": ("tf_lottery.tickets", "TicketResult"),
+            "find_ticket": ("tf_lottery.tickets", "find_ticket")}
 
-# Names that 0.7 showed in a package that now stands below the one that defines them. They are
-# attached here, at the public face, because the lower package may not import the higher one.
-surgery.rebuild = models.rebuild  # tl.surgery.rebuild, where 0.1 had it
-filters.filter_scores = criteria.filter_scores  # tl.filters.filter_scores: a criterion's per-filter form
-filters.flat_scores = criteria.flat_scores
+
+def _attach_moved_names(module) -> None:
+    """Names that 0.7 showed in a package that now stands below the one that defines them: attached at the
+    public face, because the lower package may not import the higher one."""
+    if module.__name__ == "tf_lottery.surgery":
+        module.rebuild = importlib.import_module("tf_lottery.models").rebuild  # tl.surgery.rebuild, where 0.1 had it
+    elif module.__name__ == "tf_lottery.surgery.filters":
+        criteria = importlib.import_module("tf_lottery.criteria")
+        module.filter_scores, module.flat_scores = criteria.filter_scores, criteria.flat_scores
+
+
+def __getattr__(name: str):
+    if name in _MODULES:
+        value = importlib.import_module(_MODULES[name])
+        _attach_moved_names(value)
+    elif name in _OBJECTS:
+        module, attribute = _OBJECTS[name]
+        value = getattr(importlib.import_module(module), attribute)
+    else:
+        raise AttributeError(f"module 'tf_lottery' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))
+
 
 __version__ = "0.10.0.dev0"
 __all__ = [

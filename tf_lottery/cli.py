@@ -174,7 +174,7 @@ def main(argv) -> int:
         else:
             print(f"tf-lottery: error: {error}", file=sys.stderr)
         return 2
-    except (ValueError, TypeError, KeyError, RuntimeError) as error:
+    except (ValueError, TypeError, KeyError, RuntimeError, ImportError) as error:
         # Bad values found past flag parsing (an impossible p, a missing dataset, a damaged run
         # file): one clear line and a non-zero exit. Files already written are complete.
         message = f"missing key {error}" if isinstance(error, KeyError) else str(error)

@@ -18,6 +18,8 @@ from tf_lottery.experiments.dense import dense_config
 from tf_lottery.experiments.imp import imp_config
 from tf_lottery.experiments.lottery import rewound_ticket
 from tf_lottery.experiments.stages import dense_model
+
+pytestmark = pytest.mark.baselines
 from tf_lottery.legacy import convert, masked
 from tf_lottery.tickets.imp import magnitude_masks
 from tf_lottery.experiments.runs import RunFolder

@@ -19,7 +19,7 @@ from typing import Optional
 
 import keras
 
-from tf_lottery import criteria, evals, export, models, reports, surgery, tickets, training
+from tf_lottery import criteria, evals, export, legacy, models, reports, surgery, tickets, training
 from tf_lottery.export import serving
 from tf_lottery.evals.robustness import check_shift_sets
 from tf_lottery.reports import plots
@@ -98,10 +98,13 @@ def check_execution(method_name: str) -> None:
     """Refuses a method the current execution cannot train (before anything is written).
 
     Raises:
+        ImportError: for a tfmot method without the baselines extra (one line naming it).
         ValueError: for a tfmot method (its own training loop, in tf_keras) under several
             replicas or mixed precision.
     """
     method, execution = tickets.get(method_name), distribute.current()
+    if method.fit is not None:
+        legacy.require_baselines(f"--method={method.name}")
     if method.fit is not None and (execution.replicas > 1 or execution.precision != "float32"):
         raise ValueError(f"--method={method.name} trains its tickets with tfmot (tf_keras), which tf_lottery runs "
                          f"on one device in float32; got {execution.describe()}: drop --strategy and "

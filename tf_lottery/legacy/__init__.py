@@ -13,5 +13,31 @@ tickets keep training and exporting after this package was imported (tested in o
   ``imp`` (:mod:`tf_lottery.tickets.imp`).
 
 tf_keras and tfmot are imported inside the functions that use them, so ``import tf_lottery``
-never imports either.
+never imports either. They are the ``baselines`` extra (``pip install 'tf_lottery[baselines]'``):
+without it everything else works, and asking for a baseline fails in one line naming the extra
+(:func:`require_baselines`).
 """
+
+import importlib.util
+
+BASELINE_PACKAGES = ("tf_keras", "tensorflow_model_optimization")
+
+
+def baselines_installed() -> bool:
+    """Whether tf_keras and tfmot are importable (the ``baselines`` extra)."""
+    return all(importlib.util.find_spec(name) is not None for name in BASELINE_PACKAGES)
+
+
+def require_baselines(what: str) -> None:
+    """Refuses ``what`` (a method or function that trains under tfmot) without the ``baselines`` extra.
+
+    Raises:
+        ImportError: one line naming the extra and how to install it.
+
+    Example:
+        >>> require_baselines("--method=imp")
+    """
+    if not baselines_installed():
+        missing = [name for name in BASELINE_PACKAGES if importlib.util.find_spec(name) is None]
+        raise ImportError(f"{what} trains under tfmot, which needs the baselines extra ({', '.join(missing)} "
+                          "missing): pip install 'tf_lottery[baselines]' (tfmot 0.8.1 requires absl-py 1.x)")

@@ -33,6 +33,7 @@ from tf_lottery import training
 from tf_lottery.core.io import write_text_atomic
 from tf_lottery.graph.heads import outputs_probabilities
 from tf_lottery.graph.lineage import LINEAGE_ATTR
+from tf_lottery.legacy import require_baselines
 from tf_lottery.legacy.convert import copy_weights, to_tf_keras
 from tf_lottery.surgery.filters import apply_masks
 from tf_lottery.training.resume import history_csv, optimizer_steps, timing_of
@@ -203,6 +204,7 @@ def fit_masked(model: keras.Model, masks: Masks, data, recipe, workdir: str, nam
         RuntimeError: if a mask changed during training (it must not).
         ValueError: for extra callbacks, or a training split smaller than one batch.
     """
+    require_baselines("tl.legacy.masked.fit_masked")
     import tf_keras
     from tensorflow_model_optimization.sparsity.keras import UpdatePruningStep, strip_pruning
 
