@@ -167,7 +167,8 @@ def test_a_run_from_before_manifests_is_adopted_on_a_sound_read(finished, tmp_pa
     os.remove(ticket / "manifest.json")
     capfd.readouterr()
     again = experiments.get("init_ticket")(_config(work))
-    assert "had no manifest (a run from before tf_lottery 0.10): its files are recorded now" in capfd.readouterr().out
+    assert (f"{ticket / 'manifest.json'} was missing (a run from before tf_lottery 0.10, or a manifest set aside): "
+            "the run read soundly, and its files are recorded now") in capfd.readouterr().out
     assert again.ticket.training == record.ticket.training
     written = json.loads((ticket / "manifest.json").read_text())
     assert "ticket_final.weights.h5" in written["files"] and written["not_kept"] == []
@@ -243,3 +244,24 @@ def test_a_moved_runs_folder_remakes_its_summary_with_what_it_had(finished, tmp_
     after = (ticket / "summary.md").read_text()
     assert "no validation split" not in after and "time to the dense final val accuracy" in after
     assert after == before
+
+
+@pytest.mark.parametrize("how", ["edited", "swapped"])
+def test_an_edited_or_swapped_manifest_is_named_and_nothing_is_trained_again(finished, tmp_path, capfd, how):
+    runs, record = finished
+    work = tmp_path / "w"
+    shutil.copytree(runs, work)
+    ticket, dense = work / os.path.basename(record.run_folder), work / os.path.basename(record.dense_run_folder)
+    if how == "edited":  # a recorded size changed: without the digest, a sound file would be retrained
+        payload = json.loads((ticket / "manifest.json").read_text())
+        payload["files"]["ticket_final.weights.h5"]["bytes"] += 1
+        (ticket / "manifest.json").write_text(json.dumps(payload))
+    else:
+        shutil.copy(dense / "manifest.json", ticket / "manifest.json")
+    capfd.readouterr()
+    again = experiments.get("init_ticket")(_config(work))
+    said = capfd.readouterr().out
+    reason = "its entries do not match its digest: it was edited" if how == "edited" else \
+        f"it is the manifest of {dense.name}, not of {ticket.name}"
+    assert f"warning: {ticket / 'manifest.json'} is damaged ({reason})" in said
+    assert ": training " not in said and again.ticket.training == record.ticket.training

@@ -101,7 +101,20 @@ def write(folder: str, not_kept: Iterable[str] = (), extra: Optional[dict] = Non
         not_kept: Files deliberately left out (weights of committed runs): absent without a finding.
         extra: Other fields the writer keeps beside the files.
     """
-    payload = {"format": FORMAT, "files": describe(folder), "not_kept": sorted(set(not_kept)), **(extra or {})}
+    return save(folder, {**(extra or {}), "files": describe(folder), "not_kept": sorted(set(not_kept))})
+
+
+def _entries_digest(payload: dict) -> str:
+    """The SHA-256 of what a manifest vouches for: its folder's name, its entries and what it names not kept."""
+    vouched = {"folder": payload.get("folder"), "files": payload["files"], "not_kept": payload.get("not_kept", [])}
+    return hashlib.sha256(json.dumps(vouched, sort_keys=True).encode()).hexdigest()
+
+
+def save(folder: str, payload: dict) -> dict:
+    """Writes ``payload`` (a manifest's fields) as ``folder``'s manifest, naming the folder and sealing the
+    entries with their digest, so that an edited or swapped manifest is found; returns what it wrote."""
+    payload = {**payload, "format": FORMAT, "folder": os.path.basename(os.path.normpath(folder))}
+    payload["digest"] = _entries_digest(payload)
     write_json_atomic(os.path.join(folder, MANIFEST), payload)
     return payload
 
@@ -117,8 +130,13 @@ def read(folder: str) -> Optional[dict]:
         return None
     try:
         with open(path, encoding="utf-8") as handle:
-            payload = json.load(handle)
-        return validated(payload)
+            payload = validated(json.load(handle))
+        if "digest" in payload and payload["digest"] != _entries_digest(payload):
+            raise ValueError("its entries do not match its digest: it was edited")
+        name = os.path.basename(os.path.normpath(folder))
+        if payload.get("folder") not in (None, name):
+            raise ValueError(f"it is the manifest of {payload['folder']}, not of {name}")
+        return payload
     except (OSError, UnicodeDecodeError, ValueError, TypeError, KeyError, AttributeError) as error:
         raise DamagedManifest(f"{path} is damaged ({error}): it should hold each file's size and SHA-256") from None
 

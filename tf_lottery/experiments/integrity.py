@@ -31,7 +31,6 @@ import shutil
 from typing import List, Optional, Tuple
 
 from tf_lottery.core import manifest
-from tf_lottery.core.io import write_json_atomic
 from tf_lottery.core.log import log
 
 LOG_FILES = ("emissions.csv",)
@@ -200,7 +199,8 @@ def seal(folder: str, not_kept: Optional[List[str]] = None, extra: Optional[dict
         current = manifest.read(folder) or {}
     except manifest.DamagedManifest:
         current = {}
-    kept = {key: value for key, value in current.items() if key not in ("format", "files", "not_kept")}
+    kept = {key: value for key, value in current.items()
+            if key not in ("format", "files", "not_kept", "folder", "digest")}
     not_kept = current.get("not_kept", []) if not_kept is None else not_kept
     not_kept = [name for name in not_kept if not os.path.exists(os.path.join(folder, name))]
     manifest.write(folder, not_kept=not_kept, extra={**kept, **(extra or {})})
@@ -217,7 +217,7 @@ def record_file(folder: str, name: str) -> None:
         return  # the next verification names it
     current["files"][name] = manifest.entry(os.path.join(folder, name))
     current["not_kept"] = [n for n in current.get("not_kept", []) if n != name]
-    write_json_atomic(path, current)
+    manifest.save(folder, current)
 
 
 def not_kept(folder: str) -> List[str]:
@@ -232,4 +232,5 @@ def adopt(folder: str, weights: List[str]) -> None:
     """Writes the manifest of a run made before manifests, on its first sound read: what is there is
     recorded, and ``weights`` that are absent are named as not kept."""
     seal(folder, not_kept=[name for name in weights if not os.path.exists(os.path.join(folder, name))])
-    log(f"{folder} had no manifest (a run from before tf_lottery 0.10): its files are recorded now")
+    log(f"{os.path.join(folder, manifest.MANIFEST)} was missing (a run from before tf_lottery 0.10, or a manifest "
+        "set aside): the run read soundly, and its files are recorded now")
