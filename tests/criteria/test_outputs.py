@@ -14,7 +14,7 @@ def _batch(n=8):
     return rng.normal(size=(n, 16, 16, 3)).astype("float32"), np.arange(n) % 4
 
 
-@pytest.mark.parametrize("criterion", ["grasp", "snip", "synflow", "magnitude"])
+@pytest.mark.parametrize("criterion", ["grasp", "snip", "synflow"])
 def test_a_two_headed_model_is_scored_on_the_output_it_names(criterion):
     model = zoo.two_heads()
     with pytest.raises(ValueError, match=r"has 2 outputs \(logits, aux\); a criterion scores one: pass output="):
@@ -93,3 +93,15 @@ def test_a_backbone_is_refused_without_a_loss_and_scored_with_one():
     assert scores["block2"] == pytest.approx(hand, rel=1e-4)
     with pytest.raises(TypeError, match="loss must be a function"):
         tl.criteria.get("snip")(model, (_batch()[0], targets), loss="mse")
+
+
+@pytest.mark.parametrize("criterion", ["magnitude", "magnitude_stage", "random"])
+def test_a_criterion_that_reads_no_output_scores_a_model_of_several_outputs_without_output(criterion):
+    from tests import user_models
+    model = user_models.two_heads((16, 16, 3), 4)
+    images = np.random.default_rng(0).standard_normal((8, 16, 16, 3)).astype("float32")
+    data = None if tl.criteria.get(criterion).needs == "nothing" else images
+    scores = tl.criteria.get(criterion)(model, data)
+    assert sorted(scores) == sorted(tl.surgery.blocks(model))
+    if criterion == "magnitude":  # the weights alone: the same as on the first head's view
+        assert scores == tl.criteria.get(criterion)(model, None, output="logits")

@@ -27,7 +27,7 @@ def magnitude_filters(model, groups, data=None, aggregation: str = "mean") -> Di
     return base.per_filter(magnitude_weight_scores(model), groups, aggregation)
 
 
-@register("magnitude", prune_first="low", needs="nothing", when="any",
+@register("magnitude", prune_first="low", needs="nothing", when="any", reads_output=False,
           summary="L1 of the block's conv kernels (rejected by the paper: tracks the stage)",
           filters=magnitude_filters)
 def magnitude(model, data=None, aggregation: str = "mean") -> Dict[str, float]:
@@ -35,7 +35,7 @@ def magnitude(model, data=None, aggregation: str = "mean") -> Dict[str, float]:
     return base.aggregate(model, magnitude_weight_scores(model), aggregation)
 
 
-@register("magnitude_stage", prune_first="low", needs="nothing", when="any",
+@register("magnitude_stage", prune_first="low", needs="nothing", when="any", reads_output=False,
           summary="magnitude divided by its stage's mean: comparable across stages")
 def magnitude_stage(model, data=None, aggregation: str = "mean") -> Dict[str, float]:
     """Block magnitude divided by the mean magnitude of the blocks of its stage."""

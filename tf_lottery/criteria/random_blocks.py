@@ -15,7 +15,8 @@ def random_filters(model, groups, data=None, seed: int = 0) -> Dict[str, np.ndar
     return {g.conv: np.random.default_rng([seed, *g.conv.encode()]).random(g.filters) for g in groups}
 
 
-@register("random", prune_first="low", needs="nothing", when="any", summary="seeded uniform score",
+@register("random", prune_first="low", needs="nothing", when="any", reads_output=False,
+          summary="seeded uniform score",
           filters=random_filters)
 def random_scores(model, data=None, seed: int = 0) -> Dict[str, float]:
     """Uniform scores in [0, 1), one per block, from ``seed`` and the block's name.

@@ -81,6 +81,8 @@ class Criterion:
         when: "init", "trained" or "any": the regime it was designed for.
         summary: One line for listings.
         filters: Its per-filter form, or None when it has none.
+        reads_output: Whether its scores depend on the model's output (False: weights alone, or a seed),
+            so a model of several outputs needs no ``output=`` for it.
     """
 
     name: str
@@ -90,6 +92,7 @@ class Criterion:
     when: str
     summary: str
     filters: Optional[FilterCriterion] = None
+    reads_output: bool = True
 
     def options(self) -> Dict[str, object]:
         """The criterion's own options and their defaults, e.g. ``{"aggregation": "mean"}``."""
@@ -175,6 +178,8 @@ class Criterion:
             per_output = labels_by_output(flat, data[1])
         if per_output is not None:  # labels for every output: the sum of their cross-entropies
             view, data, loss = joint_view(flat), (data[0], per_output), joint_cross_entropy(flat)
+        elif output is None and len(flat.outputs) > 1 and not self.reads_output:
+            view = joint_view(flat)  # weights alone (or a seed): no output to choose
         else:
             view = scored_output(flat, output)
         if not surgery.find_blocks(view):
@@ -218,7 +223,7 @@ def _dropout_off(model: keras.Model):
 
 
 def register(name: str, *, prune_first: str, needs: str, when: str, summary: str,
-             filters: Optional[Callable] = None):
+             filters: Optional[Callable] = None, reads_output: bool = True):
     """Decorator registering a block scoring function as a :class:`Criterion`.
 
     Args:
@@ -229,6 +234,8 @@ def register(name: str, *, prune_first: str, needs: str, when: str, summary: str
         summary: One line for listings.
         filters: The per-filter form, ``(model, groups, data, **options) -> {conv: scores}``
             (its docstring's first line is its summary), or None.
+        reads_output: False for a criterion of weights alone (or a seed): it scores a model of
+            several outputs without ``output=``.
 
     Raises:
         ValueError: for a bad ``prune_first`` or a name registered already.
@@ -239,7 +246,8 @@ def register(name: str, *, prune_first: str, needs: str, when: str, summary: str
     if filters is not None:
         summary_line = (inspect.getdoc(filters) or "").split("\n")[0].replace("``", "")  # plain text for listings
         per_filter = FilterCriterion(name, filters, summary_line)
-    return CRITERIA.entry(name, lambda fn: Criterion(name, fn, prune_first, needs, when, summary, per_filter))
+    return CRITERIA.entry(name, lambda fn: Criterion(name, fn, prune_first, needs, when, summary, per_filter,
+                                                     reads_output))
 
 
 def get(name: str) -> Criterion:
