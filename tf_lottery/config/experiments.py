@@ -14,7 +14,7 @@ from typing import Callable, Optional
 
 from tf_lottery.core.registry import Registry
 
-EXPERIMENTS: Registry = Registry("experiment")
+EXPERIMENTS: Registry = Registry("experiment", filled_by="tf_lottery.experiments")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -7,8 +7,9 @@ flagfile tells the user what they could have written.
 
 from __future__ import annotations
 
+import importlib
 import re
-from typing import Callable, Dict, Generic, Iterator, TypeVar
+from typing import Callable, Dict, Generic, Iterator, Optional, TypeVar
 
 T = TypeVar("T")
 
@@ -29,6 +30,8 @@ class Registry(Generic[T]):
 
     Args:
         kind: What the entries are ("model", "criterion", ...); used in errors.
+        filled_by: The module whose import fills the registry, when it stands above the registry's
+            package (imported on the first read).
 
     Example:
         >>> criteria = Registry("criterion")
@@ -39,11 +42,20 @@ class Registry(Generic[T]):
         True
     """
 
-    def __init__(self, kind: str):
+    def __init__(self, kind: str, filled_by: Optional[str] = None):
         self.kind = kind
         self._entries: Dict[str, T] = {}
         self._families: Dict[str, Callable[[str], T]] = {}
         self._patterns: list = []  # (compiled regex, make, how names() shows it)
+        # A registry that a package above it fills (the experiments fill the config's registry of
+        # experiments): that package is imported on the first read, so a lazy ``import tf_lottery`` and a
+        # direct ``from tf_lottery.config import Config`` see every entry.
+        self._filled_by = filled_by
+
+    def _fill(self) -> None:
+        if self._filled_by is not None:
+            module, self._filled_by = self._filled_by, None
+            importlib.import_module(module)
 
     def register(self, name: str) -> Callable[[T], T]:
         """Returns a decorator that stores its argument under ``name``.
@@ -107,6 +119,7 @@ class Registry(Generic[T]):
             UnknownNameError: naming the unknown value and every valid name (also for a value that is
                 not a string, such as a list).
         """
+        self._fill()
         if not isinstance(name, str):
             valid = ", ".join(self.names()) or "(none registered)"
             raise UnknownNameError(f"a {self.kind} is named by one string; got {type(name).__name__} {name!r}; "
@@ -124,11 +137,14 @@ class Registry(Generic[T]):
 
     def names(self) -> list[str]:
         """Returns the registered names, sorted, then each family as ``prefix<name>``."""
+        self._fill()
         return (sorted(self._entries) + [f"{prefix}<name>" for prefix in self._families]
                 + [shown for _, _, shown in self._patterns])
 
     def __contains__(self, name: object) -> bool:
+        self._fill()
         return name in self._entries
 
     def __iter__(self) -> Iterator[str]:
+        self._fill()
         return iter(sorted(self._entries))

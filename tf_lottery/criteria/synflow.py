@@ -45,6 +45,8 @@ conv and dense kernels, attention projections, embeddings.
 
 from __future__ import annotations
 
+import inspect
+
 from typing import Dict
 
 import keras
@@ -92,11 +94,39 @@ def _float64_layer(layer):
     if config.get("activation") in _RECTIFIERS:
         config["activation"] = "linear"
     try:
-        return layer.__class__.from_config(config)
+        twin = _from_config(layer.__class__, config)
+        if not layer.__class__.__module__.startswith("keras."):
+            _runs_in_float64(twin, layer)  # a user's layer may make float32 sublayers of its own
+        return twin
     except Exception:
-        if layer.weights:
+        if not layer.weights:
+            return layer
+        if layer.__class__.__module__.startswith("keras."):
             raise
-        return layer
+        # A user's residual layer whose sublayers keep float32 (created without dtype=self.dtype_policy):
+        # it computes in its own dtype, and Keras casts at its boundary, as for a ViT's patch encoder. Its
+        # weights are absolute and its input all positive, so its ReLUs are already the identity.
+        return _from_config(layer.__class__, layer.get_config())
+
+
+def _from_config(cls, config: dict):
+    """``cls.from_config(config)``; for a class whose ``get_config`` writes keys its constructor refuses
+    (keras_hub 0.32's ``ViTPatchingAndEmbedding`` writes ``num_patches`` and ``num_positions``), again
+    with only the keys the constructor and ``keras.layers.Layer`` take."""
+    try:
+        return cls.from_config(config)
+    except TypeError:
+        taken = set(inspect.signature(cls.__init__).parameters) | {"name", "trainable", "dtype"}
+        return cls.from_config({key: value for key, value in config.items() if key in taken})
+
+
+def _runs_in_float64(twin, layer) -> None:
+    """Raises when ``twin`` (``layer`` rebuilt in float64) cannot compute on a float64 input of
+    ``layer``'s input shape (traced symbolically: no node is added to either layer)."""
+    shape = getattr(layer, "input", None)
+    if shape is None or isinstance(shape, (list, tuple, dict)):
+        return
+    twin.compute_output_spec(keras.KerasTensor(layer.input.shape, dtype="float64"))
 
 
 def _float64_twin(model: keras.Model) -> keras.Model:
@@ -216,7 +246,10 @@ def synflow_weight_scores(model, data=None) -> Dict[str, np.ndarray]:
         outputs, _ = twin.stateless_call(params, non_trainable, ones, training=False)
         r = tf.reduce_sum(outputs)
     grads = base.dense_gradients(tape.gradient(r, params), params)
-    scores = {name: (params[i] * grads[i]).numpy() for name, i in kernels.items()}
+    # The twin's kernels in the model's names: a user's layer rebuilt from its config names its sublayers
+    # anew (res0/conv2d_7/kernel for res0/conv2d/kernel), in the same order.
+    names = dict(zip(kernels, base.prunable_kernels(model)))
+    scores = {names.get(name, name): (params[i] * grads[i]).numpy() for name, i in kernels.items()}
     if not any(np.any(s) for s in scores.values()):
         raise ValueError(
             f"SynFlow scores of {model.name!r} are all 0: R = sum of the outputs does not depend on the weights. "
