@@ -52,7 +52,8 @@ def test_magnitude_of_a_residual_layer_is_the_mean_of_its_conv_kernels(model):
     layer = model.get_layer("res2")
     hand = np.concatenate([np.abs(layer.conv1.kernel.numpy()).ravel(),
                            np.abs(layer.conv2.kernel.numpy()).ravel()]).mean()
-    assert tl.criteria.get("magnitude")(model)["res2"] == pytest.approx(hand, rel=1e-12)
+    # float32 sums in another order (Keras 3.12 against 3.15) differ in the 8th digit
+    assert tl.criteria.get("magnitude")(model)["res2"] == pytest.approx(hand, rel=1e-6)
 
 
 def test_what_cannot_reach_inside_a_residual_layer_refuses_it_by_name(model):

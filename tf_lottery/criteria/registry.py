@@ -120,7 +120,7 @@ class Criterion:
             value = options.get(name)
             if value is not None and isinstance(default, numbers.Real) and not isinstance(default, bool):
                 if isinstance(default, numbers.Integral):
-                    arguments.count(name, value, least=1)
+                    arguments.count(name, value)  # its range is the criterion's to check (a seed may be 0)
                 else:
                     arguments.number(name, value)
 

@@ -88,8 +88,9 @@ _keras_batch_norm_call = keras.layers.BatchNormalization.call
 def _fusable(layer, inputs, training, mask) -> bool:
     """Whether the fused kernel computes exactly what Keras' call would here."""
     return (bool(training) and layer.trainable and mask is None and keras.backend.backend() == "tensorflow"
-            and len(inputs.shape) == 4 and layer.axis in (-1, 3) and not layer.synchronized
-            and not layer.renorm and layer.epsilon >= FUSED_MIN_EPSILON)
+            and len(inputs.shape) == 4 and layer.axis in (-1, 3) and not getattr(layer, "synchronized", False)
+            # renormalization came in Keras 3.13: a layer of an earlier Keras has none (by feature, not version)
+            and not getattr(layer, "renorm", False) and layer.epsilon >= FUSED_MIN_EPSILON)
 
 
 def _fused_call(layer, inputs, training=None, mask=None):
