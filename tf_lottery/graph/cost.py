@@ -270,18 +270,30 @@ def operation_flops(g, name: str) -> int:
     return layer_flops(layer, g.shapes[name], g.shapes[parents[0]] if parents else None)
 
 
-def count_filters(model: keras.Model) -> int:
-    """Number of conv filters (output channels of every Conv2D, projections included).
+def count_filters(model: keras.Model, depthwise: bool = True) -> int:
+    """Number of conv filters: the output channels of every Conv2D (projections included, and a
+    SeparableConv2D's pointwise filters), plus, with ``depthwise``, every depthwise kernel (input
+    channels x depth multiplier of each DepthwiseConv2D, and of a SeparableConv2D's depthwise step).
 
     Example:
         >>> count_filters(tl.models.cifar_resnet(32))
         1232
     """
     return sum(
-        int(layer.filters)
-        for layer in graph.leaf_layers(model)
-        if isinstance(layer, keras.layers.Conv2D) and not isinstance(layer, keras.layers.DepthwiseConv2D)
-    )
+        int(layer.filters) if not isinstance(layer, keras.layers.DepthwiseConv2D) else 0
+        for layer in graph.leaf_layers(model) if isinstance(layer, (keras.layers.Conv2D, keras.layers.SeparableConv2D))
+    ) + (count_depthwise_filters(model) if depthwise else 0)
+
+
+def count_depthwise_filters(model: keras.Model) -> int:
+    """Number of depthwise kernels: input channels x depth multiplier of every DepthwiseConv2D and of
+    every SeparableConv2D's depthwise step."""
+    total = 0
+    for layer in graph.leaf_layers(model):
+        if isinstance(layer, (keras.layers.DepthwiseConv2D, keras.layers.SeparableConv2D)):
+            kernel = layer.depthwise_kernel if isinstance(layer, keras.layers.SeparableConv2D) else layer.kernel
+            total += int(kernel.shape[-2]) * int(kernel.shape[-1])  # (h, w, channels, multiplier)
+    return total
 
 
 def memory(model: keras.Model, batch_size: int = 128) -> int:

@@ -53,8 +53,14 @@ def target_count(model, data, method, seed: int = 0) -> tuple:
     if method.match == "none":
         return method.num_filters, {"match": "none", "num_filters": method.num_filters}
     layers = blocks(model, data, method, seed)
-    target = cost.count_filters(layers.model)
-    return cost.count_filters(model) - target, {
+    depthwise = cost.count_depthwise_filters(model) - cost.count_depthwise_filters(layers.model)
+    if depthwise:
+        raise ValueError(f"the layer ticket removes {', '.join(layers.removed)}, which hold {depthwise} depthwise "
+                         "filters; a filter ticket removes block-internal Conv2D filters only, so matching the filter "
+                         "count would not compare like with like: compare this model's layer ticket by accuracy "
+                         "and cost alone, or give --match=none --num_filters=N")
+    target = cost.count_filters(layers.model, depthwise=False)
+    return cost.count_filters(model, depthwise=False) - target, {
         "match": "layers", "target_filters": target, "layer_ticket_removed": list(layers.removed)}
 
 
