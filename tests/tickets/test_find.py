@@ -21,9 +21,19 @@ def test_global_ranking_skips_ineligible_blocks_and_respects_the_floor(resnet20)
     assert tickets.select(resnet20, scores, 3, min_blocks_per_stage=1)[:2] == ["stage1_block2", "stage3_block3"]
 
 
-def test_ties_break_by_graph_order(resnet20):
+def test_ties_break_by_graph_order_and_are_named(resnet20):
+    from tf_lottery.tickets.find import TiedScores
     scores = dict.fromkeys(surgery.blocks(resnet20), 1.0)
-    assert tickets.select(resnet20, scores, 3) == ["stage1_block2", "stage2_block2", "stage3_block2"]
+    with pytest.raises(ValueError, match="every removable block scored 1.0, so the scores cannot choose 3 of 6"):
+        tickets.select(resnet20, scores, 3)
+    scores["stage3_block3"] = 2.0
+    with pytest.warns(TiedScores, match=r"stage2_block2 \(removed\) and stage2_block3, stage3_block2 \(kept\)"):
+        assert tickets.select(resnet20, scores, 3, min_blocks_per_stage=1) == [
+            "stage1_block2", "stage1_block3", "stage2_block2"]
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # under the floor of 2 no tied block could have gone instead: no warning
+        assert tickets.select(resnet20, scores, 3) == ["stage1_block2", "stage2_block2", "stage3_block2"]
 
 
 @pytest.mark.parametrize("schedule", ["oneshot", "iterative"])
@@ -89,7 +99,7 @@ def test_fraction_of_removable_blocks():
         (dict(num_blocks=-1), "num_blocks must be >= 1 .removing no block leaves the dense model.; got -1"),
         (dict(num_blocks=0), "num_blocks must be >= 1"),
         (dict(num_blocks=1, schedule="greedy"), "schedule must be one of"),
-        (dict(num_blocks=1, prune_first="middle"), "prune_first must be 'low' or 'high'"),
+        (dict(num_blocks=1, prune_first="middle"), "prune_first must be one of 'low', 'high' or None; got 'middle'"),
     ],
 )
 def test_refusals(kwargs, message):
@@ -110,3 +120,34 @@ def test_the_blocks_method_makes_the_ticket_and_applies_a_recorded_decision_agai
         np.testing.assert_array_equal(a, b)
     with pytest.raises(ValueError, match="cannot remove 4 blocks: at most 3"):
         method.check(dense, tl.Config.create(num_blocks=4).method)
+
+
+def _unet():
+    """An additive U-Net skip (pool -> two blocks -> upsample, added back) holding two blocks, then one more."""
+    import keras
+    inputs = keras.Input((16, 16, 8))
+    x = keras.layers.Conv2D(8, 3, padding="same", name="stem")(inputs)
+    p = keras.layers.MaxPooling2D(name="pool")(x)
+    for i in range(2):
+        p = keras.layers.Add(name=f"mid{i}_add")([p, keras.layers.Conv2D(8, 3, padding="same", name=f"mid{i}_conv")(p)])
+    x = keras.layers.Add(name="skip_add")([x, keras.layers.UpSampling2D(name="up")(p)])
+    x = keras.layers.Add(name="tail_add")([x, keras.layers.Conv2D(8, 3, padding="same", name="tail_conv")(x)])
+    return keras.Model(inputs, keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(x)))
+
+
+def test_an_outer_block_removes_what_it_contains_and_a_selection_may_not_overlap():
+    model = _unet()
+    assert tl.surgery.contained(model) == {"mid0": [], "mid1": [], "skip": ["mid0", "mid1"], "tail": []}
+    with pytest.raises(ValueError, match=r"\['mid1'\] lie inside 'skip', which is named with them"):
+        tl.surgery.remove_blocks(model, ["skip", "mid1"], min_blocks_per_stage=0)
+    ticket = tl.surgery.remove_blocks(model, ["skip"], min_blocks_per_stage=0)
+    assert tl.surgery.blocks(ticket) == ["tail"]
+    assert tl.surgery.removed_with(model, ["skip"]) == ["mid0", "mid1", "skip"]
+
+
+def test_p_counts_the_blocks_an_outer_block_holds():
+    model = _unet()
+    scores = {"mid0": 0.5, "mid1": 0.6, "skip": 0.1, "tail": 0.9}  # the outer block scores lowest
+    assert tl.tickets.select(model, scores, 3, min_blocks_per_stage=0) == ["skip"]  # it counts 3
+    assert tl.tickets.select(model, scores, 2, min_blocks_per_stage=0) == ["mid0", "mid1"]  # 3 would be too many
+    assert tl.tickets.select(model, scores, 4, min_blocks_per_stage=0) == ["skip", "tail"]

@@ -428,14 +428,40 @@ def check_removal(model: keras.Model, names: Iterable[str], min_blocks_per_stage
             f"the paper's rule, an input that is not another block's output); removable blocks: "
             f"{[b.name for b in all_blocks if b.removable]}"
         )
-    for stage in sorted({by_name[n].stage for n in names}):
-        left = sum(b.stage == stage for b in all_blocks) - sum(by_name[n].stage == stage for n in names)
+    inside = contained(model)
+    for name in names:
+        overlap = [n for n in names if n in inside[name]]
+        if overlap:
+            raise ValueError(f"{overlap} lie inside {name!r}, which is named with them: removing {name!r} removes "
+                             f"{inside[name]} already; name either the outer block or the inner ones")
+    gone = removed_with(model, names)
+    for stage in sorted({by_name[n].stage for n in gone}):
+        left = sum(b.stage == stage for b in all_blocks) - sum(by_name[n].stage == stage for n in gone)
         if left < min_blocks_per_stage:
             raise ValueError(
-                f"removing {[n for n in names if by_name[n].stage == stage]} leaves stage {stage} with "
+                f"removing {[n for n in gone if by_name[n].stage == stage]} leaves stage {stage} with "
                 f"{left} blocks, below the floor: {floor_hint(model, min_blocks_per_stage)}"
             )
     return [b for b in all_blocks if b.name in set(names)]
+
+
+def contained(model: keras.Model) -> dict:
+    """``{block: [the blocks that lie inside it]}`` (an additive U-Net skip around blocks holds them).
+
+    Example:
+        >>> contained(unet)["skip"]
+        ['mid0', 'mid1']
+    """
+    found = find_blocks(model)
+    layers = {b.name: set(b.layers) for b in found}
+    return {b.name: [o.name for o in found if o.name != b.name and layers[o.name] < layers[b.name]] for b in found}
+
+
+def removed_with(model: keras.Model, names: Iterable[str]) -> List[str]:
+    """The blocks that go when ``names`` go: each named block and every block inside it (graph order)."""
+    inside = contained(model)
+    gone = set(names) | {inner for name in names for inner in inside[name]}
+    return [b.name for b in find_blocks(model) if b.name in gone]
 
 
 def remove_blocks(model: keras.Model, names: Sequence[str], min_blocks_per_stage: int = 2,

@@ -130,15 +130,27 @@ def select(model: keras.Model, scores: Dict[str, float], count: int, prune_first
     sign = 1.0 if prune_first == "low" else -1.0
     ranking = sorted((b.name for b in found if b.removable and b.name not in already),
                      key=lambda n: (sign * scores[n], order[n]))
-    picked = []
+    # A block around others (an additive U-Net skip) removes them with it: it counts them, and a pick never
+    # overlaps another one.
+    inside = surgery.contained(model)
+    picked, gone = [], set(already) | {inner for name in already for inner in inside[name]}
     for name in ranking:
-        if len(picked) == count:
+        if len(gone) - len(already) >= count:
             break
-        if left[stage_of[name]] - 1 >= min_blocks_per_stage:
+        going = [name, *inside[name]]
+        if gone & set(going) or any(name in inside[p] for p in picked) or len(gone) - len(already) + len(
+                going) > count:
+            continue
+        stages = {}
+        for each in going:
+            stages[stage_of[each]] = stages.get(stage_of[each], 0) + 1
+        if all(left[stage] - n >= min_blocks_per_stage for stage, n in stages.items()):
             picked.append(name)
-            left[stage_of[name]] -= 1
-    if len(picked) < count:
-        raise ValueError(f"only {len(picked)} of {count} blocks can be removed within the floor")
+            gone |= set(going)
+            for stage, n in stages.items():
+                left[stage] -= n
+    if len(gone) - len(already) < count:
+        raise ValueError(f"only {len(gone) - len(already)} of {count} blocks can be removed within the floor")
     _refuse_or_warn_ties(scores, ranking, picked, left, stage_of, min_blocks_per_stage)
     return picked
 
