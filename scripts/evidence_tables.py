@@ -31,7 +31,7 @@ from tf_lottery.results.records import SweepRow  # noqa: E402
 REPO = os.path.join(HERE, "..")
 RESULTS = os.path.join(REPO, "benchmarks", "results")
 DOCUMENTS = ("README.md", "docs/evidence.md", "docs/howto/language-models.md")
-MARKER = re.compile(r"(<!-- table: (?P<name>[a-z0-9_.:]+) -->\n)(?P<body>.*?)(<!-- /table -->)", re.S)
+MARKER = re.compile(r"(<!-- table: (?P<name>[a-z0-9_.:/]+) -->\n)(?P<body>.*?)(<!-- /table -->)", re.S)
 
 
 def _rows(folder: str, root: str) -> list:
