@@ -265,3 +265,19 @@ def test_an_edited_or_swapped_manifest_is_named_and_nothing_is_trained_again(fin
         f"it is the manifest of {dense.name}, not of {ticket.name}"
     assert f"warning: {ticket / 'manifest.json'} is damaged ({reason})" in said
     assert ": training " not in said and again.ticket.training == record.ticket.training
+
+
+def test_a_half_finished_run_whose_manifest_is_gone_says_so(finished, tmp_path, capfd):
+    """A kill after the decision, then the manifest deleted: the files left are recorded, and the log says so."""
+    from tf_lottery.experiments import integrity
+    runs, record = finished
+    work = tmp_path / "w"
+    shutil.copytree(runs, work)
+    ticket = work / os.path.basename(record.run_folder)
+    for name in ("ticket_final.weights.h5", "train_ticket.json", "result.json", "summary.md"):
+        os.remove(ticket / name)
+    integrity.seal(str(ticket))
+    os.remove(ticket / "manifest.json")
+    capfd.readouterr()
+    experiments.get("init_ticket")(_config(work))
+    assert f"warning: {ticket / 'manifest.json'} was missing" in capfd.readouterr().out

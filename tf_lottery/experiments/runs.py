@@ -28,6 +28,7 @@ from tf_lottery.core.io import (
     atomic_path, ensure_free_space, remove_leftovers, state_bytes, write_json_atomic, write_text_atomic,
 )
 from tf_lottery.core.log import log
+from tf_lottery.core import manifest
 from tf_lottery.experiments import integrity
 
 
@@ -142,6 +143,10 @@ class RunFolder:
             write_text_atomic(self.file("config.json"), self.config.to_json())
         remove_leftovers(self.path)
         if integrity.read_manifest(self.path) is None:  # a new run (or one from before manifests: adopted)
+            earlier = [n for n in manifest.files_of(self.path) if n != "config.json"]
+            if earlier:
+                log(f"warning: {self.file(manifest.MANIFEST)} was missing (a run from before tf_lottery 0.10, "
+                    f"or a manifest set aside): the {len(earlier)} files there are recorded as they are")
             integrity.seal(self.path)
         else:
             integrity.record_file(self.path, "config.json")  # remade from the flags after a verification
