@@ -31,7 +31,7 @@ from tf_lottery.evals.adversarial import ATTACKS
 from tf_lottery.evals.corruptions import CORRUPTIONS, SEVERITIES
 from tf_lottery.evals.shift_sets import SHIFT_SETS
 from tf_lottery.surgery.filters import RANKINGS
-from tf_lottery.tickets import METHODS
+from tf_lottery.tickets import METHODS, SCHEDULES
 from tf_lottery.tickets.filters import MATCHES
 from tf_lottery.models import MODELS
 from tf_lottery.core.options import boolean, choice, integer, integers, names, real, text
@@ -41,7 +41,6 @@ from tf_lottery.training.recipe import OPTIMIZERS, canonical_drops, canonical_le
 REWINDS = ("weights", "lr", "reinit")
 SCORE_SEQUENCES = 64
 """``--task=causal_lm``: the sequences a criterion scores on when ``--score_sequences`` is not given."""
-SCHEDULES = ("oneshot", "iterative")
 
 
 def _sweepable():

@@ -37,16 +37,14 @@ from tf_lottery.graph import inside
 from tf_lottery.graph.reader import node_of
 
 
-COUNTED = (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D, keras.layers.DepthwiseConv1D,
-           keras.layers.DepthwiseConv2D, keras.layers.SeparableConv1D, keras.layers.SeparableConv2D,
-           keras.layers.Conv1DTranspose, keras.layers.Conv2DTranspose, keras.layers.Conv3DTranspose,
-           keras.layers.Dense)
-"""Layers with a FLOP count (multiply-accumulates of their kernels)."""
-
 ATTENTION = (keras.layers.MultiHeadAttention,)
 """Layers costed as attention (Q, K, V and output projections, QKᵀ, the sum over V)."""
 
-COUNTED = COUNTED + (keras.layers.EinsumDense,) + ATTENTION
+COUNTED = (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D, keras.layers.DepthwiseConv1D,
+           keras.layers.DepthwiseConv2D, keras.layers.SeparableConv1D, keras.layers.SeparableConv2D,
+           keras.layers.Conv1DTranspose, keras.layers.Conv2DTranspose, keras.layers.Conv3DTranspose,
+           keras.layers.Dense, keras.layers.EinsumDense) + ATTENTION
+"""Layers with a FLOP count (multiply-accumulates of their kernels; attention as above)."""
 
 FREE = (keras.layers.BatchNormalization, keras.layers.LayerNormalization, keras.layers.GroupNormalization,
         keras.layers.Normalization, keras.layers.PReLU, keras.layers.Embedding)
