@@ -26,9 +26,12 @@ from tf_lottery.reports.tables import markdown_table
 
 _REPEATS = flags.DEFINE_integer("repeats", 5, "Timed runs of each command.", lower_bound=1)
 _OUT = flags.DEFINE_string("out", "benchmarks/results", "Output folder.")
+_LOAD = flags.DEFINE_string("load", "idle", "What else ran on the machine (recorded: figures beside other load "
+                            "are marked as such), e.g. 'idle' or 'shared: a training on the other core'.")
 
 COMMANDS = {
     "python -c 'import tensorflow'": [sys.executable, "-c", "import tensorflow"],
+    "python -c 'import keras'": [sys.executable, "-c", "import keras"],
     "python -c 'import tf_lottery'": [sys.executable, "-c", "import tf_lottery"],
     "tf-lottery --help": [sys.executable, "-m", "tf_lottery.cli", "--help"],
 }
@@ -62,13 +65,15 @@ def main(argv):
         "repeats": _REPEATS.value,
         "target": "tf-lottery --help within 1.5x of import tensorflow",
         "help_over_tensorflow_x": medians["tf-lottery --help"] / base,
+        "tf_lottery_over_keras_x": medians["python -c 'import tf_lottery'"] / medians["python -c 'import keras'"],
+        "load": _LOAD.value,
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
         "results": {name: {"median_s": medians[name], "runs_s": runs[name], "cpp_startup_lines": noise[name]}
                     for name in COMMANDS},
     }
     path = os.path.join(_OUT.value, "startup.json")
     write_json_atomic(path, payload)
-    print(f"{_REPEATS.value} runs of each, interleaved, after a warm-up run")
+    print(f"{_REPEATS.value} runs of each, interleaved, after a warm-up run; machine: {_LOAD.value}")
     print(markdown_table(["command", "median (s)", "min (s)", "max (s)", "vs import tensorflow",
                          "C++ start-up lines"], rows, align="lrrrrr"))
     print(f"saved {path}")

@@ -211,6 +211,9 @@ def main() -> None:
                     cases.append({"state": state, "run": where, "file": name, "damage": how, **found})
                     print(state, where, name, how, found["outcome"], found.get("message", "")[:160], flush=True)
     shutil.rmtree(scratch, ignore_errors=True)
+    for case in cases:  # committed results name no machine's paths
+        if "message" in case:
+            case["message"] = case["message"].replace(scratch + os.sep, "<scratch>/")
     summary = collections.defaultdict(dict)
     for (state, kind), count in sorted(counts.items()):
         summary[state][kind] = count
