@@ -213,7 +213,7 @@ def main() -> None:
     shutil.rmtree(scratch, ignore_errors=True)
     for case in cases:  # committed results name no machine's paths
         if "message" in case:
-            case["message"] = case["message"].replace(scratch + os.sep, "<scratch>/")
+            case["message"] = case["message"].replace(os.path.join(scratch, "work") + os.sep, "<copy>/")
     summary = collections.defaultdict(dict)
     for (state, kind), count in sorted(counts.items()):
         summary[state][kind] = count

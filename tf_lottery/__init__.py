@@ -31,6 +31,10 @@ quiet_tensorflow_startup()  # before any import of TensorFlow: its C++ start-up 
 
 import importlib  # noqa: E402
 
+# Keras classes a saved model may name (the warm-up schedule): registered on import, so that
+# keras.models.load_model finds them after a bare ``import tf_lottery``.
+from tf_lottery.training import schedules as _schedules  # noqa: E402,F401
+
 # The public face resolves lazily (PEP 562): ``import tf_lottery`` loads no package until one is used, so a
 # user who needs ``tl.surgery`` never pays for matplotlib (reports), scikit-learn (criteria) or keras_hub.
 _MODULES = {

@@ -120,7 +120,7 @@ class Criterion:
             value = options.get(name)
             if value is not None and isinstance(default, numbers.Real) and not isinstance(default, bool):
                 if isinstance(default, numbers.Integral):
-                    arguments.count(name, value)  # its range is the criterion's to check (a seed may be 0)
+                    arguments.count(name, value, least=0 if name == "seed" else 1)  # a seed may be 0, a size not
                 else:
                     arguments.number(name, value)
 
