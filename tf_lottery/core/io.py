@@ -74,6 +74,14 @@ def remove_leftovers(folder: str) -> None:
                 shutil.rmtree(path, ignore_errors=True) if os.path.isdir(path) else os.remove(path)
 
 
+def nearest_existing(path: str) -> str:
+    """``path`` made absolute, or its nearest parent that exists (where a folder to be made will live)."""
+    existing = os.path.abspath(path)
+    while not os.path.exists(existing) and os.path.dirname(existing) != existing:
+        existing = os.path.dirname(existing)
+    return existing
+
+
 def ensure_free_space(folder: str, needed_bytes: int) -> None:
     """Fails cleanly before a large write that the disk cannot take.
 
@@ -83,10 +91,7 @@ def ensure_free_space(folder: str, needed_bytes: int) -> None:
     Raises:
         OSError: ``ENOSPC``, naming the folder, the bytes needed and the bytes free.
     """
-    existing = os.path.abspath(folder)
-    while not os.path.exists(existing):
-        existing = os.path.dirname(existing)
-    free = shutil.disk_usage(existing).free
+    free = shutil.disk_usage(nearest_existing(folder)).free
     if free < needed_bytes + _MARGIN_BYTES:
         raise OSError(errno.ENOSPC, f"no space left on the device for {folder}: about "
                       f"{(needed_bytes + _MARGIN_BYTES) / 2**20:.1f} MiB needed, {free / 2**20:.1f} MiB free", folder)

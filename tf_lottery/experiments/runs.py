@@ -25,7 +25,7 @@ import filelock
 
 from tf_lottery.config import Config
 from tf_lottery.core.io import (
-    atomic_path, ensure_free_space, remove_leftovers, state_bytes, write_json_atomic, write_text_atomic,
+    atomic_path, ensure_free_space, nearest_existing, remove_leftovers, state_bytes, write_json_atomic, write_text_atomic,
 )
 from tf_lottery.core.log import log
 from tf_lottery.core import manifest
@@ -296,8 +296,6 @@ def check_runs_dir(path: str) -> None:
     _refuse_dangling_link(path, "--runs_dir")
     if os.path.exists(path) and not os.path.isdir(path):
         raise ValueError(f"--runs_dir={path} is a file; it must be a folder (it is created when missing)")
-    existing = os.path.abspath(path)
-    while not os.path.exists(existing):
-        existing = os.path.dirname(existing)
+    existing = nearest_existing(path)
     if not os.access(existing, os.W_OK | os.X_OK):
         raise ValueError(f"--runs_dir={path}: {existing} is not writable")

@@ -37,7 +37,7 @@ import tensorflow as tf
 
 from tf_lottery import graph
 from tf_lottery.data.transforms import resize_images
-from tf_lottery.core.io import atomic_path
+from tf_lottery.core.io import atomic_path, nearest_existing
 from tf_lottery.graph.heads import output_names, outputs_probabilities, penultimate, scored_output
 
 OUTPUTS = ("logits", "probabilities", "class", "features")
@@ -227,9 +227,7 @@ def check_serving_dir(serving_dir: str) -> None:
         ValueError: for a path that is a file (or under one), or a folder (or its nearest existing
             parent) that is not writable.
     """
-    existing = os.path.abspath(serving_dir)
-    while not os.path.exists(existing) and os.path.dirname(existing) != existing:
-        existing = os.path.dirname(existing)
+    existing = nearest_existing(serving_dir)
     if not os.path.isdir(existing):
         raise ValueError(f"--serving_dir={serving_dir}: {existing} is a file; TF Serving's layout needs a folder")
     if not os.access(existing, os.W_OK | os.X_OK):
