@@ -28,7 +28,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Dict
+from typing import Callable, Dict, Optional
 
 from tf_lottery.core.registry import Registry
 
@@ -48,6 +48,10 @@ class Evaluation:
         pairwise: Whether it compares the model with a reference (the dense network): then
             ``fn`` takes ``reference`` too, and runs on tickets only.
         tasks: The ``--task`` values it measures ("classify", "causal_lm").
+        options: A frozen dataclass declaring the flags it reads (``--severities``), composed into the
+            evaluation section of the config, or None. A classmethod ``check_values(values)`` refuses a
+            combination the single declarations cannot. (``settings`` is what a cached result depends
+            on; ``options`` is what a user sets.)
     """
 
     name: str
@@ -56,6 +60,7 @@ class Evaluation:
     summary: str
     pairwise: bool = False
     tasks: tuple = ("classify",)
+    options: Optional[type] = None
 
     def __call__(self, model, data, evaluation_config, reference=None) -> dict:
         if self.pairwise:
@@ -64,7 +69,7 @@ class Evaluation:
 
 
 def register(name: str, *, settings: Callable = lambda config: {}, summary: str, pairwise: bool = False,
-             tasks: tuple = ("classify",)):
+             tasks: tuple = ("classify",), options: Optional[type] = None):
     """Decorator registering ``fn`` as an :class:`Evaluation`.
 
     Args:
@@ -73,6 +78,7 @@ def register(name: str, *, settings: Callable = lambda config: {}, summary: str,
         summary: One line for listings.
         pairwise: Whether it compares a ticket with the trained dense network.
         tasks: The ``--task`` values it measures (default: classify).
+        options: The frozen dataclass of the flags it reads (see :class:`Evaluation`).
 
     Returns:
         The decorator, which registers the function and returns it.
@@ -86,7 +92,26 @@ def register(name: str, *, settings: Callable = lambda config: {}, summary: str,
         ...     return {"params": model.count_params()}
     """
 
-    return EVALS.entry(name, lambda fn: Evaluation(name, fn, settings, summary, pairwise, tuple(tasks)))
+    return EVALS.entry(name, lambda fn: Evaluation(name, fn, settings, summary, pairwise, tuple(tasks), options))
+
+
+def options_classes() -> list:
+    """The options classes of the registered evaluations, in name order (each once), for the config's
+    evaluation section (:func:`tf_lottery.core.options.compose`).
+
+    Returns:
+        The classes.
+
+    Example:
+        >>> [cls.__name__ for cls in options_classes()][:2]
+        ['AttackOptions', 'CkaOptions']
+    """
+    found = []
+    for name in EVALS.names():
+        declared = EVALS.get(name).options
+        if declared is not None and declared not in found:
+            found.append(declared)
+    return found
 
 
 def wanted(evaluation_config, side: str) -> list:
