@@ -18,8 +18,12 @@ def _recipe_flags(first, warmup_epochs: int) -> tuple:
     drop = curves.worst_drop(first.dense_curve, warmup_epochs)
     gap = curves.worst_gap(first.dense_curve, first.dense_train_accuracy, warmup_epochs)
     collapsed = (drop is not None and drop > curves.COLLAPSE_PP) or (gap is not None and gap > curves.GAP_PP)
+    values = [v for _, v in first.dense_curve or []]
+    # A dip the training recovered from (its last epoch within BAND_PP of its best: a high learning rate's noisy
+    # epoch, say) is named apart from a collapse that lasts to the end.
+    recovered = bool(values) and 100.0 * (max(values) - values[-1]) <= curves.BAND_PP
     problems = ([] if gain is None or gain <= curves.FLAT_PP else ["still rising"]) + (
-        ["validation collapse"] if collapsed else [])
+        [("validation dip, recovered" if recovered else "validation collapse")] if collapsed else [])
     check = "—" if gain is None and drop is None else (", ".join(problems) or "ok")
     return (("—" if gain is None else f"{gain:+.2f}"),
             ("—" if drop is None else f"{drop:.1f}") + ("" if gap is None else f" / {gap:.1f}"), check)
@@ -86,8 +90,9 @@ RECIPE_NOTE = (
     "Recipe check (docs, the paper's tables page, \"Twin recipes\"): a dense training has flattened when its last epoch adds at most "
     f"{curves.FLAT_PP:g} pp of training accuracy; its validation accuracy has collapsed when an epoch after the "
     f"warm-up falls more than {curves.COLLAPSE_PP:g} pp below the best earlier epoch (drop) or more than "
-    f"{curves.GAP_PP:g} pp below that epoch's training accuracy (gap); the seeds agree when their dense test "
-    f"accuracies span at most {curves.BAND_PP:g} pp.")
+    f"{curves.GAP_PP:g} pp below that epoch's training accuracy (gap), and it recovered (\"validation dip, "
+    f"recovered\") when its last epoch is within {curves.BAND_PP:g} pp of its best; the seeds agree when their dense "
+    f"test accuracies span at most {curves.BAND_PP:g} pp.")
 
 
 def warmup_epochs(config: Config) -> int:

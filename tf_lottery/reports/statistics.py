@@ -209,7 +209,8 @@ def statistics_note(declared: Declared = DEFAULT) -> str:
     return (
         "Each seed's ticket is paired with the dense run of the same seed (same θ0, data order and scoring batch). "
         f"{100 * declared.confidence:g} % CI: Student's t interval of the mean paired difference, mean ± t(1 − α/2, "
-        "n − 1) · std / √n (t = 4.30 for 3 seeds). MDD: the minimum detectable difference, the smallest true "
+        f"n − 1) · std / √n (t = {stats.t_quantile(declared.confidence, 2):.2f} for 3 seeds, "
+        f"{stats.t_quantile(declared.confidence, 7):.2f} for 8). MDD: the minimum detectable difference, the smallest true "
         f"distance from a boundary that these seeds detect with {100 * declared.power:g} % power at their spread "
         "(noncentral t). Verdict (the paper's Eq. 1, ξ declared by the sweep, applied to the interval): "
         f"**wins** when the interval lies above 0; **winning ticket at ξ = {declared.margin:g} pp** when it lies "
