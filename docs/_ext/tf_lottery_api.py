@@ -18,6 +18,7 @@ import importlib
 import inspect
 import sys
 import types
+import typing
 from typing import Dict, List, Optional, Tuple
 
 # The packages from the bottom layer up (the import-linter contract in setup.cfg); a module sorts after
@@ -40,7 +41,7 @@ def _own_names(module: types.ModuleType) -> List[str]:
     """The public names a module without ``__all__`` defines itself."""
     names = []
     for name, value in vars(module).items():
-        if name.startswith("_") or isinstance(value, types.ModuleType) or isinstance(value, type(Optional)):
+        if name.startswith("_") or isinstance(value, (types.ModuleType, typing.TypeVar)):
             continue
         if inspect.isclass(value) or inspect.isfunction(value):
             if getattr(value, "__module__", None) == module.__name__:
@@ -83,11 +84,17 @@ def public_modules() -> List[PublicModule]:
     return sorted(found.values(), key=lambda public: _sort_key(public.name))
 
 
-def defining_module(module_name: str, name: str, depth: int = 0) -> Optional[str]:
+def defining_module(module_name: str, name: str) -> Optional[str]:
     """The module whose source assigns ``name``, following ``from ... import`` re-exports.
 
     Returns ``None`` when ``name`` is neither assigned nor imported by a module of tf_lottery.
     """
+    found = _definition(module_name, name)
+    return found and found[0]
+
+
+def _definition(module_name: str, name: str, depth: int = 0) -> Optional[Tuple[str, str]]:
+    """``(module, name there)`` of the assignment ``name`` comes from (an import may rename it)."""
     tree = _tree(module_name)
     if tree is None or depth > 10:
         return None
@@ -95,11 +102,11 @@ def defining_module(module_name: str, name: str, depth: int = 0) -> Optional[str
         if isinstance(node, (ast.Assign, ast.AnnAssign)):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             if any(isinstance(target, ast.Name) and target.id == name for target in targets):
-                return module_name
+                return module_name, name
         elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("tf_lottery"):
             for alias in node.names:
                 if (alias.asname or alias.name) == name:
-                    return defining_module(node.module, alias.name, depth + 1)
+                    return _definition(node.module, alias.name, depth + 1)
     return None
 
 
@@ -118,9 +125,10 @@ def constant_doc(module_name: str, name: str) -> str:
         module_name: The module that shows the constant (it may re-export it).
         name: The constant's name there.
     """
-    home = defining_module(module_name, name)
-    if home is None:
+    found = _definition(module_name, name)
+    if found is None:
         return ""
+    home, name = found
     tree, lines = _tree(home), inspect.getsource(sys.modules[home]).splitlines()
     for index, node in enumerate(tree.body):
         targets = (node.targets if isinstance(node, ast.Assign) else [node.target]

@@ -38,6 +38,7 @@ LANGUAGE_MODELS = ("byte_decoder",)
 LANGUAGE_EVALS = ("clean", "cost", "latency", "generation")
 """The evaluations of a language model (clean: perplexity; cost: FLOPs per token; latency: tokens/s)."""
 
+#: The identity scopes of a run folder (dense, ticket, sweep), each with the kinds of section identity it hashes.
 SCOPES = {"dense": ("dense",), "ticket": ("dense", "ticket"), "sweep": ("dense", "ticket", "sweep")}
 
 

@@ -14,6 +14,7 @@ from typing import Callable, Optional
 
 from tf_lottery.core.registry import Registry
 
+#: The experiment registry (``--experiment``), filled when :mod:`tf_lottery.experiments` is imported.
 EXPERIMENTS: Registry = Registry("experiment", filled_by="tf_lottery.experiments")
 
 

@@ -38,8 +38,10 @@ from tf_lottery.runtime import distribute
 from tf_lottery.surgery import residual as surgery
 from tf_lottery.surgery.filters import filter_groups
 
+#: How a criterion's per-weight scores make one block score: their ``sum`` or their ``mean``.
 AGGREGATIONS = ("sum", "mean")
 
+#: The criterion registry (``--criterion``): :func:`get` a :class:`Criterion` by name.
 CRITERIA: Registry = Registry("criterion")
 
 

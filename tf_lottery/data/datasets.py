@@ -34,6 +34,7 @@ from tf_lottery.data.idx import DEFAULT_FASHION_MNIST_DIR, load_fashion_mnist
 from tf_lottery.data.text import FORTUNES_DIR, ByteTokenizer, read_fortunes, read_python_docs
 from tf_lottery.core.registry import Registry
 
+#: The dataset registry: ``fashion_mnist``, ``mnist``, ``cifar10``, ``cifar100``, ``synthetic`` and the rest (:func:`get`).
 DATASETS: Registry = Registry("dataset")
 
 Arrays = Tuple[np.ndarray, np.ndarray]

@@ -14,6 +14,7 @@ from typing import Tuple
 
 import numpy as np
 
+#: Where Debian's ``dataset-fashion-mnist`` package puts the gzipped IDX files (``--data_dir``'s default).
 DEFAULT_FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 
 _DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}

@@ -32,6 +32,7 @@ from typing import Callable, Dict
 
 from tf_lottery.core.registry import Registry
 
+#: The evaluation registry (``--evals``): :func:`get` an :class:`Evaluation` by name.
 EVALS: Registry = Registry("evaluation")
 
 

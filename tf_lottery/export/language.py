@@ -33,6 +33,7 @@ from tf_lottery.export.saved_model import _check_target, with_caller_metadata
 from tf_lottery.export.serving import folder_bytes
 from tf_lottery.graph.lineage import lineage, recorded_kept
 
+#: The inputs of an exported language model, in the order its serving signature takes them.
 INPUTS = ("token_ids", "padding_mask")
 
 

@@ -47,6 +47,7 @@ from tf_lottery.core.io import atomic_path, ensure_free_space, state_bytes, writ
 from tf_lottery.graph.lineage import lineage
 
 
+#: The names an export folder may hold; a folder with other files is not replaced.
 EXPORT_FILES = {"saved_model", "model.keras", "preset", "mean.npy", "model.tflite", "model_dynamic_range.tflite",
                 "metadata.json"}
 

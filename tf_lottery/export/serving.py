@@ -40,6 +40,7 @@ from tf_lottery.data.transforms import resize_images
 from tf_lottery.core.io import atomic_path, nearest_existing
 from tf_lottery.graph.heads import output_names, outputs_probabilities, penultimate, scored_output
 
+#: The outputs a serving signature can give, each named ``<name>_output`` in a model of several outputs.
 OUTPUTS = ("logits", "probabilities", "class", "features")
 
 

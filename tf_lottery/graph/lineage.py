@@ -27,7 +27,9 @@ import keras
 
 from tf_lottery.core.naming import natural_key
 
+#: The model attribute that holds a model's lineage as JSON (:func:`attach`, :func:`lineage`).
 LINEAGE_ATTR = "_tf_lottery_lineage"
+#: The model attribute that holds, as JSON, the blocks a family ticket kept and removed (:func:`record_kept`).
 KEPT_ATTR = "_tf_lottery_kept_blocks"
 
 

@@ -20,6 +20,7 @@ without it everything else works, and asking for a baseline fails in one line na
 
 import importlib.util
 
+#: The packages of the ``baselines`` extra, by their import names.
 BASELINE_PACKAGES = ("tf_keras", "tensorflow_model_optimization")
 
 

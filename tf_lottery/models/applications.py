@@ -36,6 +36,7 @@ from tf_lottery.models.registry import register_builder
 
 OUTPUTS = ("logits", "softmax")
 
+#: The keras.applications families, by the name ``--model`` takes (``tl.models.APPLICATIONS``).
 FAMILIES: Dict[str, Callable] = {
     "resnet50": keras.applications.ResNet50,
     "resnet101": keras.applications.ResNet101,

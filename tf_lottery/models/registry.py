@@ -51,6 +51,7 @@ class ModelBuilder:
         return self.fn(*args, **kwargs)
 
 
+#: The model builder registry (``--model``): :func:`get` a builder by name, :func:`names` lists them.
 MODELS: Registry = Registry("model")
 _PATTERN_SETTINGS: Dict[str, type] = {}  # how names() shows a pattern family -> its builders' settings
 

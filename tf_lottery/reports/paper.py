@@ -20,6 +20,7 @@ TABLE2 = {"snip": {1: +0.08, 2: +0.00, 3: -0.50, 4: -0.53, 5: -1.00},
 TABLE1 = {"hrank": [-0.01, +0.21, +0.10, +0.12], "expectabs": [+0.33, +0.13, -0.48, -0.62],
           "pls": [+0.06, +0.31, +0.10, +0.10], "random": [+0.38, +0.15, +0.26, -0.07],
           "kl": [+0.74, +0.46, -0.03, -0.17]}
+#: Table 1's rewind points, in epochs of the paper group's 200-epoch recipe.
 TABLE1_EPOCHS = (0, 25, 50, 75)
 
 #: Table 3: ResNet32, p = 1, at initialization, {method: {criterion: pp}} (filters: the standard
@@ -44,6 +45,7 @@ def table2(depth: Optional[int], criterion: str, p: Optional[int]) -> Optional[f
     return TABLE2.get(criterion, {}).get(p) if depth == 32 else None
 
 
+#: The length, in epochs, of the recipe Table 1's rewind points are counted in.
 TABLE1_LENGTH = 200  # epochs of the paper group's recipe
 
 

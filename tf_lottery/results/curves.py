@@ -101,6 +101,7 @@ FLAT_PP, COLLAPSE_PP, GAP_PP, BAND_PP = 1.0, 10.0, 15.0, 1.0
 PLATEAU_PP = 0.2
 """A training has plateaued when its held-out accuracy moves by at most this much (pp) over the last
 :data:`PLATEAU_FRACTION` of its epochs."""
+#: The last share of a training's epochs over which a plateau is looked for (see :data:`PLATEAU_PP`).
 PLATEAU_FRACTION = 0.2
 
 

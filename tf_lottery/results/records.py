@@ -402,6 +402,7 @@ class Rewind:
         return dataclasses.asdict(self)
 
 
+#: The unit of each number a record holds, by field name (``*_pct`` and ``*_x`` for every such field).
 UNITS = {"accuracy": "fraction", "accuracy_pp": "percentage points", "memory_bytes": "bytes",
          "latency": "seconds per batch (median)", "train_seconds": "seconds (wall, measured)",
          "energy_kwh": "kWh", "co2_kg": "kg CO2eq", "*_pct": "% less than dense", "*_x": "ratio"}

@@ -49,6 +49,7 @@ from tf_lottery.graph.lineage import lineage
 
 #: Layers that act on each channel alone: a filter can be removed across them.
 CHANNELWISE = (keras.layers.BatchNormalization, keras.layers.ReLU, keras.layers.Activation, keras.layers.Dropout)
+#: How filters are ranked for removal: ``global`` (one ranking over all groups) or ``layerwise`` (the same share from each group).
 RANKINGS = ("global", "layerwise")
 
 

@@ -26,6 +26,7 @@ from tf_lottery import criteria as criteria_lib
 from tf_lottery import surgery
 from tf_lottery.results.records import TicketRecord
 
+#: How :func:`find_ticket` selects: ``oneshot`` (one scoring) or ``iterative`` (re-score after each removal).
 SCHEDULES = ("oneshot", "iterative")
 
 

@@ -28,6 +28,7 @@ from typing import Callable, Optional
 from tf_lottery import training
 from tf_lottery.core.registry import Registry
 
+#: The method registry (``--method``): :func:`get` a :class:`Method` by name.
 METHODS: Registry = Registry("method")
 
 

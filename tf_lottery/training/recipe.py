@@ -25,6 +25,7 @@ from tf_lottery.core import arguments
 from tf_lottery.training.schedules import warmup_factor, warmup_schedule
 
 _LENGTH = re.compile(r"^\s*([0-9]+)\s*(ep|it)\s*$", re.ASCII)  # ASCII digits only: "２ep" is refused
+#: The warm-up length that means none.
 NO_WARMUP = "0ep"
 
 OPTIMIZERS = ("sgd", "adamw")
