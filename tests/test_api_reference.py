@@ -15,8 +15,9 @@ The rules, for each public object (checked once, where the walk first meets it):
   ``Example:`` (or ``Examples:``);
 - a class has an ``Example:`` and documents its constructor's parameters: under ``Args:``, or, for a
   dataclass whose constructor arguments are its fields, ``Attributes:``; ``Raises:`` when its
-  ``__init__`` or ``__post_init__`` raises. Its public methods (defined in the class itself) need a
-  docstring; their sections are not checked, and properties and dataclass fields are exempt;
+  ``__init__`` or ``__post_init__`` raises. An exception class needs no Example (the functions that
+  raise it say when). Its public methods (defined in the class itself) need a docstring; their
+  sections are not checked, and properties and dataclass fields are exempt;
 - a constant has a ``#:`` comment above its assignment or a string literal after it, in the module
   that defines it.
 
@@ -161,7 +162,7 @@ def _class_problems(cls):
     if any(_body(cls.__dict__[name]).raises for name in ("__init__", "__post_init__")
            if inspect.isfunction(cls.__dict__.get(name))) and "Raises" not in sections:
         problems.append("no Raises (its constructor raises)")
-    if "Example" not in sections:
+    if "Example" not in sections and not issubclass(cls, BaseException):
         problems.append("no Example")
     for name, member in vars(cls).items():
         if name.startswith("_") or isinstance(member, property):
