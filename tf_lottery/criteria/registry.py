@@ -53,6 +53,11 @@ class FilterCriterion:
         name: The criterion's name.
         fn: ``(model, groups, data, **options) -> {conv: scores per filter}``.
         summary: One line for listings (the first line of ``fn``'s docstring).
+
+    Example:
+        >>> scores = filter_criterion("snip")(model, (images, labels))
+        >>> scores["stage1_block2_conv1"].shape
+        (16,)
     """
 
     name: str
@@ -85,6 +90,12 @@ class Criterion:
         filters: Its per-filter form, or None when it has none.
         reads_output: Whether its scores depend on the model's output (False: weights alone, or a seed),
             so a model of several outputs needs no ``output=`` for it.
+
+    Example:
+        >>> grasp = get("grasp")
+        >>> grasp.prune_first, grasp.needs
+        ('high', 'labelled_batch')
+        >>> scores = grasp(model, (images, labels))   # {block name: score}
     """
 
     name: str
@@ -239,8 +250,17 @@ def register(name: str, *, prune_first: str, needs: str, when: str, summary: str
         reads_output: False for a criterion of weights alone (or a seed): it scores a model of
             several outputs without ``output=``.
 
+    Returns:
+        The decorator; it registers the function and gives it back.
+
     Raises:
         ValueError: for a bad ``prune_first`` or a name registered already.
+
+    Example:
+        >>> @register("l2", prune_first="low", needs="nothing", when="any", summary="Squared weights of a branch")
+        ... def l2_scores(model, data=None):
+        ...     return {b.name: sum(float(np.sum(w ** 2)) for n in b.branch for w in model.get_layer(n).get_weights())
+        ...             for b in tl.surgery.find_blocks(model)}
     """
     if prune_first not in ("low", "high"):
         raise ValueError(f"prune_first must be 'low' or 'high'; got {prune_first!r}")
@@ -253,7 +273,16 @@ def register(name: str, *, prune_first: str, needs: str, when: str, summary: str
 
 
 def get(name: str) -> Criterion:
-    """Returns the criterion registered as ``name`` (the error lists the valid names).
+    """Returns the criterion registered as ``name``.
+
+    Args:
+        name: A criterion's name (:func:`names`).
+
+    Returns:
+        Its :class:`Criterion`: call it as ``criterion(model, data, **options)``.
+
+    Raises:
+        UnknownNameError: for a name that is not registered (listing the valid names).
 
     Example:
         >>> scores = tl.criteria.get("grasp")(model, (images, labels))
@@ -262,20 +291,46 @@ def get(name: str) -> Criterion:
 
 
 def names() -> list:
-    """Registered criterion names."""
+    """Registered criterion names.
+
+    Returns:
+        The names, sorted.
+
+    Example:
+        >>> names()[:4]
+        ['angular', 'block_influence', 'cka', 'expectabs']
+    """
     return CRITERIA.names()
 
 
 def filter_names() -> list:
-    """The criteria that have a per-filter form."""
+    """The criteria that have a per-filter form.
+
+    Returns:
+        Their names, sorted.
+
+    Example:
+        >>> filter_names()
+        ['expectabs', 'grasp', 'hrank', 'magnitude', 'random', 'snip']
+    """
     return [name for name in CRITERIA.names() if name in CRITERIA and CRITERIA.get(name).filters is not None]
 
 
 def filter_criterion(name: str) -> FilterCriterion:
     """The per-filter form of criterion ``name``.
 
+    Args:
+        name: One of :func:`filter_names`.
+
+    Returns:
+        Its :class:`FilterCriterion`.
+
     Raises:
         UnknownNameError: for a criterion without one (listing those with one).
+
+    Example:
+        >>> filter_criterion("snip").name
+        'snip'
     """
     entry = CRITERIA.get(name) if name in CRITERIA else None
     if entry is None or entry.filters is None:
@@ -305,7 +360,18 @@ def filter_scores(model: keras.Model, criterion: str, data=None, **options) -> D
 
 
 def flat_scores(scores: Mapping[str, np.ndarray]) -> Dict[str, float]:
-    """``{"<conv>:<index>": score}``: the JSON form of :func:`filter_scores`."""
+    """The JSON form of :func:`filter_scores`: one entry per filter.
+
+    Args:
+        scores: ``{conv name: array of one score per filter}``.
+
+    Returns:
+        ``{"<conv>:<index>": score}``.
+
+    Example:
+        >>> flat_scores({"stage1_block2_conv1": np.array([0.5, 0.25])})
+        {'stage1_block2_conv1:0': 0.5, 'stage1_block2_conv1:1': 0.25}
+    """
     return {f"{conv}:{i}": float(v) for conv, values in scores.items() for i, v in enumerate(values)}
 
 
