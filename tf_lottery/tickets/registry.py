@@ -50,6 +50,12 @@ class Method:
         unit: What it removes or masks: "blocks", "filters" or "weights" (reports group by it).
         experiment: The experiment that makes its tickets in a sweep or ``compare`` (``imp``
             needs its own level loop), or None for the sweep's experiment.
+
+    Example:
+        >>> method = get("filters")
+        >>> method.unit
+        'filters'
+        >>> result = method(dense, (images, labels), config.method, seed=0)   # a TicketResult
     """
 
     name: str
@@ -67,22 +73,68 @@ class Method:
         return self.fit or training.fit
 
     def __call__(self, model, data, method_config, seed: int = 0):
+        """Makes a ticket of ``model``: ``make(model, data, method_config, seed)``."""
         return self.make(model, data, method_config, seed)
 
 
 def register(name: str, *, check: Callable, apply: Callable, summary: str, fields: tuple,
              fit: Optional[Callable] = None, unit: str = "blocks", experiment: Optional[str] = None):
-    """Decorator registering ``make`` as a :class:`Method`."""
+    """Decorator registering ``make`` as a :class:`Method`.
+
+    Args:
+        name: The registry name (``--method``).
+        check: ``(model, method_config) -> None``, raising ValueError when the method cannot apply.
+        apply: ``(model, ticket_record, method_config) -> keras.Model``.
+        summary: One line for listings.
+        fields: The :class:`~tf_lottery.config.MethodConfig` fields it reads.
+        fit: Its trainer, or None for :func:`tf_lottery.training.fit`.
+        unit: "blocks", "filters" or "weights".
+        experiment: The experiment that makes its tickets in a sweep, or None.
+
+    Returns:
+        The decorator; it registers ``make`` and gives it back.
+
+    Raises:
+        ValueError: (from the decorator) for a name registered already.
+
+    Example:
+        >>> @register("last_blocks", check=check_blocks, apply=apply_blocks, summary="The last p blocks",
+        ...           fields=("num_blocks",))
+        ... def last_blocks(model, data, method_config, seed):
+        ...     return tl.find_ticket(model, "magnitude", num_blocks=method_config.num_blocks)
+    """
 
     return METHODS.entry(name, lambda make: Method(name, make, check, apply, summary, tuple(fields), fit, unit,
                                                    experiment))
 
 
 def get(name: str) -> Method:
-    """Returns the method registered as ``name`` (the error lists the valid names)."""
+    """Returns the method registered as ``name``.
+
+    Args:
+        name: A method's name (:func:`names`).
+
+    Returns:
+        Its :class:`Method`.
+
+    Raises:
+        UnknownNameError: for a name that is not registered (listing the valid names).
+
+    Example:
+        >>> get("blocks").unit
+        'blocks'
+    """
     return METHODS.get(name)
 
 
 def names() -> list:
-    """Registered method names."""
+    """Registered method names.
+
+    Returns:
+        The names, sorted.
+
+    Example:
+        >>> names()
+        ['blocks', 'filter_masks', 'filters', 'imp']
+    """
     return METHODS.names()
