@@ -48,6 +48,11 @@ class Evaluation:
         summary: One line for listings.
         pairwise: Whether it compares the model with a reference (the dense network): then
             ``fn`` takes ``reference`` too, and runs on tickets only.
+
+    Example:
+        >>> get("cka").pairwise, get("cost").settings(config.evaluation)
+        (True, {'memory_batch_size': 128})
+        >>> get("cost")(model, data, config.evaluation)["flops"]
     """
 
     name: str
@@ -57,29 +62,86 @@ class Evaluation:
     pairwise: bool = False
 
     def __call__(self, model, data, evaluation_config, reference=None) -> dict:
+        """Measures ``model`` (against ``reference``, the dense network, when pairwise)."""
         if self.pairwise:
             return self.fn(model, data, evaluation_config, reference)
         return self.fn(model, data, evaluation_config)
 
 
 def register(name: str, *, settings: Callable = lambda config: {}, summary: str, pairwise: bool = False):
-    """Decorator registering ``fn`` as an :class:`Evaluation`."""
+    """Decorator registering ``fn`` as an :class:`Evaluation`.
+
+    Args:
+        name: The registry name (a value of ``--evals``).
+        settings: ``(evaluation_config) -> dict`` of what the result depends on besides the model
+            and the data (a cached result with other settings is measured again).
+        summary: One line for listings.
+        pairwise: Whether ``fn`` compares the model with the dense network (``reference``).
+
+    Returns:
+        The decorator; it registers ``fn`` and gives it back.
+
+    Raises:
+        ValueError: (from the decorator) for a name registered already.
+
+    Example:
+        >>> @register("depth", summary="Residual blocks left")
+        ... def depth(model, data, evaluation_config):
+        ...     return {"blocks": len(tl.surgery.blocks(model))}
+    """
 
     return EVALS.entry(name, lambda fn: Evaluation(name, fn, settings, summary, pairwise))
 
 
 def wanted(evaluation_config, side: str) -> list:
-    """The evaluations of ``--evals`` that apply to ``side`` ("dense": no pairwise ones)."""
+    """The evaluations of ``--evals`` that apply to one model of a run.
+
+    Args:
+        evaluation_config: A :class:`tf_lottery.config.EvaluationConfig`.
+        side: "dense" (no pairwise evaluation applies) or "ticket".
+
+    Returns:
+        Their names, in the order of ``--evals``.
+
+    Example:
+        >>> config = Config.create(evals=("clean", "cost", "cka"))
+        >>> wanted(config.evaluation, "dense"), wanted(config.evaluation, "ticket")
+        (['clean', 'cost'], ['clean', 'cost', 'cka'])
+    """
     return [name for name in evaluation_config.evals if side != "dense" or not EVALS.get(name).pairwise]
 
 
 def needs_reference(evaluation_config) -> bool:
-    """Whether a ticket's evaluations need the trained dense network (a pairwise one is asked for)."""
+    """Whether a ticket's evaluations need the trained dense network (a pairwise one is asked for).
+
+    Args:
+        evaluation_config: A :class:`tf_lottery.config.EvaluationConfig`.
+
+    Returns:
+        True when ``--evals`` names a pairwise evaluation.
+
+    Example:
+        >>> needs_reference(Config.create(evals=("clean", "cka")).evaluation)
+        True
+    """
     return any(EVALS.get(name).pairwise for name in evaluation_config.evals)
 
 
 def get(name: str) -> Evaluation:
-    """Returns the evaluation registered as ``name`` (the error lists the valid names)."""
+    """Returns the evaluation registered as ``name``.
+
+    Args:
+        name: An evaluation's name (``EVALS.names()``).
+
+    Returns:
+        Its :class:`Evaluation`.
+
+    Raises:
+        UnknownNameError: for a name that is not registered (listing the valid names).
+
+    Example:
+        >>> get("corruptions").summary
+    """
     return EVALS.get(name)
 
 
@@ -102,6 +164,10 @@ def run_cached(model, data, evaluation_config, run, side: str, log=print, refere
 
     Returns:
         ``{evaluation name: result}``, in the order of ``evals``.
+
+    Example:
+        >>> results = run_cached(ticket, data, config.evaluation, run, "ticket", reference=dense)
+        >>> results["clean"]["accuracy"]
     """
     results = {}
     for name in wanted(evaluation_config, side):
