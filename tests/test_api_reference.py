@@ -14,7 +14,8 @@ The rules, for each public object (checked once, where the walk first meets it):
   bare ``raise`` that re-raises does not count, nor what the functions it calls raise); and an
   ``Example:`` (or ``Examples:``);
 - a class has an ``Example:`` and documents its constructor's parameters: under ``Args:``, or, for a
-  dataclass whose constructor arguments are its fields, ``Attributes:``; ``Raises:`` when its
+  dataclass whose constructor arguments are its fields, ``Attributes:`` (a field declared as an option
+  by :mod:`tf_lottery.core.options` is documented by the help it declares); ``Raises:`` when its
   ``__init__`` or ``__post_init__`` raises. An exception class needs no Example (the functions that
   raise it say when). Its public methods (defined in the class itself) need a docstring; their
   sections are not checked, and properties and dataclass fields are exempt;
@@ -147,7 +148,8 @@ def _class_problems(cls):
         return ["no docstring"]
     sections, problems = _sections(doc), []
     if dataclasses.is_dataclass(cls):
-        parameters = [field.name for field in dataclasses.fields(cls) if field.init]
+        # A field declared as an option (tf_lottery.core.options) carries its help: it is documented there.
+        parameters = [field.name for field in dataclasses.fields(cls) if field.init and "option" not in field.metadata]
         where = "Attributes" if "Attributes" in sections else "Args"
     else:
         init = cls.__dict__.get("__init__")
