@@ -58,6 +58,9 @@ _REGULARIZED = {"kernel_regularizer": (keras.layers.Conv2D, keras.layers.Dense),
 class ApplicationSettings:
     """The settings of every keras.applications builder (each one a flag).
 
+    Raises:
+        ValueError: for a ``weights_file`` that is not a file.
+
     Example:
         >>> ApplicationSettings(weights_file="resnet50.weights.h5").output
         'logits'
