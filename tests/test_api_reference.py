@@ -63,15 +63,15 @@ def _sections(doc):
 
 
 def _documented_names(lines):
-    """The names an ``Args:``/``Attributes:`` section documents (its entries at the first indent)."""
+    """The names an ``Args:``/``Attributes:`` section documents: its entries at the first indent, each
+    ``name: ...``, ``name (type): ...`` or, for fields of one meaning, ``a, b, c: ...``."""
     entries = [line for line in lines if line.strip()]
     indent = min((len(line) - len(line.lstrip()) for line in entries), default=0)
     names = set()
     for line in entries:
-        if len(line) - len(line.lstrip()) == indent:
-            match = re.match(r"\s*\**(\w+)", line)
-            if match:
-                names.add(match.group(1))
+        if len(line) - len(line.lstrip()) == indent and ":" in line:
+            head = re.sub(r"\(.*?\)", "", line.split(":", 1)[0])  # "name (type)" or "a, b, c"
+            names |= {name.strip().lstrip("*") for name in head.split(",")}
     return names
 
 

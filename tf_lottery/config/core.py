@@ -212,6 +212,7 @@ class Config:
                 **({"execution": dict(self.execution)} if self.execution is not None else {})}
 
     def to_json(self) -> str:
+        """:meth:`to_dict` as ``config.json`` holds it (keys sorted, indented)."""
         return json.dumps(self.to_dict(), sort_keys=True, indent=2) + "\n"
 
     @classmethod
