@@ -213,10 +213,25 @@ def test_every_public_name_is_in_the_generated_reference():
     assert ".. tf-lottery-api::" in page
     assert "tf_lottery_api" in open(os.path.join(ROOT, "docs", "conf.py")).read()
     lines = tf_lottery_api.reference_lines()
-    described = {line.split("::", 1)[1].strip() for line in lines if line.startswith(".. ") and "::" in line}
+    described = set()
+    for line, following in zip(lines, lines[1:] + [""]):
+        if line.startswith(".. ") and "::" in line:  # ".. autofunction:: module.name", or ".. py:data:: name" + ":module:"
+            target = line.split("::", 1)[1].strip()
+            module = following.split(":module:", 1)[1].strip() + "." if ":module:" in following else ""
+            described.add(module + target)
     missing = [f"{public.name}.{name}" for public in tf_lottery_api.public_modules() for name in public.names
                if f"{public.name}.{name}" not in described]
     assert missing == []
+    # Independently of the walk: every name of tf_lottery.__all__ and of each public package's __all__.
+    import importlib
+
+    import tf_lottery
+
+    promised = [f"tf_lottery.{name}" for name in tf_lottery.__all__]
+    for module_name in sorted(set(tf_lottery._MODULES.values())):
+        module = importlib.import_module(module_name)
+        promised += [f"{module_name}.{name}" for name in getattr(module, "__all__", ())]
+    assert [name for name in promised if name not in described] == []
     modules = [line.split("::", 1)[1].strip() for line in lines if line.startswith(".. automodule::")]
     assert modules[0] == "tf_lottery" and len(modules) == len(set(modules))
 

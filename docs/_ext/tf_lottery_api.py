@@ -179,14 +179,15 @@ def reference_lines() -> List[str]:
             value = getattr(module, name)
             target, what = f"{public.name}.{name}", kind(value)
             if what == "module":
-                lines += [f".. py:data:: {target}", "   :no-index:", "",
+                lines += [f".. py:data:: {name}", f"   :module: {public.name}", "   :no-index:", "",
                           f"   The module :mod:`{value.__name__}` (its own section).", ""]
                 continue
             again = shown.get(id(value)) if what != "data" else None
             options = ["   :no-index:"] if again else []
             if what == "data":
                 doc = constant_doc(public.name, name)
-                lines += [f".. py:data:: {target}"] + ([f"   :value: {_value_text(value)}"] if _value_text(value) else [])
+                lines += [f".. py:data:: {name}", f"   :module: {public.name}"]
+                lines += [f"   :value: {_value_text(value)}"] if _value_text(value) else []
                 lines += [""] + [f"   {line}" for line in (doc or "(undocumented)").splitlines()] + [""]
                 continue
             directive = "autoclass" if what == "class" else "autofunction"

@@ -559,7 +559,7 @@ def per_seed_text(summary: Paired, spec: str = "{:+.2f}") -> str:
         spec: The format of each difference.
 
     Returns:
-        The differences joined by `` / ``.
+        The differences, each formatted by ``spec``, joined by slashes.
 
     Example:
         >>> per_seed_text(paired([0.4, 0.9, 0.2], seeds=[0, 1, 2]))
