@@ -159,7 +159,12 @@ def kind(value) -> str:
 
 
 def _value_text(value) -> str:
+    """The value of a constant when it is a short literal (an object's repr would carry its address)."""
     text = repr(value)
+    try:
+        ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return ""
     return text if len(text) <= 70 and "\n" not in text else ""
 
 
