@@ -98,6 +98,7 @@ def is_complete(path: str) -> bool:
 
     Example:
         >>> save_model(ticket, "exports/ticket")
+        'exports/ticket'
         >>> is_complete("exports/ticket"), is_complete("exports/nothing-here")
         (True, False)
     """

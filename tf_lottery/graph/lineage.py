@@ -48,7 +48,7 @@ def attach(model: keras.Model, builder: str, spec: dict, removed: Iterable[str] 
         ``model``.
 
     Example:
-        >>> attach(model, "my_resnet", {"depth": 20})
+        >>> model = attach(model, "my_resnet", {"depth": 20})
         >>> lineage(model)
         {'builder': 'my_resnet', 'removed': [], 'spec': {'depth': 20}}
     """
