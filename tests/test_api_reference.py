@@ -22,6 +22,8 @@ The rules, for each public object (checked once, where the walk first meets it):
 - a constant has a ``#:`` comment above its assignment or a string literal after it, in the module
   that defines it.
 
+An ``Args:``/``Attributes:`` entry may name several parameters of one meaning (``low, high: ...``).
+
 Objects defined in the modules of :data:`PENDING_SPLIT` are exempt while those modules are split
 (issue 46); the reference still lists them.
 """
@@ -33,7 +35,6 @@ import os
 import re
 import sys
 import textwrap
-import types
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 sys.path.insert(0, os.path.join(ROOT, "docs", "_ext"))
