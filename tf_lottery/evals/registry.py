@@ -32,6 +32,7 @@ from typing import Callable, Dict, Optional
 
 from tf_lottery.core.registry import Registry
 
+#: The evaluation registry (``--evals``): :func:`get` an :class:`Evaluation` by name.
 EVALS: Registry = Registry("evaluation")
 
 
@@ -52,6 +53,11 @@ class Evaluation:
             evaluation section of the config, or None. A classmethod ``check_values(values)`` refuses a
             combination the single declarations cannot. (``settings`` is what a cached result depends
             on; ``options`` is what a user sets.)
+
+    Example:
+        >>> get("cka").pairwise, get("cost").settings(config.evaluation)
+        (True, {'memory_batch_size': 128})
+        >>> get("cost")(model, data, config.evaluation)["flops"]
     """
 
     name: str
@@ -63,6 +69,7 @@ class Evaluation:
     options: Optional[type] = None
 
     def __call__(self, model, data, evaluation_config, reference=None) -> dict:
+        """Measures ``model`` (against ``reference``, the dense network, when pairwise)."""
         if self.pairwise:
             return self.fn(model, data, evaluation_config, reference)
         return self.fn(model, data, evaluation_config)
@@ -115,17 +122,54 @@ def options_classes() -> list:
 
 
 def wanted(evaluation_config, side: str) -> list:
-    """The evaluations of ``--evals`` that apply to ``side`` ("dense": no pairwise ones)."""
+    """The evaluations of ``--evals`` that apply to one model of a run.
+
+    Args:
+        evaluation_config: A :class:`tf_lottery.config.EvaluationConfig`.
+        side: "dense" (no pairwise evaluation applies) or "ticket".
+
+    Returns:
+        Their names, in the order of ``--evals``.
+
+    Example:
+        >>> config = Config.create(evals=("clean", "cost", "cka"))
+        >>> wanted(config.evaluation, "dense"), wanted(config.evaluation, "ticket")
+        (['clean', 'cost'], ['clean', 'cost', 'cka'])
+    """
     return [name for name in evaluation_config.evals if side != "dense" or not EVALS.get(name).pairwise]
 
 
 def needs_reference(evaluation_config) -> bool:
-    """Whether a ticket's evaluations need the trained dense network (a pairwise one is asked for)."""
+    """Whether a ticket's evaluations need the trained dense network (a pairwise one is asked for).
+
+    Args:
+        evaluation_config: A :class:`tf_lottery.config.EvaluationConfig`.
+
+    Returns:
+        True when ``--evals`` names a pairwise evaluation.
+
+    Example:
+        >>> needs_reference(Config.create(evals=("clean", "cka")).evaluation)
+        True
+    """
     return any(EVALS.get(name).pairwise for name in evaluation_config.evals)
 
 
 def get(name: str) -> Evaluation:
-    """Returns the evaluation registered as ``name`` (the error lists the valid names)."""
+    """Returns the evaluation registered as ``name``.
+
+    Args:
+        name: An evaluation's name (``EVALS.names()``).
+
+    Returns:
+        Its :class:`Evaluation`.
+
+    Raises:
+        UnknownNameError: for a name that is not registered (listing the valid names).
+
+    Example:
+        >>> get("corruptions").summary
+    """
     return EVALS.get(name)
 
 
@@ -148,6 +192,10 @@ def run_cached(model, data, evaluation_config, run, side: str, log=print, refere
 
     Returns:
         ``{evaluation name: result}``, in the order of ``evals``.
+
+    Example:
+        >>> results = run_cached(ticket, data, config.evaluation, run, "ticket", reference=dense)
+        >>> results["clean"]["accuracy"]
     """
     results = {}
     for name in wanted(evaluation_config, side):

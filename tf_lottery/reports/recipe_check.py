@@ -32,7 +32,18 @@ def _recipe_flags(first, warmup_epochs: int) -> tuple:
 def dense_table(rows, warmup_epochs: int = 0) -> str:
     """The dense runs: test accuracy and training time per seed, and the recipe check: the last
     epoch's training-accuracy gain (flattened at most ``curves.FLAT_PP``), the worst validation
-    drop after the warm-up (a collapse beyond ``curves.COLLAPSE_PP``), and the seeds' spread."""
+    drop after the warm-up (a collapse beyond ``curves.COLLAPSE_PP``), and the seeds' spread.
+
+    Args:
+        rows: The :class:`~tf_lottery.results.SweepRow` of a sweep.
+        warmup_epochs: Epochs of the warm-up (left out of the drop).
+
+    Returns:
+        A Markdown table, one row per seed.
+
+    Example:
+        >>> print(dense_table(out.rows, warmup_epochs(config)))
+    """
     body = []
     for (seed,), group in group_by(rows, "seed").items():
         first = group[0]
@@ -96,13 +107,35 @@ RECIPE_NOTE = (
 
 
 def warmup_epochs(config: Config) -> int:
-    """Whole epochs of the warm-up (a warm-up in steps counts as its first epoch)."""
+    """Whole epochs of the warm-up (a warm-up in steps counts as its first epoch).
+
+    Args:
+        config: A run's config.
+
+    Returns:
+        The epochs.
+
+    Example:
+        >>> warmup_epochs(Config.create(length="6ep", warmup="1ep", lr_drops=("4ep",)))
+        1
+    """
     count, unit = parse_length(config.training.warmup, allow_zero=True)
     return count if unit == "ep" else int(count > 0)
 
 
 def recipe_text(config: Config) -> str:
-    """``6ep at learning rate 0.05 (warm-up 1ep, drops at 4ep)``."""
+    """The recipe in words, for a report.
+
+    Args:
+        config: A run's config.
+
+    Returns:
+        One line.
+
+    Example:
+        >>> recipe_text(Config.create(length="6ep", learning_rate=0.05, warmup="1ep", lr_drops=("4ep",)))
+        '6ep at learning rate 0.05 (warm-up 1ep, drops at 4ep)'
+    """
     training = config.training
     warmup = "" if training.warmup == "0ep" else f"warm-up {training.warmup}, "
     return (f"{training.length} at learning rate {training.learning_rate:g} ({warmup}drops at "
@@ -110,6 +143,17 @@ def recipe_text(config: Config) -> str:
 
 
 def model_label(config: Config) -> str:
-    """``ResNet-32`` for a CIFAR ResNet, else the model type."""
+    """The model's name in a report.
+
+    Args:
+        config: A run's config.
+
+    Returns:
+        ``ResNet-<depth>`` for a CIFAR ResNet, else the model type.
+
+    Example:
+        >>> model_label(Config.create(depth=32))
+        'ResNet-32'
+    """
     depth = getattr(config.model.settings, "depth", None)
     return f"ResNet-{depth}" if config.model.type == "cifar_resnet" and depth else config.model.type
