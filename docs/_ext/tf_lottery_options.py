@@ -1,6 +1,6 @@
 """A Sphinx directive that writes the configuration reference from the option declarations.
 
-``{tf-lottery-options}`` renders one table per section (run, model, data, training, method,
+``{tf-lottery-options}`` renders one Markdown table per section (run, model, data, training, method,
 sweep, evaluation, runtime, each model builder's settings) from
 :mod:`tf_lottery.config.reference`, the same declarations the flags and ``--help`` come from,
 so the page cannot drift from the code.
@@ -12,7 +12,8 @@ from sphinx.util.docutils import SphinxDirective
 
 
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("*", "\\*") if text else " "
+    """A table cell's text, with what Markdown would read as markup escaped."""
+    return text.replace("|", "\\|").replace("*", "\\*").replace("_", "\\_") if text else " "
 
 
 class OptionsDirective(SphinxDirective):
@@ -21,15 +22,18 @@ class OptionsDirective(SphinxDirective):
     def run(self):
         from tf_lottery.config import reference
 
+        # Markdown, which MyST parses (nested_parse runs the page's own parser): a bold title and a
+        # pipe table per group.
         lines = []
         for title, declared in reference.option_groups():
-            lines += [f".. rubric:: {title}", "", ".. list-table::", "   :header-rows: 1", "   :widths: 18 14 12 56", "",
-                      "   * - flag", "     - type", "     - default", "     - meaning and allowed values"]
+            head, _, flags = title.partition(": ")  # "criterion options: --criterion=grasp": the flags as code
+            shown = f"**{head}:** `{flags}`" if flags else f"**{title}**"
+            lines += [shown, "", "| flag | type | default | meaning and allowed values |",
+                      "|---|---|---|---|"]
             for option in declared:
                 about = reference.describe(option)
                 meaning = about["help"] + (f" Allowed: {about['allowed']}." if about["allowed"] else "")
-                lines += [f"   * - ``{about['flag']}``", f"     - {_cell(about['type'])}",
-                          f"     - ``{about['default']}``", f"     - {_cell(meaning)}"]
+                lines.append(f"| `{about['flag']}` | {_cell(about['type'])} | `{about['default']}` | {_cell(meaning)} |")
             lines.append("")
         container = nodes.section()
         container.document = self.state.document
