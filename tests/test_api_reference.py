@@ -42,9 +42,7 @@ sys.path.insert(0, os.path.join(ROOT, "docs", "_ext"))
 import tf_lottery_api  # noqa: E402
 
 # Modules being split or refactored (issue 46): what they define is not checked until they settle.
-PENDING_SPLIT = ("tf_lottery.runtime.distribute", "tf_lottery.runtime.execution", "tf_lottery.runtime.strategies",
-                 "tf_lottery.runtime.precision", "tf_lottery.runtime.workers", "tf_lottery.runtime.keras_patches",
-                 "tf_lottery.config.sections")
+PENDING_SPLIT = ()
 
 SECTION = re.compile(r"^(Args|Arguments|Returns|Yields|Raises|Examples?|Attributes|Note|Notes|See Also):\s*$")
 

@@ -34,6 +34,8 @@ from tf_lottery.core.options import boolean, choice, integer, integers, names, r
 from tf_lottery.training import NO_WARMUP, Recipe, parse_length
 from tf_lottery.training.recipe import OPTIMIZERS, canonical_drops, canonical_length
 
+#: The ``--rewind`` modes of ``lottery``: the kept layers' weights back to epoch i, the trained weights with the
+#: learning-rate schedule replayed from epoch i, or a random re-initialization.
 REWINDS = ("weights", "lr", "reinit")
 SCORE_SEQUENCES = 64
 """``--task=causal_lm``: the sequences a criterion scores on when ``--score_sequences`` is not given."""
@@ -86,6 +88,13 @@ class Section:
 class ModelConfig(Section):
     """The model: a registered builder (``type``, flag ``--model``) and that builder's own
     settings (for ``cifar_resnet``: depth, blocks_per_stage, width_multiplier, shortcut).
+
+    Attributes:
+        settings: The builder's settings dataclass (``MODELS.get(type).settings``; None: its defaults).
+
+    Raises:
+        ValueError: for an option out of its allowed values, an ``input_shape`` that is not three
+            integers, or ``settings`` of another builder's class.
 
     Example:
         >>> ModelConfig("cifar_resnet", settings=tl.models.CifarResNetSettings(depth=56))
@@ -154,6 +163,11 @@ class ModelConfig(Section):
 
     @classmethod
     def from_dict(cls, values: dict) -> "ModelConfig":
+        """Inverse of :meth:`to_dict`: the builder's settings are the keys besides the common ones.
+
+        Raises:
+            ValueError: naming the keys the builder's settings do not have, and the ones they have.
+        """
         values = dict(values)
         kind = values.pop("type", "cifar_resnet")
         common = {k: values.pop(k) for k in ("input_shape", "num_classes") if k in values}
@@ -167,7 +181,16 @@ class ModelConfig(Section):
 
 @dataclasses.dataclass(frozen=True)
 class DataConfig(Section):
-    """The data: which dataset, how much of it, and its preprocessing and augmentation."""
+    """The data: which dataset, how much of it, and its preprocessing and augmentation.
+
+    Raises:
+        ValueError: for an option out of its allowed values, a dataset of another ``task``, or (for
+            ``classify``) a ``data_path`` the dataset has no source for.
+
+    Example:
+        >>> DataConfig("cifar10", crop=True).identity()["crop"]
+        True
+    """
 
     IDENTITY: ClassVar[str] = "dense"
 
@@ -237,7 +260,18 @@ def _canonical_dir(info, data_dir: Optional[str]) -> Optional[str]:
 
 @dataclasses.dataclass(frozen=True)
 class TrainingConfig(Section):
-    """The training recipe, and which dense epochs keep their weights θ_i."""
+    """The training recipe, and which dense epochs keep their weights θ_i.
+
+    Lengths are stored in one spelling (``02ep`` becomes ``2ep``), so that they name one run.
+
+    Raises:
+        ValueError: for a length, rate or option the recipe does not take, kept epochs that are not
+            distinct, kept epochs (but 0) with a length in steps, or kept epochs or steps not below the length.
+
+    Example:
+        >>> TrainingConfig(length="200ep", lr_drops=("100ep", "150ep")).recipe().lr_drops
+        ('100ep', '150ep')
+    """
 
     IDENTITY: ClassVar[str] = "dense"
 
@@ -311,6 +345,14 @@ class MethodConfig(Section):
     The methods' and criteria's own options (``--match``, ``--imp_rate``, ``--angular_window``, ...) are
     declared beside each method and criterion (its ``settings``) and composed in here
     (:func:`tf_lottery.core.options.compose`): one field each, after the section's own.
+
+    Raises:
+        ValueError: for an option out of its allowed values, both ``rewind_epoch`` and ``rewind_step``,
+            or an option of another criterion than ``criterion``.
+
+    Example:
+        >>> MethodConfig(criterion="snip", num_blocks=3).identity()["num_blocks"]
+        3
     """
 
     IDENTITY: ClassVar[str] = "ticket"
@@ -408,7 +450,18 @@ class MethodConfig(Section):
 
 @dataclasses.dataclass(frozen=True)
 class SweepConfig(Section):
-    """The lists a ``sweep`` runs over; an empty list means the single value of its flag."""
+    """The lists a ``sweep`` runs over; an empty list means the single value of its flag.
+
+    Raises:
+        ValueError: for an option out of its allowed values, a list that names a value twice, both
+            rewind epochs and rewind steps, both cells and criteria or counts, an ``α``, power or
+            detectable difference out of range, a margin that is not finite, a comparison or cell
+            that does not parse, or a shard that is not ``i/n``.
+
+    Example:
+        >>> SweepConfig(sweep_cells=("grasp:3", "snip:5")).cells()
+        [('grasp', 3), ('snip', 5)]
+    """
 
     IDENTITY: ClassVar[str] = "sweep"
 
@@ -542,6 +595,10 @@ class EvaluationConfig(Section):
 
     Each evaluation's own flags (``--severities``, ``--epsilons``, ``--cka_examples``, ...) are declared
     beside it (its ``options``) and composed in here (:func:`tf_lottery.core.options.compose`).
+
+    Example:
+        >>> EvaluationConfig(evals=("clean", "cost")).evals
+        ('clean', 'cost')
     """
 
     evals: tuple = names(("clean", "cost", "latency"), "Evaluations of every trained model.", choices=EVALS)
@@ -551,7 +608,18 @@ class EvaluationConfig(Section):
 
 @dataclasses.dataclass(frozen=True)
 class RuntimeConfig(Section):
-    """Where output goes and what is written besides the results."""
+    """Where output goes and what is written besides the results, and where training runs (the
+    strategy and precision :func:`tf_lottery.runtime.distribute.activate` sets up).
+
+    Raises:
+        ValueError: for an option out of its allowed values, an empty ``runs_dir``, a
+            ``carbon_country`` that is not an alpha-3 code codecarbon knows, or
+            ``mixed_precision`` together with a ``precision`` other than float32.
+
+    Example:
+        >>> RuntimeConfig(strategy="mirrored", cpu_devices=2).cpu_devices
+        2
+    """
 
     runs_dir: str = text("runs", "Folder of run folders.")
     export: bool = boolean(True, "Export dense and ticket (SavedModel with raw-image and preprocessed signatures, "
@@ -611,5 +679,7 @@ def _distinct(name: str, values: tuple) -> None:
         raise ValueError(f"{name} takes distinct integers >= 0; got {list(values)}")
 
 
+#: The config's sections by name: the attribute of :class:`~tf_lottery.config.Config` (and the key of its JSON) that
+#: holds each (``{"model": ModelConfig, "data": DataConfig, ...}``).
 SECTIONS = {"model": ModelConfig, "data": DataConfig, "training": TrainingConfig, "method": MethodConfig,
             "sweep": SweepConfig, "evaluation": EvaluationConfig, "runtime": RuntimeConfig}

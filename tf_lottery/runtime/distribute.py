@@ -56,11 +56,20 @@ def activate(runtime) -> Execution:
     """Creates the strategy of a :class:`~tf_lottery.config.RuntimeConfig`, sets the dtype
     policy and makes them current for this process (call once, before any model is built).
 
+    Args:
+        runtime: The config's runtime section (its strategy, devices, CPU split, TPU, learning-rate
+            scaling, precision, synchronized batch norm and XLA).
+
     Returns:
         The :class:`Execution`; enter :func:`scope` around the experiment.
 
     Raises:
-        ValueError, RuntimeError: see :func:`split_cpu` and :func:`make_strategy`.
+        ValueError, RuntimeError: see :func:`split_cpu`, :func:`make_strategy` and :func:`precision_policy`.
+
+    Example:
+        >>> execution = activate(tl.config.RuntimeConfig(strategy="mirrored", cpu_devices=2))
+        >>> execution.replicas
+        2
     """
     if runtime.cpu_devices:
         split_cpu(runtime.cpu_devices)

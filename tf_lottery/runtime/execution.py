@@ -36,6 +36,10 @@ class Execution:
         sync_batchnorm: Batch normalization computes its statistics over the global batch
             (``synchronized=True``) instead of each replica's.
         xla: ``jit_compile`` of ``compile``: "auto" (Keras' choice), "on" or "off".
+
+    Example:
+        >>> Execution(precision="mixed_bfloat16").identity()   # one replica
+        {'precision': 'mixed_bfloat16'}
     """
 
     name: str = "default"
@@ -137,13 +141,29 @@ CONTEXT = ExecutionContext()
 
 
 def current() -> Execution:
-    """The execution this process runs under (one replica, float32, until :func:`activate`)."""
+    """The execution this process runs under (one replica, float32, until :func:`activate`).
+
+    Returns:
+        The :class:`Execution` of :data:`CONTEXT`.
+
+    Example:
+        >>> current().name   # before activate
+        'default'
+    """
     return CONTEXT.execution
 
 
 @contextlib.contextmanager
 def scope() -> Iterator[Execution]:
-    """The current strategy's scope (nothing to enter for the default strategy)."""
+    """The current strategy's scope (nothing to enter for the default strategy).
+
+    Yields:
+        The current :class:`Execution`, inside its strategy's scope.
+
+    Example:
+        >>> with scope() as execution:
+        ...     model = tl.models.cifar_resnet(20)   # its variables are the strategy's
+    """
     execution = current()
     if execution.strategy is None:
         yield execution
@@ -153,7 +173,14 @@ def scope() -> Iterator[Execution]:
 
 
 def deactivate() -> None:
-    """Back to one replica in float32 (tests, and a process that runs several configs)."""
+    """Back to one replica in float32 (tests, and a process that runs several configs): empties
+    :data:`CONTEXT` and sets Keras' global dtype policy back to float32.
+
+    Example:
+        >>> deactivate()
+        >>> current().name
+        'default'
+    """
     keras.mixed_precision.set_global_policy("float32")
     CONTEXT.reset()
 
@@ -161,7 +188,20 @@ def deactivate() -> None:
 def apply_to_model(model: keras.Model) -> keras.Model:
     """What the execution changes in a freshly built model: under ``--sync_batchnorm`` with
     several replicas, every batch normalization layer synchronizes its statistics (the setting
-    is in the layers' configs, so surgery's rebuilds keep it). Returns ``model``."""
+    is in the layers' configs, so surgery's rebuilds keep it).
+
+    Args:
+        model: A freshly built model; only its layers are changed.
+
+    Returns:
+        ``model``.
+
+    Example:
+        >>> with CONTEXT.using(Execution(strategy=strategy, sync_batchnorm=True)):   # 2 replicas
+        ...     model = apply_to_model(tl.models.cifar_resnet(20))
+        >>> model.get_layer("stem_bn").synchronized
+        True
+    """
     execution = current()
     if execution.sync_batchnorm and execution.replicas > 1:
         for layer in leaf_layers(model):

@@ -43,7 +43,8 @@ from tf_lottery.core import keras_internals
 #: The newest Keras release the patches were checked against (with the multi-worker tests); an older or newer
 #: Keras in the supported range works as long as the features :mod:`tf_lottery.core.keras_internals` reads exist.
 CHECKED_AGAINST = "3.15.1"
-WRITTEN_FOR = CHECKED_AGAINST  # the 0.9 name
+#: The 0.9 name of :data:`CHECKED_AGAINST`.
+WRITTEN_FOR = CHECKED_AGAINST
 
 _patched = {"multi_worker_metrics": False}
 

@@ -30,6 +30,7 @@ import keras
 
 from tf_lottery.graph.reader import leaf_layers
 
+#: The ``--precision`` values (``auto``: bfloat16 where :func:`has_bfloat16`, else float32).
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 #: The Keras dtype policy of each explicit ``--precision``.
 POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
@@ -38,7 +39,18 @@ BFLOAT16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 
 
 def cpu_flags(path: str = "/proc/cpuinfo") -> frozenset:
-    """The CPU's feature flags as Linux lists them (empty where the file is missing: another OS)."""
+    """The CPU's feature flags as Linux lists them (empty where the file is missing: another OS).
+
+    Args:
+        path: The file to read them from: its first line that starts with ``flags``.
+
+    Returns:
+        The flags, e.g. ``frozenset({"sse2", "avx2", ...})``.
+
+    Example:
+        >>> cpu_flags("/no/such/file")
+        frozenset()
+    """
     try:
         with open(path, encoding="utf-8", errors="replace") as handle:
             for line in handle:
@@ -58,6 +70,9 @@ def has_bfloat16(strategy_name: str = "default", flags: Optional[frozenset] = No
     Args:
         strategy_name: The ``--strategy`` (``tpu`` answers yes).
         flags: The CPU's flags (default: :func:`cpu_flags`).
+
+    Returns:
+        True when bfloat16 is native here.
 
     Example:
         >>> has_bfloat16(flags=frozenset({"avx512f", "avx512_bf16"}))   # on a machine without GPUs
@@ -112,7 +127,21 @@ def precision_policy(precision: str, strategy_name: str = "default", mixed: bool
 @contextlib.contextmanager
 def float32_compute(model: keras.Model) -> Iterator[keras.Model]:
     """Every layer of ``model`` computes in float32 inside the block (variables are float32 under
-    any mixed policy, so nothing is copied); the layers' policies are restored after."""
+    any mixed policy, so nothing is copied); the layers' policies are restored after.
+
+    Args:
+        model: A model built under any dtype policy.
+
+    Yields:
+        ``model``.
+
+    Example:
+        >>> keras.mixed_precision.set_global_policy("mixed_bfloat16")
+        >>> model = tl.models.cifar_resnet(20)
+        >>> with float32_compute(model):
+        ...     model.get_layer("stem_conv").compute_dtype
+        'float32'
+    """
     layers = [layer for layer in leaf_layers(model) if layer.dtype_policy.name != "float32"]
     kept = [layer.dtype_policy for layer in layers]
     for layer in layers:

@@ -13,8 +13,11 @@ import json
 import os
 from typing import Optional, Sequence
 
+#: The ``--strategy`` names (:mod:`tf_lottery.runtime.distribute` says what each runs on).
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
+#: The ``--lr_scaling`` rules: ``linear`` multiplies the learning rate by the replicas, ``none`` keeps it.
 LR_SCALINGS = ("linear", "none")
+#: The ``--xla`` modes: the ``jit_compile`` of ``compile`` left to Keras (``auto``), or forced ``on`` or ``off``.
 XLA_MODES = ("auto", "on", "off")
 _MIRRORED: dict = {}
 
@@ -24,9 +27,17 @@ def split_cpu(count: int) -> None:
     CPU machine can run ``mirrored`` (tests, benchmarks). Call it before TensorFlow runs its
     first op; calling it again with the same count is a no-op.
 
+    Args:
+        count: The number of logical CPU devices (``--cpu_devices``).
+
     Raises:
         ValueError: if ``count`` < 1.
         RuntimeError: if TensorFlow has started with another device count.
+
+    Example:
+        >>> split_cpu(2)   # first thing in the process
+        >>> make_strategy("mirrored").num_replicas_in_sync
+        2
     """
     import tensorflow as tf
 
@@ -45,10 +56,27 @@ def split_cpu(count: int) -> None:
 def make_strategy(name: str, devices: Sequence[str] = (), tpu: Optional[str] = None):
     """The ``tf.distribute.Strategy`` called ``name`` (see the module docstring).
 
+    ``mirrored`` is made once per device list and process, and the same strategy is returned after.
+
+    Args:
+        name: One of :data:`STRATEGIES`.
+        devices: ``mirrored``: the devices, e.g. ``["gpu:0", "gpu:1"]`` (empty: every GPU, else
+            every logical CPU); no other strategy takes any.
+        tpu: ``tpu``: the TPU's name or ``grpc://`` address (None or empty: the local TPU).
+
+    Returns:
+        The strategy (for ``default``, TensorFlow's default strategy).
+
     Raises:
         ValueError: for an unknown name, devices given to a strategy that takes none, a
             device this machine does not have, or a ``TF_CONFIG`` that does not parse.
         RuntimeError: when no TPU answers.
+
+    Example:
+        >>> make_strategy("default").num_replicas_in_sync
+        1
+        >>> make_strategy("mirrored", ["cpu:0", "cpu:1"]).num_replicas_in_sync   # after split_cpu(2)
+        2
     """
     import tensorflow as tf
 

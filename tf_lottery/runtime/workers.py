@@ -28,11 +28,24 @@ import keras
 from tf_lottery.runtime import keras_patches
 from tf_lottery.runtime.execution import Execution, current
 
+#: The folder of ``runs_dir`` under which each worker but the chief writes (``<runs_dir>/.workers/<index>``).
 WORKERS_FOLDER = ".workers"
 
 
 def worker_of(strategy) -> tuple:
-    """``(index, count)`` of this process among the workers (chief first)."""
+    """``(index, count)`` of this process among the workers (chief first).
+
+    Args:
+        strategy: A ``tf.distribute.Strategy``; the tasks of its cluster resolver (a chief, then
+            the workers) are the workers.
+
+    Returns:
+        ``(index, count)``; ``(0, 1)`` for a strategy without a cluster.
+
+    Example:
+        >>> worker_of(make_strategy("default"))
+        (0, 1)
+    """
     resolver = getattr(strategy, "cluster_resolver", None)
     spec = resolver.cluster_spec().as_dict() if resolver is not None else {}
     if not spec or resolver.task_type is None:
@@ -42,7 +55,19 @@ def worker_of(strategy) -> tuple:
 
 
 def private_runs_dir(runs_dir: str, execution: Optional[Execution] = None) -> str:
-    """Where a worker writes: ``runs_dir`` for the chief, ``runs_dir/.workers/<index>`` for another."""
+    """Where a worker writes: ``runs_dir`` for the chief, ``runs_dir/.workers/<index>`` for another.
+
+    Args:
+        runs_dir: The folder of run folders (``--runs_dir``).
+        execution: The worker's execution (default: :func:`current`).
+
+    Returns:
+        The folder this worker writes its runs in.
+
+    Example:
+        >>> private_runs_dir("runs", Execution(worker=2, workers=3))
+        'runs/.workers/2'
+    """
     execution = execution or current()
     return runs_dir if execution.is_chief else os.path.join(runs_dir, WORKERS_FOLDER, str(execution.worker))
 
@@ -54,7 +79,17 @@ def prepare_fit(model: keras.Model) -> None:
     iterator of its own on the dataset, so a seeded ``shuffle(reshuffle_each_iteration=True)``
     would give training the order of its second iterator (another order than on one device),
     and under ``multi_worker`` it reduces the batch across workers, which fails (see the
-    module docstring)."""
+    module docstring). Under the default strategy it does nothing.
+
+    Args:
+        model: A compiled model, about to ``fit`` or ``evaluate``; only this model is changed.
+
+    Example:
+        >>> with scope():   # under --strategy=mirrored
+        ...     model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+        ...     prepare_fit(model)
+        >>> model.fit(dataset, epochs=1)
+    """
     if current().strategy is None or current().name == "default":
         return
     import tensorflow as tf
@@ -66,7 +101,18 @@ def prepare_fit(model: keras.Model) -> None:
 
 def gather_from_workers(value: int) -> list:
     """Every worker's ``value``, in worker order (one process: ``[value]``). All workers must call
-    it together: a resumed multi-worker run uses it to agree on the epoch it starts from."""
+    it together: a resumed multi-worker run uses it to agree on the epoch it starts from.
+
+    Args:
+        value: This worker's integer (the newest epoch it saved, say).
+
+    Returns:
+        The integers of all workers, chief first.
+
+    Example:
+        >>> gather_from_workers(7)   # one process
+        [7]
+    """
     execution = current()
     if execution.workers == 1:
         return [int(value)]
