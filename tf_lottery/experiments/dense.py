@@ -26,7 +26,8 @@ from tf_lottery import training
 from tf_lottery.config import Config, MethodConfig, SweepConfig
 from tf_lottery.config.experiments import EXPERIMENTS, register
 from tf_lottery.experiments.stages import (
-    dense_metadata, has_evals, save_export, measure, publish, set_up, steps_per_epoch, train_or_load,
+    dense_metadata, has_evals, save_export, measure, publish, publish_transformers, set_up, steps_per_epoch,
+    train_or_load,
 )
 from tf_lottery.core.log import log
 from tf_lottery.results.records import ModelRecord
@@ -117,6 +118,7 @@ def train_dense(config: Config, data, model) -> tuple[ModelRecord, RunFolder]:
         if config.runtime.export and not export.is_complete(run.file("export/dense")):
             save_export(config, model, run.file("export/dense"), dense_metadata(own, run, record.accuracy), data)
             publish(config, model.name, run.file("export/dense"), run)
+            publish_transformers(config, model, run, dense_metadata(own, run, record.accuracy))
         run.seal()
         log(f"dense: {_headline(record)} ({run.path})")
     return record, run

@@ -20,7 +20,7 @@ from typing import Optional
 import keras
 
 from tf_lottery import criteria, evals, export, legacy, models, reports, surgery, tickets, training
-from tf_lottery.export import serving
+from tf_lottery.export import hugging_face, serving
 from tf_lottery.evals.robustness import check_shift_sets
 from tf_lottery.reports import plots
 from tf_lottery.results import curves
@@ -29,7 +29,9 @@ from tf_lottery.training import resume
 from tf_lottery.config import Config
 from tf_lottery.config.sections import SCORE_SEQUENCES
 from tf_lottery.data import TextData, prepare
+from tf_lottery.data.text import ByteTokenizer
 from tf_lottery.core.faults import crash_point
+from tf_lottery.core.io import nearest_existing
 from tf_lottery.experiments.one_run import spread_note
 from tf_lottery.core.log import log
 from tf_lottery.results.records import (
@@ -88,6 +90,8 @@ def set_up(config: Config, check_method: bool = True):
     data = prepare(config.data_options(), config.data_mean_dir())
     check_data(config, data)
     dense = dense_model(config, data)
+    if config.runtime.hf_dir:
+        check_hf_model(dense)
     if check_method:
         tickets.get(config.method.type).check(dense, config.method)
         check_execution(config.method.type)
@@ -130,6 +134,8 @@ def check_data(config: Config, data) -> None:
     training.check_lengths(distribute.current().global_recipe(config.training.recipe()), steps_per_epoch(config, data))
     if config.runtime.serving_dir:
         serving.check_serving_dir(config.runtime.serving_dir)
+    if config.runtime.hf_dir:
+        check_hf_dir(config, isinstance(data, TextData))
     if config.runtime.tensorboard and importlib.util.find_spec("tensorboard") is None:
         raise ValueError("--tensorboard writes logs through the tensorboard package, which is not installed: "
                          "pip install 'tf_lottery[tensorboard]' (or drop --tensorboard)")
@@ -163,6 +169,44 @@ def publish(config: Config, model_name: str, path: str, run: RunFolder) -> Optio
                                       f"{model_name}-{run.digest}")
     log(f"  TF Serving: {version}")
     return version
+
+
+def check_hf_dir(config: Config, language: bool) -> None:
+    """Fails before anything is written when ``--hf_dir`` cannot be honoured: an image run (only language
+    models have a transformers folder), or a folder that cannot be written.
+
+    Raises:
+        ValueError: naming the flag and what it needs.
+    """
+    hf_dir = config.runtime.hf_dir
+    if not language:
+        raise ValueError(f"--hf_dir={hf_dir} writes Hugging Face transformers folders of language models "
+                         f"(--task=causal_lm); --dataset={config.data.dataset} is an image dataset: drop --hf_dir")
+    existing = nearest_existing(hf_dir)
+    if not os.path.isdir(existing) or not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"--hf_dir={hf_dir}: {existing} is {'not writable' if os.path.isdir(existing) else 'a file'}")
+
+
+def check_hf_model(model) -> None:
+    """Fails before anything is written when ``--hf_dir`` cannot export ``model`` (its family, a setting
+    keras_hub's exporter drops, a missing extra), in one line naming the flag."""
+    try:
+        hugging_face.check_exportable(model)
+    except (ValueError, ImportError) as error:
+        raise ValueError(f"--hf_dir: {error}") from None
+
+
+def publish_transformers(config: Config, model, run: RunFolder, metadata: dict) -> Optional[str]:
+    """With ``--hf_dir``: writes ``model`` (a language model of a run) as a Hugging Face transformers
+    folder named as its run folder, ``<hf_dir>/<run folder name>/`` (``dense-<hash>``,
+    ``init_ticket-<hash>``: a model's Keras name changes from process to process), with the byte tokenizer,
+    replacing that run's earlier one; returns the folder (else None)."""
+    if not config.runtime.hf_dir:
+        return None
+    path = os.path.join(config.runtime.hf_dir, os.path.basename(os.path.normpath(run.path)))
+    hugging_face.to_transformers(model, path, tokenizer=ByteTokenizer(), metadata=metadata, overwrite=True)
+    log(f"  transformers: {path}")
+    return path
 
 
 def save_export(config: Config, model, path: str, metadata: dict, data, overwrite: bool = False) -> None:
@@ -479,6 +523,7 @@ def record_run(config: Config, run: RunFolder, data, ticket, trained: TrainingRe
             meta = ticket_metadata(config, run, scoring, measured.accuracy, rewind)
             save_export(config, ticket, run.file("export/ticket"), meta, data)
             publish(config, ticket.name, run.file("export/ticket"), run)
+            publish_transformers(config, ticket, run, meta)
         exports = {"dense": dense_run.file("export/dense"), "ticket": run.file("export/ticket")}
     result = RunRecord(
         config_hash=run.digest, run_folder=run.path, dense_run_folder=dense_run.path,

@@ -174,6 +174,21 @@ def _backbone_of(model):
     return model, backbone
 
 
+def check_exportable(model) -> None:
+    """Refuses, in one line, a model :func:`to_transformers` would refuse for what it is (its class, its
+    family, a setting the exporter drops), before a run that will export it trains.
+
+    Raises:
+        ValueError: naming what cannot be exported and, for a family, the exporter's table.
+
+    Example:
+        >>> check_exportable(keras_hub.models.OPTCausalLM(backbone=opt, preprocessor=None))
+        ValueError: OPTCausalLM cannot be exported to transformers: ... writes GPT2Backbone, ...; not OPTBackbone
+    """
+    _exporter()
+    _check_faithful(_backbone_of(model)[1])
+
+
 def _check_faithful(backbone) -> None:
     """Refuses a backbone whose transformers folder would compute something else than it does."""
     name = type(backbone).__name__
