@@ -291,3 +291,21 @@ def test_the_byte_table_is_a_bijection_of_printable_characters():
     characters = hugging_face._byte_characters()
     assert len(set(characters)) == 256 and all(c.isprintable() and not c.isspace() for c in characters)
     assert characters[ord("A")] == "A" and characters[ord(" ")] == "Ġ" and characters[ord("\n")] == "Ċ"
+
+
+@pytest.mark.transformers
+def test_a_keras_hub_tokenizer_of_the_preprocessor_is_written_by_keras_hub_with_its_end_id(tmp_path):
+    vocabulary = {"<|endoftext|>": 0, "a": 1, "b": 2, "Ġ": 3, "ab": 4, "Ġa": 5, "c": 6}
+    tokenizer = keras_hub.models.GPT2Tokenizer(vocabulary=vocabulary, merges=["a b", "Ġ a"])
+    backbone = keras_hub.models.GPT2Backbone(vocabulary_size=7, num_layers=2, num_heads=2, hidden_dim=16,
+                                             intermediate_dim=32, max_sequence_length=16)
+    lm = keras_hub.models.GPT2CausalLM(backbone=backbone, preprocessor=keras_hub.models.GPT2CausalLMPreprocessor(
+        tokenizer=tokenizer, sequence_length=8))
+    path = hugging_face.to_transformers(lm, str(tmp_path / "hf"))
+    assert sorted(os.listdir(path)) == ["config.json", "merges.txt", "metadata.json", "model.safetensors",
+                                        "tokenizer_config.json", "vocab.json"]
+    config = json.loads((tmp_path / "hf" / "config.json").read_text())
+    assert config["eos_token_id"] == config["bos_token_id"] == 0  # the tokenizer's <|endoftext|>, not 50256
+    assert json.loads((tmp_path / "hf" / "vocab.json").read_text()) == vocabulary
+    metadata = json.loads((tmp_path / "hf" / "metadata.json").read_text())
+    assert metadata["tokenizer"] == {"kind": "keras_hub", "class": "GPT2Tokenizer"} and metadata["blocks"] is None

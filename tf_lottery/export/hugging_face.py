@@ -62,7 +62,7 @@ _DROPPED = {
                       "final_logit_soft_cap": None, "query_head_dim_normalize": True},
     "Gemma3Backbone": {"use_post_ffw_norm": True, "use_post_attention_norm": True, "use_query_key_norm": True,
                        "attention_logit_soft_cap": None, "final_logit_soft_cap": None, "is_embedding_model": False},
-    "Gemma4Backbone": {"is_embedding_model": False, "num_kv_shared_layers": 0},
+    "Gemma4Backbone": {"is_embedding_model": False},
     "Llama3Backbone": {"rope_position_scaling_factor": 1.0},
     "MistralBackbone": {"rope_scaling_factor": 1.0},
     "QwenBackbone": {"rope_scaling_factor": 1.0, "use_sliding_window_attention": False},
@@ -158,9 +158,10 @@ def _backbone_of(model):
     """``(task, backbone)`` after refusing what is not a keras_hub causal LM of the exporter's table."""
     if hasattr(model, "model") and hasattr(model, "removed") and not hasattr(model, "backbone"):
         model = model.model  # a find_ticket result
+    import keras_hub
+
     backbone = getattr(model, "backbone", None)
-    is_task = (type(model).__module__.startswith("keras_hub") and type(model).__name__.endswith("CausalLM")
-               and backbone is not None)
+    is_task = isinstance(model, keras_hub.models.CausalLM) and backbone is not None
     families = supported_families()
     if not is_task:
         hint = (f" (a backbone: export its task, e.g. {type(model).__name__.replace('Backbone', 'CausalLM')}"
