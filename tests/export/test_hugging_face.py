@@ -243,6 +243,10 @@ def test_what_is_not_a_keras_hub_causal_lm_or_what_the_exporter_would_drop_is_re
                                       r"GemmaCausalLM\(backbone=\.\.\., preprocessor=None\)\)"),
         (gemma2, ValueError, r"GemmaBackbone with use_sliding_window_attention=True: keras_hub .* does not write "
                              r"use_sliding_window_attention \(its transformers config implies False\)"),
+        (keras_hub.models.Gemma4CausalLM(backbone=keras_hub.models.Gemma4Backbone(
+            **dict(CASES["Gemma4Backbone"][0], num_layers=3)), preprocessor=None), ValueError,
+         r"Gemma4Backbone whose last layer \('decoder_block_2'\) attends through a sliding window: transformers "
+         r"makes Gemma 4's last layer global"),
     ]
     for model, error, message in cases:
         with pytest.raises(error, match=message) as raised:

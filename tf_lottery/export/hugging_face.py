@@ -202,6 +202,11 @@ def _check_faithful(backbone) -> None:
         if key in config and config[key] != assumed:
             raise ValueError(f"{name} with {key}={config[key]!r}: {_exporter_name()} does not write {key} (its "
                              f"transformers config implies {assumed!r}), so the folder would compute something else")
+    last = list(backbone.transformer_layers)[-1]
+    if name == "Gemma4Backbone" and _layer_type(last) != "full_attention":
+        raise ValueError(f"Gemma4Backbone whose last layer ({last.name!r}) attends through a sliding window: "
+                         "transformers makes Gemma 4's last layer global, so the folder would compute something "
+                         "else; remove layers that leave a global layer last")
     if name == "MistralBackbone" and config.get("head_dim") not in (None, backbone.hidden_dim // backbone.num_query_heads):
         raise ValueError(f"MistralBackbone with head_dim={config['head_dim']}: {_exporter_name()} writes "
                          "hidden_dim // num_query_heads")
@@ -250,10 +255,6 @@ def _fix_config(config: dict, backbone, token_ids: Optional[dict]) -> dict:
             raise ValueError(f"{type(backbone).__name__}: the exporter writes layer_types, and "
                              f"{layers[kinds.index(None)].name!r} does not say its attention kind; not exported")
         text["layer_types"] = kinds
-        if text.get("model_type") == "gemma4_text" and kinds[-1] != "full_attention":
-            raise ValueError(f"Gemma4Backbone whose last layer ({layers[-1].name!r}) attends through a sliding "
-                             "window: transformers makes Gemma 4's last layer global, so the folder would compute "
-                             "something else; remove layers that leave a global layer last")
     if config.get("model_type") in CAUSAL_LM_CLASSES:
         config["architectures"] = [CAUSAL_LM_CLASSES[config["model_type"]]]
     vocabulary = backbone.vocabulary_size
