@@ -390,12 +390,12 @@ def to_transformers(model, path: str, tokenizer=None, metadata: Optional[dict] =
     if kind == "bytes" and backbone.vocabulary_size != tokenizer.vocabulary_size:
         raise ValueError(f"tokenizer: the byte tokenizer has {tokenizer.vocabulary_size} ids and "
                          f"{type(backbone).__name__} predicts {backbone.vocabulary_size}; pass the model's own")
+    with_caller_metadata(dict.fromkeys(_OWN_FIELDS), metadata)  # bad metadata fails before anything is written
     try:
         import safetensors  # noqa: F401  (keras_hub's exporter writes through it)
     except ImportError:
         raise ImportError("exporting to transformers writes safetensors files: pip install "
                           "'tf_lottery[transformers]'") from None
-    with_caller_metadata(dict.fromkeys(_OWN_FIELDS), metadata)  # bad metadata fails before anything is written
     path = _check_target(path, overwrite)
     ensure_free_space(os.path.dirname(path), 3 * state_bytes(model) + 8 * 2**20)
     token_ids = None
