@@ -1,5 +1,7 @@
 """Shared fixtures: small models and inputs, built once per session where safe."""
 
+import importlib.util
+
 import numpy as np
 import pytest
 
@@ -16,11 +18,21 @@ def images():
     return np.random.default_rng(123).standard_normal((4, 32, 32, 3)).astype("float32")
 
 
+def _transformers_installed() -> bool:
+    """Whether the transformers extra is installed (looked up, not imported: torch stays out of this process)."""
+    return all(importlib.util.find_spec(name) is not None for name in ("transformers", "torch", "safetensors"))
+
+
 def pytest_collection_modifyitems(config, items):
-    """Tests marked ``baselines`` (tfmot and tf_keras) are skipped, by name, without the baselines extra."""
-    if legacy.baselines_installed():
-        return
-    skip = pytest.mark.skip(reason="needs the baselines extra: pip install 'tf_lottery[baselines]'")
+    """Tests marked ``baselines`` (tfmot and tf_keras) are skipped, by name, without the baselines extra;
+    tests marked ``transformers`` without the transformers extra."""
+    skips = {}
+    if not legacy.baselines_installed():
+        skips["baselines"] = pytest.mark.skip(reason="needs the baselines extra: pip install 'tf_lottery[baselines]'")
+    if not _transformers_installed():
+        skips["transformers"] = pytest.mark.skip(
+            reason="needs the transformers extra: pip install 'tf_lottery[transformers]'")
     for item in items:
-        if "baselines" in item.keywords:
-            item.add_marker(skip)
+        for marker, skip in skips.items():
+            if marker in item.keywords:
+                item.add_marker(skip)

@@ -162,7 +162,7 @@ def main(argv) -> int:
         config = config.bound(execution)
         if not execution.is_chief:  # another worker joins every collective (saving too) in a folder of its own
             config = config.replace(runs_dir=distribute.private_runs_dir(config.runtime.runs_dir), serving_dir=None,
-                                    tensorboard=False)
+                                    hf_dir=None, tensorboard=False)
         if execution.name != "default" or execution.precision != "float32":
             log(execution.describe())
         with distribute.scope():

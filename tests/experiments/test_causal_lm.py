@@ -3,6 +3,7 @@ on a small corpus the test writes in the fortunes format (the real corpus: flags
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -233,3 +234,46 @@ def test_your_own_model_that_is_not_a_language_model_is_refused_before_anything_
     with pytest.raises(ValueError, match=message):
         experiments.get("init_ticket")(config)
     assert not (tmp_path / "runs").exists() or not os.listdir(tmp_path / "runs")
+
+
+@pytest.mark.transformers
+def test_the_export_experiment_writes_transformers_folders_with_hf_dir(finished, tmp_path, capsys):
+    config, result = finished
+    hf_dir = tmp_path / "hf"
+    again = config.replace(experiment="export", hf_dir=str(hf_dir), **{"from": (result.run_folder,)})
+    written = experiments.get("export")(again)
+    folders = {e.side: e.transformers for e in written}
+    assert sorted(os.listdir(hf_dir)) == sorted(os.path.basename(f) for f in folders.values())
+    assert os.path.basename(folders["ticket"]) == os.path.basename(result.run_folder)
+    for side, layers in (("dense", 3), ("ticket", 2)):
+        with open(os.path.join(folders[side], "config.json")) as handle:
+            assert json.load(handle)["n_layer"] == layers
+        with open(os.path.join(folders[side], "metadata.json")) as handle:
+            metadata = json.load(handle)
+        assert metadata["config_hash"] and metadata["tokenizer"]["kind"] == "bytes"
+        assert {"tokenizer.json", "tokenizer_config.json", "model.safetensors"} <= set(metadata["files"])
+    assert metadata["blocks"]["removed"] == result.ticket.removed
+    assert re.search(r"\| TF Serving +\| transformers +\|", capsys.readouterr().out)
+    experiments.get("export")(again)  # a rerun replaces the run's own folders
+    assert sorted(os.listdir(hf_dir)) == sorted(os.path.basename(f) for f in folders.values())
+
+
+def opt_lm(input_shape, num_classes, layers=2):
+    """A keras_hub causal LM outside keras_hub's transformers exporter (OPT)."""
+    backbone = keras_hub.models.OPTBackbone(vocabulary_size=num_classes, num_layers=layers, num_heads=2,
+                                            hidden_dim=16, intermediate_dim=32, max_sequence_length=32)
+    return keras_hub.models.OPTCausalLM(backbone=backbone, preprocessor=None)
+
+
+def test_hf_dir_refuses_a_family_outside_the_exporter_and_an_image_run_before_anything_is_written(tmp_path):
+    config = _config(tmp_path, model="tests.experiments.test_causal_lm:opt_lm", hf_dir=str(tmp_path / "hf"),
+                     evals=("clean",))
+    with pytest.raises(ValueError, match=r"^--hf_dir: OPTCausalLM cannot be exported to transformers: keras_hub "
+                                         r"[\d.]+ .* writes GPT2Backbone, .*; not OPTBackbone$"):
+        experiments.get("init_ticket")(config)
+    assert not (tmp_path / "runs").exists() or not os.listdir(tmp_path / "runs")
+    assert not (tmp_path / "hf").exists()
+    from tf_lottery.experiments import publishing
+    with pytest.raises(ValueError, match=r"--hf_dir=hf writes Hugging Face transformers folders of language models "
+                                         r"\(--task=causal_lm\); --dataset=fashion_mnist is an image dataset"):
+        publishing.check_hf_dir(Config.create(hf_dir="hf"), language=False)

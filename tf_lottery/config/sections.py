@@ -630,6 +630,11 @@ class RuntimeConfig(Section):
     serving_dir: Optional[str] = text(None, "Also copy each new export's SavedModel to "
                                             "<serving_dir>/<model>-<run hash>/<n>/, TF Serving's numbered version "
                                             "layout.")
+    hf_dir: Optional[str] = text(None, "Also write each new language-model export (dense and ticket; the export "
+                                       "experiment too) as a Hugging Face transformers folder "
+                                       "<hf_dir>/<run folder name>/ (config.json, model.safetensors, the byte "
+                                       "tokenizer): keras_hub models of keras_hub's exporter (extras hub, "
+                                       "transformers).")
     carbon_country: str = text("USA", "ISO alpha-3 country of the grid for CO2 (codecarbon).")
     tensorboard: bool = boolean(False, "Write TensorBoard logs.")
     wait_for_lock: bool = boolean(True, "When another process is using a run folder, wait for it (else fail at once).")
