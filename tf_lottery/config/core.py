@@ -203,7 +203,12 @@ class Config:
             >>> Config.create(depth=32, sweep_seeds=(0, 1), export=False).command_line()
             'tf-lottery --depth=32 --noexport --sweep_seeds=0,1'
         """
-        default = {**Config.create(model=self.model.type).flat(), "model": Config().model.type}
+        # The defaults: the demo's, with this model builder's own settings at theirs (not a Config of that
+        # model, which the demo's task and data may refuse: a language model's).
+        builder_settings = MODELS.get(self.model.type).settings()
+        default = {**Config().flat(), **{o.name: getattr(builder_settings, o.field)
+                                         for o in options.options_of(type(builder_settings))},
+                   "model": Config().model.type}
         words = ["tf-lottery"]
         for name, value in sorted(self.flat().items()):
             if value == default.get(name) or value is None:  # None: implied by another flag (--fraction)
