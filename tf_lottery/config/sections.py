@@ -324,6 +324,9 @@ class MethodConfig(Section):
     prune_first: Optional[str] = choice(None, ("low", "high"), "Override the criterion's direction.")
     angular_window: Optional[int] = integer(None, "angular: the window of consecutive blocks whose angular "
                                             "distance is measured (Gromov et al. 2024; default 1).", lower_bound=1)
+    synflow_sequence_length: Optional[int] = integer(
+        None, "synflow on a language model: tokens of the all-ones sequence it scores (default 128, or the model's "
+        "max_sequence_length when shorter; at least 2).", lower_bound=2)
     score_per_class: int = integer(10, "Scoring examples per class.", lower_bound=1)
     score_sequences: Optional[int] = integer(None, f"causal_lm: training sequences the criteria score on (default "
                                              f"{SCORE_SEQUENCES}).", lower_bound=1)
@@ -364,13 +367,14 @@ class MethodConfig(Section):
 
     def identity(self) -> dict:
         """The fields that name a ticket run: ``--method`` and the fields the method reads, the
-        rewind step, the declared residual layers and the angular window only when set (runs from
-        before they existed keep their folders)."""
+        rewind step, the declared residual layers, the angular window and SynFlow's sequence length only
+        when set (runs from before they existed keep their folders)."""
         fields = METHODS.get(self.type).fields
         values = {name: value for name, value in _no_negative_zero(self.to_dict()).items()
                   if (name == "type" or name in fields) and not (name == "rewind_step" and value == 0)
                   and not (name == "residual_layers" and not value)
                   and not (name == "angular_window" and value is None)
+                  and not (name == "synflow_sequence_length" and value is None)
                   and not (name == "score_sequences" and value is None)}
         return self._canonical(values)
 
@@ -399,7 +403,8 @@ class MethodConfig(Section):
         Raises:
             ValueError: naming an option the criterion does not take.
         """
-        return CRITERIA.get(self.criterion).run_options(seed, aggregation=self.aggregation, window=self.angular_window)
+        return CRITERIA.get(self.criterion).run_options(seed, aggregation=self.aggregation, window=self.angular_window,
+                                                        sequence_length=self.synflow_sequence_length)
 
 
 @dataclasses.dataclass(frozen=True)
