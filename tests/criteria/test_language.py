@@ -221,5 +221,8 @@ def test_synflows_sequence_length_is_a_flag_that_names_the_run_only_when_set():
     assert Config.create(criterion="synflow").method.criterion_options(seed=0) == {}
     assert "synflow_sequence_length" not in Config.create(criterion="synflow").method.identity()
     assert config.method.identity()["synflow_sequence_length"] == 32
-    with pytest.raises(ValueError, match=r"criterion 'grasp' takes no option 'sequence_length'"):
+    with pytest.raises(ValueError, match=r"--synflow_sequence_length is an option of --criterion=synflow; "
+                                         r"--criterion=grasp does not take it"):
         Config.create(criterion="grasp", synflow_sequence_length=32)
+    with pytest.raises(ValueError, match=r"synflow_sequence_length"):
+        Config.create(criterion="synflow", synflow_sequence_length=1)

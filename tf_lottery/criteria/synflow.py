@@ -48,16 +48,19 @@ conv and dense kernels, attention projections, embeddings.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 
-from typing import Dict, Optional
+from typing import ClassVar, Dict, Optional
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from tf_lottery.core import keras_internals
 from tf_lottery.graph import reader as graph
 from tf_lottery.graph.rewire import RewireError, rewire
+from tf_lottery.core.options import integer
 from tf_lottery.criteria import base
 from tf_lottery.criteria.registry import register
 from tf_lottery.graph.heads import softmax_end
@@ -146,7 +149,7 @@ TOKEN_INPUTS = ("padding_mask", "token_ids")
 
 
 def _input_names(model) -> list:
-    return sorted(t._keras_history.operation.name for t in model.inputs)
+    return sorted(keras_internals.producer_name(t) for t in model.inputs)
 
 
 def _linear_rectifier(activation) -> bool:
@@ -242,7 +245,7 @@ def token_twin(model, sequence_length: Optional[int] = None):
         raise ValueError(f"SynFlow of a language model feeds every token to its token embedding; "
                          f"{model.name!r} has no token_embedding attribute (a keras_hub backbone has one)")
     embedding.call = _every_token(embedding)
-    for layer in twin._flatten_layers(include_self=False, recursive=True):
+    for layer in keras_internals.child_layers(twin, recursive=True):
         if isinstance(layer, keras.layers.LayerNormalization):
             layer.call = _affine(layer)
         elif _linear_rectifier(getattr(layer, "activation", None)):
@@ -296,7 +299,7 @@ def synflow_weight_scores(model, data=None, sequence_length: Optional[int] = Non
         raise ValueError(f"sequence_length is SynFlow's option for a language model (inputs {list(TOKEN_INPUTS)}); "
                          f"{model.name!r} takes {_input_names(model)}")
     if len(model.inputs) != 1:
-        names = [t._keras_history.operation.name for t in model.inputs]
+        names = [keras_internals.producer_name(t) for t in model.inputs]
         raise ValueError(f"SynFlow feeds {model.name!r} an all-ones image (a language model: every token), and a "
                          f"model of the inputs {names} has neither; score it with snip, grasp or magnitude")
     try:
@@ -331,7 +334,18 @@ def synflow_weight_scores(model, data=None, sequence_length: Optional[int] = Non
     return scores
 
 
-@register("synflow", prune_first="low", needs="nothing", when="init",
+@dataclasses.dataclass(frozen=True)
+class SynflowSettings:
+    """The option of ``synflow`` a run chooses (``--synflow_sequence_length``)."""
+
+    synflow_sequence_length: Optional[int] = integer(
+        None, "synflow on a language model: tokens of the all-ones sequence it scores (default 128, or the model's "
+        "max_sequence_length when shorter; at least 2).", lower_bound=2)
+    ARGUMENTS: ClassVar[dict] = {"synflow_sequence_length": "sequence_length"}
+    IDENTITY_DEFAULTS: ClassVar[dict] = {"synflow_sequence_length": None}  # earlier runs keep their folders
+
+
+@register("synflow", prune_first="low", needs="nothing", when="init", settings=SynflowSettings,
           summary="theta * dR/dtheta, all-ones input, |theta| (Tanaka et al. 2020)")
 def synflow(model, data=None, aggregation: str = "mean", sequence_length: Optional[int] = None) -> Dict[str, float]:
     """Block scores from SynFlow (see module docstring); ``sequence_length``: a language model's tokens
