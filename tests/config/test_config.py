@@ -51,7 +51,7 @@ def _plugin_flags() -> set:
 def test_every_flag_of_0_1_is_generated_with_its_default():
     assert FLAGS_OF_0_1 <= set(cli.OPTIONS)
     assert _plugin_flags() == {"angular_window", "match", "num_filters", "filter_ranking", "imp_rate", "imp_levels",
-                               "synflow_sequence_length"}
+                               "grasp_temperature", "synflow_sequence_length"}
     assert _plugin_flags() <= set(cli.OPTIONS)
     assert set(cli.OPTIONS) - FLAGS_OF_0_1 - _plugin_flags() == {
         "method", "evals", "wait_for_lock", "deterministic",  # 0.2
