@@ -162,11 +162,18 @@ def test_the_cli_refuses_an_empty_corpus_and_writes_nothing(tmp_path):
 
 
 def test_the_export_experiment_exports_a_language_run_again(finished):
+    import warnings
+
     config, result = finished
-    written = experiments.get("export")(config.replace(experiment="export", **{"from": (result.run_folder,)}))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        written = experiments.get("export")(config.replace(experiment="export", **{"from": (result.run_folder,)}))
+    assert not [w for w in caught if "Skipping variable loading for optimizer" in str(w.message)]
     path = os.path.join(result.run_folder, "export", "ticket")
     with open(os.path.join(path, "metadata.json")) as handle:
-        assert json.load(handle)["model_class"] == "GPT2CausalLM"
+        metadata = json.load(handle)
+    assert metadata["model_class"] == "GPT2CausalLM" and metadata["model_name"] == "byte_decoder_minus1"
+    assert (metadata["tokenizer"]["type"], metadata["tokenizer"]["byte_offset"]) == ("bytes", 2)
     assert any(path in str(item) for item in written)
 
 

@@ -141,13 +141,15 @@ def test_keras_hub_layers_are_costed_from_their_traced_calls_by_hand():
 
 def test_a_decoder_without_a_fixed_sequence_length_is_refused_and_costed_once_it_has_one():
     model = _gpt2()
-    with pytest.raises(ValueError, match=r"cannot cost layer 'transformer_layer_0' \(FLOPs\): a product in its call "
-                                         r"has an unknown size \(1, None, 2, 16\)"):
+    with pytest.raises(ValueError, match=r"the FLOPs of 'gpt2_backbone\w*' depend on its sequence length, and it "
+                                         r"takes sequences of any length: give one"):
         tl.cost.flops(model)
     inputs = {name: keras.Input((16,), dtype="int32", name=name) for name in ("token_ids", "padding_mask")}
     fixed = keras.Model(inputs, model(inputs))
     layer = 4 * 16 * 32 * 32 + 2 * (2 * 16 * 16 * 16) + 2 * 16 * 32 * 64  # 16 tokens of 32, 2 heads of 16, MLP 64
-    assert tl.cost.flops(fixed) == 3 * layer
+    assert tl.cost.flops(fixed) == tl.cost.flops(model, sequence_length=16) == 3 * layer
+    with pytest.raises(ValueError, match=r"takes sequences of \[16\] tokens only; got sequence_length=8"):
+        tl.cost.flops(fixed, sequence_length=8)
 
 
 def _llama():

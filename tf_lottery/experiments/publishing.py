@@ -122,7 +122,7 @@ def save_export(config: Config, model, path: str, metadata: dict, data, overwrit
     run's preprocessing and TFLite flags), :func:`tf_lottery.export.save_language_model` for a
     language model (its token SavedModel and keras_hub preset)."""
     if isinstance(data, TextData):
-        export.save_language_model(model, path, metadata, overwrite=overwrite)
+        export.save_language_model(model, path, metadata, overwrite=overwrite, tokenizer=data.tokenizer)
     else:
         export.save_model(model, path, metadata, overwrite=overwrite, **export_options(config, data))
 

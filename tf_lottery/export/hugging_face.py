@@ -84,6 +84,12 @@ def _exporter():
 def supported_families() -> list:
     """The backbone classes keras_hub's installed exporter writes (its own table), sorted.
 
+    Returns:
+        The class names.
+
+    Raises:
+        ImportError: when keras_hub (the hub extra) is not installed.
+
     Example:
         >>> supported_families()[:3]
         ['GPT2Backbone', 'Gemma3Backbone', 'Gemma4Backbone']
@@ -109,6 +115,9 @@ def byte_tokenizer_files(tokenizer: ByteTokenizer, max_length: Optional[int] = N
     Args:
         tokenizer: The byte tokenizer.
         max_length: The model's longest sequence, written as ``model_max_length`` (None: unbounded).
+
+    Returns:
+        ``{"tokenizer.json": ..., "tokenizer_config.json": ...}``, each a JSON-ready dict.
 
     Example:
         >>> sorted(byte_tokenizer_files(ByteTokenizer()))
@@ -178,6 +187,9 @@ def _backbone_of(model):
 def check_exportable(model) -> None:
     """Refuses, in one line, a model :func:`to_transformers` would refuse for what it is (its class, its
     family, a setting the exporter drops), before a run that will export it trains.
+
+    Args:
+        model: A keras_hub CausalLM (dense or ticket).
 
     Raises:
         ValueError: naming what cannot be exported and, for a family, the exporter's table.
@@ -294,7 +306,18 @@ def _metadata_or_none(path: str) -> Optional[dict]:
 
 def is_complete(path: str) -> bool:
     """Whether ``path`` is a finished transformers export of tf_lottery: its ``metadata.json`` (written
-    last) says so and every file matches the manifest it carries."""
+    last) says so and every file matches the manifest it carries.
+
+    Args:
+        path: A folder.
+
+    Returns:
+        True for a complete, unchanged export; False for anything else (a missing, damaged or foreign folder).
+
+    Example:
+        >>> is_complete("hf/init_ticket-6b7b7f746cfd")
+        True
+    """
     payload = _metadata_or_none(path)
     if payload is None or payload.get("format") != FORMAT or not isinstance(payload.get("manifest"), dict):
         return False

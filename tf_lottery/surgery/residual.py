@@ -59,6 +59,7 @@ import keras
 from tf_lottery.core import keras_internals
 from tf_lottery.graph import containers as containers_lib
 from tf_lottery.graph import inside
+from tf_lottery.graph.heads import tied_head_backbone
 from tf_lottery.graph import reader as graph_lib
 from tf_lottery.graph.lineage import extend as extend_lineage
 from tf_lottery.graph.lineage import lineage, ticket_name
@@ -242,7 +243,9 @@ def find_blocks(model: keras.Model, residual_layers: Optional[Sequence[str]] = N
             (and the tickets cut from it) for every later call.
 
     Returns:
-        A list of :class:`Block` (empty for a model without residual blocks).
+        A list of :class:`Block` (empty for a model without residual blocks). A keras_hub
+        ``*CausalLM`` task's are its backbone's (:func:`tf_lottery.graph.heads.tied_head_backbone`:
+        its tied head calls the token embedding again, outside every block).
 
     Raises:
         TypeError: for a Sequential, subclassed or non-Keras model, naming what to do.
@@ -252,6 +255,9 @@ def find_blocks(model: keras.Model, residual_layers: Optional[Sequence[str]] = N
         >>> [b.name for b in find_blocks(model)][:2]
         ['stage1_block1', 'stage1_block2']
     """
+    backbone = tied_head_backbone(model)
+    if backbone is not None:
+        return find_blocks(backbone, residual_layers)
     if residual_layers:
         inside.declare(model, residual_layers)
     g = graph_lib.analyse(model)
@@ -612,6 +618,7 @@ def remove_blocks(model: keras.Model, names: Sequence[str], min_blocks_per_stage
         >>> "stage1_block2" in blocks(ticket)
         False
     """
+    _refuse_tied_head(model)
     if residual_layers:
         find_blocks(model, residual_layers)
     victims = check_removal(model, names, min_blocks_per_stage)
@@ -624,6 +631,18 @@ def remove_blocks(model: keras.Model, names: Sequence[str], min_blocks_per_stage
     extend_lineage(model, ticket, removed)
     inside.carry_declarations(model, ticket)
     return ticket
+
+
+def _refuse_tied_head(model: keras.Model) -> None:
+    """Refuses to rewire a keras_hub causal LM task, whose graph calls its token embedding twice.
+
+    Raises:
+        ValueError: naming what cuts it: its own class, or a flat ticket of its backbone.
+    """
+    if tied_head_backbone(model) is not None:
+        raise ValueError(f"{type(model).__name__} {model.name!r} calls its token embedding again as its head, so its "
+                         "graph cannot be cut flat: cut it in its own class, tl.surgery.family_ticket(model, names) "
+                         "(tl.find_ticket does), or cut its backbone flat, remove_blocks(model.backbone, names)")
 
 
 def _shared(layer):
@@ -648,6 +667,7 @@ def bypassed(model: keras.Model, names: Sequence[str]) -> keras.Model:
     Example:
         >>> without = bypassed(model, ["stage2_block3"])      # scores the removal, changes nothing
     """
+    _refuse_tied_head(model)
     by_name = {b.name: b for b in find_blocks(model)}
     unknown = [n for n in names if n not in by_name]
     if unknown:
