@@ -39,6 +39,10 @@ from tf_lottery.training import NO_WARMUP, Recipe, parse_length
 from tf_lottery.training.recipe import OPTIMIZERS, canonical_drops, canonical_length
 
 REWINDS = ("weights", "lr", "reinit")
+HEALS = ("finetune", "distil")
+HEAL_FIELDS = ("heal", "heal_temperature", "heal_hidden")
+"""``--heal``: how a ``lottery`` ticket trains after the cut: on the labels, or on the trained dense model's
+outputs (:mod:`tf_lottery.training.healing`)."""
 SCORE_SEQUENCES = 64
 """``--task=causal_lm``: the sequences a criterion scores on when ``--score_sequences`` is not given."""
 
@@ -336,6 +340,11 @@ class MethodConfig(Section):
                                 lower_bound=0)
     rewind_step: int = integer(0, "lottery, imp: or the rewind step k (θ_k, the weights after k optimizer steps; "
                                "open_lth's rewinding_steps); 0: rewind to --rewind_epoch.", lower_bound=0)
+    heal: str = choice("finetune", HEALS, "lottery: how the ticket trains its --length: fine-tune on the labels, or "
+                       "distil the trained dense model's logits (and hidden states, --heal_hidden) instead.")
+    heal_temperature: float = real(2.0, "lottery, --heal=distil: the softmax temperature of the distillation (> 0).")
+    heal_hidden: float = real(0.0, "lottery, --heal=distil: weight of the kept blocks' hidden states (mean squared "
+                              "error beside the logits' KL divergence; 0: logits only).")
     match: str = choice("layers", MATCHES, "filters: remove as many filters as the layer ticket with the same p "
                         "and criterion (the paper's Table 3), or --num_filters.")
     num_filters: Optional[int] = integer(None, "filters, --match=none: filters to remove.", lower_bound=1)
@@ -351,6 +360,9 @@ class MethodConfig(Section):
         if self.rewind_epoch and self.rewind_step:
             raise ValueError(f"give --rewind_epoch or --rewind_step, not both; got --rewind_epoch={self.rewind_epoch} "
                              f"and --rewind_step={self.rewind_step}")
+        if not self.heal_temperature > 0 or not self.heal_hidden >= 0:
+            raise ValueError(f"--heal_temperature must be > 0 and --heal_hidden >= 0; got --heal_temperature="
+                             f"{self.heal_temperature:g}, --heal_hidden={self.heal_hidden:g}")
         if not 0 < self.imp_rate < 1:
             raise ValueError(f"--imp_rate must be in (0, 1); got {self.imp_rate}")
         # Past the level that leaves one weight in a million, every further level prunes nothing
@@ -364,9 +376,9 @@ class MethodConfig(Section):
 
     def identity(self) -> dict:
         """The fields that name a ticket run: ``--method`` and the fields the method reads, the
-        rewind step, the declared residual layers and the angular window only when set (runs from
-        before they existed keep their folders)."""
-        fields = METHODS.get(self.type).fields
+        rewind step, the declared residual layers, the angular window and a healing other than fine-tuning
+        only when set (runs from before they existed keep their folders)."""
+        fields = METHODS.get(self.type).fields + (HEAL_FIELDS if self.heal != "finetune" else ())
         values = {name: value for name, value in _no_negative_zero(self.to_dict()).items()
                   if (name == "type" or name in fields) and not (name == "rewind_step" and value == 0)
                   and not (name == "residual_layers" and not value)
