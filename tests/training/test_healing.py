@@ -96,6 +96,9 @@ def test_bad_arguments_are_named():
         healing.distil(model, _tiny_lm(1), "corpus.txt", steps=1)
     with pytest.raises(ValueError, match="has no blocks whose hidden states match"):
         healing.distiller(model, _tiny_lm(1), hidden=1.0)
+    softmax = tl.models.cifar_resnet(14, input_shape=(8, 8, 3), num_classes=4, output="softmax")
+    with pytest.raises(ValueError, match="ends in a softmax; distillation divides logits by the temperature"):
+        healing.distiller(softmax, softmax)
 
 
 # --- distillation --------------------------------------------------------------------------------

@@ -5,10 +5,10 @@ linear replacement of a removed span (ReplaceMe).
 logits: the loss is the Kullback-Leibler divergence ``KL(softmax(t / T) || softmax(s / T))`` times
 ``T²`` at a temperature ``T``, averaged over positions, with Keras 3's ``keras.distillation``
 (``Distiller`` and ``LogitsDistillation``). With ``hidden`` > 0 it also learns the teacher's hidden
-states at the kept blocks (``FeatureDistillation``, mean squared error, weighted ``hidden``): block ``j``
-of the ticket is matched to the dense block it was, read from the lineage (:func:`paired_blocks`; a
-keras_hub ticket numbers its layers anew, ``transformer_layer_0 ...``, and keeps their original names
-in :func:`tf_lottery.surgery.kept_blocks`). The student's loss on labels is left out (Minitron's
+states at the kept blocks (``FeatureDistillation``, mean squared error averaged over the blocks, weighted
+``hidden``): block ``j`` of the ticket is matched to the dense block it was, read from the lineage
+(:func:`paired_blocks`; a keras_hub ticket numbers its layers anew, ``transformer_layer_0 ...``, and keeps
+their original names in :func:`tf_lottery.surgery.kept_blocks`). The student's loss on labels is left out (Minitron's
 choice: the teacher's distribution carries them). A padded position (``padding_mask`` 0) adds nothing:
 the teacher's and the student's outputs are zeroed there, so its divergence and gradient are 0 (the
 mean still counts it, a constant scale within a batch of fixed length).
@@ -51,6 +51,7 @@ import keras
 import numpy as np
 
 from tf_lottery import graph
+from tf_lottery.graph import heads
 from tf_lottery.core import arguments
 from tf_lottery.core.log import log
 from tf_lottery.runtime import distribute
@@ -124,8 +125,8 @@ def _graph_view(model: keras.Model, blocks: Sequence[str]) -> Tuple[object, list
 
     A family model's blocks are read in its backbone's graph (a causal LM task calls its tied embedding
     twice, which the graph reader refuses; the task is built on its backbone's inputs); another model's
-    in its flat graph (:func:`tf_lottery.graph.flat`), never by ``layer.output``, which names a shared
-    layer's first call (a flat ticket's layers are the dense model's).
+    in its flat graph (:func:`tf_lottery.graph.flat`), never by ``layer.output``, which reads a layer's
+    first call, not necessarily in this model's graph.
     """
     family = _family_blocks(model)
     if family is not None:
@@ -141,6 +142,9 @@ def _view(model: keras.Model, blocks: Sequence[str]) -> keras.Model:
     inputs, logits, hidden = _graph_view(model, blocks)
     if len(logits) != 1:
         raise ValueError(f"{model.name!r} has {len(logits)} outputs; distillation learns one (the logits)")
+    if _family_blocks(model) is None and heads.outputs_probabilities(model):
+        raise ValueError(f"{model.name!r} ends in a softmax; distillation divides logits by the temperature: build "
+                         "it with logits out (tl.models.cifar_resnet(..., output='logits'))")
     outputs = {"logits": logits[0], **{f"hidden_{i}": t for i, t in enumerate(hidden)}}
     if isinstance(inputs, dict) and _MASK in inputs:
         kept = keras.ops.expand_dims(keras.ops.cast(inputs[_MASK], "float32"), -1)
@@ -170,10 +174,11 @@ def distiller(student: keras.Model, teacher: keras.Model, temperature: float = 2
 
     Args:
         student: The ticket.
-        teacher: The dense model it was cut from (frozen while the distiller trains: it is set not trainable).
+        teacher: The dense model it was cut from. ``Distiller`` freezes it (its layers are set not
+            trainable, and stay so; :func:`distil` and :func:`distil_trainer` set them back).
         temperature: The softmax temperature T, > 0.
-        hidden: Weight of the hidden states' mean squared error beside the logits' divergence, >= 0
-            (0: logits only).
+        hidden: Weight of the hidden states' mean squared error (averaged over the kept blocks) beside the
+            logits' divergence, >= 0 (0: logits only).
 
     Returns:
         The distiller (see the module docstring for its loss).
