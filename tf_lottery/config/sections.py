@@ -40,9 +40,10 @@ from tf_lottery.training.recipe import OPTIMIZERS, canonical_drops, canonical_le
 
 REWINDS = ("weights", "lr", "reinit")
 HEALS = ("finetune", "distil")
-HEAL_FIELDS = ("heal", "heal_temperature", "heal_hidden")
 """``--heal``: how a ``lottery`` ticket trains after the cut: on the labels, or on the trained dense model's
 outputs (:mod:`tf_lottery.training.healing`)."""
+HEAL_FIELDS = ("heal", "heal_temperature", "heal_hidden")
+"""The fields that name a ticket run when ``--heal`` is not ``finetune``."""
 SCORE_SEQUENCES = 64
 """``--task=causal_lm``: the sequences a criterion scores on when ``--score_sequences`` is not given."""
 
