@@ -344,8 +344,8 @@ class MethodConfig(Section):
     heal: str = choice("finetune", HEALS, "lottery: how the ticket trains its --length: fine-tune on the labels, or "
                        "distil the trained dense model's logits (and hidden states, --heal_hidden) instead.")
     heal_temperature: float = real(2.0, "lottery, --heal=distil: the softmax temperature of the distillation (> 0).")
-    heal_hidden: float = real(0.0, "lottery, --heal=distil: weight of the kept blocks' hidden states (mean squared "
-                              "error beside the logits' KL divergence; 0: logits only).")
+    heal_hidden: float = real(0.0, "lottery, --heal=distil: weight of the kept blocks' hidden states (their squared "
+                              "error relative to the dense model's, beside the logits' KL divergence; 0: logits only).")
     match: str = choice("layers", MATCHES, "filters: remove as many filters as the layer ticket with the same p "
                         "and criterion (the paper's Table 3), or --num_filters.")
     num_filters: Optional[int] = integer(None, "filters, --match=none: filters to remove.", lower_bound=1)

@@ -5,8 +5,8 @@ linear replacement of a removed span (ReplaceMe).
 logits: the loss is the Kullback-Leibler divergence ``KL(softmax(t / T) || softmax(s / T))`` times
 ``T²`` at a temperature ``T``, averaged over positions, with Keras 3's ``keras.distillation``
 (``Distiller`` and ``LogitsDistillation``). With ``hidden`` > 0 it also learns the teacher's hidden
-states at the kept blocks (``FeatureDistillation``, mean squared error averaged over the blocks, weighted
-``hidden``): block ``j`` of the ticket is matched to the dense block it was, read from the lineage
+states at the kept blocks (``FeatureDistillation`` with :func:`relative_squared_error`, the mean squared
+error over the teacher's mean square, averaged over the blocks, weighted ``hidden``): block ``j`` of the ticket is matched to the dense block it was, read from the lineage
 (:func:`paired_blocks`; a keras_hub ticket numbers its layers anew, ``transformer_layer_0 ...``, and keeps
 their original names in :func:`tf_lottery.surgery.kept_blocks`). The student's loss on labels is left out (Minitron's
 choice: the teacher's distribution carries them). A padded position (``padding_mask`` 0) adds nothing:
@@ -152,6 +152,20 @@ def _view(model: keras.Model, blocks: Sequence[str]) -> keras.Model:
     return keras.Model(inputs, outputs, name=f"{model.name}_distilled_view")
 
 
+def relative_squared_error(teacher, student):
+    """The mean squared difference of two hidden states over the teacher's mean square: a hidden-state
+    loss of one scale in every block and model (a trained network's raw activations can be large enough
+    for a plain mean squared error to drown the logits' divergence and diverge). Zeroed (padded) positions
+    add nothing to either mean.
+
+    Example:
+        >>> float(relative_squared_error(keras.ops.ones((2, 3)), keras.ops.zeros((2, 3))))
+        1.0
+    """
+    difference = keras.ops.mean(keras.ops.square(keras.ops.subtract(student, teacher)))
+    return difference / (keras.ops.mean(keras.ops.square(teacher)) + 1e-12)
+
+
 @contextlib.contextmanager
 def _teacher_kept(teacher: keras.Model):
     """Gives ``teacher``'s layers back its ``trainable`` flag after a distiller froze them (``Distiller``
@@ -177,8 +191,8 @@ def distiller(student: keras.Model, teacher: keras.Model, temperature: float = 2
         teacher: The dense model it was cut from. ``Distiller`` freezes it (its layers are set not
             trainable, and stay so; :func:`distil` and :func:`distil_trainer` set them back).
         temperature: The softmax temperature T, > 0.
-        hidden: Weight of the hidden states' mean squared error (averaged over the kept blocks) beside the
-            logits' divergence, >= 0 (0: logits only).
+        hidden: Weight of the hidden states' relative squared error (:func:`relative_squared_error`,
+            averaged over the kept blocks) beside the logits' divergence, >= 0 (0: logits only).
 
     Returns:
         The distiller (see the module docstring for its loss).
@@ -207,7 +221,8 @@ def distiller(student: keras.Model, teacher: keras.Model, temperature: float = 2
         temperature=temperature, loss={n: keras.losses.KLDivergence() if n == "logits" else None for n in names})]
     weights = [1.0]
     if pairs:
-        losses.append(keras.distillation.FeatureDistillation(loss={n: None if n == "logits" else "mse" for n in names}))
+        losses.append(keras.distillation.FeatureDistillation(
+            loss={n: None if n == "logits" else relative_squared_error for n in names}))
         weights.append(hidden / len(pairs))
     model = keras.distillation.Distiller(teacher=t_view, student=s_view, distillation_losses=losses,
                                          distillation_loss_weights=weights, student_loss_weight=0.0)
