@@ -71,6 +71,7 @@ def test_every_flag_of_0_1_is_generated_with_its_default():
         "sweep_cells", "sweep_lengths", "sweep_margin", "sweep_alpha", "sweep_power", "sweep_detectable",  # 0.10:
         "sweep_comparisons", "sweep_shard",  # verdicts declared with their power, cells, lengths, shards
         "hf_dir",  # 0.10: Hugging Face transformers folders of language models
+        "heal", "heal_temperature", "heal_hidden",  # 0.10: healing a lottery ticket by distillation
     }
     # Every flag is the default config's, except the settings of the other model builders.
     assert set(cli.OPTIONS) - set(Config().flat()) == {"weights_file", "output", "stem", "model_args", "num_layers",

@@ -185,6 +185,16 @@ def test_lottery_scores_the_trained_decoder_and_rewinds_the_ticket_to_theta0(tmp
     assert result.ticket.blocks == 2 and 1 < result.ticket.evals["clean"]["perplexity"] < 258
 
 
+@pytest.mark.slow
+def test_a_lottery_decoder_heals_by_distillation_from_the_trained_dense_decoder(tmp_path):
+    config = _config(tmp_path, experiment="lottery", criterion="block_influence", evals=("clean",), rewind="lr",
+                     rewind_epoch=1, warmup="0ep", heal="distil", heal_hidden=0.1, export=False)
+    result = experiments.get("lottery")(config)
+    history = result.ticket.training.history
+    assert history["epoch"] == [0] and history["loss"] == history["distillation_loss"]
+    assert result.ticket.blocks == 2 and 1 < result.ticket.evals["clean"]["perplexity"] < 258
+
+
 def test_describe_lists_the_decoder_layers_with_their_params_by_hand(tmp_path, capsys):
     totals = experiments.get("describe")(_config(tmp_path, experiment="describe"))
     # a GPT-2 layer of hidden h: Q, K, V, O (h x h + h each), the MLP (h x 4h + 4h, 4h x h + h), two LayerNorms (2h)
