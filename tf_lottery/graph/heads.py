@@ -309,6 +309,12 @@ def tied_head_backbone(model) -> Optional[keras.Model]:
     block. :func:`tf_lottery.surgery.blocks` and :func:`tf_lottery.graph.cost.flops` read such a
     task through its backbone, and the criteria score it there.
 
+    Args:
+        model: Any Keras model.
+
+    Returns:
+        The task's backbone, or None.
+
     Example:
         >>> tied_head_backbone(gpt2_lm) is gpt2_lm.backbone
         True

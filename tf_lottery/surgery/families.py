@@ -219,6 +219,18 @@ def _move(targets: list, sources: list, what: str) -> None:
 class PositionRefusal(ValueError):
     """A family ticket refused because a kept block would take another block's position-set settings.
 
+    Args:
+        message: The one-line reason.
+        old: See the attribute.
+        new: See the attribute.
+
+    Example:
+        >>> try:
+        ...     family_ticket(gemma2_lm, ["decoder_block_0"])
+        ... except PositionRefusal as refusal:
+        ...     len(refusal.old) - len(refusal.new)
+        1
+
     Attributes:
         old: The settings of each of the dense model's blocks, in order.
         new: The settings of each block of a rebuilt model of as many blocks as the ticket, by position.
@@ -379,6 +391,12 @@ def stable_name(model) -> str:
     ``gpt2_causal_lm``): a family ticket is named after its dense model and its number of removed blocks,
     as a functional ticket is (``gpt2_causal_lm_minus2``), whatever else the process built before. A name
     the user gave is kept.
+
+    Args:
+        model: A Keras model.
+
+    Returns:
+        Its name without an automatic counter.
 
     Example:
         >>> stable_name(keras_hub.models.GPT2CausalLM(backbone, preprocessor=None))  # a second one: ..._1

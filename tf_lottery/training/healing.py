@@ -158,6 +158,13 @@ def relative_squared_error(teacher, student):
     for a plain mean squared error to drown the logits' divergence and diverge). Zeroed (padded) positions
     add nothing to either mean.
 
+    Args:
+        teacher: The dense model's hidden state.
+        student: The ticket's hidden state at the matching block, of the same shape.
+
+    Returns:
+        A scalar tensor: 0 when they agree, 1 when the student's state is all zeros.
+
     Example:
         >>> float(relative_squared_error(keras.ops.ones((2, 3)), keras.ops.zeros((2, 3))))
         1.0
@@ -377,6 +384,9 @@ def kl_to_teacher(student: keras.Model, teacher: keras.Model, data, temperature:
     Returns:
         The divergence in nats, >= 0.
 
+    Raises:
+        ValueError: for a temperature of 0 or less, or inputs whose every position is padding.
+
     Example:
         >>> kl_to_teacher(ticket, dense, held_out_inputs)
         0.0123
@@ -444,6 +454,12 @@ class LinearReplacement(NamedTuple):
         maps: ``{ticket block: T}``, the ``(width, width)`` map folded into each block's MLP output projection.
         errors: ``{ticket block: (plain, replaced)}``: the squared error to the dense model's hidden state
             leaving the span, summed over the calibration tokens, with the span removed and with it replaced.
+
+    Example:
+        >>> replaced = replace_linear(trained_lm, ["transformer_layer_2"], calibration)
+        >>> plain, folded = replaced.errors["transformer_layer_1"]
+        >>> folded <= plain
+        True
     """
 
     model: keras.Model
@@ -553,6 +569,17 @@ def _fold(projection, fitted: np.ndarray) -> None:
 
 
 def tokens_in(inputs: Dict[str, np.ndarray]) -> int:
-    """The real tokens of ``{"token_ids", "padding_mask"}`` (all of them without a mask): a budget's unit."""
+    """The real tokens of ``{"token_ids", "padding_mask"}`` (all of them without a mask): a budget's unit.
+
+    Args:
+        inputs: A batch of token ids and, optionally, their padding mask.
+
+    Returns:
+        The count of real (unpadded) tokens.
+
+    Example:
+        >>> tokens_in({"token_ids": np.ones((2, 4)), "padding_mask": np.array([[1, 1, 0, 0], [1, 1, 1, 1]])})
+        6
+    """
     ids = np.asarray(inputs["token_ids"])
     return int(np.asarray(inputs[_MASK]).astype(bool).sum()) if _MASK in inputs else int(ids.size)
