@@ -23,6 +23,7 @@ from typing import Optional
 
 import keras
 
+from tf_lottery.core import keras_internals
 from tf_lottery.graph.reader import analyse, carry_tags, output_of
 
 _SWAPPED: "weakref.WeakSet" = weakref.WeakSet()
@@ -31,7 +32,7 @@ _VIEWS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 def output_names(model: keras.Model) -> list:
     """The names of ``model``'s outputs: the operations producing them."""
-    return [t._keras_history.operation.name for t in model.outputs]
+    return [keras_internals.producer_name(t) for t in model.outputs]
 
 
 def scored_output(model: keras.Model, output: Optional[str] = None) -> keras.Model:
@@ -106,7 +107,7 @@ def is_classifier(model: keras.Model) -> bool:
 
 def softmax_end(model: keras.Model) -> Optional[object]:
     """The layer or operation whose softmax produces ``model``'s (first) output, or None."""
-    last = model.outputs[0]._keras_history.operation
+    last = keras_internals.producer(model.outputs[0])
     if isinstance(last, keras.Model):  # a nested model producing the output: look inside it
         return softmax_end(last)
     if isinstance(last, keras.layers.Softmax):
@@ -178,7 +179,7 @@ def float32_head(model: keras.Model) -> keras.Model:
         >>> float32_head(tl.models.cifar_resnet(20)).outputs[0].dtype   # the layer now computes in float32
     """
     graph = analyse(model)
-    stack = [model.outputs[0]._keras_history.operation.name]
+    stack = [keras_internals.producer_name(model.outputs[0])]
     seen = set()
     while stack:
         name = stack.pop()

@@ -39,6 +39,8 @@ from typing import Iterable, Tuple
 import keras
 import tensorflow as tf
 
+from tf_lottery.core import keras_internals
+
 DECLARED_ATTR = "_tf_lottery_residual_layers"
 
 _TRACED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
@@ -195,7 +197,7 @@ def inner_residual_layers(layer, node) -> list:
     first = call_inputs(layer, node)[0]
     spec = tf.TensorSpec(first.shape, first.dtype)
     found = []
-    for inner in layer._flatten_layers(include_self=False, recursive=False):
+    for inner in keras_internals.child_layers(layer, recursive=False):
         if is_stock(inner) or not inner.weights:
             continue
         if inner not in _TRACED:

@@ -32,6 +32,7 @@ from typing import Dict, List
 
 import keras
 
+from tf_lottery.core import keras_internals
 from tf_lottery.graph import containers
 from tf_lottery.graph.inside import DECLARED_ATTR, call_inputs
 from tf_lottery.graph.lineage import KEPT_ATTR, LINEAGE_ATTR
@@ -50,7 +51,7 @@ def check_model(model) -> None:
             "keras.Model(inputs, outputs), adding each block's input to its output (keras.layers.Add, `+` or "
             "keras.ops.add)"
         )
-    if not isinstance(model, keras.Model) or not hasattr(model, "_nodes_by_depth"):
+    if not keras_internals.is_functional(model):
         raise TypeError(
             f"expected a Keras 3 functional model (keras.Model(inputs, outputs)); got {type(model).__name__}. "
             "A subclassed model computes in Python code (call), which tf_lottery cannot read or rewrite: "
@@ -82,7 +83,7 @@ def _inline(operation):
         return run_sequential
     if isinstance(operation, keras.Model):
         check_model(operation)
-        return lambda inputs, *args, **kwargs: operation._run_through_graph(inputs, operation_fn=_inline)
+        return lambda inputs, *args, **kwargs: keras_internals.run_through_graph(operation, inputs, _inline)
     return operation
 
 
@@ -114,10 +115,10 @@ def flat(model: keras.Model) -> keras.Model:
     if not is_nested(model):
         return model
     if model not in _FLAT:
-        inputs = [keras.Input(shape=t.shape[1:], dtype=t.dtype, name=t._keras_history.operation.name)
+        inputs = [keras.Input(shape=t.shape[1:], dtype=t.dtype, name=keras_internals.producer_name(t))
                   for t in model.inputs]
-        outputs = model._run_through_graph(inputs, operation_fn=_inline)
-        view = keras.Model(keras.tree.pack_sequence_as(model._inputs_struct, inputs), outputs, name=model.name)
+        outputs = keras_internals.run_through_graph(model, inputs, operation_fn=_inline)
+        view = keras.Model(keras_internals.pack_like_inputs(model, inputs), outputs, name=model.name)
         carry_tags(model, view)
         _FLAT[model] = view
     return _FLAT[model]
@@ -176,8 +177,7 @@ _GRAPHS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 def _node(model: keras.Model, operation):
     """The one node through which ``operation`` is called inside ``model``."""
-    nodes = [node for index, node in enumerate(operation._inbound_nodes)
-             if f"{id(operation)}_ib-{index}" in model._nodes]
+    nodes = keras_internals.calls_in(model, operation)
     if len(nodes) != 1:
         raise ValueError(
             f"{operation.name!r} is called {len(nodes)} times in {model.name!r}; block surgery needs each layer "
@@ -206,12 +206,12 @@ def analyse(model: keras.Model) -> Graph:
         node = _node(view, operation)
         inputs = call_inputs(operation, node)
         for tensor in inputs:
-            if tensor._keras_history.tensor_index != 0:
-                raise ValueError(f"{name!r} consumes output {tensor._keras_history.tensor_index} of a "
+            if keras_internals.producer_index(tensor) != 0:
+                raise ValueError(f"{name!r} consumes output {keras_internals.producer_index(tensor)} of a "
                                  "multi-output operation; not supported")
         order.append(name)
         operations[name] = operation
-        parents[name] = [t._keras_history.operation.name for t in inputs]  # the main input first
+        parents[name] = [keras_internals.producer_name(t) for t in inputs]  # the main input first
         output = node.outputs[0]
         shapes[name] = tuple(output.shape[1:])
     consumers = {name: [] for name in order}

@@ -17,6 +17,7 @@ from typing import Dict, List, Optional
 
 import keras
 
+from tf_lottery.core import keras_internals
 from tf_lottery.graph import reader as graph_lib
 
 
@@ -145,7 +146,7 @@ def rewire(model: keras.Model, replace: Dict[str, str], clone=_clone, name: Opti
     clones: Dict[str, object] = {}
 
     def new_input(tensor):
-        op_name = tensor._keras_history.operation.name
+        op_name = keras_internals.producer_name(tensor)
         new_outputs[op_name] = keras.Input(shape=tensor.shape[1:], dtype=input_dtype or tensor.dtype,
                                            name=input_name or op_name)
         return new_outputs[op_name]
@@ -153,7 +154,7 @@ def rewire(model: keras.Model, replace: Dict[str, str], clone=_clone, name: Opti
     inputs = [new_input(t) for t in view.inputs]
     g = graph_lib.analyse(view)
     needed = set()  # operations on a path to an output once the replacements are made
-    stack = [t._keras_history.operation.name for t in view.outputs]
+    stack = [keras_internals.producer_name(t) for t in view.outputs]
     while stack:
         current = stack.pop()
         if current not in needed:
@@ -182,6 +183,6 @@ def rewire(model: keras.Model, replace: Dict[str, str], clone=_clone, name: Opti
             return out
         return run
 
-    outputs = view._run_through_graph(inputs, operation_fn=operation_fn)
-    return keras.Model(keras.tree.pack_sequence_as(view._inputs_struct, inputs), outputs,
+    outputs = keras_internals.run_through_graph(view, inputs, operation_fn=operation_fn)
+    return keras.Model(keras_internals.pack_like_inputs(view, inputs), outputs,
                        name=name or model.name)

@@ -56,6 +56,7 @@ from typing import Dict, Iterable, List, Optional, Sequence
 
 import keras
 
+from tf_lottery.core import keras_internals
 from tf_lottery.graph import containers as containers_lib
 from tf_lottery.graph import inside
 from tf_lottery.graph import reader as graph_lib
@@ -123,7 +124,7 @@ def _is_addition(operation, parents: List[str]) -> bool:
         return False
     if isinstance(operation, keras.layers.Add):
         return True
-    return type(operation).__name__ == "Add" and type(operation).__module__.startswith("keras.src.ops")
+    return keras_internals.is_ops_addition(operation)
 
 
 def _is_relu(operation) -> bool:
