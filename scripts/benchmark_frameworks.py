@@ -100,7 +100,7 @@ class KerasSide:
     def model(self, depth: int):
         config = self.Config.create(dataset="synthetic", depth=depth, weight_decay=1e-4)
         self.keras.utils.set_random_seed(0)
-        return self.tl.experiments.stages.dense_model(config, self.data)
+        return self.tl.experiments.preparing.dense_model(config, self.data)
 
     def info(self, depth: int) -> dict:
         model = self.model(depth)

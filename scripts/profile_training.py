@@ -117,7 +117,7 @@ def trace_one(depth: int, precision: str, path: str) -> dict:
     steps = _STEPS.value
     tl.train.compile_model(model, tl.train.Recipe(length="1ep", batch_size=_BATCH.value, lr_drops=()), steps)
     dataset = _dataset(_BATCH.value)
-    with keras_patches.fused_batch_norm() if path == "harness" else contextlib.nullcontext():
+    with keras_patches.fused_batch_norm(model) if path == "harness" else contextlib.nullcontext():
         model.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0)  # traces (the step keeps its batch norm)
     folder = tempfile.mkdtemp(prefix="profile_")
     start = time.perf_counter()

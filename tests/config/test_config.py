@@ -40,11 +40,21 @@ def _parse(*args):
         cli.FLAGS.unparse_flags()
 
 
+def _plugin_flags() -> set:
+    """The flags the plug-ins declare beside their code (each one's own test covers it)."""
+    from tf_lottery.config import sections
+
+    return {o.name for kind in sections.SECTIONS.values() for o in options.options_of(kind)
+            if options.plugin_of(kind, o.field) is not None}
+
+
 def test_every_flag_of_0_1_is_generated_with_its_default():
     assert FLAGS_OF_0_1 <= set(cli.OPTIONS)
-    assert set(cli.OPTIONS) - FLAGS_OF_0_1 == {
+    assert _plugin_flags() == {"angular_window", "match", "num_filters", "filter_ranking", "imp_rate", "imp_levels"}
+    assert _plugin_flags() <= set(cli.OPTIONS)
+    assert set(cli.OPTIONS) - FLAGS_OF_0_1 - _plugin_flags() == {
         "method", "evals", "wait_for_lock", "deterministic",  # 0.2
-        "match", "num_filters", "filter_ranking", "imp_rate", "imp_levels", "sweep_methods",  # 0.3: the baselines
+        "sweep_methods",  # 0.3: the baselines (their methods' options are plug-in options)
         "robustness_examples", "corruptions", "severities", "corruption_seed", "shift_sets", "shift_dir",  # 0.4
         "shift_download", "attacks", "epsilons", "pgd_steps", "pgd_step_size", "random_start", "attack_examples",
         "from", "cka_examples",
@@ -56,7 +66,6 @@ def test_every_flag_of_0_1_is_generated_with_its_default():
         "warmup", "bn_momentum",  # 0.7: twin recipes
         "rewind_step", "keep_steps", "sweep_rewind_steps",  # 0.9: rewinding to a step
         "model_args", "residual_layers",  # 0.9: --model=package.module:function, residual layers
-        "angular_window",  # 0.9: the depth criteria of language-model pruning
         "task", "sequence_length", "optimizer", "score_sequences",  # 0.9: --task=causal_lm
         "num_layers", "hidden_dim", "num_heads",
         "precision",  # 0.10: --precision=auto|float32|bfloat16|float16

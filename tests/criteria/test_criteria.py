@@ -97,6 +97,30 @@ def test_grasp_hessian_gradient_product_equals_finite_differences(temperature):
     np.testing.assert_allclose(scores["out"], -original[1] * hg[1], rtol=1e-5, atol=1e-12)
 
 
+def test_grasp_temperature_is_a_flag_of_grasp_that_changes_its_scores_and_its_runs_identity():
+    from tf_lottery import cli
+    from tf_lottery.config import Config, reference
+
+    assert "--grasp_temperature" in cli.help_text()
+    assert [o.name for o in dict(reference.option_groups())["criterion options: --criterion=grasp"]] == [
+        "grasp_temperature"]
+    default, plain = Config.create(criterion="grasp"), Config.create(criterion="grasp", grasp_temperature=1.0)
+    assert default.digest("ticket") == Config.create(criterion="grasp", grasp_temperature=200.0).digest("ticket")
+    assert "grasp_temperature" not in default.identity("ticket")["method"]  # earlier runs keep their folders
+    assert plain.identity("ticket")["method"]["grasp_temperature"] == 1.0
+    assert plain.criterion_options() == {"temperature": 1.0}
+    with pytest.raises(ValueError, match="--grasp_temperature must be > 0; got 0"):
+        Config.create(criterion="grasp", grasp_temperature=0.0)
+    model = tl.models.cifar_resnet(8, input_shape=(8, 8, 3), num_classes=4, seed=0)
+    batch = (np.random.default_rng(0).normal(size=(8, 8, 8, 3)).astype("float32"), np.arange(8) % 4)
+    grasp = criteria.get("grasp")
+    at_200 = grasp(model, batch, **default.criterion_options())
+    assert at_200 == grasp(model, batch)  # the default is the original's T = 200
+    at_1 = grasp(model, batch, **plain.criterion_options())
+    assert set(at_1) == set(at_200)
+    assert not np.allclose([at_1[b] for b in at_1], [at_200[b] for b in at_1], rtol=1e-2)
+
+
 def test_grasp_high_score_means_removal_raises_the_gradient_norm():
     """The direction GraSP prunes: zeroing weights changes |g|^2 by ~ 2 * their score sum."""
     model = _tiny("float64")

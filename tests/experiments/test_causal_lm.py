@@ -130,8 +130,10 @@ def test_a_sweep_over_criteria_cuts_a_ticket_per_criterion(finished):
     (dict(model="cifar_resnet"), "--task=causal_lm trains a language model: --model=byte_decoder or "
                                  "package.module:function (yours); got --model=cifar_resnet"),
     (dict(evals=("clean", "corruptions")), "--evals=corruptions measure images; --task=causal_lm takes "
-                                           "clean,cost,latency,generation"),
+                                           "clean,cost,generation,latency"),
     (dict(method="filters"), "--task=causal_lm makes layer tickets"),
+    (dict(task="classify", dataset="fashion_mnist"), "--model=byte_decoder builds a model for --task=causal_lm; "
+                                                     "got --task=classify"),
 ])
 def test_what_a_language_run_cannot_do_is_refused_when_the_config_is_built(tmp_path, flat, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):

@@ -9,7 +9,7 @@ import tf_lottery as tl
 from tf_lottery import experiments
 from tf_lottery.config import Config
 from tf_lottery.experiments.compare import METHODS
-from tf_lottery.experiments.stages import dense_model
+from tf_lottery.experiments.preparing import dense_model
 from tf_lottery.experiments.sweep import points
 
 

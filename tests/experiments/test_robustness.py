@@ -12,7 +12,7 @@ from tf_lottery.config import Config
 from tf_lottery.evals import adversarial, cka, robustness as robust_evals
 from tf_lottery.experiments.existing import trained_ticket as _ticket
 from tf_lottery.experiments.robustness import RobustnessRow, targets
-from tf_lottery.experiments.stages import dense_model
+from tf_lottery.experiments.preparing import dense_model
 from tf_lottery.data import prepare
 from tf_lottery.experiments.runs import RunFolder
 

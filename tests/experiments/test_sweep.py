@@ -371,7 +371,7 @@ def test_every_shipped_flagfile_is_valid_and_feasible(name):
     """Each flagfile parses into a valid config whose every p can be removed from its model."""
     from tf_lottery import data
     from tf_lottery import tickets as methods
-    from tf_lottery.experiments.stages import dense_model
+    from tf_lottery.experiments.preparing import dense_model
 
     config = _flagfile_config(name)
     model = dense_model(config, data.get(config.data.dataset))  # shapes only: nothing is loaded

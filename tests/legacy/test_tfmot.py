@@ -17,7 +17,7 @@ from tf_lottery.config import Config
 from tf_lottery.experiments.dense import dense_config
 from tf_lottery.experiments.imp import imp_config
 from tf_lottery.experiments.lottery import rewound_ticket
-from tf_lottery.experiments.stages import dense_model
+from tf_lottery.experiments.preparing import dense_model
 
 pytestmark = pytest.mark.baselines
 from tf_lottery.legacy import convert, masked

@@ -52,7 +52,7 @@ def _train(config, recipe):
     data = tl.data.prepare(config.data_options())
     with distribute.scope():
         keras.utils.set_random_seed(0)
-        model = tl.experiments.stages.dense_model(config, data)
+        model = tl.experiments.preparing.dense_model(config, data)
         tl.train.fit(model, data, recipe, tempfile.mkdtemp(), "dense", verbose=0)
     return [w.numpy() for w in model.weights], [w.path for w in model.weights]
 
@@ -122,19 +122,19 @@ def test_bad_strategy_settings_are_named(flags, message):
 def test_a_tfmot_method_is_refused_under_several_replicas(mirrored_on_two_cpus):
     config = Config.create(dataset="synthetic", method="imp", length="1ep", lr_drops=(), train_size=None, val_size=0)
     with pytest.raises(ValueError, match="--method=imp trains its tickets with tfmot"):
-        tl.experiments.stages.set_up(config)
+        tl.experiments.preparing.set_up(config)
 
 
 def test_float32_head_and_scoring_under_mixed_bfloat16():
     data = tl.data.prepare(tl.data.DataOptions("synthetic"))
     config = Config.create(dataset="synthetic", depth=8)
     keras.utils.set_random_seed(0)
-    reference = tl.experiments.stages.dense_model(config, data)
+    reference = tl.experiments.preparing.dense_model(config, data)
     distribute.activate(Config.create(mixed_precision=True).runtime)
     try:
         assert distribute.current().precision == "mixed_bfloat16"  # no GPU here
         keras.utils.set_random_seed(0)
-        model = tl.experiments.stages.dense_model(config, data)
+        model = tl.experiments.preparing.dense_model(config, data)
         assert model.get_layer("stem_conv").compute_dtype == "bfloat16"
         assert model.get_layer("logits").compute_dtype == "float32"
         assert model(data.arrays("test", 4)[0]).dtype == "float32"

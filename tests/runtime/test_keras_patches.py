@@ -1,26 +1,27 @@
-"""The patches of Keras' private internals are pinned to the Keras release they were written for."""
+"""The runtime patches of Keras: each reads Keras' private names through the seam module, by feature."""
 
 import keras
-from keras.src.backend.tensorflow import trainer as tf_trainer
 
+from tf_lottery.core import keras_internals
 from tf_lottery.runtime import keras_patches
 
 
-def test_the_installed_keras_is_the_one_the_patches_were_written_for():
-    assert keras.__version__ == keras_patches.WRITTEN_FOR, (
-        f"Keras {keras.__version__} is installed but tf_lottery/runtime/keras_patches.py was written for "
-        f"{keras_patches.WRITTEN_FOR}: re-check both patches against this Keras (and the multi-worker tests), "
-        "then update WRITTEN_FOR")
+def test_the_features_the_patches_use_exist_in_the_installed_keras():
+    trainer = keras_internals.tensorflow_trainer_module()  # raises KerasInternalsError naming what is missing
+    assert callable(trainer.reduce_per_replica)
+    import tensorflow as tf
 
-
-def test_the_private_names_the_patches_use_still_exist():
-    assert callable(tf_trainer.reduce_per_replica)
-    assert callable(tf_trainer._collective_all_reduce_multi_worker)
-    assert callable(getattr(keras.Model, "_symbolic_build"))
-    assert hasattr(keras.Model, "_maybe_symbolic_build")
+    assert keras_internals.is_multi_worker_collective(tf.distribute.get_strategy()) is False
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    spec = (tf.TensorSpec((None, 2)), tf.TensorSpec((None, 1)))
+    keras_patches.build_from_spec(model, spec)
+    model._maybe_symbolic_build()  # the patched build: from the spec, inside the strategy's scope
+    assert model.optimizer.built
 
 
 def test_the_metric_patch_is_idempotent_and_keeps_the_single_worker_path():
+    tf_trainer = keras_internals.tensorflow_trainer_module()
     keras_patches.patch_multi_worker_metrics()
     patched = tf_trainer.reduce_per_replica
     keras_patches.patch_multi_worker_metrics()
@@ -64,9 +65,9 @@ def _step(model, images, labels):
 def test_the_fused_batch_norm_computes_keras_step_and_moving_statistics():
     plain, fused, images, labels = _twins()
     plain_logits, plain_grads = _step(plain, images, labels)
-    with keras_patches.fused_batch_norm():
+    with keras_patches.fused_batch_norm(fused):
         fused_logits, fused_grads = _step(fused, images, labels)
-    assert keras.layers.BatchNormalization.call is keras_patches._keras_batch_norm_call  # restored
+    assert all("call" not in vars(layer) for layer in keras_patches.batch_norm_layers(fused))  # restored
     np.testing.assert_allclose(fused_logits, plain_logits, rtol=1e-4, atol=1e-5)
     for weight, a, b in zip(plain.trainable_weights, plain_grads, fused_grads):
         np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5, err_msg=weight.path)
@@ -82,12 +83,12 @@ def test_training_under_the_fused_batch_norm_follows_keras_training():
         model.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9),
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     plain.fit(images, labels, batch_size=16, epochs=3, verbose=0, shuffle=False)
-    with keras_patches.fused_batch_norm():
+    with keras_patches.fused_batch_norm(fused):
         fused.fit(images, labels, batch_size=16, epochs=3, verbose=0, shuffle=False)
     for a, b in zip(plain.weights, fused.weights):
         np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-3, atol=1e-4, err_msg=a.path)
     # Inference takes Keras' own path, patched or not: the same numbers.
-    with keras_patches.fused_batch_norm():
+    with keras_patches.fused_batch_norm(fused):
         inferred = fused(images, training=False).numpy()
     np.testing.assert_array_equal(inferred, fused(images, training=False).numpy())
 
@@ -100,10 +101,41 @@ def test_the_fused_kernel_is_in_the_traced_step_and_keras_path_elsewhere():
             tf.TensorSpec((None, 8, 8, 3)))
         return {op.type for op in traced.graph.get_operations()}
 
-    with keras_patches.fused_batch_norm():
+    with keras_patches.fused_batch_norm(model):
         assert "FusedBatchNormV3" in op_types(True)
         assert "FusedBatchNormV3" not in op_types(False)
     assert "FusedBatchNormV3" not in op_types(True)
+
+
+def test_the_fused_kernel_is_set_on_one_model_and_never_on_the_class():
+    # Another model, traced while the first is inside the block (as another thread training at the same
+    # time would), keeps Keras' own path: the kernel is an attribute of the first model's layers only.
+    _, model, _, _ = _twins()
+    _, other, _, _ = _twins()
+
+    def op_types(network):
+        traced = tf.function(lambda x: network(x, training=True)).get_concrete_function(
+            tf.TensorSpec((None, 8, 8, 3)))
+        return {op.type for op in traced.graph.get_operations()}
+
+    keras_call = keras.layers.BatchNormalization.call
+    with keras_patches.fused_batch_norm(model):
+        assert keras.layers.BatchNormalization.call is keras_call
+        assert "FusedBatchNormV3" in op_types(model)
+        assert "FusedBatchNormV3" not in op_types(other)
+        with keras_patches.fused_batch_norm(model):  # nested: the inner block leaves the outer's kernel in place
+            pass
+        assert "FusedBatchNormV3" in op_types(model)
+    assert all("call" not in vars(layer) for layer in keras_patches.batch_norm_layers(model))
+
+
+def test_the_batch_norm_layers_of_nested_models_are_found():
+    _, inner, _, _ = _twins()
+    x = keras.Input((8, 8, 3))
+    outer = keras.Model(x, keras.layers.BatchNormalization(name="outer_bn")(inner(x)[:, :, None, None]))
+    found = keras_patches.batch_norm_layers(outer)
+    assert len(found) == len(keras_patches.batch_norm_layers(inner)) + 1
+    assert len({id(layer) for layer in found}) == len(found)
 
 
 @pytest.mark.parametrize("policy", ["mixed_bfloat16"])
@@ -112,7 +144,7 @@ def test_under_bfloat16_the_fused_batch_norm_keeps_statistics_in_float32(policy)
     try:
         layer = keras.layers.BatchNormalization()
         x = tf.cast(np.random.default_rng(1).normal(2.0, 3.0, size=(8, 4, 4, 5)), tf.bfloat16)
-        with keras_patches.fused_batch_norm():
+        with keras_patches.fused_batch_norm(layer):
             y = layer(x, training=True)
     finally:
         keras.mixed_precision.set_global_policy("float32")

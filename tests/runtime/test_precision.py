@@ -12,7 +12,7 @@ import pytest
 
 import tf_lottery as tl
 from tf_lottery.config import Config
-from tf_lottery.runtime import distribute
+from tf_lottery.runtime import distribute, precision
 from tf_lottery.training import resume
 
 
@@ -41,7 +41,7 @@ def test_bfloat16_is_detected_from_the_cpu_flags(flags, native):
 
 @pytest.mark.parametrize("native, policy", [(True, "mixed_bfloat16"), (False, "float32")])
 def test_auto_is_bfloat16_only_where_the_hardware_has_it(monkeypatch, native, policy):
-    monkeypatch.setattr(distribute, "cpu_flags", lambda: frozenset({"avx512_bf16"} if native else {"avx2"}))
+    monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset({"avx512_bf16"} if native else {"avx2"}))
     assert distribute.precision_policy("auto") == policy
 
 
@@ -66,7 +66,7 @@ def test_the_resolved_policy_enters_the_identity_and_auto_resolving_to_float32_k
         assert mixed.identity("dense")["execution"] == {"precision": "mixed_bfloat16"}
     finally:
         distribute.deactivate()
-    monkeypatch.setattr(distribute, "cpu_flags", lambda: frozenset({"avx2"}))
+    monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset({"avx2"}))
     distribute.activate(Config.create(precision="auto").runtime)
     try:
         assert Config.create().bound().digest("ticket") == plain.digest("ticket")
@@ -77,7 +77,7 @@ def test_the_resolved_policy_enters_the_identity_and_auto_resolving_to_float32_k
 def test_under_bfloat16_variables_head_and_loss_are_float32(bfloat16):
     data = tl.data.prepare(tl.data.DataOptions("synthetic", train_size=64, val_size=0, test_size=32))
     config = Config.create(dataset="synthetic", depth=8)
-    model = tl.experiments.stages.dense_model(config, data)
+    model = tl.experiments.preparing.dense_model(config, data)
     recipe = tl.train.Recipe(length="1ep", batch_size=32, lr_drops=())
     tl.train.compile_model(model, recipe, steps_per_epoch=2)
     images, labels = data.arrays("train", 32)

@@ -30,13 +30,33 @@ from tf_lottery.config.sections import (
 )
 from tf_lottery.data import DATASETS, DataOptions
 from tf_lottery.data.streaming import MEAN_FOLDER
+from tf_lottery.evals import EVALS
 from tf_lottery.models import MODELS, function
 from tf_lottery.core.options import choice, integer
 
-LANGUAGE_MODELS = ("byte_decoder",)
-"""The ``--model`` values ``--task=causal_lm`` builds."""
-LANGUAGE_EVALS = ("clean", "cost", "latency", "generation")
-"""The evaluations of a language model (clean: perplexity; cost: FLOPs per token; latency: tokens/s)."""
+
+
+def serving(registry, task: str) -> list:
+    """The names of ``registry`` (models or evaluations) whose entries declare that they serve ``task``
+    (their ``tasks`` attribute), a pattern of names shown as the registry lists it.
+
+    Args:
+        registry: :data:`tf_lottery.models.MODELS` or :data:`tf_lottery.evals.EVALS`.
+        task: A ``--task`` value.
+
+    Returns:
+        The names, in the registry's order.
+
+    Example:
+        >>> serving(EVALS, "causal_lm")
+        ['clean', 'cost', 'generation', 'latency']
+    """
+    names = []
+    for name in registry.names():
+        probe = name.replace("<package.module>:<function>", "package.module:function")
+        if task in registry.get(probe).tasks:
+            names.append(name.replace("<package.module>:<function>", "package.module:function (yours)"))
+    return names
 
 SCOPES = {"dense": ("dense",), "ticket": ("dense", "ticket"), "sweep": ("dense", "ticket", "sweep")}
 
@@ -86,19 +106,25 @@ class Config:
     def _check_task(self) -> None:
         """Refuses what a ``--task`` cannot run: a language model's model, method and evaluations,
         and a language evaluation of an image run."""
+        task, builder = self.data.task, MODELS.get(self.model.type)
+        if task == "causal_lm" and task not in builder.tasks:
+            raise ValueError(f"--task=causal_lm trains a language model: --model={' or '.join(serving(MODELS, task))}; "
+                             f"got --model={self.model.type}")
+        if task not in builder.tasks:
+            raise ValueError(f"--model={self.model.type} builds a model for --task={' or '.join(builder.tasks)}; "
+                             f"got --task={task}")
+        refused = [name for name in self.evaluation.evals if task not in EVALS.get(name).tasks]
+        if refused and task == "causal_lm":
+            raise ValueError(f"--evals={','.join(refused)} measure images; --task=causal_lm takes "
+                             f"{','.join(serving(EVALS, task))}")
+        if refused:
+            raise ValueError(f"--evals={','.join(refused)} measures a language model's generate(): it needs "
+                             "--task=causal_lm")
         if self.data.task == "causal_lm":
-            if self.model.type not in LANGUAGE_MODELS and ":" not in self.model.type:
-                raise ValueError(f"--task=causal_lm trains a language model: --model={' or '.join(LANGUAGE_MODELS)} "
-                                 f"or package.module:function (yours); got --model={self.model.type}")
             if self.method.type != "blocks" or set(self.sweep.sweep_methods) - {"blocks"}:
                 raise ValueError(f"--task=causal_lm makes layer tickets (--method=blocks); got --method="
                                  f"{','.join(self.sweep.sweep_methods or (self.method.type,))}")
-            refused = [name for name in self.evaluation.evals if name not in LANGUAGE_EVALS]
-            if refused:
-                raise ValueError(f"--evals={','.join(refused)} measure images; --task=causal_lm takes "
-                                 f"{','.join(LANGUAGE_EVALS)}")
-        elif "generation" in self.evaluation.evals:
-            raise ValueError("--evals=generation measures a language model's generate(): it needs --task=causal_lm")
+
 
     # --- flat names ----------------------------------------------------------------------
 

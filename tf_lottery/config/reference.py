@@ -18,6 +18,8 @@ from typing import Dict, List, Tuple
 from tf_lottery.config.core import Config
 from tf_lottery.config.sections import SECTIONS
 from tf_lottery.core import options
+from tf_lottery.criteria import CRITERIA
+from tf_lottery.tickets import METHODS
 from tf_lottery.models import settings_classes
 
 #: What each kind of option takes on the command line.
@@ -27,13 +29,23 @@ KIND_LABELS = {"text": "string", "integer": "integer", "real": "number", "boolea
 
 def option_groups() -> List[Tuple[str, List[options.Option]]]:
     """``[(section title, its options)]``: ``run`` (experiment, seed), the config's sections in
-    order, then the model builders' own settings (``model settings: --model=<builders>``; builders
-    with one settings class, such as the keras.applications families, share a group).
+    order (without the plug-ins' options composed into them), then each method's and criterion's own
+    options (``method options: --method=filters|filter_masks``, ``criterion options: --criterion=angular``), then the model builders' own settings
+    (``model settings: --model=<builders>``; builders with one settings class, such as the
+    keras.applications families, share a group).
 
     A setting several settings classes declare (``--depth``) is listed under each of them.
     """
     groups = [("run", options.options_of(Config))]
-    groups += [(name, options.options_of(kind)) for name, kind in SECTIONS.items()]
+    groups += [(name, [o for o in options.options_of(kind) if options.plugin_of(kind, o.field) is None])
+               for name, kind in SECTIONS.items()]
+    for kind, registry in (("method", METHODS), ("criterion", CRITERIA)):
+        owners: Dict[type, List[str]] = {}
+        for name in registry.names():
+            if registry.get(name).settings is not None:
+                owners.setdefault(registry.get(name).settings, []).append(name)
+        for settings, names in owners.items():
+            groups.append((f"{kind} options: --{kind}={'|'.join(names)}", options.options_of(settings)))
     for settings, builders in settings_classes().items():
         declared = options.options_of(settings)
         if declared:

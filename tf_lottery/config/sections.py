@@ -21,7 +21,7 @@ from typing import ClassVar, Optional
 
 from tf_lottery.config.experiments import EXPERIMENTS
 from tf_lottery.core import options
-from tf_lottery.criteria import CRITERIA
+from tf_lottery.criteria import CRITERIA, settings_classes as criteria_settings
 from tf_lottery.data import DATASETS, TASKS
 from tf_lottery.data.streaming import DATA_PATHS, resolve_path
 from tf_lottery.runtime import carbon
@@ -30,9 +30,8 @@ from tf_lottery.evals import EVALS
 from tf_lottery.evals.adversarial import ATTACKS
 from tf_lottery.evals.corruptions import CORRUPTIONS, SEVERITIES
 from tf_lottery.evals.shift_sets import SHIFT_SETS
-from tf_lottery.surgery.filters import RANKINGS
 from tf_lottery.tickets import METHODS, SCHEDULES
-from tf_lottery.tickets.filters import MATCHES
+from tf_lottery.tickets.registry import settings_classes as method_settings
 from tf_lottery.models import MODELS
 from tf_lottery.core.options import boolean, choice, integer, integers, names, real, text
 from tf_lottery.training import NO_WARMUP, Recipe, parse_length
@@ -306,9 +305,15 @@ class TrainingConfig(Section):
 
 
 @dataclasses.dataclass(frozen=True)
+@options.compose(lambda: [*method_settings(), *criteria_settings()])
 class MethodConfig(Section):
     """How the ticket is made: the method (``--method``; ``blocks`` is the paper's layer
-    tickets), its criterion and count, and for ``lottery`` how it rewinds."""
+    tickets), its criterion and count, and for ``lottery`` how it rewinds.
+
+    The methods' and criteria's own options (``--match``, ``--imp_rate``, ``--angular_window``, ...) are
+    declared beside each method and criterion (its ``settings``) and composed in here
+    (:func:`tf_lottery.core.options.compose`): one field each, after the section's own.
+    """
 
     IDENTITY: ClassVar[str] = "ticket"
 
@@ -322,8 +327,6 @@ class MethodConfig(Section):
            "opens with a block that has no shortcut, which always stays).", lower_bound=0)
     aggregation: Optional[str] = choice(None, ("sum", "mean"), "Per-weight to block score (default: the criterion's).")
     prune_first: Optional[str] = choice(None, ("low", "high"), "Override the criterion's direction.")
-    angular_window: Optional[int] = integer(None, "angular: the window of consecutive blocks whose angular "
-                                            "distance is measured (Gromov et al. 2024; default 1).", lower_bound=1)
     score_per_class: int = integer(10, "Scoring examples per class.", lower_bound=1)
     score_sequences: Optional[int] = integer(None, f"causal_lm: training sequences the criteria score on (default "
                                              f"{SCORE_SEQUENCES}).", lower_bound=1)
@@ -336,13 +339,6 @@ class MethodConfig(Section):
                                 lower_bound=0)
     rewind_step: int = integer(0, "lottery, imp: or the rewind step k (θ_k, the weights after k optimizer steps; "
                                "open_lth's rewinding_steps); 0: rewind to --rewind_epoch.", lower_bound=0)
-    match: str = choice("layers", MATCHES, "filters: remove as many filters as the layer ticket with the same p "
-                        "and criterion (the paper's Table 3), or --num_filters.")
-    num_filters: Optional[int] = integer(None, "filters, --match=none: filters to remove.", lower_bound=1)
-    filter_ranking: str = choice("global", RANKINGS, "filters: rank all prunable filters at once, or give each "
-                                 "conv its share first (the paper authors' per-layer rate).")
-    imp_rate: float = real(0.2, "imp: fraction of the remaining conv and dense kernel weights pruned per level.")
-    imp_levels: int = integer(1, "imp: pruning levels (sparsity 1 - (1 - rate)^levels).", lower_bound=1)
 
     def __post_init__(self):
         if self.fraction is not None:  # a fraction overrides the count
@@ -351,15 +347,9 @@ class MethodConfig(Section):
         if self.rewind_epoch and self.rewind_step:
             raise ValueError(f"give --rewind_epoch or --rewind_step, not both; got --rewind_epoch={self.rewind_epoch} "
                              f"and --rewind_step={self.rewind_step}")
-        if not 0 < self.imp_rate < 1:
-            raise ValueError(f"--imp_rate must be in (0, 1); got {self.imp_rate}")
-        # Past the level that leaves one weight in a million, every further level prunes nothing
-        # real and retrains the whole recipe again.
-        most = max(1, math.floor(math.log(1e-6) / math.log(1 - self.imp_rate)))
-        if self.imp_levels > most:
-            raise ValueError(f"imp_levels must be <= {most} at --imp_rate={self.imp_rate:g}: {most} levels already "
-                             f"leave (1 - {self.imp_rate:g})^{most} < 1e-6 of the weights, and each level trains the "
-                             f"whole recipe again; got {self.imp_levels}")
+        for settings in method_settings():  # what a method's single declarations cannot refuse alone
+            if hasattr(settings, "check_values"):
+                settings.check_values({f.name: getattr(self, f.name) for f in dataclasses.fields(settings)})
         self.criterion_options(seed=0)  # an option the criterion does not take fails here
 
     def identity(self) -> dict:
@@ -368,11 +358,22 @@ class MethodConfig(Section):
         before they existed keep their folders)."""
         fields = METHODS.get(self.type).fields
         values = {name: value for name, value in _no_negative_zero(self.to_dict()).items()
-                  if (name == "type" or name in fields) and not (name == "rewind_step" and value == 0)
+                  if (name == "type" or name in fields or self._plugin_option(name))
+                  and not (name == "rewind_step" and value == 0)
                   and not (name == "residual_layers" and not value)
-                  and not (name == "angular_window" and value is None)
                   and not (name == "score_sequences" and value is None)}
         return self._canonical(values)
+
+    def _plugin_option(self, name: str) -> bool:
+        """Whether ``name`` is an option of this run's method, or of its criterion (for a method that takes
+        one), and so part of its identity; an option at a value of its settings' ``IDENTITY_DEFAULTS`` is
+        left out (it builds what runs made before the option existed, which keep their folders)."""
+        settings = options.plugin_of(self, name)
+        method = METHODS.get(self.type)
+        owned = settings is not None and (settings is method.settings or (
+            "criterion" in method.fields and settings is CRITERIA.get(self.criterion).settings))
+        unset = getattr(settings, "IDENTITY_DEFAULTS", {})
+        return owned and not (name in unset and getattr(self, name) == unset[name])
 
     def _canonical(self, values: dict) -> dict:
         """One spelling of one decision: the criterion's own aggregation and direction given explicitly
@@ -399,7 +400,15 @@ class MethodConfig(Section):
         Raises:
             ValueError: naming an option the criterion does not take.
         """
-        return CRITERIA.get(self.criterion).run_options(seed, aggregation=self.aggregation, window=self.angular_window)
+        criterion = CRITERIA.get(self.criterion)
+        for settings in criteria_settings():  # a criterion's option set for another criterion
+            for field in dataclasses.fields(settings):
+                if field.name not in criterion.flags() and getattr(self, field.name) != field.default:
+                    owners = [name for name in CRITERIA.names() if field.name in CRITERIA.get(name).flags()]
+                    raise ValueError(f"--{field.name} is an option of --criterion={' or '.join(owners)}; "
+                                     f"--criterion={self.criterion} does not take it")
+        chosen = {flag: getattr(self, flag) for flag in criterion.flags()}
+        return criterion.run_options(seed, aggregation=self.aggregation, **chosen)
 
 
 @dataclasses.dataclass(frozen=True)

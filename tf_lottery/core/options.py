@@ -177,3 +177,89 @@ def normalise(instance) -> None:
         value = getattr(instance, option.field)
         if option.kind in ("integers", "names") and value is not None:
             object.__setattr__(instance, option.field, tuple(value))
+
+
+#: The metadata key naming the plug-in settings class a composed field came from (:func:`compose`).
+PLUGIN = "plugin"
+
+
+def compose(provider: Callable[[], Iterable[type]]):
+    """Class decorator, placed under ``@dataclasses.dataclass``: adds to a config section the declared
+    fields of every plug-in settings class ``provider()`` returns, so that a plug-in (a criterion, say)
+    declares its options beside its code and they become flags, reference rows, validated values and
+    identity like the section's own.
+
+    Each added field keeps its declaration and records its settings class under :data:`PLUGIN`
+    (:func:`plugin_of`). Two plug-ins may declare the same flag only with the same declaration (then
+    it is one flag, shared); a plug-in may not redeclare a field of the section.
+
+    Args:
+        provider: Returns the settings classes (frozen dataclasses of declared options), called once
+            when the decorated class is made.
+
+    Returns:
+        The decorator.
+
+    Raises:
+        ValueError: for a flag two plug-ins declare differently, or one the section declares itself.
+
+    Example:
+        >>> @dataclasses.dataclass(frozen=True)
+        ... class GraspSettings:
+        ...     grasp_temperature: float = real(200.0, "grasp: logits are divided by it.", lower_bound=0)
+        >>> @dataclasses.dataclass(frozen=True)
+        ... @compose(lambda: [GraspSettings])
+        ... class Method:
+        ...     criterion: str = text("grasp", "Block criterion.")
+        >>> [o.name for o in options_of(Method)], plugin_of(Method, "grasp_temperature") is GraspSettings
+        (['criterion', 'grasp_temperature'], True)
+    """
+    def add_fields(cls):
+        annotations = dict(cls.__dict__.get("__annotations__", {}))
+        own = set(annotations)
+        added: dict = {}
+        for settings in provider():
+            for field in dataclasses.fields(settings):
+                if "option" not in field.metadata:
+                    raise ValueError(f"{settings.__name__}.{field.name} is not a declared option (declare it with "
+                                     "tf_lottery.core.options: integer, real, choice, ...)")
+                declared = field.metadata["option"](field.name)
+                if field.name in own:
+                    raise ValueError(f"{settings.__name__} declares --{field.name}, which {cls.__name__} declares "
+                                     "itself: name the plug-in's option after the plug-in (e.g. --grasp_temperature)")
+                if field.name in added:
+                    first, first_settings = added[field.name]
+                    if first != declared:
+                        raise ValueError(f"{settings.__name__} and {first_settings.__name__} both declare --{field.name}"
+                                         ", differently: name each plug-in's option after the plug-in")
+                    continue
+                added[field.name] = (declared, settings)
+                annotations[field.name] = field.type
+                setattr(cls, field.name, dataclasses.field(
+                    default=field.default, metadata={**field.metadata, PLUGIN: settings}))
+        cls.__annotations__ = annotations
+        return cls
+
+    return add_fields
+
+
+def plugin_of(cls, name: str) -> Optional[type]:
+    """The plug-in settings class a field of ``cls`` was composed from (:func:`compose`), or None for the
+    section's own field.
+
+    Args:
+        cls: A dataclass (or instance) made with :func:`compose`.
+        name: A field's name.
+
+    Returns:
+        The settings class, or None.
+
+    Raises:
+        KeyError: when ``cls`` has no such field.
+
+    Example:
+        >>> plugin_of(MethodConfig, "angular_window").__name__, plugin_of(MethodConfig, "criterion")
+        ('AngularSettings', None)
+    """
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    return fields[name].metadata.get(PLUGIN)

@@ -18,10 +18,11 @@ from tf_lottery.criteria import (  # noqa: F401  (importing registers each crite
 from tf_lottery.criteria.base import aggregate, as_batch, class_balanced_batch
 from tf_lottery.criteria.registry import (
     AGGREGATIONS, CRITERIA, Criterion, FilterCriterion, filter_criterion, filter_names, filter_scores, flat_scores,
-    get, names, register,
+    get, names, register, settings_classes,
 )
 
 __all__ = [
     "AGGREGATIONS", "CRITERIA", "Criterion", "FilterCriterion", "aggregate", "as_batch", "class_balanced_batch",
     "filter_criterion", "filter_names", "filter_scores", "flat_scores", "get", "names", "register",
+    "settings_classes",
 ]

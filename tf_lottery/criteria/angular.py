@@ -16,7 +16,8 @@ Example:
 
 from __future__ import annotations
 
-from typing import Dict
+import dataclasses
+from typing import ClassVar, Dict, Optional
 
 import numpy as np
 
@@ -24,6 +25,7 @@ from tf_lottery import surgery
 from tf_lottery.criteria import base, features
 from tf_lottery.criteria.registry import register
 from tf_lottery.criteria.similarity import angular_distance
+from tf_lottery.core.options import integer
 
 
 def _last_positions(hidden: np.ndarray, weights):
@@ -36,7 +38,17 @@ def _last_positions(hidden: np.ndarray, weights):
     return hidden[np.arange(len(hidden)), last]
 
 
-@register("angular", prune_first="low", needs="images", when="trained",
+@dataclasses.dataclass(frozen=True)
+class AngularSettings:
+    """The option of ``angular`` a run chooses (``--angular_window``)."""
+
+    angular_window: Optional[int] = integer(None, "angular: the window of consecutive blocks whose angular "
+                                            "distance is measured (Gromov et al. 2024; default 1).", lower_bound=1)
+    ARGUMENTS: ClassVar[dict] = {"angular_window": "window"}
+    IDENTITY_DEFAULTS: ClassVar[dict] = {"angular_window": None}  # declared in 0.9: earlier runs keep their folders
+
+
+@register("angular", prune_first="low", needs="images", when="trained", settings=AngularSettings,
           summary="arccos(cos(x_l, x_l+n)) / π of a window of n blocks (Gromov et al. 2024)")
 def angular(model, data, window: int = 1, last_token: bool = False, batch_size: int = 256) -> Dict[str, float]:
     """Block scores: the smallest angular distance of the windows each block belongs to (see module docstring).

@@ -26,13 +26,15 @@ re-initialised with Xavier before scoring.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import weakref
-from typing import Dict
+from typing import ClassVar, Dict
 
 import numpy as np
 import tensorflow as tf
 
 from tf_lottery.core import quiet
+from tf_lottery.core.options import real
 from tf_lottery.criteria import base
 from tf_lottery.criteria.registry import register
 
@@ -117,7 +119,28 @@ def grasp_filters(model, groups, data, aggregation: str = "mean", temperature: f
     return base.per_filter(grasp_weight_scores(model, data, temperature), groups, aggregation)
 
 
-@register("grasp", prune_first="high", needs="labelled_batch", when="init",
+@dataclasses.dataclass(frozen=True)
+class GraspSettings:
+    """The option of ``grasp`` a run chooses (``--grasp_temperature``)."""
+
+    grasp_temperature: float = real(200.0, "grasp: the temperature T that divides the logits before the loss "
+                                    "whose Hessian-gradient product is scored (the original code: 200; 1 scores "
+                                    "the plain cross-entropy).", lower_bound=0)
+    ARGUMENTS: ClassVar[dict] = {"grasp_temperature": "temperature"}
+    IDENTITY_DEFAULTS: ClassVar[dict] = {"grasp_temperature": 200.0}  # runs before the flag existed used 200
+
+    @classmethod
+    def check_values(cls, values: dict) -> None:
+        """Refuses a temperature of 0 (the logits would be divided by it).
+
+        Raises:
+            ValueError: naming the flag and its value.
+        """
+        if not values["grasp_temperature"] > 0:
+            raise ValueError(f"--grasp_temperature must be > 0; got {values['grasp_temperature']!r}")
+
+
+@register("grasp", prune_first="high", needs="labelled_batch", when="init", settings=GraspSettings,
           summary="-theta * (H g), T=200 (Wang et al. 2020)", filters=grasp_filters)
 def grasp(model, data, aggregation: str = "mean", temperature: float = 200.0) -> Dict[str, float]:
     """Block scores from GraSP (see module docstring); the highest go first."""

@@ -19,6 +19,7 @@ from typing import Mapping
 import keras
 import numpy as np
 
+from tf_lottery.core import keras_internals
 from tf_lottery.data.checks import check_images, check_labels
 
 
@@ -71,7 +72,7 @@ def check_named_inputs(model: keras.Model, inputs: dict, what: str) -> int:
             does not take, a float array for an integer input, non-finite values, or arrays of
             different lengths.
     """
-    names = [t._keras_history.operation.name for t in model.inputs]
+    names = [keras_internals.producer_name(t) for t in model.inputs]
     if sorted(inputs) != sorted(names):
         raise ValueError(f"{what} must name the inputs of {model.name!r}, {sorted(names)}; got {sorted(inputs)}")
     lengths = {}

@@ -8,12 +8,22 @@ selection (:mod:`tf_lottery.tickets`) considers only the removable ones. A crite
 per-filter form (``filters``, for the filter-ticket baseline of the paper's Table 3) scores
 every prunable filter with the same idea and the same direction.
 
-Each criterion's module registers it with :func:`register`, once.
+Each criterion's module registers it with :func:`register`, once. A criterion with options that a
+run chooses declares them beside its code, as a frozen settings dataclass of declared options
+(:mod:`tf_lottery.core.options`) given to :func:`register` as ``settings=``: each field is a flag named
+after the criterion (``--angular_window``), validated, listed in ``--help`` and the configuration
+reference, and part of a ticket run's identity when set away from its default. ``ARGUMENTS`` maps a
+field to the scoring function's keyword when their names differ.
 
 Example:
-    >>> @register("ones", prune_first="low", needs="nothing", when="any", summary="all ones")
-    ... def ones(model, data=None):
-    ...     return {name: 1.0 for name in blocks(model)}
+    >>> @dataclasses.dataclass(frozen=True)
+    ... class OnesSettings:
+    ...     ones_value: float = options.real(1.0, "ones: the score of every block.")
+    ...     ARGUMENTS = {"ones_value": "value"}
+    >>> @register("ones", prune_first="low", needs="nothing", when="any", summary="all ones",
+    ...           settings=OnesSettings)
+    ... def ones(model, data=None, value: float = 1.0):
+    ...     return {name: value for name in blocks(model)}
 """
 
 from __future__ import annotations
@@ -27,7 +37,8 @@ from typing import Callable, Dict, Mapping, Optional
 import keras
 import numpy as np
 
-from tf_lottery.core import arguments
+from tf_lottery.core import keras_internals
+from tf_lottery.core import arguments, options as declared
 from tf_lottery.core.registry import Registry, UnknownNameError
 from tf_lottery.criteria.inputs import check_scores, check_scoring_data
 from tf_lottery.criteria.language import causal_lm_parts, check_tokens
@@ -83,6 +94,7 @@ class Criterion:
         filters: Its per-filter form, or None when it has none.
         reads_output: Whether its scores depend on the model's output (False: weights alone, or a seed),
             so a model of several outputs needs no ``output=`` for it.
+        settings: The frozen dataclass declaring the options a run chooses (flags), or None.
     """
 
     name: str
@@ -93,6 +105,54 @@ class Criterion:
     summary: str
     filters: Optional[FilterCriterion] = None
     reads_output: bool = True
+    settings: Optional[type] = None
+
+    def flags(self) -> Dict[str, str]:
+        """``{flag name: keyword of the scoring function}`` of the options in :attr:`settings`.
+
+        Returns:
+            The mapping, empty for a criterion without settings.
+
+        Example:
+            >>> get("angular").flags()
+            {'angular_window': 'window'}
+        """
+        if self.settings is None:
+            return {}
+        renamed = getattr(self.settings, "ARGUMENTS", {})
+        return {f.name: renamed.get(f.name, f.name) for f in dataclasses.fields(self.settings)}
+
+    def arguments(self, values: Mapping[str, object]) -> Dict[str, object]:
+        """The scoring function's keywords for flag values (``{"angular_window": 2}`` -> ``{"window": 2}``);
+        values that are None (not chosen) are left out.
+
+        Args:
+            values: Flag names (of :meth:`flags`) and their values.
+
+        Returns:
+            Keyword arguments for the scoring function.
+
+        Raises:
+            ValueError: for a flag this criterion does not declare, or a value its declaration refuses.
+
+        Example:
+            >>> get("angular").arguments({"angular_window": 2})
+            {'window': 2}
+        """
+        flags = self.flags()
+        unknown = sorted(set(values) - set(flags))
+        if unknown:
+            raise ValueError(f"--{unknown[0]} is not an option of criterion {self.name!r}; its options: "
+                             f"{', '.join('--' + f for f in flags) or 'none'}")
+        checks = {o.name: o for o in declared.options_of(self.settings)} if self.settings else {}
+        chosen = {}
+        for flag, value in values.items():
+            if value is not None:
+                checks[flag].check(value)
+                chosen[flags[flag]] = value
+        if hasattr(self.settings, "check_values"):  # what the single declarations cannot refuse alone
+            self.settings.check_values({**{o.name: o.default for o in checks.values()}, **values})
+        return chosen
 
     def options(self) -> Dict[str, object]:
         """The criterion's own options and their defaults, e.g. ``{"aggregation": "mean"}``."""
@@ -102,6 +162,9 @@ class Criterion:
     def check_options(self, options: Dict[str, object]) -> None:
         """Refuses options this criterion does not take.
 
+        An option may be given by its keyword (``window``) or by its flag (``angular_window``, see
+        :meth:`flags`); a flag's value is checked against its declaration.
+
         Raises:
             ValueError: naming the option, the criterion and the options it takes.
 
@@ -110,6 +173,7 @@ class Criterion:
             Traceback (most recent call last):
             ValueError: criterion 'hrank' takes no option 'aggregation'; its options: batch_size
         """
+        options = self._by_keyword(options)
         unknown = sorted(set(options) - set(self.options()))
         if unknown:
             takes = ", ".join(self.options()) or "none"
@@ -124,6 +188,13 @@ class Criterion:
                 else:
                     arguments.number(name, value)
 
+    def _by_keyword(self, options: Mapping[str, object]) -> Dict[str, object]:
+        """``options`` with each flag name (``angular_window``) turned into its keyword (``window``), checked."""
+        flags = self.flags()
+        given = {name: value for name, value in options.items() if name in flags and flags[name] != name}
+        rest = {name: value for name, value in options.items() if name not in given}
+        return {**rest, **self.arguments(given)}
+
     def run_options(self, seed: int, **chosen) -> Dict[str, object]:
         """The options a run passes: the ``chosen`` ones (None values left out), checked, plus the
         run's ``seed`` for a criterion that takes one (``random``).
@@ -131,7 +202,7 @@ class Criterion:
         Raises:
             ValueError: for a chosen option the criterion does not take.
         """
-        options = {k: v for k, v in chosen.items() if v is not None}
+        options = self._by_keyword({k: v for k, v in chosen.items() if v is not None})
         self.check_options(options)
         if "seed" in self.options():
             options["seed"] = seed
@@ -166,6 +237,7 @@ class Criterion:
         """
         if self.needs != "nothing" and data is None:
             raise ValueError(f"criterion {self.name!r} needs data ({self.needs.replace('_', ' ')}); got data=None")
+        options = self._by_keyword(options)
         self.check_options(options)
         language_model = causal_lm_parts(model)
         if language_model is not None:  # a tied-embedding causal LM: its backbone, the head in the loss
@@ -210,7 +282,7 @@ def _dropout_off(model: keras.Model):
     The criteria run the network in training mode (batch statistics, as SNIP's and GraSP's code
     does); a transformer's dropout would then draw a new mask per call and make the scores random.
     """
-    layers = [layer for layer in model._flatten_layers(include_self=False, recursive=True)
+    layers = [layer for layer in keras_internals.child_layers(model, recursive=True)
               if isinstance(layer, keras.layers.Dropout) and layer.rate]
     rates = [layer.rate for layer in layers]
     for layer in layers:
@@ -223,7 +295,7 @@ def _dropout_off(model: keras.Model):
 
 
 def register(name: str, *, prune_first: str, needs: str, when: str, summary: str,
-             filters: Optional[Callable] = None, reads_output: bool = True):
+             filters: Optional[Callable] = None, reads_output: bool = True, settings: Optional[type] = None):
     """Decorator registering a block scoring function as a :class:`Criterion`.
 
     Args:
@@ -236,9 +308,23 @@ def register(name: str, *, prune_first: str, needs: str, when: str, summary: str
             (its docstring's first line is its summary), or None.
         reads_output: False for a criterion of weights alone (or a seed): it scores a model of
             several outputs without ``output=``.
+        settings: A frozen dataclass of declared options (:mod:`tf_lottery.core.options`) that a run
+            chooses: one flag per field, named after the criterion. Class attributes: ``ARGUMENTS``
+            maps a field to the scoring function's keyword when their names differ;
+            ``IDENTITY_DEFAULTS`` lists values that leave a run's identity as it was before the option
+            existed; a classmethod ``check_values(values)`` refuses what one declaration cannot.
+
+    Returns:
+        The decorator, which registers the function and returns the :class:`Criterion`.
 
     Raises:
-        ValueError: for a bad ``prune_first`` or a name registered already.
+        ValueError: for a bad ``prune_first``, a name registered already, or settings that are not a
+            frozen dataclass of declared options each feeding a keyword of the function.
+
+    Example:
+        >>> @register("ones", prune_first="low", needs="nothing", when="any", summary="all ones")
+        ... def ones(model, data=None):
+        ...     return {name: 1.0 for name in blocks(model)}
     """
     if prune_first not in ("low", "high"):
         raise ValueError(f"prune_first must be 'low' or 'high'; got {prune_first!r}")
@@ -246,8 +332,52 @@ def register(name: str, *, prune_first: str, needs: str, when: str, summary: str
     if filters is not None:
         summary_line = (inspect.getdoc(filters) or "").split("\n")[0].replace("``", "")  # plain text for listings
         per_filter = FilterCriterion(name, filters, summary_line)
-    return CRITERIA.entry(name, lambda fn: Criterion(name, fn, prune_first, needs, when, summary, per_filter,
-                                                     reads_output))
+
+    def make(fn):
+        criterion = Criterion(name, fn, prune_first, needs, when, summary, per_filter, reads_output, settings)
+        _check_settings(criterion)
+        return criterion
+
+    return CRITERIA.entry(name, make)
+
+
+def _check_settings(criterion: Criterion) -> None:
+    """Refuses settings that are not a frozen dataclass of declared options, each feeding a keyword of the
+    scoring function (so a flag can never be silently ignored)."""
+    settings = criterion.settings
+    if settings is None:
+        return
+    if not (dataclasses.is_dataclass(settings) and isinstance(settings, type)
+            and settings.__dataclass_params__.frozen):
+        raise ValueError(f"criterion {criterion.name!r}: settings must be a frozen dataclass class; got {settings!r}")
+    takes = criterion.options()
+    for flag, keyword in criterion.flags().items():
+        field = {f.name: f for f in dataclasses.fields(settings)}[flag]
+        if "option" not in field.metadata:
+            raise ValueError(f"criterion {criterion.name!r}: {settings.__name__}.{flag} is not a declared option "
+                             "(tf_lottery.core.options: integer, real, choice, ...)")
+        if keyword not in takes:
+            raise ValueError(f"criterion {criterion.name!r}: --{flag} feeds keyword {keyword!r}, which "
+                             f"{criterion.fn.__name__} does not take; it takes {', '.join(takes) or 'none'}")
+
+
+def settings_classes() -> list:
+    """The settings classes of the registered criteria, in registration order (each once): what the
+    method section of the config is composed with (:func:`tf_lottery.core.options.compose`).
+
+    Returns:
+        The classes.
+
+    Example:
+        >>> [cls.__name__ for cls in settings_classes()]
+        ['AngularSettings', 'GraspSettings', ...]
+    """
+    found = []
+    for name in CRITERIA.names():
+        settings = CRITERIA.get(name).settings
+        if settings is not None and settings not in found:
+            found.append(settings)
+    return found
 
 
 def get(name: str) -> Criterion:

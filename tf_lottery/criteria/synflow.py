@@ -53,6 +53,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tf_lottery.core import keras_internals
 from tf_lottery.graph import reader as graph
 from tf_lottery.graph.rewire import RewireError, rewire
 from tf_lottery.criteria import base
@@ -144,7 +145,7 @@ TOKEN_INPUTS = ("padding_mask", "token_ids")
 
 
 def _input_names(model) -> list:
-    return sorted(t._keras_history.operation.name for t in model.inputs)
+    return sorted(keras_internals.producer_name(t) for t in model.inputs)
 
 
 def _linear_rectifier(activation) -> bool:
@@ -194,7 +195,7 @@ def token_twin(model):
         raise ValueError(f"SynFlow of a language model feeds every token to its token embedding; "
                          f"{model.name!r} has no token_embedding attribute (a keras_hub backbone has one)")
     embedding.call = _every_token(embedding)
-    for layer in twin._flatten_layers(include_self=False, recursive=True):
+    for layer in keras_internals.child_layers(twin, recursive=True):
         if isinstance(layer, keras.layers.LayerNormalization):
             layer.call = _affine(layer)
         elif _linear_rectifier(getattr(layer, "activation", None)):
@@ -224,7 +225,7 @@ def synflow_weight_scores(model, data=None) -> Dict[str, np.ndarray]:
     if _input_names(model) == sorted(TOKEN_INPUTS):
         return _token_weight_scores(model)
     if len(model.inputs) != 1:
-        names = [t._keras_history.operation.name for t in model.inputs]
+        names = [keras_internals.producer_name(t) for t in model.inputs]
         raise ValueError(f"SynFlow feeds {model.name!r} an all-ones image (a language model: every token), and a "
                          f"model of the inputs {names} has neither; score it with snip, grasp or magnitude")
     try:

@@ -181,7 +181,7 @@ def generation(model, data, new_tokens: int = 64, repeats: int = 3) -> dict:
             "prompt_tokens": prompt_tokens, "repeats": repeats}
 
 
-@register("generation", settings=lambda config: {"new_tokens": 64},
+@register("generation", settings=lambda config: {"new_tokens": 64}, tasks=("causal_lm",),
           summary="causal_lm: measured generation tokens/s and latency per token (batch 1, greedy)")
 def generation_eval(model, data, evaluation_config) -> dict:
     """The ``generation`` evaluation (:func:`generation`)."""

@@ -47,6 +47,7 @@ class Evaluation:
         summary: One line for listings.
         pairwise: Whether it compares the model with a reference (the dense network): then
             ``fn`` takes ``reference`` too, and runs on tickets only.
+        tasks: The ``--task`` values it measures ("classify", "causal_lm").
     """
 
     name: str
@@ -54,6 +55,7 @@ class Evaluation:
     settings: Callable
     summary: str
     pairwise: bool = False
+    tasks: tuple = ("classify",)
 
     def __call__(self, model, data, evaluation_config, reference=None) -> dict:
         if self.pairwise:
@@ -61,10 +63,30 @@ class Evaluation:
         return self.fn(model, data, evaluation_config)
 
 
-def register(name: str, *, settings: Callable = lambda config: {}, summary: str, pairwise: bool = False):
-    """Decorator registering ``fn`` as an :class:`Evaluation`."""
+def register(name: str, *, settings: Callable = lambda config: {}, summary: str, pairwise: bool = False,
+             tasks: tuple = ("classify",)):
+    """Decorator registering ``fn`` as an :class:`Evaluation`.
 
-    return EVALS.entry(name, lambda fn: Evaluation(name, fn, settings, summary, pairwise))
+    Args:
+        name: The ``--evals`` value.
+        settings: ``(evaluation_config) -> dict``: what the result depends on besides the model and data.
+        summary: One line for listings.
+        pairwise: Whether it compares a ticket with the trained dense network.
+        tasks: The ``--task`` values it measures (default: classify).
+
+    Returns:
+        The decorator, which registers the function and returns it.
+
+    Raises:
+        ValueError: for a name registered already.
+
+    Example:
+        >>> @register("size", summary="parameter count", tasks=("classify", "causal_lm"))
+        ... def size(model, data, evaluation_config):
+        ...     return {"params": model.count_params()}
+    """
+
+    return EVALS.entry(name, lambda fn: Evaluation(name, fn, settings, summary, pairwise, tuple(tasks)))
 
 
 def wanted(evaluation_config, side: str) -> list:

@@ -13,7 +13,7 @@ from tf_lottery.evals import language
 from tf_lottery.evals.registry import register
 
 
-@register("clean", summary="loss and accuracy on the test split")
+@register("clean", summary="loss and accuracy on the test split", tasks=("classify", "causal_lm"))
 def clean(model, data, evaluation_config) -> dict:
     """``{"loss", "accuracy", "examples"}`` of the compiled model on the test split (text: and perplexity)."""
     if isinstance(data, TextData):
@@ -22,7 +22,7 @@ def clean(model, data, evaluation_config) -> dict:
 
 
 @register("cost", settings=lambda config: {"memory_batch_size": config.memory_batch_size},
-          summary="params, FLOPs, conv filters and memory, computed from the graph")
+          summary="params, FLOPs, conv filters and memory, computed from the graph", tasks=("classify", "causal_lm"))
 def cost_summary(model, data, evaluation_config) -> dict:
     """``{"params", "flops", "filters", "memory_bytes", "memory_batch_size"}`` (see :mod:`tf_lottery.graph.cost`);
     text: :func:`tf_lottery.evals.language.text_cost`."""
@@ -32,7 +32,8 @@ def cost_summary(model, data, evaluation_config) -> dict:
 
 
 @register("latency", settings=lambda config: {"batch_sizes": list(config.latency_batch_sizes)},
-          summary="measured inference seconds per batch (median after warm-up), per batch size")
+          summary="measured inference seconds per batch (median after warm-up), per batch size",
+          tasks=("classify", "causal_lm"))
 def latency(model, data, evaluation_config) -> dict:
     """``{batch size (str): {"median_s", "min_s", "max_s", "images_per_s", "repeats"}}`` (text: tokens_per_s)."""
     if isinstance(data, TextData):

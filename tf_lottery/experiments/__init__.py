@@ -6,8 +6,10 @@ An experiment is an :class:`~tf_lottery.config.experiments.Experiment`: a functi
 The CLI picks one with ``--experiment=NAME``.
 """
 
+import importlib
+
 from tf_lottery.config.experiments import EXPERIMENTS, Experiment, register
-from tf_lottery.experiments import (  # noqa: F401,E402  (registers them)
+from tf_lottery.experiments import (  # noqa: F401,E402  (registers them; the stage modules come with them)
     compare, dense, describe, export, imp, init_ticket, lottery, plan, robustness, sweep,
 )
 
@@ -15,6 +17,13 @@ from tf_lottery.experiments import (  # noqa: F401,E402  (registers them)
 def get(name: str) -> Experiment:
     """Returns the experiment registered as ``name`` (error lists the valid names)."""
     return EXPERIMENTS.get(name)
+
+
+def __getattr__(name: str):
+    # ``tl.experiments.stages``, split in 0.10 (see its docstring): imported, and so warned about, only when asked for.
+    if name == "stages":
+        return importlib.import_module("tf_lottery.experiments.stages")
+    raise AttributeError(f"module 'tf_lottery.experiments' has no attribute {name!r}")
 
 
 __all__ = ["EXPERIMENTS", "Experiment", "get", "register"]

@@ -25,9 +25,10 @@ from tf_lottery import export
 from tf_lottery import training
 from tf_lottery.config import Config, MethodConfig, SweepConfig
 from tf_lottery.config.experiments import EXPERIMENTS, register
-from tf_lottery.experiments.stages import (
-    dense_metadata, has_evals, save_export, measure, publish, set_up, steps_per_epoch, train_or_load,
-)
+from tf_lottery.experiments.fitting import train_or_load
+from tf_lottery.experiments.measuring import has_evals, measure
+from tf_lottery.experiments.preparing import set_up, steps_per_epoch
+from tf_lottery.experiments.publishing import dense_metadata, publish, save_export
 from tf_lottery.core.log import log
 from tf_lottery.results.records import ModelRecord
 from tf_lottery.experiments.runs import RunFolder

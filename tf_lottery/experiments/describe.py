@@ -9,7 +9,7 @@ from tf_lottery.graph import cost
 from tf_lottery.evals.language import flops_per_token
 from tf_lottery.config import Config
 from tf_lottery.config.experiments import register
-from tf_lottery.experiments.stages import dense_model
+from tf_lottery.experiments.preparing import dense_model
 from tf_lottery.reports.tables import markdown_table
 
 

@@ -23,7 +23,7 @@ from tf_lottery.config import Config
 from tf_lottery.models import function
 from tf_lottery.experiments.dense import dense_config
 from tf_lottery.config.experiments import EXPERIMENTS
-from tf_lottery.experiments.stages import dense_model
+from tf_lottery.experiments.preparing import dense_model
 from tf_lottery.experiments.sweep import points
 from tf_lottery.results.records import ScoringRecord
 from tf_lottery.experiments import integrity

@@ -25,7 +25,8 @@ from tf_lottery.data import prepare
 from tf_lottery.experiments.dense import dense_config
 from tf_lottery.experiments.existing import targets, trained_ticket
 from tf_lottery.config.experiments import register
-from tf_lottery.experiments.stages import dense_metadata, publish, save_export, ticket_metadata, trained_dense
+from tf_lottery.experiments.fitting import trained_dense
+from tf_lottery.experiments.publishing import dense_metadata, publish, save_export, ticket_metadata
 from tf_lottery.core.log import log
 from tf_lottery.results.records import ModelRecord, RunRecord
 from tf_lottery.experiments.runs import RunFolder

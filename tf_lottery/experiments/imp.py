@@ -28,7 +28,11 @@ from tf_lottery.config import Config
 from tf_lottery.experiments.dense import train_dense
 from tf_lottery.experiments.lottery import check_rewind, rewind_record, rewinding_run, rewound_ticket
 from tf_lottery.config.experiments import register
-from tf_lottery.experiments.stages import make_ticket, record_run, set_up, started, train_or_load
+from tf_lottery.experiments.finished import started
+from tf_lottery.experiments.fitting import train_or_load
+from tf_lottery.experiments.preparing import set_up
+from tf_lottery.experiments.recording import record_run
+from tf_lottery.experiments.scoring import make_ticket
 from tf_lottery.core.log import log
 from tf_lottery.results.records import RunRecord
 

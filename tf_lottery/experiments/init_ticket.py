@@ -26,9 +26,11 @@ from tf_lottery import tickets
 from tf_lottery.config import Config
 from tf_lottery.experiments.dense import train_dense
 from tf_lottery.config.experiments import register
-from tf_lottery.experiments.stages import (
-    already_done, make_ticket, plot_scores, record_run, set_up, started, train_or_load,
-)
+from tf_lottery.experiments.finished import already_done, started
+from tf_lottery.experiments.fitting import train_or_load
+from tf_lottery.experiments.preparing import set_up
+from tf_lottery.experiments.recording import record_run
+from tf_lottery.experiments.scoring import make_ticket, plot_scores
 from tf_lottery.results.records import RunRecord
 from tf_lottery.experiments.runs import RunFolder
 

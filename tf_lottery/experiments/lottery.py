@@ -31,9 +31,11 @@ from tf_lottery import tickets
 from tf_lottery.config import Config
 from tf_lottery.experiments.dense import check_kept, theta_file, theta_step_file, train_dense
 from tf_lottery.config.experiments import register
-from tf_lottery.experiments.stages import (
-    already_done, dense_model, make_ticket, plot_scores, record_run, set_up, started, steps_per_epoch, train_or_load,
-)
+from tf_lottery.experiments.finished import already_done, started
+from tf_lottery.experiments.fitting import train_or_load
+from tf_lottery.experiments.preparing import dense_model, set_up, steps_per_epoch
+from tf_lottery.experiments.recording import record_run
+from tf_lottery.experiments.scoring import make_ticket, plot_scores
 from tf_lottery.core.log import log
 from tf_lottery.results.records import Rewind, RunRecord
 from tf_lottery.experiments.runs import RunFolder

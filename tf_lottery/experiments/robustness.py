@@ -44,7 +44,7 @@ from tf_lottery.evals.robustness import check_shift_sets, shift_set_names
 from tf_lottery.experiments.dense import dense_config
 from tf_lottery.experiments.existing import Target, targets, trained_ticket  # noqa: F401  (Target: public here)
 from tf_lottery.config.experiments import register
-from tf_lottery.experiments.stages import trained_dense
+from tf_lottery.experiments.fitting import trained_dense
 from tf_lottery.core.io import write_json_atomic
 from tf_lottery.core.log import log
 from tf_lottery.core.progress import Progress

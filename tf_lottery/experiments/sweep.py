@@ -27,7 +27,7 @@ from tf_lottery.config import Config, SweepConfig
 from tf_lottery.data import prepare
 from tf_lottery.config.experiments import EXPERIMENTS, register
 from tf_lottery.experiments.lottery import check_rewind, rewind_point
-from tf_lottery.experiments.stages import check_data, check_execution, dense_model
+from tf_lottery.experiments.preparing import check_data, check_execution, dense_model
 from tf_lottery.core.log import log
 from tf_lottery.core.progress import Progress
 from tf_lottery.experiments.rows import sweep_row

@@ -27,6 +27,7 @@ from typing import Optional
 import keras
 import tensorflow as tf
 
+from tf_lottery.core import keras_internals
 from tf_lottery.core.io import atomic_path, ensure_free_space, state_bytes, write_json_atomic
 from tf_lottery.core import manifest
 from tf_lottery.export.saved_model import _check_target, with_caller_metadata
@@ -43,7 +44,7 @@ def input_names(model: keras.Model) -> list:
         >>> input_names(lm)
         ['padding_mask', 'token_ids']
     """
-    return sorted(t._keras_history.operation.name for t in keras.tree.flatten(model.input))
+    return sorted(keras_internals.producer_name(t) for t in keras.tree.flatten(model.input))
 
 
 def _is_keras_hub(model) -> bool:

@@ -19,6 +19,7 @@ from typing import Dict, Iterable, Optional
 
 import keras
 
+from tf_lottery.core import keras_internals
 from tf_lottery import surgery
 
 _BASE_KWARGS = {"name", "trainable", "dtype"}
@@ -89,7 +90,7 @@ def to_tf_keras(model: keras.Model, prunable: Iterable[str] = ()) -> "tf_keras.M
     parents = surgery.producers(model)
     tensors: Dict[str, object] = {}
     for inp in model.inputs:
-        name = inp._keras_history.operation.name
+        name = keras_internals.producer_name(inp)
         tensors[name] = tf_keras.Input(shape=tuple(inp.shape[1:]), dtype=inp.dtype, name=name)
     for layer in model.layers:
         if layer.name in tensors:
@@ -103,8 +104,8 @@ def to_tf_keras(model: keras.Model, prunable: Iterable[str] = ()) -> "tf_keras.M
         twin = cls(**_legacy_config(cls, layer.get_config()))
         inputs = [tensors[p] for p in parents[layer.name]]
         tensors[layer.name] = twin(inputs if len(inputs) > 1 else inputs[0])
-    outputs = [tensors[t._keras_history.operation.name] for t in model.outputs]
-    legacy = tf_keras.Model([tensors[i._keras_history.operation.name] for i in model.inputs],
+    outputs = [tensors[keras_internals.producer_name(t)] for t in model.outputs]
+    legacy = tf_keras.Model([tensors[keras_internals.producer_name(i)] for i in model.inputs],
                             outputs if len(outputs) > 1 else outputs[0], name=model.name)
     copy_weights(model, legacy)
     return legacy

@@ -63,7 +63,8 @@ def _from_spec(spec: dict, removed) -> keras.Model:
     return family_ticket(dense, sorted(removed)) if removed else dense
 
 
-@register_builder("byte_decoder", settings=ByteDecoderSettings, from_settings=_from_settings, from_spec=_from_spec)
+@register_builder("byte_decoder", settings=ByteDecoderSettings, from_settings=_from_settings, from_spec=_from_spec,
+                  tasks=("causal_lm",))
 def byte_decoder(layers: int = 8, hidden: int = 128, heads: int = 4, length: int = 128,
                  seed: int = 0) -> keras.Model:
     """A seeded ``GPT2CausalLM`` on the byte vocabulary (see the module docstring).

@@ -292,7 +292,9 @@ def _function_builder(path: str, trusted: bool) -> ModelBuilder:
         return _build(path, arguments, input_shape, num_classes, seed, 0.0)
 
     builder.__name__ = path.replace(".", "_").replace(":", "__")
-    return ModelBuilder(path, builder, FunctionSettings, from_settings, from_spec, architecture)
+    # A user's function may build either kind of model: the run checks what it built (stages.preparing).
+    return ModelBuilder(path, builder, FunctionSettings, from_settings, from_spec, architecture,
+                        tasks=("classify", "causal_lm"))
 
 
 @functools.lru_cache(maxsize=None)

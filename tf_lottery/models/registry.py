@@ -38,6 +38,8 @@ class ModelBuilder:
             :func:`tf_lottery.surgery.remove_blocks`.
         architecture: ``(settings, input_shape, num_classes) -> str`` or None: a digest of the
             built model's architecture, for builders whose settings do not determine it.
+        tasks: The ``--task`` values its models serve ("classify": images to class scores;
+            "causal_lm": token ids and a padding mask to next-token logits).
     """
 
     name: str
@@ -46,6 +48,7 @@ class ModelBuilder:
     from_settings: Callable
     from_spec: Callable
     architecture: Optional[Callable] = None
+    tasks: tuple = ("classify",)
 
     def __call__(self, *args, **kwargs) -> keras.Model:
         return self.fn(*args, **kwargs)
@@ -56,7 +59,7 @@ _PATTERN_SETTINGS: Dict[str, type] = {}  # how names() shows a pattern family ->
 
 
 def register_builder(name: str, *, settings: type, from_settings: Callable, from_spec: Callable,
-                     architecture: Optional[Callable] = None):
+                     architecture: Optional[Callable] = None, tasks: tuple = ("classify",)):
     """Decorator registering a public builder function as a :class:`ModelBuilder`.
 
     Args:
@@ -67,6 +70,7 @@ def register_builder(name: str, *, settings: type, from_settings: Callable, from
         architecture: ``(settings, input_shape, num_classes) -> str`` for a builder whose
             settings do not say everything its models are (a user's function): a digest that
             enters the run identity.
+        tasks: The ``--task`` values its models serve (default: classify).
 
     Example:
         >>> @register_builder("tiny_resnet", settings=TinySettings, from_settings=build, from_spec=rebuild)
@@ -74,7 +78,8 @@ def register_builder(name: str, *, settings: type, from_settings: Callable, from
         ...     ...
     """
 
-    return MODELS.entry(name, lambda fn: ModelBuilder(name, fn, settings, from_settings, from_spec, architecture))
+    return MODELS.entry(name, lambda fn: ModelBuilder(name, fn, settings, from_settings, from_spec, architecture,
+                                                      tuple(tasks)))
 
 
 def register_pattern(pattern: str, make: Callable[[str], ModelBuilder], shown: str, settings: type) -> None:

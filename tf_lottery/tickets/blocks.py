@@ -24,7 +24,7 @@ def apply(model, ticket, method):
 
 @register("blocks", check=check, apply=apply,
           fields=("criterion", "num_blocks", "fraction", "schedule", "min_blocks_per_stage", "aggregation",
-                  "prune_first", "angular_window", "score_per_class", "score_sequences", "residual_layers", "rewind",
+                  "prune_first", "score_per_class", "score_sequences", "residual_layers", "rewind",
                   "rewind_epoch",
                   "rewind_step"),
           summary="remove whole residual blocks (the paper's layer tickets)")

@@ -27,7 +27,7 @@ def apply(model, ticket, method):
 
 
 @register("filter_masks", check=physical.check, apply=apply, fit=fit_attached, fields=physical.FIELDS,
-          unit="filters",
+          unit="filters", settings=physical.FiltersSettings,
           summary="the filters ticket as whole-filter tfmot masks (no removal, no speed-up)")
 def filter_masks(model, data, method, seed: int = 0):
     """Picks filters exactly as ``filters`` does and masks them instead of removing them.

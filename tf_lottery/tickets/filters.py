@@ -14,7 +14,11 @@ per-layer rate topped up to the exact count).
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Optional
+
 from tf_lottery import criteria
+from tf_lottery.core.options import choice, integer
 from tf_lottery.graph import cost
 from tf_lottery.surgery import filters as filters_lib
 from tf_lottery.tickets.blocks import blocks
@@ -23,8 +27,18 @@ from tf_lottery.tickets.registry import register
 
 MATCHES = ("layers", "none")
 FIELDS = ("criterion", "num_blocks", "fraction", "min_blocks_per_stage", "aggregation", "prune_first",
-          "score_per_class", "residual_layers", "match", "num_filters", "filter_ranking", "rewind", "rewind_epoch",
-          "rewind_step")
+          "score_per_class", "residual_layers", "rewind", "rewind_epoch", "rewind_step")
+
+
+@dataclasses.dataclass(frozen=True)
+class FiltersSettings:
+    """The options of ``filters`` and ``filter_masks`` (how many filters, and how they are ranked)."""
+
+    match: str = choice("layers", MATCHES, "filters: remove as many filters as the layer ticket with the same p "
+                        "and criterion (the paper's Table 3), or --num_filters.")
+    num_filters: Optional[int] = integer(None, "filters, --match=none: filters to remove.", lower_bound=1)
+    filter_ranking: str = choice("global", filters_lib.RANKINGS, "filters: rank all prunable filters at once, or "
+                                 "give each conv its share first (the paper authors' per-layer rate).")
 
 
 def check(model, method) -> None:
@@ -64,7 +78,7 @@ def target_count(model, data, method, seed: int = 0) -> tuple:
         "match": "layers", "target_filters": target, "layer_ticket_removed": list(layers.removed)}
 
 
-@register("filters", check=check, apply=apply, fields=FIELDS, unit="filters",
+@register("filters", check=check, apply=apply, fields=FIELDS, unit="filters", settings=FiltersSettings,
           summary="remove block-internal filters, as many as the layer ticket removes (the paper's Table 3)")
 def filters(model, data, method, seed: int = 0) -> TicketResult:
     """Scores ``model``'s prunable filters with ``method.criterion`` and removes the weakest.

@@ -14,11 +14,14 @@ The level loop (train, prune, rewind, retrain) is the ``imp`` experiment
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from typing import Dict
 
 import keras
 import numpy as np
 
+from tf_lottery.core.options import integer, real
 from tf_lottery.legacy.masked import decode, encode, fit_attached, masked_copy
 from tf_lottery.tickets.find import TicketResult
 from tf_lottery.tickets.registry import register
@@ -80,8 +83,34 @@ def _sparse_name(name: str, details: dict) -> str:
     return f"{name.split('_sparse')[0]}_sparse{round(100 * details['sparsity'])}"
 
 
+@dataclasses.dataclass(frozen=True)
+class ImpSettings:
+    """The options of ``imp``: the fraction pruned per level, and the levels."""
+
+    imp_rate: float = real(0.2, "imp: fraction of the remaining conv and dense kernel weights pruned per level.")
+    imp_levels: int = integer(1, "imp: pruning levels (sparsity 1 - (1 - rate)^levels).", lower_bound=1)
+
+    @classmethod
+    def check_values(cls, values: dict) -> None:
+        """Refuses a rate outside (0, 1) and levels past the one that leaves a millionth of the weights.
+
+        Raises:
+            ValueError: naming the flag, its value and what is allowed.
+        """
+        rate, levels = values["imp_rate"], values["imp_levels"]
+        if not 0 < rate < 1:
+            raise ValueError(f"--imp_rate must be in (0, 1); got {rate}")
+        # Past the level that leaves one weight in a million, every further level prunes nothing
+        # real and retrains the whole recipe again.
+        most = max(1, math.floor(math.log(1e-6) / math.log(1 - rate)))
+        if levels > most:
+            raise ValueError(f"imp_levels must be <= {most} at --imp_rate={rate:g}: {most} levels already "
+                             f"leave (1 - {rate:g})^{most} < 1e-6 of the weights, and each level trains the "
+                             f"whole recipe again; got {levels}")
+
+
 @register("imp", check=check, apply=apply, fit=fit_attached, unit="weights", experiment="imp",
-          fields=("imp_rate", "imp_levels", "rewind", "rewind_epoch", "rewind_step"),
+          fields=("rewind", "rewind_epoch", "rewind_step"), settings=ImpSettings,
           summary="one level of global magnitude pruning of the kernels (IMP, Frankle & Carbin), masked with tfmot")
 def imp(model, data, method, seed: int = 0) -> TicketResult:
     """One IMP level: masks from ``model``'s (trained) kernel magnitudes, ``method.imp_rate`` of the alive ones.

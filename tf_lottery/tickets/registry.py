@@ -49,6 +49,10 @@ class Method:
         unit: What it removes or masks: "blocks", "filters" or "weights" (reports group by it).
         experiment: The experiment that makes its tickets in a sweep or ``compare`` (``imp``
             needs its own level loop), or None for the sweep's experiment.
+        settings: A frozen dataclass declaring the method's own options (flags such as ``--imp_rate``),
+            composed into the method section of the config, or None. Its options enter the identity of
+            the method's runs (less any at a value of the class's ``IDENTITY_DEFAULTS``); a classmethod
+            ``check_values(values)`` may refuse a combination the single declarations cannot.
     """
 
     name: str
@@ -60,6 +64,7 @@ class Method:
     fit: Optional[Callable] = None
     unit: str = "blocks"
     experiment: Optional[str] = None
+    settings: Optional[type] = None
 
     def trainer(self) -> Callable:
         """The function that trains this method's tickets (see ``fit``)."""
@@ -70,11 +75,48 @@ class Method:
 
 
 def register(name: str, *, check: Callable, apply: Callable, summary: str, fields: tuple,
-             fit: Optional[Callable] = None, unit: str = "blocks", experiment: Optional[str] = None):
-    """Decorator registering ``make`` as a :class:`Method`."""
+             fit: Optional[Callable] = None, unit: str = "blocks", experiment: Optional[str] = None,
+             settings: Optional[type] = None):
+    """Decorator registering ``make`` as a :class:`Method`.
+
+    Args:
+        name: The ``--method`` value.
+        check, apply, summary, fit, unit, experiment, settings: See :class:`Method`.
+        fields: The method section's own fields it reads (its settings' fields are added).
+
+    Returns:
+        The decorator, which registers ``make`` and returns it.
+
+    Raises:
+        ValueError: for a name registered already.
+
+    Example:
+        >>> @register("halves", check=check, apply=apply, fields=("num_blocks",), summary="every other block")
+        ... def halves(model, data, method, seed=0):
+        ...     ...
+    """
 
     return METHODS.entry(name, lambda make: Method(name, make, check, apply, summary, tuple(fields), fit, unit,
-                                                   experiment))
+                                                   experiment, settings))
+
+
+def settings_classes() -> list:
+    """The settings classes of the registered methods, in name order (each once), for the config's
+    method section (:func:`tf_lottery.core.options.compose`).
+
+    Returns:
+        The classes.
+
+    Example:
+        >>> [cls.__name__ for cls in settings_classes()]
+        ['FiltersSettings', 'ImpSettings']
+    """
+    found = []
+    for name in METHODS.names():
+        settings = METHODS.get(name).settings
+        if settings is not None and settings not in found:
+            found.append(settings)
+    return found
 
 
 def get(name: str) -> Method:

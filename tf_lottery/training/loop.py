@@ -247,7 +247,7 @@ def fit(model: keras.Model, data, recipe: Recipe, workdir: str, name: str,
     has_val = data.size("val") > 0
     batches = data.train_pipeline(recipe.batch_size, start_step=start * per_epoch)  # those an unbroken run gets
     call_start = time.perf_counter()
-    with keras_patches.fused_batch_norm():  # the same step, batch norm in TensorFlow's fused kernel
+    with keras_patches.fused_batch_norm(model):  # the same step, batch norm in TensorFlow's fused kernel
         model.fit(
             batches,
             epochs=epochs,
