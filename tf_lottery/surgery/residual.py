@@ -361,6 +361,12 @@ def looked_at(model: keras.Model) -> str:
                    f"opened once its family is registered: @tl.graph.containers.register("
                    f"{containers_lib.class_path(type(g.operations[n]))!r}) on a function calling its sublayers "
                    "as its call does" for n, inner in containers.items())
+    lambdas = [n for n in g.order if isinstance(g.operations[n], keras.layers.Lambda) and len(g.parents[n]) == 2
+               and n not in additions]
+    if lambdas:
+        held += (f"; {len(lambdas)} two-input Lambda layers ({', '.join(lambdas[:4])}) do not give the exact sum of "
+                 "two probe tensors, so they close no block (write a residual sum as keras.layers.Add, `+` or a Lambda "
+                 "returning t[0] + t[1])")
     return (f"it looked at {len(additions)} two-input additions ({', '.join(additions[:8]) or 'none'}) and "
             f"{len(keeping)} shape-keeping layers with weights ({', '.join(keeping[:8]) or 'none'}), none of which "
             "holds a residual sum it can see; declare a layer that does with residual_layers=[...] "
