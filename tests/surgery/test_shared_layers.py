@@ -234,3 +234,11 @@ def test_a_filter_group_never_holds_a_shared_layer(data):
     np.testing.assert_array_equal(narrow.get_layer("shared_conv").get_weights()[0],
                                   model.get_layer("shared_conv").get_weights()[0])
     assert narrow(data[0]).shape == (6, 3)
+
+
+def test_an_operation_named_like_a_call_of_a_shared_layer_is_refused_by_name():
+    inputs = keras.Input((12, 12, 8), name="image")
+    shared = _conv(8, "conv")
+    x = keras.layers.ReLU(name="conv@2")(shared(shared(inputs)))
+    with pytest.raises(ValueError, match="has an operation named like a call of a shared layer \\(conv@2\\); rename it"):
+        tl.graph.analyse(keras.Model(inputs, x))

@@ -215,8 +215,8 @@ def analyse(model: keras.Model) -> Graph:
 
     Raises:
         TypeError: see :func:`check_model`.
-        ValueError: for two operations of one name, or an operation consuming the second
-            output of a multi-output operation.
+        ValueError: for two operations of one name (or one named like a call of a shared
+            layer), or an operation consuming the second output of a multi-output operation.
 
     Example:
         >>> analyse(model).parents["stage1_block2_add"]
@@ -244,6 +244,10 @@ def analyse(model: keras.Model) -> Graph:
                                      "multi-output operation; not supported")
             found.append(name)
             operations[name], nodes[name], inputs_of[name] = operation, node, inputs
+    if len(nodes) != len(found):
+        clash = sorted({name for name in found if found.count(name) > 1})
+        raise ValueError(f"{model.name!r} has an operation named like a call of a shared layer ({', '.join(clash)}); "
+                         f"rename it (a shared layer's calls are named <layer>{CALL_SEPARATOR}<call>)")
     call_of = {id(node): name for name, node in nodes.items()}
     parents = {name: [call_of[id(keras_internals.producer_call(t))] for t in inputs_of[name]]  # main input first
                for name in found}

@@ -428,7 +428,8 @@ def ineligible(model: keras.Model) -> Dict[str, str]:
             why[b.name] = " and ".join(f"calls layer {layer!r}, which {_other_users(g, found, b, layer)} also calls"
                                        for layer in b.shared) + " (a shared layer goes with all its calls or none)"
         elif paper:
-            why[b.name] = "takes its input from the stem, not from another block's output (the paper's rule)"
+            why[b.name] = ("does not take its input from another block's output (the paper's rule, which keeps the "
+                           "network's first block)")
     return why
 
 
