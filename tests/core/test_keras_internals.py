@@ -157,7 +157,7 @@ def test_each_call_of_a_shared_layer_is_told_apart_and_run_by_its_node():
         return args[0] if node is second else node.operation(*args, **kwargs)  # skip the second call only
 
     inputs = [keras.Input((4,))]
-    rebuilt = keras.Model(inputs, keras_internals.run_calls(model, inputs, call_fn))
+    rebuilt = keras.Model(inputs[0], keras_internals.run_calls(model, inputs, call_fn))
     assert seen == [("shared", False), ("shared", True), ("plus", False), ("head", False)]
     batch = np.arange(8, dtype="float32").reshape(2, 4)
     expected = model.get_layer("head")(shared(batch) + batch)
