@@ -14,7 +14,7 @@ copyright = "2026, the tf_lottery developers"
 release = tf_lottery.__version__
 version = release
 
-extensions = ["myst_parser", "sphinx.ext.autodoc", "sphinx.ext.napoleon", "tf_lottery_options"]
+extensions = ["myst_parser", "sphinx.ext.autodoc", "sphinx.ext.napoleon", "tf_lottery_options", "tf_lottery_api"]
 source_suffix = {".md": "markdown"}
 exclude_patterns = ["_build"]
 myst_enable_extensions = ["colon_fence"]

@@ -24,7 +24,11 @@ sys.path.insert(0, os.path.join(HERE, ".."))
 
 from tf_lottery.reports import paper, stats  # noqa: E402
 from tf_lottery.reports.cells import cell, group_by  # noqa: E402
-from tf_lottery.reports.statistics import DEFAULT, paired_accuracy, statistics_table, verdict_cell  # noqa: E402
+from tf_lottery.config import Config  # noqa: E402
+from tf_lottery.reports.paper_tables import model_depth, table1_paper  # noqa: E402
+from tf_lottery.reports.statistics import (  # noqa: E402
+    DEFAULT, Declared, paired_accuracy, statistics_table, verdict_cell,
+)
 from tf_lottery.reports.tables import markdown_table  # noqa: E402
 from tf_lottery.results.records import SweepRow  # noqa: E402
 
@@ -168,17 +172,21 @@ TABLES: Dict[str, Callable[[str], str]] = {
 
 
 def sweep_statistics(folder: str, root: str) -> str:
-    """Every cell of a committed sweep or compare folder: per-seed differences, interval, MDD and verdict
-    at the default ξ (the reports' own :func:`tf_lottery.reports.statistics_table`)."""
+    """Every cell of a committed sweep or compare folder: per-seed differences, interval, MDD, verdict at the
+    sweep's declared ξ and the paper's value, as the sweep's own report gives them
+    (:func:`tf_lottery.reports.statistics_table`)."""
     from tf_lottery.reports.compare import _labelled
 
     with open(os.path.join(root, folder, "results.json"), encoding="utf-8") as handle:
         payload = json.load(handle)
     rows = [SweepRow.from_dict(r) for r in payload["rows"]]
+    config = Config.from_dict(payload["config"])
+    declared, depth = Declared.of(config), model_depth(config)  # as the sweep's own report reads them
     if payload["config"]["experiment"] == "compare":
-        return statistics_table(_labelled(rows), ("method", "criterion", "p"))
-    keys = ("criterion", "rewind_at", "p") if rows[0].rewinds else ("criterion", "p")
-    return statistics_table(rows, keys)
+        return statistics_table(_labelled(rows), ("method", "criterion", "p"), declared=declared)
+    if rows[0].rewinds:
+        return statistics_table(rows, ("criterion", "rewind_at", "p"), table1_paper(config), declared)
+    return statistics_table(rows, ("criterion", "p"), lambda r: paper.table2(depth, r.criterion, r.p), declared)
 
 
 def _table(name: str, root: str) -> str:

@@ -82,6 +82,7 @@ def __dir__():
     return sorted(set(globals()) | set(__all__))
 
 
+#: The version of tf_lottery (PEP 440).
 __version__ = "0.10.0.dev0"
 __all__ = [
     "Config", "TicketResult", "carbon", "config", "core", "cost", "criteria", "curves", "data", "distribute", "evals",

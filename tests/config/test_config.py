@@ -50,14 +50,13 @@ def _plugin_flags() -> set:
 
 def test_every_flag_of_0_1_is_generated_with_its_default():
     assert FLAGS_OF_0_1 <= set(cli.OPTIONS)
-    assert _plugin_flags() == {"angular_window", "match", "num_filters", "filter_ranking", "imp_rate", "imp_levels"}
+    # A plug-in's option is listed by its own test, never here: a new one touches no list.
+    assert {"angular_window", "grasp_temperature", "match", "imp_rate", "severities", "cka_examples"} <= _plugin_flags()
     assert _plugin_flags() <= set(cli.OPTIONS)
     assert set(cli.OPTIONS) - FLAGS_OF_0_1 - _plugin_flags() == {
         "method", "evals", "wait_for_lock", "deterministic",  # 0.2
         "sweep_methods",  # 0.3: the baselines (their methods' options are plug-in options)
-        "robustness_examples", "corruptions", "severities", "corruption_seed", "shift_sets", "shift_dir",  # 0.4
-        "shift_download", "attacks", "epsilons", "pgd_steps", "pgd_step_size", "random_start", "attack_examples",
-        "from", "cka_examples",
+        "from",  # 0.4 (the robustness evaluations' options are plug-in options)
         "weights_file", "output", "stem",  # 0.5: keras.applications and imagenet_resnet settings
         "tflite", "tflite_dynamic_range", "serving_dir",  # 0.5: serving
         "strategy", "devices", "cpu_devices", "tpu", "lr_scaling", "sync_batchnorm", "xla",  # 0.6: scale out

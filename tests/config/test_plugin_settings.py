@@ -152,3 +152,23 @@ def test_two_plug_ins_may_not_declare_one_flag_differently():
         @options.compose(lambda: [First])
         class Section:  # noqa: F811
             criterion: str = options.text("grasp", "Criterion.")
+
+
+def test_an_evaluations_options_are_declared_beside_it():
+    from tf_lottery.config import EvaluationConfig
+
+    corruptions = tl.evals.get("corruptions").options
+    assert corruptions.__module__ == "tf_lottery.evals.robustness"
+    assert options.plugin_of(EvaluationConfig, "severities") is corruptions
+    assert options.plugin_of(EvaluationConfig, "evals") is None
+    # --robustness_examples is read by two evaluations, declared alike by both: one flag.
+    assert options.plugin_of(EvaluationConfig, "robustness_examples") in (corruptions, tl.evals.get("shift_sets").options)
+    groups = dict(reference.option_groups())
+    assert [o.name for o in groups["evaluation options: --evals=cka"]] == ["cka_examples"]
+    assert [o.name for o in groups["evaluation"]] == ["evals", "from"]
+    with pytest.raises(ValueError, match=r"severities takes distinct values from 1 to 5; got \[6\]"):
+        Config.create(severities=(6,))
+    assert set(Config().to_dict()["evaluation"]) == {
+        "evals", "runs_from", "latency_batch_sizes", "memory_batch_size", "robustness_examples", "corruptions",
+        "severities", "corruption_seed", "shift_sets", "shift_dir", "shift_download", "attacks", "epsilons",
+        "pgd_steps", "pgd_step_size", "random_start", "attack_examples", "cka_examples"}  # the 0.9 layout

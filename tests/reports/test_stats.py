@@ -221,6 +221,23 @@ def test_recipe_check_measures_flattening_and_collapse():
     assert curves.worst_gap(lagging, [0.5, 0.6], after_epochs=1) is None  # epochs disagree
 
 
+def test_a_dip_the_training_recovered_from_is_not_called_a_collapse():
+    from types import SimpleNamespace
+
+    from tf_lottery.reports.recipe_check import _recipe_flags
+
+    train = [0.70, 0.80, 0.88, 0.90, 0.93, 0.935]
+    dipped = SimpleNamespace(dense_train_accuracy=train,  # epoch 3 falls 16 pp below training, then recovers
+                             dense_curve=[[1, 0.68], [2, 0.78], [3, 0.72], [4, 0.89], [5, 0.925], [6, 0.93]])
+    assert _recipe_flags(dipped, 1)[2] == "validation dip, recovered"
+    lasting = SimpleNamespace(dense_train_accuracy=train,  # the last epoch is 17 pp below the best: collapsed
+                              dense_curve=[[1, 0.68], [2, 0.78], [3, 0.85], [4, 0.89], [5, 0.80], [6, 0.72]])
+    assert _recipe_flags(lasting, 1)[2] == "validation collapse"
+    rising = [0.70, 0.80, 0.88, 0.90, 0.93, 0.95]
+    smooth = SimpleNamespace(dense_train_accuracy=rising, dense_curve=[[i + 1, a - 0.01] for i, a in enumerate(rising)])
+    assert _recipe_flags(smooth, 1)[2] == "still rising"  # the last epoch adds 2 pp of training accuracy
+
+
 def test_the_papers_numbers_are_looked_up_only_where_they_exist():
     from tf_lottery.reports import paper
 

@@ -58,6 +58,7 @@ def serving(registry, task: str) -> list:
             names.append(name.replace("<package.module>:<function>", "package.module:function (yours)"))
     return names
 
+#: The identity scopes of a run folder (dense, ticket, sweep), each with the kinds of section identity it hashes.
 SCOPES = {"dense": ("dense",), "ticket": ("dense", "ticket"), "sweep": ("dense", "ticket", "sweep")}
 
 
@@ -237,6 +238,7 @@ class Config:
                 **({"execution": dict(self.execution)} if self.execution is not None else {})}
 
     def to_json(self) -> str:
+        """:meth:`to_dict` as ``config.json`` holds it (keys sorted, indented)."""
         return json.dumps(self.to_dict(), sort_keys=True, indent=2) + "\n"
 
     @classmethod

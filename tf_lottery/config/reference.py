@@ -19,6 +19,7 @@ from tf_lottery.config.core import Config
 from tf_lottery.config.sections import SECTIONS
 from tf_lottery.core import options
 from tf_lottery.criteria import CRITERIA
+from tf_lottery.evals import EVALS
 from tf_lottery.tickets import METHODS
 from tf_lottery.models import settings_classes
 
@@ -30,7 +31,8 @@ KIND_LABELS = {"text": "string", "integer": "integer", "real": "number", "boolea
 def option_groups() -> List[Tuple[str, List[options.Option]]]:
     """``[(section title, its options)]``: ``run`` (experiment, seed), the config's sections in
     order (without the plug-ins' options composed into them), then each method's and criterion's own
-    options (``method options: --method=filters|filter_masks``, ``criterion options: --criterion=angular``), then the model builders' own settings
+    options (``method options: --method=filter_masks|filters``, ``criterion options: --criterion=angular``,
+    ``evaluation options: --evals=corruptions``), then the model builders' own settings
     (``model settings: --model=<builders>``; builders with one settings class, such as the
     keras.applications families, share a group).
 
@@ -39,13 +41,16 @@ def option_groups() -> List[Tuple[str, List[options.Option]]]:
     groups = [("run", options.options_of(Config))]
     groups += [(name, [o for o in options.options_of(kind) if options.plugin_of(kind, o.field) is None])
                for name, kind in SECTIONS.items()]
-    for kind, registry in (("method", METHODS), ("criterion", CRITERIA)):
+    for kind, flag, registry, attribute in (("method", "method", METHODS, "settings"),
+                                            ("criterion", "criterion", CRITERIA, "settings"),
+                                            ("evaluation", "evals", EVALS, "options")):
         owners: Dict[type, List[str]] = {}
         for name in registry.names():
-            if registry.get(name).settings is not None:
-                owners.setdefault(registry.get(name).settings, []).append(name)
-        for settings, names in owners.items():
-            groups.append((f"{kind} options: --{kind}={'|'.join(names)}", options.options_of(settings)))
+            declared = getattr(registry.get(name), attribute)
+            if declared is not None:
+                owners.setdefault(declared, []).append(name)
+        for declared, names in owners.items():
+            groups.append((f"{kind} options: --{flag}={'|'.join(names)}", options.options_of(declared)))
     for settings, builders in settings_classes().items():
         declared = options.options_of(settings)
         if declared:

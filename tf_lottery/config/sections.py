@@ -26,10 +26,7 @@ from tf_lottery.data import DATASETS, TASKS
 from tf_lottery.data.streaming import DATA_PATHS, resolve_path
 from tf_lottery.runtime import carbon
 from tf_lottery.runtime.distribute import LR_SCALINGS, PRECISIONS, STRATEGIES, XLA_MODES
-from tf_lottery.evals import EVALS
-from tf_lottery.evals.adversarial import ATTACKS
-from tf_lottery.evals.corruptions import CORRUPTIONS, SEVERITIES
-from tf_lottery.evals.shift_sets import SHIFT_SETS
+from tf_lottery.evals import EVALS, options_classes as eval_options
 from tf_lottery.tickets import METHODS, SCHEDULES
 from tf_lottery.tickets.registry import settings_classes as method_settings
 from tf_lottery.models import MODELS
@@ -65,6 +62,7 @@ class Section:
     def __post_init__(self):
         options.normalise(self)
         options.check_options(self)
+        options.check_composed(self)
 
     def to_dict(self) -> dict:
         """JSON-ready values (tuples become lists)."""
@@ -347,9 +345,6 @@ class MethodConfig(Section):
         if self.rewind_epoch and self.rewind_step:
             raise ValueError(f"give --rewind_epoch or --rewind_step, not both; got --rewind_epoch={self.rewind_epoch} "
                              f"and --rewind_step={self.rewind_step}")
-        for settings in method_settings():  # what a method's single declarations cannot refuse alone
-            if hasattr(settings, "check_values"):
-                settings.check_values({f.name: getattr(self, f.name) for f in dataclasses.fields(settings)})
         self.criterion_options(seed=0)  # an option the criterion does not take fails here
 
     def identity(self) -> dict:
@@ -541,57 +536,17 @@ class SweepConfig(Section):
 
 
 @dataclasses.dataclass(frozen=True)
+@options.compose(eval_options)
 class EvaluationConfig(Section):
-    """What is measured on each trained model (results are cached per evaluation)."""
+    """What is measured on each trained model (results are cached per evaluation).
+
+    Each evaluation's own flags (``--severities``, ``--epsilons``, ``--cka_examples``, ...) are declared
+    beside it (its ``options``) and composed in here (:func:`tf_lottery.core.options.compose`).
+    """
 
     evals: tuple = names(("clean", "cost", "latency"), "Evaluations of every trained model.", choices=EVALS)
-    latency_batch_sizes: tuple = integers((1, 128), "Batch sizes of the latency measurement.", lower_bound=1,
-                                          upper_bound=65536, why="each batch is built in memory")
-    memory_batch_size: int = integer(128, "Batch size of the memory estimate.", lower_bound=1, upper_bound=2**31 - 1,
-                                     why="the estimate is an int64 count of bytes")
-    robustness_examples: Optional[int] = integer(None, "corruptions, shift_sets: evaluate the first N images of "
-                                                 "the test split and of each shift set's group (0 = all).",
-                                                 lower_bound=0, zero_means_none=True)
-    corruptions: tuple = names((), "corruptions: which in-graph corruptions (empty: all that apply to the "
-                               "images; saturate needs colour).", choices=tuple(CORRUPTIONS))
-    severities: tuple = integers(SEVERITIES, "corruptions: severities, 1 to 5.", lower_bound=1)
-    corruption_seed: int = integer(0, "corruptions: seed of the corruptions' random draws.", lower_bound=0)
-    shift_sets: tuple = names((), "shift_sets: which published sets (empty: those of the dataset: cifar10_c, "
-                              "cifar10_1, cifar10_2 for cifar10; mnist_c for mnist).", choices=SHIFT_SETS)
-    shift_dir: Optional[str] = text(None, "shift_sets: tfds data_dir of the tfds sets, and the folder holding "
-                                    "cifar102_test.npz (default: tfds' own folder; the current folder).")
-    shift_download: bool = boolean(False, "shift_sets: let tfds download a missing set into --shift_dir (needs "
-                                   "internet; kept apart from --download, which is part of a run's identity).")
-    attacks: tuple = names(ATTACKS, "adversarial: the L-infinity attacks.", choices=ATTACKS)
-    epsilons: tuple = integers((1, 2, 4, 8), "adversarial: radii in pixel levels out of 255 (8 means 8/255 of "
-                               "the [0, 1] pixel range; 0 gives the clean accuracy).", lower_bound=0)
-    pgd_steps: int = integer(10, "adversarial: PGD iterations.", lower_bound=1)
-    pgd_step_size: Optional[float] = real(None, "adversarial: PGD step in pixel levels out of 255 (default "
-                                          "2.5 x epsilon / steps, Madry et al.).")
-    random_start: bool = boolean(True, "adversarial: PGD starts at a uniform random point of the ball.")
-    attack_examples: Optional[int] = integer(1000, "adversarial: attack the first N test images (0 = all).",
-                                             lower_bound=0, zero_means_none=True)
     runs_from: tuple = names((), "robustness, export and plan: run folders to evaluate or export (ticket, dense, sweep or "
                              "compare folders; empty: the runs the other flags name).", flag="from")
-    cka_examples: int = integer(1000, "cka: the fixed evaluation batch, the first N test images (the debiased "
-                                "form needs 4 to 5000).", lower_bound=4)
-
-    def __post_init__(self):
-        super().__post_init__()
-        late = [s for s in self.severities if s > max(SEVERITIES)]
-        if late or len(set(self.severities)) != len(self.severities) or not self.severities:
-            raise ValueError(f"severities takes distinct values from 1 to 5; got {list(self.severities)}")
-        if len(set(self.epsilons)) != len(self.epsilons) or not self.epsilons:
-            raise ValueError(f"epsilons takes distinct values >= 0; got {list(self.epsilons)}")
-        if self.pgd_step_size is not None and self.pgd_step_size <= 0:
-            raise ValueError(f"pgd_step_size must be > 0; got {self.pgd_step_size}")
-        if self.cka_examples > 5000:
-            raise ValueError(f"cka_examples must be from 4 to 5000 (the debiased CKA builds (n, n) kernels); "
-                             f"got {self.cka_examples}")
-        for name in ("corruptions", "shift_sets", "attacks"):
-            values = getattr(self, name)
-            if len(set(values)) != len(values):
-                raise ValueError(f"{name} lists a name twice: {list(values)}")
 
 
 @dataclasses.dataclass(frozen=True)

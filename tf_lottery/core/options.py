@@ -263,3 +263,27 @@ def plugin_of(cls, name: str) -> Optional[type]:
     """
     fields = {f.name: f for f in dataclasses.fields(cls)}
     return fields[name].metadata.get(PLUGIN)
+
+
+def check_composed(instance) -> None:
+    """Runs ``check_values`` of every plug-in settings class composed into ``instance``'s class
+    (:func:`compose`), with that class's fields' values: what a plug-in's single declarations cannot
+    refuse alone (a rate that must be below 1, radii given twice).
+
+    Args:
+        instance: An instance of a dataclass (composed or not).
+
+    Raises:
+        ValueError: as the plug-in's ``check_values`` raises it.
+
+    Example:
+        >>> check_composed(MethodConfig())   # the defaults pass
+    """
+    composed = []
+    for field in dataclasses.fields(instance):
+        settings = field.metadata.get(PLUGIN)
+        if settings is not None and settings not in composed:
+            composed.append(settings)
+    for settings in composed:
+        if hasattr(settings, "check_values"):
+            settings.check_values({f.name: getattr(instance, f.name) for f in dataclasses.fields(settings)})

@@ -27,8 +27,21 @@ def as_batch(data, need_labels: bool = True) -> Tuple[tf.Tensor, Optional[tf.Ten
     """Turns ``(images, labels)`` (arrays, one-hot or integer labels) into float images and int labels
     (under the user's loss, :mod:`tf_lottery.criteria.loss`, the labels as given).
 
+    Args:
+        data: ``(images, labels)``, or images alone when ``need_labels`` is False; images may be
+            ``{input name: array}`` (token ids and a padding mask keep their dtypes).
+        need_labels: Whether labels are required.
+
+    Returns:
+        ``(images, labels)`` as tensors; labels None when not given.
+
     Raises:
         ValueError: for a missing label array, mismatched lengths or an empty batch.
+
+    Example:
+        >>> images, labels = as_batch((np.zeros((4, 32, 32, 3)), np.eye(10)[[1, 2, 3, 4]]))
+        >>> images.dtype.name, labels.numpy().tolist()
+        ('float32', [1, 2, 3, 4])
     """
     if isinstance(data, (tuple, list)) and len(data) == 2:
         images, labels = data
@@ -202,8 +215,22 @@ def block_weights(model: keras.Model) -> Dict[str, list]:
 def aggregate(model: keras.Model, weight_scores: Dict[str, np.ndarray], reduce: str = "mean") -> Dict[str, float]:
     """Block score from per-weight scores: the sum or the mean over the block's scored weights.
 
+    Args:
+        model: The scored model.
+        weight_scores: ``{weight key: scores shaped like the weight}`` for the keys of
+            :func:`block_weights`.
+        reduce: ``"sum"`` or ``"mean"`` (:data:`AGGREGATIONS`).
+
+    Returns:
+        ``{block name: score}``.
+
     Raises:
         ValueError: for an unknown ``reduce``.
+
+    Example:
+        >>> ones = {key: np.ones(1) for keys in block_weights(model).values() for key in keys}
+        >>> aggregate(model, ones, "mean")["stage1_block2"]
+        1.0
     """
     if reduce not in AGGREGATIONS:
         raise ValueError(f"aggregation must be one of {AGGREGATIONS}; got {reduce!r}")

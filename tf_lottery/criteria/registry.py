@@ -49,8 +49,10 @@ from tf_lottery.runtime import distribute
 from tf_lottery.surgery import residual as surgery
 from tf_lottery.surgery.filters import filter_groups
 
+#: How a criterion's per-weight scores make one block score: their ``sum`` or their ``mean``.
 AGGREGATIONS = ("sum", "mean")
 
+#: The criterion registry (``--criterion``): :func:`get` a :class:`Criterion` by name.
 CRITERIA: Registry = Registry("criterion")
 
 
@@ -62,6 +64,11 @@ class FilterCriterion:
         name: The criterion's name.
         fn: ``(model, groups, data, **options) -> {conv: scores per filter}``.
         summary: One line for listings (the first line of ``fn``'s docstring).
+
+    Example:
+        >>> scores = filter_criterion("snip")(model, (images, labels))
+        >>> scores["stage1_block2_conv1"].shape
+        (16,)
     """
 
     name: str
@@ -95,6 +102,12 @@ class Criterion:
         reads_output: Whether its scores depend on the model's output (False: weights alone, or a seed),
             so a model of several outputs needs no ``output=`` for it.
         settings: The frozen dataclass declaring the options a run chooses (flags), or None.
+
+    Example:
+        >>> grasp = get("grasp")
+        >>> grasp.prune_first, grasp.needs
+        ('high', 'labelled_batch')
+        >>> scores = grasp(model, (images, labels))   # {block name: score}
     """
 
     name: str
@@ -317,6 +330,9 @@ def register(name: str, *, prune_first: str, needs: str, when: str, summary: str
     Returns:
         The decorator, which registers the function and returns the :class:`Criterion`.
 
+    Returns:
+        The decorator; it registers the function and gives it back.
+
     Raises:
         ValueError: for a bad ``prune_first``, a name registered already, or settings that are not a
             frozen dataclass of declared options each feeding a keyword of the function.
@@ -381,7 +397,16 @@ def settings_classes() -> list:
 
 
 def get(name: str) -> Criterion:
-    """Returns the criterion registered as ``name`` (the error lists the valid names).
+    """Returns the criterion registered as ``name``.
+
+    Args:
+        name: A criterion's name (:func:`names`).
+
+    Returns:
+        Its :class:`Criterion`: call it as ``criterion(model, data, **options)``.
+
+    Raises:
+        UnknownNameError: for a name that is not registered (listing the valid names).
 
     Example:
         >>> scores = tl.criteria.get("grasp")(model, (images, labels))
@@ -390,20 +415,46 @@ def get(name: str) -> Criterion:
 
 
 def names() -> list:
-    """Registered criterion names."""
+    """Registered criterion names.
+
+    Returns:
+        The names, sorted.
+
+    Example:
+        >>> names()[:4]
+        ['angular', 'block_influence', 'cka', 'expectabs']
+    """
     return CRITERIA.names()
 
 
 def filter_names() -> list:
-    """The criteria that have a per-filter form."""
+    """The criteria that have a per-filter form.
+
+    Returns:
+        Their names, sorted.
+
+    Example:
+        >>> filter_names()
+        ['expectabs', 'grasp', 'hrank', 'magnitude', 'random', 'snip']
+    """
     return [name for name in CRITERIA.names() if name in CRITERIA and CRITERIA.get(name).filters is not None]
 
 
 def filter_criterion(name: str) -> FilterCriterion:
     """The per-filter form of criterion ``name``.
 
+    Args:
+        name: One of :func:`filter_names`.
+
+    Returns:
+        Its :class:`FilterCriterion`.
+
     Raises:
         UnknownNameError: for a criterion without one (listing those with one).
+
+    Example:
+        >>> filter_criterion("snip").name
+        'snip'
     """
     entry = CRITERIA.get(name) if name in CRITERIA else None
     if entry is None or entry.filters is None:
@@ -433,7 +484,18 @@ def filter_scores(model: keras.Model, criterion: str, data=None, **options) -> D
 
 
 def flat_scores(scores: Mapping[str, np.ndarray]) -> Dict[str, float]:
-    """``{"<conv>:<index>": score}``: the JSON form of :func:`filter_scores`."""
+    """The JSON form of :func:`filter_scores`: one entry per filter.
+
+    Args:
+        scores: ``{conv name: array of one score per filter}``.
+
+    Returns:
+        ``{"<conv>:<index>": score}``.
+
+    Example:
+        >>> flat_scores({"stage1_block2_conv1": np.array([0.5, 0.25])})
+        {'stage1_block2_conv1:0': 0.5, 'stage1_block2_conv1:1': 0.25}
+    """
     return {f"{conv}:{i}": float(v) for conv, values in scores.items() for i, v in enumerate(values)}
 
 

@@ -34,6 +34,7 @@ from tf_lottery.data.idx import DEFAULT_FASHION_MNIST_DIR, load_fashion_mnist
 from tf_lottery.data.text import FORTUNES_DIR, ByteTokenizer, read_fortunes, read_python_docs
 from tf_lottery.core.registry import Registry
 
+#: The dataset registry: ``fashion_mnist``, ``mnist``, ``cifar10``, ``cifar100``, ``synthetic`` and the rest (:func:`get`).
 DATASETS: Registry = Registry("dataset")
 
 Arrays = Tuple[np.ndarray, np.ndarray]
@@ -65,6 +66,14 @@ class DatasetInfo:
         split_sizes: Examples in its ``train`` and ``test`` splits when they are fixed (so that "all of
             them" has one spelling in a run's identity), else None.
         default_dir: Where it is read from without ``--data_dir`` (None: tfds's own folder, or no files).
+
+    Raises:
+        ValueError: for class names that do not number the classes.
+
+    Example:
+        >>> info = get("fashion_mnist")
+        >>> info.input_shape, info.num_classes, info.class_names[:2]
+        ((28, 28, 1), 10, ('T-shirt/top', 'Trouser'))
     """
 
     name: str
@@ -87,6 +96,7 @@ class DatasetInfo:
                              "classes")
 
     def load(self, data_dir: Optional[str] = None, download: bool = False, seed: int = 0) -> Dict[str, Arrays]:
+        """``{"train": (x, y), "test": (x, y)}`` from its loader (:class:`DatasetUnavailable` when missing)."""
         return self.loader(data_dir, download, seed)
 
 
@@ -140,7 +150,21 @@ wardrobe whale willow_tree wolf woman worm""".split())
 
 
 def get(name: str) -> DatasetInfo:
-    """Returns the registered dataset ``name`` (the error lists the valid names)."""
+    """Returns the registered dataset ``name``.
+
+    Args:
+        name: A dataset's name (``DATASETS.names()``), or ``tfds:<name>``.
+
+    Returns:
+        Its :class:`DatasetInfo`.
+
+    Raises:
+        UnknownNameError: for a name that is not registered (listing the valid names).
+
+    Example:
+        >>> get("cifar10").num_classes
+        10
+    """
     return DATASETS.get(name)
 
 
@@ -174,8 +198,20 @@ def load_tfds_split(name: str, split: str, data_dir: Optional[str], download: bo
 def load_tfds(name: str, data_dir: Optional[str], download: bool) -> Dict[str, Arrays]:
     """Loads a tfds dataset's train and test splits as numpy arrays (see :func:`load_tfds_split`).
 
+    Args:
+        name: The tfds dataset's name (``"cifar10"``).
+        data_dir: tfds's data folder (None: its default).
+        download: Whether tfds may download the data.
+
+    Returns:
+        ``{"train": (images, labels), "test": (images, labels)}``.
+
     Raises:
         DatasetUnavailable: naming the dataset, the folder and how to get the data.
+
+    Example:
+        >>> load_tfds("cifar10", data_dir=None, download=True)["train"][0].shape
+        (50000, 32, 32, 3)
     """
     return {split: load_tfds_split(name, split, data_dir, download) for split in ("train", "test")}
 
@@ -277,6 +313,16 @@ def _cifar100(data_dir, download, seed):
 def synthetic_arrays(num_train: int = 512, num_test: int = 128, input_shape=(16, 16, 3),
                      num_classes: int = 4, seed: int = 0) -> Dict[str, Arrays]:
     """Learnable random uint8 images: class c brightens channel c % C by a fixed amount.
+
+    Args:
+        num_train: Training examples.
+        num_test: Test examples.
+        input_shape: Shape of one image.
+        num_classes: Number of classes.
+        seed: Seed of the images and labels.
+
+    Returns:
+        ``{"train": (images, labels), "test": (images, labels)}``: uint8 images, int64 labels.
 
     Example:
         >>> synthetic_arrays(num_train=8)["train"][0].shape

@@ -14,6 +14,7 @@ from typing import Tuple
 
 import numpy as np
 
+#: Where Debian's ``dataset-fashion-mnist`` package puts the gzipped IDX files (``--data_dir``'s default).
 DEFAULT_FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 
 _DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
@@ -67,9 +68,20 @@ def load_fashion_mnist(folder: str = DEFAULT_FASHION_MNIST_DIR) -> Tuple[Tuple[n
 
     Images are uint8 of shape (N, 28, 28, 1); labels uint8 in 0..9.
 
+    Args:
+        folder: Where the four gzipped IDX files are (``train-images-idx3-ubyte.gz``, ...).
+
+    Returns:
+        ``((train_x, train_y), (test_x, test_y))``.
+
     Raises:
         FileNotFoundError: naming the folder and how to get the files.
         IdxError: for a corrupt file, or images and labels of different lengths.
+
+    Example:
+        >>> (train_x, train_y), (test_x, test_y) = load_fashion_mnist()
+        >>> train_x.shape, test_x.shape
+        ((60000, 28, 28, 1), (10000, 28, 28, 1))
     """
     def path(split, kind):
         return os.path.join(folder, f"{split}-{kind}-ubyte.gz")

@@ -46,6 +46,11 @@ class DataOptions:
             "auto" (:func:`tf_lottery.data.streaming.resolve_path`).
         cache_dir: Streaming: where ``tf.data`` caches the decoded examples (None: no cache).
         sequence_length: A text corpus (``--task=causal_lm``): positions per sequence.
+
+    Example:
+        >>> data = prepare(DataOptions("synthetic", train_size=256, val_size=64, test_size=128))
+        >>> data.size("train"), data.size("val"), data.size("test")
+        (256, 64, 128)
     """
 
     name: str = "fashion_mnist"
@@ -73,6 +78,12 @@ class PreparedData:
         mean: The per-pixel mean that was subtracted (zeros when off).
         options: The options used.
         raw_dtype: The dtype the dataset stores its images in ("uint8": scaled by 1/255).
+
+    Example:
+        >>> data = prepare(DataOptions("synthetic", train_size=256, val_size=64, test_size=128))
+        >>> data.input_shape, data.num_classes
+        ((16, 16, 3), 4)
+        >>> batches = data.train_pipeline(batch_size=64)   # shuffled, augmented, prefetched
     """
 
     splits: Dict[str, Arrays]

@@ -88,6 +88,11 @@ class TextData:
         options: The :class:`~tf_lottery.data.DataOptions` used.
         vocabulary_size: Token ids run from 0 to this minus one.
         entries: Corpus entries read.
+
+    Example:
+        >>> data = prepare_text(text.read_fortunes(), DataOptions("fortunes", val_size=256), length=128)
+        >>> data.input_shape, data.num_classes, data.size("val")
+        ((128,), 258, 256)
     """
 
     splits: Dict[str, Pairs]

@@ -14,7 +14,9 @@ from tf_lottery.evals import language, robustness, standard  # noqa: F401  (impo
 from tf_lottery.evals.adversarial import ATTACKS, attack
 from tf_lottery.evals.cka import linear_cka
 from tf_lottery.evals.corruptions import CORRUPTIONS, corrupt
-from tf_lottery.evals.registry import EVALS, Evaluation, get, needs_reference, register, run_cached, wanted
+from tf_lottery.evals.registry import (
+    EVALS, Evaluation, get, needs_reference, options_classes, register, run_cached, wanted,
+)
 
 __all__ = ["ATTACKS", "CORRUPTIONS", "EVALS", "Evaluation", "attack", "corrupt", "get", "linear_cka",
-           "needs_reference", "register", "run_cached", "wanted"]
+           "needs_reference", "options_classes", "register", "run_cached", "wanted"]

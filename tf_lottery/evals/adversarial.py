@@ -30,6 +30,7 @@ import tensorflow as tf
 
 from tf_lottery.graph.heads import outputs_probabilities
 
+#: The attacks :func:`attack` runs: ``fgsm`` (one step) and ``pgd`` (projected gradient descent).
 ATTACKS = ("fgsm", "pgd")
 
 Bounds = Tuple[Union[float, np.ndarray], Union[float, np.ndarray]]

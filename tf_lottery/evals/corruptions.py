@@ -296,6 +296,7 @@ def _elastic_transform(images, level, seed):
     return _sample(images, mapped[..., 0], mapped[..., 1])
 
 
+#: The corruptions :func:`corrupt` applies, by name, in the published table's order (Hendrycks and Dietterich, 2019).
 CORRUPTIONS: Dict[str, Callable] = {
     "gaussian_noise": _gaussian_noise,
     "shot_noise": _shot_noise,

@@ -28,10 +28,11 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Dict
+from typing import Callable, Dict, Optional
 
 from tf_lottery.core.registry import Registry
 
+#: The evaluation registry (``--evals``): :func:`get` an :class:`Evaluation` by name.
 EVALS: Registry = Registry("evaluation")
 
 
@@ -48,6 +49,15 @@ class Evaluation:
         pairwise: Whether it compares the model with a reference (the dense network): then
             ``fn`` takes ``reference`` too, and runs on tickets only.
         tasks: The ``--task`` values it measures ("classify", "causal_lm").
+        options: A frozen dataclass declaring the flags it reads (``--severities``), composed into the
+            evaluation section of the config, or None. A classmethod ``check_values(values)`` refuses a
+            combination the single declarations cannot. (``settings`` is what a cached result depends
+            on; ``options`` is what a user sets.)
+
+    Example:
+        >>> get("cka").pairwise, get("cost").settings(config.evaluation)
+        (True, {'memory_batch_size': 128})
+        >>> get("cost")(model, data, config.evaluation)["flops"]
     """
 
     name: str
@@ -56,15 +66,17 @@ class Evaluation:
     summary: str
     pairwise: bool = False
     tasks: tuple = ("classify",)
+    options: Optional[type] = None
 
     def __call__(self, model, data, evaluation_config, reference=None) -> dict:
+        """Measures ``model`` (against ``reference``, the dense network, when pairwise)."""
         if self.pairwise:
             return self.fn(model, data, evaluation_config, reference)
         return self.fn(model, data, evaluation_config)
 
 
 def register(name: str, *, settings: Callable = lambda config: {}, summary: str, pairwise: bool = False,
-             tasks: tuple = ("classify",)):
+             tasks: tuple = ("classify",), options: Optional[type] = None):
     """Decorator registering ``fn`` as an :class:`Evaluation`.
 
     Args:
@@ -73,6 +85,7 @@ def register(name: str, *, settings: Callable = lambda config: {}, summary: str,
         summary: One line for listings.
         pairwise: Whether it compares a ticket with the trained dense network.
         tasks: The ``--task`` values it measures (default: classify).
+        options: The frozen dataclass of the flags it reads (see :class:`Evaluation`).
 
     Returns:
         The decorator, which registers the function and returns it.
@@ -86,21 +99,77 @@ def register(name: str, *, settings: Callable = lambda config: {}, summary: str,
         ...     return {"params": model.count_params()}
     """
 
-    return EVALS.entry(name, lambda fn: Evaluation(name, fn, settings, summary, pairwise, tuple(tasks)))
+    return EVALS.entry(name, lambda fn: Evaluation(name, fn, settings, summary, pairwise, tuple(tasks), options))
+
+
+def options_classes() -> list:
+    """The options classes of the registered evaluations, in name order (each once), for the config's
+    evaluation section (:func:`tf_lottery.core.options.compose`).
+
+    Returns:
+        The classes.
+
+    Example:
+        >>> [cls.__name__ for cls in options_classes()][:2]
+        ['AttackOptions', 'CkaOptions']
+    """
+    found = []
+    for name in EVALS.names():
+        declared = EVALS.get(name).options
+        if declared is not None and declared not in found:
+            found.append(declared)
+    return found
 
 
 def wanted(evaluation_config, side: str) -> list:
-    """The evaluations of ``--evals`` that apply to ``side`` ("dense": no pairwise ones)."""
+    """The evaluations of ``--evals`` that apply to one model of a run.
+
+    Args:
+        evaluation_config: A :class:`tf_lottery.config.EvaluationConfig`.
+        side: "dense" (no pairwise evaluation applies) or "ticket".
+
+    Returns:
+        Their names, in the order of ``--evals``.
+
+    Example:
+        >>> config = Config.create(evals=("clean", "cost", "cka"))
+        >>> wanted(config.evaluation, "dense"), wanted(config.evaluation, "ticket")
+        (['clean', 'cost'], ['clean', 'cost', 'cka'])
+    """
     return [name for name in evaluation_config.evals if side != "dense" or not EVALS.get(name).pairwise]
 
 
 def needs_reference(evaluation_config) -> bool:
-    """Whether a ticket's evaluations need the trained dense network (a pairwise one is asked for)."""
+    """Whether a ticket's evaluations need the trained dense network (a pairwise one is asked for).
+
+    Args:
+        evaluation_config: A :class:`tf_lottery.config.EvaluationConfig`.
+
+    Returns:
+        True when ``--evals`` names a pairwise evaluation.
+
+    Example:
+        >>> needs_reference(Config.create(evals=("clean", "cka")).evaluation)
+        True
+    """
     return any(EVALS.get(name).pairwise for name in evaluation_config.evals)
 
 
 def get(name: str) -> Evaluation:
-    """Returns the evaluation registered as ``name`` (the error lists the valid names)."""
+    """Returns the evaluation registered as ``name``.
+
+    Args:
+        name: An evaluation's name (``EVALS.names()``).
+
+    Returns:
+        Its :class:`Evaluation`.
+
+    Raises:
+        UnknownNameError: for a name that is not registered (listing the valid names).
+
+    Example:
+        >>> get("corruptions").summary
+    """
     return EVALS.get(name)
 
 
@@ -123,6 +192,10 @@ def run_cached(model, data, evaluation_config, run, side: str, log=print, refere
 
     Returns:
         ``{evaluation name: result}``, in the order of ``evals``.
+
+    Example:
+        >>> results = run_cached(ticket, data, config.evaluation, run, "ticket", reference=dense)
+        >>> results["clean"]["accuracy"]
     """
     results = {}
     for name in wanted(evaluation_config, side):

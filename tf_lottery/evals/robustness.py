@@ -18,13 +18,17 @@ Accuracies are fractions in [0, 1], like the clean evaluation's.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
-from typing import Dict, Tuple
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 
+from tf_lottery.core.options import boolean, integer, integers, names, real, text
 from tf_lottery.evals.registry import register
 from tf_lottery.evals import adversarial, cka, corruptions, shift_sets
+from tf_lottery.evals.corruptions import CORRUPTIONS, SEVERITIES
+from tf_lottery.evals.shift_sets import SHIFT_SETS
 
 _CORRUPTED: Dict[Tuple, np.ndarray] = {}  # corrupted pixels of the last image set, shared by every model
 
@@ -53,12 +57,118 @@ def _corrupted(images: np.ndarray, corruption: str, severity: int, seed: int) ->
     return _CORRUPTED[key]
 
 
+def _examples():
+    """``--robustness_examples``, read by ``corruptions`` and ``shift_sets`` (one flag, declared alike by both)."""
+    return integer(None, "corruptions, shift_sets: evaluate the first N images of the test split and of each shift "
+                   "set's group (0 = all).", lower_bound=0, zero_means_none=True)
+
+
+def _distinct_names(values: dict, *fields: str) -> None:
+    for name in fields:
+        if len(set(values[name])) != len(values[name]):
+            raise ValueError(f"{name} lists a name twice: {list(values[name])}")
+
+
+@dataclasses.dataclass(frozen=True)
+class CorruptionOptions:
+    """The flags of ``--evals=corruptions``."""
+
+    robustness_examples: Optional[int] = _examples()
+    corruptions: tuple = names((), "corruptions: which in-graph corruptions (empty: all that apply to the "
+                               "images; saturate needs colour).", choices=tuple(CORRUPTIONS))
+    severities: tuple = integers(SEVERITIES, "corruptions: severities, 1 to 5.", lower_bound=1)
+    corruption_seed: int = integer(0, "corruptions: seed of the corruptions' random draws.", lower_bound=0)
+
+    @classmethod
+    def check_values(cls, values: dict) -> None:
+        """Refuses severities outside 1 to 5, given twice or none, and a corruption named twice.
+
+        Raises:
+            ValueError: naming the flag and its values.
+        """
+        severities = values["severities"]
+        late = [s for s in severities if s > max(SEVERITIES)]
+        if late or len(set(severities)) != len(severities) or not severities:
+            raise ValueError(f"severities takes distinct values from 1 to 5; got {list(severities)}")
+        _distinct_names(values, "corruptions")
+
+
+@dataclasses.dataclass(frozen=True)
+class ShiftSetOptions:
+    """The flags of ``--evals=shift_sets``."""
+
+    robustness_examples: Optional[int] = _examples()
+    shift_sets: tuple = names((), "shift_sets: which published sets (empty: those of the dataset: cifar10_c, "
+                              "cifar10_1, cifar10_2 for cifar10; mnist_c for mnist).", choices=SHIFT_SETS)
+    shift_dir: Optional[str] = text(None, "shift_sets: tfds data_dir of the tfds sets, and the folder holding "
+                                    "cifar102_test.npz (default: tfds' own folder; the current folder).")
+    shift_download: bool = boolean(False, "shift_sets: let tfds download a missing set into --shift_dir (needs "
+                                   "internet; kept apart from --download, which is part of a run's identity).")
+
+    @classmethod
+    def check_values(cls, values: dict) -> None:
+        """Refuses a set named twice.
+
+        Raises:
+            ValueError: naming the flag and its values.
+        """
+        _distinct_names(values, "shift_sets")
+
+
+@dataclasses.dataclass(frozen=True)
+class AttackOptions:
+    """The flags of ``--evals=adversarial``."""
+
+    attacks: tuple = names(adversarial.ATTACKS, "adversarial: the L-infinity attacks.", choices=adversarial.ATTACKS)
+    epsilons: tuple = integers((1, 2, 4, 8), "adversarial: radii in pixel levels out of 255 (8 means 8/255 of "
+                               "the [0, 1] pixel range; 0 gives the clean accuracy).", lower_bound=0)
+    pgd_steps: int = integer(10, "adversarial: PGD iterations.", lower_bound=1)
+    pgd_step_size: Optional[float] = real(None, "adversarial: PGD step in pixel levels out of 255 (default "
+                                          "2.5 x epsilon / steps, Madry et al.).")
+    random_start: bool = boolean(True, "adversarial: PGD starts at a uniform random point of the ball.")
+    attack_examples: Optional[int] = integer(1000, "adversarial: attack the first N test images (0 = all).",
+                                             lower_bound=0, zero_means_none=True)
+
+    @classmethod
+    def check_values(cls, values: dict) -> None:
+        """Refuses radii given twice or none, a step of 0 or less, and an attack named twice.
+
+        Raises:
+            ValueError: naming the flag and its value.
+        """
+        epsilons = values["epsilons"]
+        if len(set(epsilons)) != len(epsilons) or not epsilons:
+            raise ValueError(f"epsilons takes distinct values >= 0; got {list(epsilons)}")
+        if values["pgd_step_size"] is not None and values["pgd_step_size"] <= 0:
+            raise ValueError(f"pgd_step_size must be > 0; got {values['pgd_step_size']}")
+        _distinct_names(values, "attacks")
+
+
+@dataclasses.dataclass(frozen=True)
+class CkaOptions:
+    """The flag of ``--evals=cka``."""
+
+    cka_examples: int = integer(1000, "cka: the fixed evaluation batch, the first N test images (the debiased "
+                                "form needs 4 to 5000).", lower_bound=4)
+
+    @classmethod
+    def check_values(cls, values: dict) -> None:
+        """Refuses more than 5000 examples (the debiased CKA builds (n, n) kernels).
+
+        Raises:
+            ValueError: naming the flag and its value.
+        """
+        if values["cka_examples"] > 5000:
+            raise ValueError(f"cka_examples must be from 4 to 5000 (the debiased CKA builds (n, n) kernels); "
+                             f"got {values['cka_examples']}")
+
+
 def _corruption_settings(config) -> dict:
     return {"corruptions": list(config.corruptions), "severities": list(config.severities),
             "seed": config.corruption_seed, "examples": config.robustness_examples}
 
 
-@register("corruptions", settings=_corruption_settings,
+@register("corruptions", settings=_corruption_settings, options=CorruptionOptions,
           summary="accuracy under the in-graph common corruptions, per corruption and severity")
 def corruption_accuracy(model, data, config) -> dict:
     """Accuracy on the first ``robustness_examples`` test images under every corruption and severity."""
@@ -109,7 +219,7 @@ def check_shift_sets(config, dataset: str) -> None:
         shift_sets.get(name).check_available(config.shift_dir, config.shift_download)
 
 
-@register("shift_sets", settings=lambda config: {"sets": list(config.shift_sets),
+@register("shift_sets", options=ShiftSetOptions, settings=lambda config: {"sets": list(config.shift_sets),
                                                  "examples": config.robustness_examples},
           summary="accuracy on the dataset's published corruption and shift sets (CIFAR-10-C, -10.1, -10.2, MNIST-C)")
 def shift_set_accuracy(model, data, config) -> dict:
@@ -136,7 +246,7 @@ def _attack_settings(config) -> dict:
             "examples": config.attack_examples}
 
 
-@register("adversarial", settings=_attack_settings,
+@register("adversarial", settings=_attack_settings, options=AttackOptions,
           summary="accuracy under FGSM and PGD (L-infinity, epsilon in pixel levels out of 255)")
 def attack_accuracy(model, data, config) -> dict:
     """Accuracy on the first ``attack_examples`` test images under each attack and epsilon."""
@@ -153,7 +263,7 @@ def attack_accuracy(model, data, config) -> dict:
     return {"examples": int(len(labels)), "clean": adversarial.accuracy(model, images, labels), "accuracy": table}
 
 
-@register("cka", settings=lambda config: {"examples": config.cka_examples}, pairwise=True,
+@register("cka", settings=lambda config: {"examples": config.cka_examples}, pairwise=True, options=CkaOptions,
           summary="linear and debiased CKA between dense and ticket: penultimate features and each stage's output")
 def cka_similarity(model, data, config, reference) -> dict:
     """CKA between ``reference`` (the dense network) and ``model`` on the first ``cka_examples`` test images."""

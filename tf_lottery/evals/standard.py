@@ -6,6 +6,9 @@ For text data (``--task=causal_lm``) each measures what it means for a language 
 
 from __future__ import annotations
 
+import dataclasses
+
+from tf_lottery.core.options import integer, integers
 from tf_lottery.graph import cost
 from tf_lottery import training
 from tf_lottery.data import TextData
@@ -21,7 +24,23 @@ def clean(model, data, evaluation_config) -> dict:
     return training.evaluate(model, data, "test")
 
 
-@register("cost", settings=lambda config: {"memory_batch_size": config.memory_batch_size},
+@dataclasses.dataclass(frozen=True)
+class CostOptions:
+    """The flag of ``--evals=cost``."""
+
+    memory_batch_size: int = integer(128, "Batch size of the memory estimate.", lower_bound=1, upper_bound=2**31 - 1,
+                                     why="the estimate is an int64 count of bytes")
+
+
+@dataclasses.dataclass(frozen=True)
+class LatencyOptions:
+    """The flag of ``--evals=latency``."""
+
+    latency_batch_sizes: tuple = integers((1, 128), "Batch sizes of the latency measurement.", lower_bound=1,
+                                          upper_bound=65536, why="each batch is built in memory")
+
+
+@register("cost", settings=lambda config: {"memory_batch_size": config.memory_batch_size}, options=CostOptions,
           summary="params, FLOPs, conv filters and memory, computed from the graph", tasks=("classify", "causal_lm"))
 def cost_summary(model, data, evaluation_config) -> dict:
     """``{"params", "flops", "filters", "memory_bytes", "memory_batch_size"}`` (see :mod:`tf_lottery.graph.cost`);
@@ -31,7 +50,7 @@ def cost_summary(model, data, evaluation_config) -> dict:
     return cost.summary(model, evaluation_config.memory_batch_size)
 
 
-@register("latency", settings=lambda config: {"batch_sizes": list(config.latency_batch_sizes)},
+@register("latency", settings=lambda config: {"batch_sizes": list(config.latency_batch_sizes)}, options=LatencyOptions,
           summary="measured inference seconds per batch (median after warm-up), per batch size",
           tasks=("classify", "causal_lm"))
 def latency(model, data, evaluation_config) -> dict:

@@ -15,7 +15,21 @@ from tf_lottery.experiments import (  # noqa: F401,E402  (registers them; the st
 
 
 def get(name: str) -> Experiment:
-    """Returns the experiment registered as ``name`` (error lists the valid names)."""
+    """Returns the experiment registered as ``name``.
+
+    Args:
+        name: An experiment's name (``EXPERIMENTS.names()``, the values of ``--experiment``).
+
+    Returns:
+        Its :class:`~tf_lottery.config.experiments.Experiment`: call it with a config.
+
+    Raises:
+        UnknownNameError: for a name that is not registered (listing the valid names).
+
+    Example:
+        >>> out = get("sweep")(Config.create(experiment="sweep", sweep_criteria=("snip", "grasp")))
+        >>> out.rows[0].accuracy_pp
+    """
     return EXPERIMENTS.get(name)
 
 

@@ -34,11 +34,18 @@ from tf_lottery.export.saved_model import _check_target, with_caller_metadata
 from tf_lottery.export.serving import folder_bytes
 from tf_lottery.graph.lineage import lineage, recorded_kept
 
+#: The inputs of an exported language model, in the order its serving signature takes them.
 INPUTS = ("token_ids", "padding_mask")
 
 
 def input_names(model: keras.Model) -> list:
     """The names of ``model``'s inputs, sorted: ``sorted(INPUTS)`` for a language model this module exports.
+
+    Args:
+        model: A functional model.
+
+    Returns:
+        Its input names, sorted.
 
     Example:
         >>> input_names(lm)
@@ -57,6 +64,11 @@ def write_token_saved_model(model: keras.Model, path: str) -> None:
     Args:
         model: Takes ``{"token_ids", "padding_mask"}`` and gives logits ``(batch, length, vocabulary)``.
         path: The SavedModel folder (must not exist).
+
+    Example:
+        >>> write_token_saved_model(lm, "exports/lm/saved_model")
+        >>> served = tf.saved_model.load("exports/lm/saved_model").signatures["serving_default"]
+        >>> served(token_ids=ids, padding_mask=mask)["logits"].shape   # (batch, length, vocabulary)
     """
     def serve(token_ids, padding_mask):
         logits = model({"token_ids": token_ids, "padding_mask": padding_mask}, training=False)
@@ -87,6 +99,11 @@ def save_language_model(model: keras.Model, path: str, metadata: Optional[dict] 
         FileExistsError: if ``path`` is a finished export and ``overwrite`` is False, or is not an
             export folder.
         OSError: naming the folder when it cannot be written, or the disk is full.
+
+    Example:
+        >>> save_language_model(ticket_lm, "exports/lm")
+        >>> sorted(os.listdir("exports/lm"))   # preset/: a keras_hub model's
+        ['metadata.json', 'preset', 'saved_model']
     """
     names = input_names(model)
     if names != sorted(INPUTS):

@@ -47,6 +47,7 @@ from tf_lottery.core.io import atomic_path, ensure_free_space, state_bytes, writ
 from tf_lottery.graph.lineage import lineage
 
 
+#: The names an export folder may hold; a folder with other files is not replaced.
 EXPORT_FILES = {"saved_model", "model.keras", "preset", "mean.npy", "model.tflite", "model_dynamic_range.tflite",
                 "metadata.json"}
 
@@ -87,7 +88,20 @@ def findings(path: str, payload: dict) -> List[manifest.Finding]:
 def is_complete(path: str) -> bool:
     """Whether ``path`` holds a finished, sound export: its ``metadata.json`` (written last) parses, and
     every file matches the manifest it carries (size and SHA-256); exports from before tf_lottery
-    0.10, which carry none, need the files they name (before 0.9: the SavedModel and the ``.keras`` file)."""
+    0.10, which carry none, need the files they name (before 0.9: the SavedModel and the ``.keras`` file).
+
+    Args:
+        path: An export folder.
+
+    Returns:
+        True for a finished, sound export; False otherwise (never raises for a damaged one).
+
+    Example:
+        >>> save_model(ticket, "exports/ticket")
+        'exports/ticket'
+        >>> is_complete("exports/ticket"), is_complete("exports/nothing-here")
+        (True, False)
+    """
     payload = _metadata_or_none(path)
     return payload is not None and not findings(path, payload)
 
@@ -257,10 +271,17 @@ def read_metadata(path: str, verify: bool = True) -> dict:
         verify: Check every file's size and SHA-256 (an export is where a shared, possibly hostile,
             artifact arrives); False reads the metadata alone.
 
+    Returns:
+        The metadata: the export's lineage, signatures, sizes, manifest and the caller's fields.
+
     Raises:
         FileNotFoundError: naming the folder when it holds no finished export.
         DamagedExport: naming the file when it does not parse as a JSON object, or the files that do not
             match the manifest.
+
+    Example:
+        >>> read_metadata("exports/ticket")["lineage"]["removed"]
+        ['stage1_block2']
     """
     file = os.path.join(path, "metadata.json")
     if not os.path.exists(file):
@@ -279,7 +300,19 @@ def read_metadata(path: str, verify: bool = True) -> dict:
 def save_ticket(result, path: str, metadata: Optional[dict] = None, overwrite: bool = False, **options) -> str:
     """Exports a :class:`~tf_lottery.tickets.TicketResult` (or a model) with its provenance.
 
-    ``options`` are :func:`save_model`'s (``preprocessing``, ``tflite``, ``tflite_dynamic_range``).
+    Args:
+        result: A :class:`~tf_lottery.tickets.TicketResult` (its ``to_dict`` goes into the metadata
+            under ``ticket``), or a ``keras.Model``.
+        path: Export folder (see :func:`save_model`).
+        metadata: Extra JSON-ready fields for ``metadata.json``.
+        overwrite: Replace an existing export.
+        **options: :func:`save_model`'s (``preprocessing``, ``tflite``, ``tflite_dynamic_range``).
+
+    Returns:
+        ``path``.
+
+    Raises:
+        TypeError: for a ``result`` that is neither; see :func:`save_model` for the rest.
 
     Example:
         >>> result = tl.find_ticket(model, "grasp", num_blocks=3, data=(x, y))

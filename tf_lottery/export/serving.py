@@ -40,6 +40,7 @@ from tf_lottery.data.transforms import resize_images
 from tf_lottery.core.io import atomic_path, nearest_existing
 from tf_lottery.graph.heads import output_names, outputs_probabilities, penultimate, scored_output
 
+#: The outputs a serving signature can give, each named ``<name>_output`` in a model of several outputs.
 OUTPUTS = ("logits", "probabilities", "class", "features")
 
 
@@ -53,6 +54,11 @@ class Preprocessing:
         input_shape: The model's input shape (the raw shape unless ``--input_shape`` resized it).
         mean: Per-pixel mean subtracted after scaling (and resizing), shaped like the input.
         class_names: Label names, in label order.
+
+    Example:
+        >>> preprocessing = Preprocessing.from_data(data)
+        >>> preprocessing.apply(tf.zeros((1, *preprocessing.raw_shape), tf.uint8)).shape == (1, *data.input_shape)
+        True
     """
 
     raw_shape: tuple
@@ -109,7 +115,18 @@ class Preprocessing:
 def head_names(model: keras.Model) -> list:
     """The signature keys of a model's heads when it has several: each output's name (the
     operation producing it), suffixed ``_output`` where it would clash with a key of
-    :data:`OUTPUTS`; empty for a model of one output."""
+    :data:`OUTPUTS`; empty for a model of one output.
+
+    Args:
+        model: A functional model.
+
+    Returns:
+        The keys, in output order.
+
+    Example:
+        >>> head_names(tl.models.cifar_resnet(20))   # one output
+        []
+    """
     names = output_names(model)
     if len(names) == 1:
         return []
@@ -142,6 +159,10 @@ def write_saved_model(model: keras.Model, preprocessing: Preprocessing, path: st
 
     Raises:
         ValueError: when the model's input shape is not ``preprocessing.input_shape``.
+
+    Example:
+        >>> write_saved_model(ticket, Preprocessing.from_data(data), "exports/ticket/saved_model")
+        >>> tf.saved_model.load("exports/ticket/saved_model").signatures["serving_default"]
     """
     if tuple(model.inputs[0].shape[1:]) != tuple(preprocessing.input_shape):
         raise ValueError(f"model {model.name!r} takes {tuple(model.inputs[0].shape[1:])} but the preprocessing makes "
@@ -174,7 +195,18 @@ def write_saved_model(model: keras.Model, preprocessing: Preprocessing, path: st
 
 
 def folder_bytes(path: str) -> int:
-    """Total size of the files under ``path`` (a SavedModel folder)."""
+    """Total size of the files under ``path`` (a SavedModel folder).
+
+    Args:
+        path: A folder.
+
+    Returns:
+        The bytes of every file below it.
+
+    Example:
+        >>> folder_bytes("exports/ticket/saved_model") > 0
+        True
+    """
     return sum(os.path.getsize(os.path.join(root, name)) for root, _, names in os.walk(path) for name in names)
 
 
@@ -194,6 +226,10 @@ def convert_tflite(saved_model: str, path: str, dynamic_range: bool = False) -> 
     Raises:
         ValueError: when the graph cannot be converted even with TensorFlow ops (an
             antialiased resize, from an ``--input_shape`` smaller than the images).
+
+    Example:
+        >>> convert_tflite("exports/ticket/saved_model", "exports/ticket/model.tflite")["quantization"]
+        'none (float32)'
     """
     def convert(select_ops: bool) -> bytes:
         converter = tf.lite.TFLiteConverter.from_saved_model(saved_model, signature_keys=["serving_default"])
@@ -223,9 +259,15 @@ def convert_tflite(saved_model: str, path: str, dynamic_range: bool = False) -> 
 def check_serving_dir(serving_dir: str) -> None:
     """Fails before a run trains when ``serving_dir`` cannot take TF Serving's folders.
 
+    Args:
+        serving_dir: The ``--serving_dir`` folder (it need not exist yet).
+
     Raises:
         ValueError: for a path that is a file (or under one), or a folder (or its nearest existing
             parent) that is not writable.
+
+    Example:
+        >>> check_serving_dir("serving")   # silent: it can be made here
     """
     existing = nearest_existing(serving_dir)
     if not os.path.isdir(existing):
@@ -237,6 +279,11 @@ def check_serving_dir(serving_dir: str) -> None:
 def serving_version(saved_model: str, serving_dir: str, name: str) -> str:
     """Copies a SavedModel to ``serving_dir/name/<n>/``, TF Serving's layout, with ``n`` one above
     the highest version there (1 for the first). The copy takes its number only once complete.
+
+    Args:
+        saved_model: The SavedModel folder.
+        serving_dir: TF Serving's model base folder.
+        name: The model's name under it.
 
     Returns:
         The version folder.
@@ -255,7 +302,20 @@ def serving_version(saved_model: str, serving_dir: str, name: str) -> str:
 
 
 def tflite_outputs(path: str, images: np.ndarray, batch: Optional[int] = None) -> dict:
-    """Runs a ``.tflite`` file on ``images`` with ``tf.lite.Interpreter``; returns its outputs by name."""
+    """Runs a ``.tflite`` file's ``serving_default`` on ``images`` with ``tf.lite.Interpreter``.
+
+    Args:
+        path: The ``.tflite`` file.
+        images: Raw images, shaped as the signature takes them.
+        batch: Images per call (default: all at once).
+
+    Returns:
+        ``{output name: array over all images}``.
+
+    Example:
+        >>> tflite_outputs("exports/ticket/model.tflite", test_images[:8])["class"].shape
+        (8,)
+    """
     interpreter = tf.lite.Interpreter(model_path=path)
     runner = interpreter.get_signature_runner("serving_default")
     outputs = {}

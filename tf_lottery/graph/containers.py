@@ -47,6 +47,12 @@ TOLERANCE = 1e-4
 def class_path(cls: type) -> str:
     """``"module.Class"``, the key of a container family.
 
+    Args:
+        cls: A class.
+
+    Returns:
+        Its module and qualified name, joined by a dot.
+
     Example:
         >>> class_path(type(model.get_layer("vit_encoder")))
         'keras_hub.src.models.vit.vit_layers.ViTEncoder'
@@ -77,7 +83,18 @@ def register(family: Union[str, type]) -> Callable[[Callable], Callable]:
 
 
 def unroll_of(layer) -> Optional[Callable]:
-    """The registered ``unroll`` of ``layer``'s class, or None when it is not a registered container."""
+    """The registered ``unroll`` of ``layer``'s class.
+
+    Args:
+        layer: Any layer.
+
+    Returns:
+        ``unroll(layer, x) -> output``, or None when its class is not a registered container.
+
+    Example:
+        >>> unroll_of(keras.layers.Dense(4)) is None
+        True
+    """
     key = class_path(type(layer))
     return CONTAINERS.get(key) if key in CONTAINERS else None
 
@@ -92,6 +109,9 @@ def check_unrolled(layer, x_shape: tuple, dtype: str) -> None:
 
     Raises:
         ValueError: naming the container and the difference found.
+
+    Example:
+        >>> check_unrolled(model.get_layer("vit_encoder"), (17, 32), "float32")   # silent: it matches
     """
     if not np.issubdtype(np.dtype(dtype), np.floating):
         return
@@ -111,7 +131,20 @@ def check_unrolled(layer, x_shape: tuple, dtype: str) -> None:
 
 @register("keras_hub.src.models.vit.vit_layers.ViTEncoder")
 def vit_encoder(layer, x):
-    """keras_hub's ``ViTEncoder`` (0.32): dropout, the encoder blocks in order, the final LayerNorm."""
+    """keras_hub's ``ViTEncoder`` (0.32): dropout, the encoder blocks in order, the final LayerNorm.
+
+    Args:
+        layer: A ``ViTEncoder``.
+        x: Its input (the patch embeddings).
+
+    Returns:
+        What ``layer(x)`` computes, through its sublayers.
+
+    Example:
+        >>> encoder = vit.get_layer("vit_encoder")   # a keras_hub ViTBackbone's
+        >>> unroll_of(encoder) is vit_encoder
+        True
+    """
     x = layer.dropout(x)
     for block in layer.encoder_layers:
         x = block(x)

@@ -67,7 +67,21 @@ def _positions(shape, layer) -> int:
 
 def einsum_flops(layer, output_shape) -> int:
     """FLOPs of an ``EinsumDense``: its output elements times the sizes of the kernel axes it
-    sums over (those of the kernel's letters that are not in the output)."""
+    sums over (those of the kernel's letters that are not in the output).
+
+    Args:
+        layer: A built ``keras.layers.EinsumDense``.
+        output_shape: Its output shape without the batch axis.
+
+    Returns:
+        The FLOPs of one example.
+
+    Example:
+        >>> layer = keras.layers.EinsumDense("ab,bc->ac", output_shape=16)
+        >>> layer.build((None, 8))
+        >>> einsum_flops(layer, (16,))
+        128
+    """
     inputs, output = layer.equation.split("->")
     kernel_letters = inputs.split(",")[1]
     summed = [size for letter, size in zip(kernel_letters, layer.kernel.shape) if letter not in output]
@@ -81,6 +95,19 @@ def attention_flops(layer, query_shape, key_shape) -> int:
         layer: The attention layer (built).
         query_shape: Its query input's shape without the batch axis (Tq positions, features).
         key_shape: Its key (value) input's shape without the batch axis (Tk positions, features).
+
+    Returns:
+        The four projections' FLOPs plus those of QKᵀ and of the weighted sum over V.
+
+    Raises:
+        ValueError: for a number of positions that is not known.
+
+    Example:
+        >>> layer = keras.layers.MultiHeadAttention(num_heads=2, key_dim=4)
+        >>> x = keras.Input((5, 8))
+        >>> _ = layer(x, x)
+        >>> attention_flops(layer, (5, 8), (5, 8))   # 4 x 5 x 64 + 2 x 5 x 5 x (4 + 4)
+        1680
     """
     queries, keys = _positions(query_shape, layer), _positions(key_shape, layer)
     heads, key_dim = layer.num_heads, layer.key_dim
@@ -93,7 +120,20 @@ def attention_flops(layer, query_shape, key_shape) -> int:
 
 
 def attention_map_elements(layer, query_shape, key_shape) -> int:
-    """Elements of a ``MultiHeadAttention``'s attention map for one example (heads x Tq x Tk)."""
+    """Elements of a ``MultiHeadAttention``'s attention map for one example (heads x Tq x Tk).
+
+    Args:
+        layer: The attention layer.
+        query_shape: Its query input's shape without the batch axis.
+        key_shape: Its key input's shape without the batch axis.
+
+    Returns:
+        ``heads x Tq x Tk``.
+
+    Example:
+        >>> attention_map_elements(layer, (5, 8), (5, 8))   # the layer of attention_flops' example
+        50
+    """
     return layer.num_heads * _positions(query_shape, layer) * _positions(key_shape, layer)
 
 
@@ -111,6 +151,9 @@ def layer_flops(layer, output_shape=None, input_shape=None) -> int:
         output_shape: Its output shape without the batch axis (default: ``layer.output``'s).
         input_shape: Its input shape without the batch axis (default: ``layer.input``'s;
             only transposed convs need it).
+
+    Returns:
+        The layer's FLOPs for one example; 0 for a layer that is not counted.
 
     Raises:
         ValueError: for a spatial size that is not known.
@@ -211,6 +254,12 @@ def _traced(layer) -> bool:
 def uncounted(model: keras.Model) -> list:
     """Names of the layers with weights that :func:`flops` neither counts, traces nor knows to be free.
 
+    Args:
+        model: A Keras model.
+
+    Returns:
+        Those layers' names, in the flat graph's order.
+
     Example:
         >>> uncounted(model)          # e.g. ["lstm"] for a keras.layers.LSTM
         []
@@ -225,6 +274,12 @@ def flops(model: keras.Model) -> int:
 
     Every layer of the flat graph counts (nested models included), at the shapes it has
     in this model. A layer with weights that is not counted is named in a warning.
+
+    Args:
+        model: A Keras model with a fixed input shape.
+
+    Returns:
+        The FLOPs of one example (one multiply-accumulate is one FLOP).
 
     Raises:
         ValueError: for a model whose spatial size is not fixed.
@@ -253,6 +308,13 @@ def operation_flops(g, name: str) -> int:
     :func:`flops` counts them: a counted layer by its formula (attention: at its query and value
     inputs), a layer that is not Keras' own from its traced call, anything else 0.
 
+    Args:
+        g: A :class:`tf_lottery.graph.Graph`.
+        name: One of its operations.
+
+    Returns:
+        The operation's FLOPs for one example.
+
     Example:
         >>> g = tl.graph.analyse(model)
         >>> sum(operation_flops(g, name) for name in g.order) == flops(model)
@@ -273,6 +335,13 @@ def count_filters(model: keras.Model, depthwise: bool = True) -> int:
     SeparableConv2D's pointwise filters), plus, with ``depthwise``, every depthwise kernel (input
     channels x depth multiplier of each DepthwiseConv2D, and of a SeparableConv2D's depthwise step).
 
+    Args:
+        model: A Keras model.
+        depthwise: Whether depthwise kernels count as filters.
+
+    Returns:
+        The number of filters.
+
     Example:
         >>> count_filters(tl.models.cifar_resnet(32))
         1232
@@ -285,7 +354,20 @@ def count_filters(model: keras.Model, depthwise: bool = True) -> int:
 
 def count_depthwise_filters(model: keras.Model) -> int:
     """Number of depthwise kernels: input channels x depth multiplier of every DepthwiseConv2D and of
-    every SeparableConv2D's depthwise step."""
+    every SeparableConv2D's depthwise step.
+
+    Args:
+        model: A Keras model.
+
+    Returns:
+        The number of depthwise kernels (0 for a model without depthwise convs).
+
+    Example:
+        >>> count_depthwise_filters(tl.models.cifar_resnet(20))
+        0
+        >>> count_depthwise_filters(keras.applications.MobileNet(weights=None, input_shape=(32, 32, 3)))
+        4960
+    """
     total = 0
     for layer in graph.leaf_layers(model):
         if isinstance(layer, (keras.layers.DepthwiseConv2D, keras.layers.SeparableConv2D)):
@@ -397,6 +479,17 @@ def summary(model: keras.Model, batch_size: int = 128) -> dict:
     ``nonzero_params`` counts the weights that are not exactly 0: below ``params`` for a
     masked ticket (tfmot's masks leave zeros, not a smaller model), whose FLOPs stay the
     dense ones because masked weights are still multiplied.
+
+    Args:
+        model: A Keras model with a fixed input shape.
+        batch_size: The batch :func:`memory` is counted for.
+
+    Returns:
+        ``{"params", "nonzero_params", "flops", "filters", "memory_bytes", "memory_batch_size"}``.
+
+    Example:
+        >>> summary(tl.models.cifar_resnet(20), batch_size=8)["flops"]
+        40813184
     """
     return {
         "params": int(model.count_params()),
@@ -409,6 +502,18 @@ def summary(model: keras.Model, batch_size: int = 128) -> dict:
 
 
 def reduction(dense: float, ticket: float) -> float:
-    """Percentage by which ``ticket`` is below ``dense`` (e.g. 45.0 for 45 % fewer)."""
+    """Percentage by which ``ticket`` is below ``dense``.
+
+    Args:
+        dense: The dense model's number (FLOPs, parameters, ...).
+        ticket: The ticket's.
+
+    Returns:
+        ``100 * (dense - ticket) / dense``: positive when the ticket is smaller.
+
+    Example:
+        >>> reduction(200.0, 110.0)
+        45.0
+    """
     return 100.0 * (dense - ticket) / dense
 

@@ -31,7 +31,18 @@ _VIEWS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
 def output_names(model: keras.Model) -> list:
-    """The names of ``model``'s outputs: the operations producing them."""
+    """The names of ``model``'s outputs: the operations producing them.
+
+    Args:
+        model: A functional model.
+
+    Returns:
+        One name per output, in output order.
+
+    Example:
+        >>> output_names(tl.models.cifar_resnet(20))
+        ['logits']
+    """
     return [keras_internals.producer_name(t) for t in model.outputs]
 
 
@@ -43,6 +54,9 @@ def scored_output(model: keras.Model, output: Optional[str] = None) -> keras.Mod
         model: A functional model.
         output: The name of the output to score (an operation producing one of the outputs);
             needed when the model has several.
+
+    Returns:
+        ``model`` itself, or a cached view of it with that one output.
 
     Raises:
         ValueError: for a model of several outputs without ``output``, or an unknown name,
@@ -75,6 +89,12 @@ def joint_view(model: keras.Model) -> keras.Model:
     """``model`` with one output, every output's class scores side by side (``(batch, sum of classes)``),
     sharing every layer and variable: what a criterion scores against labels for every output.
 
+    Args:
+        model: A functional model whose outputs are batches of class scores.
+
+    Returns:
+        A cached view with one output: the outputs concatenated on the last axis.
+
     Raises:
         ValueError: naming an output that is not a batch of class scores (rank 2).
 
@@ -96,17 +116,53 @@ def joint_view(model: keras.Model) -> keras.Model:
 
 
 def head_views(model: keras.Model) -> list:
-    """One view per output of ``model`` (:func:`scored_output`), in output order."""
+    """One view per output of ``model`` (:func:`scored_output`), in output order.
+
+    Args:
+        model: A functional model.
+
+    Returns:
+        A list of models, each with one of ``model``'s outputs.
+
+    Example:
+        >>> [view.outputs[0].shape for view in head_views(two_heads)]
+        [(None, 10), (None, 3)]
+    """
     return [scored_output(model, name) for name in output_names(model)]
 
 
 def is_classifier(model: keras.Model) -> bool:
-    """Whether ``model``'s (one) output is a batch of class scores: rank 2, (batch, classes)."""
+    """Whether ``model``'s (one) output is a batch of class scores: rank 2, (batch, classes).
+
+    Args:
+        model: A Keras model.
+
+    Returns:
+        True for one output of rank 2.
+
+    Example:
+        >>> is_classifier(tl.models.cifar_resnet(20))
+        True
+    """
     return len(model.outputs) == 1 and len(model.outputs[0].shape) == 2
 
 
 def softmax_end(model: keras.Model) -> Optional[object]:
-    """The layer or operation whose softmax produces ``model``'s (first) output, or None."""
+    """The layer or operation whose softmax produces ``model``'s (first) output, or None.
+
+    Args:
+        model: A functional model.
+
+    Returns:
+        A softmax layer, a layer with a softmax activation or a ``keras.ops.softmax`` operation;
+        None for a model that outputs logits.
+
+    Example:
+        >>> softmax_end(tl.models.cifar_resnet(20)) is None
+        True
+        >>> softmax_end(tl.models.cifar_resnet(20, output="softmax")).name
+        'logits'
+    """
     last = keras_internals.producer(model.outputs[0])
     if isinstance(last, keras.Model):  # a nested model producing the output: look inside it
         return softmax_end(last)
@@ -124,6 +180,12 @@ def outputs_probabilities(model: keras.Model) -> bool:
     """Whether ``model`` ends in a softmax (else its outputs are logits).
 
     Inside :func:`logits_output` the model computes logits, and this returns False.
+
+    Args:
+        model: A functional model.
+
+    Returns:
+        True when its (first) output is a softmax.
 
     Example:
         >>> outputs_probabilities(tl.models.cifar_resnet(20, output="softmax"))
@@ -144,6 +206,18 @@ def logits_output(model: keras.Model):
     The final softmax is switched off in place (a layer's activation becomes linear, a
     softmax layer or operation passes its input through) and switched back on at exit,
     even after an error. Nothing else changes: same variables, same graph.
+
+    Args:
+        model: A functional model.
+
+    Yields:
+        ``model``, computing logits until the block ends.
+
+    Example:
+        >>> model = tl.models.cifar_resnet(20, output="softmax")
+        >>> with logits_output(model):
+        ...     outputs_probabilities(model)
+        False
     """
     end = softmax_end(model)
     if end is None or end in _SWAPPED:
@@ -172,7 +246,13 @@ def float32_head(model: keras.Model) -> keras.Model:
     """Makes the end of ``model`` compute in float32 under a mixed-precision policy: the layers
     from the output back to (and including) the last layer with weights, so that the logits,
     the probabilities and the loss are float32 (Keras' mixed-precision guide). Variables are
-    float32 under any policy, so nothing is copied. Returns ``model``.
+    float32 under any policy, so nothing is copied.
+
+    Args:
+        model: A functional model (built under a mixed-precision policy).
+
+    Returns:
+        ``model``, changed in place.
 
     Example:
         >>> keras.mixed_precision.set_global_policy("mixed_bfloat16")
@@ -200,8 +280,18 @@ def float32_head(model: keras.Model) -> keras.Model:
 def penultimate(model: keras.Model) -> keras.KerasTensor:
     """The classifier's input: the input of the last Dense layer on the way to the output.
 
+    Args:
+        model: A functional model.
+
+    Returns:
+        The symbolic tensor of its penultimate features.
+
     Raises:
         ValueError: when the model has no Dense layer.
+
+    Example:
+        >>> penultimate(tl.models.cifar_resnet(20)).shape
+        (None, 64)
     """
     g = analyse(model)
     dense = [name for name in g.order if isinstance(g.operations[name], keras.layers.Dense)]

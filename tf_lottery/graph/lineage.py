@@ -27,16 +27,30 @@ import keras
 
 from tf_lottery.core.naming import natural_key
 
+#: The model attribute that holds a model's lineage as JSON (:func:`attach`, :func:`lineage`).
 LINEAGE_ATTR = "_tf_lottery_lineage"
+#: The model attribute that holds, as JSON, the blocks a family ticket kept and removed (:func:`record_kept`).
 KEPT_ATTR = "_tf_lottery_kept_blocks"
 
 
 def attach(model: keras.Model, builder: str, spec: dict, removed: Iterable[str] = (),
            filters: Optional[dict] = None) -> keras.Model:
-    """Records the lineage of ``model`` on it (as JSON); returns ``model``.
+    """Records the lineage of ``model`` on it (as JSON).
 
     Args:
+        model: The model to tag.
+        builder: The registered builder that makes its dense model (``tl.models.get(builder)``).
+        spec: The builder's arguments (JSON-ready).
+        removed: Blocks removed from the dense model.
         filters: ``{conv: removed filter indices}`` of a filter ticket (left out when empty).
+
+    Returns:
+        ``model``.
+
+    Example:
+        >>> model = attach(model, "my_resnet", {"depth": 20})
+        >>> lineage(model)
+        {'builder': 'my_resnet', 'removed': [], 'spec': {'depth': 20}}
     """
     origin = {"builder": builder, "spec": spec, "removed": sorted(set(removed), key=natural_key)}
     if filters:
@@ -46,9 +60,18 @@ def attach(model: keras.Model, builder: str, spec: dict, removed: Iterable[str] 
 
 
 def lineage(model: keras.Model) -> Optional[dict]:
-    """Where ``model`` comes from: ``{"builder", "spec", "removed"}``, or None if unknown.
+    """Where ``model`` comes from.
 
-    Returns a fresh dict each call (editing it changes nothing on the model).
+    Args:
+        model: A Keras model.
+
+    Returns:
+        ``{"builder", "spec", "removed"}`` (and ``"filters"`` for a filter ticket), a fresh dict each
+        call (editing it changes nothing on the model); None if unknown.
+
+    Example:
+        >>> lineage(tl.surgery.remove_blocks(tl.models.cifar_resnet(20), ["stage1_block2"]))["removed"]
+        ['stage1_block2']
     """
     text = getattr(model, LINEAGE_ATTR, None)
     return json.loads(text) if text is not None else None
@@ -57,8 +80,18 @@ def lineage(model: keras.Model) -> Optional[dict]:
 def lineage_json(model: keras.Model) -> str:
     """:func:`lineage` as a JSON string.
 
+    Args:
+        model: A Keras model.
+
+    Returns:
+        The JSON (keys sorted).
+
     Raises:
         ValueError: if ``model`` carries no lineage.
+
+    Example:
+        >>> lineage_json(tl.models.cifar_resnet(20))[:40]
+        '{"builder": "cifar_resnet", "removed": [],'
     """
     origin = getattr(model, LINEAGE_ATTR, None)
     if origin is None:
@@ -67,9 +100,21 @@ def lineage_json(model: keras.Model) -> str:
 
 
 def extend(source: keras.Model, ticket: keras.Model, removed: Iterable[str]) -> Optional[dict]:
-    """Gives ``ticket`` the lineage of ``source`` with ``removed`` blocks added; returns it (or None).
+    """Gives ``ticket`` the lineage of ``source`` with ``removed`` blocks added.
 
     Removed filters of layers the ticket no longer has (they went with a removed block) are dropped.
+
+    Args:
+        source: The model the ticket was cut from.
+        ticket: The ticket.
+        removed: Blocks removed from ``source`` to make it.
+
+    Returns:
+        The ticket's lineage, or None (and nothing recorded) when ``source`` has none.
+
+    Example:
+        >>> extend(dense, ticket, ["stage1_block2"])["removed"]
+        ['stage1_block2']
     """
     origin = lineage(source)
     if origin is None:
@@ -81,18 +126,52 @@ def extend(source: keras.Model, ticket: keras.Model, removed: Iterable[str]) -> 
 
 
 def ticket_name(dense_name: str, removed_count: int) -> str:
-    """``resnet20`` -> ``resnet20_minus2``: a ticket is named after its dense model and p."""
+    """A ticket's name: its dense model's name and p.
+
+    Args:
+        dense_name: The dense model's name (a ticket's name is read back to it).
+        removed_count: Blocks removed in all (0: the dense name).
+
+    Returns:
+        ``<dense name>_minus<p>``.
+
+    Example:
+        >>> ticket_name("resnet20", 2), ticket_name("resnet20_minus1", 3)
+        ('resnet20_minus2', 'resnet20_minus3')
+    """
     base = dense_name.split("_minus")[0]
     return base + (f"_minus{removed_count}" if removed_count else "")
 
 
 def record_kept(model: keras.Model, kept: Iterable[str], removed: Iterable[str]) -> None:
     """Records on a family ticket the original name of each of its blocks, in order, and of the
-    blocks removed on the way to it (which a model without a lineage keeps nowhere else)."""
+    blocks removed on the way to it (which a model without a lineage keeps nowhere else).
+
+    Args:
+        model: A family ticket.
+        kept: The original names of its blocks, in order.
+        removed: The original names of the blocks removed.
+
+    Example:
+        >>> record_kept(ticket, ["layer_0", "layer_2"], ["layer_1"])
+        >>> recorded_kept(ticket)["removed"]
+        ['layer_1']
+    """
     setattr(model, KEPT_ATTR, json.dumps({"kept": list(kept), "removed": list(removed)}))
 
 
 def recorded_kept(model: keras.Model) -> Optional[dict]:
-    """``{"kept": [...], "removed": [...]}`` as :func:`record_kept` recorded it on ``model``, or None."""
+    """What :func:`record_kept` recorded on ``model``.
+
+    Args:
+        model: A Keras model.
+
+    Returns:
+        ``{"kept": [...], "removed": [...]}``, or None when nothing was recorded.
+
+    Example:
+        >>> recorded_kept(tl.models.cifar_resnet(20)) is None
+        True
+    """
     text = getattr(model, KEPT_ATTR, None)
     return json.loads(text) if text is not None else None

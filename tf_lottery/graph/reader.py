@@ -46,8 +46,16 @@ from tf_lottery.graph.lineage import KEPT_ATTR, LINEAGE_ATTR
 def check_model(model) -> None:
     """Refuses models whose graph surgery cannot read, naming what to do instead.
 
+    Args:
+        model: The model to check.
+
     Raises:
         TypeError: for anything but a Keras 3 functional model.
+
+    Example:
+        >>> check_model(keras.Sequential([keras.layers.Dense(2)]))
+        Traceback (most recent call last):
+        TypeError: 'sequential' is a keras.Sequential model: each layer feeds the next, so it has no residual ...
     """
     if isinstance(model, keras.Sequential):
         raise TypeError(
@@ -97,14 +105,38 @@ _FLAT: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 def carry_tags(model: keras.Model, view: keras.Model) -> None:
     """Gives ``view`` (a model over ``model``'s layers) what ``model`` says of itself: its lineage
-    and its declared residual layers, so the view is read as the model."""
+    and its declared residual layers, so the view is read as the model.
+
+    Args:
+        model: The model the view is made from.
+        view: A ``keras.Model`` over ``model``'s layers.
+
+    Example:
+        >>> view = keras.Model(model.inputs, model.get_layer("pool").output)
+        >>> carry_tags(model, view)
+        >>> tl.graph.lineage.lineage(view)["builder"]
+        'cifar_resnet'
+    """
     for attribute in (LINEAGE_ATTR, DECLARED_ATTR, KEPT_ATTR):
         if getattr(model, attribute, None) is not None:
             setattr(view, attribute, getattr(model, attribute))
 
 
 def is_nested(model: keras.Model) -> bool:
-    """Whether ``model`` calls another model, or a registered container, as a layer."""
+    """Whether ``model`` calls another model, or a registered container, as a layer.
+
+    Args:
+        model: A functional model.
+
+    Returns:
+        True when something in it must be inlined to read its graph.
+
+    Example:
+        >>> inner = keras.Sequential([keras.layers.Dense(4), keras.layers.ReLU()])
+        >>> x = keras.Input((4,))
+        >>> is_nested(keras.Model(x, inner(x))), is_nested(tl.models.cifar_resnet(20))
+        (True, False)
+    """
     return any(isinstance(op, keras.Model) or containers.unroll_of(op) is not None for op in model.operations)
 
 
@@ -113,8 +145,18 @@ def flat(model: keras.Model) -> keras.Model:
 
     The view shares layers and variables with ``model`` and carries its lineage.
 
+    Args:
+        model: A Keras 3 functional model.
+
+    Returns:
+        A functional model whose operations are all leaves (cached per model).
+
     Raises:
         TypeError: see :func:`check_model` (also for a nested subclassed model).
+
+    Example:
+        >>> [op.name for op in flat(keras.Model(x, inner(x))).operations]   # the models of is_nested's example
+        ['input_layer', 'dense', 're_lu']
     """
     check_model(model)
     if not is_nested(model):
@@ -136,6 +178,13 @@ CALL_SEPARATOR = "@"
 def call_names(name: str, calls: int) -> List[str]:
     """The graph names of the ``calls`` calls of the operation ``name``: its own name for a single call,
     ``name@1``, ``name@2``, ... (in call order) for a layer called more than once.
+
+    Args:
+        name: The operation's name.
+        calls: How many times the model calls it (>= 1).
+
+    Returns:
+        One name per call, in call order.
 
     Example:
         >>> call_names("shared_conv", 2)
@@ -164,6 +213,11 @@ class Graph:
         outputs: Names of the calls producing the model's outputs.
         blocks: :func:`tf_lottery.surgery.find_blocks`' result per eligibility rule (a cache:
             a functional graph never changes).
+
+    Example:
+        >>> g = analyse(tl.models.cifar_resnet(20))
+        >>> g.order[:3], g.consumers["stage1_block1_out"], g.shapes["stage1_block2_add"]
+        (['image', 'stem_conv', 'stem_bn'], ['stage1_block2_conv1', 'stage1_block2_add'], (32, 32, 16))
     """
 
     model: keras.Model
@@ -213,14 +267,20 @@ _GRAPHS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 def analyse(model: keras.Model) -> Graph:
     """The :class:`Graph` of ``model`` (flattened first; cached per model).
 
+    Args:
+        model: A Keras 3 functional model.
+
+    Returns:
+        Its :class:`Graph`.
+
     Raises:
         TypeError: see :func:`check_model`.
         ValueError: for two operations of one name (or one named like a call of a shared
             layer), or an operation consuming the second output of a multi-output operation.
 
     Example:
-        >>> analyse(model).parents["stage1_block2_add"]
-        ['stage1_block2_bn2', 'stage1_block1_out']
+        >>> analyse(tl.models.cifar_resnet(20)).parents["stage1_block2_add"]
+        ['stage1_block1_out', 'stage1_block2_bn2']
     """
     view = flat(model)
     if view in _GRAPHS:
@@ -280,11 +340,21 @@ def operation(model: keras.Model, name: str):
     """The layer or operation of call ``name`` in ``model``'s flat graph; a shared layer is also found by
     its own name.
 
+    Args:
+        model: A Keras 3 functional model.
+        name: A call's name (:class:`Graph`), or a shared layer's own name (a nested model's layer
+            by its own name).
+
+    Returns:
+        The layer, or the ``keras.ops`` operation.
+
     Raises:
         ValueError: for a name that is not in the graph.
 
     Example:
-        >>> operation(model, "shared_conv@2") is operation(model, "shared_conv")
+        >>> type(operation(tl.models.cifar_resnet(20), "stage1_block2_conv1")).__name__
+        'Conv2D'
+        >>> operation(model, "shared_conv@2") is operation(model, "shared_conv")   # a shared layer's call
         True
     """
     g = analyse(model)
@@ -299,8 +369,19 @@ def operation(model: keras.Model, name: str):
 def node_of(model: keras.Model, name: str):
     """The Keras node of call ``name`` in ``model``'s flat graph (its arguments included).
 
+    Args:
+        model: A Keras 3 functional model.
+        name: A call's name: an operation's name, or ``name@2`` for the second call of a shared layer.
+
+    Returns:
+        The ``keras`` node (its ``arguments`` hold the call's tensors and keyword arguments).
+
     Raises:
         ValueError: for a name that is not a call of the graph (a shared layer: name one call, ``name@2``).
+
+    Example:
+        >>> node_of(tl.models.cifar_resnet(20), "stage1_block2_add").operation.name
+        'stage1_block2_add'
     """
     g = analyse(model)
     if name not in g.nodes:
@@ -311,10 +392,36 @@ def node_of(model: keras.Model, name: str):
 
 
 def output_of(model: keras.Model, name: str):
-    """The symbolic output tensor of call ``name`` in ``model``'s flat graph (see :func:`node_of`)."""
+    """The symbolic output tensor of call ``name`` in ``model``'s flat graph (see :func:`node_of`).
+
+    Args:
+        model: A Keras 3 functional model.
+        name: A call's name: an operation's name, or ``name@2`` for the second call of a shared layer.
+
+    Returns:
+        A ``keras.KerasTensor``, e.g. to build a model ending there.
+
+    Raises:
+        ValueError: for a name that is not a call of the graph.
+
+    Example:
+        >>> output_of(tl.models.cifar_resnet(20), "pool").shape
+        (None, 64)
+    """
     return node_of(model, name).outputs[0]
 
 
 def leaf_layers(model: keras.Model) -> List[keras.layers.Layer]:
-    """Every layer of ``model``'s flat graph (nested models' layers, not the models)."""
+    """Every layer of ``model``'s flat graph (nested models' layers, not the models).
+
+    Args:
+        model: A Keras 3 functional model.
+
+    Returns:
+        The layers, in graph order (``keras.ops`` operations left out).
+
+    Example:
+        >>> len(leaf_layers(tl.models.cifar_resnet(20)))
+        71
+    """
     return [op for op in flat(model).operations if isinstance(op, keras.layers.Layer)]

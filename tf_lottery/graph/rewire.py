@@ -36,6 +36,11 @@ def transfer_weights(source: keras.Model, target: keras.Model, strict: bool = Tr
 
     Raises:
         ValueError: for a missing layer (when ``strict``) or a shape mismatch.
+
+    Example:
+        >>> ticket = rewire(model, {"stage1_block2_out": "stage1_block1_out"})
+        >>> "stage1_block1_conv1" in transfer_weights(model, ticket)
+        True
     """
     source_layers = {layer.name: layer for layer in graph_lib.leaf_layers(source)}
     copied = []
@@ -60,6 +65,11 @@ def transfer_weights(source: keras.Model, target: keras.Model, strict: bool = Tr
 
 class RewireError(ValueError):
     """An operation of the model failed when called on the rebuilt graph's tensors.
+
+    Args:
+        model_name: The model being rebuilt.
+        operation: The operation that failed.
+        error: What it raised.
 
     Attributes:
         operation: The name of the operation that failed.
@@ -143,6 +153,11 @@ def rewire(model: keras.Model, replace: Dict[str, str], clone=_clone, name: Opti
 
     Raises:
         RewireError: naming the operation that failed on the new graph's tensors.
+
+    Example:
+        >>> ticket = rewire(model, {"stage1_block2_out": "stage1_block1_out"})   # stage1_block2 bypassed
+        >>> "stage1_block2_conv1" in [layer.name for layer in ticket.layers]
+        False
     """
     view = graph_lib.flat(model)
     g = graph_lib.analyse(view)

@@ -20,16 +20,28 @@ without it everything else works, and asking for a baseline fails in one line na
 
 import importlib.util
 
+#: The packages of the ``baselines`` extra, by their import names.
 BASELINE_PACKAGES = ("tf_keras", "tensorflow_model_optimization")
 
 
 def baselines_installed() -> bool:
-    """Whether tf_keras and tfmot are importable (the ``baselines`` extra)."""
+    """Whether tf_keras and tfmot are importable (the ``baselines`` extra).
+
+    Returns:
+        True when both are installed (neither is imported).
+
+    Example:
+        >>> if not baselines_installed():
+        ...     print("pip install 'tf_lottery[baselines]'")
+    """
     return all(importlib.util.find_spec(name) is not None for name in BASELINE_PACKAGES)
 
 
 def require_baselines(what: str) -> None:
     """Refuses ``what`` (a method or function that trains under tfmot) without the ``baselines`` extra.
+
+    Args:
+        what: What was asked for, as the user wrote it (``"--method=imp"``).
 
     Raises:
         ImportError: one line naming the extra and how to install it.

@@ -36,6 +36,7 @@ from tf_lottery.models.registry import register_builder
 
 OUTPUTS = ("logits", "softmax")
 
+#: The keras.applications families, by the name ``--model`` takes (``tl.models.APPLICATIONS``).
 FAMILIES: Dict[str, Callable] = {
     "resnet50": keras.applications.ResNet50,
     "resnet101": keras.applications.ResNet101,
@@ -56,6 +57,9 @@ _REGULARIZED = {"kernel_regularizer": (keras.layers.Conv2D, keras.layers.Dense),
 @dataclasses.dataclass(frozen=True)
 class ApplicationSettings:
     """The settings of every keras.applications builder (each one a flag).
+
+    Raises:
+        ValueError: for a ``weights_file`` that is not a file.
 
     Example:
         >>> ApplicationSettings(weights_file="resnet50.weights.h5").output

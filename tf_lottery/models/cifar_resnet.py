@@ -52,6 +52,15 @@ class CifarResNetSpec:
         seed: Seed of every initializer (combined with the layer name).
         bn_momentum: BatchNormalization's moving-average momentum (Keras' 0.99, the paper's
             template; left out of :meth:`to_dict` at that value, so specs from before it stay equal).
+
+    Raises:
+        ValueError: for a momentum outside [0, 1), empty or non-positive stages, or an unknown
+            shortcut or output.
+
+    Example:
+        >>> spec = CifarResNetSpec(blocks_per_stage=(3, 3, 3))
+        >>> spec.depth, build_from_spec(spec, ["stage1_block2"]).name
+        (20, 'resnet20_minus1')
     """
 
     blocks_per_stage: tuple = (5, 5, 5)
@@ -135,8 +144,19 @@ def block_name(stage: int, block: int) -> str:
 def depth_to_blocks(depth: int, num_stages: int = 3) -> tuple:
     """Blocks per stage of a CIFAR ResNet of depth 6n + 2.
 
+    Args:
+        depth: The network's depth (convs and the classifier).
+        num_stages: Stages of equal size.
+
+    Returns:
+        ``(n,) * num_stages``.
+
     Raises:
         ValueError: if ``depth`` is not of the form 6n + 2 with n >= 1.
+
+    Example:
+        >>> depth_to_blocks(32)
+        (5, 5, 5)
     """
     per_stage_layers = 2 * num_stages
     if not isinstance(depth, int) or depth < per_stage_layers + 2 or (depth - 2) % per_stage_layers:
@@ -173,6 +193,10 @@ def build_from_spec(spec: CifarResNetSpec, removed_blocks: Iterable[str] = ()) -
 
     Raises:
         ValueError: for an unknown block name or the first block of a stage.
+
+    Example:
+        >>> build_from_spec(CifarResNetSpec(), ["stage2_block3"]).name
+        'resnet32_minus1'
     """
     removed = set(removed_blocks)
     all_blocks = spec.block_names()
@@ -241,6 +265,9 @@ def build_from_spec(spec: CifarResNetSpec, removed_blocks: Iterable[str] = ()) -
 @dataclasses.dataclass(frozen=True)
 class CifarResNetSettings:
     """The ``cifar_resnet`` builder's own settings (each one a flag).
+
+    Raises:
+        ValueError: for a depth that is not 6n + 2, a width multiplier <= 0 or a momentum outside [0, 1).
 
     Example:
         >>> CifarResNetSettings(depth=56).blocks()

@@ -81,6 +81,12 @@ def parse_model_args(text: str) -> dict:
     """``--model_args`` as keyword arguments: a JSON object, or ``key=value`` pairs whose values
     are read as JSON where they parse (``6``, ``true``, ``[1, 2]``) and as text otherwise.
 
+    Args:
+        text: The ``--model_args`` value ('' for none).
+
+    Returns:
+        ``{keyword: value}``.
+
     Raises:
         ValueError: for text that is neither, naming what was expected.
 
@@ -193,6 +199,15 @@ def canonical_names(model: keras.Model) -> keras.Model:
 
     Names the model's author gave are kept. Call it on a freshly built model, before it is
     compiled, trained or saved; layers shared with another model are renamed there too.
+
+    Args:
+        model: A Keras 3 functional model.
+
+    Returns:
+        ``model``, renamed in place.
+
+    Raises:
+        TypeError: for a model that is not functional (:func:`tf_lottery.graph.check_model`).
 
     Example:
         >>> [layer.name for layer in canonical_names(model).layers][:3]

@@ -49,7 +49,27 @@ STEMS = ("imagenet", "cifar")
 
 @dataclasses.dataclass(frozen=True)
 class ImageNetResNetSpec:
-    """Everything that defines an ImageNet-style ResNet, JSON-serialisable."""
+    """Everything that defines an ImageNet-style ResNet, JSON-serialisable.
+
+    Attributes:
+        depth: 18, 34, 50, 101 or 152 (:data:`LAYOUTS`).
+        stem: "imagenet" (7x7/2 conv and max pooling) or "cifar" (one 3x3 conv, for small inputs).
+        width_multiplier: Scales the filters of every stage.
+        input_shape: (height, width, channels) of one image.
+        num_classes: Classifier outputs.
+        output: "logits" or "softmax".
+        weight_decay: L2 factor on every conv kernel.
+        seed: Seed of every initializer.
+
+    Raises:
+        ValueError: for an unknown depth, stem or output, a bad input shape, no class or a width
+            multiplier <= 0.
+
+    Example:
+        >>> spec = ImageNetResNetSpec(depth=18, stem="cifar", input_shape=(32, 32, 3), num_classes=10)
+        >>> len(spec.block_names()), build_from_spec(spec).name
+        (8, 'imagenet_resnet18')
+    """
 
     depth: int = 50
     stem: str = "imagenet"
@@ -75,10 +95,12 @@ class ImageNetResNetSpec:
                              f"{self.width_multiplier}")
 
     def block_names(self) -> list:
+        """The names of every block the spec's network has, in graph order."""
         return [block_name(stage, block) for stage, count in enumerate(LAYOUTS[self.depth][1], start=1)
                 for block in range(1, count + 1)]
 
     def to_dict(self) -> dict:
+        """JSON-ready (tuples as lists): the spec a lineage records."""
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
 
 
@@ -153,7 +175,13 @@ def build_from_spec(spec: ImageNetResNetSpec, removed_blocks: Iterable[str] = ()
 @dataclasses.dataclass(frozen=True)
 class ImageNetResNetSettings:
     """The ``imagenet_resnet`` builder's own settings (each one a flag; ``depth`` is shared with
-    ``cifar_resnet``, whose default it does not take)."""
+    ``cifar_resnet``, whose default it does not take).
+
+    Example:
+        >>> tl.models.get("imagenet_resnet").from_settings(ImageNetResNetSettings(depth=18, stem="cifar"),
+        ...                                                 (32, 32, 3), 10, 0, 1e-4).name
+        'imagenet_resnet18'
+    """
 
     depth: int = options.integer(50, "ResNet depth: 6n+2 for cifar_resnet; 18, 34, 50, 101 or 152 for "
                                       "imagenet_resnet.")

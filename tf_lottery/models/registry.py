@@ -40,6 +40,11 @@ class ModelBuilder:
             built model's architecture, for builders whose settings do not determine it.
         tasks: The ``--task`` values its models serve ("classify": images to class scores;
             "causal_lm": token ids and a padding mask to next-token logits).
+
+    Example:
+        >>> builder = get("cifar_resnet")
+        >>> builder.settings.__name__, builder(depth=20).name
+        ('CifarResNetSettings', 'resnet20')
     """
 
     name: str
@@ -51,9 +56,11 @@ class ModelBuilder:
     tasks: tuple = ("classify",)
 
     def __call__(self, *args, **kwargs) -> keras.Model:
+        """Calls the public builder function."""
         return self.fn(*args, **kwargs)
 
 
+#: The model builder registry (``--model``): :func:`get` a builder by name, :func:`names` lists them.
 MODELS: Registry = Registry("model")
 _PATTERN_SETTINGS: Dict[str, type] = {}  # how names() shows a pattern family -> its builders' settings
 
@@ -72,6 +79,12 @@ def register_builder(name: str, *, settings: type, from_settings: Callable, from
             enters the run identity.
         tasks: The ``--task`` values its models serve (default: classify).
 
+    Returns:
+        The decorator; it registers the function and gives it back.
+
+    Raises:
+        ValueError: (from the decorator) for a name registered already.
+
     Example:
         >>> @register_builder("tiny_resnet", settings=TinySettings, from_settings=build, from_spec=rebuild)
         ... def tiny_resnet(input_shape=(32, 32, 3), num_classes=10, seed=0, width=16):
@@ -84,13 +97,33 @@ def register_builder(name: str, *, settings: type, from_settings: Callable, from
 
 def register_pattern(pattern: str, make: Callable[[str], ModelBuilder], shown: str, settings: type) -> None:
     """Makes every ``--model`` value matching ``pattern`` a builder made by ``make(value)``
-    (``package.module:function``), whose settings are ``settings``."""
+    (``package.module:function``), whose settings are ``settings``.
+
+    Args:
+        pattern: A regular expression the whole value must match.
+        make: ``value -> ModelBuilder``.
+        shown: How :func:`names` and errors show the family (``"<package.module>:<function>"``).
+        settings: The settings dataclass of its builders.
+
+    Example:
+        >>> register_pattern(r"mine:\w+", make_my_builder, "mine:<name>", MySettings)
+        >>> "mine:<name>" in names()
+        True
+    """
     MODELS.register_pattern(pattern, make, shown)
     _PATTERN_SETTINGS[shown] = settings
 
 
 def settings_classes() -> Dict[type, List[str]]:
-    """``{settings class: the --model values that take it}``, registered builders and patterns alike."""
+    """Which settings class each ``--model`` value takes, registered builders and patterns alike.
+
+    Returns:
+        ``{settings class: [the --model values that take it]}``.
+
+    Example:
+        >>> settings_classes()[tl.models.CifarResNetSettings]
+        ['cifar_resnet']
+    """
     found: Dict[type, List[str]] = {}
     for name in MODELS:
         found.setdefault(MODELS.get(name).settings, []).append(name)
@@ -100,7 +133,17 @@ def settings_classes() -> Dict[type, List[str]]:
 
 
 def get(name: str) -> ModelBuilder:
-    """Returns the builder registered as ``name`` (the error lists the valid names).
+    """Returns the builder registered as ``name``.
+
+    Args:
+        name: A model type (:func:`names`), or ``package.module:function`` (a user's function, named by
+            the caller, so it may be imported).
+
+    Returns:
+        Its :class:`ModelBuilder`.
+
+    Raises:
+        UnknownNameError: for a name that is not registered (listing the valid names).
 
     Example:
         >>> tl.models.get("cifar_resnet")(depth=32).count_params()
@@ -145,5 +188,13 @@ def build(model_config, data, seed: int = 0, weight_decay: float = 0.0) -> keras
 
 
 def names() -> list[str]:
-    """Registered model types."""
+    """Registered model types.
+
+    Returns:
+        The names, sorted, with each pattern family as it is shown.
+
+    Example:
+        >>> names()[:2]
+        ['byte_decoder', 'cifar_resnet']
+    """
     return MODELS.names()

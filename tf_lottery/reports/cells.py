@@ -39,6 +39,12 @@ def percent_cell(accuracy) -> str:
 def mean_std(values: Iterable[Optional[float]]) -> tuple[Optional[float], Optional[float], int]:
     """``(mean, sample std or None, n)`` of the values; None values (unavailable) are left out.
 
+    Args:
+        values: Numbers, None for unavailable ones.
+
+    Returns:
+        ``(mean, sample std, n)``: the std None for fewer than 2 known values, the mean None for none.
+
     Example:
         >>> mean_std([1.0, 2.0, 3.0])
         (2.0, 1.0, 3)
@@ -52,6 +58,15 @@ def mean_std(values: Iterable[Optional[float]]) -> tuple[Optional[float], Option
 def cell(values, spec: str = "{:+.2f}", bold: bool = False, suffix: str = "") -> str:
     """``mean ± std`` of ``values`` formatted with ``spec``: the mean alone for one value or
     equal values (FLOPs of one p), "unavailable" when none is known.
+
+    Args:
+        values: Numbers, None for unavailable ones.
+        spec: The format of the mean and the std (the std without its sign).
+        bold: Wrap the cell in Markdown bold.
+        suffix: Text after the numbers (``" %"``).
+
+    Returns:
+        The cell's text.
 
     Example:
         >>> cell([0.5, -0.1]), cell([20.0, 20.0], "{:.2f}")

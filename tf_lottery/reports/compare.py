@@ -40,13 +40,35 @@ def _structured(rows) -> list:
 
 def table3(rows, paper_of=None, declared: Declared = DEFAULT) -> str:
     """Table 3 shape: filter and layer tickets (rows) by criterion (columns), pp vs dense, one p
-    (``paper_of(row)`` of a labelled row: the paper's value beside each column)."""
+    (``paper_of(row)`` of a labelled row: the paper's value beside each column).
+
+    Args:
+        rows: The :class:`~tf_lottery.results.SweepRow` of a ``compare`` run.
+        paper_of: ``row -> the paper's value or None`` (e.g. :func:`table1_paper`), or None.
+        declared: The sweep's :class:`~tf_lottery.reports.statistics.Declared` margin and power.
+
+    Returns:
+        A Markdown table, each cell mean ± std over seeds with its verdict.
+
+    Example:
+        >>> print(table3(tl.experiments.get("compare")(config).rows))
+    """
     return difference_table(_structured(rows), ("method",), "criterion", lambda name: name, best_of="column",
                              paper_of=paper_of, declared=declared)
 
 
 def cka_table3(rows) -> str:
-    """CKA with dense in the Table 3 shape: methods by criterion, linear CKA of the penultimate features."""
+    """CKA with dense in the Table 3 shape: methods by criterion, linear CKA of the penultimate features.
+
+    Args:
+        rows: The :class:`~tf_lottery.results.SweepRow` of a ``compare`` run.
+
+    Returns:
+        A Markdown table, mean ± std over seeds.
+
+    Example:
+        >>> print(cka_table3(out.rows))
+    """
     return difference_table(_structured(rows), ("method",), "criterion", lambda name: name, best_of="column",
                              value="cka_linear", spec="{:.3f}")
 
@@ -56,7 +78,17 @@ def _batch_label(batch) -> str:
 
 
 def cost_table(rows) -> str:
-    """Every method's cost, mean ± std over seeds: size, FLOPs as run, measured time, images/s, latency."""
+    """Every method's cost, mean ± std over seeds: size, FLOPs as run, measured time, images/s, latency.
+
+    Args:
+        rows: The :class:`~tf_lottery.results.SweepRow` of a ``compare`` run.
+
+    Returns:
+        A Markdown table.
+
+    Example:
+        >>> print(cost_table(out.rows))
+    """
     body = []
     for (method, criterion, p), group in group_by(rows, "method", "criterion", "p").items():
         weights_only = p is None
@@ -91,7 +123,19 @@ def cost_table(rows) -> str:
 
 
 def write_compare(config: Config, rows: List[SweepRow], folder: str) -> str:
-    """Writes report.md of a ``compare`` run into ``folder``; returns its text."""
+    """Writes report.md of a ``compare`` run into ``folder``.
+
+    Args:
+        config: The compare run's config.
+        rows: The :class:`~tf_lottery.results.SweepRow` of a ``compare`` run.
+        folder: The report's folder.
+
+    Returns:
+        The report's text.
+
+    Example:
+        >>> text = write_compare(config, out.rows, "runs/compare-5e2d9b0a1c4f")
+    """
     plots.accuracy_vs_time(rows, os.path.join(folder, "accuracy_vs_time.png"))
     declared = Declared.of(config)
     seeds = ordered_values(rows, "seed")

@@ -84,7 +84,19 @@ def table1_paper(config: Config):
 
 def table1(rows, paper_of=None, declared: Declared = DEFAULT) -> str:
     """Table 1 shape: after-training criterion (x rewind mode) by rewind epoch θ_i (or step: θ_<k>it),
-    pp vs dense."""
+    pp vs dense.
+
+    Args:
+        rows: The :class:`~tf_lottery.results.SweepRow` of a sweep.
+        paper_of: ``row -> the paper's value or None`` (e.g. :func:`table1_paper`), or None.
+        declared: The sweep's :class:`~tf_lottery.reports.statistics.Declared` margin and power.
+
+    Returns:
+        A Markdown table, each cell mean ± std over seeds with its verdict.
+
+    Example:
+        >>> print(table1(out.rows, paper_of=table1_paper(config)))   # out: a lottery sweep's result
+    """
     keys = ("criterion", "rewind") if len(ordered_values(rows, "rewind")) > 1 else ("criterion",)
     suffix = "it" if any(r.by_step for r in rows) else ""
     return difference_table(rows, keys, "rewind_at", lambda at: f"θ_{at}{suffix}", paper_of=paper_of,
@@ -93,18 +105,51 @@ def table1(rows, paper_of=None, declared: Declared = DEFAULT) -> str:
 
 def table2(rows, paper_of=None, declared: Declared = DEFAULT) -> str:
     """Table 2 shape: p (by training length, when a sweep has several) by criterion at initialization,
-    pp vs dense (the paper's beside, when given)."""
+    pp vs dense (the paper's beside, when given).
+
+    Args:
+        rows: The :class:`~tf_lottery.results.SweepRow` of a sweep.
+        paper_of: ``row -> the paper's value or None`` (e.g. :func:`table1_paper`), or None.
+        declared: The sweep's :class:`~tf_lottery.reports.statistics.Declared` margin and power.
+
+    Returns:
+        A Markdown table, each cell mean ± std over seeds with its verdict.
+
+    Example:
+        >>> print(table2(out.rows))   # out: a sweep's result
+    """
     keys = ("length", "p") if len(ordered_values(rows, "length")) > 1 else ("p",)
     return difference_table(rows, keys, "criterion", lambda name: name, paper_of=paper_of, declared=declared)
 
 
 def has_cka(rows) -> bool:
-    """Whether the rows carry CKA (``--evals`` held ``cka``)."""
+    """Whether the rows carry CKA (``--evals`` held ``cka``).
+
+    Args:
+        rows: The :class:`~tf_lottery.results.SweepRow` of a sweep.
+
+    Returns:
+        True when a row has a linear CKA.
+
+    Example:
+        >>> if has_cka(out.rows):
+        ...     print(cka_table2(out.rows))
+    """
     return any(r.cka_linear is not None for r in rows)
 
 
 def cka_table2(rows) -> str:
-    """CKA with dense in the Table 2 shape: p by criterion, linear CKA of the penultimate features."""
+    """CKA with dense in the Table 2 shape: p by criterion, linear CKA of the penultimate features.
+
+    Args:
+        rows: The :class:`~tf_lottery.results.SweepRow` of a sweep.
+
+    Returns:
+        A Markdown table, mean ± std over seeds.
+
+    Example:
+        >>> print(cka_table2(out.rows))
+    """
     return difference_table(rows, ("p",), "criterion", lambda name: name, value="cka_linear", spec="{:.3f}")
 
 
@@ -117,7 +162,19 @@ CKA_NOTE = ("Linear CKA (Kornblith et al. 2019) between the dense network's and 
 def table4(rows, depth: Optional[int] = None, declared: Declared = DEFAULT) -> str:
     """Table 4 shape: reductions (% less than dense) and speed-ups (x), mean ± std over seeds, the
     accuracy difference with its verdict, and the paper's row for a GraSP ResNet32/56 ticket of
-    ``depth`` (FLOPs / memory / CO2 reductions and speed-up)."""
+    ``depth`` (FLOPs / memory / CO2 reductions and speed-up).
+
+    Args:
+        rows: The :class:`~tf_lottery.results.SweepRow` of a sweep.
+        depth: The CIFAR ResNet's depth (None: no paper row).
+        declared: The sweep's margin and power.
+
+    Returns:
+        A Markdown table.
+
+    Example:
+        >>> print(table4(out.rows, depth=32))
+    """
     keys = (["length"] if len(ordered_values(rows, "length")) > 1 else []) + ["criterion", "p"] + (
         ["rewind", "rewind_at"] if rows and rows[0].rewinds else [])
     body = []

@@ -26,7 +26,16 @@ def _save(fig, path: str) -> None:
 def learning_curves(histories: Dict[str, dict], path: str, timed: Optional[Dict[str, list]] = None) -> None:
     """Training loss and accuracy (and validation accuracy when present) per epoch, one line per
     model; with ``timed`` (``{model: [[seconds, validation accuracy], ...]}``, :mod:`tf_lottery.results.curves`)
-    a third panel of validation accuracy against training wall clock."""
+    a third panel of validation accuracy against training wall clock.
+
+    Args:
+        histories: ``{model: {column: [value per epoch]}}`` (:func:`tf_lottery.training.read_history`).
+        path: The PNG file to write.
+        timed: ``{model: [[seconds, validation accuracy], ...]}``, or None.
+
+    Example:
+        >>> learning_curves({"dense": tl.train.read_history("runs/mine/history_dense.csv")}, "curves.png")
+    """
     timed = {name: curve for name, curve in (timed or {}).items() if curve}
     fig, axes = plt.subplots(1, 3 if timed else 2, figsize=(15 if timed else 10, 3.8))
     left, right = axes[0], axes[1]
@@ -52,7 +61,22 @@ def learning_curves(histories: Dict[str, dict], path: str, timed: Optional[Dict[
 
 def block_scores(scores: Dict[str, float], stages: Dict[str, int], removable: List[str], removed: List[str],
                  criterion: str, prune_first: str, path: str) -> None:
-    """Bar chart of block scores coloured by stage; removed blocks hatched, fixed blocks grey."""
+    """Bar chart of block scores coloured by stage; removed blocks hatched, fixed blocks grey.
+
+    Args:
+        scores: ``{block: score}``, in graph order.
+        stages: ``{block: stage}``.
+        removable: The removable blocks.
+        removed: The removed blocks.
+        criterion: The criterion's name (the title).
+        prune_first: "low" or "high" (the title).
+        path: The PNG file to write.
+
+    Example:
+        >>> result = tl.find_ticket(model, "magnitude", num_blocks=2)
+        >>> block_scores(result.scores, {b.name: b.stage for b in tl.surgery.find_blocks(model)},
+        ...              tl.surgery.removable_blocks(model), result.removed, "magnitude", "low", "scores.png")
+    """
     names = list(scores)
     colours = plt.get_cmap("tab10")
     fig, axis = plt.subplots(figsize=(max(6, 0.35 * len(names)), 3.8))
@@ -88,7 +112,16 @@ def _finish(fig, axis, path: str) -> None:
 
 def accuracy_difference(rows: List[SweepRow], x_key: str, path: str) -> None:
     """Ticket minus dense accuracy (pp) against ``x_key`` (p or rewind_at), one line per
-    criterion: the mean over seeds with a ±1 std bar (sample std), every seed as a dot."""
+    criterion: the mean over seeds with a ±1 std bar (sample std), every seed as a dot.
+
+    Args:
+        rows: :class:`~tf_lottery.results.SweepRow` of a sweep.
+        x_key: The field on the x axis: ``p`` or ``rewind_at``.
+        path: The PNG file to write.
+
+    Example:
+        >>> accuracy_difference(out.rows, "p", "accuracy_difference.png")   # out: a sweep's result
+    """
     fig, axis = plt.subplots(figsize=(6.4, 4))
     for label, group in _by_criterion(rows).items():
         xs = sorted({getattr(r, x_key) for r in group})
@@ -107,7 +140,15 @@ def accuracy_difference(rows: List[SweepRow], x_key: str, path: str) -> None:
 
 
 def accuracy_vs_flops(rows: List[SweepRow], path: str) -> None:
-    """Test accuracy against FLOPs: every ticket by criterion, the dense runs in black."""
+    """Test accuracy against FLOPs: every ticket by criterion, the dense runs in black.
+
+    Args:
+        rows: :class:`~tf_lottery.results.SweepRow` of a sweep.
+        path: The PNG file to write.
+
+    Example:
+        >>> accuracy_vs_flops(out.rows, "accuracy_vs_flops.png")
+    """
     fig, axis = plt.subplots(figsize=(6.4, 4))
     _scatter_by_criterion(axis, rows, lambda r: r.ticket_flops / 1e6, lambda r: 100 * r.ticket_accuracy)
     dense = {r.seed: r for r in rows}.values()
@@ -118,7 +159,15 @@ def accuracy_vs_flops(rows: List[SweepRow], path: str) -> None:
 
 
 def speedup_vs_flops_implied(rows: List[SweepRow], path: str) -> None:
-    """Measured training speed-up against the speed-up FLOPs imply (dense/ticket FLOPs); y = x dashed."""
+    """Measured training speed-up against the speed-up FLOPs imply (dense/ticket FLOPs); y = x dashed.
+
+    Args:
+        rows: :class:`~tf_lottery.results.SweepRow` of a sweep.
+        path: The PNG file to write.
+
+    Example:
+        >>> speedup_vs_flops_implied(out.rows, "speedup.png")
+    """
     fig, axis = plt.subplots(figsize=(5.4, 4.4))
     _scatter_by_criterion(axis, rows, lambda r: r.flops_implied_speedup_x, lambda r: r.training_speedup_x)
     measured = [r.training_speedup_x for r in rows if r.training_speedup_x is not None]
@@ -152,7 +201,15 @@ def _mean_line(axis, xs, per_seed, label, dashed=False) -> None:
 
 
 def accuracy_vs_severity(rows, path: str) -> None:
-    """Accuracy (mean over corruptions and seeds) against severity, 0 = clean; dense dashed."""
+    """Accuracy (mean over corruptions and seeds) against severity, 0 = clean; dense dashed.
+
+    Args:
+        rows: The robustness experiment's rows (``tf_lottery.experiments.robustness.RobustnessRow``).
+        path: The PNG file to write (nothing is written when no row measured it).
+
+    Example:
+        >>> accuracy_vs_severity(tl.experiments.get("robustness")(config).rows, "accuracy_vs_severity.png")
+    """
     lines = {k: v for k, v in _robustness_lines(rows).items() if all("corruptions" in s for s in v)}
     if not lines:
         return
@@ -169,7 +226,15 @@ def accuracy_vs_severity(rows, path: str) -> None:
 
 
 def accuracy_vs_epsilon(rows, path: str) -> None:
-    """Accuracy (mean over seeds) against epsilon, one panel per attack; dense dashed."""
+    """Accuracy (mean over seeds) against epsilon, one panel per attack; dense dashed.
+
+    Args:
+        rows: The robustness experiment's rows (``tf_lottery.experiments.robustness.RobustnessRow``).
+        path: The PNG file to write (nothing is written when no row measured it).
+
+    Example:
+        >>> accuracy_vs_epsilon(robustness.rows, "accuracy_vs_epsilon.png")
+    """
     lines = {k: v for k, v in _robustness_lines(rows).items() if all("adversarial" in s for s in v)}
     if not lines:
         return
@@ -188,7 +253,15 @@ def accuracy_vs_epsilon(rows, path: str) -> None:
 
 
 def cka_per_stage(rows, path: str) -> None:
-    """Linear CKA between dense and ticket for each stage and the penultimate features (mean over seeds)."""
+    """Linear CKA between dense and ticket for each stage and the penultimate features (mean over seeds).
+
+    Args:
+        rows: The robustness experiment's rows (``tf_lottery.experiments.robustness.RobustnessRow``).
+        path: The PNG file to write (nothing is written when no row measured it).
+
+    Example:
+        >>> cka_per_stage(robustness.rows, "cka_per_stage.png")
+    """
 
     lines = {k: v for k, v in _robustness_lines(rows).items() if not k.endswith("dense")
              and all("cka" in s for s in v)}
@@ -215,7 +288,15 @@ def _ticket_label(row: SweepRow) -> str:
 def accuracy_vs_time(rows: List[SweepRow], path: str) -> None:
     """Validation accuracy against training wall-clock seconds (:mod:`tf_lottery.results.curves`): one panel
     per seed, the dense network in black, every ticket of the seed in colour, the dense final
-    accuracy as a dotted line. Rows without curves (sweeps before 0.7) are left out."""
+    accuracy as a dotted line. Rows without curves (sweeps before 0.7) are left out.
+
+    Args:
+        rows: :class:`~tf_lottery.results.SweepRow` of a sweep.
+        path: The PNG file to write.
+
+    Example:
+        >>> accuracy_vs_time(out.rows, "accuracy_vs_time.png")
+    """
     seeds = list(dict.fromkeys(r.seed for r in rows if r.ticket_curve))
     if not seeds:
         return

@@ -18,8 +18,12 @@ def _recipe_flags(first, warmup_epochs: int) -> tuple:
     drop = curves.worst_drop(first.dense_curve, warmup_epochs)
     gap = curves.worst_gap(first.dense_curve, first.dense_train_accuracy, warmup_epochs)
     collapsed = (drop is not None and drop > curves.COLLAPSE_PP) or (gap is not None and gap > curves.GAP_PP)
+    values = [v for _, v in first.dense_curve or []]
+    # A dip the training recovered from (its last epoch within BAND_PP of its best: a high learning rate's noisy
+    # epoch, say) is named apart from a collapse that lasts to the end.
+    recovered = bool(values) and 100.0 * (max(values) - values[-1]) <= curves.BAND_PP
     problems = ([] if gain is None or gain <= curves.FLAT_PP else ["still rising"]) + (
-        ["validation collapse"] if collapsed else [])
+        [("validation dip, recovered" if recovered else "validation collapse")] if collapsed else [])
     check = "—" if gain is None and drop is None else (", ".join(problems) or "ok")
     return (("—" if gain is None else f"{gain:+.2f}"),
             ("—" if drop is None else f"{drop:.1f}") + ("" if gap is None else f" / {gap:.1f}"), check)
@@ -28,7 +32,18 @@ def _recipe_flags(first, warmup_epochs: int) -> tuple:
 def dense_table(rows, warmup_epochs: int = 0) -> str:
     """The dense runs: test accuracy and training time per seed, and the recipe check: the last
     epoch's training-accuracy gain (flattened at most ``curves.FLAT_PP``), the worst validation
-    drop after the warm-up (a collapse beyond ``curves.COLLAPSE_PP``), and the seeds' spread."""
+    drop after the warm-up (a collapse beyond ``curves.COLLAPSE_PP``), and the seeds' spread.
+
+    Args:
+        rows: The :class:`~tf_lottery.results.SweepRow` of a sweep.
+        warmup_epochs: Epochs of the warm-up (left out of the drop).
+
+    Returns:
+        A Markdown table, one row per seed.
+
+    Example:
+        >>> print(dense_table(out.rows, warmup_epochs(config)))
+    """
     body = []
     for (seed,), group in group_by(rows, "seed").items():
         first = group[0]
@@ -86,18 +101,41 @@ RECIPE_NOTE = (
     "Recipe check (docs, the paper's tables page, \"Twin recipes\"): a dense training has flattened when its last epoch adds at most "
     f"{curves.FLAT_PP:g} pp of training accuracy; its validation accuracy has collapsed when an epoch after the "
     f"warm-up falls more than {curves.COLLAPSE_PP:g} pp below the best earlier epoch (drop) or more than "
-    f"{curves.GAP_PP:g} pp below that epoch's training accuracy (gap); the seeds agree when their dense test "
-    f"accuracies span at most {curves.BAND_PP:g} pp.")
+    f"{curves.GAP_PP:g} pp below that epoch's training accuracy (gap), and it recovered (\"validation dip, "
+    f"recovered\") when its last epoch is within {curves.BAND_PP:g} pp of its best; the seeds agree when their dense "
+    f"test accuracies span at most {curves.BAND_PP:g} pp.")
 
 
 def warmup_epochs(config: Config) -> int:
-    """Whole epochs of the warm-up (a warm-up in steps counts as its first epoch)."""
+    """Whole epochs of the warm-up (a warm-up in steps counts as its first epoch).
+
+    Args:
+        config: A run's config.
+
+    Returns:
+        The epochs.
+
+    Example:
+        >>> warmup_epochs(Config.create(length="6ep", warmup="1ep", lr_drops=("4ep",)))
+        1
+    """
     count, unit = parse_length(config.training.warmup, allow_zero=True)
     return count if unit == "ep" else int(count > 0)
 
 
 def recipe_text(config: Config) -> str:
-    """``6ep at learning rate 0.05 (warm-up 1ep, drops at 4ep)``."""
+    """The recipe in words, for a report.
+
+    Args:
+        config: A run's config.
+
+    Returns:
+        One line.
+
+    Example:
+        >>> recipe_text(Config.create(length="6ep", learning_rate=0.05, warmup="1ep", lr_drops=("4ep",)))
+        '6ep at learning rate 0.05 (warm-up 1ep, drops at 4ep)'
+    """
     training = config.training
     warmup = "" if training.warmup == "0ep" else f"warm-up {training.warmup}, "
     return (f"{training.length} at learning rate {training.learning_rate:g} ({warmup}drops at "
@@ -105,6 +143,17 @@ def recipe_text(config: Config) -> str:
 
 
 def model_label(config: Config) -> str:
-    """``ResNet-32`` for a CIFAR ResNet, else the model type."""
+    """The model's name in a report.
+
+    Args:
+        config: A run's config.
+
+    Returns:
+        ``ResNet-<depth>`` for a CIFAR ResNet, else the model type.
+
+    Example:
+        >>> model_label(Config.create(depth=32))
+        'ResNet-32'
+    """
     depth = getattr(config.model.settings, "depth", None)
     return f"ResNet-{depth}" if config.model.type == "cifar_resnet" and depth else config.model.type

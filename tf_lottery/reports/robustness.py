@@ -94,7 +94,17 @@ def _columns(rows) -> List[tuple]:
 
 
 def table5(rows) -> str:
-    """Table 5 shape: one row per ticket kind, pp vs dense on every robustness measure."""
+    """Table 5 shape: one row per ticket kind, pp vs dense on every robustness measure.
+
+    Args:
+        rows: The robustness experiment's rows (``tf_lottery.experiments.robustness.RobustnessRow``).
+
+    Returns:
+        A Markdown table.
+
+    Example:
+        >>> print(table5(tl.experiments.get("robustness")(config).rows))
+    """
     columns = _columns(rows)
     body = []
     for key, group in _groups(rows).items():
@@ -104,7 +114,17 @@ def table5(rows) -> str:
 
 
 def paper_table(rows) -> str:
-    """The paper's Table 5 rows that match the measured (model, p) of GraSP layer tickets."""
+    """The paper's Table 5 rows that match the measured (model, p) of GraSP layer tickets.
+
+    Args:
+        rows: The robustness experiment's rows (``tf_lottery.experiments.robustness.RobustnessRow``).
+
+    Returns:
+        A Markdown table; '' when no row matches.
+
+    Example:
+        >>> print(paper_table(tl.experiments.get("robustness")(config).rows))
+    """
     body = []
     for key in _groups(rows):
         model, method, criterion, p = key
@@ -118,7 +138,17 @@ def paper_table(rows) -> str:
 
 
 def absolute_table(rows) -> str:
-    """Accuracy (%) of the dense networks and of each ticket kind, mean ± std over seeds."""
+    """Accuracy (%) of the dense networks and of each ticket kind, mean ± std over seeds.
+
+    Args:
+        rows: The robustness experiment's rows (``tf_lottery.experiments.robustness.RobustnessRow``).
+
+    Returns:
+        A Markdown table.
+
+    Example:
+        >>> print(absolute_table(tl.experiments.get("robustness")(config).rows))
+    """
     columns = _columns(rows)
 
     def percent(results_list, reader):
@@ -138,7 +168,17 @@ def absolute_table(rows) -> str:
 
 
 def corruption_table(rows) -> str:
-    """pp vs dense per corruption (mean over severities), one row per ticket kind."""
+    """pp vs dense per corruption (mean over severities), one row per ticket kind.
+
+    Args:
+        rows: The robustness experiment's rows (``tf_lottery.experiments.robustness.RobustnessRow``).
+
+    Returns:
+        A Markdown table; '' without corruption results.
+
+    Example:
+        >>> print(corruption_table(tl.experiments.get("robustness")(config).rows))
+    """
     first = next((r.dense for r in rows if "corruptions" in r.dense), None)
     if first is None:
         return ""
@@ -156,7 +196,17 @@ def corruption_table(rows) -> str:
 
 
 def cka_table(rows) -> str:
-    """Linear CKA (debiased in parentheses) between dense and ticket, per view, mean ± std over seeds."""
+    """Linear CKA (debiased in parentheses) between dense and ticket, per view, mean ± std over seeds.
+
+    Args:
+        rows: The robustness experiment's rows (``tf_lottery.experiments.robustness.RobustnessRow``).
+
+    Returns:
+        A Markdown table; '' without CKA results.
+
+    Example:
+        >>> print(cka_table(tl.experiments.get("robustness")(config).rows))
+    """
     first = next((r.ticket["cka"] for r in rows if r.ticket and "cka" in r.ticket), None)
     if first is None:
         return ""
@@ -201,7 +251,19 @@ def _describe(config: Config) -> str:
 
 
 def write(config: Config, rows, folder: str) -> str:
-    """Writes report.md and the plots into ``folder``; returns the report's text."""
+    """Writes report.md and the plots into ``folder``.
+
+    Args:
+        config: The robustness run's config (the report says what was measured).
+        rows: The robustness experiment's rows.
+        folder: The report's folder.
+
+    Returns:
+        The report's text.
+
+    Example:
+        >>> text = write(config, out.rows, "runs/robustness-2b1f0c9e7d3a")
+    """
     plots.accuracy_vs_severity(rows, os.path.join(folder, "accuracy_vs_severity.png"))
     plots.accuracy_vs_epsilon(rows, os.path.join(folder, "accuracy_vs_epsilon.png"))
     plots.cka_per_stage(rows, os.path.join(folder, "cka_per_stage.png"))

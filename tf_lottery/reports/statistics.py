@@ -34,6 +34,10 @@ class Declared:
         power: Of the minimum detectable difference (0.8).
         detectable: The MDD the seeds should reach (the planner's target).
         comparisons: ``(A, B)`` criteria pairs.
+
+    Example:
+        >>> Declared.of(Config.create(experiment="sweep", sweep_margin=0.5)).margin
+        0.5
     """
 
     margin: float = 1.0
@@ -44,6 +48,7 @@ class Declared:
 
     @property
     def confidence(self) -> float:
+        """``1 - alpha``."""
         return 1 - self.alpha
 
     @classmethod
@@ -58,7 +63,18 @@ DEFAULT = Declared()
 
 
 def paired_accuracy(group, declared: Declared = DEFAULT) -> stats.Paired:
-    """The paired statistics of a cell's rows: each seed's ticket minus the dense run of its seed (pp)."""
+    """The paired statistics of a cell's rows: each seed's ticket minus the dense run of its seed (pp).
+
+    Args:
+        group: The rows of one cell (one per seed).
+        declared: The sweep's :class:`Declared` margin and power.
+
+    Returns:
+        A :class:`tf_lottery.reports.stats.Paired`.
+
+    Example:
+        >>> paired_accuracy([r for r in out.rows if r.criterion == "grasp" and r.p == 1]).verdict
+    """
     return stats.paired([r.accuracy_pp for r in group], seeds=[r.seed for r in group], xi=declared.margin,
                         confidence=declared.confidence, target_power=declared.power)
 
@@ -79,7 +95,20 @@ def verdict_cell(summary: stats.Paired, declared: Declared = DEFAULT, unit: str 
 def statistics_table(rows, keys, paper_of=None, declared: Declared = DEFAULT) -> str:
     """Every cell's paired statistics: per-seed differences (pp, seed order), mean, sample std,
     the 95 % t interval, the minimum detectable difference, the verdict at ξ and the paper's value
-    (when ``paper_of(row)`` has one)."""
+    (when ``paper_of(row)`` has one).
+
+    Args:
+        rows: The :class:`~tf_lottery.results.SweepRow` of a sweep.
+        keys: The row fields that make a cell (``("criterion", "p")``).
+        paper_of: ``row -> the paper's value or None`` (e.g. :func:`table1_paper`), or None.
+        declared: The sweep's :class:`~tf_lottery.reports.statistics.Declared` margin and power.
+
+    Returns:
+        A Markdown table, one row per cell.
+
+    Example:
+        >>> print(statistics_table(out.rows, ("criterion", "p")))
+    """
     body = []
     for head, group in group_by(rows, *keys).items():
         summary = paired_accuracy(group, declared)
@@ -119,7 +148,19 @@ def perplexity_table(rows, keys, declared: Declared = DEFAULT) -> str:
 
 
 def verdict_counts(rows, keys, declared: Declared = DEFAULT) -> str:
-    """``"wins 3, undetermined 6, loses 1 (of 10 cells)"``."""
+    """How many cells got each verdict.
+
+    Args:
+        rows: The :class:`~tf_lottery.results.SweepRow` of a sweep.
+        keys: The row fields that make a cell (``("criterion", "p")``).
+        declared: The sweep's :class:`Declared` margin and power.
+
+    Returns:
+        ``"wins 3, undetermined 6, loses 1 (of 10 cells)"``.
+
+    Example:
+        >>> verdict_counts(out.rows, ("criterion", "p"))
+    """
     found = [paired_accuracy(g, declared).verdict for g in group_by(rows, *keys).values()]
     found = [v for v in found if v is not None]
     counts = [f"{stats.verdict_text(name, declared.margin)} {found.count(name)}" for name in stats.VERDICTS
@@ -151,8 +192,16 @@ def declared_family(rows, declared: Declared = DEFAULT, perplexity: bool = False
 
     With several training lengths every comparison is made at each length.
 
+    Args:
+        rows: The :class:`~tf_lottery.results.SweepRow` of a sweep.
+        declared: The sweep's :class:`Declared` margin and power.
+        perplexity: Compare % of the dense perplexity (a language model) instead of accuracy.
+
     Returns:
         :class:`tf_lottery.reports.stats.Comparison` objects, in declaration order.
+
+    Example:
+        >>> [found.name for found in declared_family(out.rows, Declared.of(config))]
     """
     planned = []
     lengths = ordered_values(rows, "length")
@@ -177,7 +226,19 @@ def declared_family(rows, declared: Declared = DEFAULT, perplexity: bool = False
 
 def family_table(rows, declared: Declared = DEFAULT, perplexity: bool = False) -> str:
     """The declared family: each comparison's per-seed mean, interval, MDD, its unadjusted verdict
-    and its verdict after Holm's correction, with the adjusted p-values."""
+    and its verdict after Holm's correction, with the adjusted p-values.
+
+    Args:
+        rows: The :class:`~tf_lottery.results.SweepRow` of a sweep.
+        declared: The sweep's :class:`Declared` margin and power.
+        perplexity: Compare % of the dense perplexity instead of accuracy.
+
+    Returns:
+        A Markdown table.
+
+    Example:
+        >>> print(family_table(out.rows, Declared.of(config)))
+    """
     unit = "%" if perplexity else "pp"
     body = []
     for found in declared_family(rows, declared, perplexity):
@@ -209,7 +270,8 @@ def statistics_note(declared: Declared = DEFAULT) -> str:
     return (
         "Each seed's ticket is paired with the dense run of the same seed (same θ0, data order and scoring batch). "
         f"{100 * declared.confidence:g} % CI: Student's t interval of the mean paired difference, mean ± t(1 − α/2, "
-        "n − 1) · std / √n (t = 4.30 for 3 seeds). MDD: the minimum detectable difference, the smallest true "
+        f"n − 1) · std / √n (t = {stats.t_quantile(declared.confidence, 2):.2f} for 3 seeds, "
+        f"{stats.t_quantile(declared.confidence, 7):.2f} for 8). MDD: the minimum detectable difference, the smallest true "
         f"distance from a boundary that these seeds detect with {100 * declared.power:g} % power at their spread "
         "(noncentral t). Verdict (the paper's Eq. 1, ξ declared by the sweep, applied to the interval): "
         f"**wins** when the interval lies above 0; **winning ticket at ξ = {declared.margin:g} pp** when it lies "
@@ -223,7 +285,18 @@ STATISTICS_NOTE = statistics_note()
 
 def time_to_dense_table(rows, keys) -> str:
     """How long each ticket takes to reach its dense network's final validation accuracy, mean
-    over the seeds whose ticket gets there, and how many do (:mod:`tf_lottery.results.curves`)."""
+    over the seeds whose ticket gets there, and how many do (:mod:`tf_lottery.results.curves`).
+
+    Args:
+        rows: The :class:`~tf_lottery.results.SweepRow` of a sweep.
+        keys: The row fields that make a cell (``("criterion", "p")``).
+
+    Returns:
+        A Markdown table; '' when no row has curves.
+
+    Example:
+        >>> print(time_to_dense_table(out.rows, ("criterion", "p")))
+    """
     body = []
     for head, group in group_by(rows, *keys).items():
         curved = [r for r in group if r.ticket_curve and r.dense_curve]

@@ -231,6 +231,11 @@ class Paired:
         verdict: One of :data:`VERDICTS` (None without any difference).
         detectable: The minimum detectable difference at :data:`POWER` (None for fewer than 2
             values or no spread).
+
+    Example:
+        >>> summary = paired([0.4, 0.9, 0.2], seeds=[0, 1, 2], xi=1.0)
+        >>> summary.mean, summary.n, summary.verdict
+        (0.5, 3, 'winning ticket at ξ')
     """
 
     differences: tuple
@@ -249,6 +254,7 @@ class Paired:
         return len(self.differences)
 
     def to_dict(self) -> dict:
+        """JSON-ready, with ``n``."""
         values = dataclasses.asdict(self)
         values.update(differences=list(self.differences), seeds=list(self.seeds), n=self.n)
         return values
@@ -282,6 +288,14 @@ def verdict(low: Optional[float], high: Optional[float], xi: float = 0.0) -> str
 def contrast(low: Optional[float], high: Optional[float], xi: float = 0.0) -> str:
     """One ticket against another from the interval of ``A - B``: ``better`` (above 0), ``worse``
     (below 0), ``equivalent at ±ξ`` (inside (-ξ, +ξ)), else ``undetermined``.
+
+    Args:
+        low: The interval's low end (None: a single seed).
+        high: Its high end.
+        xi: The margin ξ >= 0.
+
+    Returns:
+        One of :data:`CONTRASTS`, or the single-seed verdict without an interval.
 
     Example:
         >>> contrast(0.1, 0.4), contrast(-0.3, 0.2, xi=1.0), contrast(-0.3, 1.2, xi=1.0)
@@ -429,6 +443,11 @@ class Comparison:
             interval and MDD).
         tests: ``{hypothesis: (p-value, Holm-adjusted p-value)}``, e.g. ``{"above -ξ": (...)}``.
         verdict: From the adjusted p-values at α/2: one of :data:`VERDICTS` or :data:`CONTRASTS`.
+
+    Example:
+        >>> [found] = family([("grasp pooled over p", "ticket", [0.4, 0.9, 0.2], [0, 1, 2])], xi=1.0)
+        >>> found.kind, found.summary.mean
+        ('ticket', 0.5)
     """
 
     name: str
@@ -438,6 +457,7 @@ class Comparison:
     verdict: str
 
     def to_dict(self) -> dict:
+        """JSON-ready: each test as ``{"p", "holm"}``."""
         return {"name": self.name, "kind": self.kind, "summary": self.summary.to_dict(),
                 "tests": {k: {"p": p, "holm": a} for k, (p, a) in self.tests.items()}, "verdict": self.verdict}
 
@@ -513,24 +533,73 @@ def family(comparisons: Sequence[tuple], xi: float, confidence: float = CONFIDEN
 
 
 def interval_text(summary: Paired, spec: str = "{:+.2f}") -> str:
-    """``[-0.40, +1.40]``, or ``—`` without an interval."""
+    """The interval of a cell as text.
+
+    Args:
+        summary: A cell's :class:`Paired`.
+        spec: The format of each end.
+
+    Returns:
+        ``[low, high]``, or ``—`` without an interval.
+
+    Example:
+        >>> interval_text(paired([0.4, 0.9, 0.2], seeds=[0, 1, 2]))
+        '[-0.40, +1.40]'
+    """
     if summary.low is None:
         return "—"
     return f"[{spec.format(summary.low)}, {spec.format(summary.high)}]"
 
 
 def per_seed_text(summary: Paired, spec: str = "{:+.2f}") -> str:
-    """``+0.40 / +0.90 / +0.20`` (seed order)."""
+    """The differences of a cell, in seed order.
+
+    Args:
+        summary: A cell's :class:`Paired`.
+        spec: The format of each difference.
+
+    Returns:
+        The differences, each formatted by ``spec``, joined by slashes.
+
+    Example:
+        >>> per_seed_text(paired([0.4, 0.9, 0.2], seeds=[0, 1, 2]))
+        '+0.40 / +0.90 / +0.20'
+    """
     return " / ".join(spec.format(v) for v in summary.differences)
 
 
 def detectable_text(summary: Paired, spec: str = "{:.2f}") -> str:
-    """The minimum detectable difference, or ``—`` without one."""
+    """The minimum detectable difference of a cell as text.
+
+    Args:
+        summary: A cell's :class:`Paired`.
+        spec: The format of the difference.
+
+    Returns:
+        The difference, or ``—`` without one.
+
+    Example:
+        >>> detectable_text(paired([0.4, 0.9, 0.2], seeds=[0, 1, 2]))
+        '1.18'
+    """
     return "—" if summary.detectable is None else spec.format(summary.detectable)
 
 
 def verdict_text(found: Optional[str], xi: float, unit: str = "pp") -> str:
-    """A verdict with its margin written out: ``winning ticket at ξ = 1 pp``."""
+    """A verdict with its margin written out.
+
+    Args:
+        found: A verdict (None: no verdict).
+        xi: The margin ξ.
+        unit: ξ's unit.
+
+    Returns:
+        The verdict with ``ξ`` replaced by its value, or ``—``.
+
+    Example:
+        >>> verdict_text("winning ticket at ξ", 1.0)
+        'winning ticket at ξ = 1 pp'
+    """
     if found is None:
         return "—"
     return found.replace("ξ", f"ξ = {xi:g} {unit}".rstrip()) if "ξ" in found else found

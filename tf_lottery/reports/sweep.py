@@ -27,7 +27,19 @@ from tf_lottery.reports.statistics import (
 
 
 def write(config: Config, rows: List[SweepRow], folder: str) -> str:
-    """Writes report.md and the plots of a sweep into ``folder``; returns the report's text."""
+    """Writes report.md and the plots of a sweep into ``folder``.
+
+    Args:
+        config: The sweep's config.
+        rows: The :class:`~tf_lottery.results.SweepRow` of a sweep.
+        folder: The report's folder.
+
+    Returns:
+        The report's text.
+
+    Example:
+        >>> text = write(config, out.rows, "runs/sweep-1c0e6a0f2b7d")
+    """
     lottery = rows[0].rewinds
     declared = Declared.of(config)
     lengths = len(ordered_values(rows, "length")) > 1

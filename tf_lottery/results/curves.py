@@ -62,26 +62,70 @@ def learning_curve(history: dict, epoch_seconds: Sequence[float], train_seconds:
 
 
 def read_history(folder: Optional[str], name: str) -> dict:
-    """The history CSV of model ``name`` in run ``folder`` as ``{column: [values]}`` ({} without one)."""
+    """The history CSV of model ``name`` in run ``folder``.
+
+    Args:
+        folder: A run folder, or None.
+        name: The model's name in the run (``"dense"``, ``"ticket"``).
+
+    Returns:
+        ``{column: [values]}``; ``{}`` without a folder or a history.
+
+    Example:
+        >>> read_history("runs/dense-6b7b7f746cfd", "dense")["val_accuracy"][-1]
+    """
     return training.read_history(os.path.join(folder, f"history_{name}.csv")) if folder else {}
 
 
 def read_curve(folder: Optional[str], name: str, timing) -> Optional[Curve]:
-    """The curve of model ``name`` ("dense", "ticket") trained in run ``folder``, from its history
-    CSV and its ``timing`` (a :class:`tf_lottery.results.records.Timing`); None when there is none."""
+    """The curve of model ``name`` trained in run ``folder``, from its history CSV and its timing.
+
+    Args:
+        folder: A run folder, or None.
+        name: The model's name in the run (``"dense"``, ``"ticket"``).
+        timing: Its :class:`tf_lottery.results.records.Timing`.
+
+    Returns:
+        ``[[seconds, validation accuracy], ...]`` (:func:`learning_curve`), or None when there is none.
+
+    Example:
+        >>> read_curve(record.run_folder, "ticket", record.ticket.training.timing)[-1]
+    """
     if not folder:
         return None
     return learning_curve(read_history(folder, name), timing.epoch_seconds, timing.train_seconds)
 
 
 def final_accuracy(curve: Optional[Curve]) -> Optional[float]:
-    """The validation accuracy after the last epoch."""
+    """The validation accuracy after the last epoch.
+
+    Args:
+        curve: ``[[seconds, validation accuracy], ...]``, or None.
+
+    Returns:
+        The last epoch's accuracy; None without a curve.
+
+    Example:
+        >>> final_accuracy([[12.0, 0.5], [21.0, 0.6]])
+        0.6
+    """
     return curve[-1][1] if curve else None
 
 
 def seconds_to_reach(curve: Optional[Curve], target: Optional[float]) -> Optional[float]:
-    """Seconds at the end of the first epoch whose validation accuracy is at least ``target``;
-    None when it never gets there (or without a curve or a target)."""
+    """Seconds at the end of the first epoch whose validation accuracy is at least ``target``.
+
+    Args:
+        curve: ``[[seconds, validation accuracy], ...]``, or None.
+        target: The accuracy to reach, or None.
+
+    Returns:
+        Those seconds; None when it never gets there (or without a curve or a target).
+
+    Example:
+        >>> seconds_to_reach([[12.0, 0.5], [21.0, 0.6]], 0.55)
+        21.0
+    """
     if not curve or target is None:
         return None
     for seconds, value in curve:
@@ -101,6 +145,7 @@ FLAT_PP, COLLAPSE_PP, GAP_PP, BAND_PP = 1.0, 10.0, 15.0, 1.0
 PLATEAU_PP = 0.2
 """A training has plateaued when its held-out accuracy moves by at most this much (pp) over the last
 :data:`PLATEAU_FRACTION` of its epochs."""
+#: The last share of a training's epochs over which a plateau is looked for (see :data:`PLATEAU_PP`).
 PLATEAU_FRACTION = 0.2
 
 
@@ -115,6 +160,10 @@ class Plateau:
         state: ``"plateaued"`` (range at most :data:`PLATEAU_PP`), ``"still rising"`` (the last epoch
             is above the window's first by more), ``"falling"`` (below it by more: past its peak) or
             ``"moving"`` (up and down by more, ending near where it began).
+
+    Example:
+        >>> plateau([[1, 0.90], [2, 0.93], [3, 0.931], [4, 0.932], [5, 0.9315]]).epochs
+        (4, 5)
     """
 
     epochs: tuple
@@ -123,6 +172,7 @@ class Plateau:
     state: str
 
     def to_dict(self) -> dict:
+        """JSON-ready (the epochs as a list)."""
         return {**dataclasses.asdict(self), "epochs": list(self.epochs)}
 
 
@@ -163,7 +213,13 @@ def plateau(curve: Optional[Curve], fraction: float = PLATEAU_FRACTION, toleranc
 
 
 def last_epoch_gain(train_accuracy: Optional[Sequence[float]]) -> Optional[float]:
-    """Percentage points the last epoch added to the training accuracy (None for fewer than 2 epochs).
+    """Percentage points the last epoch added to the training accuracy.
+
+    Args:
+        train_accuracy: The training accuracy of each epoch, or None.
+
+    Returns:
+        Last minus second-to-last, in pp; None for fewer than 2 epochs.
 
     Example:
         >>> round(last_epoch_gain([0.80, 0.90, 0.905]), 2)
@@ -177,6 +233,13 @@ def last_epoch_gain(train_accuracy: Optional[Sequence[float]]) -> Optional[float
 def worst_drop(curve: Optional[Curve], after_epochs: int = 0) -> Optional[float]:
     """The largest fall (pp) of the validation accuracy below the best earlier epoch, counting only
     epochs after the first ``after_epochs`` (the warm-up); 0 when it never falls.
+
+    Args:
+        curve: ``[[seconds, validation accuracy], ...]``, or None.
+        after_epochs: Epochs left out at the start.
+
+    Returns:
+        The fall in pp; None without a curve.
 
     Example:
         >>> worst_drop([(1, 0.2), (2, 0.8), (3, 0.5), (4, 0.85)], after_epochs=1)
@@ -193,6 +256,14 @@ def worst_gap(curve: Optional[Curve], train_accuracy: Optional[Sequence[float]],
               ) -> Optional[float]:
     """The largest shortfall (pp) of the validation accuracy below the same epoch's training
     accuracy, after the first ``after_epochs`` epochs; 0 when validation is never below.
+
+    Args:
+        curve: ``[[seconds, validation accuracy], ...]``, or None.
+        train_accuracy: The training accuracy of each epoch, or None.
+        after_epochs: Epochs left out at the start.
+
+    Returns:
+        The shortfall in pp; None without both, or when their lengths differ.
 
     Example:
         >>> worst_gap([(1, 0.09), (2, 0.42), (3, 0.80)], [0.56, 0.78, 0.85], after_epochs=1)

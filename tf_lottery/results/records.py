@@ -38,6 +38,12 @@ def folder_name(path: Optional[str]) -> Optional[str]:
     """A run folder as records write it: its name, relative to the runs folder (``dense-3f2a9c1b7d4e``),
     so a runs folder stays whole when moved (:func:`tf_lottery.core.io.run_path` reads it back).
 
+    Args:
+        path: A run folder's path, or None.
+
+    Returns:
+        The folder's name, or None for None.
+
     Example:
         >>> folder_name("/work/runs/dense-3f2a9c1b7d4e/")
         'dense-3f2a9c1b7d4e'
@@ -54,8 +60,16 @@ class Energy:
         status: "ok" or "unavailable" (never a silent 0).
         mode: "measured (RAPL)" or "estimated (...)".
         country: ISO alpha-3 country of the grid.
-        duration_s, energy_kwh, co2_kg, cpu_power_w, ram_power_w: When ok.
+        duration_s: Seconds tracked, when ok.
+        energy_kwh: Energy in kWh, when ok.
+        co2_kg: Emissions in kg CO2eq, when ok.
+        cpu_power_w: The CPU's power in W, when ok.
+        ram_power_w: The memory's power in W, when ok.
         reason: When unavailable.
+
+    Example:
+        >>> Energy("dense", reason="no RAPL and no TDP for this CPU").value("energy_kwh") is None
+        True
     """
 
     phase: str
@@ -82,10 +96,12 @@ class Energy:
         return getattr(self, key) if self.ok else None
 
     def to_dict(self) -> dict:
+        """The JSON layout (fields that are None left out)."""
         return _known(self)
 
     @classmethod
     def from_dict(cls, values: dict) -> "Energy":
+        """Reads :meth:`to_dict`'s layout (keys of a later version ignored)."""
         return _take(cls, {"phase": "?", **values})
 
 
@@ -99,6 +115,24 @@ class Timing:
     the epochs after the first of their session (the first includes tracing), and
     ``epoch_steps`` each epoch's optimizer steps (the last epoch of a length in steps can be
     short), both None in records written before tf_lottery 0.9.
+
+    Attributes:
+        train_seconds: Summed time of the finished epochs, in seconds.
+        epoch_seconds: Each finished epoch's time.
+        epochs_timed: How many epochs were timed.
+        images_per_second: Training throughput, None when it was not measured.
+        images_per_second_note: How the throughput was measured, or why it is missing.
+        fit_call_seconds: The last session's ``fit`` call, in seconds.
+        sessions: How many sessions the training took (1: never resumed).
+        steady_epoch_seconds: The epoch times after each session's first.
+        epoch_steps: Each epoch's optimizer steps.
+
+    Raises:
+        ValueError: for a time that is negative or not a number, or counts that are not counts.
+
+    Example:
+        >>> Timing(12.0, [7.0, 5.0], 2, 640.0, "steady epochs").steady_seconds() is None
+        True
     """
 
     train_seconds: float
@@ -112,6 +146,7 @@ class Timing:
     epoch_steps: Optional[List[int]] = None
 
     def to_dict(self) -> dict:
+        """The JSON layout (the lists added in 0.9 left out when None)."""
         values = dataclasses.asdict(self)
         for added in ("steady_epoch_seconds", "epoch_steps"):  # a record from before 0.9 keeps its layout
             if values[added] is None:
@@ -147,7 +182,19 @@ class Timing:
 class TrainingRecord:
     """One model's training: timing, steps, epochs and energy (``train_<model>.json``), and from
     tf_lottery 0.9 on its per-epoch history (``{column: [values]}``, the history CSV's content, so
-    that a damaged CSV can be written again; None in older records)."""
+    that a damaged CSV can be written again; None in older records).
+
+    Attributes:
+        timing: The measured time.
+        steps: Optimizer steps taken.
+        epochs: Epochs trained.
+        energy: Energy and CO2 of the training.
+        history: ``{column: [value per epoch]}``.
+
+    Example:
+        >>> record = TrainingRecord.from_dict(json.load(open("runs/dense-6b7b7f746cfd/train_dense.json")))
+        >>> record.timing.train_seconds, record.epochs
+    """
 
     timing: Timing
     steps: int
@@ -156,6 +203,7 @@ class TrainingRecord:
     history: Optional[Dict[str, List[float]]] = None
 
     def to_dict(self) -> dict:
+        """The layout of ``train_<model>.json``: ``{"train": {...}, "energy": {...}}``."""
         train = {"timing": self.timing.to_dict(), "steps": self.steps, "epochs": self.epochs}
         if self.history is not None:
             train["history"] = self.history
@@ -163,6 +211,7 @@ class TrainingRecord:
 
     @classmethod
     def from_dict(cls, values: dict) -> "TrainingRecord":
+        """Reads :meth:`to_dict`'s layout."""
         train = values["train"]
         return cls(_take(Timing, train["timing"]), train["steps"], train["epochs"], Energy.from_dict(values["energy"]),
                    train.get("history"))
@@ -184,6 +233,10 @@ class ModelRecord:
         training: How it trained.
         evals: ``{evaluation name: result}`` (:mod:`tf_lottery.evals`).
         removed: For a ticket, the removed blocks in removal order.
+
+    Example:
+        >>> dense = ModelRecord.from_dict(json.load(open("runs/dense-6b7b7f746cfd/dense.json")))
+        >>> dense.accuracy, dense.flops, dense.energy.status
     """
 
     model_name: str
@@ -227,6 +280,7 @@ class ModelRecord:
         return self.training.energy
 
     def to_dict(self) -> dict:
+        """The layout of 0.1: clean results under ``test``, cost at the top, other evaluations under ``evals``."""
         out = {"model_name": self.model_name, "blocks": self.blocks, **self.training.to_dict()}
         others = dict(self.evals)
         if "clean" in others:
@@ -243,6 +297,7 @@ class ModelRecord:
 
     @classmethod
     def from_dict(cls, values: dict) -> "ModelRecord":
+        """Reads :meth:`to_dict`'s layout."""
         evals = dict(values.get("evals", {}))
         if "test" in values:
             evals["clean"] = values["test"]
@@ -256,7 +311,22 @@ class ModelRecord:
 
 @dataclasses.dataclass(frozen=True)
 class TicketRecord:
-    """How a ticket was found (the JSON of :class:`tf_lottery.tickets.TicketResult`, no model)."""
+    """How a ticket was found (the JSON of :class:`tf_lottery.tickets.TicketResult`, no model).
+
+    Attributes:
+        removed: The removed blocks, in removal order.
+        scores: ``{block: score}`` of the (first) scoring.
+        rounds: Each round's scores (one round for a one-shot schedule).
+        criterion: The criterion's name.
+        prune_first: Which end of the ranking went first (``"low"`` or ``"high"``).
+        schedule: ``"oneshot"`` or ``"iterative"``.
+        details: Method-specific facts (e.g. how a filter ticket's count was matched).
+
+    Example:
+        >>> result = tl.find_ticket(tl.models.cifar_resnet(20, seed=0), "magnitude", num_blocks=1)
+        >>> result.record().removed
+        ['stage3_block2']
+    """
 
     removed: List[str]
     scores: Dict[str, float]
@@ -267,6 +337,7 @@ class TicketRecord:
     details: Optional[dict] = None  # method-specific: e.g. how a filter ticket's count was matched
 
     def to_dict(self) -> dict:
+        """The JSON layout (``details`` left out when None, as 0.1 wrote a layer ticket)."""
         values = dataclasses.asdict(self)
         if values["details"] is None:  # the 0.1/0.2 layout of a layer ticket
             del values["details"]
@@ -274,12 +345,23 @@ class TicketRecord:
 
     @classmethod
     def from_dict(cls, values: dict) -> "TicketRecord":
+        """Reads :meth:`to_dict`'s layout."""
         return _take(cls, values)
 
 
 @dataclasses.dataclass(frozen=True)
 class ScoringRecord:
-    """The scoring stage (``scores.json``): the ticket found, time, examples and energy."""
+    """The scoring stage (``scores.json``): the ticket found, time, examples and energy.
+
+    Attributes:
+        ticket: How the ticket was found.
+        scoring_seconds: The scoring's time.
+        scoring_examples: Examples the criterion saw.
+        energy: Energy and CO2 of the scoring.
+
+    Example:
+        >>> ScoringRecord.from_dict(json.load(open("runs/init_ticket-27cb9d7dd0a7/scores.json"))).ticket.removed
+    """
 
     ticket: TicketRecord
     scoring_seconds: float
@@ -287,11 +369,13 @@ class ScoringRecord:
     energy: Energy
 
     def to_dict(self) -> dict:
+        """The layout of ``scores.json``."""
         return {"ticket": self.ticket.to_dict(), "scoring_seconds": self.scoring_seconds,
                 "scoring_examples": self.scoring_examples, "energy": self.energy.to_dict()}
 
     @classmethod
     def from_dict(cls, values: dict) -> "ScoringRecord":
+        """Reads :meth:`to_dict`'s layout."""
         return cls(TicketRecord.from_dict(values["ticket"]), values["scoring_seconds"], values["scoring_examples"],
                    Energy.from_dict(values["energy"]))
 
@@ -319,6 +403,24 @@ class Comparison:
     A figure either side could not measure is None ("unavailable"), never 0. A ticket wins when its
     test accuracy is at least the dense model's; for a language model (both sides measured a held-out
     perplexity) when its perplexity is at most the dense model's.
+
+    Attributes:
+        accuracy_pp: Ticket accuracy minus dense accuracy, in percentage points.
+        winning_ticket: Whether the ticket wins (see above).
+        params_reduction_pct: % fewer parameters.
+        flops_reduction_pct: % fewer FLOPs.
+        memory_reduction_pct: % less memory.
+        training_speedup_x: Dense training time / ticket training time.
+        images_per_second_ratio_x: Ticket throughput / dense throughput.
+        flops_implied_speedup_x: Dense FLOPs / ticket FLOPs.
+        latency_batch_size: The batch size the latencies are compared at (the largest both measured).
+        latency_speedup_x: Dense latency / ticket latency at that batch size.
+        energy_reduction_pct: % less training energy.
+        co2_reduction_pct: % less training CO2.
+
+    Example:
+        >>> round(Comparison.between(dense, ticket).flops_reduction_pct, 2)   # ResNet32 minus stage1_block2
+        6.83
     """
 
     accuracy_pp: Optional[float]
@@ -372,6 +474,7 @@ class Comparison:
         )
 
     def to_dict(self) -> dict:
+        """The layout of 0.1: the latency speed-up's key names its batch size."""
         out = dataclasses.asdict(self)
         batch = out.pop("latency_batch_size")
         speedup = out.pop("latency_speedup_x")
@@ -381,6 +484,7 @@ class Comparison:
 
     @classmethod
     def from_dict(cls, values: dict) -> "Comparison":
+        """Reads :meth:`to_dict`'s layout."""
         values = dict(values)
         latency = [k for k in values if k.startswith("latency_speedup_x_batch")]
         batch = int(latency[0][len("latency_speedup_x_batch"):]) if latency else None
@@ -391,7 +495,18 @@ class Comparison:
 @dataclasses.dataclass(frozen=True)
 class Rewind:
     """How a ``lottery`` ticket started: the rewind mode, epoch i (or optimizer step k, when
-    ``step`` > 0) and the recipe it trained with."""
+    ``step`` > 0) and the recipe it trained with.
+
+    Attributes:
+        mode: ``"weights"``, ``"lr"`` or ``"reinit"``.
+        epoch: The rewind epoch i.
+        ticket_recipe: The ticket's recipe, as a dict.
+        step: The rewind step k (0: rewound to ``epoch``).
+
+    Example:
+        >>> Rewind("weights", 25, {"length": "200ep"}).to_dict()["epoch"]
+        25
+    """
 
     mode: str
     epoch: int
@@ -399,9 +514,11 @@ class Rewind:
     step: int = 0  # added in 0.9: records from before load with 0 (rewound to an epoch)
 
     def to_dict(self) -> dict:
+        """The JSON layout."""
         return dataclasses.asdict(self)
 
 
+#: The unit of each number a record holds, by field name (``*_pct`` and ``*_x`` for every such field).
 UNITS = {"accuracy": "fraction", "accuracy_pp": "percentage points", "memory_bytes": "bytes",
          "latency": "seconds per batch (median)", "train_seconds": "seconds (wall, measured)",
          "energy_kwh": "kWh", "co2_kg": "kg CO2eq", "*_pct": "% less than dense", "*_x": "ratio"}
@@ -413,13 +530,19 @@ class RunRecord:
 
     Attributes:
         config_hash: The run's identity hash (``config.digest("ticket")``).
-        run_folder, dense_run_folder: Where the run and its dense run live.
+        run_folder: Where the run lives.
+        dense_run_folder: Where its dense run lives.
         data: Split sizes and the input shape.
         scoring: The scoring stage's time, examples and energy.
-        dense, ticket: The measured models.
+        dense: The measured dense model.
+        ticket: The measured ticket.
         comparison: Ticket versus dense.
         rewind: For ``lottery``: how the ticket started.
         exports: Export folders, when exported.
+
+    Example:
+        >>> record = RunRecord.from_dict(json.load(open("runs/init_ticket-27cb9d7dd0a7/result.json")))
+        >>> record.comparison.accuracy_pp, record.ticket.removed
     """
 
     config_hash: str
@@ -434,6 +557,7 @@ class RunRecord:
     exports: Optional[Dict[str, str]] = None
 
     def to_dict(self) -> dict:
+        """The layout of ``result.json`` (tf_lottery 0.1's), folders by name, with the units."""
         scoring = self.scoring.to_dict()
         out = {
             "config_hash": self.config_hash, "run_folder": folder_name(self.run_folder),
@@ -481,6 +605,7 @@ class RunRecord:
 
     @classmethod
     def from_dict(cls, values: dict) -> "RunRecord":
+        """Reads :meth:`to_dict`'s layout, and 0.1's (no ``ticket_search``)."""
         ticket = ModelRecord.from_dict(values["ticket"])
         search = values.get("ticket_search") or {  # 0.1 kept only the removed blocks here
             "removed": ticket.removed or [], "scores": {}, "rounds": [], "criterion": "?", "prune_first": "?",
@@ -496,7 +621,59 @@ class RunRecord:
 class SweepRow:
     """One point of a sweep, flat: what the report's tables and the plots read.
 
-    ``rewind`` and ``rewind_epoch`` are None for points whose experiment does not rewind.
+    ``rewind`` and ``rewind_epoch`` are None for points whose experiment does not rewind. A field
+    that a point did not measure is None; fields added after 0.2 are unset in rows of older sweeps.
+
+    Attributes:
+        seed: The point's seed.
+        criterion: The criterion's name.
+        p: Blocks removed (None for a method that does not remove blocks).
+        experiment: The experiment that made the point.
+        rewind: The rewind mode.
+        rewind_epoch: The rewind epoch i.
+        dense_accuracy: The dense model's test accuracy.
+        ticket_accuracy: The ticket's test accuracy.
+        dense_flops: The dense model's FLOPs.
+        ticket_flops: The ticket's FLOPs.
+        dense_train_seconds: The dense model's training time.
+        ticket_train_seconds: The ticket's training time.
+        accuracy_pp: Ticket minus dense accuracy, in percentage points.
+        flops_reduction_pct: % fewer FLOPs.
+        params_reduction_pct: % fewer parameters.
+        memory_reduction_pct: % less memory.
+        co2_reduction_pct: % less training CO2.
+        energy_reduction_pct: % less training energy.
+        training_speedup_x: Dense training time / ticket training time.
+        images_per_second_ratio_x: Ticket throughput / dense throughput.
+        flops_implied_speedup_x: Dense FLOPs / ticket FLOPs.
+        run_folder: The point's run folder.
+        dense_run_folder: Its dense run's folder.
+        method: How the ticket was made (``--method``).
+        dense_params: The dense model's parameters.
+        ticket_params: The ticket's parameters.
+        ticket_nonzero_params: The ticket's non-zero weights (below its parameters for a masked ticket).
+        dense_filters: The dense model's conv filters.
+        ticket_filters: The ticket's conv filters.
+        dense_images_per_second: The dense model's training throughput.
+        ticket_images_per_second: The ticket's training throughput.
+        latency_batch_size: The batch size of the latencies.
+        dense_latency_s: The dense model's median latency, in seconds per batch.
+        ticket_latency_s: The ticket's.
+        cka_linear: Linear CKA of the penultimate features, dense against ticket (``--evals=cka``).
+        cka_debiased: Debiased linear CKA of the same.
+        dense_curve: The dense model's learning curve, ``[[seconds, validation accuracy], ...]`` per epoch.
+        ticket_curve: The ticket's.
+        dense_seconds_to_final: Seconds until the dense model first reached its final validation accuracy.
+        ticket_seconds_to_dense: Seconds until the ticket reached the dense model's final validation accuracy.
+        dense_train_accuracy: The dense model's training accuracy per epoch (the recipe check).
+        rewind_step: The rewind step k (0: rewound to ``rewind_epoch``).
+        dense_perplexity: The dense language model's held-out perplexity.
+        ticket_perplexity: The ticket's.
+        length: The point's training length (a sweep's ``--sweep_lengths`` axis).
+
+    Example:
+        >>> rows = [SweepRow.from_dict(row) for row in json.load(open("runs/sweep-1c0e6a0f2b7d/results.json"))["rows"]]
+        >>> [(row.criterion, row.p, row.accuracy_pp) for row in rows]
     """
 
     seed: int
@@ -587,4 +764,5 @@ class SweepRow:
 
     @classmethod
     def from_dict(cls, values: dict) -> "SweepRow":
+        """Reads :meth:`to_dict`'s layout (a row of an older sweep leaves the later fields unset)."""
         return _take(cls, values)

@@ -33,8 +33,14 @@ def known_countries() -> frozenset:
 def check_country(country: str) -> None:
     """Refuses a country codecarbon has no grid figure for (it would label a made-up grid).
 
+    Args:
+        country: An ISO 3166 alpha-3 code (``--carbon_country``).
+
     Raises:
         ValueError: naming the value and a few valid codes.
+
+    Example:
+        >>> check_country("FRA")   # silent: codecarbon knows France's grid
     """
     known = known_countries()
     if known and country not in known:
@@ -43,7 +49,16 @@ def check_country(country: str) -> None:
 
 
 def energy_mode() -> str:
-    """"measured (RAPL)" when RAPL energy counters are readable, else "estimated (...)"."""
+    """How this machine's energy is known: measured from RAPL counters, or estimated.
+
+    Returns:
+        ``"measured (RAPL)"`` when RAPL energy counters are readable, else ``"estimated (...)"``
+        saying how codecarbon estimates.
+
+    Example:
+        >>> energy_mode()   # in a container without /sys/class/powercap
+        'estimated (codecarbon CPU model from TDP and load, flat RAM power; no RAPL)'
+    """
     for path in glob.glob("/sys/class/powercap/intel-rapl:*/energy_uj"):
         try:
             with open(path) as handle:

@@ -52,6 +52,10 @@ class Family:
     Attributes:
         blocks: ``model -> its block layers``, in the order the model calls them.
         count: The ``__init__`` argument (a ``get_config()`` key) giving their number.
+
+    Example:
+        >>> Family(lambda model: list(model.transformer_layers)).count
+        'num_layers'
     """
 
     blocks: Callable[[keras.Model], list]
@@ -108,6 +112,16 @@ def family_of(model) -> Optional[Family]:
     (keras_hub's ``Llama3Backbone`` is a ``LlamaBackbone``), else :data:`TRANSFORMER_LAYERS`
     when ``model`` follows keras_hub's convention (a ``transformer_layers`` list as long as its
     config's ``num_layers``: ``MistralBackbone``, ``QwenBackbone``, ``OPTBackbone``, ...).
+
+    Args:
+        model: Any model.
+
+    Returns:
+        A :class:`Family`, or None.
+
+    Example:
+        >>> family_of(tl.models.cifar_resnet(20)) is None
+        True
     """
     for cls in type(model).__mro__:
         if class_path(cls) in FAMILIES:
@@ -126,19 +140,49 @@ def _backbone(model):
 
 
 def has_family(model) -> bool:
-    """Whether :func:`family_ticket` can rebuild ``model`` (its class, or its backbone's, is registered)."""
+    """Whether :func:`family_ticket` can rebuild ``model`` (its class, or its backbone's, is registered).
+
+    Args:
+        model: Any model.
+
+    Returns:
+        True for a registered family's model, or a task around one.
+
+    Example:
+        >>> has_family(keras_hub.models.GPT2Backbone(vocabulary_size=64, num_layers=2, num_heads=2,
+        ...     hidden_dim=8, intermediate_dim=16, max_sequence_length=16))
+        True
+    """
     return _backbone(model)[0] is not None
 
 
 def block_model(model) -> keras.Model:
     """The model whose graph surgery reads for ``model``'s blocks: a registered family's task's backbone
-    (a causal LM's task graph calls its tied embedding twice, which surgery cannot read), else ``model``."""
+    (a causal LM's task graph calls its tied embedding twice, which surgery cannot read), else ``model``.
+
+    Args:
+        model: Any model.
+
+    Returns:
+        The backbone of a task whose backbone has a family, else ``model``.
+
+    Example:
+        >>> block_model(gpt2_lm) is gpt2_lm.backbone
+        True
+    """
     backbone, _ = _backbone(model)
     return backbone if backbone is not None else model
 
 
 def kept_blocks(model) -> List[str]:
     """The original name of each block of a family ticket, in order (its own names are positional).
+
+    Args:
+        model: A family's model or ticket.
+
+    Returns:
+        What the ticket recorded; for a model cut from nothing, its blocks' own names (empty without
+        a family).
 
     Example:
         >>> kept_blocks(smaller)
@@ -212,6 +256,12 @@ def flat_refusal(model) -> Optional[str]:
     """Why block surgery cannot cut ``model`` flat although its family can cut it in its own class
     (the graph reader's refusal of the task's graph), or None. A causal LM whose head calls its
     backbone's token embedding again (tied weights) is read call by call and cut flat.
+
+    Args:
+        model: Any model.
+
+    Returns:
+        The reason (the graph reader's error), or None.
 
     Example:
         >>> flat_refusal(gpt2_lm)            # None: the shared embedding lies outside every block

@@ -50,6 +50,7 @@ from tf_lottery.graph.lineage import lineage
 
 #: Layers that act on each channel alone: a filter can be removed across them.
 CHANNELWISE = (keras.layers.BatchNormalization, keras.layers.ReLU, keras.layers.Activation, keras.layers.Dropout)
+#: How filters are ranked for removal: ``global`` (one ranking over all groups) or ``layerwise`` (the same share from each group).
 RANKINGS = ("global", "layerwise")
 
 
@@ -63,6 +64,10 @@ class FilterGroup:
         consumer: The conv that reads those channels (loses the same input channels).
         block: The residual block it belongs to.
         filters: Its number of filters.
+
+    Example:
+        >>> filter_groups(tl.models.cifar_resnet(20))[1]
+        FilterGroup(conv='stage1_block2_conv1', followers=('stage1_block2_bn1', 'stage1_block2_relu1'), consumer='stage1_block2_conv2', block='stage1_block2', filters=16)
     """
 
     conv: str
@@ -87,6 +92,12 @@ def _plain_conv(layer) -> bool:
 
 def filter_groups(model: keras.Model) -> List[FilterGroup]:
     """The prunable filter groups of ``model``, in graph order (see the module docstring).
+
+    Args:
+        model: A Keras 3 functional residual network.
+
+    Returns:
+        A :class:`FilterGroup` for each conv whose filters can be removed.
 
     Raises:
         TypeError: if ``model`` is not a functional Keras 3 model.
@@ -121,20 +132,52 @@ def filter_groups(model: keras.Model) -> List[FilterGroup]:
 
 
 def count_prunable(model: keras.Model) -> int:
-    """Filters in all groups of ``model`` (those a filter ticket chooses from)."""
+    """Filters in all groups of ``model`` (those a filter ticket chooses from).
+
+    Args:
+        model: A Keras 3 functional residual network.
+
+    Returns:
+        The number of prunable filters.
+
+    Example:
+        >>> count_prunable(tl.models.cifar_resnet(20))
+        336
+    """
     return sum(g.filters for g in filter_groups(model))
 
 
 def max_removable(model: keras.Model) -> int:
-    """Filters that can be removed in all: every group keeps at least one."""
+    """Filters that can be removed in all: every group keeps at least one.
+
+    Args:
+        model: A Keras 3 functional residual network.
+
+    Returns:
+        The prunable filters less one per group.
+
+    Example:
+        >>> max_removable(tl.models.cifar_resnet(20))
+        327
+    """
     return sum(g.filters - 1 for g in filter_groups(model))
 
 
 def parse_name(name: str) -> tuple:
-    """``"stage1_block2_conv1:7"`` -> ``("stage1_block2_conv1", 7)``.
+    """Splits a filter's name into its conv and index.
+
+    Args:
+        name: A filter name, ``"<conv>:<index>"``.
+
+    Returns:
+        ``(conv name, index)``.
 
     Raises:
         ValueError: for a name without ``:<index>``.
+
+    Example:
+        >>> parse_name("stage1_block2_conv1:7")
+        ('stage1_block2_conv1', 7)
     """
     conv, _, index = str(name).rpartition(":")
     if not conv or not index.isdigit():
@@ -143,11 +186,22 @@ def parse_name(name: str) -> tuple:
 
 
 def check_removal(model: keras.Model, names: Iterable[str]) -> Dict[str, List[int]]:
-    """Validates filter names against ``model``'s groups; returns ``{conv: sorted removed indices}``.
+    """Validates filter names against ``model``'s groups.
+
+    Args:
+        model: A Keras 3 functional residual network.
+        names: Filter names, ``"<conv>:<index>"``.
+
+    Returns:
+        ``{conv: sorted removed indices}``.
 
     Raises:
         ValueError: for a malformed or unknown filter, one named twice, or a conv left without
             filters.
+
+    Example:
+        >>> check_removal(model, ["stage1_block2_conv1:7", "stage1_block2_conv1:3"])
+        {'stage1_block2_conv1': [3, 7]}
     """
     groups = {g.conv: g for g in filter_groups(model)}
     removed: Dict[str, List[int]] = {}
@@ -194,6 +248,11 @@ def select_filters(model: keras.Model, scores: Mapping[str, np.ndarray], count: 
     Raises:
         ValueError: for a bad ``prune_first`` or ``ranking``, a missing score, or a count that
             cannot be met (naming the maximum).
+
+    Example:
+        >>> scores = {g.conv: np.arange(g.filters, dtype=float) for g in filter_groups(model)}
+        >>> select_filters(model, scores, 3)   # ties at 0: graph order
+        ['stage1_block1_conv1:0', 'stage1_block2_conv1:0', 'stage1_block3_conv1:0']
     """
     if prune_first not in ("low", "high"):
         raise ValueError(f"prune_first must be 'low' or 'high'; got {prune_first!r}")
@@ -233,10 +292,22 @@ def select_filters(model: keras.Model, scores: Mapping[str, np.ndarray], count: 
 
 
 def check_count(model: keras.Model, count: int, groups=None) -> int:
-    """Checks that ``count`` filters can be removed from ``model``; returns it.
+    """Checks that ``count`` filters can be removed from ``model``.
+
+    Args:
+        model: A Keras 3 functional residual network.
+        count: Filters to remove.
+        groups: ``model``'s :func:`filter_groups`, when already found.
+
+    Returns:
+        ``count``.
 
     Raises:
         ValueError: for a negative count or more than can be removed (naming the maximum).
+
+    Example:
+        >>> check_count(tl.models.cifar_resnet(20), 10)
+        10
     """
     groups = filter_groups(model) if groups is None else groups
     most = sum(g.filters - 1 for g in groups)
@@ -340,8 +411,15 @@ def filter_masks(model: keras.Model, names: Iterable[str]) -> Dict[str, Dict[str
     constant to the next conv. In inference mode the masked model computes exactly what
     :func:`remove_filters` returns.
 
+    Args:
+        model: A Keras 3 functional residual network.
+        names: Filter names, ``"<conv>:<index>"``.
+
     Returns:
         ``{layer name: {"kernel"|"bias"|"gamma"|"beta": float32 array shaped like it}}``.
+
+    Raises:
+        ValueError: see :func:`check_removal`.
 
     Example:
         >>> masks = filter_masks(dense, ["stage1_block2_conv1:3"])
@@ -372,6 +450,10 @@ def filter_masks(model: keras.Model, names: Iterable[str]) -> Dict[str, Dict[str
 def apply_masks(model: keras.Model, masks: Mapping[str, Mapping[str, np.ndarray]]) -> None:
     """Multiplies ``model``'s variables by ``masks`` in place (any per-variable masks: these of
     :func:`filter_masks`, or IMP's kernel masks).
+
+    Args:
+        model: The model whose variables are masked.
+        masks: ``{layer name: {variable attribute: 0/1 array shaped like it}}``.
 
     Example:
         >>> apply_masks(dense, filter_masks(dense, ["stage1_block2_conv1:3"]))   # silences that filter

@@ -74,6 +74,7 @@ _AUTO_NAME = re.compile(r"add(_\d+)?")  # what Keras names an unnamed Add layer 
 PAPER_RULE_BUILDERS = ("cifar_resnet", "imagenet_resnet")
 """Builders whose models follow the paper's eligibility rule (see the module docstring)."""
 
+#: What block surgery needs, said in the error for a model without a residual block.
 NO_BLOCKS_HINT = (
     "block surgery needs a functional residual network: each block adds its input (the identity shortcut) or a "
     "projection of it to its branch's output with keras.layers.Add, `+` or keras.ops.add"
@@ -106,6 +107,11 @@ class Block:
     The names in ``layers``, ``branch``, ``shortcut``, ``input_layer``, ``add_layer`` and
     ``output_layer`` are calls of :func:`tf_lottery.graph.analyse`: an operation's name, or
     ``name@2`` for the second call of a shared layer.
+
+    Example:
+        >>> block = find_blocks(tl.models.cifar_resnet(20))[1]
+        >>> block.name, block.stage, block.identity_input, block.removable
+        ('stage1_block2', 1, 0, True)
     """
 
     name: str
@@ -126,8 +132,18 @@ class Block:
 def producers(model: keras.Model) -> Dict[str, List[str]]:
     """For each operation of ``model``'s flat graph, the names of the operations producing its inputs.
 
+    Args:
+        model: A Keras 3 functional model (nested models are flattened).
+
+    Returns:
+        ``{operation name: [names of its parents, in input order]}``.
+
     Raises:
         ValueError: for an operation that consumes a multi-output operation (not supported).
+
+    Example:
+        >>> producers(tl.models.cifar_resnet(20))["stage1_block2_add"]
+        ['stage1_block1_out', 'stage1_block2_bn2']
     """
     return {name: list(parents) for name, parents in graph_lib.analyse(model).parents.items()}
 
@@ -217,7 +233,19 @@ def _stages(found: List[dict]) -> List[int]:
 
 
 def eligibility_rule(model: keras.Model) -> str:
-    """``"paper"`` for the paper's templates, ``"shape"`` for any other model (see the module docstring)."""
+    """Which rule decides the removable blocks of ``model`` (see the module docstring).
+
+    Args:
+        model: A functional model.
+
+    Returns:
+        ``"paper"`` for a model built by one of :data:`PAPER_RULE_BUILDERS` (its lineage says so),
+        ``"shape"`` for any other model.
+
+    Example:
+        >>> eligibility_rule(tl.models.cifar_resnet(20))
+        'paper'
+    """
     origin = lineage(model)
     return "paper" if origin is not None and origin.get("builder") in PAPER_RULE_BUILDERS else "shape"
 
@@ -349,7 +377,20 @@ def _residual_layer_blocks(g: graph_lib.Graph, declared: Sequence[str]) -> List[
 
 
 def looked_at(model: keras.Model) -> str:
-    """What block discovery looked at in a model where it found no block, for the error."""
+    """What block discovery looked at in a model where it found no block, for the error.
+
+    Args:
+        model: A functional model.
+
+    Returns:
+        One sentence: the additions and shape-keeping layers it saw, and how to declare a block
+        (or register a container of blocks) it cannot see.
+
+    Example:
+        >>> x = keras.Input((8,))
+        >>> looked_at(keras.Model(x, keras.layers.Dense(8)(x)))[:45]
+        'it looked at 0 two-input additions (none) and'
+    """
     g = graph_lib.analyse(model)
     additions = [n for n in g.order if _is_addition(g, n)]
     keeping = [n for n in g.order if isinstance(g.operations[n], keras.layers.Layer) and len(g.parents[n]) == 1
@@ -374,7 +415,14 @@ def looked_at(model: keras.Model) -> str:
 
 
 def blocks(model: keras.Model, residual_layers: Optional[Sequence[str]] = None) -> List[str]:
-    """Names of all residual blocks of ``model``, in graph order (``residual_layers``: see :func:`find_blocks`).
+    """Names of all residual blocks of ``model``, in graph order.
+
+    Args:
+        model: A Keras 3 functional model.
+        residual_layers: Layers that are blocks by themselves (see :func:`find_blocks`).
+
+    Returns:
+        The block names, e.g. ``["stage1_block1", ...]``.
 
     Example:
         >>> blocks(tl.models.cifar_resnet(20))[:3]
@@ -386,6 +434,12 @@ def blocks(model: keras.Model, residual_layers: Optional[Sequence[str]] = None) 
 def removable_blocks(model: keras.Model) -> List[str]:
     """Names of the blocks whose removal keeps every shape valid (see module docstring).
 
+    Args:
+        model: A Keras 3 functional model.
+
+    Returns:
+        The removable blocks' names, in graph order.
+
     Example:
         >>> len(removable_blocks(tl.models.cifar_resnet(32)))
         12
@@ -394,7 +448,18 @@ def removable_blocks(model: keras.Model) -> List[str]:
 
 
 def stage_sizes(model: keras.Model) -> Dict[int, int]:
-    """``{stage: number of blocks}`` of ``model`` (see the module docstring for stages)."""
+    """How many blocks each stage of ``model`` has (see the module docstring for stages).
+
+    Args:
+        model: A Keras 3 functional model.
+
+    Returns:
+        ``{stage: number of blocks}``, stages numbered from 1.
+
+    Example:
+        >>> stage_sizes(tl.models.cifar_resnet(20))
+        {1: 3, 2: 3, 3: 3}
+    """
     found: Dict[int, int] = {}
     for b in find_blocks(model):
         found[b.stage] = found.get(b.stage, 0) + 1
@@ -408,6 +473,12 @@ def ineligible(model: keras.Model) -> Dict[str, str]:
     changes its input's shape, under the paper's rule when its input is not another block's output,
     and when it calls a layer with weights that is also called outside it (a shared layer: removing
     the block would remove one call and keep the other, so the block's weights are not its own).
+
+    Args:
+        model: A Keras 3 functional model.
+
+    Returns:
+        ``{block name: reason}``, a phrase that follows the block's name (empty when every block is removable).
 
     Example:
         >>> ineligible(model)["b2"]
@@ -444,7 +515,19 @@ def _other_users(g: graph_lib.Graph, found: List[Block], block: Block, layer: st
 
 
 def floor_hint(model: keras.Model, min_blocks_per_stage: int) -> str:
-    """What the floor leaves, for an error: the stages' sizes and how to lower the floor."""
+    """What the floor leaves, for an error: the stages' sizes and how to lower the floor.
+
+    Args:
+        model: A Keras 3 functional model.
+        min_blocks_per_stage: The floor: blocks each stage keeps.
+
+    Returns:
+        One sentence for an error message (which blocks can never go, or how to lower the floor).
+
+    Example:
+        >>> floor_hint(tl.models.cifar_resnet(20), 2)[:52]
+        'every stage keeps min_blocks_per_stage=2 blocks (blo'
+    """
     sizes = ", ".join(f"stage {s}: {n}" for s, n in sorted(stage_sizes(model).items()))
     found = find_blocks(model)
     if min_blocks_per_stage == 0 or max_removable(model, 0) == max_removable(model, min_blocks_per_stage):
@@ -459,7 +542,20 @@ def floor_hint(model: keras.Model, min_blocks_per_stage: int) -> str:
 
 
 def max_removable(model: keras.Model, min_blocks_per_stage: int = 2) -> int:
-    """How many blocks can be removed in all while every stage keeps its floor."""
+    """How many blocks can be removed in all while every stage keeps its floor.
+
+    Args:
+        model: A Keras 3 functional model.
+        min_blocks_per_stage: The floor: blocks each stage keeps.
+
+    Returns:
+        The largest number of blocks :func:`remove_blocks` accepts at once.
+
+    Example:
+        >>> model = tl.models.cifar_resnet(20)
+        >>> max_removable(model), max_removable(model, min_blocks_per_stage=0)
+        (3, 6)
+    """
     all_blocks = find_blocks(model)
     total = 0
     for stage in sorted({b.stage for b in all_blocks}):
@@ -472,11 +568,23 @@ def max_removable(model: keras.Model, min_blocks_per_stage: int = 2) -> int:
 def check_removal(model: keras.Model, names: Iterable[str], min_blocks_per_stage: int = 2) -> List[Block]:
     """Validates a removal and returns the blocks to remove, in graph order.
 
+    Args:
+        model: A Keras 3 functional model.
+        names: The blocks to remove.
+        min_blocks_per_stage: The floor: blocks each stage keeps.
+
+    Returns:
+        The :class:`Block` of each name, in graph order.
+
     Raises:
         TypeError: for ``names`` that is a string or holds anything but strings.
         ValueError: for an unknown name, a block that is not removable, a repeated
             name, or a removal that leaves a stage with fewer than
             ``min_blocks_per_stage`` blocks.
+
+    Example:
+        >>> [b.name for b in check_removal(model, ["stage1_block3", "stage1_block2"], 1)]
+        ['stage1_block2', 'stage1_block3']
     """
     if isinstance(names, str) or not all(isinstance(n, str) for n in names):
         raise TypeError(f"names must be a list of block names, e.g. ['stage1_block2']; got {names!r}")
@@ -518,7 +626,13 @@ def check_removal(model: keras.Model, names: Iterable[str], min_blocks_per_stage
 
 
 def contained(model: keras.Model) -> dict:
-    """``{block: [the blocks that lie inside it]}`` (an additive U-Net skip around blocks holds them).
+    """Which blocks lie inside which (an additive U-Net skip around blocks holds them).
+
+    Args:
+        model: A Keras 3 functional model.
+
+    Returns:
+        ``{block: [the blocks inside it, in graph order]}``, an empty list for most blocks.
 
     Example:
         >>> contained(unet)["skip"]
@@ -530,7 +644,19 @@ def contained(model: keras.Model) -> dict:
 
 
 def removed_with(model: keras.Model, names: Iterable[str]) -> List[str]:
-    """The blocks that go when ``names`` go: each named block and every block inside it (graph order)."""
+    """The blocks that go when ``names`` go: each named block and every block inside it.
+
+    Args:
+        model: A Keras 3 functional model.
+        names: Blocks to remove.
+
+    Returns:
+        Their names and those of the blocks inside them, in graph order.
+
+    Example:
+        >>> removed_with(tl.models.cifar_resnet(20), ["stage1_block2"])
+        ['stage1_block2']
+    """
     inside = contained(model)
     gone = set(names) | {inner for name in names for inner in inside[name]}
     return [b.name for b in find_blocks(model) if b.name in gone]
@@ -585,6 +711,13 @@ def bypassed(model: keras.Model, names: Sequence[str]) -> keras.Model:
     """A view of ``model`` with the blocks ``names`` bypassed (each one's output replaced by its input),
     sharing every layer and variable with ``model``: what removing them does, measured without a copy
     (a layer whose config does not round-trip is fine here).
+
+    Args:
+        model: A Keras 3 functional model.
+        names: Blocks to bypass.
+
+    Returns:
+        A ``keras.Model`` sharing ``model``'s layers, without the named blocks' branches.
 
     Raises:
         ValueError: for an unknown block name.

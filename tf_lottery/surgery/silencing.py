@@ -47,9 +47,21 @@ def silencing_variables(model: keras.Model, block: Block) -> list:
     identity shortcut then passes its input through (after a post-add ReLU that its input
     already went through): what removing it does.
 
+    Args:
+        model: A Keras 3 functional model.
+        block: One of its blocks (:func:`tf_lottery.surgery.find_blocks`).
+
+    Returns:
+        The ``keras.Variable`` objects to zero.
+
     Raises:
         ValueError: naming the block and the operation that stops the walk when the branch
             cannot be silenced exactly.
+
+    Example:
+        >>> model = tl.models.cifar_resnet(20)
+        >>> [v.path for v in silencing_variables(model, tl.surgery.find_blocks(model)[1])]
+        ['stage1_block2_bn2/gamma', 'stage1_block2_bn2/beta']
     """
     if not block.branch:
         raise ValueError(f"block {block.name!r} has no residual branch to silence")
@@ -91,6 +103,10 @@ def silencing_variables(model: keras.Model, block: Block) -> list:
 
 def silence_blocks(model: keras.Model, names: Iterable[str]) -> None:
     """Zeroes the residual branch of blocks in place (see :func:`silencing_variables`).
+
+    Args:
+        model: A Keras 3 functional model (changed in place).
+        names: The blocks to silence.
 
     Raises:
         ValueError: for an unknown block or a branch that cannot be silenced.

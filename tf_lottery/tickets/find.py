@@ -26,6 +26,7 @@ from tf_lottery import criteria as criteria_lib
 from tf_lottery import surgery
 from tf_lottery.results.records import TicketRecord
 
+#: How :func:`find_ticket` selects: ``oneshot`` (one scoring) or ``iterative`` (re-score after each removal).
 SCHEDULES = ("oneshot", "iterative")
 
 
@@ -40,7 +41,13 @@ class TicketResult(TicketRecord):
         criterion: Criterion name.
         prune_first: "low" or "high", as used.
         schedule: "oneshot" or "iterative".
+        details: Method-specific facts (None for a layer ticket).
         model: The ticket: a new model with inherited weights.
+
+    Example:
+        >>> result = find_ticket(tl.models.cifar_resnet(20, seed=0), "magnitude", num_blocks=1)
+        >>> result.removed, result.model.name
+        (['stage3_block2'], 'resnet20_minus1')
     """
 
     model: keras.Model = None
@@ -59,11 +66,24 @@ def resolve_count(model: keras.Model, num_blocks: Optional[int], fraction: Optio
                   min_blocks_per_stage: int = 2) -> int:
     """How many blocks to remove: ``num_blocks``, or ``fraction`` of the removable blocks.
 
+    Args:
+        model: The dense network.
+        num_blocks: Blocks to remove, or None.
+        fraction: Share of the removable blocks to remove (rounded), or None.
+        min_blocks_per_stage: Floor per stage.
+
+    Returns:
+        The number of blocks to remove.
+
     Raises:
         TypeError: for a count that is not an integer or a fraction that is not a number.
         ValueError: for neither or both given, a model without residual blocks, a count
             below 1, a fraction outside (0, 1] or one that rounds to no block, or more
             blocks than can be removed (naming the maximum).
+
+    Example:
+        >>> resolve_count(tl.models.cifar_resnet(32), None, 0.25)   # a quarter of the 12 removable blocks
+        3
     """
     if (num_blocks is None) == (fraction is None):
         raise ValueError(f"give exactly one of num_blocks and fraction; got {num_blocks} and {fraction}")
@@ -112,6 +132,12 @@ def select(model: keras.Model, scores: Dict[str, float], count: int, prune_first
     Raises:
         ValueError: for a bad ``prune_first``, a removable block without a score, or
             when fewer than ``count`` blocks can be picked.
+
+    Example:
+        >>> model = tl.models.cifar_resnet(32)
+        >>> scores = {name: float(i) for i, name in enumerate(tl.surgery.blocks(model))}
+        >>> select(model, scores, 2), select(model, scores, 2, prune_first="high")
+        (['stage1_block2', 'stage1_block3'], ['stage3_block5', 'stage3_block4'])
     """
     arguments.one_of("prune_first", prune_first, ("low", "high"))
     arguments.count("count", count, least=1)

@@ -28,6 +28,7 @@ from typing import Callable, Optional
 from tf_lottery import training
 from tf_lottery.core.registry import Registry
 
+#: The method registry (``--method``): :func:`get` a :class:`Method` by name.
 METHODS: Registry = Registry("method")
 
 
@@ -53,6 +54,12 @@ class Method:
             composed into the method section of the config, or None. Its options enter the identity of
             the method's runs (less any at a value of the class's ``IDENTITY_DEFAULTS``); a classmethod
             ``check_values(values)`` may refuse a combination the single declarations cannot.
+
+    Example:
+        >>> method = get("filters")
+        >>> method.unit
+        'filters'
+        >>> result = method(dense, (images, labels), config.method, seed=0)   # a TicketResult
     """
 
     name: str
@@ -71,6 +78,7 @@ class Method:
         return self.fit or training.fit
 
     def __call__(self, model, data, method_config, seed: int = 0):
+        """Makes a ticket of ``model``: ``make(model, data, method_config, seed)``."""
         return self.make(model, data, method_config, seed)
 
 
@@ -120,10 +128,32 @@ def settings_classes() -> list:
 
 
 def get(name: str) -> Method:
-    """Returns the method registered as ``name`` (the error lists the valid names)."""
+    """Returns the method registered as ``name``.
+
+    Args:
+        name: A method's name (:func:`names`).
+
+    Returns:
+        Its :class:`Method`.
+
+    Raises:
+        UnknownNameError: for a name that is not registered (listing the valid names).
+
+    Example:
+        >>> get("blocks").unit
+        'blocks'
+    """
     return METHODS.get(name)
 
 
 def names() -> list:
-    """Registered method names."""
+    """Registered method names.
+
+    Returns:
+        The names, sorted.
+
+    Example:
+        >>> names()
+        ['blocks', 'filter_masks', 'filters', 'imp']
+    """
     return METHODS.names()

@@ -43,6 +43,13 @@ def next_token_schedule(steps: int, learning_rate: float = 1e-3) -> keras.optimi
     """The learning rate of a run of ``steps`` steps: a linear warm-up from 0 over :data:`WARMUP_FRACTION`
     of them to ``learning_rate``, then a cosine down to 0 at ``steps``.
 
+    Args:
+        steps: The run's steps, >= 1.
+        learning_rate: The peak learning rate, > 0.
+
+    Returns:
+        A Keras ``CosineDecay`` with its warm-up.
+
     Raises:
         ValueError: for ``steps`` below 1 or a rate that is not positive.
 
@@ -71,6 +78,10 @@ def compile_next_token(model: keras.Model, steps: int, learning_rate: float = 1e
 
     Raises:
         ValueError: for ``steps`` below 1 or a rate that is not positive.
+
+    Example:
+        >>> compile_next_token(lm, steps=200).optimizer.__class__.__name__
+        'AdamW'
     """
     model.compile(optimizer=keras.optimizers.AdamW(next_token_schedule(steps, learning_rate),
                                                    weight_decay=WEIGHT_DECAY),
@@ -80,6 +91,18 @@ def compile_next_token(model: keras.Model, steps: int, learning_rate: float = 1e
 
 def batch_order(examples: int, steps: int, batch_size: int, seed: int) -> np.ndarray:
     """The example indices of ``steps`` batches: seeded permutations of ``examples``, one after another.
+
+    Args:
+        examples: Training examples.
+        steps: Batches wanted.
+        batch_size: Examples per batch.
+        seed: Seed of the permutations.
+
+    Returns:
+        ``steps * batch_size`` indices; batch ``i`` is ``order[i * batch_size:(i + 1) * batch_size]``.
+
+    Raises:
+        ValueError: for no training examples.
 
     Example:
         >>> batch_order(4, steps=3, batch_size=2, seed=0).shape
@@ -102,6 +125,10 @@ class TrainingTime(NamedTuple):
             pinned to one core this is the training's cost even when another process shares the
             core or the process is paused, which wall seconds are not.
         sessions: The processes that trained (more than 1: resumed).
+
+    Example:
+        >>> TrainingTime(seconds=12.5, cpu_seconds=11.9, sessions=1).seconds
+        12.5
     """
 
     seconds: float

@@ -42,6 +42,9 @@ class SaveWeightsAt(keras.callbacks.Callback):
         steps: Optimizer step counts k >= 1.
         save_step: ``save_step(model, k)`` (needed when ``steps`` is not empty).
 
+    Raises:
+        TypeError: for ``steps`` without ``save_step``.
+
     Example:
         >>> SaveWeightsAt([25, 50], save=lambda m, i: m.save_weights(f"theta_{i}.weights.h5"))
     """
@@ -54,12 +57,14 @@ class SaveWeightsAt(keras.callbacks.Callback):
         self.steps, self.save_step = set(steps), save_step
 
     def on_train_batch_end(self, batch, logs=None):
+        """Saves θ_k when the optimizer has just taken step k."""
         if self.steps:  # reads one scalar a step, only when a step is wanted
             done = optimizer_steps(self.model)
             if done in self.steps:
                 self.save_step(self.model, done)
 
     def on_epoch_end(self, epoch, logs=None):
+        """Saves θ_i after epoch i."""
         if epoch + 1 in self.epochs:
             self.save(self.model, epoch + 1)
 
@@ -89,6 +94,10 @@ def make_deterministic() -> None:
 
     Raises:
         RuntimeError: if TensorFlow has already started and its threads cannot change.
+
+    Example:
+        >>> import tf_lottery as tl
+        >>> tl.train.make_deterministic()   # first thing in the process
     """
     import tensorflow as tf
 
@@ -106,6 +115,20 @@ def compile_model(model: keras.Model, recipe: Recipe, steps_per_epoch: int) -> N
     The accuracy is a weighted metric: where the data gives sample weights (a language model's
     batches weigh padding 0) it counts the weighted positions only; without weights it is the
     plain accuracy. It also replaces the metrics a keras_hub task would add by itself.
+
+    Args:
+        model: A ``keras.Model``.
+        recipe: The :class:`~tf_lottery.training.Recipe` (its optimizer and schedule).
+        steps_per_epoch: Optimizer steps per epoch (the schedule's lengths in epochs become steps).
+
+    Raises:
+        TypeError: for a model or recipe of another type.
+        ValueError: for ``steps_per_epoch`` below 1.
+
+    Example:
+        >>> compile_model(ticket, Recipe(length="3ep", batch_size=64), steps_per_epoch=100)
+        >>> ticket.optimizer.__class__.__name__
+        'SGD'
     """
     arguments.instance("model", model, keras.Model, "a keras.Model")
     arguments.instance("recipe", recipe, Recipe, "a tl.train.Recipe, e.g. Recipe(length='3ep')")
@@ -122,8 +145,17 @@ def compile_model(model: keras.Model, recipe: Recipe, steps_per_epoch: int) -> N
 def read_history(path: str) -> dict:
     """The CSV history as ``{column: [values]}`` (epochs in order, resumed runs included).
 
+    Args:
+        path: A history CSV (``history_<name>.csv`` in a run folder).
+
+    Returns:
+        ``{column: [one float per epoch]}``; ``{}`` when the file does not exist.
+
     Raises:
         ValueError: naming the file when it does not hold one row of numbers per epoch.
+
+    Example:
+        >>> read_history("runs/mine/history_ticket.csv")["val_accuracy"]
     """
     if not os.path.exists(path):
         return {}
@@ -144,8 +176,19 @@ def check_fits(recipe: Recipe, train_size: int) -> int:
     """Steps per epoch of ``recipe`` on a training split of ``train_size`` examples (give the
     global recipe, :meth:`tf_lottery.runtime.distribute.Execution.global_recipe`, under several replicas).
 
+    Args:
+        recipe: The recipe (its batch size).
+        train_size: Examples in the training split.
+
+    Returns:
+        Whole batches per epoch.
+
     Raises:
         ValueError: if the training split is smaller than one batch.
+
+    Example:
+        >>> check_fits(Recipe(batch_size=128), 50000)
+        390
     """
     steps_per_epoch = train_size // recipe.batch_size
     if steps_per_epoch < 1:
@@ -161,8 +204,17 @@ def check_lengths(recipe: Recipe, steps_per_epoch: int) -> None:
     """Refuses drops and a warm-up that do not fall inside the training, whatever their units: lengths in
     epochs and in steps compare only once an epoch's steps are known (a config's check, before its run).
 
+    Args:
+        recipe: The recipe.
+        steps_per_epoch: Optimizer steps per epoch.
+
     Raises:
         ValueError: naming the flag, its value and the training's length in steps.
+
+    Example:
+        >>> check_lengths(Recipe(length="500it", lr_drops=("2ep",)), 390)
+        Traceback (most recent call last):
+        ValueError: --lr_drops=2ep is at or past the end of the training (--length=500it = 500 steps of 390 per epoch); ...
     """
     total = to_steps(recipe.length, steps_per_epoch)
     for drop in recipe.lr_drops:
@@ -218,7 +270,16 @@ def fit(model: keras.Model, data, recipe: Recipe, workdir: str, name: str,
 
     Raises:
         TrainingDiverged: if the loss became NaN or infinite.
-        ValueError: if the training split is smaller than one batch.
+        TypeError: for a model, data, recipe, folder or name of the wrong type.
+        ValueError: if the training split is smaller than one batch, or the model has fewer outputs
+            than the data's classes.
+
+    Example:
+        >>> data = tl.data.prepare(tl.data.DataOptions("synthetic", train_size=256, val_size=64, test_size=64))
+        >>> model = tl.models.cifar_resnet(20, input_shape=data.input_shape, num_classes=data.num_classes)
+        >>> outcome = fit(model, data, Recipe(length="1ep", batch_size=64, lr_drops=()), "runs/mine", "dense")
+        >>> outcome["epochs"], outcome["steps"]
+        (1, 4)
     """
     arguments.instance("model", model, keras.Model, "a keras.Model")
     arguments.instance("recipe", recipe, Recipe, "a tl.train.Recipe, e.g. Recipe(length='3ep')")

@@ -25,6 +25,7 @@ from tf_lottery.core import arguments
 from tf_lottery.training.schedules import warmup_factor, warmup_schedule
 
 _LENGTH = re.compile(r"^\s*([0-9]+)\s*(ep|it)\s*$", re.ASCII)  # ASCII digits only: "２ep" is refused
+#: The warm-up length that means none.
 NO_WARMUP = "0ep"
 
 OPTIMIZERS = ("sgd", "adamw")
@@ -44,8 +45,15 @@ def parse_length(text: str, allow_zero: bool = False) -> Tuple[int, str]:
         text: The length: ASCII digits, then ``ep`` or ``it``.
         allow_zero: Accept a count of 0 (a warm-up of ``"0ep"`` is none).
 
+    Returns:
+        ``(count, unit)``, the unit ``"ep"`` or ``"it"``.
+
     Raises:
         ValueError: for anything else, naming the accepted forms, or a count past :data:`MAX_LENGTH`.
+
+    Example:
+        >>> parse_length(" 0160 ep"), parse_length("500it")
+        ((160, 'ep'), (500, 'it'))
     """
     match = _LENGTH.match(str(text))
     if not match or int(match.group(1)) < (0 if allow_zero else 1):
@@ -130,7 +138,23 @@ def stretch_drops(drops, length: str, new_length: str) -> tuple:
 
 
 def to_steps(text: str, steps_per_epoch: int, allow_zero: bool = False) -> int:
-    """Optimizer steps of a length string."""
+    """Optimizer steps of a length string.
+
+    Args:
+        text: A length, ``"160ep"`` or ``"500it"``.
+        steps_per_epoch: Optimizer steps per epoch.
+        allow_zero: Accept a count of 0.
+
+    Returns:
+        The steps.
+
+    Raises:
+        ValueError: for a malformed length (:func:`parse_length`).
+
+    Example:
+        >>> to_steps("2ep", 390), to_steps("500it", 390)
+        (780, 500)
+    """
     count, unit = parse_length(text, allow_zero)
     return count * steps_per_epoch if unit == "ep" else count
 
@@ -154,6 +178,14 @@ class Recipe:
         warmup_start: The warm-up's starting factor in [0, 1) (a rewound recipe that resumes
             inside the warm-up starts where the warm-up stood).
         optimizer: One of :data:`OPTIMIZERS` (``adamw`` ignores ``momentum`` and ``nesterov``).
+
+    Raises:
+        ValueError: for a malformed length, drop or warm-up, a warm-up not shorter than the training, or
+            a number out of its range (each named with the value).
+
+    Example:
+        >>> Recipe(length="3ep", lr_drops=("2ep",)).plan(steps_per_epoch=100)
+        (3, 100)
     """
 
     length: str = "200ep"

@@ -46,8 +46,19 @@ def checked_progress(progress) -> dict:
     """``progress`` when it is a resume state's ``progress.json``: a list of finished epochs (each with its
     index, session, non-negative wall seconds and steps, and its logs) and a list of checkpoint epoch counts.
 
+    Args:
+        progress: What ``progress.json`` held, as read.
+
+    Returns:
+        ``progress``, unchanged.
+
     Raises:
         ValueError: saying which field is wrong (the caller names the file and trains from the start).
+
+    Example:
+        >>> checked_progress({"epochs": [{"epoch": 0, "session": 0, "seconds": -1.0}], "checkpoints": [1]})
+        Traceback (most recent call last):
+        ValueError: epochs[0]['seconds'] is -1.0, not a count or seconds >= 0
     """
     if not isinstance(progress, dict):
         raise ValueError(f"a JSON {type(progress).__name__}, not an object")
@@ -70,25 +81,64 @@ def checked_progress(progress) -> dict:
 
 
 def state_folder(workdir: str, name: str) -> str:
-    """The resume state folder of model ``name`` in ``workdir``."""
+    """The resume state folder of model ``name`` in ``workdir``.
+
+    Args:
+        workdir: The run folder.
+        name: The model's name in the run (``"dense"``, ``"ticket"``).
+
+    Returns:
+        ``<workdir>/resume_<name>``.
+
+    Example:
+        >>> state_folder("runs/mine", "ticket")
+        'runs/mine/resume_ticket'
+    """
     return os.path.join(workdir, f"resume_{name}")
 
 
 def discard(workdir: str, name: str) -> None:
-    """Removes the resume state of ``name`` (once its final weights are saved)."""
+    """Removes the resume state of ``name`` (once its final weights are saved).
+
+    Args:
+        workdir: The run folder.
+        name: The model's name in the run.
+
+    Example:
+        >>> discard("runs/mine", "ticket")   # nothing happens when there is no state
+    """
     shutil.rmtree(state_folder(workdir, name), ignore_errors=True)
 
 
 def precision_of(model: keras.Model) -> str:
-    """The dtype policy ``model`` was built under ("float32", "mixed_bfloat16", ...)."""
+    """The dtype policy ``model`` was built under.
+
+    Args:
+        model: A Keras model.
+
+    Returns:
+        The policy's name: ``"float32"``, ``"mixed_bfloat16"``, ...
+
+    Example:
+        >>> precision_of(tl.models.cifar_resnet(20))
+        'float32'
+    """
     return model.dtype_policy.name
 
 
 def check_precision(saved: Optional[str], model: keras.Model, folder: str) -> None:
     """Refuses to resume a training state saved in another precision than ``model`` computes in.
 
+    Args:
+        saved: The precision the state was saved in (None: a state from before precisions were kept).
+        model: The model about to resume.
+        folder: The state folder, for the error.
+
     Raises:
         ValueError: naming both precisions and the state folder.
+
+    Example:
+        >>> check_precision("float32", tl.models.cifar_resnet(20), "runs/mine/resume_dense")   # same: silent
     """
     if saved is not None and saved != precision_of(model):
         raise ValueError(f"{folder} holds a training that computes in {saved}, but this model computes in "
@@ -98,7 +148,18 @@ def check_precision(saved: Optional[str], model: keras.Model, folder: str) -> No
 
 def history_csv(epochs: List[dict]) -> str:
     """The CSV of the finished epochs' logs (``epoch`` first, then the log keys sorted, as
-    Keras' ``CSVLogger`` writes it)."""
+    Keras' ``CSVLogger`` writes it).
+
+    Args:
+        epochs: Finished epochs, each ``{"epoch", "logs", ...}``.
+
+    Returns:
+        The CSV text.
+
+    Example:
+        >>> history_csv([{"epoch": 0, "logs": {"loss": 2.5, "accuracy": 0.25}}])
+        'epoch,accuracy,loss\\n0,0.25,2.5\\n'
+    """
     keys = sorted({key for record in epochs for key in record["logs"]})
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
@@ -124,6 +185,11 @@ class EpochCheckpoint(keras.callbacks.Callback):
         epochs: Every finished epoch (this session's and the ones before a resume):
             ``{"epoch", "seconds", "setup_seconds", "session", "logs"}``.
         resumed_from: The epoch count this session started from (0 for a fresh start).
+
+    Example:
+        >>> checkpoint = EpochCheckpoint("runs/mine", "ticket", "runs/mine/history_ticket.csv")
+        >>> start = checkpoint.restore(model)
+        >>> model.fit(train, epochs=10, initial_epoch=start, callbacks=[checkpoint])
     """
 
     def __init__(self, workdir: str, name: str, history_path: str):
@@ -207,18 +273,22 @@ class EpochCheckpoint(keras.callbacks.Callback):
     # --- callback -----------------------------------------------------------------------
 
     def on_train_begin(self, logs=None):
+        """Starts the session's clock and writes the history of the epochs before it."""
         self._train_begin = time.perf_counter()
         self._first_epoch_of_session = True
         write_text_atomic(self.history_path, history_csv(self.epochs))
 
     def on_epoch_begin(self, epoch, logs=None):
+        """Starts the epoch's clock."""
         self._epoch_begin = time.perf_counter()
         self._steps_before = optimizer_steps(self.model)
 
     def on_train_batch_end(self, batch, logs=None):
+        """A crash point for the tests (:func:`tf_lottery.core.faults.crash_point`)."""
         crash_point("batch")
 
     def on_epoch_end(self, epoch, logs=None):
+        """Records the epoch, saves the state after it (unless it diverged) and rewrites the history."""
         seconds = time.perf_counter() - self._epoch_begin
         setup = self._epoch_begin - self._train_begin if self._first_epoch_of_session else 0.0
         self._first_epoch_of_session = False
@@ -249,7 +319,18 @@ class EpochCheckpoint(keras.callbacks.Callback):
 
 
 def optimizer_steps(model) -> int:
-    """Optimizer steps ``model`` has taken (its optimizer's ``iterations``; 0 before it is built)."""
+    """Optimizer steps ``model`` has taken.
+
+    Args:
+        model: A Keras (or tf_keras) model.
+
+    Returns:
+        Its optimizer's ``iterations``; 0 for a model without an optimizer.
+
+    Example:
+        >>> optimizer_steps(tl.models.cifar_resnet(20))   # not compiled
+        0
+    """
     optimizer = getattr(model, "optimizer", None)  # iterations: a Keras, tf_keras or mirrored variable
     return int(keras.ops.convert_to_numpy(optimizer.iterations)) if optimizer is not None else 0
 
@@ -264,6 +345,14 @@ def timing_of(epochs: List[dict], batch_size: int, steps_per_epoch: int) -> dict
     every session (it includes tracing) unless no other is left; ``steady_epoch_seconds`` are
     those epochs (a resumed run is compared at that pace); ``sessions`` counts the
     processes that trained (more than 1: resumed after an interruption).
+
+    Args:
+        epochs: Finished epochs, as :class:`EpochCheckpoint` records them.
+        batch_size: Images per step.
+        steps_per_epoch: Steps of a whole epoch.
+
+    Returns:
+        The fields of :class:`tf_lottery.results.Timing`, as a dict.
 
     Example:
         >>> timing_of([{"seconds": 2.0, "setup_seconds": 1.0, "session": 0},

@@ -22,6 +22,14 @@ def warmup_factor(step, warmup_steps: int, start: float):
     moves at ``start + (1 - start) / warmup_steps``; it is 1 from then on. Works on Python
     numbers and on tensors (the step of a Keras or tf_keras optimizer).
 
+    Args:
+        step: Optimizer steps taken (a number or a tensor).
+        warmup_steps: Steps of the warm-up (0 or less: none).
+        start: The starting factor in [0, 1).
+
+    Returns:
+        The factor (a number for a number, a tensor for a tensor).
+
     Example:
         >>> [round(warmup_factor(s, 4, 0.0), 2) for s in range(6)]
         [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
@@ -48,6 +56,12 @@ def warmup_class(library=None):
     compiled with it can be cloned (``clone_model`` recompiles from the compile config), saved
     as ``.keras`` and loaded again once :mod:`tf_lottery.training` is imported.
 
+    Args:
+        library: ``keras`` (default) or ``tf_keras``.
+
+    Returns:
+        The class (made once per library), constructed as ``(after, warmup_steps, start=0.0)``.
+
     Example:
         >>> Warmup = warmup_class()
         >>> schedule = Warmup(after=0.1, warmup_steps=4)
@@ -67,6 +81,19 @@ def _define_warmup_class(library):
 
     @library.saving.register_keras_serializable(package="tf_lottery")
     class LinearWarmup(schedules.LearningRateSchedule):
+        """A learning rate ``after(step)`` (or the number ``after``) times the linear warm-up's factor.
+
+        Args:
+            after: The learning rate without warm-up: a number or a ``LearningRateSchedule``.
+            warmup_steps: Optimizer steps of the warm-up.
+            start: The warm-up's starting factor in [0, 1).
+
+        Example:
+            >>> schedule = LinearWarmup(after=0.1, warmup_steps=4)
+            >>> [round(float(schedule(s)), 3) for s in range(5)]
+            [0.025, 0.05, 0.075, 0.1, 0.1]
+        """
+
         def __init__(self, after, warmup_steps: int, start: float = 0.0):
             self.after = after
             self.warmup_steps = int(warmup_steps)
@@ -78,11 +105,13 @@ def _define_warmup_class(library):
             return tf.cast(rate, "float32") * warmup_factor(step, self.warmup_steps, self.start)
 
         def get_config(self):
+            """The whole schedule, ``after`` serialized when it is a schedule."""
             after = schedules.serialize(self.after) if callable(self.after) else float(self.after)
             return {"after": after, "warmup_steps": self.warmup_steps, "start": self.start}
 
         @classmethod
         def from_config(cls, config):
+            """The schedule :meth:`get_config` describes."""
             config = dict(config)
             if isinstance(config["after"], dict):
                 config["after"] = schedules.deserialize(config["after"])
@@ -104,6 +133,9 @@ def warmup_schedule(after, warmup_steps: int, start: float, library=None):
         warmup_steps: Optimizer steps of the warm-up.
         start: The warm-up's starting factor in [0, 1).
         library: ``keras`` (default) or ``tf_keras``.
+
+    Returns:
+        A :func:`warmup_class` schedule of ``library``.
 
     Example:
         >>> schedule = warmup_schedule(0.1, warmup_steps=4, start=0.0)
