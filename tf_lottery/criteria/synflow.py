@@ -141,7 +141,8 @@ def _float64_twin(model: keras.Model) -> keras.Model:
     skip = {}
     own_activation = end is not None and hasattr(end, "activation") and not isinstance(end, keras.layers.Activation)
     if end is not None and not own_activation:  # a softmax layer or operation: left out of the twin
-        skip = {end.name: graph.analyse(model).parents[end.name][0]}
+        g = graph.analyse(model)  # the softmax produces the output: its call (a shared layer's too) is the output's
+        skip = {g.outputs[0]: g.parents[g.outputs[0]][0]}
     return rewire(model, skip, clone=_float64_layer, input_dtype="float64", clone_weightless=True)
 
 

@@ -259,7 +259,7 @@ def float32_head(model: keras.Model) -> keras.Model:
         >>> float32_head(tl.models.cifar_resnet(20)).outputs[0].dtype   # the layer now computes in float32
     """
     graph = analyse(model)
-    stack = [keras_internals.producer_name(model.outputs[0])]
+    stack = [graph.outputs[0]]
     seen = set()
     while stack:
         name = stack.pop()

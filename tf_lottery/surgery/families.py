@@ -342,9 +342,9 @@ def position_rule(model, refusal: PositionRefusal) -> Callable[[set, set], bool]
 
 
 def flat_refusal(model) -> Optional[str]:
-    """Why block surgery cannot cut ``model`` flat although its family can cut it in its own class,
-    or None: a causal LM's head calls its backbone's token embedding again (tied weights), and
-    surgery reads graphs whose layers are each called once. Its backbone can be cut flat.
+    """Why block surgery cannot cut ``model`` flat although its family can cut it in its own class
+    (the graph reader's refusal of the task's graph), or None. A causal LM whose head calls its
+    backbone's token embedding again (tied weights) is read call by call and cut flat.
 
     Args:
         model: Any model.
@@ -353,8 +353,7 @@ def flat_refusal(model) -> Optional[str]:
         The reason (the graph reader's error), or None.
 
     Example:
-        >>> flat_refusal(gpt2_lm)            # "'token_embedding' is called 2 times in 'gpt2_causal_lm'; ..."
-        >>> flat_refusal(gpt2_lm.backbone)   # None
+        >>> flat_refusal(gpt2_lm)            # None: the shared embedding lies outside every block
     """
     backbone, _ = _backbone(model)
     if backbone is None or backbone is model:
@@ -368,10 +367,11 @@ def flat_refusal(model) -> Optional[str]:
 
 def _flat_way(model) -> str:
     """How a flat ticket of ``model`` is cut: of the model itself, or of a task's backbone only."""
-    if flat_refusal(model) is None:
+    refusal = flat_refusal(model)
+    if refusal is None:
         return "tl.surgery.remove_blocks(model, names), or tl.find_ticket(..., same_family=False)"
     return (f"of its backbone only, tl.surgery.remove_blocks(model.backbone, names) (a {type(model).__name__} is "
-            "cut in its own class only: its head calls a layer of its backbone again)")
+            f"cut in its own class only: {refusal})")
 
 
 def _rest(model, blocks) -> list:
