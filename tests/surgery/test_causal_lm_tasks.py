@@ -43,12 +43,17 @@ def test_gpt2_flops_by_hand_and_what_cannot_be_costed_is_refused_in_one_line():
         tl.cost.flops(lm, sequence_length=0)
 
 
-def test_a_causal_lm_is_refused_a_flat_cut_by_name_with_what_cuts_it():
+def test_a_causal_lm_is_cut_flat_through_its_shared_token_embedding():
+    # The head calls the backbone's token embedding again: a shared layer outside every block, read call by
+    # call, so the flat cut works on the task and equals the task over the backbone's own flat cut.
     lm = zoo.causal_lm("gpt2")
-    with pytest.raises(ValueError, match=r"GPT2CausalLM 'gpt2_causal_lm\w*' calls its token embedding again as its "
-                                         r"head, so its graph cannot be cut flat: cut it in its own class, "
-                                         r"tl.surgery.family_ticket\(model, names\)"):
-        tl.surgery.remove_blocks(lm, ["transformer_layer_1"], min_blocks_per_stage=0)
+    flat = tl.surgery.remove_blocks(lm, ["transformer_layer_1"], min_blocks_per_stage=0)
+    backbone = tl.surgery.remove_blocks(lm.backbone, ["transformer_layer_1"], min_blocks_per_stage=0)
+    inputs = {"token_ids": np.array([[3, 5, 7, 9]]), "padding_mask": np.ones((1, 4), bool)}
+    hidden = np.asarray(backbone(inputs))
+    table = np.asarray(lm.backbone.token_embedding.embeddings)
+    np.testing.assert_allclose(np.asarray(flat(inputs)), hidden @ table.T, rtol=1e-5, atol=1e-5)
+    assert "transformer_layer_1" not in tl.surgery.blocks(flat)
 
 
 def test_a_causal_lm_ticket_is_named_after_its_dense_model_and_p_whatever_keras_counted():

@@ -695,7 +695,6 @@ def remove_blocks(model: keras.Model, names: Sequence[str], min_blocks_per_stage
         >>> "stage1_block2" in blocks(ticket)
         False
     """
-    _refuse_tied_head(model)
     if residual_layers:
         find_blocks(model, residual_layers)
     victims = check_removal(model, names, min_blocks_per_stage)
@@ -708,18 +707,6 @@ def remove_blocks(model: keras.Model, names: Sequence[str], min_blocks_per_stage
     extend_lineage(model, ticket, removed)
     inside.carry_declarations(model, ticket)
     return ticket
-
-
-def _refuse_tied_head(model: keras.Model) -> None:
-    """Refuses to rewire a keras_hub causal LM task, whose graph calls its token embedding twice.
-
-    Raises:
-        ValueError: naming what cuts it: its own class, or a flat ticket of its backbone.
-    """
-    if tied_head_backbone(model) is not None:
-        raise ValueError(f"{type(model).__name__} {model.name!r} calls its token embedding again as its head, so its "
-                         "graph cannot be cut flat: cut it in its own class, tl.surgery.family_ticket(model, names) "
-                         "(tl.find_ticket does), or cut its backbone flat, remove_blocks(model.backbone, names)")
 
 
 def _shared(layer):
@@ -744,7 +731,6 @@ def bypassed(model: keras.Model, names: Sequence[str]) -> keras.Model:
     Example:
         >>> without = bypassed(model, ["stage2_block3"])      # scores the removal, changes nothing
     """
-    _refuse_tied_head(model)
     by_name = {b.name: b for b in find_blocks(model)}
     unknown = [n for n in names if n not in by_name]
     if unknown:
