@@ -55,20 +55,9 @@ _OBJECTS = {"Config": ("tf_lottery.config", "Config"), "TicketResult": ("tf_lott
             "find_ticket": ("tf_lottery.tickets", "find_ticket")}
 
 
-def _attach_moved_names(module) -> None:
-    """Names that 0.7 showed in a package that now stands below the one that defines them: attached at the
-    public face, because the lower package may not import the higher one."""
-    if module.__name__ == "tf_lottery.surgery":
-        module.rebuild = importlib.import_module("tf_lottery.models").rebuild  # tl.surgery.rebuild, where 0.1 had it
-    elif module.__name__ == "tf_lottery.surgery.filters":
-        criteria = importlib.import_module("tf_lottery.criteria")
-        module.filter_scores, module.flat_scores = criteria.filter_scores, criteria.flat_scores
-
-
 def __getattr__(name: str):
     if name in _MODULES:
-        value = importlib.import_module(_MODULES[name])
-        _attach_moved_names(value)
+        value = importlib.import_module(_MODULES[name])  # tl.surgery.rebuild and the like resolve in their modules
     elif name in _OBJECTS:
         module, attribute = _OBJECTS[name]
         value = getattr(importlib.import_module(module), attribute)

@@ -28,3 +28,14 @@ __all__ = [
     "find_blocks", "floor_hint", "ineligible", "lineage", "looked_at", "lineage_json", "max_removable", "producers", "remove_blocks", "removable_blocks",
     "rewire", "silence_blocks", "silencing_variables", "stage_sizes", "transfer_weights",
 ]
+
+
+def __getattr__(name: str):
+    # ``tl.surgery.rebuild``, where 0.1 had it, is defined in tf_lottery.models, a layer above this one: it is
+    # looked up on first use (not imported here, which would break the layers), whichever module imported
+    # this package first.
+    if name == "rebuild":
+        import importlib
+
+        return importlib.import_module("tf_lottery.models").rebuild
+    raise AttributeError(f"module 'tf_lottery.surgery' has no attribute {name!r}")

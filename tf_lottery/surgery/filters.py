@@ -463,3 +463,13 @@ def apply_masks(model: keras.Model, masks: Mapping[str, Mapping[str, np.ndarray]
         for attr, mask in by_weight.items():
             variable = getattr(layer, attr)
             variable.assign(variable.numpy() * np.asarray(mask, dtype=variable.dtype))
+
+
+def __getattr__(name: str):
+    # ``tl.filters.filter_scores`` and ``flat_scores``, where 0.7 had them, are defined in tf_lottery.criteria, a
+    # layer above this one: looked up on first use, whichever module imported this one first.
+    if name in ("filter_scores", "flat_scores"):
+        import importlib
+
+        return getattr(importlib.import_module("tf_lottery.criteria"), name)
+    raise AttributeError(f"module 'tf_lottery.surgery.filters' has no attribute {name!r}")
