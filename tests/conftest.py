@@ -1,5 +1,7 @@
 """Shared fixtures: small models and inputs, built once per session where safe."""
 
+import importlib.util
+
 import numpy as np
 import pytest
 
@@ -17,10 +19,15 @@ def images():
 
 
 def pytest_collection_modifyitems(config, items):
-    """Tests marked ``baselines`` (tfmot and tf_keras) are skipped, by name, without the baselines extra."""
-    if legacy.baselines_installed():
-        return
-    skip = pytest.mark.skip(reason="needs the baselines extra: pip install 'tf_lottery[baselines]'")
-    for item in items:
-        if "baselines" in item.keywords:
-            item.add_marker(skip)
+    """Tests marked ``baselines`` (tfmot and tf_keras) are skipped, by name, without the baselines extra;
+    those marked ``harness`` (lm-evaluation-harness) without the lm_eval extra."""
+    extras = {"baselines": legacy.baselines_installed(), "harness": importlib.util.find_spec("lm_eval") is not None}
+    reasons = {"baselines": "needs the baselines extra: pip install 'tf_lottery[baselines]'",
+               "harness": "needs the lm_eval extra: pip install 'tf_lottery[lm_eval]'"}
+    for marker, installed in extras.items():
+        if installed:
+            continue
+        skip = pytest.mark.skip(reason=reasons[marker])
+        for item in items:
+            if marker in item.keywords:
+                item.add_marker(skip)
