@@ -291,3 +291,19 @@ def test_without_lm_eval_the_backend_names_the_extra(monkeypatch):
     monkeypatch.setattr(harness, "lm_eval_installed", lambda: False)
     with pytest.raises(ImportError, match=r"pip install 'tf_lottery\[lm_eval\]'"):
         harness.backend_class()
+
+
+@pytest.mark.slow
+def test_the_language_models_page_runs_its_lm_eval_example(tmp_path):
+    """The docs' ``<!-- example: lm_eval -->`` block (tests/test_docs.py leaves it to this extra's tests)."""
+    import re
+    import subprocess
+    import sys
+    page = os.path.join(os.path.dirname(__file__), "..", "..", "docs", "howto", "language-models.md")
+    [code] = re.findall(r"<!-- example: lm_eval -->\n```python\n(.*?)```", open(page).read(), flags=re.S)
+    env = {**os.environ, "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1", "CUDA_VISIBLE_DEVICES": "",
+           "HF_DATASETS_CACHE": str(tmp_path / "cache"), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, env=env,
+                          timeout=1200)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert float(done.stdout.strip().splitlines()[-1].split()[0]) in (0.0, 0.5, 1.0)
