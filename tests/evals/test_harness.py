@@ -237,16 +237,33 @@ def test_simple_evaluate_runs_local_tasks_end_to_end(lm, tmp_path, monkeypatch):
 # --- an export folder: loaded safely (manifest verified, no code), and lm-eval's command line on it ---
 
 @pytest.fixture(scope="module")
-def export(lm, tmp_path_factory):
+def ticket():
+    """A ticket of a 3-layer decoder: its middle layer removed, a GPT2CausalLM of 2 layers."""
+    import tf_lottery as tl
+    return tl.surgery.family_ticket(_gpt2(layers=3, seed=1), ["transformer_layer_1"])
+
+
+@pytest.fixture(scope="module")
+def export(ticket, tmp_path_factory):
     from tf_lottery.export.language import save_language_model
-    return save_language_model(lm, str(tmp_path_factory.mktemp("harness") / "lm"))
+    return save_language_model(ticket, str(tmp_path_factory.mktemp("harness") / "lm"))
 
 
-def test_an_export_scores_as_the_model_through_its_preset_and_its_saved_model(lm, export):
+def test_a_ticket_scores_as_its_own_logits(ticket):
+    assert type(ticket).__name__ == "GPT2CausalLM" and ticket.backbone.num_layers == 2
+    got = harness.backend_class()(model=ticket, batch_size=3).loglikelihood([_Request(c, x) for c, x in PAIRS],
+                                                                           disable_tqdm=True)
+    for (context, continuation), (value, greedy) in zip(PAIRS, got):
+        hand, hand_greedy = _hand_loglikelihood(ticket, context, continuation)
+        assert value == pytest.approx(hand, rel=1e-5, abs=1e-5)
+        assert greedy == hand_greedy
+
+
+def test_an_export_scores_as_the_model_through_its_preset_and_its_saved_model(ticket, export):
     requests = [_Request(c, x) for c, x in PAIRS]
-    expected = [v for v, _ in harness.backend_class()(model=lm).loglikelihood(requests, disable_tqdm=True)]
+    expected = [v for v, _ in harness.backend_class()(model=ticket).loglikelihood(requests, disable_tqdm=True)]
     from_preset = harness.backend_class()(path=export)
-    assert type(from_preset.model).__name__ == "GPT2CausalLM"
+    assert type(from_preset.model).__name__ == "GPT2CausalLM" and from_preset.model.backbone.num_layers == 2
     assert from_preset.max_length == 64
     from_graph = harness.backend_class()(model=harness._saved_model_forward(os.path.join(export, "saved_model")),
                                          max_length=64)
@@ -268,7 +285,7 @@ def test_a_tampered_export_is_refused_before_loading(lm, tmp_path):
 
 
 @pytest.mark.slow
-def test_lm_evals_command_line_runs_an_export_on_a_local_task(lm, export, tmp_path, monkeypatch):
+def test_lm_evals_command_line_runs_an_export_on_a_local_task(ticket, export, tmp_path, monkeypatch):
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "cache"))
@@ -280,7 +297,7 @@ def test_lm_evals_command_line_runs_an_export_on_a_local_task(lm, export, tmp_pa
                  if name.startswith("results") and name.endswith(".json")]
     with open(written) as handle:
         results = json.load(handle)
-    hand = np.mean([int(np.argmax([_hand_loglikelihood(lm, d["question"], " " + c)[0] for c in d["choices"]]))
+    hand = np.mean([int(np.argmax([_hand_loglikelihood(ticket, d["question"], " " + c)[0] for c in d["choices"]]))
                     == d["answer"] for d in DOCS])
     assert results["results"]["tiny_choice"]["acc,none"] == pytest.approx(hand)
     assert results["config"]["model"] == "tf_lottery"
