@@ -159,6 +159,8 @@ def test_bad_settings_are_refused_in_one_line(lm):
         cls(model=lm, batch_size="0")
     with pytest.raises(TypeError, match="ByteTokenizer or a keras_hub tokenizer"):
         cls(model=lm, tokenizer=object())
+    with pytest.raises(ValueError, match="tokenizer must be \"bytes\".*got 'gpt2'"):
+        cls(model=lm, tokenizer="gpt2")
 
 
 def test_the_command_line_names_the_backend_and_the_export():
@@ -324,3 +326,32 @@ def test_the_language_models_page_runs_its_lm_eval_example(tmp_path):
                           timeout=1200)
     assert done.returncode == 0, done.stderr[-3000:]
     assert float(done.stdout.strip().splitlines()[-1].split()[0]) in (0.0, 0.5, 1.0)
+
+
+def test_a_keras_hub_tokenizer_scores_its_own_tokens():
+    import keras
+    vocabulary = {"<|endoftext|>": 0, "a": 1, "b": 2, "Ġ": 3, "ab": 4, "Ġa": 5, "Ġb": 6}
+    tokenizer = keras_hub.models.GPT2Tokenizer(vocabulary=vocabulary, merges=["a b", "Ġ a", "Ġ b"])
+    keras.utils.set_random_seed(2)
+    model = keras_hub.models.GPT2CausalLM(backbone=keras_hub.models.GPT2Backbone(
+        vocabulary_size=7, num_layers=1, num_heads=2, hidden_dim=8, intermediate_dim=16, max_sequence_length=16),
+        preprocessor=None)
+    backend = harness.backend_class()(model=model, tokenizer=tokenizer)
+    assert backend.eot_token_id == 0 and backend.tok_encode("ab a b") == [4, 5, 6]
+    [(value, _)] = backend.loglikelihood([_Request("ab", " a b")], disable_tqdm=True)
+    logits = np.asarray(model({"token_ids": np.array([[4, 5]]), "padding_mask": np.ones((1, 2), bool)}),
+                        dtype=np.float64)[0]
+    rows = logits - logits.max(-1, keepdims=True)
+    rows -= np.log(np.exp(rows).sum(-1, keepdims=True))
+    assert value == pytest.approx(rows[0, 5] + rows[1, 6], rel=1e-6)
+    ids, made = [4], []
+    for _ in range(3):  # greedy by hand, stopped at the end token
+        step = np.asarray(model({"token_ids": np.array([ids]), "padding_mask": np.ones((1, len(ids)), bool)}))
+        token = int(step[0, -1].argmax())
+        if token == 0:
+            break
+        ids.append(token)
+        made.append(token)
+    expected = np.asarray(tokenizer.detokenize(np.array(made, np.int32))).item() if made else ""
+    expected = expected.decode() if isinstance(expected, bytes) else expected
+    assert backend.generate_until([_Request("ab", {"until": [], "max_gen_toks": 3})]) == [expected]

@@ -228,8 +228,10 @@ def _build_class():
                 model, _ = load_export(str(path), verify=verify)
             self.model = model
             self._forward = model if callable(model) and not hasattr(model, "layers") else _keras_forward(model)
-            self.tok = _Tokenizer(ByteTokenizer() if isinstance(tokenizer, str) and tokenizer == "bytes"
-                                  else tokenizer)
+            if isinstance(tokenizer, str) and tokenizer != "bytes":
+                raise ValueError(f"tokenizer must be \"bytes\" (tf_lottery's byte tokenizer) or a tokenizer object; "
+                                 f"got {tokenizer!r}")
+            self.tok = _Tokenizer(ByteTokenizer() if tokenizer == "bytes" else tokenizer)
             self.batch_size = _positive_int(1 if batch_size in (None, "auto") else batch_size, "batch_size")
             self.max_length = _positive_int(max_length, "max_length") if max_length is not None else (
                 _model_max_length(model) or DEFAULT_MAX_LENGTH)
@@ -271,7 +273,8 @@ def _build_class():
                 if len(continuation) > self.max_length:
                     raise ValueError(f"a continuation of {len(continuation)} tokens does not fit the model's "
                                      f"{self.max_length}: raise max_length or shorten the task's answers")
-                whole = (list(context) + list(continuation))[-(self.max_length + 1):]
+                context = list(context) or [self.prefix_token_id]  # the first token is predicted after EOS
+                whole = (context + list(continuation))[-(self.max_length + 1):]
                 windows.append((whole[:-1], list(continuation)))
             order = sorted(range(len(windows)), key=lambda i: -len(windows[i][0]))
             results = [None] * len(windows)
