@@ -168,6 +168,7 @@ def test_the_command_line_names_the_backend_and_the_export():
         "run", "--tasks", "t", "--model", "tf_lottery", "--model_args", "path=exports/lm"]
     assert harness.lm_eval_arguments(["run", "--model_args", "batch_size=2", "--model_path", "e", "--tasks=t"]) == [
         "run", "--tasks=t", "--model", "tf_lottery", "--model_args", "batch_size=2,path=e"]
+    assert harness.lm_eval_arguments(["ls", "tasks"]) == ["ls", "tasks"]
     with pytest.raises(ValueError, match="--model_path needs a value"):
         harness.lm_eval_arguments(["--model_path="])
 

@@ -59,6 +59,9 @@ DEFAULT_MAX_GEN_TOKS = 256
 #: The model's context when it does not say (a keras_hub backbone's ``max_sequence_length`` does).
 DEFAULT_MAX_LENGTH = 2048
 
+#: lm-eval's commands other than ``run``, passed to its command line unchanged.
+OTHER_COMMANDS = ("ls", "validate")
+
 _CLASS = None
 
 
@@ -407,6 +410,7 @@ def lm_eval_arguments(argv: Sequence[str]) -> List[str]:
 
     Returns:
         The arguments for lm-eval's ``run``; ``--model tf_lottery`` is added unless ``--model`` is given.
+        lm-eval's other commands (``ls``, ``validate``) are passed as they are.
 
     Raises:
         ValueError: for ``--model_path`` without a value.
@@ -415,6 +419,8 @@ def lm_eval_arguments(argv: Sequence[str]) -> List[str]:
         >>> lm_eval_arguments(["--model_path=exports/lm", "--tasks", "hellaswag"])
         ['run', '--tasks', 'hellaswag', '--model', 'tf_lottery', '--model_args', 'path=exports/lm']
     """
+    if argv and argv[0] in OTHER_COMMANDS:
+        return list(argv)
     rest, path, model_args = [], None, None
     items = list(argv)
     index = 0
