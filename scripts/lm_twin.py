@@ -16,7 +16,10 @@ For each seed:
   after-training criterion (Block Influence, angular distance over a window of that many layers,
   CKA, removal loss) and a seeded random choice; reported are the perplexity right after removal
   and after a healing fine-tune of ``--heal_fraction`` of the training steps, the layers removed and
-  the criteria's agreement (Jaccard index of the removed layers).
+  the criteria's agreement (Jaccard index of the removed layers). With ``--heal_methods=finetune,distil,linear``
+  each criterion's ticket also heals by distillation from the dense model and by ReplaceMe's linear replacement
+  (:mod:`tf_lottery.training.healing`), at the same steps, with their KL divergence to the dense model and the
+  paired contrast to fine-tuning (``trained_<criterion>_<method>`` runs).
 
 Each trained model's numbers are written to ``<out>/runs/<seed>_<name>.json`` as it finishes, and a
 run started again skips what is there. Within a model, the training state is written to ``--cache``
@@ -61,6 +64,7 @@ from tf_lottery.evals.language import flops_per_token, perplexity
 from tf_lottery.models.decoder import byte_decoder
 from tf_lottery.reports import stats
 from tf_lottery.reports.tables import markdown_table
+from tf_lottery.training import healing
 from tf_lottery.training.language import fit_next_token
 
 _CORPUS = flags.DEFINE_enum("corpus", "fortunes", ["fortunes", "python_docs"], "The Debian text corpus.")
@@ -77,6 +81,14 @@ _RATE = flags.DEFINE_float("learning_rate", 1e-3, "AdamW peak learning rate.")
 _REMOVED = flags.DEFINE_list("removed", ["1", "2", "3"], "Layers the at-initialization tickets remove.")
 _PRUNE = flags.DEFINE_float("prune_fraction", 0.25, "Share of the layers removed after training.")
 _HEAL = flags.DEFINE_float("heal_fraction", 0.1, "Healing steps, as a share of the training steps.")
+_HEALS = flags.DEFINE_list("heal_methods", ["finetune"], "How the after-training tickets heal, each a row per "
+                           "criterion at the same --heal_fraction of steps: finetune (on the labels), distil (on the "
+                           "dense model's logits, tl.training.distil), linear (ReplaceMe's least-squares map folded "
+                           "into the layer before each removed span, no training, tl.training.replace_linear).")
+_HEAL_TEMPERATURE = flags.DEFINE_float("heal_temperature", 2.0, "distil: the softmax temperature.")
+_HEAL_HIDDEN = flags.DEFINE_float("heal_hidden", 0.0, "distil: weight of the kept layers' hidden states.")
+_LINEAR_CALIBRATION = flags.DEFINE_integer("linear_calibration", 256, "linear: training sequences the map is "
+                                           "fitted on.", lower_bound=1)
 _CALIBRATION = flags.DEFINE_integer("calibration", 64, "Training sequences the criteria read.", lower_bound=4)
 _VAL = flags.DEFINE_integer("val_sequences", 256, "Held-out sequences for perplexity.", lower_bound=1)
 _OUT = flags.DEFINE_string("out", "benchmarks/results/lm_twin", "Output folder.")
@@ -95,6 +107,18 @@ _SUMMARIZE_ONLY = flags.DEFINE_bool("summarize_only", False, "Only rewrite the r
 
 AT_INIT = ("grasp", "snip")
 AFTER_TRAINING = ("block_influence", "angular", "cka", "removal_loss", "random")
+HEALS = ("finetune", "distil", "linear")
+
+
+def _row(criterion: str, heal: str) -> str:
+    """The run name of an after-training row: ``trained_<criterion>`` fine-tuned (as before healing methods
+    were compared), ``trained_<criterion>_<heal>`` otherwise."""
+    return f"trained_{criterion}" if heal == "finetune" else f"trained_{criterion}_{heal}"
+
+
+def _after_rows() -> list:
+    """``[(criterion, heal)]`` of the after-training rows, criterion by criterion."""
+    return [(criterion, heal) for criterion in AFTER_TRAINING for heal in _HEALS.value]
 
 
 def _data():
@@ -187,12 +211,24 @@ def _ticket(seed, name, dense, criterion, count, pair):
     return result.model, sorted(result.removed), result.scores
 
 
-def _after_training(seed, criterion, dense, train, val) -> None:
-    """Removes ``--prune_fraction`` of the trained ``dense`` model's layers by ``criterion``, heals and records it."""
+def _cut(seed, criterion, dense, train):
+    """The layers ``criterion`` removes from the trained ``dense`` model (and its scores): found once per seed
+    and kept in the cache, so every healing row of the criterion heals the same ticket."""
+    path = _state(seed, f"cut_{criterion}") + ".json"
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with filelock.FileLock(path + ".lock"):  # another process cutting it: wait, then read its cut
+        if os.path.exists(path):
+            with open(path) as handle:
+                kept = json.load(handle)
+            return kept["removed"], kept["scores"]
+        return _cut_now(seed, criterion, dense, train, path)
+
+
+def _cut_now(seed, criterion, dense, train, path):
+    """Scores ``dense`` by ``criterion`` on the calibration sequences and writes the cut to ``path``."""
     inputs, labels = train
     calibration = {name: value[:_CALIBRATION.value] for name, value in inputs.items()}
     count = max(1, round(_PRUNE.value * _LAYERS.value))
-    heal_steps = max(1, round(_HEAL.value * _STEPS.value))
     options, data = {}, calibration
     if criterion == "angular":
         options = {"window": count}
@@ -201,13 +237,56 @@ def _after_training(seed, criterion, dense, train, val) -> None:
     elif criterion == "random":
         options, data = {"seed": seed}, None
     result = tl.find_ticket(dense, criterion, num_blocks=count, data=data, min_blocks_per_stage=0, **options)
-    removed_ppl = perplexity(result.model, *val)
-    _fit(seed, f"trained_{criterion}", result.model, inputs, labels, heal_steps, seed + 1)
-    _save_run(seed, f"trained_{criterion}", {
-        "removed": sorted(result.removed), "perplexity_after_removal": removed_ppl,
-        "perplexity_after_healing": perplexity(result.model, *val), "heal_steps": heal_steps,
-        "scores": result.scores})
-    shutil.rmtree(_state(seed, f"trained_{criterion}"), ignore_errors=True)
+    write_json_atomic(path, {"removed": sorted(result.removed), "scores": result.scores})
+    return sorted(result.removed), result.scores
+
+
+def _after_training(seed, criterion, heal, dense, train, val) -> None:
+    """Removes ``--prune_fraction`` of the trained ``dense`` model's layers by ``criterion``, heals the ticket by
+    ``heal`` and records it."""
+    inputs, labels = train
+    name = _row(criterion, heal)
+    heal_steps = max(1, round(_HEAL.value * _STEPS.value))
+    removed, scores = _cut(seed, criterion, dense, train)
+    ticket = tl.surgery.family_ticket(dense, removed, min_blocks_per_stage=0)
+    removed_ppl = perplexity(ticket, *val)
+    found = {"removed": removed, "perplexity_after_removal": removed_ppl, "heal": heal, "scores": scores,
+             "kl_after_removal": healing.kl_to_teacher(ticket, dense, val_inputs(val))}
+    if heal == "finetune":
+        _fit(seed, name, ticket, inputs, labels, heal_steps, seed + 1)
+        found["heal_steps"] = heal_steps
+    elif heal == "distil":
+        healing.distil(ticket, dense, (inputs, labels), steps=heal_steps, temperature=_HEAL_TEMPERATURE.value,
+                       hidden=_HEAL_HIDDEN.value, batch_size=_BATCH.value, seed=seed + 1, learning_rate=_RATE.value,
+                       checkpoint_dir=_state(seed, name), checkpoint_steps=_CHECKPOINT.value)
+        found.update(heal_steps=heal_steps, temperature=_HEAL_TEMPERATURE.value, hidden=_HEAL_HIDDEN.value)
+    else:
+        calibration = {key: value[:_LINEAR_CALIBRATION.value] for key, value in inputs.items()}
+        found.update(heal_steps=0, calibration_tokens=healing.tokens_in(calibration))
+        try:
+            ticket = healing.replace_linear(dense, removed, calibration).model
+        except ValueError as error:  # a span at the first layer: nothing before it to fold into
+            found.update(perplexity_after_healing=None, kl_after_healing=None, refused=str(error))
+            _save_run(seed, name, found)
+            _forget_cut(seed, criterion)
+            return
+    found.update(perplexity_after_healing=perplexity(ticket, *val),
+                 kl_after_healing=healing.kl_to_teacher(ticket, dense, val_inputs(val)))
+    _save_run(seed, name, found)
+    shutil.rmtree(_state(seed, name), ignore_errors=True)
+    _forget_cut(seed, criterion)
+
+
+def _forget_cut(seed, criterion) -> None:
+    """Removes the kept cut of ``criterion`` once every healing row of it is recorded."""
+    if all(_done(seed, _row(criterion, heal)) for heal in _HEALS.value):
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(_state(seed, f"cut_{criterion}") + ".json")
+
+
+def val_inputs(val) -> dict:
+    """The held-out windows as model inputs (every token but the last), for the KL divergence to the dense model."""
+    return next_token_batch(*val)[0]
 
 
 def run_seed(seed: int, train, val) -> None:
@@ -217,7 +296,7 @@ def run_seed(seed: int, train, val) -> None:
     inputs, labels = train
     weights = os.path.join(_CACHE.value, f"seed{seed}_L{_LAYERS.value}_H{_HIDDEN.value}_S{_STEPS.value}"
                                          ".weights.h5")
-    pending = [criterion for criterion in AFTER_TRAINING if not _done(seed, f"trained_{criterion}")]
+    pending = [(criterion, heal) for criterion, heal in _after_rows() if not _done(seed, _row(criterion, heal))]
     dense = None
     # A finished dense model trains again only for after-training rows whose weights are gone
     # (a new machine); a finished seed goes straight on to its tickets.
@@ -226,15 +305,15 @@ def run_seed(seed: int, train, val) -> None:
             if mine and (not _done(seed, "dense") or (pending and not os.path.exists(weights))):
                 dense = _theta0(seed)
                 _train_and_measure(seed, "dense", dense, train, val, [], keep=weights)
-    for criterion in pending:
+    for criterion, heal in pending:
         if not (_done(seed, "dense") and os.path.exists(weights)):
             break  # another process trains the dense model and goes on to these rows
-        with _claimed(seed, f"trained_{criterion}") as mine:
-            if mine and not _done(seed, f"trained_{criterion}"):
+        with _claimed(seed, _row(criterion, heal)) as mine:
+            if mine and not _done(seed, _row(criterion, heal)):
                 if dense is None:
                     dense = _theta0(seed)
                     dense.load_weights(weights)
-                _after_training(seed, criterion, dense, train, val)
+                _after_training(seed, criterion, heal, dense, train, val)
     pair = ({name: value[:_CALIBRATION.value] for name, value in inputs.items()}, labels[:_CALIBRATION.value])
     counts = sorted((int(p) for p in _REMOVED.value), reverse=True)
     for count, criterion in itertools.product(counts, AT_INIT):
@@ -312,6 +391,48 @@ def _verdict(summary) -> str:
     return stats.verdict_text(summary.verdict, _MARGIN.value, "%")
 
 
+def _flag_text(value) -> str:
+    """A flag's value as the command line writes it (a list comma-separated)."""
+    return ",".join(map(str, value)) if isinstance(value, list) else str(value)
+
+
+def _healing_rows(runs, dense, seeds):
+    """The healing methods' table rows and results (empty when only fine-tuning heals): per criterion and method,
+    the healed perplexity and KL divergence to the dense model, dense − healed, and the method − finetune contrast."""
+    if set(_HEALS.value) == {"finetune"}:
+        return [], {}
+    rows, results = [], {}
+    for criterion, heal in _after_rows():
+        runs_of = runs.get(_row(criterion, heal), {})
+        done = [s for s in seeds if s in runs_of and runs_of[s].get("perplexity_after_healing") is not None]
+        refused = [s for s in seeds if s in runs_of and runs_of[s].get("perplexity_after_healing") is None]
+        if not done and not refused:
+            continue
+        entry = {"seeds": done, "refused_seeds": refused,
+                 "perplexity": [runs_of[s]["perplexity_after_healing"] for s in done],
+                 "kl": [runs_of[s]["kl_after_healing"] for s in done]}
+        cells = ["—"] * 6
+        paired = [s for s in done if s in dense]
+        if paired:
+            healed = _paired([_relative(dense[s]["perplexity"], runs_of[s]["perplexity_after_healing"])
+                              for s in paired], paired)
+            entry["dense_minus_healed_pct"] = healed.to_dict()
+            cells[:3] = [f"{healed.mean:+.2f}", stats.interval_text(healed), _verdict(healed)]
+        tuned = runs.get(_row(criterion, "finetune"), {})
+        both = [s for s in paired if s in tuned and heal != "finetune"]
+        if len(both) >= 2:
+            contrast = _paired([_relative(dense[s]["perplexity"], runs_of[s]["perplexity_after_healing"])
+                                - _relative(dense[s]["perplexity"], tuned[s]["perplexity_after_healing"])
+                                for s in both], both, "contrast")
+            entry["minus_finetune_pct"] = contrast.to_dict()
+            cells[3:] = [f"{contrast.mean:+.2f}", stats.interval_text(contrast), _verdict(contrast)]
+        results[_row(criterion, heal)] = entry
+        rows.append([criterion, heal, f"{np.mean(entry['perplexity']):.3f}" if done else "refused",
+                     f"{np.mean(entry['kl']):.4f}" if done else "—", *cells,
+                     f"{len(done)}" + (f" ({len(refused)} refused)" if refused else "")])
+    return rows, results
+
+
 def summarize(seeds, entries) -> None:
     """Writes ``results.json`` and ``report.md`` from the finished runs."""
     runs = _load_runs(seeds)
@@ -378,6 +499,7 @@ def summarize(seeds, entries) -> None:
                              f"{np.mean([runs_of[s]['perplexity_after_removal'] for s in done]):.3f}",
                              f"{np.mean([runs_of[s]['perplexity_after_healing'] for s in done]):.3f}",
                              *gap_cells, f"{len(done)}"])
+    heal_rows, healing_results = _healing_rows(runs, dense, seeds)
     agreement = {}
     for a, b in itertools.combinations(trained, 2):
         shared = sorted(set(trained[a]) & set(trained[b]))
@@ -394,9 +516,11 @@ def summarize(seeds, entries) -> None:
              "val_sequences": _VAL.value, "seeds": seeds, "params": params, "corpus_entries": len(entries),
              "interleaved_speed": _SPEED.value}
     command = ("taskset -c 1 python scripts/lm_twin.py --seeds=" + ",".join(map(str, seeds)) + " " + " ".join(
-        f"--{name}={flags.FLAGS[name].value}" for name in ("corpus", "layers", "hidden", "heads", "length",
+        f"--{name}={_flag_text(flags.FLAGS[name].value)}" for name in ("corpus", "layers", "hidden", "heads", "length",
                                                            "batch_size", "train_steps", "learning_rate",
-                                                           "prune_fraction", "heal_fraction", "calibration")))
+                                                           "prune_fraction", "heal_fraction", "calibration",
+                                                           "heal_methods", "heal_temperature", "heal_hidden",
+                                                           "linear_calibration")))
     report = "\n\n".join([
         "# The tiny-LM twin: layer tickets of a decoder at initialization, and depth pruning after training",
         f"GPT2CausalLM (keras_hub), {_LAYERS.value} layers, hidden {_HIDDEN.value}, {_HEADS.value} heads, "
@@ -432,6 +556,18 @@ def summarize(seeds, entries) -> None:
         "is paired by seed, read as above." if dense_ppl else "",
         markdown_table(["criterion", "removed layers (index; per seed)", "perplexity after removal", "after healing",
                         "dense − healed (%)", "95 % interval", "verdict", "seeds"], trained_rows),
+        *(["## Healing methods after training, at one budget",
+           f"Each criterion's ticket (the layers above) heals by each method: `finetune` trains {heal_steps} steps "
+           "on the labels, `distil` as many steps on the dense model's logits (KL divergence at temperature "
+           f"{_HEAL_TEMPERATURE.value:g}, hidden-state weight {_HEAL_HIDDEN.value:g}; tl.training.distil), both "
+           f"{heal_steps * _BATCH.value * _LENGTH.value:,} tokens; `linear` fits ReplaceMe's least-squares map on "
+           f"{_LINEAR_CALIBRATION.value} training sequences and trains nothing (tl.training.replace_linear; refused "
+           "when a removed span starts at the first layer). KL: the mean divergence from the dense model's next-token "
+           "distribution on the held-out sequences (nats). Method − finetune: the two healed perplexities' paired "
+           "difference in % of the dense perplexity (positive: the method is better), read against ξ as above.",
+           markdown_table(["criterion", "healing", "perplexity", "KL to dense", "dense − healed (%)", "95 % interval",
+                           "verdict", "method − finetune (%)", "95 % interval", "verdict", "seeds"], heal_rows)]
+          if heal_rows else []),
         "Agreement (Jaccard index of the removed layers, mean over the seeds):\n\n" + markdown_table(
             ["pair", "Jaccard"], [[name, f"{value:.2f}"] for name, value in agreement.items()]),
         f"Command: `{command}`",
@@ -439,7 +575,7 @@ def summarize(seeds, entries) -> None:
     write_json_atomic(os.path.join(_OUT.value, "results.json"), {
         "setup": setup, "dense": {str(s): dense[s] for s in seeds if s in dense}, "at_initialization": at_init,
         "after_training": trained, "dense_minus_healed_pct": healed_gap, "contrasts_pct": contrasts,
-        "margin_pct": _MARGIN.value, "agreement_jaccard": agreement,
+        "margin_pct": _MARGIN.value, "agreement_jaccard": agreement, "healing": healing_results,
         "command": command})
     write_text_atomic(os.path.join(_OUT.value, "report.md"), report + "\n")
     print(report)
@@ -449,6 +585,9 @@ def main(argv):
     del argv
     seeds = [int(seed) for seed in _SEEDS.value]
     report_seeds = [int(seed) for seed in (_REPORT_SEEDS.value or _SEEDS.value)]
+    unknown = [name for name in _HEALS.value if name not in HEALS]
+    if unknown or not _HEALS.value:
+        raise app.UsageError(f"--heal_methods must name some of {', '.join(HEALS)}; got {','.join(_HEALS.value)}")
     try:  # a --speed of another decoder is refused before anything trains
         interleaved_speedups()
     except (OSError, ValueError, KeyError) as error:

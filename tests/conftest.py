@@ -18,16 +18,24 @@ def images():
     return np.random.default_rng(123).standard_normal((4, 32, 32, 3)).astype("float32")
 
 
+def _transformers_installed() -> bool:
+    """Whether the transformers extra is installed (looked up, not imported: torch stays out of this process)."""
+    return all(importlib.util.find_spec(name) is not None for name in ("transformers", "torch", "safetensors"))
+
+
 def pytest_collection_modifyitems(config, items):
     """Tests marked ``baselines`` (tfmot and tf_keras) are skipped, by name, without the baselines extra;
-    those marked ``harness`` (lm-evaluation-harness) without the lm_eval extra."""
-    extras = {"baselines": legacy.baselines_installed(), "harness": importlib.util.find_spec("lm_eval") is not None}
-    reasons = {"baselines": "needs the baselines extra: pip install 'tf_lottery[baselines]'",
-               "harness": "needs the lm_eval extra: pip install 'tf_lottery[lm_eval]'"}
-    for marker, installed in extras.items():
-        if installed:
-            continue
-        skip = pytest.mark.skip(reason=reasons[marker])
-        for item in items:
+    tests marked ``transformers`` without the transformers extra; tests marked ``harness``
+    (lm-evaluation-harness) without the lm_eval extra."""
+    skips = {}
+    if not legacy.baselines_installed():
+        skips["baselines"] = pytest.mark.skip(reason="needs the baselines extra: pip install 'tf_lottery[baselines]'")
+    if not _transformers_installed():
+        skips["transformers"] = pytest.mark.skip(
+            reason="needs the transformers extra: pip install 'tf_lottery[transformers]'")
+    if importlib.util.find_spec("lm_eval") is None:
+        skips["harness"] = pytest.mark.skip(reason="needs the lm_eval extra: pip install 'tf_lottery[lm_eval]'")
+    for item in items:
+        for marker, skip in skips.items():
             if marker in item.keywords:
                 item.add_marker(skip)

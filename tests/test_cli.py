@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import pytest
+from absl import app
 
 import tf_lottery as tl
 from tf_lottery import cli
@@ -198,3 +199,34 @@ def test_a_grasp_run_prints_no_tensorflow_log_lines_and_names_what_it_removes(tm
     assert removed, done.stdout[-2000:]
     summary = [p for p in tmp_path.glob("init_ticket-*/summary.md")][0].read_text()
     assert f"Removed: {removed[1]}." in summary
+
+
+def _config_of(*args):
+    """The config of a command line parsed as ``tf-lottery`` parses it (flagfiles named from the repository)."""
+    cli.FLAGS.unparse_flags()
+    cwd = os.getcwd()
+    os.chdir(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    try:
+        cli.parse_flags(["tf-lottery", *args])
+        return cli.config_from_flags()
+    finally:
+        os.chdir(cwd)
+        cli.FLAGS.unparse_flags()
+
+
+def test_a_flagfiles_settings_of_another_builder_are_ignored_with_a_notice_for_a_users_model(capsys):
+    pytest.importorskip("keras_hub")
+    config = _config_of("--flagfile=flags/fortunes_causal_lm.cfg", "--model=tests.user_models:llama3",
+                        "--model_args=layers=2")
+    assert config.model.type == "tests.user_models:llama3" and config.model.settings.model_args == "layers=2"
+    assert config.method.criterion == "grasp" and config.data.sequence_length == 128  # the rest of the flagfile holds
+    notes = [line for line in capsys.readouterr().out.splitlines() if "note:" in line]
+    assert len(notes) == 1 and notes[0].endswith(
+        "note: --model=tests.user_models:llama3 takes no --hidden_dim, --num_heads, --num_layers (read from a "
+        "flagfile, settings of another model builder): ignored")
+    with pytest.raises(app.UsageError, match=r"--hidden_dim is not a setting of --model=tests.user_models:llama3; its "
+                                             r"settings: model_args"):  # given on the command line itself
+        _config_of("--flagfile=flags/fortunes_causal_lm.cfg", "--model=tests.user_models:llama3", "--hidden_dim=64")
+    with pytest.raises(app.UsageError, match=r"--depth is not a setting of --model=byte_decoder"):
+        _config_of("--flagfile=flags/fortunes_causal_lm.cfg", "--depth=56")
+    assert _config_of("--flagfile=flags/fortunes_causal_lm.cfg").model.settings.hidden_dim == 128

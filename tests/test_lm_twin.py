@@ -132,3 +132,25 @@ def test_a_second_start_trains_nothing_and_reports_recovered_runs_and_interleave
     refused = _twin(twin, f"--speed={twin / 'other.json'}", check=False)
     assert refused.returncode != 0 and "'hidden': 32" in refused.stderr and "Traceback" not in refused.stderr
     assert json.loads((twin / "out" / "results.json").read_text()) == results
+
+
+@pytest.mark.slow
+def test_the_healing_methods_heal_the_same_ticket_and_are_reported_against_fine_tuning(twin):
+    _twin(twin, "--seeds=0", "--report_seeds=0,1", "--heal_methods=finetune,distil,linear")
+    for criterion in AFTER_TRAINING:
+        tuned = _run(twin, 0, f"trained_{criterion}")
+        distilled, linear = (_run(twin, 0, f"trained_{criterion}_{heal}") for heal in ("distil", "linear"))
+        assert distilled["removed"] == linear["removed"] == tuned["removed"]
+        assert distilled["heal_steps"] == tuned["heal_steps"] and linear["heal_steps"] == 0
+        assert distilled["kl_after_healing"] >= 0 and distilled["perplexity_after_healing"] > 1
+        if linear["removed"] == ["transformer_layer_0"]:  # nothing before the first layer to fold into
+            assert linear["perplexity_after_healing"] is None and "is the first block" in linear["refused"]
+        else:
+            assert linear["calibration_tokens"] > 0 and linear["perplexity_after_healing"] > 1
+    results = json.loads((twin / "out" / "results.json").read_text())
+    assert set(results["healing"]) >= {f"trained_{c}_distil" for c in AFTER_TRAINING}
+    assert "## Healing methods after training" in (twin / "out" / "report.md").read_text()
+    assert not [name for name in os.listdir(twin / "cache" / "S4_L2_H16") if name.startswith("0_cut_")
+                and not name.endswith(".lock")]  # each cut is forgotten once its rows are recorded
+    refused = _twin(twin, "--heal_methods=finetune,prune_more", check=False)
+    assert refused.returncode != 0 and "--heal_methods must name some of finetune, distil, linear" in refused.stderr

@@ -57,3 +57,11 @@ def exits(input_shape, num_classes):
     """A builder written as a script: it never returns, and nothing may pass as done."""
     import sys
     sys.exit(0)
+
+
+def llama3(input_shape, num_classes, layers=4, hidden=16):
+    """A tiny keras_hub Llama 3 causal LM, as the docs' my_lms.py writes it (--task=causal_lm)."""
+    import keras_hub
+    backbone = keras_hub.models.Llama3Backbone(vocabulary_size=num_classes, num_layers=layers, hidden_dim=hidden,
+                                               intermediate_dim=2 * hidden, num_query_heads=2, num_key_value_heads=1)
+    return keras_hub.models.Llama3CausalLM(backbone=backbone, preprocessor=None)

@@ -234,3 +234,25 @@ def gpt2_lm(layers=3, dropout=0.1, seed=0):
     backbone = keras_hub.models.GPT2Backbone(vocabulary_size=100, num_layers=layers, num_heads=2, hidden_dim=32,
                                              intermediate_dim=64, max_sequence_length=16, dropout=dropout)
     return keras_hub.models.GPT2CausalLM(backbone=backbone, preprocessor=None)
+
+
+_TINY_LM = dict(vocabulary_size=64, num_layers=3, hidden_dim=16, intermediate_dim=32)
+_GROUPED_LM = dict(_TINY_LM, num_query_heads=2, num_key_value_heads=1)
+CAUSAL_LMS = {  # keras_hub 0.32's tasks: (task, backbone, backbone arguments)
+    "gpt2": ("GPT2CausalLM", "GPT2Backbone", dict(_TINY_LM, num_heads=2, max_sequence_length=16)),
+    "llama3": ("Llama3CausalLM", "Llama3Backbone", _GROUPED_LM),
+    "gemma": ("GemmaCausalLM", "GemmaBackbone", dict(_GROUPED_LM, head_dim=8)),
+    "mistral": ("MistralCausalLM", "MistralBackbone", _GROUPED_LM),
+    "qwen": ("QwenCausalLM", "QwenBackbone", _GROUPED_LM),
+}
+"""Tiny random configurations of keras_hub's causal LMs (vocabulary 64, 3 layers, hidden 16, MLP 32)."""
+
+
+def causal_lm(family: str, seed=0, **overrides):
+    """A tiny keras_hub causal LM of :data:`CAUSAL_LMS` (no preprocessor); the caller has checked that
+    keras_hub installs."""
+    import keras_hub
+    keras.utils.set_random_seed(seed)
+    task, backbone, arguments = CAUSAL_LMS[family]
+    return getattr(keras_hub.models, task)(backbone=getattr(keras_hub.models, backbone)(**{**arguments, **overrides}),
+                                           preprocessor=None)

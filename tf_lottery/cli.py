@@ -16,7 +16,7 @@ from __future__ import annotations
 import errno
 import sys
 import textwrap
-from typing import Dict, List
+from typing import Dict, List, Optional, Tuple
 
 from absl import app, flags, logging
 
@@ -111,19 +111,29 @@ def _value(option: options.Option):
 def config_from_flags() -> Config:
     """Builds the frozen :class:`Config` from the parsed flags.
 
+    A setting of another model builder than ``--model``'s that a flagfile gave (``--hidden_dim`` of
+    ``flags/fortunes_causal_lm.cfg`` with ``--model=my_lms:llama3``) is ignored with one notice line;
+    given on the command line itself, it is an error. Flags parsed by :func:`parse_flags` know where
+    they came from; flags parsed otherwise count as given on the command line.
+
     Raises:
         app.UsageError: for any invalid value, naming it and what is allowed, or for a
-            setting of another model builder than ``--model``'s.
+            setting of another model builder than ``--model``'s given on the command line.
     """
     try:
         layout = Config.layout(FLAGS["model"].value)
     except (UnknownNameError, ValueError) as error:  # an unknown name, a model function that does not import
         raise app.UsageError(str(error)) from None
     foreign = sorted(name for name in OPTIONS if name not in layout and FLAGS[name].present)
-    if foreign:
+    from_files = _from_flagfiles(foreign)
+    explicit = [name for name in foreign if name not in from_files]
+    if explicit:
         settings = ", ".join(o.name for o in options.options_of(models.get(FLAGS["model"].value).settings))
-        raise app.UsageError(f"--{foreign[0]} is not a setting of --model={FLAGS['model'].value}; its settings: "
-                             f"{settings}")
+        raise app.UsageError(f"--{explicit[0]} is not a setting of --model={FLAGS['model'].value}; its settings: "
+                             f"{settings or 'none'}")
+    if from_files:
+        log(f"note: --model={FLAGS['model'].value} takes no {', '.join('--' + name for name in from_files)} (read "
+            "from a flagfile, settings of another model builder): ignored")
     if FLAGS["num_blocks"].present and FLAGS["fraction"].present:
         raise app.UsageError(f"give --num_blocks or --fraction, not both; got --num_blocks={FLAGS['num_blocks'].value} "
                              f"and --fraction={FLAGS['fraction'].value}")
@@ -162,7 +172,7 @@ def main(argv) -> int:
         config = config.bound(execution)
         if not execution.is_chief:  # another worker joins every collective (saving too) in a folder of its own
             config = config.replace(runs_dir=distribute.private_runs_dir(config.runtime.runs_dir), serving_dir=None,
-                                    tensorboard=False)
+                                    hf_dir=None, tensorboard=False)
         if execution.name != "default" or execution.precision != "float32":
             log(execution.describe())
         with distribute.scope():
@@ -218,16 +228,53 @@ def one_line(text: str) -> str:
     return " ".join("".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in str(text)).split())
 
 
+_PARSED: Optional[Tuple[frozenset, dict]] = None
+"""What the last :func:`parse_flags` read: the flags named on the command line itself (not in a flagfile),
+and every present flag's value (to know the record is still that of the flags in effect)."""
+
+
+def _present() -> dict:
+    return {name: FLAGS[name].value for name in OPTIONS if FLAGS[name].present}
+
+
+def _command_line_names(argv: List[str]) -> frozenset:
+    """The flags ``argv`` names itself (``--name=value``, ``--name value``, ``--noname``), flagfiles left out."""
+    found = set()
+    for arg in argv[1:]:
+        if arg == "--":
+            break
+        if not arg.startswith("-"):
+            continue
+        name = arg.lstrip("-").split("=", 1)[0]
+        if name not in FLAGS and name.startswith("no") and name[2:] in FLAGS:
+            name = name[2:]
+        if name != "flagfile":
+            found.add(name)
+    return frozenset(found)
+
+
+def _from_flagfiles(names: List[str]) -> List[str]:
+    """Those of ``names`` that only a flagfile gave, by :func:`parse_flags`' record (none without one)."""
+    if _PARSED is None or _PARSED[1] != _present():
+        return []
+    return [name for name in names if name not in _PARSED[0]]
+
+
 def parse_flags(argv: List[str]) -> List[str]:
-    """absl's flag parsing, whose errors quote the bad value escaped, on one line.
+    """absl's flag parsing, whose errors quote the bad value escaped, on one line; records which flags
+    the command line gave itself rather than a flagfile (:func:`config_from_flags` reads it).
 
     Raises:
         flags.Error: for a value a flag refuses.
     """
+    global _PARSED
+    _PARSED = None
     for file in _flagfiles(argv):
         _check_flagfile(file)
     try:
-        return FLAGS(argv)
+        remaining = FLAGS(argv)
+        _PARSED = (_command_line_names(argv), _present())
+        return remaining
     except flags.Error as error:
         raise flags.Error(one_line(error)) from None
     except UnicodeDecodeError as error:  # a flagfile named inside another flagfile

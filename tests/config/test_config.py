@@ -70,6 +70,8 @@ def test_every_flag_of_0_1_is_generated_with_its_default():
         "precision",  # 0.10: --precision=auto|float32|bfloat16|float16
         "sweep_cells", "sweep_lengths", "sweep_margin", "sweep_alpha", "sweep_power", "sweep_detectable",  # 0.10:
         "sweep_comparisons", "sweep_shard",  # verdicts declared with their power, cells, lengths, shards
+        "hf_dir",  # 0.10: Hugging Face transformers folders of language models
+        "heal", "heal_temperature", "heal_hidden",  # 0.10: healing a lottery ticket by distillation
     }
     # Every flag is the default config's, except the settings of the other model builders.
     assert set(cli.OPTIONS) - set(Config().flat()) == {"weights_file", "output", "stem", "model_args", "num_layers",
@@ -178,3 +180,12 @@ def test_the_one_model_build_reads_the_model_section():
     assert model.count_params() == same.count_params() and model.output.shape[-1] == 7
     for a, b in zip(model.get_weights(), same.get_weights()):
         assert (a == b).all()
+
+
+def test_the_command_line_of_a_language_run_names_its_task_data_and_builder_settings():
+    # Regression: command_line() built a Config of the run's model with the demo's task, which a language
+    # model refuses, so every --task=causal_lm run failed where it names its command (scores.json's remedy).
+    config = Config.create(task="causal_lm", dataset="fortunes", model="byte_decoder", num_layers=3, evals=("clean",))
+    assert config.command_line() == ("tf-lottery --dataset=fortunes --evals=clean --model=byte_decoder --num_layers=3 "
+                                     "--task=causal_lm")
+    assert Config.create(model="imagenet_resnet", depth=50).command_line() == "tf-lottery --model=imagenet_resnet"

@@ -142,3 +142,23 @@ def test_a_missing_feature_is_named_in_one_line():
     with pytest.raises(KerasInternalsError, match=r"has no NotAKerasModel\._run_through_graph, which tf_lottery "
                                                   r"needs to run a model's graph operation by operation"):
         keras_internals.run_through_graph(NotAKerasModel(), [], lambda op: op)
+
+
+def test_each_call_of_a_shared_layer_is_told_apart_and_run_by_its_node():
+    model, shared = _shared_model()
+    first, second = keras_internals.calls_in(model, shared)
+    plus = keras_internals.calls_in(model, model.get_layer("plus"))[0]
+    assert keras_internals.producer_call(second.input_tensors[0]) is first
+    assert keras_internals.producer_call(plus.input_tensors[1]) is second
+    seen = []
+
+    def call_fn(node, args, kwargs):
+        seen.append((node.operation.name, node is second))
+        return args[0] if node is second else node.operation(*args, **kwargs)  # skip the second call only
+
+    inputs = [keras.Input((4,))]
+    rebuilt = keras.Model(inputs[0], keras_internals.run_calls(model, inputs, call_fn))
+    assert seen == [("shared", False), ("shared", True), ("plus", False), ("head", False)]
+    batch = np.arange(8, dtype="float32").reshape(2, 4)
+    expected = model.get_layer("head")(shared(batch) + batch)
+    np.testing.assert_allclose(rebuilt(batch).numpy(), expected.numpy(), rtol=1e-6)

@@ -175,3 +175,54 @@ def test_every_language_criterion_cuts_a_mistral_causal_lm_into_a_smaller_one(cr
     assert all(np.isfinite(v) for v in result.scores.values())
     assert type(result.model) is type(lm) and result.model.backbone.num_layers == 2
     assert tl.surgery.kept_blocks(result.model) == [b for b in sorted(result.scores) if b not in result.removed]
+
+
+@pytest.mark.parametrize("family", ["llama3", "gemma", "mistral", "qwen"])
+def test_synflow_scores_every_query_and_key_kernel_of_a_decoder_without_a_position_table(family):
+    from tests.zoo import causal_lm
+    backbone = causal_lm(family).backbone  # no max_sequence_length: it used to score a 1-token sequence
+    assert tl.criteria.synflow.token_length(backbone) == tl.criteria.synflow.SEQUENCE_LENGTH == 128
+    scores = tl.criteria.synflow.synflow_weight_scores(backbone, sequence_length=8)
+    attention = [name for name in scores if name.endswith(("query/kernel", "key/kernel"))]
+    assert len(attention) == 6 and all(np.any(scores[name] != 0) for name in attention)  # R depends on each
+
+
+def test_synflow_takes_its_sequence_length_as_an_option_and_refuses_what_it_cannot_score(monkeypatch):
+    lm = _lm(dropout=0.0)  # GPT-2 of 16 positions
+    assert tl.criteria.synflow.token_length(lm.backbone) == 16
+    phi3 = keras_hub.models.Phi3Backbone(vocabulary_size=64, num_layers=2, hidden_dim=16, intermediate_dim=32,
+                                         num_query_heads=2, num_key_value_heads=1)
+    assert phi3.max_sequence_length == 4096 and tl.criteria.synflow.token_length(phi3) == 128
+    twin, inputs = tl.criteria.synflow.token_twin(lm.backbone, sequence_length=4)
+    assert inputs["token_ids"].shape == (1, 4)
+    assert tl.criteria.get("synflow").options() == {"aggregation": "mean", "sequence_length": None}
+    assert tl.criteria.get("synflow")(lm, sequence_length=4) != tl.criteria.get("synflow")(lm, sequence_length=8)
+    assert tl.find_ticket(lm, "synflow", num_blocks=1, min_blocks_per_stage=0, sequence_length=8).model.backbone.\
+        num_layers == 2
+    with pytest.raises(ValueError, match=r"sequence_length must be an integer >= 2 \(over 1 token attention's query "
+                                         r"and key kernels score exactly 0\); got 1"):
+        tl.criteria.get("synflow")(lm, sequence_length=1)
+    with pytest.raises(ValueError, match=r"'gpt2_backbone\w*' takes at most 16 tokens \(max_sequence_length\); got "
+                                         r"sequence_length=17"):
+        tl.criteria.get("synflow")(lm, sequence_length=17)
+    with pytest.raises(ValueError, match=r"sequence_length is SynFlow's option for a language model"):
+        tl.criteria.get("synflow")(tl.models.cifar_resnet(8), sequence_length=8)
+    monkeypatch.setattr(tl.criteria.synflow, "token_length", lambda model, length=None: 1)  # the old default
+    with pytest.raises(ValueError, match=r"SynFlow cannot score 'gpt2_backbone\w*' on 1 tokens: R does not depend on "
+                                         r"transformer_layer_0/self_attention/query/kernel, "
+                                         r"transformer_layer_0/self_attention/key/kernel"):
+        tl.criteria.get("synflow")(lm)
+
+
+def test_synflows_sequence_length_is_a_flag_that_names_the_run_only_when_set():
+    from tf_lottery.config import Config
+    config = Config.create(criterion="synflow", synflow_sequence_length=32)
+    assert config.method.criterion_options(seed=0) == {"sequence_length": 32}
+    assert Config.create(criterion="synflow").method.criterion_options(seed=0) == {}
+    assert "synflow_sequence_length" not in Config.create(criterion="synflow").method.identity()
+    assert config.method.identity()["synflow_sequence_length"] == 32
+    with pytest.raises(ValueError, match=r"--synflow_sequence_length is an option of --criterion=synflow; "
+                                         r"--criterion=grasp does not take it"):
+        Config.create(criterion="grasp", synflow_sequence_length=32)
+    with pytest.raises(ValueError, match=r"synflow_sequence_length"):
+        Config.create(criterion="synflow", synflow_sequence_length=1)

@@ -3,6 +3,7 @@ on a small corpus the test writes in the fortunes format (the real corpus: flags
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -161,11 +162,18 @@ def test_the_cli_refuses_an_empty_corpus_and_writes_nothing(tmp_path):
 
 
 def test_the_export_experiment_exports_a_language_run_again(finished):
+    import warnings
+
     config, result = finished
-    written = experiments.get("export")(config.replace(experiment="export", **{"from": (result.run_folder,)}))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        written = experiments.get("export")(config.replace(experiment="export", **{"from": (result.run_folder,)}))
+    assert not [w for w in caught if "Skipping variable loading for optimizer" in str(w.message)]
     path = os.path.join(result.run_folder, "export", "ticket")
     with open(os.path.join(path, "metadata.json")) as handle:
-        assert json.load(handle)["model_class"] == "GPT2CausalLM"
+        metadata = json.load(handle)
+    assert metadata["model_class"] == "GPT2CausalLM" and metadata["model_name"] == "byte_decoder_minus1"
+    assert (metadata["tokenizer"]["type"], metadata["tokenizer"]["byte_offset"]) == ("bytes", 2)
     assert any(path in str(item) for item in written)
 
 
@@ -174,6 +182,16 @@ def test_lottery_scores_the_trained_decoder_and_rewinds_the_ticket_to_theta0(tmp
                      keep_epochs=(0,), export=False)
     result = experiments.get("lottery")(config)
     assert result.rewind.epoch == 0 and len(result.ticket.removed) == 1
+    assert result.ticket.blocks == 2 and 1 < result.ticket.evals["clean"]["perplexity"] < 258
+
+
+@pytest.mark.slow
+def test_a_lottery_decoder_heals_by_distillation_from_the_trained_dense_decoder(tmp_path):
+    config = _config(tmp_path, experiment="lottery", criterion="block_influence", evals=("clean",), rewind="lr",
+                     rewind_epoch=1, warmup="0ep", heal="distil", heal_hidden=0.1, export=False)
+    result = experiments.get("lottery")(config)
+    history = result.ticket.training.history
+    assert history["epoch"] == [0] and history["loss"] == history["distillation_loss"]
     assert result.ticket.blocks == 2 and 1 < result.ticket.evals["clean"]["perplexity"] < 258
 
 
@@ -233,3 +251,46 @@ def test_your_own_model_that_is_not_a_language_model_is_refused_before_anything_
     with pytest.raises(ValueError, match=message):
         experiments.get("init_ticket")(config)
     assert not (tmp_path / "runs").exists() or not os.listdir(tmp_path / "runs")
+
+
+@pytest.mark.transformers
+def test_the_export_experiment_writes_transformers_folders_with_hf_dir(finished, tmp_path, capsys):
+    config, result = finished
+    hf_dir = tmp_path / "hf"
+    again = config.replace(experiment="export", hf_dir=str(hf_dir), **{"from": (result.run_folder,)})
+    written = experiments.get("export")(again)
+    folders = {e.side: e.transformers for e in written}
+    assert sorted(os.listdir(hf_dir)) == sorted(os.path.basename(f) for f in folders.values())
+    assert os.path.basename(folders["ticket"]) == os.path.basename(result.run_folder)
+    for side, layers in (("dense", 3), ("ticket", 2)):
+        with open(os.path.join(folders[side], "config.json")) as handle:
+            assert json.load(handle)["n_layer"] == layers
+        with open(os.path.join(folders[side], "metadata.json")) as handle:
+            metadata = json.load(handle)
+        assert metadata["config_hash"] and metadata["tokenizer"]["kind"] == "bytes"
+        assert {"tokenizer.json", "tokenizer_config.json", "model.safetensors"} <= set(metadata["files"])
+    assert metadata["blocks"]["removed"] == result.ticket.removed
+    assert re.search(r"\| TF Serving +\| transformers +\|", capsys.readouterr().out)
+    experiments.get("export")(again)  # a rerun replaces the run's own folders
+    assert sorted(os.listdir(hf_dir)) == sorted(os.path.basename(f) for f in folders.values())
+
+
+def opt_lm(input_shape, num_classes, layers=2):
+    """A keras_hub causal LM outside keras_hub's transformers exporter (OPT)."""
+    backbone = keras_hub.models.OPTBackbone(vocabulary_size=num_classes, num_layers=layers, num_heads=2,
+                                            hidden_dim=16, intermediate_dim=32, max_sequence_length=32)
+    return keras_hub.models.OPTCausalLM(backbone=backbone, preprocessor=None)
+
+
+def test_hf_dir_refuses_a_family_outside_the_exporter_and_an_image_run_before_anything_is_written(tmp_path):
+    config = _config(tmp_path, model="tests.experiments.test_causal_lm:opt_lm", hf_dir=str(tmp_path / "hf"),
+                     evals=("clean",))
+    with pytest.raises(ValueError, match=r"^--hf_dir: OPTCausalLM cannot be exported to transformers: keras_hub "
+                                         r"[\d.]+ .* writes GPT2Backbone, .*; not OPTBackbone$"):
+        experiments.get("init_ticket")(config)
+    assert not (tmp_path / "runs").exists() or not os.listdir(tmp_path / "runs")
+    assert not (tmp_path / "hf").exists()
+    from tf_lottery.experiments import publishing
+    with pytest.raises(ValueError, match=r"--hf_dir=hf writes Hugging Face transformers folders of language models "
+                                         r"\(--task=causal_lm\); --dataset=fashion_mnist is an image dataset"):
+        publishing.check_hf_dir(Config.create(hf_dir="hf"), language=False)

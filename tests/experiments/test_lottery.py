@@ -167,3 +167,35 @@ def test_a_rewind_step_outside_training_is_refused_before_writing(tmp_path):
     assert not list(tmp_path.iterdir())
     with pytest.raises(ValueError, match="--rewind_epoch or --rewind_step, not both"):
         Config.create(rewind_epoch=1, rewind_step=5)
+
+
+def test_heal_names_the_run_only_when_it_is_not_fine_tuning_and_is_refused_where_it_cannot_run(tmp_path):
+    plain = Config.create(experiment="lottery", dataset="synthetic", runs_dir=str(tmp_path))
+    assert plain.digest("ticket") == Config.create(experiment="lottery", dataset="synthetic", heal="finetune",
+                                                   heal_temperature=4.0, runs_dir=str(tmp_path)).digest("ticket")
+    distilled = plain.replace(heal="distil")
+    assert distilled.digest("ticket") != plain.digest("ticket") and distilled.digest("dense") == plain.digest("dense")
+    assert distilled.method.identity()["heal"] == "distil" and "heal_temperature" in distilled.method.identity()
+    with pytest.raises(ValueError, match="--heal=distil heals the ticket of a trained network: --experiment=lottery"):
+        Config.create(experiment="init_ticket", dataset="synthetic", heal="distil")
+    with pytest.raises(ValueError, match="--method=imp trains its tickets its own way"):
+        Config.create(experiment="lottery", dataset="synthetic", method="imp", heal="distil")
+    with pytest.raises(ValueError, match="--heal_hidden=0.5 matches the kept blocks' hidden states, which "
+                                         "--method=filters narrows"):
+        Config.create(experiment="lottery", dataset="synthetic", method="filters", heal="distil", heal_hidden=0.5)
+    with pytest.raises(ValueError, match="--heal_temperature must be > 0"):
+        Config.create(experiment="lottery", dataset="synthetic", heal="distil", heal_temperature=0.0)
+
+
+@pytest.mark.slow
+def test_a_lottery_ticket_heals_by_distillation_from_the_trained_dense_network(tmp_path):
+    config = Config.create(experiment="lottery", dataset="synthetic", train_size=None, val_size=64, depth=14,
+                           criterion="expectabs", num_blocks=1, rewind="lr", rewind_epoch=1, length="2ep",
+                           batch_size=64, learning_rate=0.05, lr_drops=(), runs_dir=str(tmp_path), heal="distil",
+                           heal_hidden=0.1, min_blocks_per_stage=1, evals=("clean",), export=False)
+    result = experiments.get("lottery")(config)
+    run = tmp_path / f"lottery-{config.digest('ticket')}"
+    history = train.read_history(str(run / "history_ticket.csv"))
+    assert history["epoch"] == [0] and "distillation_loss" in history and "accuracy" not in history
+    assert len(result.ticket.removed) == 1 and result.ticket.evals["clean"]["accuracy"] > 0
+    assert result.ticket.training.history["loss"] == history["distillation_loss"]

@@ -57,3 +57,9 @@ def test_the_shipped_repeats_are_the_committed_sweeps(tmp_path):
     assert shipped["differences_pp"] == [r["accuracy_pp"] for r in rows]
     assert shipped["seeds"] == [r["seed"] for r in rows]
     assert shipped["recipe"] == one_run.recipe_identity(Config.create(**QUICKSTART))
+
+
+def test_the_sweep_a_lottery_run_suggests_repeats_the_lottery_and_its_healing(tmp_path):
+    config = Config.create(experiment="lottery", dataset="synthetic", rewind="lr", heal="distil")
+    note = one_run.spread_note(config, 0.5, str(tmp_path / "none.json"))
+    assert "--experiment=sweep" in note and "--sweep_experiment=lottery" in note and "--heal=distil" in note

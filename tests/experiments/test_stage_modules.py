@@ -21,10 +21,11 @@ def test_the_deprecated_stages_module_warns_and_names_the_same_functions():
     assert tl.experiments.stages is stages
 
 
-def test_every_stage_function_is_defined_once_and_named_in_the_alias():
+def test_every_stage_function_of_0_9_is_defined_once_and_named_in_the_alias():
     import inspect
 
     stages = importlib.import_module("tf_lottery.experiments.stages")
     defined = {name for module in MODULES.values() for name, value in vars(module).items()
                if inspect.isfunction(value) and value.__module__ == module.__name__ and not name.startswith("_")}
-    assert defined == set(stages.__all__)
+    assert set(stages.__all__) <= defined  # the stages of 0.9; later ones (check_hf_dir, ...) need no alias
+    assert {"check_hf_dir", "publish_transformers"} <= defined - set(stages.__all__)

@@ -83,3 +83,57 @@ def test_a_llama3_ticket_found_by_snip_is_a_llama3_causal_lm_whose_preset_genera
     assert _run(_PRESET, path, str(tmp_path / "ids.npy")) == "Llama3CausalLM 3 (1, 6)"
     np.testing.assert_array_equal(np.load(str(tmp_path / "ids.npy") + ".preset.npy"),
                                   np.asarray(result.model(batch[0], training=False)))
+
+
+def test_an_export_records_the_byte_tokenizers_id_mapping_and_the_tickets_own_name(tmp_path):
+    from tf_lottery.data.text import ByteTokenizer
+
+    tokenizer = ByteTokenizer()
+    lm = tl.models.byte_decoder(layers=3, hidden=16, heads=2, length=8)
+    ticket = tl.surgery.family_ticket(lm, ["transformer_layer_1"])
+    path = save_language_model(ticket, str(tmp_path / "lm"), tokenizer=tokenizer)
+    metadata = json.loads((tmp_path / "lm" / "metadata.json").read_text())
+    assert metadata["model_name"] == "byte_decoder_minus1"
+    mapping = metadata["tokenizer"]
+    assert mapping == {"type": "bytes", "class": "tf_lottery.data.text.ByteTokenizer", "vocabulary_size": 258,
+                       "pad_id": 0, "end_id": 1, "byte_offset": 2, "encoding": "utf-8",
+                       "ids": "byte b (0-255) of a text's UTF-8 encoding is id b + 2; id 0 pads, id 1 ends a text"}
+    text = "hé, %"  # encoded from the metadata alone, as a reader without tf_lottery would
+    by_hand = [b + mapping["byte_offset"] for b in text.encode(mapping["encoding"])]
+    assert by_hand == tokenizer.encode(text).tolist() and path.endswith("lm")
+    with pytest.raises(ValueError, match=r"the tokenizer has 258 ids and 'gpt2_causal_lm\w*' predicts 100: it is not "
+                                         r"the model's tokenizer"):
+        save_language_model(zoo.gpt2_lm(), str(tmp_path / "other"), tokenizer=tokenizer)
+    assert not (tmp_path / "other").exists()
+
+
+def test_loading_a_trained_language_models_weights_from_a_run_silences_only_keras_optimizer_warning(tmp_path):
+    import os
+    import warnings
+
+    import keras
+    from tf_lottery.config import Config
+    from tf_lottery.experiments.runs import RunFolder
+
+    trained = zoo.gpt2_lm(dropout=0.0)
+    trained.compile(optimizer=keras.optimizers.AdamW(1e-3),
+                    loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    ids = np.ones((2, 8), "int32")
+    trained.fit({"token_ids": ids, "padding_mask": ids}, ids, epochs=1, verbose=0)  # builds AdamW's state
+    run = RunFolder(Config.create(dataset="synthetic", runs_dir=str(tmp_path)), "dense")
+    path = run.file("dense_final.weights.h5")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    trained.save_weights(path)
+    fresh = zoo.gpt2_lm(dropout=0.0)  # a keras_hub task compiles itself: an optimizer without state
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fresh.load_weights(path)
+    assert any("Skipping variable loading for optimizer" in str(w.message) for w in caught)  # Keras' own load
+    fresh = zoo.gpt2_lm(dropout=0.0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        warnings.warn("another warning")
+        run.load_weights(fresh, "dense_final.weights.h5", retrains="nothing")
+    assert [str(w.message) for w in caught] == ["another warning"]
+    for a, b in zip(fresh.get_weights(), trained.get_weights()):
+        np.testing.assert_array_equal(a, b)

@@ -136,6 +136,30 @@ def softmax_head(kind):
     return keras.Model(body.input, outputs, name=f"softmax_{kind}")
 
 
+def shared_ends():
+    """A layer called twice in the stem and another twice in the head, around three plain blocks."""
+    inputs = keras.Input((16, 16, 3), name="image")
+    shared = _conv(8, "stem_shared")
+    x = _conv(8, "stem")(inputs)
+    x = shared(keras.layers.ReLU(name="stem_relu")(shared(x)))
+    for i in range(3):
+        y = keras.layers.BatchNormalization(name=f"b{i}_bn")(_conv(8, f"b{i}_conv")(x))
+        x = keras.layers.ReLU(name=f"b{i}_out")(keras.layers.Add(name=f"b{i}_add")([x, y]))
+    hidden = keras.layers.Dense(8, activation="relu", name="hidden")
+    x = hidden(hidden(keras.layers.GlobalAveragePooling2D(name="pool")(x)))
+    return keras.Model(inputs, keras.layers.Dense(3, name="head")(x), name="shared_ends")
+
+
+def lambda_sums():
+    """Three identity blocks whose sums are Lambda layers (``t[0] + t[1]``)."""
+    inputs = keras.Input((16, 16, 3), name="image")
+    x = keras.layers.ReLU(name="stem_relu")(_conv(8, "stem")(inputs))
+    for i in range(3):
+        y = keras.layers.BatchNormalization(name=f"b{i}_bn")(_conv(8, f"b{i}_conv")(x))
+        x = keras.layers.ReLU(name=f"b{i}_out")(keras.layers.Lambda(lambda t: t[0] + t[1], name=f"b{i}_add")([x, y]))
+    return keras.Model(inputs, _head(x), name="lambda_sums")
+
+
 def _conv_flops(hw, k, cin, cout, groups=1):
     return hw * hw * k * k * (cin // groups) * cout
 
@@ -156,6 +180,10 @@ CASES = {
     "layer_scale": (layer_scale, ["c0", "c1", "c2"], 3, ["c1"],
                     _conv_flops(4, 2, 3, 8) + 3 * (_conv_flops(4, 3, 8, 8, groups=8) + 16 * (8 * 32 + 32 * 8))
                     + 8 * 3),
+    "shared_ends": (shared_ends, ["b0", "b1", "b2"], 3, ["b1"],
+                    _conv_flops(16, 3, 3, 8) + 5 * _conv_flops(16, 3, 8, 8) + 2 * 8 * 8 + 8 * 3),
+    "lambda_sums": (lambda_sums, ["b0", "b1", "b2"], 3, ["b0", "b2"],
+                    _conv_flops(16, 3, 3, 8) + 3 * _conv_flops(16, 3, 8, 8) + 8 * 3),
     "softmax_dense": (lambda: softmax_head("dense"), ["b0", "b1", "b2"], 3, ["b1"], None),
     "softmax_layer": (lambda: softmax_head("layer"), ["b0", "b1", "b2"], 3, ["b1"], None),
     "softmax_op": (lambda: softmax_head("op"), ["b0", "b1", "b2"], 3, ["b1"], None),
@@ -326,14 +354,16 @@ def test_refusals_name_what_to_do():
         tl.find_ticket(plus_merge(), "random", fraction=0.1, min_blocks_per_stage=1)
 
 
-def test_a_shared_layer_is_refused_by_name():
+def test_a_shared_layer_is_read_call_by_call():
+    """Each call of a shared layer is one node of the graph (``shared_relu@1``, ``shared_relu@2``); a shared
+    layer without weights makes no block ineligible (tests/surgery/test_shared_layers.py: one with weights)."""
     inputs = keras.Input((8, 8, 4))
     relu = keras.layers.ReLU(name="shared_relu")
     x = relu(inputs)
     y = relu(_conv(4, "c")(x))
     model = keras.Model(inputs, keras.layers.Add()([x, y]))
-    with pytest.raises(ValueError, match="'shared_relu' is called 2 times"):
-        surgery.find_blocks(model)
+    found = surgery.find_blocks(model)
+    assert [(b.input_layer, b.branch, b.removable) for b in found] == [("shared_relu@1", ("c", "shared_relu@2"), True)]
 
 
 def test_a_silencing_that_would_not_be_exact_is_refused():

@@ -141,13 +141,15 @@ def test_keras_hub_layers_are_costed_from_their_traced_calls_by_hand():
 
 def test_a_decoder_without_a_fixed_sequence_length_is_refused_and_costed_once_it_has_one():
     model = _gpt2()
-    with pytest.raises(ValueError, match=r"cannot cost layer 'transformer_layer_0' \(FLOPs\): a product in its call "
-                                         r"has an unknown size \(1, None, 2, 16\)"):
+    with pytest.raises(ValueError, match=r"the FLOPs of 'gpt2_backbone\w*' depend on its sequence length, and it "
+                                         r"takes sequences of any length: give one"):
         tl.cost.flops(model)
     inputs = {name: keras.Input((16,), dtype="int32", name=name) for name in ("token_ids", "padding_mask")}
     fixed = keras.Model(inputs, model(inputs))
     layer = 4 * 16 * 32 * 32 + 2 * (2 * 16 * 16 * 16) + 2 * 16 * 32 * 64  # 16 tokens of 32, 2 heads of 16, MLP 64
-    assert tl.cost.flops(fixed) == 3 * layer
+    assert tl.cost.flops(fixed) == tl.cost.flops(model, sequence_length=16) == 3 * layer
+    with pytest.raises(ValueError, match=r"takes sequences of \[16\] tokens only; got sequence_length=8"):
+        tl.cost.flops(fixed, sequence_length=8)
 
 
 def _llama():
@@ -257,24 +259,32 @@ def test_a_gemma2_ticket_that_would_shift_its_alternating_attention_is_refused_a
                                rtol=1e-5, atol=1e-6)  # layers 1 and 2 both bypassed now
 
 
-def test_a_gemma2_causal_lm_refusal_points_to_the_flat_ticket_of_its_backbone_which_equals_bypassing():
+def test_a_gemma2_causal_lm_refusal_points_to_its_flat_ticket_which_equals_bypassing():
     lm = keras_hub.models.GemmaCausalLM(backbone=_gemma2(), preprocessor=None)
-    with pytest.raises(ValueError, match=r"cut a flat ticket, which keeps each layer as it is: of its backbone only, "
-                                         r"tl.surgery.remove_blocks\(model.backbone, names\) \(a GemmaCausalLM is "
-                                         r"cut in its own class only"):
+    with pytest.raises(ValueError, match=r"cut a flat ticket, which keeps each layer as it is: "
+                                         r"tl.surgery.remove_blocks\(model, names\)"):
         tl.surgery.family_ticket(lm, ["decoder_block_1"])
     inputs = {"token_ids": np.array([[5, 2, 7, 9, 4, 1, 3, 8]]), "padding_mask": np.ones((1, 8), "int32")}
-    flat = tl.surgery.remove_blocks(lm.backbone, ["decoder_block_1"], min_blocks_per_stage=0)  # the advice, followed
-    np.testing.assert_allclose(np.asarray(flat(inputs)), _bypassed(lm.backbone, lm.backbone.transformer_layers[1],
-                                                                   inputs)[0], rtol=1e-5, atol=1e-6)
+    flat = tl.surgery.remove_blocks(lm, ["decoder_block_1"], min_blocks_per_stage=0)  # the advice, followed
+    np.testing.assert_allclose(np.asarray(flat(inputs)), _bypassed(lm, lm.backbone.transformer_layers[1], inputs)[0],
+                               rtol=1e-5, atol=1e-6)
 
 
-def test_a_causal_lm_is_refused_a_flat_ticket_by_name_before_it_is_scored():
+def test_a_causal_lm_whose_head_calls_the_tied_embedding_again_is_cut_flat():
+    """The head calls the backbone's token embedding a second time (tied weights): a layer shared outside
+    every block, so every block stays removable and the ticket shares the embedding too."""
     lm = keras_hub.models.GPT2CausalLM(backbone=_gpt2(), preprocessor=None)
-    assert tl.surgery.families.flat_refusal(lm.backbone) is None
-    with pytest.raises(ValueError, match=r"GPT2CausalLM 'gpt2_causal_lm\w*' is cut in its own class only, not flat "
-                                         r"\(same_family=False\): 'token_embedding' is called 2 times .* find a flat "
-                                         r"ticket of its backbone, model.backbone"):
-        tl.find_ticket(lm, "magnitude", num_blocks=1, min_blocks_per_stage=0, same_family=False)
+    assert tl.surgery.families.flat_refusal(lm) is None and tl.surgery.families.flat_refusal(lm.backbone) is None
+    assert tl.graph.analyse(lm).calls == {"token_embedding": ("token_embedding@1", "token_embedding@2")}
+    assert tl.surgery.removable_blocks(lm) == tl.surgery.blocks(lm.backbone)
+    result = tl.find_ticket(lm, "magnitude", num_blocks=1, min_blocks_per_stage=0, same_family=False)
+    assert tl.surgery.blocks(result.model) == [b for b in tl.surgery.blocks(lm) if b not in result.removed]
+    assert tl.graph.analyse(result.model).calls == {"token_embedding": ("token_embedding@1", "token_embedding@2")}
+    for layer in tl.graph.leaf_layers(result.model):
+        for mine, theirs in zip(layer.weights, tl.graph.operation(lm, layer.name).weights):
+            np.testing.assert_array_equal(np.asarray(mine), np.asarray(theirs))
+    removed = lm.backbone.get_layer(result.removed[0])
+    np.testing.assert_allclose(np.asarray(result.model(_tokens())), _bypassed(lm, removed, _tokens())[0],
+                               rtol=1e-5, atol=1e-6)
     flat = tl.find_ticket(lm.backbone, "magnitude", num_blocks=1, min_blocks_per_stage=0, same_family=False)
     assert tl.surgery.blocks(flat.model) == [b for b in tl.surgery.blocks(lm.backbone) if b not in flat.removed]

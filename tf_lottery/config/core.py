@@ -33,6 +33,7 @@ from tf_lottery.data.streaming import MEAN_FOLDER
 from tf_lottery.evals import EVALS
 from tf_lottery.models import MODELS, function
 from tf_lottery.core.options import choice, integer
+from tf_lottery.tickets import METHODS
 
 
 
@@ -99,6 +100,7 @@ class Config:
     def __post_init__(self):
         options.check_options(self)
         self._check_task()
+        self._check_heal()
         for name in self.sweep.sweep_criteria:  # each point's criterion takes the method's options
             dataclasses.replace(self.method, criterion=name)
         for epoch in self.sweep.sweep_rewind_epochs:  # each point's rewind epoch is inside the training
@@ -126,6 +128,26 @@ class Config:
                 raise ValueError(f"--task=causal_lm makes layer tickets (--method=blocks); got --method="
                                  f"{','.join(self.sweep.sweep_methods or (self.method.type,))}")
 
+
+    def _check_heal(self) -> None:
+        """Refuses a ``--heal`` other than fine-tuning where it cannot run: outside ``lottery`` (the ticket
+        of a trained network), for a method that trains its tickets its own way, or hidden states of a
+        method whose tickets change the blocks' widths."""
+        heal = self.method.heal
+        if heal == "finetune":
+            return
+        experiment = self.sweep.sweep_experiment if self.experiment == "sweep" else self.experiment
+        if experiment != "lottery":
+            raise ValueError(f"--heal={heal} heals the ticket of a trained network: --experiment=lottery (or "
+                             f"--sweep_experiment=lottery); got --experiment={experiment}")
+        for name in self.sweep.sweep_methods or (self.method.type,):
+            method = METHODS.get(name)
+            if method.fit is not None:
+                raise ValueError(f"--heal={heal} trains the ticket on the dense model's outputs, but --method={name} "
+                                 "trains its tickets its own way; use --method=blocks or filters")
+            if method.unit != "blocks" and self.method.heal_hidden > 0:
+                raise ValueError(f"--heal_hidden={self.method.heal_hidden:g} matches the kept blocks' hidden states, "
+                                 f"which --method={name} narrows; use --heal_hidden=0 (logits only)")
 
     # --- flat names ----------------------------------------------------------------------
 
@@ -203,7 +225,12 @@ class Config:
             >>> Config.create(depth=32, sweep_seeds=(0, 1), export=False).command_line()
             'tf-lottery --depth=32 --noexport --sweep_seeds=0,1'
         """
-        default = {**Config.create(model=self.model.type).flat(), "model": Config().model.type}
+        # The defaults: the demo's, with this model builder's own settings at theirs (not a Config of that
+        # model, which the demo's task and data may refuse: a language model's).
+        builder_settings = MODELS.get(self.model.type).settings()
+        default = {**Config().flat(), **{o.name: getattr(builder_settings, o.field)
+                                         for o in options.options_of(type(builder_settings))},
+                   "model": Config().model.type}
         words = ["tf-lottery"]
         for name, value in sorted(self.flat().items()):
             if value == default.get(name) or value is None:  # None: implied by another flag (--fraction)

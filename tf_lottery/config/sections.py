@@ -37,6 +37,11 @@ from tf_lottery.training.recipe import OPTIMIZERS, canonical_drops, canonical_le
 #: The ``--rewind`` modes of ``lottery``: the kept layers' weights back to epoch i, the trained weights with the
 #: learning-rate schedule replayed from epoch i, or a random re-initialization.
 REWINDS = ("weights", "lr", "reinit")
+HEALS = ("finetune", "distil")
+"""``--heal``: how a ``lottery`` ticket trains after the cut: on the labels, or on the trained dense model's
+outputs (:mod:`tf_lottery.training.healing`)."""
+HEAL_FIELDS = ("heal", "heal_temperature", "heal_hidden")
+"""The fields that name a ticket run when ``--heal`` is not ``finetune``."""
 SCORE_SEQUENCES = 64
 """``--task=causal_lm``: the sequences a criterion scores on when ``--score_sequences`` is not given."""
 
@@ -379,6 +384,11 @@ class MethodConfig(Section):
                                 lower_bound=0)
     rewind_step: int = integer(0, "lottery, imp: or the rewind step k (θ_k, the weights after k optimizer steps; "
                                "open_lth's rewinding_steps); 0: rewind to --rewind_epoch.", lower_bound=0)
+    heal: str = choice("finetune", HEALS, "lottery: how the ticket trains its --length: fine-tune on the labels, or "
+                       "distil the trained dense model's logits (and hidden states, --heal_hidden) instead.")
+    heal_temperature: float = real(2.0, "lottery, --heal=distil: the softmax temperature of the distillation (> 0).")
+    heal_hidden: float = real(0.0, "lottery, --heal=distil: weight of the kept blocks' hidden states (their squared "
+                              "error relative to the dense model's, beside the logits' KL divergence; 0: logits only).")
 
     def __post_init__(self):
         if self.fraction is not None:  # a fraction overrides the count
@@ -387,13 +397,16 @@ class MethodConfig(Section):
         if self.rewind_epoch and self.rewind_step:
             raise ValueError(f"give --rewind_epoch or --rewind_step, not both; got --rewind_epoch={self.rewind_epoch} "
                              f"and --rewind_step={self.rewind_step}")
+        if not self.heal_temperature > 0 or not self.heal_hidden >= 0:
+            raise ValueError(f"--heal_temperature must be > 0 and --heal_hidden >= 0; got --heal_temperature="
+                             f"{self.heal_temperature:g}, --heal_hidden={self.heal_hidden:g}")
         self.criterion_options(seed=0)  # an option the criterion does not take fails here
 
     def identity(self) -> dict:
         """The fields that name a ticket run: ``--method`` and the fields the method reads, the
-        rewind step, the declared residual layers and the angular window only when set (runs from
-        before they existed keep their folders)."""
-        fields = METHODS.get(self.type).fields
+        rewind step, the declared residual layers, the angular window and a healing other than fine-tuning
+        only when set (runs from before they existed keep their folders)."""
+        fields = METHODS.get(self.type).fields + (HEAL_FIELDS if self.heal != "finetune" else ())
         values = {name: value for name, value in _no_negative_zero(self.to_dict()).items()
                   if (name == "type" or name in fields or self._plugin_option(name))
                   and not (name == "rewind_step" and value == 0)
@@ -630,6 +643,11 @@ class RuntimeConfig(Section):
     serving_dir: Optional[str] = text(None, "Also copy each new export's SavedModel to "
                                             "<serving_dir>/<model>-<run hash>/<n>/, TF Serving's numbered version "
                                             "layout.")
+    hf_dir: Optional[str] = text(None, "Also write each new language-model export (dense and ticket; the export "
+                                       "experiment too) as a Hugging Face transformers folder "
+                                       "<hf_dir>/<run folder name>/ (config.json, model.safetensors, the byte "
+                                       "tokenizer): keras_hub models of keras_hub's exporter (extras hub, "
+                                       "transformers).")
     carbon_country: str = text("USA", "ISO alpha-3 country of the grid for CO2 (codecarbon).")
     tensorboard: bool = boolean(False, "Write TensorBoard logs.")
     wait_for_lock: bool = boolean(True, "When another process is using a run folder, wait for it (else fail at once).")

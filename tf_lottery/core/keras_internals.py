@@ -321,3 +321,75 @@ def build_model_from_spec(model: keras.Model, spec) -> None:
             symbolic_build(data_batch=spec)
 
     model._maybe_symbolic_build = build
+
+
+# --- calls of a shared layer (issue 45: the general case) ---------------------------------------
+
+def producer_call(tensor):
+    """The node (the one call) that produced a symbolic Keras tensor.
+
+    A layer called twice has two nodes; this tells which call ``tensor`` comes from.
+
+    Needs ``KerasTensor._keras_history`` (its node index) and ``Operation._inbound_nodes``.
+
+    Args:
+        tensor: a symbolic tensor of a functional model.
+
+    Returns:
+        The Keras node of the call that produced ``tensor``.
+
+    Raises:
+        TypeError: when ``tensor`` is not a symbolic Keras tensor.
+        KerasInternalsError: when this Keras keeps no per-call nodes.
+
+    Example:
+        >>> producer_call(shared(shared(x))) is calls_in(model, shared)[1]
+        True
+    """
+    history = _history(tensor)
+    nodes = _need(history.operation, "_inbound_nodes", "read which call of a layer produced a tensor")
+    return nodes[history.node_index]
+
+
+def run_calls(model: keras.Model, inputs, call_fn: Callable) -> object:
+    """Runs ``model``'s graph on ``inputs`` call by call: ``call_fn(node, args, kwargs)`` gives the outputs of
+    each call (node) in place of ``node.operation(*args, **kwargs)``.
+
+    Unlike :func:`run_through_graph`, the function sees the node, so the two calls of a shared layer can be
+    told apart (one kept and one bypassed, say). Calls run in depth order, inputs first; a call whose inputs
+    were not computed is skipped, as Keras does.
+
+    Needs ``Functional._nodes_by_depth`` and ``Functional._outputs_struct``, and of each node ``operation``, ``is_input``, ``input_tensors``,
+    ``arguments.fill_in`` and ``outputs``.
+
+    Args:
+        model: a functional model.
+        inputs: tensors in the structure of ``model.inputs`` (a flat list is accepted).
+        call_fn: ``(node, args, kwargs) -> outputs`` of that call.
+
+    Returns:
+        The outputs, in the structure of ``model.outputs``.
+
+    Raises:
+        KerasInternalsError: when this Keras keeps no depth map of a model's nodes.
+        ValueError: when an output cannot be computed from ``inputs``.
+
+    Example:
+        >>> run_calls(model, [keras.Input((32, 32, 3))], lambda node, args, kwargs: node.operation(*args, **kwargs))
+    """
+    by_depth = _need(model, "_nodes_by_depth", "run a model's graph call by call")
+    structure = _need(model, "_outputs_struct", "run a model's graph call by call")
+    values = {id(tensor): value for tensor, value in zip(model.inputs, keras.tree.flatten(inputs))}
+    for depth in sorted(by_depth, reverse=True):
+        for node in by_depth[depth]:
+            if node.operation is None or node.is_input:
+                continue
+            if any(id(tensor) not in values for tensor in node.input_tensors):
+                continue
+            args, kwargs = node.arguments.fill_in(values)
+            outputs = call_fn(node, args, kwargs)
+            values.update((id(tensor), value) for tensor, value in zip(node.outputs, keras.tree.flatten(outputs)))
+    missing = [i for i, tensor in enumerate(model.outputs) if id(tensor) not in values]
+    if missing:
+        raise ValueError(f"outputs {missing} of {model.name!r} cannot be computed from its inputs")
+    return keras.tree.pack_sequence_as(structure, [values[id(tensor)] for tensor in model.outputs])

@@ -27,6 +27,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf_lottery.data.sequences import IGNORED, next_token_batch  # noqa: F401  (public here too)
+from tf_lottery.graph.heads import tied_head_backbone
 
 def next_token_loss(logits, labels) -> tf.Tensor:
     """Mean cross-entropy of ``logits`` (batch, length, vocabulary) against next-token ``labels`` (batch,
@@ -92,9 +93,8 @@ class CausalLM:
 
 def causal_lm_parts(model) -> Optional[CausalLM]:
     """The backbone and head of a keras_hub ``*CausalLM`` task with a tied token embedding, or None."""
-    backbone = getattr(model, "backbone", None)
-    embedding = getattr(backbone, "token_embedding", None)
-    if not (type(model).__name__.endswith("CausalLM") and type(model).__module__.startswith("keras_hub")
-            and isinstance(backbone, keras.Model) and embedding is not None):
+    backbone = tied_head_backbone(model)
+    if backbone is None:
         return None
+    embedding = backbone.token_embedding
     return CausalLM(backbone, lambda hidden: embedding(hidden, reverse=True))

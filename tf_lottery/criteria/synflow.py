@@ -29,7 +29,10 @@ criteria registry hands a ``*CausalLM`` task's scoring to). Token ids have no al
 this module takes the all-ones input of the embedding's linear map: a one-hot input of ones in
 every vocabulary entry, whose embedding is the sum of the table's absolute rows at every
 position (the position embedding is added as usual, its weights made absolute too); every
-position is real. The network is the model rebuilt from its config in float64 with absolute
+position is real. The sequence holds ``sequence_length`` tokens (the criterion's option; default
+:data:`SEQUENCE_LENGTH`, or the model's ``max_sequence_length`` when shorter, or its fixed input
+length), at least 2: over one token the causal softmax attends to one key with weight 1 and every
+query and key kernel would score exactly 0, which is refused rather than ranked. The network is the model rebuilt from its config in float64 with absolute
 weights, linearised inside its subclassed layers as above: each ``LayerNormalization`` becomes
 ``|gamma| x + |beta|`` and each rectifier activation of a dense layer (GPT-2's GELU) the
 identity; the attention softmax stays, a gate. R is the sum of the backbone's output (the tied
@@ -45,9 +48,10 @@ conv and dense kernels, attention projections, embeddings.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 
-from typing import Dict
+from typing import ClassVar, Dict, Optional
 
 import keras
 import numpy as np
@@ -56,6 +60,7 @@ import tensorflow as tf
 from tf_lottery.core import keras_internals
 from tf_lottery.graph import reader as graph
 from tf_lottery.graph.rewire import RewireError, rewire
+from tf_lottery.core.options import integer
 from tf_lottery.criteria import base
 from tf_lottery.criteria.registry import register
 from tf_lottery.graph.heads import softmax_end
@@ -136,7 +141,8 @@ def _float64_twin(model: keras.Model) -> keras.Model:
     skip = {}
     own_activation = end is not None and hasattr(end, "activation") and not isinstance(end, keras.layers.Activation)
     if end is not None and not own_activation:  # a softmax layer or operation: left out of the twin
-        skip = {end.name: graph.analyse(model).parents[end.name][0]}
+        g = graph.analyse(model)  # the softmax produces the output: its call (a shared layer's too) is the output's
+        skip = {g.outputs[0]: g.parents[g.outputs[0]][0]}
     return rewire(model, skip, clone=_float64_layer, input_dtype="float64", clone_weightless=True)
 
 
@@ -173,13 +179,59 @@ def _every_token(embedding):
     return call
 
 
-def token_twin(model):
-    """``(twin, inputs)``: the float64, absolute, linearised twin of a language model and its all-ones input,
-    whose output sums to SynFlow's R (the module docstring's language models).
+SEQUENCE_LENGTH = 128
+"""The tokens SynFlow scores a language model on by default (fewer when the model takes fewer)."""
+
+
+def token_length(model, sequence_length: Optional[int] = None) -> int:
+    """The number of tokens SynFlow scores the language model ``model`` on: ``sequence_length``, else
+    its fixed input length, else :data:`SEQUENCE_LENGTH` or its ``max_sequence_length`` when shorter.
+
+    The all-ones sequence must hold at least 2 tokens: over 1, the causal softmax attends to one key
+    with weight 1 whatever the query and key, and every query and key kernel would score exactly 0.
+    The cost grows with the square of the length (attention) in float64, so the default does not
+    follow a long context (Phi-3's 4,096 positions).
+
+    Args:
+        model: A model of ``token_ids`` and ``padding_mask`` (a keras_hub backbone).
+        sequence_length: The tokens to score on (>= 2), or None for the default.
 
     Raises:
-        ValueError: for a model that cannot be rebuilt from its config, or has no token embedding.
+        ValueError: for a length below 2, longer than the model's ``max_sequence_length``, or other
+            than its fixed input length.
+
+    Example:
+        >>> token_length(llama_backbone), token_length(gpt2_backbone_of_16_positions)
+        (128, 16)
     """
+    fixed = model.inputs[0].shape[1]
+    longest = getattr(model, "max_sequence_length", None)
+    if sequence_length is None:
+        length = int(fixed) if fixed else min(SEQUENCE_LENGTH, int(longest or SEQUENCE_LENGTH))
+        if length < 2:
+            raise ValueError(f"SynFlow scores a language model on at least 2 tokens, and {model.name!r} takes "
+                             f"{length}: over 1 token attention's query and key kernels score exactly 0")
+        return length
+    if isinstance(sequence_length, bool) or not isinstance(sequence_length, int) or sequence_length < 2:
+        raise ValueError(f"sequence_length must be an integer >= 2 (over 1 token attention's query and key kernels "
+                         f"score exactly 0); got {sequence_length!r}")
+    if fixed and sequence_length != fixed:
+        raise ValueError(f"{model.name!r} takes sequences of {fixed} tokens only; got sequence_length={sequence_length}")
+    if longest and sequence_length > longest:
+        raise ValueError(f"{model.name!r} takes at most {longest} tokens (max_sequence_length); got "
+                         f"sequence_length={sequence_length}")
+    return sequence_length
+
+
+def token_twin(model, sequence_length: Optional[int] = None):
+    """``(twin, inputs)``: the float64, absolute, linearised twin of a language model and its all-ones input
+    of :func:`token_length` tokens, whose output sums to SynFlow's R (the module docstring's language models).
+
+    Raises:
+        ValueError: for a model that cannot be rebuilt from its config, has no token embedding, or cannot
+            take the length (:func:`token_length`).
+    """
+    length = token_length(model, sequence_length)
     config = model.get_config()
     config["dtype"] = "float64"
     try:
@@ -199,30 +251,54 @@ def token_twin(model):
             layer.call = _affine(layer)
         elif _linear_rectifier(getattr(layer, "activation", None)):
             layer.activation = keras.activations.linear
-    length = int(model.inputs[0].shape[1] or getattr(model, "max_sequence_length", 0) or 1)
     inputs = {"token_ids": tf.zeros((1, length), tf.int32), "padding_mask": tf.ones((1, length), tf.int32)}
     return twin, inputs
 
 
-def _token_weight_scores(model) -> Dict[str, np.ndarray]:
-    """SynFlow of a model of token ids and a padding mask (the module docstring's language models)."""
-    twin, inputs = token_twin(model)
+def _token_weight_scores(model, sequence_length: Optional[int] = None) -> Dict[str, np.ndarray]:
+    """SynFlow of a model of token ids and a padding mask (the module docstring's language models).
+
+    Raises:
+        ValueError: see :func:`token_twin`; also when a block's scored weight that is not 0 scores exactly 0
+            everywhere (R does not depend on it: the criterion would rank its block silently wrong).
+    """
+    twin, inputs = token_twin(model, sequence_length)
     kernels = base.prunable_kernels(twin)
     variables = twin.trainable_variables
     with tf.GradientTape() as tape:
         r = tf.reduce_sum(twin(inputs, training=False))
     grads = base.dense_gradients(tape.gradient(r, variables), variables)
-    return {name: (variables[i].numpy() * grads[i].numpy()) for name, i in kernels.items()}
+    scores = {name: (variables[i].numpy() * grads[i].numpy()) for name, i in kernels.items()}
+    in_blocks = {key for keys in base.block_weights(model).values() for key in keys}
+    dead = [name for name, i in kernels.items()
+            if name in in_blocks and np.any(variables[i].numpy()) and not np.any(scores[name])]
+    if dead:
+        raise ValueError(f"SynFlow cannot score {model.name!r} on {inputs['token_ids'].shape[1]} tokens: R does not "
+                         f"depend on {', '.join(dead[:4])}{' ...' if len(dead) > 4 else ''} (every score exactly 0); "
+                         "score it on a longer sequence (sequence_length=) or with snip, grasp or magnitude")
+    return scores
 
 
-def synflow_weight_scores(model, data=None) -> Dict[str, np.ndarray]:
+def synflow_weight_scores(model, data=None, sequence_length: Optional[int] = None) -> Dict[str, np.ndarray]:
     """Per-weight SynFlow score of every scored weight (``data`` is ignored).
+
+    Args:
+        model: A functional model of one input, or a language model (``token_ids`` and ``padding_mask``).
+        data: Ignored (SynFlow reads no data).
+        sequence_length: A language model's all-ones sequence length (:func:`token_length`).
 
     Returns:
         ``{layer name: array shaped like its kernel}`` (non-negative).
+
+    Raises:
+        ValueError: for a model SynFlow cannot run (see the module docstring), or a ``sequence_length``
+            for a model that does not take tokens.
     """
     if _input_names(model) == sorted(TOKEN_INPUTS):
-        return _token_weight_scores(model)
+        return _token_weight_scores(model, sequence_length)
+    if sequence_length is not None:
+        raise ValueError(f"sequence_length is SynFlow's option for a language model (inputs {list(TOKEN_INPUTS)}); "
+                         f"{model.name!r} takes {_input_names(model)}")
     if len(model.inputs) != 1:
         names = [keras_internals.producer_name(t) for t in model.inputs]
         raise ValueError(f"SynFlow feeds {model.name!r} an all-ones image (a language model: every token), and a "
@@ -259,8 +335,20 @@ def synflow_weight_scores(model, data=None) -> Dict[str, np.ndarray]:
     return scores
 
 
-@register("synflow", prune_first="low", needs="nothing", when="init",
+@dataclasses.dataclass(frozen=True)
+class SynflowSettings:
+    """The option of ``synflow`` a run chooses (``--synflow_sequence_length``)."""
+
+    synflow_sequence_length: Optional[int] = integer(
+        None, "synflow on a language model: tokens of the all-ones sequence it scores (default 128, or the model's "
+        "max_sequence_length when shorter; at least 2).", lower_bound=2)
+    ARGUMENTS: ClassVar[dict] = {"synflow_sequence_length": "sequence_length"}
+    IDENTITY_DEFAULTS: ClassVar[dict] = {"synflow_sequence_length": None}  # earlier runs keep their folders
+
+
+@register("synflow", prune_first="low", needs="nothing", when="init", settings=SynflowSettings,
           summary="theta * dR/dtheta, all-ones input, |theta| (Tanaka et al. 2020)")
-def synflow(model, data=None, aggregation: str = "mean") -> Dict[str, float]:
-    """Block scores from SynFlow (see module docstring)."""
-    return base.aggregate(model, synflow_weight_scores(model), aggregation)
+def synflow(model, data=None, aggregation: str = "mean", sequence_length: Optional[int] = None) -> Dict[str, float]:
+    """Block scores from SynFlow (see module docstring); ``sequence_length``: a language model's tokens
+    (:func:`token_length`: default 128, or the model's ``max_sequence_length`` when shorter)."""
+    return base.aggregate(model, synflow_weight_scores(model, sequence_length=sequence_length), aggregation)

@@ -88,6 +88,7 @@ class TextData:
         options: The :class:`~tf_lottery.data.DataOptions` used.
         vocabulary_size: Token ids run from 0 to this minus one.
         entries: Corpus entries read.
+        tokenizer: The tokenizer that made the ids (an export records its id mapping).
 
     Example:
         >>> data = prepare_text(text.read_fortunes(), DataOptions("fortunes", val_size=256), length=128)
@@ -99,6 +100,7 @@ class TextData:
     options: object
     vocabulary_size: int
     entries: int = 0
+    tokenizer: Optional[ByteTokenizer] = None
 
     scoring_pool: ClassVar[Optional[int]] = None
     streaming: ClassVar[bool] = False
@@ -202,4 +204,5 @@ def prepare_text(texts: Sequence[str], options, length: int, tokenizer: Optional
                        options.train_size, "train_size", " sequences")
     test = take_first(next_token_batch(*token_windows(test_texts, tokenizer, length + 1)), options.test_size,
                       "test_size", " sequences")
-    return TextData({"train": train, "val": val, "test": test}, options, tokenizer.vocabulary_size, len(texts))
+    return TextData({"train": train, "val": val, "test": test}, options, tokenizer.vocabulary_size, len(texts),
+                    tokenizer)

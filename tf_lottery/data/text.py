@@ -142,6 +142,20 @@ class ByteTokenizer:
     OFFSET = 2
     vocabulary_size = 256 + OFFSET
 
+    def describe(self) -> dict:
+        """The id mapping as JSON, for an export's metadata: what a reader needs to encode and decode
+        without tf_lottery.
+
+        Example:
+            >>> ByteTokenizer().describe()["byte_offset"]
+            2
+        """
+        return {"type": "bytes", "class": f"{type(self).__module__}.{type(self).__qualname__}",
+                "vocabulary_size": self.vocabulary_size, "pad_id": self.PAD, "end_id": self.END,
+                "byte_offset": self.OFFSET, "encoding": "utf-8",
+                "ids": f"byte b (0-255) of a text's UTF-8 encoding is id b + {self.OFFSET}; id {self.PAD} pads, "
+                       f"id {self.END} ends a text"}
+
     def encode(self, text: str) -> np.ndarray:
         """The tokens of ``text`` (no end token)."""
         return np.frombuffer(text.encode("utf-8"), dtype=np.uint8).astype(np.int32) + self.OFFSET

@@ -28,7 +28,7 @@ from tf_lottery.config.experiments import EXPERIMENTS, register
 from tf_lottery.experiments.fitting import train_or_load
 from tf_lottery.experiments.measuring import has_evals, measure
 from tf_lottery.experiments.preparing import set_up, steps_per_epoch
-from tf_lottery.experiments.publishing import dense_metadata, publish, save_export
+from tf_lottery.experiments.publishing import dense_metadata, publish, publish_transformers, save_export
 from tf_lottery.core.log import log
 from tf_lottery.results.records import ModelRecord
 from tf_lottery.experiments.runs import RunFolder
@@ -118,6 +118,7 @@ def train_dense(config: Config, data, model) -> tuple[ModelRecord, RunFolder]:
         if config.runtime.export and not export.is_complete(run.file("export/dense")):
             save_export(config, model, run.file("export/dense"), dense_metadata(own, run, record.accuracy), data)
             publish(config, model.name, run.file("export/dense"), run)
+            publish_transformers(config, model, run, dense_metadata(own, run, record.accuracy))
         run.seal()
         log(f"dense: {_headline(record)} ({run.path})")
     return record, run

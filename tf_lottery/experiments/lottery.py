@@ -17,7 +17,10 @@
      replayed from epoch i;
    * ``reinit`` (Liu et al. 2019): a fresh random initialization (seed + 1) trained for
      the full n epochs.
-4. Compare with the dense network, record and export as ``init_ticket`` does.
+4. Train the ticket for the recipe's remaining length, by ``heal``: on the labels (``finetune``,
+   the default), or on the trained dense network's logits and, with ``heal_hidden``, its kept blocks'
+   hidden states (``distil``; :mod:`tf_lottery.training.healing`).
+5. Compare with the dense network, record and export as ``init_ticket`` does.
 
 The paper does not state the density p of its Table 1: ``num_blocks`` is a flag, default
 2 like the quick demo, and the Table 1 flagfiles choose p = 3.
@@ -39,7 +42,7 @@ from tf_lottery.experiments.scoring import make_ticket, plot_scores
 from tf_lottery.core.log import log
 from tf_lottery.results.records import Rewind, RunRecord
 from tf_lottery.experiments.runs import RunFolder
-from tf_lottery.training import NO_WARMUP
+from tf_lottery.training import NO_WARMUP, healing
 
 
 def rewound_ticket(config: Config, dense_run: RunFolder, trained_dense, decision, data):
@@ -114,6 +117,17 @@ def rewind_record(method, recipe) -> Rewind:
         step=method.rewind_step)
 
 
+def ticket_trainer(config: Config, trained_dense):
+    """How the ticket trains its recipe, by ``--heal``: the method's own training on the labels
+    (``finetune``), or distillation from ``trained_dense`` (``distil``,
+    :func:`tf_lottery.training.healing.distil_trainer`: the same length, optimizer, data and epoch
+    checkpoints)."""
+    method = config.method
+    if method.heal == "distil":
+        return healing.distil_trainer(trained_dense, method.heal_temperature, method.heal_hidden)
+    return tickets.get(method.type).trainer()
+
+
 @register("lottery", scope="ticket", sweepable=True, rewinds=True)
 def lottery(config: Config) -> RunRecord:
     """Runs Algorithm 1 (see the module docstring) and returns the run record (result.json).
@@ -141,7 +155,6 @@ def lottery(config: Config) -> RunRecord:
         log(f"ticket: rewind={method.rewind}, {rewind_point(method)}, trains {recipe.length} "
             f"from learning rate {recipe.learning_rate:g}")
         keras.utils.set_random_seed(config.seed)
-        training = train_or_load(config, run, ticket, data, "ticket", recipe=recipe,
-                                 fit=tickets.get(config.method.type).trainer())
+        training = train_or_load(config, run, ticket, data, "ticket", recipe=recipe, fit=ticket_trainer(config, dense))
         return record_run(config, run, data, ticket, training, scoring, dense_record, dense_run,
                           rewind_record(method, recipe))

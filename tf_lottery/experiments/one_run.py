@@ -19,7 +19,7 @@ import os
 import statistics
 from typing import Optional
 
-from tf_lottery.config import Config
+from tf_lottery.config import EXPERIMENTS, Config
 
 REPEATS = os.path.join(os.path.dirname(__file__), "quickstart_seeds.json")
 """The quick demo's repeats: ``{"recipe": <identity without the seed>, "seeds": [...], "differences_pp": [...],
@@ -57,7 +57,10 @@ def spread_note(config: Config, accuracy_pp: Optional[float], path: str = REPEAT
         Two or three lines of text.
     """
     seeds = "0,1,2,3,4,5,6,7"
-    command = config.replace(experiment="sweep", sweep_seeds=tuple(range(8))).command_line()
+    # the sweep repeats this run's experiment (a lottery run's ticket is healed and rewound as it was)
+    repeated = config.experiment if EXPERIMENTS.get(config.experiment).sweepable else None
+    command = config.replace(experiment="sweep", sweep_seeds=tuple(range(8)),
+                             **({"sweep_experiment": repeated} if repeated else {})).command_line()
     if accuracy_pp is None:
         return ""
     lines = [f"ticket − dense: {accuracy_pp:+.2f} pp from one run (seed {config.seed}): one run gives no verdict."]

@@ -16,9 +16,10 @@ from tf_lottery import export, legacy, models, surgery, tickets, training
 from tf_lottery.config import Config
 from tf_lottery.core import keras_internals
 from tf_lottery.core.log import log
-from tf_lottery.data import prepare
+from tf_lottery.data import TextData, prepare
 from tf_lottery.evals.robustness import check_shift_sets
 from tf_lottery.export import serving
+from tf_lottery.experiments.publishing import check_hf_dir, check_hf_model
 from tf_lottery.runtime import distribute
 
 
@@ -70,6 +71,8 @@ def set_up(config: Config, check_method: bool = True):
     data = prepare(config.data_options(), config.data_mean_dir())
     check_data(config, data)
     dense = dense_model(config, data)
+    if config.runtime.hf_dir:
+        check_hf_model(dense)
     if check_method:
         tickets.get(config.method.type).check(dense, config.method)
         check_execution(config.method.type)
@@ -112,6 +115,8 @@ def check_data(config: Config, data) -> None:
     training.check_lengths(distribute.current().global_recipe(config.training.recipe()), steps_per_epoch(config, data))
     if config.runtime.serving_dir:
         serving.check_serving_dir(config.runtime.serving_dir)
+    if config.runtime.hf_dir:
+        check_hf_dir(config, isinstance(data, TextData))
     if config.runtime.tensorboard and importlib.util.find_spec("tensorboard") is None:
         raise ValueError("--tensorboard writes logs through the tensorboard package, which is not installed: "
                          "pip install 'tf_lottery[tensorboard]' (or drop --tensorboard)")

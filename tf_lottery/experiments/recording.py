@@ -17,7 +17,7 @@ from tf_lottery.core.log import log
 from tf_lottery.experiments.fitting import restore_history, trained_dense
 from tf_lottery.experiments.measuring import measure
 from tf_lottery.experiments.one_run import spread_note
-from tf_lottery.experiments.publishing import publish, save_export, ticket_metadata
+from tf_lottery.experiments.publishing import publish, publish_transformers, save_export, ticket_metadata
 from tf_lottery.experiments.runs import RunFolder
 from tf_lottery.reports import plots
 from tf_lottery.results import curves
@@ -84,6 +84,7 @@ def record_run(config: Config, run: RunFolder, data, ticket, trained: TrainingRe
             meta = ticket_metadata(config, run, scoring, measured.accuracy, rewind)
             save_export(config, ticket, run.file("export/ticket"), meta, data)
             publish(config, ticket.name, run.file("export/ticket"), run)
+            publish_transformers(config, ticket, run, meta)
         exports = {"dense": dense_run.file("export/dense"), "ticket": run.file("export/ticket")}
     result = RunRecord(
         config_hash=run.digest, run_folder=run.path, dense_run_folder=dense_run.path,

@@ -19,6 +19,7 @@ import contextlib
 import json
 import os
 import time
+import warnings
 from typing import Callable, Iterator, Optional
 
 import filelock
@@ -30,6 +31,9 @@ from tf_lottery.core.io import (
 from tf_lottery.core.log import log
 from tf_lottery.core import manifest
 from tf_lottery.experiments import integrity
+
+OPTIMIZER_SKIP = r"Skipping variable loading for optimizer "
+"""The start of Keras' warning that a weights file's optimizer state does not fit the model's optimizer."""
 
 
 class RunInUse(RuntimeError):
@@ -211,6 +215,11 @@ class RunFolder:
     def load_weights(self, model, name: str, retrains: str) -> None:
         """Loads the weights file ``name`` into ``model``.
 
+        A weights file saved after training holds the training optimizer's state, which a model loaded
+        here never takes (it is compiled anew, or exported): Keras' warning that it skips it
+        (:data:`OPTIMIZER_SKIP`, one per load, printed by every keras_hub task, which compiles itself
+        when built) is silenced, and only it.
+
         Args:
             retrains: What must be deleted with it to train them again (named in the error).
 
@@ -219,7 +228,9 @@ class RunFolder:
                 naming it and the command that retrains only that part.
         """
         try:
-            model.load_weights(self.file(name))
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=OPTIMIZER_SKIP, category=UserWarning)
+                model.load_weights(self.file(name))
         except Exception as error:  # h5py's OSError, Keras' ValueError: any failure means the file is unusable
             first = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
             raise self.damaged(name, first, f"these weights cannot be remade without training: delete {retrains} "

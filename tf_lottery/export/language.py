@@ -12,11 +12,13 @@
 * ``metadata.json``: the lineage (for a model built by a registered builder), ``blocks``: the
   original name of each kept block of a ticket of its own class and of the removed ones
   (:func:`tf_lottery.surgery.kept_blocks`; null for a dense model), the vocabulary size and the
-  signature, plus whatever the caller adds. It is written last: a folder without it is partial
+  signature, the tokenizer's id mapping when one is given (``tokenizer``: the byte tokenizer's
+  :meth:`~tf_lottery.data.text.ByteTokenizer.describe`, which a ``--task=causal_lm`` export records), plus
+  whatever the caller adds. It is written last: a folder without it is partial
   and is replaced.
 
 Example:
-    >>> save_language_model(ticket, "exports/lm_ticket", metadata={"perplexity": 41.2})
+    >>> save_language_model(ticket, "exports/lm_ticket", metadata={"perplexity": 41.2}, tokenizer=ByteTokenizer())
 """
 
 from __future__ import annotations
@@ -82,7 +84,7 @@ def write_token_saved_model(model: keras.Model, path: str) -> None:
 
 
 def save_language_model(model: keras.Model, path: str, metadata: Optional[dict] = None,
-                        overwrite: bool = False) -> str:
+                        overwrite: bool = False, tokenizer=None) -> str:
     """Exports a language model (dense or ticket) to ``path`` (see the module docstring).
 
     Args:
@@ -90,12 +92,16 @@ def save_language_model(model: keras.Model, path: str, metadata: Optional[dict] 
         path: Export folder; must not exist (or be a partial export) unless ``overwrite``.
         metadata: Extra JSON-ready fields for ``metadata.json``.
         overwrite: Replace an existing export.
+        tokenizer: The tokenizer of the model's ids (a :class:`~tf_lottery.data.text.ByteTokenizer`, or
+            any object with ``describe() -> dict`` and ``vocabulary_size``): its id mapping is recorded
+            as ``metadata.json``'s ``tokenizer``.
 
     Returns:
         ``path``.
 
     Raises:
-        ValueError: for a model whose inputs are not ``token_ids`` and ``padding_mask``.
+        ValueError: for a model whose inputs are not ``token_ids`` and ``padding_mask``, or a tokenizer
+            of more ids than the model predicts.
         FileExistsError: if ``path`` is a finished export and ``overwrite`` is False, or is not an
             export folder.
         OSError: naming the folder when it cannot be written, or the disk is full.
@@ -108,9 +114,12 @@ def save_language_model(model: keras.Model, path: str, metadata: Optional[dict] 
     names = input_names(model)
     if names != sorted(INPUTS):
         raise ValueError(f"a language model export takes {list(INPUTS)}; {model.name!r} takes {names}")
+    vocabulary = int(model.outputs[0].shape[-1])
+    if tokenizer is not None and int(tokenizer.vocabulary_size) > vocabulary:
+        raise ValueError(f"the tokenizer has {tokenizer.vocabulary_size} ids and {model.name!r} predicts "
+                         f"{vocabulary}: it is not the model's tokenizer")
     path = _check_target(path, overwrite)
     ensure_free_space(os.path.dirname(path), 4 * state_bytes(model) + 8 * 2**20)
-    vocabulary = int(model.outputs[0].shape[-1])
     with atomic_path(path, folder=True) as staging:
         os.makedirs(staging)
         write_token_saved_model(model, os.path.join(staging, "saved_model"))
@@ -124,6 +133,7 @@ def save_language_model(model: keras.Model, path: str, metadata: Optional[dict] 
             "lineage": lineage(model),
             "blocks": recorded_kept(model),
             "vocabulary_size": vocabulary,
+            **({"tokenizer": tokenizer.describe()} if tokenizer is not None else {}),
             "params": int(model.count_params()),
             "sizes": {"saved_model_bytes": folder_bytes(os.path.join(staging, "saved_model")),
                       **({"preset_bytes": folder_bytes(os.path.join(staging, "preset"))} if _is_keras_hub(model)

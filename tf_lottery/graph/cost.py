@@ -27,13 +27,13 @@ import numbers
 import statistics
 import time
 import warnings
-from typing import Dict, Iterable
+from typing import Dict, Iterable, Optional
 
 import keras
 import numpy as np
 
 from tf_lottery import graph
-from tf_lottery.graph import inside
+from tf_lottery.graph import heads, inside
 from tf_lottery.graph.reader import node_of
 
 
@@ -269,32 +269,80 @@ def uncounted(model: keras.Model) -> list:
             and not _traced(layer)]
 
 
-def flops(model: keras.Model) -> int:
-    """Total FLOPs of one image's forward pass (see the module docstring).
+def flops(model: keras.Model, sequence_length: Optional[int] = None) -> int:
+    """Total FLOPs of one example's forward pass (see the module docstring).
 
     Every layer of the flat graph counts (nested models included), at the shapes it has
     in this model. A layer with weights that is not counted is named in a warning.
 
+    A model of token sequences (every input ``(batch, length)``: a keras_hub backbone or task) costs
+    one sequence of its fixed length, or of ``sequence_length`` tokens when its inputs take any
+    length, attention over every position included. A keras_hub ``*CausalLM`` task is costed as its
+    backbone plus its head, the reversed token embedding (tied or not): ``length x hidden x
+    vocabulary`` (:func:`tf_lottery.graph.heads.tied_head_backbone`).
+
     Args:
-        model: A Keras model with a fixed input shape.
+        model: A functional model.
+        sequence_length: Tokens per sequence, for a model of token sequences of any length.
 
     Returns:
         The FLOPs of one example (one multiply-accumulate is one FLOP).
 
     Raises:
-        ValueError: for a model whose spatial size is not fixed.
+        ValueError: for a model whose spatial size is not fixed, a model of token sequences of any
+            length without ``sequence_length`` (or of a fixed other length), or a ``sequence_length``
+            for a model that does not take token sequences.
 
     Example:
         >>> flops(tl.models.cifar_resnet(32))
         69124736
+        >>> flops(gpt2_lm, sequence_length=128) == flops(gpt2_lm.backbone, 128) + 128 * 768 * 50257
+        True
     """
-    g = graph.analyse(model)
-    missing = uncounted(model)
+    backbone = heads.tied_head_backbone(model)
+    body = backbone if backbone is not None else model
+    length = _sequence_length(body, sequence_length)
+    if length is not None and any(t.shape[1] is None for t in keras.tree.flatten(body.input)):
+        fixed = keras.tree.map_structure(
+            lambda t: keras.Input((length, *t.shape[2:]), dtype=t.dtype, name=t.name), body.input)
+        body = keras.Model(fixed, body(fixed), name=body.name)
+    g = graph.analyse(body)
+    missing = uncounted(body)
     if missing:
         warnings.warn(f"FLOPs of {model.name!r} leave out layers {missing}: tf_lottery.graph.cost counts convs, dense "
                       "and attention layers and traces layers that are not Keras' own (normalisations and scales "
                       "cost nothing)", stacklevel=2)
-    return sum(operation_flops(g, name) for name in g.order)
+    total = sum(operation_flops(g, name) for name in g.order)
+    if backbone is not None:
+        table = backbone.token_embedding.embeddings
+        total += length * int(table.shape[0]) * int(table.shape[1])
+    return total
+
+
+def _sequence_length(model: keras.Model, sequence_length: Optional[int]) -> Optional[int]:
+    """The length :func:`flops` costs ``model`` at: None for a model that does not take token
+    sequences, else its fixed length or ``sequence_length`` (see :func:`flops` for the refusals)."""
+    inputs = keras.tree.flatten(model.input)
+    sequences = all(len(t.shape) == 2 and "int" in str(t.dtype) for t in inputs)
+    if sequence_length is not None:
+        if isinstance(sequence_length, bool) or not isinstance(sequence_length, numbers.Integral) \
+                or sequence_length < 1:
+            raise ValueError(f"sequence_length must be an integer >= 1; got {sequence_length!r}")
+        if not sequences:
+            raise ValueError(f"sequence_length={sequence_length} is for a model of token sequences; {model.name!r} "
+                             f"takes {[tuple(t.shape) for t in inputs]}")
+    if not sequences:
+        return None
+    fixed = {t.shape[1] for t in inputs}
+    if fixed != {None}:
+        if sequence_length is not None and fixed != {sequence_length}:
+            raise ValueError(f"{model.name!r} takes sequences of {sorted(fixed, key=str)} tokens only; got "
+                             f"sequence_length={sequence_length}")
+        return int(next(iter(fixed))) if len(fixed) == 1 and None not in fixed else None
+    if sequence_length is None:
+        raise ValueError(f"the FLOPs of {model.name!r} depend on its sequence length, and it takes sequences of any "
+                         f"length: give one, tl.cost.flops(model, sequence_length=128)")
+    return int(sequence_length)
 
 
 def _attention_inputs(g, name: str) -> tuple:

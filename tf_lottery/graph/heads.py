@@ -259,7 +259,7 @@ def float32_head(model: keras.Model) -> keras.Model:
         >>> float32_head(tl.models.cifar_resnet(20)).outputs[0].dtype   # the layer now computes in float32
     """
     graph = analyse(model)
-    stack = [keras_internals.producer_name(model.outputs[0])]
+    stack = [graph.outputs[0]]
     seen = set()
     while stack:
         name = stack.pop()
@@ -298,3 +298,32 @@ def penultimate(model: keras.Model) -> keras.KerasTensor:
     if not dense:
         raise ValueError(f"{model.name} has no Dense layer: its penultimate features cannot be found")
     return output_of(model, g.parents[dense[-1]][0])
+
+
+def tied_head_backbone(model) -> Optional[keras.Model]:
+    """The backbone of a keras_hub ``*CausalLM`` task, whose head is its backbone's token embedding
+    called again in reverse (tied to the table, or its own reverse table), or None for any other model.
+
+    The task's graph calls one layer twice, which surgery cannot read as one graph; its blocks are
+    its backbone's, and its head (``hidden x vocabulary`` products per position) lies outside every
+    block. :func:`tf_lottery.surgery.blocks` and :func:`tf_lottery.graph.cost.flops` read such a
+    task through its backbone, and the criteria score it there.
+
+    Args:
+        model: Any Keras model.
+
+    Returns:
+        The task's backbone, or None.
+
+    Example:
+        >>> tied_head_backbone(gpt2_lm) is gpt2_lm.backbone
+        True
+        >>> tied_head_backbone(gpt2_lm.backbone) is None
+        True
+    """
+    backbone = getattr(model, "backbone", None)
+    if not (type(model).__name__.endswith("CausalLM") and type(model).__module__.startswith("keras_hub")
+            and isinstance(backbone, keras.Model) and backbone is not model
+            and getattr(backbone, "token_embedding", None) is not None):
+        return None
+    return backbone

@@ -24,6 +24,10 @@ names on the model (tickets cut from it keep them), and ``find_blocks(model,
 residual_layers=[...])``, ``tl.find_ticket(..., residual_layers=[...])`` and the
 ``--residual_layers`` flag do it for you.
 
+A layer called on two tensors is an *addition* when it computes their sum
+(:func:`adds_its_inputs`, run on two probe tensors): how a residual sum written as a
+``keras.layers.Lambda`` closes a block.
+
 Example:
     >>> is_residual_layer(model.get_layer("block1"), (32, 32, 16))
     True
@@ -37,6 +41,7 @@ import inspect
 from typing import Iterable, Tuple
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from tf_lottery.core import keras_internals
@@ -226,3 +231,58 @@ def _adds_its_input(call, specs) -> bool:
         return False
     placeholder = graph.inputs[0].name
     return any(_is_residual_sum(op, placeholder) for op in graph.get_operations() if op.type in _ADDITIONS)
+
+
+# --- a sum written in Python: a two-input Lambda ------------------------------------------------
+
+_SUMS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+PROBE_STEP = 0.125
+"""The probes' values are multiples of this step, between -8 and 8: exact in every float dtype Keras uses
+(float16 and bfloat16 included), and so are their sums."""
+
+
+def adds_its_inputs(layer, node) -> bool:
+    """Whether a layer called on two tensors (a ``keras.layers.Lambda`` such as
+    ``Lambda(lambda t: t[0] + t[1])``) computes their sum, as ``keras.layers.Add`` does.
+
+    The layer's code is not read: the layer is called as ``node`` calls it (inference mode) on two
+    probe tensors of its inputs' shapes (a batch of 2; an unknown axis becomes 3) whose values are
+    random multiples of :data:`PROBE_STEP` between -8 and 8, of both signs, so that their sum is exact in any
+    float dtype. The layer adds its inputs when its output equals their sum exactly, elementwise and
+    in shape. ``t[0] - t[1]``, ``t[0] * t[1]``, ``relu(t[0] + t[1])``, ``t[0] + 0.5 * t[1]`` or a
+    maximum are told apart on such probes; a function that adds only on some inputs (equal to the sum on
+    the probes but not elsewhere) is not. A call that fails, non-float inputs, or anything but two inputs,
+    is not an addition. The answer is cached per layer and input shapes.
+
+    Args:
+        layer: The layer (typically a ``keras.layers.Lambda``).
+        node: The Keras node of the call (:func:`tf_lottery.graph.reader.node_of`).
+
+    Returns:
+        True when the layer computed the exact sum of its two probe inputs.
+
+    Example:
+        >>> adds_its_inputs(model.get_layer("b1_add"), tl.graph.reader.node_of(model, "b1_add"))
+        True
+    """
+    call, tensors = _as_called(layer, node)
+    key = tuple((tuple(t.shape[1:]), str(t.dtype)) for t in tensors)
+    known = _SUMS.setdefault(layer, {})
+    if key not in known:
+        known[key] = _sums_probes(call, tensors)
+    return known[key]
+
+
+def _sums_probes(call, tensors) -> bool:
+    if len(tensors) != 2 or not all("float" in str(t.dtype) for t in tensors):
+        return False
+    rng = np.random.default_rng(0)
+    probes = [rng.integers(-64, 65, size=(2, *[3 if d is None else d for d in t.shape[1:]])) * PROBE_STEP
+              for t in tensors]
+    try:
+        out = call(*[keras.ops.cast(p, t.dtype) for p, t in zip(probes, tensors)])
+        out = keras.ops.convert_to_numpy(keras.ops.cast(out, "float64"))
+    except Exception:  # noqa: BLE001 - a call that fails on the probes is not an addition
+        return False
+    expected = probes[0] + probes[1]
+    return out.shape == expected.shape and bool(np.array_equal(out, expected))

@@ -13,9 +13,14 @@ with the model: scoring it scores the model, silencing it silences the model. Bl
 inside nested models are therefore found and removable, and a ticket cut from such a
 model is a flat functional model (layer names unchanged).
 
+A layer called more than once (a shared layer, each call its own Keras node) is one node of
+the graph *per call*: its calls are named ``name@1``, ``name@2``, ... in call order, and every
+other operation by its own name (:func:`call_names`), so that block surgery can tell which
+call belongs to which block.
+
 What surgery cannot read is refused by :func:`check_model` with what to do instead:
-``Sequential`` models (no shortcut can be written in one), subclassed models (their graph
-lives in Python ``call`` code), and layers called more than once (shared layers).
+``Sequential`` models (no shortcut can be written in one) and subclassed models (their graph
+lives in Python ``call`` code).
 
 Example:
     >>> view = flat(model)                   # model itself when nothing is nested
@@ -166,17 +171,46 @@ def flat(model: keras.Model) -> keras.Model:
     return _FLAT[model]
 
 
+CALL_SEPARATOR = "@"
+"""Between a shared layer's name and the number of its call: ``shared_conv@2`` is its second call."""
+
+
+def call_names(name: str, calls: int) -> List[str]:
+    """The graph names of the ``calls`` calls of the operation ``name``: its own name for a single call,
+    ``name@1``, ``name@2``, ... (in call order) for a layer called more than once.
+
+    Args:
+        name: The operation's name.
+        calls: How many times the model calls it (>= 1).
+
+    Returns:
+        One name per call, in call order.
+
+    Example:
+        >>> call_names("shared_conv", 2)
+        ['shared_conv@1', 'shared_conv@2']
+    """
+    return [name] if calls == 1 else [f"{name}{CALL_SEPARATOR}{i}" for i in range(1, calls + 1)]
+
+
 @dataclasses.dataclass
 class Graph:
-    """The operations of a flat functional model and how they connect.
+    """The calls of a flat functional model and how they connect.
+
+    A node of this graph is one *call*: an operation called once is named by its own name, each
+    call of a layer called more than once (a shared layer) by :func:`call_names` (``shared_conv@1``,
+    ``shared_conv@2``), so that one call can belong to a block and another not.
 
     Attributes:
         model: The flat model (see :func:`flat`).
-        order: Operation names in topological order (inputs first).
-        operations: ``{name: layer or operation}``.
-        parents: ``{name: names of the operations producing its inputs}``.
-        consumers: ``{name: names of the operations consuming its output}``.
-        shapes: ``{name: output shape without the batch axis}``.
+        order: Call names in topological order (inputs first).
+        operations: ``{call name: layer or operation}`` (a shared layer under each of its calls).
+        parents: ``{call name: names of the calls producing its inputs}``.
+        consumers: ``{call name: names of the calls consuming its output}``.
+        shapes: ``{call name: output shape without the batch axis}``.
+        nodes: ``{call name: the Keras node of the call}`` (its arguments and output tensors).
+        calls: ``{layer name: its call names}`` for each layer called more than once.
+        outputs: Names of the calls producing the model's outputs.
         blocks: :func:`tf_lottery.surgery.find_blocks`' result per eligibility rule (a cache:
             a functional graph never changes).
 
@@ -192,18 +226,26 @@ class Graph:
     parents: Dict[str, List[str]]
     consumers: Dict[str, List[str]]
     shapes: Dict[str, tuple]
+    nodes: Dict[str, object] = dataclasses.field(default_factory=dict)
+    calls: Dict[str, tuple] = dataclasses.field(default_factory=dict)
+    outputs: List[str] = dataclasses.field(default_factory=list)
     blocks: Dict[str, tuple] = dataclasses.field(default_factory=dict)
 
     def position(self, name: str) -> int:
-        """Topological position of operation ``name``."""
+        """Topological position of call ``name``."""
         return self._position[name]
 
     def __post_init__(self):
         self._position = {name: i for i, name in enumerate(self.order)}
         self._ancestors: Dict[str, frozenset] = {}
+        self._by_node = {id(node): name for name, node in self.nodes.items()}
+
+    def call_of(self, node) -> str:
+        """The call name of a Keras node of :attr:`model`."""
+        return self._by_node[id(node)]
 
     def ancestors(self, name: str) -> frozenset:
-        """``name`` and every operation it depends on."""
+        """``name`` and every call it depends on."""
         if name not in self._ancestors:
             stack, found = [name], set()
             while stack:
@@ -222,18 +264,6 @@ class Graph:
 _GRAPHS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
-def _node(model: keras.Model, operation):
-    """The one node through which ``operation`` is called inside ``model``."""
-    nodes = keras_internals.calls_in(model, operation)
-    if len(nodes) != 1:
-        raise ValueError(
-            f"{operation.name!r} is called {len(nodes)} times in {model.name!r}; block surgery needs each layer "
-            "called once (a shared layer cannot be removed with one block and kept with another): give each call "
-            "its own layer"
-        )
-    return nodes[0]
-
-
 def analyse(model: keras.Model) -> Graph:
     """The :class:`Graph` of ``model`` (flattened first; cached per model).
 
@@ -245,8 +275,8 @@ def analyse(model: keras.Model) -> Graph:
 
     Raises:
         TypeError: see :func:`check_model`.
-        ValueError: for a layer called twice, two operations of one name, or an
-            operation consuming the second output of a multi-output operation.
+        ValueError: for two operations of one name (or one named like a call of a shared
+            layer), or an operation consuming the second output of a multi-output operation.
 
     Example:
         >>> analyse(tl.models.cifar_resnet(20)).parents["stage1_block2_add"]
@@ -255,37 +285,65 @@ def analyse(model: keras.Model) -> Graph:
     view = flat(model)
     if view in _GRAPHS:
         return _GRAPHS[view]
-    order, operations, parents, shapes = [], {}, {}, {}
+    found, operations, nodes, calls, inputs_of = [], {}, {}, {}, {}
+    seen = set()
     for operation in view.operations:
-        name = operation.name
-        if name in operations:
-            raise ValueError(f"two operations of {model.name!r} are named {name!r}; surgery names them apart")
-        node = _node(view, operation)
-        inputs = call_inputs(operation, node)
-        for tensor in inputs:
-            if keras_internals.producer_index(tensor) != 0:
-                raise ValueError(f"{name!r} consumes output {keras_internals.producer_index(tensor)} of a "
-                                 "multi-output operation; not supported")
-        order.append(name)
-        operations[name] = operation
-        parents[name] = [keras_internals.producer_name(t) for t in inputs]  # the main input first
-        output = node.outputs[0]
-        shapes[name] = tuple(output.shape[1:])
+        if operation.name in seen:
+            raise ValueError(f"two operations of {model.name!r} are named {operation.name!r}; surgery names them "
+                             "apart")
+        seen.add(operation.name)
+        made = keras_internals.calls_in(view, operation)
+        names = call_names(operation.name, len(made))
+        if len(names) > 1:
+            calls[operation.name] = tuple(names)
+        for name, node in zip(names, made):
+            inputs = call_inputs(operation, node)
+            for tensor in inputs:
+                if keras_internals.producer_index(tensor) != 0:
+                    raise ValueError(f"{name!r} consumes output {keras_internals.producer_index(tensor)} of a "
+                                     "multi-output operation; not supported")
+            found.append(name)
+            operations[name], nodes[name], inputs_of[name] = operation, node, inputs
+    if len(nodes) != len(found):
+        clash = sorted({name for name in found if found.count(name) > 1})
+        raise ValueError(f"{model.name!r} has an operation named like a call of a shared layer ({', '.join(clash)}); "
+                         f"rename it (a shared layer's calls are named <layer>{CALL_SEPARATOR}<call>)")
+    call_of = {id(node): name for name, node in nodes.items()}
+    parents = {name: [call_of[id(keras_internals.producer_call(t))] for t in inputs_of[name]]  # main input first
+               for name in found}
+    order: List[str] = []  # Keras' order, each call after the calls it reads (a shared layer's later calls)
+    placed = set()
+    for name in found:
+        stack = [(name, False)]
+        while stack:
+            current, ready = stack.pop()
+            if current in placed:
+                continue
+            if ready:
+                placed.add(current)
+                order.append(current)
+                continue
+            stack.append((current, True))
+            stack.extend((p, False) for p in reversed(parents[current]) if p not in placed)
+    shapes = {name: tuple(nodes[name].outputs[0].shape[1:]) for name in order}
     consumers = {name: [] for name in order}
     for name in order:
         for parent in parents[name]:
             consumers[parent].append(name)
-    graph = Graph(view, order, operations, parents, consumers, shapes)
+    outputs = [call_of[id(keras_internals.producer_call(t))] for t in view.outputs]
+    graph = Graph(view, order, operations, parents, consumers, shapes, nodes, calls, outputs)
     _GRAPHS[view] = graph
     return graph
 
 
 def operation(model: keras.Model, name: str):
-    """The layer or operation called ``name`` in ``model``'s flat graph.
+    """The layer or operation of call ``name`` in ``model``'s flat graph; a shared layer is also found by
+    its own name.
 
     Args:
         model: A Keras 3 functional model.
-        name: An operation's name (a nested model's layer by its own name).
+        name: A call's name (:class:`Graph`), or a shared layer's own name (a nested model's layer
+            by its own name).
 
     Returns:
         The layer, or the ``keras.ops`` operation.
@@ -296,52 +354,61 @@ def operation(model: keras.Model, name: str):
     Example:
         >>> type(operation(tl.models.cifar_resnet(20), "stage1_block2_conv1")).__name__
         'Conv2D'
+        >>> operation(model, "shared_conv@2") is operation(model, "shared_conv")   # a shared layer's call
+        True
     """
-    found = analyse(model).operations.get(name)
+    g = analyse(model)
+    found = g.operations.get(name)
+    if found is None and name in g.calls:
+        found = g.operations[g.calls[name][0]]
     if found is None:
         raise ValueError(f"no operation named {name!r} in {model.name!r}")
     return found
 
 
 def node_of(model: keras.Model, name: str):
-    """The Keras node through which ``model``'s flat graph calls operation ``name`` (its arguments included).
+    """The Keras node of call ``name`` in ``model``'s flat graph (its arguments included).
 
     Args:
         model: A Keras 3 functional model.
-        name: An operation's name.
+        name: A call's name: an operation's name, or ``name@2`` for the second call of a shared layer.
 
     Returns:
         The ``keras`` node (its ``arguments`` hold the call's tensors and keyword arguments).
 
     Raises:
-        ValueError: for a name that is not in the graph, or a layer called more than once.
+        ValueError: for a name that is not a call of the graph (a shared layer: name one call, ``name@2``).
 
     Example:
         >>> node_of(tl.models.cifar_resnet(20), "stage1_block2_add").operation.name
         'stage1_block2_add'
     """
-    return _node(flat(model), operation(model, name))
+    g = analyse(model)
+    if name not in g.nodes:
+        shared = f": it is called {len(g.calls[name])} times, name one call: {', '.join(g.calls[name])}" \
+            if name in g.calls else ""
+        raise ValueError(f"no call named {name!r} in {model.name!r}{shared}")
+    return g.nodes[name]
 
 
 def output_of(model: keras.Model, name: str):
-    """The symbolic output tensor of operation ``name`` in ``model``'s flat graph.
+    """The symbolic output tensor of call ``name`` in ``model``'s flat graph (see :func:`node_of`).
 
     Args:
         model: A Keras 3 functional model.
-        name: An operation's name.
+        name: A call's name: an operation's name, or ``name@2`` for the second call of a shared layer.
 
     Returns:
         A ``keras.KerasTensor``, e.g. to build a model ending there.
 
     Raises:
-        ValueError: for a name that is not in the graph.
+        ValueError: for a name that is not a call of the graph.
 
     Example:
         >>> output_of(tl.models.cifar_resnet(20), "pool").shape
         (None, 64)
     """
-    view = flat(model)
-    return _node(view, operation(model, name)).outputs[0]
+    return node_of(model, name).outputs[0]
 
 
 def leaf_layers(model: keras.Model) -> List[keras.layers.Layer]:

@@ -129,15 +129,18 @@ def _clone(layer):
 
 def rewire(model: keras.Model, replace: Dict[str, str], clone=_clone, name: Optional[str] = None,
            input_dtype=None, clone_weightless: bool = False, input_name: Optional[str] = None) -> keras.Model:
-    """Rebuilds ``model``'s flat graph with the output of each operation in ``replace`` taken
-    from another operation's output, and every layer with weights cloned by ``clone``.
+    """Rebuilds ``model``'s flat graph with the output of each call in ``replace`` taken
+    from another call's output, and every layer with weights cloned by ``clone``.
 
-    Operations left without a path to an output are never called; layers without
-    weights and ``keras.ops`` nodes are reused as they are.
+    Calls left without a path to an output are never made; layers without weights and
+    ``keras.ops`` nodes are reused as they are. A layer called more than once (a shared
+    layer) is cloned once, and its kept calls call the clone: the ticket shares it too.
 
     Args:
         model: A functional model.
-        replace: ``{operation: operation whose output it passes on}``.
+        replace: ``{call: call whose output it passes on}``, by the names of
+            :func:`tf_lottery.graph.analyse` (an operation's name; ``name@2`` for the second
+            call of a shared layer).
         clone: ``layer -> new layer`` for layers with weights.
         name: Name of the new model (default: ``model``'s).
         input_dtype: Dtype of the new inputs (default: the model's).
@@ -157,19 +160,19 @@ def rewire(model: keras.Model, replace: Dict[str, str], clone=_clone, name: Opti
         False
     """
     view = graph_lib.flat(model)
+    g = graph_lib.analyse(view)
     new_outputs: Dict[str, object] = {}
-    clones: Dict[str, object] = {}
+    clones: Dict[str, object] = {}  # by layer name: the calls of a shared layer share its clone
 
     def new_input(tensor):
-        op_name = keras_internals.producer_name(tensor)
-        new_outputs[op_name] = keras.Input(shape=tensor.shape[1:], dtype=input_dtype or tensor.dtype,
-                                           name=input_name or op_name)
-        return new_outputs[op_name]
+        call = g.call_of(keras_internals.producer_call(tensor))
+        new_outputs[call] = keras.Input(shape=tensor.shape[1:], dtype=input_dtype or tensor.dtype,
+                                        name=input_name or keras_internals.producer_name(tensor))
+        return new_outputs[call]
 
     inputs = [new_input(t) for t in view.inputs]
-    g = graph_lib.analyse(view)
-    needed = set()  # operations on a path to an output once the replacements are made
-    stack = [keras_internals.producer_name(t) for t in view.outputs]
+    needed = set()  # calls on a path to an output once the replacements are made
+    stack = list(g.outputs)
     while stack:
         current = stack.pop()
         if current not in needed:
@@ -177,27 +180,29 @@ def rewire(model: keras.Model, replace: Dict[str, str], clone=_clone, name: Opti
             stack.extend([replace[current]] if current in replace else g.parents[current])
     dead = set(g.order) - needed
 
-    def operation_fn(operation):
-        def run(*args, **kwargs):
-            if operation.name in replace:
-                out = new_outputs[replace[operation.name]]
-            elif operation.name in dead:
-                out = args[0][0] if isinstance(args[0], (list, tuple)) else args[0]
+    def call_fn(node, args, kwargs):
+        call = g.call_of(node)
+        operation = g.operations[call]
+        if call in replace:
+            out = new_outputs[replace[call]]
+        elif call in dead:
+            out = args[0][0] if isinstance(args[0], (list, tuple)) else args[0]
+        else:
+            if isinstance(operation, keras.layers.Layer) and (operation.weights or clone_weightless):
+                if operation.name not in clones:
+                    clones[operation.name] = clone(operation)
+                target = clones[operation.name]
             else:
-                if isinstance(operation, keras.layers.Layer) and (operation.weights or clone_weightless):
-                    target = clones.setdefault(operation.name, clone(operation))
-                else:
-                    target = operation
-                try:
-                    out = target(*args, **kwargs)
-                except RewireError:
-                    raise
-                except Exception as error:  # name the operation: Keras' own message names only its class
-                    raise RewireError(model.name, operation, error) from error
-            new_outputs[operation.name] = out
-            return out
-        return run
+                target = operation
+            try:
+                out = target(*args, **kwargs)
+            except RewireError:
+                raise
+            except Exception as error:  # name the operation: Keras' own message names only its class
+                raise RewireError(model.name, operation, error) from error
+        new_outputs[call] = out
+        return out
 
-    outputs = keras_internals.run_through_graph(view, inputs, operation_fn=operation_fn)
+    outputs = keras_internals.run_calls(view, inputs, call_fn)
     return keras.Model(keras_internals.pack_like_inputs(view, inputs), outputs,
                        name=name or model.name)

@@ -90,7 +90,7 @@ def byte_decoder(layers: int = 8, hidden: int = 128, heads: int = 4, length: int
     keras.utils.set_random_seed(seed)
     backbone = keras_hub.models.GPT2Backbone(vocabulary_size=ByteTokenizer.vocabulary_size, num_layers=layers,
                                              num_heads=heads, hidden_dim=hidden, intermediate_dim=4 * hidden,
-                                             max_sequence_length=length, dropout=0.0)
-    model = keras_hub.models.GPT2CausalLM(backbone=backbone, preprocessor=None)
+                                             max_sequence_length=length, dropout=0.0, name="byte_decoder_backbone")
+    model = keras_hub.models.GPT2CausalLM(backbone=backbone, preprocessor=None, name="byte_decoder")
     spec = {"layers": layers, "hidden": hidden, "heads": heads, "length": length, "seed": seed}
     return attach_lineage(model, "byte_decoder", spec)

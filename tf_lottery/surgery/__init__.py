@@ -17,7 +17,7 @@ from tf_lottery.surgery import families, filters  # noqa: F401
 from tf_lottery.surgery.families import family_ticket, kept_blocks
 from tf_lottery.surgery.residual import (
     NO_BLOCKS_HINT, PAPER_RULE_BUILDERS, Block, blocks, bypassed, check_removal, contained, eligibility_rule, find_blocks,
-    floor_hint, looked_at, max_removable, producers, removable_blocks, remove_blocks, removed_with, stage_sizes,
+    floor_hint, ineligible, looked_at, max_removable, producers, removable_blocks, remove_blocks, removed_with, stage_sizes,
 )
 from tf_lottery.surgery.silencing import silence_blocks, silencing_variables
 
@@ -25,6 +25,6 @@ __all__ = [
     "Block", "NO_BLOCKS_HINT", "PAPER_RULE_BUILDERS", "blocks", "bypassed", "check_removal", "contained",
     "eligibility_rule", "families", "removed_with",
     "family_ticket", "filters", "kept_blocks",
-    "find_blocks", "floor_hint", "lineage", "looked_at", "lineage_json", "max_removable", "producers", "remove_blocks", "removable_blocks",
+    "find_blocks", "floor_hint", "ineligible", "lineage", "looked_at", "lineage_json", "max_removable", "producers", "remove_blocks", "removable_blocks",
     "rewire", "silence_blocks", "silencing_variables", "stage_sizes", "transfer_weights",
 ]

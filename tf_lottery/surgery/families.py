@@ -33,6 +33,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Callable, List, Optional, Sequence, Union
 
 import keras
@@ -42,7 +43,8 @@ from tf_lottery.graph import reader as graph_reader
 from tf_lottery.graph.containers import class_path
 from tf_lottery.graph.lineage import extend as extend_lineage
 from tf_lottery.graph.lineage import record_kept, recorded_kept
-from tf_lottery.surgery.residual import check_removal
+from tf_lottery.graph.lineage import ticket_name
+from tf_lottery.surgery.residual import check_removal, removable_blocks
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,6 +54,10 @@ class Family:
     Attributes:
         blocks: ``model -> its block layers``, in the order the model calls them.
         count: The ``__init__`` argument (a ``get_config()`` key) giving their number.
+        per_layer: ``get_config()`` keys that hold one entry per block, by position (keras_hub 0.32's
+            SmolLM3: ``layer_types``, ``rope_layer_enabled_list``, read by each layer at its
+            ``layer_idx``): a ticket's lists keep its kept blocks' entries, so every kept block keeps
+            its settings.
 
     Example:
         >>> Family(lambda model: list(model.transformer_layers)).count
@@ -60,19 +66,22 @@ class Family:
 
     blocks: Callable[[keras.Model], list]
     count: str = "num_layers"
+    per_layer: tuple = ("layer_types", "rope_layer_enabled_list")
 
 
 FAMILIES: Registry[Family] = Registry("model family")
 """``{"module.Class": Family}`` (:func:`tf_lottery.graph.containers.class_path`)."""
 
 
-def register(model_class: Union[str, type], blocks: Callable[[keras.Model], list], count: str = "num_layers") -> None:
+def register(model_class: Union[str, type], blocks: Callable[[keras.Model], list], count: str = "num_layers",
+             per_layer: Sequence[str] = Family.per_layer) -> None:
     """Registers a model class whose blocks :func:`family_ticket` can remove.
 
     Args:
         model_class: The class, or its ``"module.Class"`` path.
         blocks: ``model -> its block layers`` in call order.
         count: The ``get_config()`` key giving the number of blocks.
+        per_layer: The ``get_config()`` keys holding one entry per block (:attr:`Family.per_layer`).
 
     Raises:
         ValueError: if the class is already registered.
@@ -81,7 +90,7 @@ def register(model_class: Union[str, type], blocks: Callable[[keras.Model], list
         >>> register(MyBackbone, lambda model: model.encoder_layers, count="depth")
     """
     key = model_class if isinstance(model_class, str) else class_path(model_class)
-    FAMILIES.register(key)(Family(blocks, count))
+    FAMILIES.register(key)(Family(blocks, count, tuple(per_layer)))
 
 
 register("keras_hub.src.models.vit.vit_backbone.ViTBackbone",
@@ -207,55 +216,135 @@ def _move(targets: list, sources: list, what: str) -> None:
         new.assign(old.value)
 
 
-def _rebuild_backbone(backbone, family: Family, kept: Sequence[int], model):
+class PositionRefusal(ValueError):
+    """A family ticket refused because a kept block would take another block's position-set settings.
+
+    Args:
+        message: The one-line reason.
+        old: See the attribute.
+        new: See the attribute.
+
+    Example:
+        >>> try:
+        ...     family_ticket(gemma2_lm, ["decoder_block_0"])
+        ... except PositionRefusal as refusal:
+        ...     len(refusal.old) - len(refusal.new)
+        1
+
+    Attributes:
+        old: The settings of each of the dense model's blocks, in order.
+        new: The settings of each block of a rebuilt model of as many blocks as the ticket, by position.
+    """
+
+    def __init__(self, message: str, old: List[dict], new: List[dict]):
+        super().__init__(message)
+        self.old, self.new = old, new
+
+
+INDEX_SETTINGS = ("layer_idx", "layer_index")
+"""A block's own position, which only indexes its family's per-layer lists (:attr:`Family.per_layer`):
+not a setting that must be kept where those lists move with their blocks."""
+
+
+def _per_layer_lists(config: dict, family: Family, count: int, kept: Sequence[int]) -> dict:
+    """The config's per-layer lists (:attr:`Family.per_layer`, as long as the blocks) with the kept blocks' entries."""
+    return {key: [config[key][i] for i in kept] for key in family.per_layer
+            if isinstance(config.get(key), (list, tuple)) and len(config[key]) == count}
+
+
+def _rebuild_backbone(backbone, family: Family, kept: Sequence[int], model, name: str):
     config = backbone.get_config()
     if family.count not in config:
         raise ValueError(f"{class_path(type(backbone))} has no {family.count!r} in its config; its family is "
                          "registered with the wrong count argument")
-    new = type(backbone).from_config({**config, family.count: len(kept)})
-    old_blocks, new_blocks = family.blocks(backbone), family.blocks(new)
-    _check_settings_kept(backbone, [(old_blocks[i], new_blocks[j], j) for j, i in enumerate(kept)], model)
+    old_blocks = family.blocks(backbone)
+    lists = _per_layer_lists(config, family, len(old_blocks), kept)
+    new = type(backbone).from_config({**config, family.count: len(kept), **lists, "name": name})
+    new_blocks = family.blocks(new)
+    ignored = INDEX_SETTINGS if lists else ()
+    _check_settings_kept(backbone, old_blocks, kept, model, [_layer_settings(b, ignored) for b in old_blocks],
+                         [_layer_settings(b, ignored) for b in new_blocks])
     for j, i in enumerate(kept):
         _move(list(new_blocks[j].weights), list(old_blocks[i].weights), f"block {old_blocks[i].name}")
     return new, old_blocks
 
 
-def _layer_settings(layer) -> dict:
+def _layer_settings(layer, ignored: Sequence[str] = ()) -> dict:
     """The public numbers, strings and flags a layer keeps as attributes: what its constructor set.
 
     Read from the attributes rather than ``get_config()``, which some layers cannot give
     (keras_hub 0.32's ``LlamaTransformerDecoder`` names an attribute it never sets).
     """
     return {key: value for key, value in vars(layer).items()
-            if not key.startswith("_") and key != "name" and isinstance(value, (bool, int, float, str, type(None)))}
+            if not key.startswith("_") and key != "name" and key not in ignored
+            and isinstance(value, (bool, int, float, str, type(None)))}
 
 
-def _check_settings_kept(backbone, pairs, model) -> None:
+def _check_settings_kept(backbone, old_blocks, kept: Sequence[int], model, old: List[dict], new: List[dict]) -> None:
     """Refuses a rebuild in which a kept block would run with other settings than it had.
 
     A class may set each layer by its position: Gemma 2 (``GemmaBackbone`` with
     ``use_sliding_window_attention``) alternates local and global attention, Gemma 3 makes
     every sixth layer global. Rebuilt with fewer layers, the layer after a removed one takes
     its predecessor's position and settings, and the ticket would compute something else
-    with the right weights. The refusal says how to cut a flat ticket of ``model`` (the model being
-    cut: the backbone, or a task around it) instead.
+    with the right weights. ``old`` and ``new`` are the settings of every dense block and of every
+    rebuilt block, by position. The refusal (a :class:`PositionRefusal`, which :func:`position_rule`
+    reads) says how to cut a flat ticket of ``model`` (the model being cut: the backbone, or a task
+    around it) instead.
     """
-    for old, new, position in pairs:
-        before, after = _layer_settings(old), _layer_settings(new)
+    for position, i in enumerate(kept):
+        before, after = old[i], new[position]
         changed = sorted(key for key in set(before) | set(after) if before.get(key) != after.get(key))
         if changed:
             what = ", ".join(f"{key}={after.get(key)!r} (it has {before.get(key)!r})" for key in changed)
-            raise ValueError(
-                f"{type(backbone).__name__} sets its layers by position: {old.name!r} would be the ticket's layer "
-                f"{position} with {what}. Remove layers that leave every kept layer its settings (whole periods "
-                "of the pattern, such as two consecutive layers of an alternating one, or the last layers), or cut a "
-                f"flat ticket, which keeps each layer as it is: {_flat_way(model)}")
+            raise PositionRefusal(
+                f"{type(backbone).__name__} sets its layers by position: {old_blocks[i].name!r} would be the "
+                f"ticket's layer {position} with {what}. Remove layers that leave every kept layer its settings "
+                "(whole periods of the pattern, such as two consecutive layers of an alternating one, or the last "
+                f"layers), or cut a flat ticket, which keeps each layer as it is: {_flat_way(model)}", old, new)
+
+
+def position_rule(model, refusal: PositionRefusal) -> Callable[[set, set], bool]:
+    """Which removals a family that sets its layers by position allows, read from a refusal.
+
+    Args:
+        model: The model the refused ticket was cut from (a backbone, or a task around it).
+        refusal: What :func:`family_ticket` raised for a removal of as many blocks.
+
+    Returns:
+        ``allowed(removed, kept) -> bool``: whether some removal of that many blocks that removes every
+        block of ``removed`` and keeps every block of ``kept`` (the blocks that are not removable kept
+        too) leaves every kept block its settings. :func:`tf_lottery.tickets.select` takes it as
+        ``allowed=`` to choose the best-scored removal the family allows.
+
+    Example:
+        >>> try:
+        ...     family_ticket(gemma2, ["decoder_block_1"])
+        ... except PositionRefusal as refusal:
+        ...     allowed = position_rule(gemma2, refusal)
+        >>> allowed({"decoder_block_3"}, set()), allowed({"decoder_block_1"}, set())
+        (True, False)
+    """
+    backbone, family = _backbone(model)
+    order = [layer.name for layer in family.blocks(backbone)]
+    removable = set(removable_blocks(backbone))
+    old, new = refusal.old, refusal.new
+
+    def allowed(removed: set, kept: set) -> bool:
+        reachable = {0}  # how many blocks are kept so far, over every choice that fits the settings
+        for i, name in enumerate(order):
+            may_remove = name in removed or (name in removable and name not in kept)
+            may_keep = name not in removed
+            reachable = ({j for j in reachable if may_remove}
+                         | {j + 1 for j in reachable if may_keep and j < len(new) and old[i] == new[j]})
+        return len(new) in reachable
+    return allowed
 
 
 def flat_refusal(model) -> Optional[str]:
-    """Why block surgery cannot cut ``model`` flat although its family can cut it in its own class,
-    or None: a causal LM's head calls its backbone's token embedding again (tied weights), and
-    surgery reads graphs whose layers are each called once. Its backbone can be cut flat.
+    """Why block surgery cannot cut ``model`` flat although its family can cut it in its own class
+    (the graph reader's refusal of the task's graph), or None. A causal LM whose head calls its
+    backbone's token embedding again (tied weights) is read call by call and cut flat.
 
     Args:
         model: Any model.
@@ -264,8 +353,7 @@ def flat_refusal(model) -> Optional[str]:
         The reason (the graph reader's error), or None.
 
     Example:
-        >>> flat_refusal(gpt2_lm)            # "'token_embedding' is called 2 times in 'gpt2_causal_lm'; ..."
-        >>> flat_refusal(gpt2_lm.backbone)   # None
+        >>> flat_refusal(gpt2_lm)            # None: the shared embedding lies outside every block
     """
     backbone, _ = _backbone(model)
     if backbone is None or backbone is model:
@@ -279,16 +367,43 @@ def flat_refusal(model) -> Optional[str]:
 
 def _flat_way(model) -> str:
     """How a flat ticket of ``model`` is cut: of the model itself, or of a task's backbone only."""
-    if flat_refusal(model) is None:
+    refusal = flat_refusal(model)
+    if refusal is None:
         return "tl.surgery.remove_blocks(model, names), or tl.find_ticket(..., same_family=False)"
     return (f"of its backbone only, tl.surgery.remove_blocks(model.backbone, names) (a {type(model).__name__} is "
-            "cut in its own class only: its head calls a layer of its backbone again)")
+            f"cut in its own class only: {refusal})")
 
 
 def _rest(model, blocks) -> list:
     """``model``'s weights that are not its blocks', in creation order."""
     inside = {id(v) for block in blocks for v in block.weights}
     return [v for v in model.weights if id(v) not in inside]
+
+
+def _snake(name: str) -> str:
+    """A class name as Keras names its instances: ``GPT2CausalLM`` -> ``gpt2_causal_lm``."""
+    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", re.sub(r"\W+", "", name))
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+def stable_name(model) -> str:
+    """``model``'s name without the counter Keras adds to a name it gave itself (``gpt2_causal_lm_1`` ->
+    ``gpt2_causal_lm``): a family ticket is named after its dense model and its number of removed blocks,
+    as a functional ticket is (``gpt2_causal_lm_minus2``), whatever else the process built before. A name
+    the user gave is kept.
+
+    Args:
+        model: A Keras model.
+
+    Returns:
+        Its name without an automatic counter.
+
+    Example:
+        >>> stable_name(keras_hub.models.GPT2CausalLM(backbone, preprocessor=None))  # a second one: ..._1
+        'gpt2_causal_lm'
+    """
+    automatic = _snake(type(model).__name__)
+    return automatic if re.fullmatch(re.escape(automatic) + r"(_\d+)?", model.name) else model.name
 
 
 def family_ticket(model: keras.Model, names: Sequence[str], min_blocks_per_stage: int = 0) -> keras.Model:
@@ -326,16 +441,19 @@ def family_ticket(model: keras.Model, names: Sequence[str], min_blocks_per_stage
     if outside:
         raise ValueError(f"blocks {outside} are not among {type(backbone).__name__}'s layers {order}")
     kept = [i for i, name in enumerate(order) if name not in set(names)]
-    new_backbone, old_blocks = _rebuild_backbone(backbone, family, kept, model)
+    original = kept_blocks(model)
+    removed = [original[order.index(n)] for n in names]
+    earlier = (recorded_kept(model) or {}).get("removed", [])
+    count = len(earlier) + len(removed)
+    new_backbone, old_blocks = _rebuild_backbone(backbone, family, kept, model,
+                                                 ticket_name(stable_name(backbone), count))
     _move(_rest(new_backbone, family.blocks(new_backbone)), _rest(backbone, old_blocks), type(backbone).__name__)
     if backbone is model:
         ticket = new_backbone
     else:
-        ticket = type(model).from_config({**model.get_config(), "backbone": new_backbone})
+        ticket = type(model).from_config({**model.get_config(), "backbone": new_backbone,
+                                          "name": ticket_name(stable_name(model), count)})
         _move(_rest(ticket, [new_backbone]), _rest(model, [backbone]), type(model).__name__)
-    original = kept_blocks(model)
-    removed = [original[order.index(n)] for n in names]
-    earlier = (recorded_kept(model) or {}).get("removed", [])
     record_kept(ticket, [original[i] for i in kept], earlier + removed)
     extend_lineage(model, ticket, removed)
     return ticket

@@ -9,6 +9,7 @@ initialization, with the filter count matched to a layer ticket's.
 branch whose output reaches the next conv of the branch only through channel-wise layers
 (BatchNormalization, ReLU, Activation, Dropout): in a basic block, ``conv1`` (including
 the strided ``conv1`` of a downsampling block); in a bottleneck block, the first two convs.
+A group never holds a layer called more than once (a shared layer): its filters serve every call.
 
 Removal is physical: a new, narrower model in which the group's conv keeps only the kept
 filters (kernel and bias sliced on the output axis), its BatchNorm keeps the same four
@@ -106,16 +107,19 @@ def filter_groups(model: keras.Model) -> List[FilterGroup]:
         ['stage1_block1_conv1', 'stage1_block2_conv1']
     """
     consumers = _consumers(model)
+    shared = set(graph.analyse(model).calls)  # a layer called more than once: its filters serve every call
     groups = []
     for block in surgery.find_blocks(model):
         branch = set(block.branch)
         for name in block.branch:
             layer = graph.operation(model, name)
-            if not _plain_conv(layer):
+            if not _plain_conv(layer) or layer.name in shared:
                 continue
             followers, current = [], name
             while len(consumers[current]) == 1 and consumers[current][0] in branch:
                 nxt = graph.operation(model, consumers[current][0])
+                if nxt.name in shared:
+                    break
                 if _plain_conv(nxt):
                     groups.append(FilterGroup(name, tuple(followers), nxt.name, block.name, int(layer.filters)))
                     break

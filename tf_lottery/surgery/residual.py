@@ -3,7 +3,9 @@
 The graph is read operation by operation (:mod:`tf_lottery.graph`): layers and
 ``keras.ops`` nodes alike, nested models flattened first. A *block* is found from the
 graph, never from positions in the layer list: every two-input addition (a
-``keras.layers.Add``, ``x + y`` or ``keras.ops.add``) closes one. Its *input* is the
+``keras.layers.Add``, ``x + y`` or ``keras.ops.add``, or a ``keras.layers.Lambda`` that,
+run on two probe tensors, gives their exact sum: :func:`tf_lottery.graph.inside.adds_its_inputs`)
+closes one. Its *input* is the
 latest tensor both addends descend from; its operations are everything between that
 input and the addition, plus a ReLU that alone follows the addition when the block
 input went through the same ReLU (the post-add ReLU of a basic block: since ReLU is
@@ -34,7 +36,10 @@ and the previous block kept its input shape (the pooling last block of a stage i
 v2), else starts one.
 
 A block is *removable* when its shortcut is the identity (one addend is the block input
-itself) and its output shape equals its input shape. The paper's own templates
+itself), its output shape equals its input shape, and it calls no layer with weights that is
+also called outside it (a shared layer: the graph has one node per call, ``name@1``,
+``name@2``; removing the block would delete one call and keep the other, so the block's
+weights are not its own). :func:`ineligible` says why each other block stays. The paper's own templates
 (``cifar_resnet``, ``imagenet_resnet``) keep the paper's stricter rule (its Appendix A.1):
 the input must also be another block's output, which excludes the first block of the
 network, whose input is the stem. Any other model gets the shape rule, under which the
@@ -59,6 +64,7 @@ import keras
 from tf_lottery.core import keras_internals
 from tf_lottery.graph import containers as containers_lib
 from tf_lottery.graph import inside
+from tf_lottery.graph.heads import tied_head_backbone
 from tf_lottery.graph import reader as graph_lib
 from tf_lottery.graph.lineage import extend as extend_lineage
 from tf_lottery.graph.lineage import lineage, ticket_name
@@ -94,7 +100,14 @@ class Block:
             when the shortcut is not the identity (projection or zero padding).
         input_shape: Shape of the block input (without the batch axis).
         output_shape: Shape of the block output (without the batch axis).
-        removable: Whether removing the block keeps every shape valid.
+        removable: Whether the block can be removed: its removal keeps every shape valid
+            and it shares no layer with the rest of the model (see :func:`ineligible`).
+        shared: Names of the layers with weights the block calls that are also called
+            outside it (a shared layer); such a block is not removable.
+
+    The names in ``layers``, ``branch``, ``shortcut``, ``input_layer``, ``add_layer`` and
+    ``output_layer`` are calls of :func:`tf_lottery.graph.analyse`: an operation's name, or
+    ``name@2`` for the second call of a shared layer.
 
     Example:
         >>> block = find_blocks(tl.models.cifar_resnet(20))[1]
@@ -114,6 +127,7 @@ class Block:
     input_shape: tuple
     output_shape: tuple
     removable: bool
+    shared: tuple = ()
 
 
 def producers(model: keras.Model) -> Dict[str, List[str]]:
@@ -135,11 +149,16 @@ def producers(model: keras.Model) -> Dict[str, List[str]]:
     return {name: list(parents) for name, parents in graph_lib.analyse(model).parents.items()}
 
 
-def _is_addition(operation, parents: List[str]) -> bool:
-    if len(parents) != 2:
+def _is_addition(g: graph_lib.Graph, name: str) -> bool:
+    """Whether call ``name`` adds two tensors: a ``keras.layers.Add``, ``x + y`` or ``keras.ops.add``, or
+    a two-input ``keras.layers.Lambda`` that computes their sum (:func:`tf_lottery.graph.inside.adds_its_inputs`)."""
+    operation = g.operations[name]
+    if len(g.parents[name]) != 2:
         return False
     if isinstance(operation, keras.layers.Add):
         return True
+    if isinstance(operation, keras.layers.Lambda):
+        return inside.adds_its_inputs(operation, g.nodes[name])
     return keras_internals.is_ops_addition(operation)
 
 
@@ -176,12 +195,12 @@ def _block_name(g: graph_lib.Graph, branch: Sequence[str], add: str) -> str:
     """See the module docstring: the branch's and addition's common prefix, else a named
     addition's name, else the branch's common prefix, else the addition's (auto) name."""
     bare_add = add[: -len("_add")] if add.endswith("_add") else add
-    layer_names = [n for n in branch if isinstance(g.operations[n], keras.layers.Layer)]
+    layer_names = [g.operations[n].name for n in branch if isinstance(g.operations[n], keras.layers.Layer)]
     shortest = len(min(layer_names, key=len)) if layer_names else 0
     shared = _common_prefix([*layer_names, add]) if len(layer_names) >= 2 else ""
     if shared and len(shared) < shortest:
         return shared
-    if not _AUTO_NAME.fullmatch(add):
+    if not _AUTO_NAME.fullmatch(g.operations[add].name):
         return bare_add
     prefix = _common_prefix(layer_names) if len(layer_names) >= 2 else ""
     return prefix if prefix and len(prefix) < shortest else bare_add
@@ -242,7 +261,9 @@ def find_blocks(model: keras.Model, residual_layers: Optional[Sequence[str]] = N
             (and the tickets cut from it) for every later call.
 
     Returns:
-        A list of :class:`Block` (empty for a model without residual blocks).
+        A list of :class:`Block` (empty for a model without residual blocks). A keras_hub
+        ``*CausalLM`` task's are its backbone's (:func:`tf_lottery.graph.heads.tied_head_backbone`:
+        its tied head calls the token embedding again, outside every block).
 
     Raises:
         TypeError: for a Sequential, subclassed or non-Keras model, naming what to do.
@@ -252,6 +273,9 @@ def find_blocks(model: keras.Model, residual_layers: Optional[Sequence[str]] = N
         >>> [b.name for b in find_blocks(model)][:2]
         ['stage1_block1', 'stage1_block2']
     """
+    backbone = tied_head_backbone(model)
+    if backbone is not None:
+        return find_blocks(backbone, residual_layers)
     if residual_layers:
         inside.declare(model, residual_layers)
     g = graph_lib.analyse(model)
@@ -263,7 +287,7 @@ def find_blocks(model: keras.Model, residual_layers: Optional[Sequence[str]] = N
     found = _residual_layer_blocks(g, declared)
     for add in g.order:
         parents = g.parents[add]
-        if not _is_addition(g.operations[add], parents):
+        if not _is_addition(g, add):
             continue
         left, right = (g.ancestors(p) for p in parents)
         input_layer = max(left & right, key=g.position)
@@ -314,14 +338,22 @@ def find_blocks(model: keras.Model, residual_layers: Optional[Sequence[str]] = N
         if len(g.consumers[b["add_layer"]]) == 1 and _is_relu(g.operations[g.consumers[b["add_layer"]][0]])}
     blocks_ = []
     for b, stage in zip(found, _stages(found)):
+        shared = _shared_layers(g, set(b["layers"]))
         removable = (
             b["identity_input"] is not None
             and b["input_shape"] == b["output_shape"]
             and (not paper_rule or b["input_layer"] in outputs)
+            and not shared
         )
-        blocks_.append(Block(stage=stage, removable=removable, **b))
+        blocks_.append(Block(stage=stage, removable=removable, shared=shared, **b))
     g.blocks[key] = tuple(blocks_)
     return blocks_
+
+
+def _shared_layers(g: graph_lib.Graph, body: set) -> tuple:
+    """The layers with weights that the calls ``body`` call and that are also called outside them."""
+    return tuple(layer for layer, calls in g.calls.items()
+                 if g.operations[calls[0]].weights and body & set(calls) and not set(calls) <= body)
 
 
 def _residual_layer_blocks(g: graph_lib.Graph, declared: Sequence[str]) -> List[dict]:
@@ -334,7 +366,7 @@ def _residual_layer_blocks(g: graph_lib.Graph, declared: Sequence[str]) -> List[
     for name in g.order:
         layer, parents = g.operations[name], g.parents[name]
         shapes = [g.shapes[p] for p in parents]
-        if name in declared:
+        if layer.name in declared:
             if not parents or shapes[0] != g.shapes[name]:
                 raise ValueError(f"residual layer {name!r} must keep the shape of its (first) input; it takes "
                                  f"{shapes} and gives {g.shapes[name]}")
@@ -366,7 +398,7 @@ def looked_at(model: keras.Model) -> str:
         'it looked at 0 two-input additions (none) and'
     """
     g = graph_lib.analyse(model)
-    additions = [n for n in g.order if _is_addition(g.operations[n], g.parents[n])]
+    additions = [n for n in g.order if _is_addition(g, n)]
     keeping = [n for n in g.order if isinstance(g.operations[n], keras.layers.Layer) and len(g.parents[n]) == 1
                and g.shapes[g.parents[n][0]] == g.shapes[n] and g.operations[n].weights]
     containers = {n: inside.inner_residual_layers(g.operations[n], graph_lib.node_of(g.model, n)) for n in keeping
@@ -376,6 +408,12 @@ def looked_at(model: keras.Model) -> str:
                    f"opened once its family is registered: @tl.graph.containers.register("
                    f"{containers_lib.class_path(type(g.operations[n]))!r}) on a function calling its sublayers "
                    "as its call does" for n, inner in containers.items())
+    lambdas = [n for n in g.order if isinstance(g.operations[n], keras.layers.Lambda) and len(g.parents[n]) == 2
+               and n not in additions]
+    if lambdas:
+        held += (f"; {len(lambdas)} two-input Lambda layers ({', '.join(lambdas[:4])}) do not give the exact sum of "
+                 "two probe tensors, so they close no block (write a residual sum as keras.layers.Add, `+` or a Lambda "
+                 "returning t[0] + t[1])")
     return (f"it looked at {len(additions)} two-input additions ({', '.join(additions[:8]) or 'none'}) and "
             f"{len(keeping)} shape-keeping layers with weights ({', '.join(keeping[:8]) or 'none'}), none of which "
             "holds a residual sum it can see; declare a layer that does with residual_layers=[...] "
@@ -434,6 +472,54 @@ def stage_sizes(model: keras.Model) -> Dict[int, int]:
     return found
 
 
+def ineligible(model: keras.Model) -> Dict[str, str]:
+    """``{block: why it cannot be removed}`` for every block that is not removable, in graph order.
+
+    A block stays when its shortcut is not the identity (a projection or a padding path), when it
+    changes its input's shape, under the paper's rule when its input is not another block's output,
+    and when it calls a layer with weights that is also called outside it (a shared layer: removing
+    the block would remove one call and keep the other, so the block's weights are not its own).
+
+    Args:
+        model: A Keras 3 functional model.
+
+    Returns:
+        ``{block name: reason}``, a phrase that follows the block's name (empty when every block is removable).
+
+    Example:
+        >>> ineligible(model)["b2"]
+        "calls layer 'shared_conv', which block 'b3' also calls (a shared layer goes with all its calls or none)"
+    """
+    found = find_blocks(model)
+    g = graph_lib.analyse(model)
+    paper = eligibility_rule(model) == "paper"
+    why = {}
+    for b in found:
+        if b.removable:
+            continue
+        if b.identity_input is None:
+            why[b.name] = "has a shortcut that is not the identity (a projection or a padding path)"
+        elif b.input_shape != b.output_shape:
+            why[b.name] = f"changes its input's shape from {b.input_shape} to {b.output_shape}"
+        elif b.shared:
+            why[b.name] = " and ".join(f"calls layer {layer!r}, which {_other_users(g, found, b, layer)} also calls"
+                                       for layer in b.shared) + " (a shared layer goes with all its calls or none)"
+        elif paper:
+            why[b.name] = ("does not take its input from another block's output (the paper's rule, which keeps the "
+                           "network's first block)")
+    return why
+
+
+def _other_users(g: graph_lib.Graph, found: List[Block], block: Block, layer: str) -> str:
+    """Who else calls shared ``layer``: the smallest other block holding one of its calls, else the rest of the model."""
+    others = set(g.calls[layer]) - set(block.layers)
+    holders = [o for o in found if o.name != block.name and others & set(o.layers)
+               and not set(block.layers) <= set(o.layers)]
+    if holders:
+        return f"block {min(holders, key=lambda o: len(o.layers)).name!r}"
+    return f"a call outside any block ({', '.join(sorted(others, key=g.position))})"
+
+
 def floor_hint(model: keras.Model, min_blocks_per_stage: int) -> str:
     """What the floor leaves, for an error: the stages' sizes and how to lower the floor.
 
@@ -450,16 +536,13 @@ def floor_hint(model: keras.Model, min_blocks_per_stage: int) -> str:
     """
     sizes = ", ".join(f"stage {s}: {n}" for s, n in sorted(stage_sizes(model).items()))
     found = find_blocks(model)
-    fixed = [b.name for b in found if not b.removable]
     if min_blocks_per_stage == 0 or max_removable(model, 0) == max_removable(model, min_blocks_per_stage):
-        # The floor is not what limits: the blocks that change shape (each stage's first, with a
-        # projection or no shortcut) can never go, whatever the floor.
-        why = ("a block whose input is not the previous block's output (each stage's first, under the paper's rule) or "
-               "that changes its input's shape (a projection, no shortcut) always stays" if eligibility_rule(model) ==
-               "paper" else "a block that changes its input's shape (a projection, or no shortcut) always stays")
-        return (f"only {sum(b.removable for b in found)} of its {len(found)} blocks are removable "
-                f"({', '.join(fixed[:6])}{' ...' if len(fixed) > 6 else ''} cannot go: {why}); lowering "
-                "min_blocks_per_stage does not change that")
+        # The floor is not what limits: the blocks that cannot go (each stage's first, with a projection
+        # or no shortcut, or one sharing a layer) stay whatever the floor.
+        why = list(ineligible(model).items())
+        listed = "; ".join(f"{name} {reason}" for name, reason in why[:4]) + (" ..." if len(why) > 4 else "")
+        return (f"only {sum(b.removable for b in found)} of its {len(found)} blocks are removable ({listed}); "
+                "lowering min_blocks_per_stage does not change that")
     return (f"every stage keeps min_blocks_per_stage={min_blocks_per_stage} blocks (blocks per stage: {sizes}); "
             f"lower it with min_blocks_per_stage= (flag --min_blocks_per_stage), 0 lets a stage lose them all")
 
@@ -526,10 +609,10 @@ def check_removal(model: keras.Model, names: Iterable[str], min_blocks_per_stage
         raise ValueError(f"a block is named twice in {names}")
     fixed = [n for n in names if not by_name[n].removable]
     if fixed:
+        why = ineligible(model)
         raise ValueError(
-            f"blocks {fixed} are not removable (a shortcut that is not the identity, a shape change, or, under "
-            f"the paper's rule, an input that is not another block's output); removable blocks: "
-            f"{[b.name for b in all_blocks if b.removable]}"
+            f"blocks {fixed} are not removable (" + "; ".join(f"{n!r} {why[n]}" for n in fixed) +
+            f"); removable blocks: {[b.name for b in all_blocks if b.removable]}"
         )
     inside = contained(model)
     for name in names:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import numbers
 import warnings
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 import keras
 
@@ -115,7 +115,8 @@ def resolve_count(model: keras.Model, num_blocks: Optional[int], fraction: Optio
 
 
 def select(model: keras.Model, scores: Dict[str, float], count: int, prune_first: str = "low",
-           min_blocks_per_stage: int = 2, already: tuple = ()) -> List[str]:
+           min_blocks_per_stage: int = 2, already: tuple = (),
+           allowed: Optional[Callable[[set, set], bool]] = None) -> List[str]:
     """Picks ``count`` blocks to remove by global ranking, respecting eligibility and the floor.
 
     Args:
@@ -125,6 +126,10 @@ def select(model: keras.Model, scores: Dict[str, float], count: int, prune_first
         prune_first: "low" (lowest scores first) or "high".
         min_blocks_per_stage: Floor per stage.
         already: Blocks already picked (counted against the floor).
+        allowed: ``(removed, kept) -> bool``: whether the model's family can remove ``count`` blocks
+            among which ``removed`` and not ``kept``
+            (:func:`tf_lottery.surgery.families.position_rule`); a block it refuses is passed over
+            for the next one in the ranking.
 
     Returns:
         The picked blocks, in removal order.
@@ -160,6 +165,7 @@ def select(model: keras.Model, scores: Dict[str, float], count: int, prune_first
     # overlaps another one.
     inside = surgery.contained(model)
     picked, gone = [], set(already) | {inner for name in already for inner in inside[name]}
+    passed = set()  # the blocks of the ranking passed over: kept
     for name in ranking:
         if len(gone) - len(already) >= count:
             break
@@ -170,6 +176,9 @@ def select(model: keras.Model, scores: Dict[str, float], count: int, prune_first
         stages = {}
         for each in going:
             stages[stage_of[each]] = stages.get(stage_of[each], 0) + 1
+        if allowed is not None and not allowed(gone | set(going), passed):
+            passed.add(name)
+            continue
         if all(left[stage] - n >= min_blocks_per_stage for stage, n in stages.items()):
             picked.append(name)
             gone |= set(going)
@@ -179,6 +188,32 @@ def select(model: keras.Model, scores: Dict[str, float], count: int, prune_first
         raise ValueError(f"only {len(gone) - len(already)} of {count} blocks can be removed within the floor")
     _refuse_or_warn_ties(scores, ranking, picked, left, stage_of, min_blocks_per_stage)
     return picked
+
+
+class SkippedBlocks(UserWarning):
+    """The best-scored blocks cannot go in the model's own class (a family that sets its layers by position,
+    Gemma 2's alternating attention): the best-scored removal it allows was taken instead."""
+
+
+def _cut(model, cut, scores, count, direction, floor, blocks_of, skipped: list):
+    """``(removed, ticket)``: the ``count`` best-scored blocks of ``model`` cut with ``cut``; when the family
+    refuses them (:class:`tf_lottery.surgery.families.PositionRefusal`), the best-scored removal it allows,
+    with a :class:`SkippedBlocks` warning naming the blocks passed over (added to ``skipped``)."""
+    removed = select(blocks_of(model), scores, count, direction, floor)
+    try:
+        return removed, cut(model, removed, floor)
+    except surgery.families.PositionRefusal as refusal:
+        allowed = surgery.families.position_rule(model, refusal)
+        instead = select(blocks_of(model), scores, count, direction, floor, allowed=allowed)
+        sign = 1.0 if direction == "low" else -1.0
+        passed = [name for name in sorted(scores, key=lambda n: sign * scores[n])
+                  if name in set(removed) - set(instead)]
+        reason = str(refusal).split(". ")[0]
+        warnings.warn(SkippedBlocks(f"{', '.join(passed)} scored to go first but cannot go alone in "
+                                    f"{type(model).__name__}'s own class ({reason}); removed {', '.join(instead)}, "
+                                    "the best-scored blocks it allows, instead"), stacklevel=3)
+        skipped.extend(passed)
+        return instead, cut(model, instead, floor)
 
 
 class TiedScores(UserWarning):
@@ -240,7 +275,10 @@ def find_ticket(
             for a model of several outputs, ``loss=`` for one that is not a classifier).
 
     Returns:
-        A :class:`TicketResult`.
+        A :class:`TicketResult`. When the best-scored blocks cannot go in ``model``'s own class (a family
+        that sets its layers by position, Gemma 2's alternating attention), the best-scored removal it
+        allows is taken, a :class:`SkippedBlocks` warning names the blocks passed over, and so does
+        ``details["skipped"]``.
 
     Raises:
         ValueError: for an unknown schedule, a bad count (naming the maximum), data the
@@ -275,7 +313,10 @@ def find_ticket(
     count = resolve_count(blocks_of(model), num_blocks, fraction, min_blocks_per_stage)
 
     rounds = [scorer(model, data, **criterion_options)]
-    if schedule == "oneshot":
+    skipped: List[str] = []
+    if schedule == "oneshot" and same_family:
+        removed, ticket = _cut(model, cut, rounds[0], count, direction, min_blocks_per_stage, blocks_of, skipped)
+    elif schedule == "oneshot":
         removed = select(blocks_of(model), rounds[0], count, direction, min_blocks_per_stage)
         ticket = cut(model, removed, min_blocks_per_stage)
     else:
@@ -285,10 +326,18 @@ def find_ticket(
             if step:  # a family ticket's scores are kept under model's names
                 rounds.append({_original_name(model, ticket, name): value for name, value in scores.items()}
                               if same_family else scores)
-            victim = select(blocks_of(ticket), scores, 1, direction, min_blocks_per_stage)[0]
-            removed.append(_original_name(model, ticket, victim) if same_family else victim)
-            ticket = cut(ticket, [victim], min_blocks_per_stage)
-    return TicketResult(removed, rounds[0], rounds, criterion, direction, schedule, model=ticket)
+            if same_family:
+                passed: List[str] = []
+                (victim,), smaller = _cut(ticket, cut, scores, 1, direction, min_blocks_per_stage, blocks_of, passed)
+                skipped.extend(_original_name(model, ticket, name) for name in passed)
+                removed.append(_original_name(model, ticket, victim))
+                ticket = smaller
+            else:
+                victim = select(blocks_of(ticket), scores, 1, direction, min_blocks_per_stage)[0]
+                removed.append(victim)
+                ticket = cut(ticket, [victim], min_blocks_per_stage)
+    return TicketResult(removed, rounds[0], rounds, criterion, direction, schedule,
+                        details={"skipped": skipped} if skipped else None, model=ticket)
 
 
 def _original_name(model: keras.Model, ticket: keras.Model, name: str) -> str:

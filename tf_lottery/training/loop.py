@@ -114,7 +114,9 @@ def compile_model(model: keras.Model, recipe: Recipe, steps_per_epoch: int) -> N
 
     The accuracy is a weighted metric: where the data gives sample weights (a language model's
     batches weigh padding 0) it counts the weighted positions only; without weights it is the
-    plain accuracy. It also replaces the metrics a keras_hub task would add by itself.
+    plain accuracy. It also replaces the metrics a keras_hub task would add by itself. A
+    ``keras.distillation.Distiller`` (:mod:`tf_lottery.training.healing`) gets the recipe's optimizer only:
+    its loss is its distillation losses', and it has no accuracy on labels.
 
     Args:
         model: A ``keras.Model``.
@@ -133,6 +135,10 @@ def compile_model(model: keras.Model, recipe: Recipe, steps_per_epoch: int) -> N
     arguments.instance("model", model, keras.Model, "a keras.Model")
     arguments.instance("recipe", recipe, Recipe, "a tl.train.Recipe, e.g. Recipe(length='3ep')")
     arguments.count("steps_per_epoch", steps_per_epoch, least=1)
+    if isinstance(model, keras.distillation.Distiller):  # learns its teacher's outputs: no labels, no accuracy
+        model.compile(optimizer=recipe.make_optimizer(steps_per_epoch), loss="mse",  # (unused: no student loss)
+                      jit_compile=distribute.current().jit_compile)
+        return
     model.compile(
         optimizer=recipe.make_optimizer(steps_per_epoch),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=not outputs_probabilities(model)),
@@ -232,8 +238,8 @@ def check_classes(model: keras.Model, data) -> None:
     Raises:
         ValueError: naming both counts.
     """
-    classes = getattr(data, "num_classes", None)
-    if getattr(data, "task", "classify") != "classify" or not classes or len(model.outputs) != 1:
+    classes, outputs = getattr(data, "num_classes", None), getattr(model, "outputs", None)
+    if getattr(data, "task", "classify") != "classify" or not classes or outputs is None or len(outputs) != 1:
         return
     units = model.outputs[0].shape[-1]
     if units is not None and units < classes:
