@@ -25,13 +25,16 @@ def _transformers_installed() -> bool:
 
 def pytest_collection_modifyitems(config, items):
     """Tests marked ``baselines`` (tfmot and tf_keras) are skipped, by name, without the baselines extra;
-    tests marked ``transformers`` without the transformers extra."""
+    tests marked ``transformers`` without the transformers extra; tests marked ``harness``
+    (lm-evaluation-harness) without the lm_eval extra."""
     skips = {}
     if not legacy.baselines_installed():
         skips["baselines"] = pytest.mark.skip(reason="needs the baselines extra: pip install 'tf_lottery[baselines]'")
     if not _transformers_installed():
         skips["transformers"] = pytest.mark.skip(
             reason="needs the transformers extra: pip install 'tf_lottery[transformers]'")
+    if importlib.util.find_spec("lm_eval") is None:
+        skips["harness"] = pytest.mark.skip(reason="needs the lm_eval extra: pip install 'tf_lottery[lm_eval]'")
     for item in items:
         for marker, skip in skips.items():
             if marker in item.keywords:

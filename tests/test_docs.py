@@ -2,8 +2,9 @@
 
 Python blocks run page by page, in order, in one fresh process per page (a later block may use
 what an earlier one of its page made), in a temporary folder. Blocks marked
-``<!-- example: name -->`` are the serving examples, run by ``tests/export/test_serving.py`` in
-processes that cannot import tf_lottery; a block marked ``<!-- not run here: why -->`` is
+``<!-- example: name -->`` are run by the tests of what they need: the serving examples by
+``tests/export/test_serving.py``, in processes that cannot import tf_lottery; the lm-evaluation-harness
+example by ``tests/evals/test_harness.py``, where the lm_eval extra is installed; a block marked ``<!-- not run here: why -->`` is
 skipped (none is, today). The ``tf-lottery`` command lines of the shell blocks are parsed into a
 config, flagfiles included, without running them (CIFAR-10 and GPU runs cannot run here).
 """
