@@ -135,6 +135,29 @@ class Registry(Generic[T]):
         valid = ", ".join(self.names()) or "(none registered)"
         raise UnknownNameError(f"unknown {self.kind} {name!r}; valid names: {valid}") from None
 
+    def declared(self, attribute: str) -> list:
+        """The distinct values of ``attribute`` over the registered entries, in name order, None left out:
+        the settings classes that plug-ins declare (composed into the config by
+        :func:`tf_lottery.core.options.compose`).
+
+        Args:
+            attribute: An attribute every entry has (``"settings"``, ``"options"``).
+
+        Returns:
+            The values, each once.
+
+        Example:
+            >>> [cls.__name__ for cls in CRITERIA.declared("settings")][:2]
+            ['AngularSettings', 'GraspSettings']
+        """
+        found = []
+        for name in self.names():
+            if name in self._entries:
+                value = getattr(self._entries[name], attribute)
+                if value is not None and value not in found:
+                    found.append(value)
+        return found
+
     def names(self) -> list[str]:
         """Returns the registered names, sorted, then each family as ``prefix<name>``."""
         self._fill()

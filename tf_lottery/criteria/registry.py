@@ -388,12 +388,7 @@ def settings_classes() -> list:
         >>> [cls.__name__ for cls in settings_classes()]
         ['AngularSettings', 'GraspSettings', ...]
     """
-    found = []
-    for name in CRITERIA.names():
-        settings = CRITERIA.get(name).settings
-        if settings is not None and settings not in found:
-            found.append(settings)
-    return found
+    return CRITERIA.declared("settings")
 
 
 def get(name: str) -> Criterion:

@@ -113,12 +113,7 @@ def options_classes() -> list:
         >>> [cls.__name__ for cls in options_classes()][:2]
         ['AttackOptions', 'CkaOptions']
     """
-    found = []
-    for name in EVALS.names():
-        declared = EVALS.get(name).options
-        if declared is not None and declared not in found:
-            found.append(declared)
-    return found
+    return EVALS.declared("options")
 
 
 def wanted(evaluation_config, side: str) -> list:

@@ -42,7 +42,7 @@ from typing import Optional
 from tf_lottery.core import manifest
 from tf_lottery.core.io import atomic_path, ensure_free_space, state_bytes, write_json_atomic
 from tf_lottery.data.text import ByteTokenizer
-from tf_lottery.export.saved_model import with_caller_metadata
+from tf_lottery.export.saved_model import check_export_folder, with_caller_metadata
 from tf_lottery.graph.lineage import lineage, recorded_kept
 
 FORMAT = "transformers"
@@ -328,44 +328,20 @@ def is_complete(path: str) -> bool:
     return not [f for f in manifest.check(path, recorded) if f.name != "metadata.json"]
 
 
+def _foreign_files(target: str) -> list:
+    """The files of ``target`` that are not a tf_lottery transformers export's: all of them unless our
+    ``metadata.json`` says the folder is ours (a Hugging Face folder of someone else has the same file names)."""
+    payload = _metadata_or_none(target)
+    ours = payload is not None and payload.get("format") == FORMAT
+    present = os.listdir(target)
+    return sorted(set(present) - FILES) if ours else sorted(present)
+
+
 def _check_target(path, overwrite: bool) -> str:
-    """The absolute folder for ``path``, after refusing what must never be replaced: an empty path, the
-    working folder or a parent of it, a file, and a non-empty folder that is not a tf_lottery
-    transformers export (a Hugging Face folder of someone else has the same file names: only our
-    ``metadata.json`` proves a folder ours)."""
-    if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"path must be a folder path (a str); got {path!r}")
-    text = os.fspath(path)
-    if not str(text).strip():
-        raise ValueError("path is empty; name the export folder, e.g. exports/hf_ticket")
-    target = os.path.abspath(text)
-    here = os.path.abspath(os.getcwd())
-    if target == here or here.startswith(target.rstrip(os.sep) + os.sep) or target == os.sep:
-        raise ValueError(f"path={text!r} is the working folder or one of its parents ({target}); an export "
-                         "replaces its folder whole, so name a folder of its own, e.g. exports/hf_ticket")
-    if os.path.lexists(target):
-        if not os.path.isdir(target) or os.path.islink(target):
-            raise FileExistsError(f"{target} exists and is not an export folder (a file or a link); choose "
-                                  "another path")
-        present = os.listdir(target)
-        payload = _metadata_or_none(target)
-        ours = payload is not None and payload.get("format") == FORMAT
-        others = sorted(set(present) - FILES) if ours else sorted(present)
-        if others:
-            raise FileExistsError(f"{target} holds files that are not a tf_lottery transformers export's "
-                                  f"({', '.join(others[:5])}{' ...' if len(others) > 5 else ''}); it is never "
-                                  "replaced, even with overwrite=True: choose another path")
-        if is_complete(target) and not overwrite:
-            raise FileExistsError(f"{target} holds a finished transformers export; pass overwrite=True to "
-                                  "replace it")
-    parent = os.path.dirname(target)
-    try:
-        os.makedirs(parent, exist_ok=True)
-    except OSError as error:
-        raise OSError(error.errno, f"cannot create the export's folder {parent}: {error.strerror}", parent) from None
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise PermissionError(f"cannot write the export into {parent}: the folder is not writable")
-    return target
+    """The absolute folder for ``path`` (:func:`tf_lottery.export.saved_model.check_export_folder`, for a
+    transformers export)."""
+    return check_export_folder(path, overwrite, _foreign_files, is_complete, what="a tf_lottery transformers export",
+                               finished="transformers export", example="exports/hf_ticket")
 
 
 _OWN_FIELDS = ("format", "files", "manifest", "exporter", "model_name", "model_class", "backbone_class",

@@ -106,37 +106,54 @@ def is_complete(path: str) -> bool:
     return payload is not None and not findings(path, payload)
 
 
-def _check_target(path, overwrite: bool) -> str:
-    """The absolute export folder for ``path``, after refusing what must never be replaced.
+def check_export_folder(path, overwrite: bool, foreign, complete, what: str = "an export",
+                        finished: str = "export", example: str = "exports/ticket") -> str:
+    """The absolute folder for an export at ``path``, after refusing what must never be replaced: an empty
+    path, the working folder and its parents, a file or a link, and a folder holding files that are not an
+    export's (whatever ``overwrite`` says); a finished export only with ``overwrite``. Its parent is created.
 
-    Only a folder that is an export (export files and nothing else) is ever replaced: an empty
-    path, the working folder and its parents, a file, and a folder holding anything else are
-    refused whatever ``overwrite`` says.
+    Args:
+        path: The export folder.
+        overwrite: Whether a finished export there may be replaced.
+        foreign: ``folder -> [names]``: the files of an existing folder that are not the export's.
+        complete: ``folder -> bool``: whether the folder holds a finished, unchanged export.
+        what, finished: How the messages name the export (``"an export"``, ``"export"``).
+        example: A folder name the messages suggest.
+
+    Returns:
+        The absolute folder.
+
+    Raises:
+        TypeError: for a path that is not a string.
+        ValueError: for an empty path or the working folder (or a parent of it).
+        FileExistsError: for a file or link, a folder of other files, or a finished export without ``overwrite``.
+        OSError: when the parent cannot be created or written.
+
+    Example:
+        >>> check_export_folder("exports/ticket", False, lambda folder: [], is_complete)
+        '/home/me/exports/ticket'
     """
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"path must be a folder path (a str); got {path!r}")
     text = os.fspath(path)
     if not str(text).strip():
-        raise ValueError("path is empty; name the export folder, e.g. exports/ticket")
+        raise ValueError(f"path is empty; name the export folder, e.g. {example}")
     target = os.path.abspath(text)
     here = os.path.abspath(os.getcwd())
     if target == here or here.startswith(target.rstrip(os.sep) + os.sep) or target == os.sep:
         raise ValueError(f"path={text!r} is the working folder or one of its parents ({target}); an export "
-                         "replaces its folder whole, so name a folder of its own, e.g. exports/ticket")
+                         f"replaces its folder whole, so name a folder of its own, e.g. {example}")
     if os.path.lexists(target):
         if not os.path.isdir(target) or os.path.islink(target):
             raise FileExistsError(f"{target} exists and is not an export folder (a file or a link); "
                                   "choose another path")
-        present = os.listdir(target)
-        others = sorted(set(present) - EXPORT_FILES)
-        if present and not os.path.exists(os.path.join(target, "metadata.json")):
-            others = others or sorted(present)  # exports are written whole: files without metadata.json are not one
+        others = foreign(target)
         if others:
-            raise FileExistsError(f"{target} holds files that are not an export's ({', '.join(others[:5])}"
+            raise FileExistsError(f"{target} holds files that are not {what}'s ({', '.join(others[:5])}"
                                   f"{' ...' if len(others) > 5 else ''}); it is never replaced, even with "
                                   "overwrite=True: choose another path")
-        if is_complete(target) and not overwrite:
-            raise FileExistsError(f"{target} holds a finished export; pass overwrite=True to replace it")
+        if complete(target) and not overwrite:
+            raise FileExistsError(f"{target} holds a finished {finished}; pass overwrite=True to replace it")
         # What remains is an export whose metadata.json or files are damaged: it is replaced.
     parent = os.path.dirname(target)
     try:
@@ -146,6 +163,21 @@ def _check_target(path, overwrite: bool) -> str:
     if not os.access(parent, os.W_OK | os.X_OK):
         raise PermissionError(f"cannot write the export into {parent}: the folder is not writable")
     return target
+
+
+def _foreign_files(target: str) -> list:
+    """The files of ``target`` that are not a SavedModel export's (all of them without its metadata.json:
+    exports are written whole)."""
+    present = os.listdir(target)
+    others = sorted(set(present) - EXPORT_FILES)
+    if present and not os.path.exists(os.path.join(target, "metadata.json")):
+        others = others or sorted(present)
+    return others
+
+
+def _check_target(path, overwrite: bool) -> str:
+    """:func:`check_export_folder` for a SavedModel export (also a language model's)."""
+    return check_export_folder(path, overwrite, _foreign_files, is_complete)
 
 
 def save_model(model: keras.Model, path: str, metadata: Optional[dict] = None, overwrite: bool = False,

@@ -119,12 +119,7 @@ def settings_classes() -> list:
         >>> [cls.__name__ for cls in settings_classes()]
         ['FiltersSettings', 'ImpSettings']
     """
-    found = []
-    for name in METHODS.names():
-        settings = METHODS.get(name).settings
-        if settings is not None and settings not in found:
-            found.append(settings)
-    return found
+    return METHODS.declared("settings")
 
 
 def get(name: str) -> Method:
