@@ -109,7 +109,8 @@ def table2(rows, paper_of=None, declared: Declared = DEFAULT) -> str:
 
     Args:
         rows: The :class:`~tf_lottery.results.SweepRow` of a sweep.
-        paper_of: ``row -> the paper's value or None`` (e.g. :func:`table1_paper`), or None.
+        paper_of: ``row -> the paper's value or None`` (e.g. ``lambda r: paper.table2(32, r.criterion, r.p)``),
+            or None.
         declared: The sweep's :class:`~tf_lottery.reports.statistics.Declared` margin and power.
 
     Returns:
